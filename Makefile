@@ -1,0 +1,39 @@
+# relayflow developer commands. `make demo` and `make test` are the two that matter;
+# both create .venv through `make install` first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PLUGINS := $(wildcard plugins/*)
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck unit bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]' $(addprefix -e ,$(PLUGINS))
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/relayflow validate contrib/examples/*.yaml
+	$(BIN)/relayflow outline contrib/examples/seed-three-tasks.yaml
+
+lint: install
+	$(BIN)/ruff check core plugins tests contrib
+	$(BIN)/ruff format --check core plugins tests contrib
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench: install
+	$(BIN)/python contrib/bench/bench_fdl.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
