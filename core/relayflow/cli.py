@@ -21,7 +21,7 @@ EXIT_INVALID = 2
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="relayflow")
 def main() -> None:
-    """relayflow runs flows written in FDL durably, on your own machines.
+    """Run flows written in FDL durably, on your own machines.
 
     \b
     Start here:
@@ -57,15 +57,22 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
         flow, problems = _load(path)
         steps = flow.step_count() if flow else 0
         failed += bool(problems)
-        report.append({"file": path, "valid": not problems, "steps": steps,
-                       "problems": [p.to_dict() for p in problems]})
+        report.append(
+            {
+                "file": path,
+                "valid": not problems,
+                "steps": steps,
+                "problems": [p.to_dict() for p in problems],
+            }
+        )
         if as_json:
             continue
         if problems:
             for problem in problems:
                 click.echo(str(problem), err=True)
-            click.echo(f"invalid  {path}  ({len(problems)} problem{'s' * (len(problems) != 1)})",
-                       err=True)
+            click.echo(
+                f"invalid  {path}  ({len(problems)} problem{'s' * (len(problems) != 1)})", err=True
+            )
         else:
             click.echo(f"valid    {path}  ({steps} step{'s' * (steps != 1)})")
     if as_json:
@@ -77,8 +84,12 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
-              help="Write to this file instead of stdout.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file instead of stdout.",
+)
 def schema(output: str | None) -> None:
     """Print the JSON Schema (draft 2020-12) of FDL flow documents.
 

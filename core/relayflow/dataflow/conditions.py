@@ -264,7 +264,9 @@ def compile_condition(text: Any) -> Condition:
     if not isinstance(text, str):
         if isinstance(text, bool):
             return Condition(str(text).lower(), (), lambda s: text)
-        raise ExpressionError(f"a condition must be a string such as '$.ready == true', got {text!r}")
+        raise ExpressionError(
+            f"a condition must be a string such as '$.ready == true', got {text!r}"
+        )
     parser = _Parser(text)
     fn = parser.parse()
     return Condition(text, tuple(parser.paths), fn)

@@ -46,7 +46,9 @@ JSONObject = dict[str, Any]
 class Source(Protocol):
     """A compiled mapping source."""
 
-    raw: Any
+    @property
+    def raw(self) -> Any:
+        """The source as written in the definition."""
 
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
         """Value of the source; ``scope`` maps `input`, `local` and `context` to values."""

@@ -196,7 +196,7 @@ def parse_path(text: str, start: int = 0, *, what: str = "path") -> tuple[Path, 
             else:
                 raise ExpressionError(
                     f"{what} '{text}' has a bad selector at column {pos + 1}; "
-                    "use [n], [*] or [\"key\"]"
+                    'use [n], [*] or ["key"]'
                 )
         else:
             break

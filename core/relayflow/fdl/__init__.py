@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from relayflow.fdl.base import Mapping, Step, StepBase, register_step_type, step_types
+from relayflow.fdl.base import (
+    Mapping,
+    Step,
+    StepBase,
+    register_step_type,
+    step_types,
+    unregister_step_type,
+)
 from relayflow.fdl.flow import SUPPORTED_VERSIONS, Flow
 from relayflow.fdl.loader import check_flow, load_flow, load_flow_file
 from relayflow.fdl.problems import DefinitionError, Problem, format_path
@@ -56,4 +63,5 @@ __all__ = [
     "parse_resource_arn",
     "register_step_type",
     "step_types",
+    "unregister_step_type",
 ]

@@ -56,6 +56,7 @@ __all__ = [
     "TargetField",
     "register_step_type",
     "step_types",
+    "unregister_step_type",
 ]
 
 
@@ -205,9 +206,7 @@ class _StepUnion:
     """Builds a tagged union of the registered step types when pydantic asks for a schema."""
 
     @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         if not _REGISTRY:
             raise RuntimeError("no step types are registered; import relayflow.fdl")
         choices: dict[Any, CoreSchema] = {
@@ -239,7 +238,7 @@ def register_step_type(model: type[StepBase], *, contains_steps: bool = False) -
             when later types are registered).
     """
     annotation = model.model_fields["type"].annotation
-    names = getattr(annotation, "__args__", ())
+    names: tuple[object, ...] = getattr(annotation, "__args__", ())
     if len(names) != 1 or not isinstance(names[0], str):
         raise TypeError(f"{model.__name__}.type must be a Literal of exactly one name")
     name = names[0]
@@ -248,6 +247,16 @@ def register_step_type(model: type[StepBase], *, contains_steps: bool = False) -
     _REGISTRY[name] = model
     if contains_steps:
         _DEPENDENTS.append(model)
+    for dependent in _DEPENDENTS:
+        if dependent.__pydantic_complete__:
+            dependent.model_rebuild(force=True)
+
+
+def unregister_step_type(name: str) -> None:
+    """Remove a registered step type (for plugins being unloaded, and tests)."""
+    model = _REGISTRY.pop(name, None)
+    if model in _DEPENDENTS:
+        _DEPENDENTS.remove(model)
     for dependent in _DEPENDENTS:
         if dependent.__pydantic_complete__:
             dependent.model_rebuild(force=True)

@@ -76,9 +76,11 @@ def check_siblings(data: Any) -> list[tuple[DataPath, str]]:
                 continue
             if name in seen:
                 problems.append(
-                    ((*path, i, "name"),
-                     f"step name '{name}' is already used by {_fmt(path, seen[name])}; "
-                     "names must be unique among sibling steps")
+                    (
+                        (*path, i, "name"),
+                        f"step name '{name}' is already used by {_fmt(path, seen[name])}; "
+                        "names must be unique among sibling steps",
+                    )
                 )
             else:
                 seen[name] = i

@@ -41,18 +41,25 @@ def check_flow(text: str, name: str = "<string>") -> tuple[Flow | None, list[Pro
         return None, problems
     if not isinstance(parsed.data, dict):
         kind = type(parsed.data).__name__
-        problems.append(Problem(
-            f"a flow must be a mapping with version, type and steps, got a {kind}",
-            (), parsed.line_of(()), name,
-        ))
+        problems.append(
+            Problem(
+                f"a flow must be a mapping with version, type and steps, got a {kind}",
+                (),
+                parsed.line_of(()),
+                name,
+            )
+        )
         return None, problems
     flow: Flow | None = None
     try:
         flow = Flow.model_validate(parsed.data)
     except ValidationError as exc:
+        # A value the reader already reported (a bad !Ref, say) is not reported twice.
+        reported = {p.path for p in parsed.problems}
         for error in exc.errors(include_url=False):
             path, message = describe_error(parsed.data, error)
-            problems.append(_problem(parsed, path, message))
+            if path not in reported:
+                problems.append(_problem(parsed, path, message))
     for path, message in check_siblings(parsed.data):
         problems.append(_problem(parsed, path, message))
     if problems:
@@ -82,7 +89,9 @@ def read_text(path: str | FilePath) -> str:
     try:
         return FilePath(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise DefinitionError([Problem(f"cannot read the file: {exc.strerror}", source=str(path))]) from None
+        raise DefinitionError(
+            [Problem(f"cannot read the file: {exc.strerror}", source=str(path))]
+        ) from None
     except UnicodeDecodeError:
         raise DefinitionError([Problem("the file is not UTF-8 text", source=str(path))]) from None
 

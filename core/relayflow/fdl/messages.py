@@ -56,7 +56,12 @@ def _data_path(raw: Any, loc: tuple[int | str, ...]) -> tuple[DataPath, Any]:
     node = raw
     after_index = False
     for el in loc:
-        if after_index and isinstance(node, dict) and isinstance(el, str) and node.get("type") == el:
+        if (
+            after_index
+            and isinstance(node, dict)
+            and isinstance(el, str)
+            and node.get("type") == el
+        ):
             after_index = False
             continue  # the tag pydantic adds for a tagged union
         after_index = isinstance(el, int)
@@ -91,12 +96,18 @@ def _model_at(raw: Any, path: DataPath) -> tuple[type[BaseModel] | None, str]:
     if last_key == "steps" and isinstance(path[-1], int):
         node = _value_at(raw, path)
         kind = node.get("type") if isinstance(node, dict) else None
-        model = step_types().get(kind) if isinstance(kind, str) else None
-        return model, f"a {kind} step" if model else "a step"
+        step_model = step_types().get(kind) if isinstance(kind, str) else None
+        return step_model, f"{kind} step" if step_model else "step"
     model = _MODEL_UNDER_KEY.get(last_key)
     if model is not None:
-        return model, f"a {last_key} entry" if isinstance(path[-1], int) else last_key
+        return model, f"{last_key} entry" if isinstance(path[-1], int) else last_key
     return None, "this object"
+
+
+def _article(what: str) -> str:
+    if what.startswith(("the ", "this ")) or not what.endswith((" step", " entry")):
+        return what
+    return ("an " if what[0] in "aeiou" else "a ") + what
 
 
 def _allowed_keys(model: type[BaseModel]) -> list[str]:
@@ -123,13 +134,13 @@ def describe_error(raw: Any, error: ErrorDetails) -> tuple[DataPath, str]:
     if kind == "missing":
         parent = path[:-1]
         _, what = _model_at(raw, parent)
-        return parent, f"{what} needs '{path[-1]}', which is missing"
+        return parent, f"{_article(what)} needs '{path[-1]}', which is missing"
     if kind == "extra_forbidden":
         model, what = _model_at(raw, path[:-1])
         key = str(path[-1])
         allowed = _allowed_keys(model) if model else []
         hint = _suggest(key, allowed)
-        listed = f"{what} takes: {', '.join(allowed)}" if allowed else ""
+        listed = f"{_article(what)} takes: {', '.join(allowed)}" if allowed else ""
         return path, f"unknown attribute '{key}'; {hint}{listed}".rstrip("; ")
     if kind in ("step_type", "union_tag_invalid", "union_tag_not_found"):
         names = sorted(step_types())
@@ -140,9 +151,13 @@ def describe_error(raw: Any, error: ErrorDetails) -> tuple[DataPath, str]:
         if tag is None:
             return path, f"this step has no 'type'; use one of: {', '.join(names)}"
         hint = _suggest(str(tag), names)
-        return path + ("type",), f"unknown step type {_show(tag)}; {hint}use one of: {', '.join(names)}"
+        message = f"unknown step type {_show(tag)}; {hint}use one of: {', '.join(names)}"
+        return (*path, "type"), message
     if kind == "literal_error":
-        return path, f"must be {ctx.get('expected', 'one of the allowed values')}, got {_show(given)}"
+        return (
+            path,
+            f"must be {ctx.get('expected', 'one of the allowed values')}, got {_show(given)}",
+        )
     if kind == "value_error":
         message = str(ctx.get("error", error["msg"]))
         return path, message
@@ -155,7 +170,10 @@ def describe_error(raw: Any, error: ErrorDetails) -> tuple[DataPath, str]:
         word = "at most" if kind == "less_than_equal" else "less than"
         return path, f"must be {word} {bound}, got {_show(given)}"
     if kind == "too_short":
-        return path, f"needs at least {ctx.get('min_length')} item(s), got {ctx.get('actual_length')}"
+        return (
+            path,
+            f"needs at least {ctx.get('min_length')} item(s), got {ctx.get('actual_length')}",
+        )
     if kind == "too_long":
         return path, f"takes at most {ctx.get('max_length')} items, got {ctx.get('actual_length')}"
     if kind == "string_too_short":
@@ -166,4 +184,3 @@ def describe_error(raw: Any, error: ErrorDetails) -> tuple[DataPath, str]:
     if base in _TYPE_NAMES:
         return path, f"must be {_TYPE_NAMES[base]}, got {_show(given)}"
     return path, f"{error['msg'][:1].lower()}{error['msg'][1:]}, got {_show(given)}"
-

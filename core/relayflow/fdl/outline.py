@@ -26,9 +26,13 @@ def _describe(step: StepBase) -> str:
         if step.retry:
             parts.append(f"retry x{len(step.retry)}")
     elif isinstance(step, WaitStep):
-        parts.append(f"for {step.duration}s" if step.duration is not None else f"until {step.timestamp}")
+        parts.append(
+            f"for {step.duration}s" if step.duration is not None else f"until {step.timestamp}"
+        )
     elif isinstance(step, ForeachStep):
-        parts.append(f"over {step.iteration_mapping.collection.raw} as {step.iteration_mapping.item}")
+        parts.append(
+            f"over {step.iteration_mapping.collection.raw} as {step.iteration_mapping.item}"
+        )
     elif isinstance(step, FailStep):
         parts.append(f"error {step.error or '-'}")
     if isinstance(step, TaskStep | ParallelStep | ForeachStep) and step.catch:
@@ -44,7 +48,9 @@ def _lines(steps: list[StepBase], indent: str) -> list[str]:
         last = i == len(steps) - 1
         branch, child_indent = ("└─ ", "   ") if last else ("├─ ", "│  ")
         detail = _describe(step)
-        out.append(f"{indent}{branch}{step.type:<8} {step.name}" + (f"  {detail}" if detail else ""))
+        out.append(
+            f"{indent}{branch}{step.type:<8} {step.name}" + (f"  {detail}" if detail else "")
+        )
         inner = indent + child_indent
         if isinstance(step, ChoiceStep):
             for c in step.choices:

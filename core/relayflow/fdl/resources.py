@@ -88,8 +88,9 @@ def parse_resource_arn(raw: str) -> ResourceArn:
         ValueError: one sentence saying what is wrong and which form was expected.
     """
     if not isinstance(raw, str):
-        raise ValueError(f"resourceArn must be a string such as acs:fc:::services/s/functions/f, "
-                         f"got {raw!r}")
+        raise ValueError(
+            f"resourceArn must be a string such as acs:fc:::services/s/functions/f, got {raw!r}"
+        )
     parts = raw.split(":", 2)
     if len(parts) < 3 or parts[0] != "acs":
         raise ValueError(
@@ -109,8 +110,14 @@ def parse_resource_arn(raw: str) -> ResourceArn:
     g = m.groupdict()
     if service == "fc":
         return ResourceArn(
-            raw, "fc", "function", g["function"], g["region"], g["account"],
-            g["service"], g["qualifier"],
+            raw,
+            "fc",
+            "function",
+            g["function"],
+            g["region"],
+            g["account"],
+            g["service"],
+            g["qualifier"],
         )
     kind = _KIND_OF.get(g.get("kind") or "", "flow")
     return ResourceArn(raw, service, kind, g["name"], g["region"], g["account"])

@@ -89,9 +89,12 @@ class _Builder:
                 continue
             if isinstance(key, bool | int | float):
                 key = str(key).lower() if isinstance(key, bool) else str(key)
+            child = (*path, key)
             if key in result:
-                self.problem(key_node, (*path, key), f"key '{key}' appears twice in this mapping")
-            result[key] = self.build(value_node, (*path, key))
+                self.problem(key_node, child, f"key '{key}' appears twice in this mapping")
+            # A value's line is its key's line: block values start on the line below.
+            self.parsed.lines[child] = key_node.start_mark.line + 1
+            result[key] = self.build(value_node, child)
         return result
 
     def scalar(self, node: ScalarNode, path: DataPath) -> Any:
@@ -128,12 +131,19 @@ def parse_source(text: str, name: str = "<string>") -> ParsedSource:
         what = exc.problem or exc.context or "it is not valid YAML or JSON"
         parsed.problems.append(Problem(f"the document does not parse: {what}", (), line, name))
         return parsed
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        message = f"the document contains a character YAML does not allow ({exc.character!r})"
+        parsed.problems.append(Problem(message, (), line, name))
+        return parsed
     except yaml.YAMLError as exc:
-        parsed.problems.append(Problem(f"the document does not parse: {exc}", (), None, name))
+        message = " ".join(f"the document does not parse: {exc}".split())
+        parsed.problems.append(Problem(message, (), None, name))
         return parsed
     if node is None:
-        parsed.problems.append(Problem("the document is empty; a flow needs version, type and steps",
-                                       (), 1, name))
+        parsed.problems.append(
+            Problem("the document is empty; a flow needs version, type and steps", (), 1, name)
+        )
         return parsed
     parsed.data = _Builder(parsed).build(node, ())
     return parsed

@@ -164,7 +164,9 @@ class WaitStep(StepBase):
     def _exactly_one(self) -> WaitStep:
         if (self.duration is None) == (self.timestamp is None):
             which = "both" if self.duration is not None else "neither"
-            raise ValueError(f"a wait step needs exactly one of duration and timestamp; it has {which}")
+            raise ValueError(
+                f"a wait step needs exactly one of duration and timestamp; it has {which}"
+            )
         return self
 
 
@@ -258,9 +260,14 @@ class FailStep(StepBase):
     cause: str | None = None
 
 
-for _container in (ChoiceBranch, ChoiceDefault, Branch):
-    register_step_container(_container)
-for _step in (TaskStep, PassStep, WaitStep, SucceedStep, FailStep):
-    register_step_type(_step)
-for _step in (ChoiceStep, ParallelStep, ForeachStep):
-    register_step_type(_step, contains_steps=True)
+def _register_builtins() -> None:
+    for container in (ChoiceBranch, ChoiceDefault, Branch):
+        register_step_container(container)
+    leaves: tuple[type[StepBase], ...] = (TaskStep, PassStep, WaitStep, SucceedStep, FailStep)
+    for step in leaves:
+        register_step_type(step)
+    for step in (ChoiceStep, ParallelStep, ForeachStep):
+        register_step_type(step, contains_steps=True)
+
+
+_register_builtins()

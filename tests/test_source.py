@@ -1,0 +1,63 @@
+"""Reading YAML and JSON: lines, !Ref, timestamps, duplicate keys, anchors."""
+
+from relayflow.fdl.source import parse_source
+
+
+def test_lines_point_at_keys_and_items():
+    parsed = parse_source("a: 1\nb:\n  - x\n  - y: 2\n    z: 3\n")
+    assert parsed.data == {"a": 1, "b": ["x", {"y": 2, "z": 3}]}
+    assert parsed.lines[("a",)] == 1
+    assert parsed.lines[("b",)] == 2
+    assert parsed.lines[("b", 0)] == 3
+    assert parsed.lines[("b", 1, "z")] == 5
+    assert parsed.line_of(("b", 1, "missing", 0)) == 4
+
+
+def test_ref_tag_and_timestamps():
+    parsed = parse_source("r: !Ref svc/fn\nt: 2019-05-02T15:04:05Z\nd: 2019-05-02\n")
+    assert parsed.data == {
+        "r": "acs:fc:::services/svc/functions/fn",
+        "t": "2019-05-02T15:04:05Z",
+        "d": "2019-05-02",
+    }
+    assert not parsed.problems
+
+
+def test_scalar_types_are_kept():
+    parsed = parse_source("a: 3\nb: true\nc: null\nd: 1.5\ne: '3'\nf: {\"x\": 1}\n")
+    assert parsed.data == {"a": 3, "b": True, "c": None, "d": 1.5, "e": "3", "f": {"x": 1}}
+
+
+def test_json_text():
+    parsed = parse_source('{"a":1,"b":[true,null,"x\\/y"]}')
+    assert parsed.data == {"a": 1, "b": [True, None, "x/y"]}
+
+
+def test_anchors_and_merge_keys():
+    parsed = parse_source("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n")
+    assert parsed.data["use"] == {"x": 1, "y": 3}
+
+
+def test_duplicate_keys_are_reported():
+    parsed = parse_source("a: 1\na: 2\n", "d.yaml")
+    assert [str(p) for p in parsed.problems] == [
+        "d.yaml:2: a: key 'a' appears twice in this mapping"
+    ]
+
+
+def test_syntax_error_has_a_line():
+    parsed = parse_source("a: [1, 2\nb: 3\n", "s.yaml")
+    assert parsed.data is None
+    assert parsed.problems[0].line is not None
+    assert parsed.problems[0].message.startswith("the document does not parse")
+
+
+def test_non_string_keys_become_strings():
+    parsed = parse_source("1: a\ntrue: b\n")
+    assert parsed.data == {"1": "a", "true": "b"}
+
+
+def test_control_characters_are_reported_on_one_line():
+    parsed = parse_source("a: 1\nb: \x1f\n", "c.yaml")
+    (problem,) = parsed.problems
+    assert problem.line == 2 and "character YAML does not allow" in problem.message
