@@ -292,6 +292,28 @@ def test_json_documents_load():
     assert load_flow(text).steps[0].duration == 1
 
 
+def test_json_flow_may_name_its_schema():
+    text = json.dumps(
+        {
+            "$schema": "./fdl.schema.json",
+            "version": "v1",
+            "type": "flow",
+            "steps": [{"type": "pass", "name": "p"}],
+        }
+    )
+    assert load_flow(text).schema_uri == "./fdl.schema.json"
+
+
+def test_retry_delays():
+    flow = load_flow(
+        "version: v1\ntype: flow\nsteps:\n  - type: task\n    name: t\n"
+        "    action: x:Y\n    retry:\n      - errors: [E]\n        intervalSeconds: 10\n"
+        "        maxIntervalSeconds: 30\n"
+    )
+    policy = flow.steps[0].retry[0]
+    assert [policy.delay(n) for n in (1, 2, 3, 4)] == [10.0, 20.0, 30.0, 30.0]
+
+
 def test_wait_duration_string_number(flow_text):
     flow = load_flow(flow_text("- type: wait\n  name: w\n  duration: '10'"))
     assert flow.steps[0].duration == 10

@@ -6,11 +6,14 @@ from relayflow.fdl.source import parse_source
 def test_lines_point_at_keys_and_items():
     parsed = parse_source("a: 1\nb:\n  - x\n  - y: 2\n    z: 3\n")
     assert parsed.data == {"a": 1, "b": ["x", {"y": 2, "z": 3}]}
-    assert parsed.lines[("a",)] == 1
-    assert parsed.lines[("b",)] == 2
-    assert parsed.lines[("b", 0)] == 3
-    assert parsed.lines[("b", 1, "z")] == 5
+    assert parsed.line_of(()) == 1
+    assert parsed.line_of(("a",)) == 1
+    assert parsed.line_of(("b",)) == 2
+    assert parsed.line_of(("b", 0)) == 3
+    assert parsed.line_of(("b", 1)) == 4
+    assert parsed.line_of(("b", 1, "z")) == 5
     assert parsed.line_of(("b", 1, "missing", 0)) == 4
+    assert parsed.line_of(("b", 9)) == 2
 
 
 def test_ref_tag_and_timestamps():
@@ -36,6 +39,7 @@ def test_json_text():
 def test_anchors_and_merge_keys():
     parsed = parse_source("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n")
     assert parsed.data["use"] == {"x": 1, "y": 3}
+    assert parsed.line_of(("use", "y")) == 4
 
 
 def test_duplicate_keys_are_reported():
@@ -55,6 +59,7 @@ def test_syntax_error_has_a_line():
 def test_non_string_keys_become_strings():
     parsed = parse_source("1: a\ntrue: b\n")
     assert parsed.data == {"1": "a", "true": "b"}
+    assert parse_source("on: 1\nyes: 2\n").data == {"on": 1, "yes": 2}
 
 
 def test_control_characters_are_reported_on_one_line():

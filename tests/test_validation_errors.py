@@ -7,6 +7,44 @@ HEAD = "version: v1\ntype: flow\nsteps:\n"
 
 # (case id, steps YAML under `steps:`, expected path, line, fragment of the message)
 CASES = [
+    ("empty name", "  - type: pass\n    name: ''\n", "steps[0].name", 5, "must not be empty"),
+    (
+        "boolean duration",
+        "  - type: wait\n    name: w\n    duration: true\n",
+        "steps[0].duration",
+        6,
+        "must be a number of seconds or a path",
+    ),
+    (
+        "fractional maxAttempts",
+        "  - type: task\n    name: t\n    action: x:Y\n    retry:\n      - errors: [E]\n        maxAttempts: 1.5\n",
+        "steps[0].retry[0].maxAttempts",
+        9,
+        "must be a whole number, got 1.5",
+    ),
+    (
+        "maxInterval below interval",
+        "  - type: task\n    name: t\n    action: x:Y\n    retry:\n      - errors: [E]\n"
+        "        intervalSeconds: 10\n        maxIntervalSeconds: 5\n",
+        "steps[0].retry[0]",
+        8,
+        "maxIntervalSeconds (5) is smaller than intervalSeconds (10)",
+    ),
+    (
+        "collection from local",
+        "  - type: foreach\n    name: f\n    iterationMapping:\n      collection: $local.names\n"
+        "      item: n\n    steps:\n      - type: pass\n        name: p\n",
+        "steps[0].iterationMapping.collection",
+        7,
+        "must read the step's input",
+    ),
+    (
+        "unknown tag in resourceArn",
+        "  - type: task\n    name: t\n    resourceArn: !Sub x\n",
+        "steps[0].resourceArn",
+        6,
+        "YAML tag !Sub is not supported",
+    ),
     (
         "unknown step type",
         "  - type: tsk\n    name: a\n",
@@ -415,6 +453,13 @@ TOP_LEVEL = [
     ("no steps", "version: v1\ntype: flow\n", "", 1, "the flow needs 'steps', which is missing"),
     ("empty steps", "version: v1\ntype: flow\nsteps: []\n", "steps", 3, "needs at least 1 item"),
     (
+        "flow timeout above a year",
+        "version: v1\ntype: flow\ntimeoutSeconds: 31536001\nsteps: [{type: pass, name: a}]\n",
+        "timeoutSeconds",
+        3,
+        "must be at most 31536000",
+    ),
+    (
         "flow timeout",
         "version: v1\ntype: flow\ntimeoutSeconds: -1\nsteps: [{type: pass, name: a}]\n",
         "timeoutSeconds",
@@ -444,7 +489,7 @@ TOP_LEVEL = [
         3,
         "the document does not parse",
     ),
-    ("two documents", "version: v1\n---\nversion: v1\n", "", 2, "the document does not parse"),
+    ("two documents", "version: v1\n---\nversion: v1\n", "", 2, "more than one YAML document"),
 ]
 
 

@@ -19,6 +19,7 @@ match what FDL authors write and documented in docs/fdl.md:
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 import re
@@ -253,6 +254,11 @@ def _unquote(quoted: str) -> str:
     body = quoted[1:-1].replace("\\'", "'").replace('"', '\\"')
     result_single: str = json.loads('"' + body + '"')
     return result_single
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_text(text: str) -> Condition:
+    return _compile_text(text)  # conditions repeat; compiled ones are immutable
 
 
 def compile_condition(text: Any) -> Condition:

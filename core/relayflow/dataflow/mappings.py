@@ -17,6 +17,7 @@ errorMappings     the step's own input       `{"error", "cause"}`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -78,6 +79,11 @@ class ConstantSource:
         return self.raw
 
 
+@functools.lru_cache(maxsize=4096)
+def _compile_path_source(raw: str, what: str) -> PathSource:
+    return PathSource(raw, compile_path(raw, what=what))
+
+
 def compile_source(raw: Any, *, what: str = "source") -> Source:
     """Compile a mapping source; a string that is not a path is a constant.
 
@@ -85,8 +91,16 @@ def compile_source(raw: Any, *, what: str = "source") -> Source:
         ExpressionError: ``raw`` looks like a path but does not parse.
     """
     if isinstance(raw, str) and is_path_like(raw):
-        return PathSource(raw, compile_path(raw, what=what))
+        return _compile_path_source(raw, what)  # sources repeat; compiled ones are immutable
     return ConstantSource(raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_target(raw: str) -> tuple[str, ...]:
+    parts = tuple(raw.split("."))
+    if "" in parts:
+        raise ExpressionError(f"target '{raw}' has an empty key; write keys as 'a' or 'a.b'")
+    return parts
 
 
 def compile_target(raw: Any) -> tuple[str, ...]:
@@ -97,10 +111,7 @@ def compile_target(raw: Any) -> tuple[str, ...]:
     """
     if not isinstance(raw, str) or not raw:
         raise ExpressionError(f"a target must be a non-empty key such as 'name', got {raw!r}")
-    parts = tuple(raw.split("."))
-    if any(not p for p in parts):
-        raise ExpressionError(f"target '{raw}' has an empty key; write keys as 'a' or 'a.b'")
-    return parts
+    return _split_target(raw)
 
 
 @dataclass(frozen=True, slots=True)

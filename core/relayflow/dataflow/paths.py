@@ -74,6 +74,7 @@ _INDEX = re.compile(r"\[\s*(-?\d+)\s*\]")
 _WILD = re.compile(r"\[\s*\*\s*\]|\.\*")
 _QUOTED = re.compile(r"""\[\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*\]""")
 _ROOT = re.compile(r"\$(input|local|context)?(?![A-Za-z0-9_])")
+_PATH_START = re.compile(r"\$(?:(?:input|local|context)(?![A-Za-z0-9_])|(?=[.\[]|$))")
 _LOOKS_LIKE_ROOT = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)(?=[.\[])")
 
 
@@ -138,13 +139,14 @@ def is_path_like(text: str) -> bool:
     """Say whether ``text`` is meant as a path rather than a constant.
 
     FDL treats a source that does not start with `$input`, `$local` or `$context` as a constant.
-    `$` followed by `.`, `[` or nothing is a path of the step input too. A string such as
+    `$` followed by `.`, `[` or nothing is a path of the step input too; `$ 5` or `$-x` are
+    constants. A string such as
     `$imput.x` looks like a path with a misspelt root: it counts as a path here so that it is
     reported instead of silently becoming a constant.
     """
     if not text.startswith("$"):
         return False
-    return bool(_ROOT.match(text)) or bool(_LOOKS_LIKE_ROOT.match(text))
+    return bool(_PATH_START.match(text)) or bool(_LOOKS_LIKE_ROOT.match(text))
 
 
 def parse_path(text: str, start: int = 0, *, what: str = "path") -> tuple[Path, int]:

@@ -22,6 +22,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     GetCoreSchemaHandler,
     PlainSerializer,
     PlainValidator,
@@ -96,6 +97,8 @@ def _compile_path_source(value: Any) -> PathSource:
     source = compile_source(value)
     if not isinstance(source, PathSource):
         raise ValueError(f"expected a path such as $.items, got the constant {value!r}")
+    if source.path.root != "input":
+        raise ValueError(f"'{value}' must read the step's input, like $.items or $input.items")
     return source
 
 
@@ -139,7 +142,7 @@ ResourceArnField = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^acs:(fc|mns|fnf):",
+            "pattern": r"^(acs:(fc|mns|fnf):|[A-Za-z0-9_][\w.\-]*/[A-Za-z0-9_][\w.\-]*$)",
             "description": "acs:fc:{region}:{account}:services/{service}/functions/{function}, "
             "acs:mns:::/queues/{queue}/messages, acs:mns:::/topics/{topic}/messages, "
             "acs:fnf:::flow/{flow}, or funcraft's !Ref service/function.",
@@ -186,7 +189,7 @@ class StepBase(FdlModel):
     """Attributes every step type has. Subclasses fix `type` with a `Literal`."""
 
     type: str
-    name: str
+    name: str = Field(min_length=1)
     input_mappings: MappingList | None = None
     output_mappings: MappingList | None = None
 

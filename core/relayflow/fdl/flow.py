@@ -12,6 +12,8 @@ from relayflow.fdl.base import FdlModel, MappingList, Step, StepBase, register_s
 __all__ = ["SUPPORTED_VERSIONS", "Flow"]
 
 SUPPORTED_VERSIONS = ("v1", "v1beta1", "v1.0")
+#: An execution lasts at most a year, as in Serverless Workflow.
+MAX_EXECUTION_SECONDS = 365 * 24 * 3600
 
 
 class Flow(FdlModel):
@@ -22,7 +24,12 @@ class Flow(FdlModel):
     steps: list[Step] = Field(min_length=1)
     input_mappings: MappingList | None = None
     output_mappings: MappingList | None = None
-    timeout_seconds: int | None = Field(default=None, ge=1)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_EXECUTION_SECONDS)
+    schema_uri: str | None = Field(
+        default=None,
+        alias="$schema",
+        description="Ignored by relayflow; lets editors find the JSON Schema of a JSON flow.",
+    )
 
     def walk(self) -> Iterator[tuple[tuple[str | int, ...], StepBase]]:
         """Every step in document order, with its path (`("steps", 2, "branches", 0, ...)`)."""

@@ -180,7 +180,10 @@ def describe_error(raw: Any, error: ErrorDetails) -> tuple[DataPath, str]:
         return path, "must not be empty"
     if kind == "string_pattern_mismatch" and path and path[-1] == "action":
         return path, f"action {_show(given)} must look like service:Action, e.g. fnf:StartExecution"
+    if kind == "int_from_float":
+        return path, f"must be a whole number, got {_show(given)}"
     base = kind.removesuffix("_type").removesuffix("_parsing")
     if base in _TYPE_NAMES:
         return path, f"must be {_TYPE_NAMES[base]}, got {_show(given)}"
-    return path, f"{error['msg'][:1].lower()}{error['msg'][1:]}, got {_show(given)}"
+    text = f"{error['msg'][:1].lower()}{error['msg'][1:]}"
+    return path, text if "got" in text else f"{text}, got {_show(given)}"

@@ -61,6 +61,20 @@ class RetryPolicy(FdlModel):
     def _error_names(cls, value: list[str]) -> list[str]:
         return _check_error_names(value)
 
+    @model_validator(mode="after")
+    def _interval_order(self) -> RetryPolicy:
+        if self.max_interval_seconds < self.interval_seconds:
+            raise ValueError(
+                f"maxIntervalSeconds ({self.max_interval_seconds}) is smaller than "
+                f"intervalSeconds ({self.interval_seconds}); the cap must not be below the start"
+            )
+        return self
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before the ``retry``-th retry (1-based)."""
+        grown = self.interval_seconds * self.multiplier ** (retry - 1)
+        return float(min(grown, self.max_interval_seconds))
+
 
 class CatchPolicy(FdlModel):
     """After retries are exhausted, go to the sibling step `goto` when the error matches."""
@@ -133,6 +147,15 @@ class WaitStep(StepBase):
     duration: int | float | str | None = None
     timestamp: str | None = None
     end: bool = False
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _not_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(
+                f"duration must be a number of seconds or a path like $.seconds, got {value}"
+            )
+        return value
 
     @field_validator("duration")
     @classmethod
