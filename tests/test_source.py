@@ -1,6 +1,6 @@
 """Reading YAML and JSON: lines, !Ref, timestamps, duplicate keys, anchors."""
 
-from relayflow.fdl.source import parse_source
+from relayflow.fdl.source import parse_json, parse_source
 
 
 def test_lines_point_at_keys_and_items():
@@ -66,3 +66,17 @@ def test_control_characters_are_reported_on_one_line():
     parsed = parse_source("a: 1\nb: \x1f\n", "c.yaml")
     (problem,) = parsed.problems
     assert problem.line == 2 and "character YAML does not allow" in problem.message
+
+
+def test_json_fast_path_matches_the_yaml_reader():
+    text = (
+        '{"version": "v1", "type": "flow", "steps": [{"type": "pass", "name": "a", "end": true}]}'
+    )
+    fast = parse_json(text)
+    assert fast is not None and fast.data == parse_source(text).data
+
+
+def test_json_fast_path_declines_what_it_cannot_judge():
+    assert parse_json("version: v1") is None
+    assert parse_json('{"a": 1, "a": 2}') is None  # the full reader reports the duplicate
+    assert parse_json('{"a": [1, 2}') is None

@@ -534,3 +534,19 @@ def test_yaml_anchor_cycle_is_a_problem():
     text = "version: v1\ntype: flow\nsteps: &s\n  - type: pass\n    name: a\n    extra: *s\n"
     flow, problems = check_flow(text)
     assert flow is None and problems
+
+
+def test_json_documents_get_lines_too():
+    text = '{\n  "version": "v1",\n  "type": "flow",\n  "steps": [\n    {"type": "pass",\n     "nme": "a"}\n  ]\n}\n'
+    _, problems = check_flow(text, "f.json")
+    assert [str(p) for p in problems] == [
+        "f.json:5: steps[0]: a pass step needs 'name', which is missing",
+        "f.json:6: steps[0].nme: unknown attribute 'nme'; did you mean 'name'? a pass step takes: type, name, inputMappings, outputMappings, end",
+    ]
+
+
+def test_json_duplicate_keys_are_reported():
+    _, problems = check_flow(
+        '{"version": "v1", "version": "v1", "type": "flow", "steps": [{"type": "pass", "name": "a"}]}'
+    )
+    assert [p.message for p in problems] == ["key 'version' appears twice in this mapping"]

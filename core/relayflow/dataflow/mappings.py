@@ -28,6 +28,7 @@ __all__ = [
     "ConstantSource",
     "MappingRule",
     "PathSource",
+    "Rule",
     "ServiceParams",
     "Source",
     "compile_service_params",
@@ -114,9 +115,21 @@ def compile_target(raw: Any) -> tuple[str, ...]:
     return _split_target(raw)
 
 
+class Rule(Protocol):
+    """Anything with a compiled target and source; the FDL `Mapping` model is one."""
+
+    @property
+    def target(self) -> tuple[str, ...]:
+        """The keys of the target, `("a", "b")` for `a.b`."""
+
+    @property
+    def source(self) -> Source:
+        """The compiled source."""
+
+
 @dataclass(frozen=True, slots=True)
 class MappingRule:
-    """One compiled `{target, source}` pair."""
+    """One compiled `{target, source}` pair, for use without the FDL models."""
 
     target: tuple[str, ...]
     source: Source
@@ -134,7 +147,7 @@ def _set(result: JSONObject, keys: Sequence[str], value: Any) -> None:
 
 
 def evaluate_mappings(
-    rules: Iterable[MappingRule], *, input: Any, local: Any, context: Any = None
+    rules: Iterable[Rule], *, input: Any, local: Any, context: Any = None
 ) -> JSONObject:
     """Build the object that a mapping list describes. Later rules win on the same target."""
     scope = {"input": input, "local": local, "context": context}
@@ -165,7 +178,7 @@ def merge_outputs(outputs: Iterable[Mapping[str, Any]]) -> JSONObject:
 
 
 def step_input(
-    rules: Sequence[MappingRule] | None,
+    rules: Sequence[Rule] | None,
     *,
     parent_input: Mapping[str, Any],
     parent_local: Mapping[str, Any],
@@ -178,7 +191,7 @@ def step_input(
 
 
 def step_output(
-    rules: Sequence[MappingRule] | None,
+    rules: Sequence[Rule] | None,
     *,
     input: Mapping[str, Any],
     local: Any,

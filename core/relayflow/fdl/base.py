@@ -33,7 +33,6 @@ from pydantic_core import CoreSchema, core_schema
 
 from relayflow.dataflow import (
     Condition,
-    MappingRule,
     PathSource,
     ServiceParams,
     Source,
@@ -172,14 +171,13 @@ ServiceParamsField = Annotated[
 
 
 class Mapping(FdlModel):
-    """One `{target, source}` pair of inputMappings, outputMappings or errorMappings."""
+    """One `{target, source}` pair of inputMappings, outputMappings or errorMappings.
+
+    It is a compiled rule already: pass a list of them to `relayflow.dataflow` functions.
+    """
 
     target: TargetField
     source: SourceField
-
-    def rule(self) -> MappingRule:
-        """The compiled rule the data-flow functions take."""
-        return MappingRule(self.target, self.source)
 
 
 MappingList = list[Mapping]
