@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from relayflow.dataflow import ExpressionError, compile_condition, compile_source
 from relayflow.fdl import Flow, check_flow
-from relayflow.fdl.source import parse_source
+from relayflow.fdl.source import parse_quick, parse_source
 
 from tests.helpers import EXAMPLES, corpus_files
 
@@ -171,6 +171,15 @@ def mutated_flows(draw):
 @given(mutated_flows())
 def test_mutated_corpus_flows(doc):
     assert_outcome(yaml.safe_dump(doc, sort_keys=False))
+
+
+@SETTINGS
+@given(JSONISH, st.booleans())
+def test_quick_reader_agrees_or_declines(data, flow_style):
+    text = yaml.safe_dump(data, default_flow_style=flow_style)
+    quick = parse_quick(text)
+    if quick is not None:
+        assert quick.data == parse_source(text).data
 
 
 @SETTINGS

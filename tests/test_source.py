@@ -1,6 +1,7 @@
 """Reading YAML and JSON: lines, !Ref, timestamps, duplicate keys, anchors."""
 
-from relayflow.fdl.source import parse_json, parse_source
+import pytest
+from relayflow.fdl.source import parse_quick, parse_source
 
 
 def test_lines_point_at_keys_and_items():
@@ -68,15 +69,32 @@ def test_control_characters_are_reported_on_one_line():
     assert problem.line == 2 and "character YAML does not allow" in problem.message
 
 
-def test_json_fast_path_matches_the_yaml_reader():
-    text = (
-        '{"version": "v1", "type": "flow", "steps": [{"type": "pass", "name": "a", "end": true}]}'
-    )
-    fast = parse_json(text)
-    assert fast is not None and fast.data == parse_source(text).data
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"version": "v1", "type": "flow", "steps": [{"type": "pass", "name": "a", "end": true}]}',
+        "version: v1\ntype: flow\nsteps:\n  - {type: wait, name: w, duration: 1.5}\n  - [a, 'b', 3, ~, yes]\n",
+        "on: off\nt: 2019-05-02T15:04:05Z\nq: '2'\n",
+    ],
+)
+def test_quick_reader_agrees_with_the_full_one(text):
+    quick = parse_quick(text)
+    assert quick is not None and quick.data == parse_source(text).data
 
 
-def test_json_fast_path_declines_what_it_cannot_judge():
-    assert parse_json("version: v1") is None
-    assert parse_json('{"a": 1, "a": 2}') is None  # the full reader reports the duplicate
-    assert parse_json('{"a": [1, 2}') is None
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1, "a": 2}',  # the full reader reports the duplicate
+        "a: 1\na: 2\n",
+        "a: !Ref s/f\n",
+        "a: &x 1\nb: *x\n",
+        "base: {x: 1}\nuse:\n  <<: {y: 2}\n",
+        "a: 1\n---\nb: 2\n",
+        "just a string\n",
+        "? [a]\n: 1\n",
+        "a: [1, 2\n",
+    ],
+)
+def test_quick_reader_declines_what_it_cannot_judge(text):
+    assert parse_quick(text) is None

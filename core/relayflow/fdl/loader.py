@@ -24,7 +24,7 @@ from relayflow.fdl.checks import check_siblings
 from relayflow.fdl.flow import Flow
 from relayflow.fdl.messages import describe_error
 from relayflow.fdl.problems import DefinitionError, Problem
-from relayflow.fdl.source import ParsedSource, parse_json, parse_source
+from relayflow.fdl.source import ParsedSource, parse_quick, parse_source
 
 __all__ = ["check_flow", "load_flow", "load_flow_file"]
 
@@ -35,7 +35,7 @@ def _problem(parsed: ParsedSource, path: tuple[str | int, ...], message: str) ->
 
 def check_flow(text: str, name: str = "<string>") -> tuple[Flow | None, list[Problem]]:
     """Load ``text``; return the flow (None when invalid) and every problem found."""
-    parsed = parse_json(text, name) or parse_source(text, name)
+    parsed = parse_quick(text, name) or parse_source(text, name)
     problems = list(parsed.problems)
     if parsed.data is None and problems:
         return None, problems
@@ -63,7 +63,7 @@ def check_flow(text: str, name: str = "<string>") -> tuple[Flow | None, list[Pro
     for path, message in check_siblings(parsed.data):
         problems.append(_problem(parsed, path, message))
     if problems and not parsed.container_lines:
-        # Read quickly as JSON, without lines: read again, slowly, to say where the problems are.
+        # Read quickly, without lines: read again, slowly, to say where the problems are.
         located = parse_source(text, name)
         if located.data == parsed.data:
             problems = [_problem(located, p.path, p.message) for p in problems]

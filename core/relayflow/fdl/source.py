@@ -35,7 +35,7 @@ from yaml.resolver import Resolver
 from relayflow.fdl.problems import DataPath, Problem
 from relayflow.fdl.resources import fc_ref_arn
 
-__all__ = ["ParsedSource", "parse_json", "parse_source"]
+__all__ = ["ParsedSource", "parse_quick", "parse_source"]
 
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
@@ -299,20 +299,94 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def parse_json(text: str, name: str = "<string>") -> ParsedSource | None:
-    """Read a plain JSON object quickly, without lines; None when the YAML reader must do it.
+def _plain_yaml(text: str) -> Any:
+    """Build plain YAML without lines; None unless it is one document with nothing unusual.
 
-    JSON is read as JSON (json.loads is many times faster than any YAML reader). Lines are not
-    tracked: a caller that finds problems asks `parse_source` for them. Text that is not a JSON
-    object, or that repeats a key, returns None so that the full reader reports it.
+    Anything the full reader would report or treat specially (tags, anchors, aliases, merge
+    keys, repeated keys, several documents, a scalar document) makes it give up, so that where
+    it answers, it answers exactly what `parse_source` would.
     """
-    if not text.lstrip().startswith("{"):
-        return None
+    stack: list[Any] = []
+    keys: list[Any] = []
+    no_key = keys  # a marker no key can equal
+    root: Any = None
+    cache = _PLAIN_CACHE
+    documents = 0
+    ev: Any  # events are read by their class, which mypy cannot follow
+    for ev in yaml.parse(text, Loader=_Loader):
+        cls = ev.__class__
+        if cls is ScalarEvent:
+            if ev.tag is not None or ev.anchor is not None or not stack:
+                return None
+            top = stack[-1]
+            raw = ev.value
+            if top.__class__ is dict:
+                key = keys[-1]
+                if key is no_key:
+                    if raw in top or raw == _MERGE:
+                        return None
+                    keys[-1] = raw
+                    continue
+                keys[-1] = no_key
+            if ev.implicit[0]:
+                value = cache.get(raw, cache)
+                if value is cache:
+                    value = _plain(raw)
+            else:
+                value = raw
+            if top.__class__ is dict:
+                top[key] = value
+            else:
+                top.append(value)
+        elif cls is MappingStartEvent or cls is SequenceStartEvent:
+            if ev.anchor is not None or ev.tag is not None:
+                return None
+            new: Any = {} if cls is MappingStartEvent else []
+            if stack:
+                top = stack[-1]
+                if top.__class__ is dict:
+                    key = keys[-1]
+                    if key is no_key:
+                        return None  # a mapping or list used as a key
+                    top[key] = new
+                    keys[-1] = no_key
+                else:
+                    top.append(new)
+            else:
+                root = new
+            stack.append(new)
+            keys.append(no_key)
+        elif cls is MappingEndEvent or cls is SequenceEndEvent:
+            stack.pop()
+            keys.pop()
+        elif cls is AliasEvent:
+            return None
+        elif cls is DocumentStartEvent:
+            documents += 1
+            if documents > 1:
+                return None
+    return root
+
+
+def parse_quick(text: str, name: str = "<string>") -> ParsedSource | None:
+    """Read a document fast, without lines; None when the full reader must do it.
+
+    JSON objects are read by the standard library's JSON reader, other text by a YAML reader
+    that keeps no lines. Both give up (return None) on anything the full reader would report
+    or treat specially, and then `parse_source` reads the text. A caller that finds problems
+    in what this returns asks `parse_source` for their lines; valid documents never pay for
+    line tracking.
+    """
+    if text.lstrip().startswith("{"):
+        try:
+            return ParsedSource(name, json.loads(text, object_pairs_hook=_no_duplicates))
+        except (ValueError, _DuplicateKey, RecursionError):
+            pass
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates)
-    except (ValueError, _DuplicateKey, RecursionError):
+        data = _plain_yaml(text)
+    except yaml.YAMLError:
         return None
-    return ParsedSource(name, data)
+    return None if data is None else ParsedSource(name, data)
 
 
 def parse_source(text: str, name: str = "<string>") -> ParsedSource:
