@@ -222,35 +222,10 @@ class _Builder:
             self.anchors[frame.anchor] = value
         self.add(value, start_line, is_key_candidate=False)
 
-    def run(self, events: Iterable[Any]) -> None:
-        """Consume the parser's events; the common cases are handled inline, for speed."""
-        stack = self.stack
-        scalar_event = ScalarEvent
-        cache = _PLAIN_CACHE
-        ev: Any
-        for ev in events:
-            if ev.__class__ is scalar_event and stack and ev.tag is None and ev.anchor is None:
-                top = stack[-1]
-                value = top.value
-                if value.__class__ is dict:
-                    key = top.key
-                    if key is None:
-                        key = ev.value  # keys keep their text: `on:` is "on", not true
-                        if key not in value and key != _MERGE:
-                            top.key = key
-                            top.key_ok = True
-                            top.lines[key] = ev.start_mark.line + 1  # type: ignore[union-attr]  # the parser sets marks
-                            continue
-                    elif top.key_ok and key != _MERGE:
-                        raw = ev.value
-                        if ev.implicit[0]:
-                            raw = cache.get(raw, cache)
-                            if raw is cache:
-                                raw = _plain(ev.value)
-                        value[key] = raw
-                        top.key = None
-                        continue
-            self.feed(ev)
+    def run(self, events: Iterable[Event]) -> None:
+        """Consume the parser's events."""
+        for event in events:
+            self.feed(event)
 
     def feed(self, event: Event) -> None:
         """Handle one event, in full generality."""
