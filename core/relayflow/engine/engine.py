@@ -1,0 +1,386 @@
+"""The engine's operations: flows, executions and task reports, with Serverless Workflow rules.
+
+    async with Engine(open_store("sqlite:///relayflow.db")) as engine:
+        await engine.create_flow("orders", definition=text)
+        run = await engine.start_execution("orders", input={"id": 7}, name="order-7")
+        done = await engine.describe_execution("orders", "order-7", wait_seconds=30)
+
+Every write returns once it is durable. Refusals are `EngineError`s with a stable code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from relayflow.engine.model import ExecutionState, Start, Stop, TaskFailed, TaskSucceeded
+from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
+from relayflow.engine.runtime import Runtime, TxContext
+from relayflow.engine.snapshot import dump_state
+from relayflow.engine.tokens import parse_token, verify_token
+from relayflow.errors import EngineError, error
+from relayflow.fdl import DefinitionError, load_flow
+from relayflow.store import ExecutionRow, FlowRow, Transaction
+
+__all__ = ["Engine"]
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
+
+
+def check_name(value: str, what: str) -> str:
+    """Check a flow or execution name against Serverless Workflow's rules."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise error(
+            "InvalidArgument",
+            f"{what} {value!r} must be 1 to 128 characters of letters, "
+            "digits, _ and -, starting with a letter or _",
+        )
+    return value
+
+
+def parse_object(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object given as a dict or as JSON text."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise error("InvalidArgument", f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise error(
+            "InvalidArgument", f"{what} must be a JSON object, not a {type(value).__name__}"
+        )
+    return value
+
+
+def _limit(value: int | None, default: int, top: int, what: str) -> int:
+    if value is None:
+        return default
+    if not 1 <= value <= top:
+        raise error("InvalidArgument", f"{what} must be from 1 to {top}, got {value}")
+    return value
+
+
+class Engine(Runtime):
+    """The embedded engine: the runtime plus the operations of the Serverless Workflow API."""
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- flows --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _validate_definition(name: str, definition: str) -> None:
+        try:
+            load_flow(definition, name)
+        except DefinitionError as exc:
+            raise error("InvalidDefinition", str(exc)) from None
+
+    async def create_flow(
+        self,
+        name: str,
+        definition: str,
+        description: str = "",
+        type: str = "FDL",
+        role_arn: str = "",
+    ) -> FlowInfo:
+        """Create a flow (CreateFlow)."""
+        check_name(name, "flow name")
+        self._validate_definition(name, definition)
+        now = self.clock()
+
+        def create(tx: Transaction, ctx: TxContext) -> FlowInfo:
+            if tx.get_flow(name) is not None:
+                raise error("FlowAlreadyExists", f"flow '{name}' already exists")
+            row = FlowRow(
+                name, str(uuid.uuid4()), definition, description, type, role_arn, 1, now, now
+            )
+            tx.put_flow(row)
+            return FlowInfo.of(row)
+
+        return await self.submit(create)
+
+    async def update_flow(
+        self,
+        name: str,
+        definition: str | None = None,
+        description: str | None = None,
+        role_arn: str | None = None,
+    ) -> FlowInfo:
+        """Change a flow (UpdateFlow); running executions keep the definition they started with."""
+        if definition is not None:
+            self._validate_definition(name, definition)
+        now = self.clock()
+
+        def update(tx: Transaction, ctx: TxContext) -> FlowInfo:
+            old = tx.get_flow(name)
+            if old is None:
+                raise error("FlowNotExists", f"flow '{name}' does not exist")
+            row = FlowRow(
+                name,
+                old.id,
+                definition if definition is not None else old.definition,
+                description if description is not None else old.description,
+                old.type,
+                role_arn if role_arn is not None else old.role_arn,
+                old.version + (definition is not None),
+                old.created,
+                now,
+            )
+            tx.put_flow(row)
+            return FlowInfo.of(row)
+
+        return await self.submit(update)
+
+    async def describe_flow(self, name: str) -> FlowInfo:
+        """A flow (DescribeFlow)."""
+        row = await self.read(lambda tx: tx.get_flow(name))
+        if row is None:
+            raise error("FlowNotExists", f"flow '{name}' does not exist")
+        return FlowInfo.of(row)
+
+    async def list_flows(self, limit: int | None = None, next_token: str = "") -> Page:
+        """Flows by name (ListFlows); pass the page's `next_token` for the next page."""
+        size = _limit(limit, 60, 999, "Limit")
+        rows = await self.read(lambda tx: tx.list_flows(next_token, size + 1))
+        more = len(rows) > size
+        rows = rows[:size]
+        return Page([FlowInfo.of(r) for r in rows], rows[-1].name if more else "")
+
+    async def delete_flow(self, name: str) -> None:
+        """Delete a flow with its executions and their history (DeleteFlow)."""
+
+        def delete(tx: Transaction, ctx: TxContext) -> None:
+            if not tx.delete_flow(name):
+                raise error("FlowNotExists", f"flow '{name}' does not exist")
+
+        await self.submit(delete)
+
+    # -- executions ---------------------------------------------------------------------------
+
+    async def start_execution(
+        self, flow_name: str, input: Any = None, name: str | None = None, callback_token: str = ""
+    ) -> ExecutionInfo:
+        """Start an execution (StartExecution), idempotent by name.
+
+        The same name while that execution runs returns it; after it has finished the name is
+        taken (`ExecutionAlreadyExists`). Without a name, one is generated.
+        """
+        data = parse_object(input, "Input")
+        exec_name = check_name(name, "execution name") if name else str(uuid.uuid4())
+        now = self.clock()
+
+        def start(tx: Transaction, ctx: TxContext) -> ExecutionInfo:
+            flow = tx.get_flow(flow_name)
+            if flow is None:
+                raise error("FlowNotExists", f"flow '{flow_name}' does not exist")
+            existing = tx.get_execution(flow_name, exec_name)
+            if existing is not None:
+                if existing.status == "Running":
+                    return ExecutionInfo.of(existing, flow.definition)
+                raise error(
+                    "ExecutionAlreadyExists",
+                    f"execution '{exec_name}' of flow '{flow_name}' already ran "
+                    f"({existing.status}); choose another name",
+                )
+            row = ExecutionRow(
+                0,
+                uuid.uuid4().hex,
+                flow_name,
+                exec_name,
+                flow.version,
+                "Running",
+                json.dumps(data),
+                None,
+                "",
+                "",
+                now,
+                None,
+                dump_state(ExecutionState()),
+                callback_token,
+            )
+            row_id = tx.insert_execution(row)
+            stored = tx.lock_execution(row_id)
+            assert stored is not None
+            self.apply(tx, ctx, stored, Start(data))
+            final = tx.lock_execution(row_id)
+            assert final is not None
+            return ExecutionInfo.of(final, flow.definition)
+
+        return await self.submit(start)
+
+    async def _execution(self, flow_name: str, name: str) -> ExecutionInfo:
+        def find(tx: Transaction) -> ExecutionInfo | None:
+            row = tx.get_execution(flow_name, name)
+            if row is None:
+                return None
+            return ExecutionInfo.of(row, tx.flow_definition(flow_name, row.flow_version) or "")
+
+        info = await self.read(find)
+        if info is None:
+            raise error("ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'")
+        return info
+
+    async def describe_execution(
+        self, flow_name: str, name: str, wait_seconds: float = 0
+    ) -> ExecutionInfo:
+        """An execution (DescribeExecution); with ``wait_seconds`` (0-60), waits for its end."""
+        if not 0 <= wait_seconds <= 60:
+            raise error(
+                "InvalidArgument", f"WaitTimeSeconds must be from 0 to 60, got {wait_seconds}"
+            )
+        info = await self._execution(flow_name, name)
+        if info.done or wait_seconds == 0:
+            return info
+        latest = info
+
+        async def ended() -> bool:
+            nonlocal latest
+            latest = await self._execution(flow_name, name)
+            return latest.done
+
+        await self.wait_for_end(ended, wait_seconds)
+        return latest
+
+    async def list_executions(
+        self,
+        flow_name: str,
+        *,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        started_from: float | None = None,
+        started_to: float | None = None,
+        limit: int | None = None,
+        next_token: str = "",
+    ) -> Page:
+        """A page of a flow's executions by name (ListExecutions)."""
+        size = _limit(limit, 60, 999, "Limit")
+
+        def page(tx: Transaction) -> list[ExecutionRow] | None:
+            if tx.get_flow(flow_name) is None:
+                return None
+            return tx.list_executions(
+                flow_name,
+                after=next_token,
+                limit=size + 1,
+                status=status,
+                name_prefix=name_prefix,
+                started_from=started_from,
+                started_to=started_to,
+            )
+
+        rows = await self.read(page)
+        if rows is None:
+            raise error("FlowNotExists", f"flow '{flow_name}' does not exist")
+        more = len(rows) > size
+        rows = rows[:size]
+        return Page([ExecutionInfo.of(r) for r in rows], rows[-1].name if more else "")
+
+    async def get_execution_history(
+        self, flow_name: str, name: str, limit: int | None = None, next_token: str = ""
+    ) -> HistoryPage:
+        """A page of an execution's history events, oldest first (GetExecutionHistory)."""
+        size = _limit(limit, 60, 999, "Limit")
+        try:
+            after = int(next_token) if next_token else 0
+        except ValueError:
+            raise error(
+                "InvalidArgument", f"NextToken {next_token!r} is not one this API gave"
+            ) from None
+
+        def page(tx: Transaction) -> list[Any] | None:
+            row = tx.get_execution(flow_name, name)
+            return None if row is None else tx.list_events(row.id, after, size + 1)
+
+        events = await self.read(page)
+        if events is None:
+            raise error("ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'")
+        more = len(events) > size
+        events = events[:size]
+        return HistoryPage(events, str(events[-1].event_id) if more else "")
+
+    async def stop_execution(
+        self, flow_name: str, name: str, error_name: str = "", cause: str = ""
+    ) -> ExecutionInfo:
+        """Stop a running execution (StopExecution)."""
+
+        def stop(tx: Transaction, ctx: TxContext) -> ExecutionInfo:
+            row = tx.get_execution(flow_name, name)
+            if row is None:
+                raise error(
+                    "ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'"
+                )
+            if row.status != "Running":
+                raise error(
+                    "ExecutionNotRunning",
+                    f"execution '{name}' is {row.status}; only a running one can be stopped",
+                )
+            self.apply(tx, ctx, row, Stop(error_name, cause))
+            final = tx.lock_execution(row.id)
+            assert final is not None
+            return ExecutionInfo.of(final)
+
+        return await self.submit(stop)
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    async def report_task_succeeded(self, token: str, output: Any) -> int:
+        """Finish a task attempt with its output (ReportTaskSucceeded); returns the EventId."""
+        data = parse_object(output, "Output")
+        return await self._report(token, TaskSucceeded(0, data), "TaskSucceeded")
+
+    async def report_task_failed(self, token: str, error_name: str, cause: str = "") -> int:
+        """Fail a task attempt (ReportTaskFailed); returns the EventId."""
+        if not isinstance(error_name, str) or not 1 <= len(error_name) <= 128:
+            raise error("InvalidArgument", "Error must be 1 to 128 characters")
+        return await self._report(token, TaskFailed(0, error_name, cause or ""), "TaskFailed")
+
+    async def _report(self, token: str, command: TaskSucceeded | TaskFailed, kind: str) -> int:
+        parts = parse_token(token)
+        secret = self._secret or b""
+
+        def report(tx: Transaction, ctx: TxContext) -> int:
+            row = tx.get_execution(parts.flow_name, parts.execution_name)
+            if row is None:
+                raise error(
+                    "ExecutionNotExists",
+                    f"the token's execution '{parts.execution_name}' of flow "
+                    f"'{parts.flow_name}' does not exist",
+                )
+            verify_token(secret, parts, row.uid)
+            task = tx.get_task(row.id, parts.task_id)
+            if task is not None and task.state == "completed":
+                raise error(
+                    "TaskAlreadyCompleted",
+                    "this task attempt already has its result; the first report won",
+                )
+            if row.status != "Running":
+                raise error(
+                    "ExecutionNotRunning",
+                    f"execution '{row.name}' is {row.status}; it takes no more reports",
+                )
+            if task is None or task.state != "open":
+                why = task.reason if task is not None else "unknown"
+                raise error(
+                    "TaskExpired",
+                    f"this task attempt is over ({why}); a newer attempt has its own token",
+                )
+            applied: TaskSucceeded | TaskFailed
+            if isinstance(command, TaskSucceeded):
+                applied = TaskSucceeded(parts.task_id, command.output)
+            else:
+                applied = TaskFailed(parts.task_id, command.error, command.cause)
+            transition = self.apply(tx, ctx, row, applied)
+            for event in transition.events:
+                if event.type in (kind, "TaskFailed") and event.schedule_event_id == parts.task_id:
+                    return event.event_id
+            raise EngineError("InternalError", "the report did not produce an event", 500)
+
+        return await self.submit(report)

@@ -1,0 +1,490 @@
+"""The runtime around the interpreter: one writer, the outbox dispatcher, the timer loop.
+
+Every change goes through one queue to one writer task (the *committer*). It takes whatever
+jobs are waiting, runs them in a single store transaction (each job in its own savepoint, so
+one refused request does not undo the others) and resolves their futures only after the
+commit: a caller is answered when its change is durable. Batching many jobs per commit is what
+lets a 2-core machine go well past the store's raw commit rate.
+
+After a commit the runtime carries out the effects the transaction recorded: outbox rows go to
+the dispatcher, which invokes integrations; new timers wake the timer loop. Effects are
+recorded in the same transaction as the events that caused them, so a crash loses none: at
+start the runtime takes over every lease of its store and re-dispatches what was in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from relayflow.engine.integration import (
+    Failed,
+    Integration,
+    Submitted,
+    Succeeded,
+    TaskOutcome,
+    TaskRequest,
+)
+from relayflow.engine.interpreter import Interpreter
+from relayflow.engine.model import (
+    ERROR_RUNTIME,
+    CancelTimer,
+    CloseTask,
+    Command,
+    ExecutionEnded,
+    InvokeTask,
+    Limits,
+    StartTimer,
+    TaskFailed,
+    TaskSubmitted,
+    TaskSucceeded,
+    TimerFired,
+    Transition,
+)
+from relayflow.engine.snapshot import dump_state, load_state
+from relayflow.engine.tokens import mint_token
+from relayflow.errors import EngineError
+from relayflow.fdl import Flow, load_flow
+from relayflow.store import ExecutionRow, OutboxRow, Store, TimerRow, Transaction
+
+__all__ = ["Runtime", "TxContext"]
+
+log = logging.getLogger("relayflow.engine")
+T = TypeVar("T")
+
+BATCH_LIMIT = 256
+TIMER_BATCH = 512
+
+
+@dataclass
+class TxContext:
+    """What a transaction asks the runtime to do once it has committed."""
+
+    outbox: list[OutboxRow] = field(default_factory=list)
+    earliest_timer: float | None = None
+    ended: set[tuple[str, str]] = field(default_factory=set)
+
+    def timer_at(self, fire_at: float) -> None:
+        """Note a new timer, so that the timer loop wakes for it."""
+        if self.earliest_timer is None or fire_at < self.earliest_timer:
+            self.earliest_timer = fire_at
+
+
+@dataclass
+class _Job(Generic[T]):
+    fn: Callable[[Transaction, TxContext], T]
+    future: asyncio.Future[T]
+    result: Any = None
+    error: BaseException | None = None
+
+
+class Runtime:
+    """Runs executions stored in ``store``. Use `Engine`, which adds the public operations.
+
+    Args:
+        store: where everything is kept.
+        integrations: the integrations task steps can use, asked in order.
+        limits: engine limits.
+        token_secret: the HMAC secret for task tokens; by default the store makes and keeps one.
+        lease_seconds: how long a claimed outbox row stays with this engine without renewal.
+        poll_seconds: how often the loops look for work they were not told about.
+        clock: the time source (seconds since the epoch); tests may pass their own.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        integrations: Iterable[Integration] = (),
+        limits: Limits | None = None,
+        token_secret: bytes | None = None,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.integrations = list(integrations)
+        self.limits = limits or Limits()
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.clock = clock
+        self.owner = uuid.uuid4().hex
+        self._secret = token_secret
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="relayflow-store")
+        self._readers = ThreadPoolExecutor(2, thread_name_prefix="relayflow-read")
+        self._queue: asyncio.Queue[_Job[Any]] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._timer_wake: asyncio.Event | None = None
+        self._ended: asyncio.Condition | None = None
+        self._flows: OrderedDict[tuple[str, int], tuple[Flow, Interpreter]] = OrderedDict()
+        self._running = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Take over the store and start the loops."""
+        self.store.acquire_engine_lock()
+        self._queue = asyncio.Queue()
+        self._timer_wake = asyncio.Event()
+        self._ended = asyncio.Condition()
+        loop = asyncio.get_running_loop()
+        self._secret = await loop.run_in_executor(self._writer, self._load_secret)
+        self._running = True
+        self._tasks = [
+            asyncio.create_task(self._commit_loop(), name="relayflow-committer"),
+            asyncio.create_task(self._timer_loop(), name="relayflow-timers"),
+            asyncio.create_task(self._recovery_loop(), name="relayflow-recovery"),
+        ]
+
+    def _load_secret(self) -> bytes:
+        with self.store.transaction() as tx:
+            if self.store.single_engine:
+                tx.release_leases()
+            if self._secret is not None:
+                return self._secret
+            value = tx.get_meta("token_secret")
+            if value is None:
+                value = secrets.token_hex(32)
+                tx.set_meta("token_secret", value)
+            return bytes.fromhex(value)
+
+    async def close(self, grace_seconds: float = 5.0) -> None:
+        """Stop the loops; integrations still running get ``grace_seconds`` to finish."""
+        if not self._running:
+            return
+        self._running = False
+        if self._inflight:
+            await asyncio.wait(list(self._inflight.values()), timeout=grace_seconds)
+        for task in [*self._inflight.values(), *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*self._inflight.values(), *self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._inflight.clear()
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        self.store.close()
+
+    # -- the writer ---------------------------------------------------------------------------
+
+    async def submit(self, fn: Callable[[Transaction, TxContext], T]) -> T:
+        """Run ``fn`` in a write transaction; return its result once it has committed."""
+        if self._queue is None or not self._running:
+            raise RuntimeError("the engine is not running; call start() first")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(fn, future))
+        return await future
+
+    async def read(self, fn: Callable[[Transaction], T]) -> T:
+        """Run ``fn`` on a read-only view of the store."""
+
+        def run() -> T:
+            with self.store.reader() as tx:
+                return fn(tx)
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    async def _commit_loop(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < BATCH_LIMIT and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            ctx = TxContext()
+            try:
+                await loop.run_in_executor(self._writer, self._run_batch, batch, ctx)
+            except Exception as exc:  # the whole transaction failed: tell every caller
+                log.exception("store transaction failed")
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            for job in batch:
+                if job.future.done():
+                    continue
+                if job.error is not None:
+                    job.future.set_exception(job.error)
+                else:
+                    job.future.set_result(job.result)
+            await self._after_commit(ctx)
+
+    def _run_batch(self, batch: list[_Job[Any]], ctx: TxContext) -> None:
+        with self.store.transaction() as tx:
+            for job in batch:
+                try:
+                    with tx.savepoint():
+                        job.result = job.fn(tx, ctx)
+                except EngineError as exc:
+                    job.error = exc
+
+    async def _after_commit(self, ctx: TxContext) -> None:
+        for row in ctx.outbox:
+            self._start_dispatch(row)
+        if ctx.earliest_timer is not None and self._timer_wake is not None:
+            self._timer_wake.set()
+        if ctx.ended and self._ended is not None:
+            async with self._ended:
+                self._ended.notify_all()
+
+    # -- applying commands --------------------------------------------------------------------
+
+    def flow_for(self, tx: Transaction, flow_name: str, version: int) -> tuple[Flow, Interpreter]:
+        """The flow version an execution runs, loaded once and kept."""
+        key = (flow_name, version)
+        cached = self._flows.get(key)
+        if cached is not None:
+            self._flows.move_to_end(key)
+            return cached
+        text = tx.flow_definition(flow_name, version)
+        if text is None:
+            raise EngineError("FlowNotExists", f"flow '{flow_name}' version {version} is gone", 404)
+        flow = load_flow(text, f"{flow_name} v{version}")
+        entry = (flow, Interpreter(flow, self.limits))
+        self._flows[key] = entry
+        if len(self._flows) > 256:
+            self._flows.popitem(last=False)
+        return entry
+
+    def apply(
+        self, tx: Transaction, ctx: TxContext, row: ExecutionRow, command: Command
+    ) -> Transition:
+        """Apply ``command`` to an execution inside ``tx``, recording its events and effects."""
+        now = self.clock()
+        _, interp = self.flow_for(tx, row.flow_name, row.flow_version)
+        state = load_state(row.state)
+        secret = self._secret or b""
+
+        def mint(task_id: int) -> str:
+            return mint_token(secret, row.flow_name, row.name, row.uid, task_id)
+
+        try:
+            transition = interp.apply(
+                state,
+                command,
+                now,
+                flow_name=row.flow_name,
+                execution_name=row.name,
+                mint_token=mint,
+            )
+        except Exception as exc:  # a bug must not wedge the execution: fail it, visibly
+            log.exception("interpreter failed on %s/%s", row.flow_name, row.name)
+            state = load_state(row.state)
+            transition = interp.fail(
+                state, now, ERROR_RUNTIME, f"relayflow internal error: {type(exc).__name__}: {exc}"
+            )
+        if transition.events:
+            tx.append_events(row.id, transition.events)
+        for effect in transition.effects:
+            if isinstance(effect, InvokeTask):
+                tx.open_task(row.id, effect.task_id)
+                payload = {
+                    "flow": row.flow_name,
+                    "execution": row.name,
+                    "step": effect.step_name,
+                    "task_id": effect.task_id,
+                    "token": effect.token,
+                    "resource": effect.resource,
+                    "pattern": effect.pattern,
+                    "input": effect.input,
+                    "service_params": effect.service_params,
+                    "timeout_seconds": effect.timeout_seconds,
+                    "attempt": effect.attempt,
+                }
+                outbox_id = tx.add_outbox(row.id, payload, self.owner, now + self.lease_seconds)
+                ctx.outbox.append(OutboxRow(outbox_id, row.id, payload))
+            elif isinstance(effect, CloseTask):
+                tx.close_task(row.id, effect.task_id, effect.state, effect.reason)
+            elif isinstance(effect, StartTimer):
+                tx.add_timer(TimerRow(row.id, effect.timer_id, effect.fire_at, effect.kind))
+                ctx.timer_at(effect.fire_at)
+            elif isinstance(effect, CancelTimer):
+                tx.delete_timer(row.id, effect.timer_id)
+            elif isinstance(effect, ExecutionEnded):
+                ctx.ended.add((row.flow_name, row.name))
+        tx.update_execution(
+            row.id,
+            status=state.status,
+            state=dump_state(state),
+            output=json.dumps(state.output) if state.output is not None else None,
+            error=state.error,
+            cause=state.cause,
+            stopped=now if state.done else None,
+        )
+        return transition
+
+    # -- the dispatcher -----------------------------------------------------------------------
+
+    def integration_for(self, resource: str) -> Integration | None:
+        """The first integration that claims ``resource``."""
+        for integration in self.integrations:
+            if integration.claims(resource):
+                return integration
+        return None
+
+    def _start_dispatch(self, row: OutboxRow) -> None:
+        if row.id in self._inflight or not self._running:
+            return
+        task = asyncio.create_task(self._dispatch(row), name=f"relayflow-task-{row.id}")
+        self._inflight[row.id] = task
+        row_id = row.id
+
+        def forget(_: asyncio.Task[None]) -> None:
+            self._inflight.pop(row_id, None)
+
+        task.add_done_callback(forget)
+
+    async def _dispatch(self, row: OutboxRow) -> None:
+        p = row.payload
+        request = TaskRequest(
+            flow_name=p["flow"],
+            execution_name=p["execution"],
+            step_name=p["step"],
+            task_id=p["task_id"],
+            token=p["token"],
+            resource=p["resource"],
+            pattern=p["pattern"],
+            input=p["input"],
+            service_params=p["service_params"],
+            timeout_seconds=p["timeout_seconds"],
+            attempt=p["attempt"],
+        )
+        integration = self.integration_for(request.resource)
+        outcome: TaskOutcome
+        if integration is None:
+            outcome = Failed(
+                ERROR_RUNTIME,
+                f"no installed integration serves {request.resource}; "
+                "install the plugin that provides it",
+            )
+        elif request.pattern not in integration.patterns:
+            outcome = Failed(
+                ERROR_RUNTIME,
+                f"integration {integration.name} does not support pattern {request.pattern}",
+            )
+        else:
+            try:
+                outcome = await integration.invoke(request)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "integration %s raised on %s: %r", integration.name, request.step_name, exc
+                )
+                outcome = Failed(ERROR_RUNTIME, f"{type(exc).__name__}: {exc}")
+        await self.submit(lambda tx, ctx: self._complete(tx, ctx, row, outcome))
+
+    def _complete(
+        self, tx: Transaction, ctx: TxContext, row: OutboxRow, outcome: TaskOutcome
+    ) -> None:
+        if not tx.delete_outbox(row.id):
+            return  # another dispatch of the same row already finished it
+        task_id = row.payload["task_id"]
+        command: Command
+        if isinstance(outcome, Succeeded):
+            command = TaskSucceeded(task_id, outcome.output)
+        elif isinstance(outcome, Submitted):
+            command = TaskSubmitted(task_id, outcome.detail)
+        else:
+            command = TaskFailed(task_id, outcome.error, outcome.cause)
+        task = tx.get_task(row.execution_id, task_id)
+        execution = tx.lock_execution(row.execution_id)
+        if task is None or task.state != "open" or execution is None:
+            return
+        self.apply(tx, ctx, execution, command)
+
+    # -- timers and recovery ------------------------------------------------------------------
+
+    async def _timer_loop(self) -> None:
+        assert self._timer_wake is not None
+        while True:
+            try:
+                await self._timer_round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer loop: will try again")
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _timer_round(self) -> None:
+        assert self._timer_wake is not None
+        while True:
+            self._timer_wake.clear()
+            fired = await self.submit(self._fire_due_timers)
+            if fired >= TIMER_BATCH:
+                continue
+            next_at = await self.read(lambda tx: tx.next_timer_at())
+            delay = self.poll_seconds
+            if next_at is not None:
+                delay = min(delay, max(0.0, next_at - self.clock()))
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._timer_wake.wait(), delay)
+
+    def _fire_due_timers(self, tx: Transaction, ctx: TxContext) -> int:
+        now = self.clock()
+        due = tx.claim_due_timers(now, self.owner, now + self.lease_seconds, TIMER_BATCH)
+        for timer in due:
+            if not tx.delete_timer(timer.execution_id, timer.timer_id):
+                continue
+            execution = tx.lock_execution(timer.execution_id)
+            if execution is not None:
+                with tx.savepoint():
+                    self.apply(tx, ctx, execution, TimerFired(timer.timer_id))
+        return len(due)
+
+    async def _recovery_loop(self) -> None:
+        """Dispatch outbox rows nobody holds: left over from a crash, or from another engine."""
+        while True:
+            try:
+                await self._recovery_round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("recovery loop: will try again")
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _recovery_round(self) -> None:
+        while True:
+            rows = await self.submit(self._claim_outbox)
+            for row in rows:
+                self._start_dispatch(row)
+            if self._inflight:
+                await self.submit(self._renew_leases(list(self._inflight)))
+            await asyncio.sleep(self.poll_seconds if len(rows) < 256 else 0)
+
+    def _claim_outbox(self, tx: Transaction, ctx: TxContext) -> list[OutboxRow]:
+        now = self.clock()
+        return tx.claim_outbox(now, self.owner, now + self.lease_seconds, 256)
+
+    def _renew_leases(self, ids: list[int]) -> Callable[[Transaction, TxContext], None]:
+        until = self.clock() + self.lease_seconds
+
+        def renew(tx: Transaction, ctx: TxContext) -> None:
+            tx.renew_outbox(ids, self.owner, until)
+
+        return renew
+
+    async def wait_for_end(self, check: Callable[[], Any], timeout: float) -> None:
+        """Wait until an execution may have ended (or ``timeout`` passes); ``check`` decides."""
+        assert self._ended is not None
+        deadline = self.clock() + timeout
+        while True:
+            if await check():
+                return
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return
+            async with self._ended:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ended.wait(), min(remaining, 0.5))

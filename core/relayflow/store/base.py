@@ -1,0 +1,281 @@
+"""The store driver interface: what the engine keeps, and the transactions it keeps it in.
+
+A driver is picked by the scheme of a URL (`sqlite:///path/relayflow.db`, `memory://`). All
+engine state lives in the store; an engine process holds nothing that a restart would lose.
+Every change happens inside `Store.transaction()`, and one command on one execution is one
+transaction: its history events, its state, its timers, its open tasks and its outbox rows
+commit together or not at all.
+
+Work that is handed out (outbox rows to dispatch, timers to fire) is claimed with a lease: an
+owner and a time until which nobody else may take it. A crashed owner's leases simply expire.
+A driver that serves a single engine process (SQLite) lets that process take over all leases
+when it starts.
+
+Writing a driver: implement `Store` and `Transaction` for your database, keep every SQL dialect
+detail inside the driver, and register the class under its URL scheme (see
+`relayflow.store.register_driver`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from relayflow.engine.model import HistoryEvent
+
+__all__ = [
+    "ExecutionRow",
+    "FlowRow",
+    "OutboxRow",
+    "Store",
+    "StoreError",
+    "TaskRow",
+    "TimerRow",
+    "Transaction",
+]
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used; the message says why in one sentence."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRow:
+    """A flow and its current definition."""
+
+    name: str
+    id: str
+    definition: str
+    description: str
+    type: str
+    role_arn: str
+    version: int
+    created: float
+    modified: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRow:
+    """An execution: identity, status, data and the interpreter state."""
+
+    id: int
+    uid: str
+    flow_name: str
+    name: str
+    flow_version: int
+    status: str
+    input: str
+    output: str | None
+    error: str
+    cause: str
+    started: float
+    stopped: float | None
+    state: str
+    callback_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """One task attempt: `open` until it is `completed` or `expired` (with a reason)."""
+
+    execution_id: int
+    task_id: int
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRow:
+    """A timer of an execution, due at `fire_at`."""
+
+    execution_id: int
+    timer_id: int
+    fire_at: float
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """An effect to carry out after commit (today: invoking a task)."""
+
+    id: int
+    execution_id: int
+    payload: dict[str, Any]
+
+
+class Transaction(ABC):
+    """Reads and writes inside one transaction."""
+
+    @abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested scope: an exception inside it undoes only what it wrote, then propagates."""
+
+    # -- metadata -----------------------------------------------------------------------------
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None:
+        """A value of the store's own metadata (its token secret, say)."""
+
+    @abstractmethod
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a metadata value."""
+
+    # -- flows --------------------------------------------------------------------------------
+    @abstractmethod
+    def get_flow(self, name: str) -> FlowRow | None:
+        """The flow named ``name``."""
+
+    @abstractmethod
+    def put_flow(self, row: FlowRow) -> None:
+        """Create or replace a flow, and keep its definition under its version."""
+
+    @abstractmethod
+    def flow_definition(self, name: str, version: int) -> str | None:
+        """The definition a flow had at ``version`` (executions keep the one they started with)."""
+
+    @abstractmethod
+    def list_flows(self, after: str, limit: int) -> list[FlowRow]:
+        """Flows ordered by name, after ``after``."""
+
+    @abstractmethod
+    def delete_flow(self, name: str) -> bool:
+        """Delete a flow, its versions and its executions; whether it existed."""
+
+    # -- executions ---------------------------------------------------------------------------
+    @abstractmethod
+    def insert_execution(self, row: ExecutionRow) -> int:
+        """Add an execution (its `id` is ignored); return the id it got."""
+
+    @abstractmethod
+    def get_execution(self, flow_name: str, name: str) -> ExecutionRow | None:
+        """An execution by its flow and name."""
+
+    @abstractmethod
+    def lock_execution(self, execution_id: int) -> ExecutionRow | None:
+        """An execution by id, locked for update until the transaction ends."""
+
+    @abstractmethod
+    def update_execution(
+        self,
+        execution_id: int,
+        *,
+        status: str,
+        state: str,
+        output: str | None,
+        error: str,
+        cause: str,
+        stopped: float | None,
+    ) -> None:
+        """Store an execution's new status and state."""
+
+    @abstractmethod
+    def list_executions(
+        self,
+        flow_name: str,
+        *,
+        after: str,
+        limit: int,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        started_from: float | None = None,
+        started_to: float | None = None,
+    ) -> list[ExecutionRow]:
+        """A page of a flow's executions ordered by name, after ``after``."""
+
+    @abstractmethod
+    def count_executions(self, status: str | None = None) -> int:
+        """How many executions there are (with that status)."""
+
+    # -- history ------------------------------------------------------------------------------
+    @abstractmethod
+    def append_events(self, execution_id: int, events: Sequence[HistoryEvent]) -> None:
+        """Append history events."""
+
+    @abstractmethod
+    def list_events(self, execution_id: int, after: int, limit: int) -> list[HistoryEvent]:
+        """A page of history, EventId ascending, after EventId ``after``."""
+
+    # -- tasks --------------------------------------------------------------------------------
+    @abstractmethod
+    def open_task(self, execution_id: int, task_id: int) -> None:
+        """Record a new open task attempt."""
+
+    @abstractmethod
+    def get_task(self, execution_id: int, task_id: int) -> TaskRow | None:
+        """A task attempt."""
+
+    @abstractmethod
+    def close_task(self, execution_id: int, task_id: int, state: str, reason: str) -> None:
+        """Mark a task attempt completed or expired."""
+
+    # -- timers -------------------------------------------------------------------------------
+    @abstractmethod
+    def add_timer(self, row: TimerRow) -> None:
+        """Add a timer."""
+
+    @abstractmethod
+    def delete_timer(self, execution_id: int, timer_id: int) -> bool:
+        """Remove a timer; whether it was there (a fired timer is applied only once)."""
+
+    @abstractmethod
+    def claim_due_timers(
+        self, now: float, owner: str, lease_until: float, limit: int
+    ) -> list[TimerRow]:
+        """Lease timers due by ``now`` that nobody holds."""
+
+    @abstractmethod
+    def next_timer_at(self) -> float | None:
+        """When the earliest timer is due."""
+
+    # -- outbox -------------------------------------------------------------------------------
+    @abstractmethod
+    def add_outbox(
+        self, execution_id: int, payload: dict[str, Any], owner: str, lease_until: float
+    ) -> int:
+        """Add an effect to carry out, leased to its creator; return its id."""
+
+    @abstractmethod
+    def delete_outbox(self, outbox_id: int) -> bool:
+        """Remove a carried-out effect; whether it was there (its result is applied once)."""
+
+    @abstractmethod
+    def claim_outbox(
+        self, now: float, owner: str, lease_until: float, limit: int
+    ) -> list[OutboxRow]:
+        """Lease effects nobody holds, oldest first."""
+
+    @abstractmethod
+    def renew_outbox(self, ids: Sequence[int], owner: str, lease_until: float) -> None:
+        """Extend the leases of effects still being carried out."""
+
+    @abstractmethod
+    def release_leases(self) -> None:
+        """Drop every lease (a single-engine store does this when its engine starts)."""
+
+
+class Store(ABC):
+    """A store: opens transactions. One per engine process."""
+
+    #: Whether one engine process owns the store (and may drop stale leases at start).
+    single_engine: bool = True
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A read-write transaction; it commits when the block ends without an exception."""
+
+    @abstractmethod
+    def reader(self) -> AbstractContextManager[Transaction]:
+        """A read-only view for describe and list calls (writes raise)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store's connections and locks."""
+
+    def acquire_engine_lock(self) -> None:  # noqa: B027 - optional for drivers
+        """Make sure no other engine process runs on a single-engine store.
+
+        Raises:
+            StoreError: another engine holds the store.
+        """

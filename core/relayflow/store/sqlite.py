@@ -1,0 +1,496 @@
+"""The embedded store: SQLite through the standard library, in WAL mode.
+
+URLs:
+
+- `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` — a database file. Options go in
+  the query string: `?synchronous=full` (the default: a commit survives power loss) or
+  `?synchronous=normal` (a commit survives a crash of the process, not of the machine).
+- `memory://` — a private in-memory database, for tests and one-off runs.
+
+One engine process owns a SQLite store; it holds a lock file (`<db>.lock`) while it runs, so a
+second engine on the same file is refused with a clear message. Describe and list calls may
+read the file from other processes at any time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from relayflow.engine.model import HistoryEvent
+from relayflow.store.base import (
+    ExecutionRow,
+    FlowRow,
+    OutboxRow,
+    Store,
+    StoreError,
+    TaskRow,
+    TimerRow,
+    Transaction,
+)
+
+__all__ = ["SQLiteStore"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS flows (
+    name TEXT PRIMARY KEY, id TEXT NOT NULL, definition TEXT NOT NULL, description TEXT NOT NULL,
+    type TEXT NOT NULL, role_arn TEXT NOT NULL, version INTEGER NOT NULL,
+    created REAL NOT NULL, modified REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS flow_versions (
+    name TEXT NOT NULL, version INTEGER NOT NULL, definition TEXT NOT NULL,
+    PRIMARY KEY (name, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS executions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL, flow_name TEXT NOT NULL,
+    name TEXT NOT NULL, flow_version INTEGER NOT NULL, status TEXT NOT NULL, input TEXT NOT NULL,
+    output TEXT, error TEXT NOT NULL, cause TEXT NOT NULL, started REAL NOT NULL, stopped REAL,
+    state TEXT NOT NULL, callback_token TEXT NOT NULL, UNIQUE (flow_name, name));
+CREATE INDEX IF NOT EXISTS executions_status ON executions (status);
+CREATE TABLE IF NOT EXISTS events (
+    execution_id INTEGER NOT NULL, event_id INTEGER NOT NULL, schedule_event_id INTEGER NOT NULL,
+    type TEXT NOT NULL, step_name TEXT NOT NULL, time REAL NOT NULL, detail TEXT NOT NULL,
+    PRIMARY KEY (execution_id, event_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tasks (
+    execution_id INTEGER NOT NULL, task_id INTEGER NOT NULL, state TEXT NOT NULL,
+    reason TEXT NOT NULL, PRIMARY KEY (execution_id, task_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS timers (
+    execution_id INTEGER NOT NULL, timer_id INTEGER NOT NULL, fire_at REAL NOT NULL,
+    kind TEXT NOT NULL, lease_owner TEXT, lease_until REAL,
+    PRIMARY KEY (execution_id, timer_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS timers_due ON timers (fire_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, execution_id INTEGER NOT NULL, payload TEXT NOT NULL,
+    lease_owner TEXT, lease_until REAL);
+"""
+
+_EXEC_COLUMNS = (
+    "id, uid, flow_name, name, flow_version, status, input, output, error, cause, started, "
+    "stopped, state, callback_token"
+)
+_FLOW_COLUMNS = "name, id, definition, description, type, role_arn, version, created, modified"
+
+
+class _Tx(Transaction):
+    def __init__(self, db: sqlite3.Connection, *, read_only: bool = False) -> None:
+        self.db = db
+        self.read_only = read_only
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self.db.execute("SAVEPOINT job")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK TO job")
+            self.db.execute("RELEASE job")
+            raise
+        self.db.execute("RELEASE job")
+
+    def _write(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        if self.read_only:
+            raise StoreError("this is a read-only view of the store")
+        return self.db.execute(sql, args)
+
+    # metadata
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # flows
+    def get_flow(self, name: str) -> FlowRow | None:
+        row = self.db.execute(
+            f"SELECT {_FLOW_COLUMNS} FROM flows WHERE name = ?", (name,)
+        ).fetchone()
+        return FlowRow(*row) if row else None
+
+    def put_flow(self, row: FlowRow) -> None:
+        self._write(
+            f"INSERT OR REPLACE INTO flows ({_FLOW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.name,
+                row.id,
+                row.definition,
+                row.description,
+                row.type,
+                row.role_arn,
+                row.version,
+                row.created,
+                row.modified,
+            ),
+        )
+        self._write(
+            "INSERT OR REPLACE INTO flow_versions (name, version, definition) VALUES (?, ?, ?)",
+            (row.name, row.version, row.definition),
+        )
+
+    def flow_definition(self, name: str, version: int) -> str | None:
+        row = self.db.execute(
+            "SELECT definition FROM flow_versions WHERE name = ? AND version = ?", (name, version)
+        ).fetchone()
+        return row[0] if row else None
+
+    def list_flows(self, after: str, limit: int) -> list[FlowRow]:
+        rows = self.db.execute(
+            f"SELECT {_FLOW_COLUMNS} FROM flows WHERE name > ? ORDER BY name LIMIT ?",
+            (after, limit),
+        ).fetchall()
+        return [FlowRow(*r) for r in rows]
+
+    def delete_flow(self, name: str) -> bool:
+        ids = [
+            r[0] for r in self.db.execute("SELECT id FROM executions WHERE flow_name = ?", (name,))
+        ]
+        for table in ("events", "tasks", "timers", "outbox"):
+            self.db.executemany(f"DELETE FROM {table} WHERE execution_id = ?", [(i,) for i in ids])
+        self._write("DELETE FROM executions WHERE flow_name = ?", (name,))
+        self._write("DELETE FROM flow_versions WHERE name = ?", (name,))
+        return self._write("DELETE FROM flows WHERE name = ?", (name,)).rowcount > 0
+
+    # executions
+    def insert_execution(self, row: ExecutionRow) -> int:
+        cur = self._write(
+            "INSERT INTO executions (uid, flow_name, name, flow_version, status, input, output, "
+            "error, cause, started, stopped, state, callback_token) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.uid,
+                row.flow_name,
+                row.name,
+                row.flow_version,
+                row.status,
+                row.input,
+                row.output,
+                row.error,
+                row.cause,
+                row.started,
+                row.stopped,
+                row.state,
+                row.callback_token,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def get_execution(self, flow_name: str, name: str) -> ExecutionRow | None:
+        row = self.db.execute(
+            f"SELECT {_EXEC_COLUMNS} FROM executions WHERE flow_name = ? AND name = ?",
+            (flow_name, name),
+        ).fetchone()
+        return ExecutionRow(*row) if row else None
+
+    def lock_execution(self, execution_id: int) -> ExecutionRow | None:
+        # A write transaction in SQLite already excludes other writers.
+        row = self.db.execute(
+            f"SELECT {_EXEC_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
+        return ExecutionRow(*row) if row else None
+
+    def update_execution(
+        self,
+        execution_id: int,
+        *,
+        status: str,
+        state: str,
+        output: str | None,
+        error: str,
+        cause: str,
+        stopped: float | None,
+    ) -> None:
+        self._write(
+            "UPDATE executions SET status = ?, state = ?, output = ?, error = ?, cause = ?, "
+            "stopped = ? WHERE id = ?",
+            (status, state, output, error, cause, stopped, execution_id),
+        )
+
+    def list_executions(
+        self,
+        flow_name: str,
+        *,
+        after: str,
+        limit: int,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        started_from: float | None = None,
+        started_to: float | None = None,
+    ) -> list[ExecutionRow]:
+        where = ["flow_name = ?", "name > ?"]
+        args: list[Any] = [flow_name, after]
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if name_prefix:
+            where.append("name >= ? AND name < ?")
+            args += [name_prefix, name_prefix + "\U0010ffff"]
+        if started_from is not None:
+            where.append("started >= ?")
+            args.append(started_from)
+        if started_to is not None:
+            where.append("started <= ?")
+            args.append(started_to)
+        rows = self.db.execute(
+            f"SELECT {_EXEC_COLUMNS} FROM executions WHERE {' AND '.join(where)} "
+            "ORDER BY name LIMIT ?",
+            [*args, limit],
+        ).fetchall()
+        return [ExecutionRow(*r) for r in rows]
+
+    def count_executions(self, status: str | None = None) -> int:
+        if status is None:
+            row = self.db.execute("SELECT count(*) FROM executions").fetchone()
+        else:
+            row = self.db.execute(
+                "SELECT count(*) FROM executions WHERE status = ?", (status,)
+            ).fetchone()
+        return int(row[0])
+
+    # history
+    def append_events(self, execution_id: int, events: Sequence[HistoryEvent]) -> None:
+        if self.read_only:
+            raise StoreError("this is a read-only view of the store")
+        self.db.executemany(
+            "INSERT INTO events (execution_id, event_id, schedule_event_id, type, step_name, "
+            "time, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    execution_id,
+                    e.event_id,
+                    e.schedule_event_id,
+                    e.type,
+                    e.step_name,
+                    e.time,
+                    json.dumps(e.detail, separators=(",", ":")),
+                )
+                for e in events
+            ],
+        )
+
+    def list_events(self, execution_id: int, after: int, limit: int) -> list[HistoryEvent]:
+        rows = self.db.execute(
+            "SELECT event_id, schedule_event_id, type, step_name, time, detail FROM events "
+            "WHERE execution_id = ? AND event_id > ? ORDER BY event_id LIMIT ?",
+            (execution_id, after, limit),
+        ).fetchall()
+        return [HistoryEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    # tasks
+    def open_task(self, execution_id: int, task_id: int) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO tasks (execution_id, task_id, state, reason) "
+            "VALUES (?, ?, 'open', '')",
+            (execution_id, task_id),
+        )
+
+    def get_task(self, execution_id: int, task_id: int) -> TaskRow | None:
+        row = self.db.execute(
+            "SELECT execution_id, task_id, state, reason FROM tasks "
+            "WHERE execution_id = ? AND task_id = ?",
+            (execution_id, task_id),
+        ).fetchone()
+        return TaskRow(*row) if row else None
+
+    def close_task(self, execution_id: int, task_id: int, state: str, reason: str) -> None:
+        self._write(
+            "UPDATE tasks SET state = ?, reason = ? WHERE execution_id = ? AND task_id = ?",
+            (state, reason, execution_id, task_id),
+        )
+
+    # timers
+    def add_timer(self, row: TimerRow) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO timers (execution_id, timer_id, fire_at, kind) "
+            "VALUES (?, ?, ?, ?)",
+            (row.execution_id, row.timer_id, row.fire_at, row.kind),
+        )
+
+    def delete_timer(self, execution_id: int, timer_id: int) -> bool:
+        cur = self._write(
+            "DELETE FROM timers WHERE execution_id = ? AND timer_id = ?", (execution_id, timer_id)
+        )
+        return cur.rowcount > 0
+
+    def claim_due_timers(
+        self, now: float, owner: str, lease_until: float, limit: int
+    ) -> list[TimerRow]:
+        rows = self.db.execute(
+            "SELECT execution_id, timer_id, fire_at, kind FROM timers WHERE fire_at <= ? "
+            "AND (lease_until IS NULL OR lease_until < ?) ORDER BY fire_at LIMIT ?",
+            (now, now, limit),
+        ).fetchall()
+        self.db.executemany(
+            "UPDATE timers SET lease_owner = ?, lease_until = ? "
+            "WHERE execution_id = ? AND timer_id = ?",
+            [(owner, lease_until, r[0], r[1]) for r in rows],
+        )
+        return [TimerRow(*r) for r in rows]
+
+    def next_timer_at(self) -> float | None:
+        row = self.db.execute(
+            "SELECT fire_at FROM timers WHERE lease_until IS NULL ORDER BY fire_at LIMIT 1"
+        ).fetchone()
+        return float(row[0]) if row else None
+
+    # outbox
+    def add_outbox(
+        self, execution_id: int, payload: dict[str, Any], owner: str, lease_until: float
+    ) -> int:
+        cur = self._write(
+            "INSERT INTO outbox (execution_id, payload, lease_owner, lease_until) "
+            "VALUES (?, ?, ?, ?)",
+            (execution_id, json.dumps(payload, separators=(",", ":")), owner, lease_until),
+        )
+        return int(cur.lastrowid or 0)
+
+    def delete_outbox(self, outbox_id: int) -> bool:
+        return self._write("DELETE FROM outbox WHERE id = ?", (outbox_id,)).rowcount > 0
+
+    def claim_outbox(
+        self, now: float, owner: str, lease_until: float, limit: int
+    ) -> list[OutboxRow]:
+        rows = self.db.execute(
+            "SELECT id, execution_id, payload FROM outbox "
+            "WHERE lease_until IS NULL OR lease_until < ? ORDER BY id LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        self.db.executemany(
+            "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id = ?",
+            [(owner, lease_until, r[0]) for r in rows],
+        )
+        return [OutboxRow(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def renew_outbox(self, ids: Sequence[int], owner: str, lease_until: float) -> None:
+        self.db.executemany(
+            "UPDATE outbox SET lease_until = ? WHERE id = ? AND lease_owner = ?",
+            [(lease_until, i, owner) for i in ids],
+        )
+
+    def release_leases(self) -> None:
+        self._write("UPDATE outbox SET lease_owner = NULL, lease_until = NULL")
+        self._write("UPDATE timers SET lease_owner = NULL, lease_until = NULL")
+
+
+class SQLiteStore(Store):
+    """The embedded store. See the module docstring for URLs and options."""
+
+    single_engine = True
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        options = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+        unknown = set(options) - {"synchronous"}
+        if unknown:
+            raise StoreError(
+                f"unknown option {sorted(unknown)[0]!r} in store URL {url!r}; "
+                "the SQLite store takes synchronous=full|normal"
+            )
+        self.synchronous = options.get("synchronous", "full")
+        if self.synchronous not in ("full", "normal"):
+            raise StoreError(f"synchronous={self.synchronous} in {url!r} must be full or normal")
+        self.url = url
+        self.memory = parts.scheme == "memory"
+        self.path: Path | None = None
+        if not self.memory:
+            raw = url.split("://", 1)[1].split("?", 1)[0]
+            if not raw.startswith("/") or raw == "/":
+                raise StoreError(
+                    f"store URL {url!r} needs a path: sqlite:///relative.db or "
+                    "sqlite:////absolute/path.db"
+                )
+            self.path = Path(raw[1:]).expanduser()
+            if not self.path.parent.exists():
+                raise StoreError(f"the folder of the store {self.path} does not exist")
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._shared: sqlite3.Connection | None = None
+        self._lock_file: int | None = None
+        self._connections: list[sqlite3.Connection] = []
+        with self.transaction() as tx:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    tx.db.execute(statement)  # type: ignore[attr-defined]
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.memory:
+            if self._shared is None:
+                self._shared = sqlite3.connect(
+                    ":memory:", isolation_level=None, check_same_thread=False
+                )
+                self._connections.append(self._shared)
+            return self._shared
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            assert self.path is not None
+            try:
+                db = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30
+                )
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+            self._local.db = db
+            self._connections.append(db)
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A write transaction (BEGIN IMMEDIATE), one at a time per process."""
+        db = self._connect()
+        with self._write_lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Tx(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
+    def reader(self) -> Iterator[Transaction]:
+        """A read transaction on this thread's connection; WAL lets it run beside writes."""
+        db = self._connect()
+        if self.memory:
+            with self._write_lock:
+                yield _Tx(db, read_only=True)
+            return
+        db.execute("BEGIN")
+        try:
+            yield _Tx(db, read_only=True)
+        finally:
+            db.execute("COMMIT")
+
+    def acquire_engine_lock(self) -> None:
+        """Hold `<db>.lock` so that a second engine on the same file is refused."""
+        if self.path is None or self._lock_file is not None:
+            return
+        lock_path = f"{self.path}.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreError(
+                f"another relayflow engine is running on {self.path} (it holds {lock_path}); "
+                "stop it first, or give this one its own store"
+            ) from None
+        self._lock_file = fd
+
+    def close(self) -> None:
+        """Close every connection and release the engine lock."""
+        for db in self._connections:
+            db.close()
+        self._connections.clear()
+        self._shared = None
+        self._local = threading.local()
+        if self._lock_file is not None:
+            os.close(self._lock_file)
+            self._lock_file = None
