@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from relayflow import __version__
+from relayflow.config import Config, ConfigError, load_config
+from relayflow.errors import EngineError
 from relayflow.fdl import DefinitionError, Flow, Problem, check_flow, flow_json_schema
 from relayflow.fdl.loader import read_text
 from relayflow.fdl.outline import outline as render_outline
+from relayflow.store import StoreError
 
 __all__ = ["main"]
 
@@ -27,6 +34,9 @@ def main() -> None:
     Start here:
       relayflow validate flows/*.yaml     check definitions, with line-numbered errors
       relayflow outline flows/main.yaml   see a flow's steps as a tree
+      relayflow run flows/main.yaml --input '{"id": 7}'
+                                          run one execution and print its output
+      relayflow server                    run the engine over the store in relayflow.toml
       relayflow schema > fdl.schema.json  JSON Schema for editors
     """
 
@@ -114,3 +124,128 @@ def outline(file: str) -> None:
             click.echo(str(problem), err=True)
         sys.exit(EXIT_INVALID)
     click.echo(render_outline(flow, file))
+
+
+def _config(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(f"relayflow: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+
+
+def _input(text: str | None, file: str | None) -> dict[str, Any]:
+    if text is not None and file is not None:
+        raise click.UsageError("give --input or --input-file, not both")
+    where = "--input"
+    if file is not None:
+        where = file
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except OSError as exc:
+            click.echo(f"relayflow: cannot read the input file {file}: {exc.strerror}", err=True)
+            sys.exit(EXIT_INVALID)
+    if text is None or not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        click.echo(f"relayflow: {where} is not valid JSON: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    if not isinstance(data, dict):
+        click.echo(
+            f"relayflow: {where} must be a JSON object, not a {type(data).__name__}", err=True
+        )
+        sys.exit(EXIT_INVALID)
+    return data
+
+
+@main.command()
+@click.argument("flow", type=click.Path(dir_okay=False))
+@click.option("--input", "input_text", metavar="JSON", help="The execution's input object.")
+@click.option("--input-file", type=click.Path(dir_okay=False), help="Read the input from a file.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="relayflow.toml to use (default: $RELAYFLOW_CONFIG, then ./relayflow.toml).",
+)
+@click.option("--name", help="The execution's name (default: a generated one).")
+def run(
+    flow: str,
+    input_text: str | None,
+    input_file: str | None,
+    config_path: str | None,
+    name: str | None,
+) -> None:
+    """Run one execution of FLOW in-process and wait for its end.
+
+    \b
+    Exit 0: the execution succeeded; its output is printed as one JSON object.
+    Exit 1: it failed, timed out or was stopped; {"status", "error", "cause"} is printed.
+    Exit 2: the flow, the input or the configuration is invalid; errors go to stderr.
+
+    With a configuration file the execution is kept in its [engine] store; without one it
+    runs in memory. Task steps use the integrations that are installed.
+    """
+    from relayflow.runner import flow_name_for, run_flow
+
+    flow_obj, problems = _load(flow)
+    if flow_obj is None:
+        for problem in problems:
+            click.echo(str(problem), err=True)
+        sys.exit(EXIT_INVALID)
+    data = _input(input_text, input_file)
+    config = _config(config_path)
+    try:
+        result = run_flow(
+            Path(flow).read_text(encoding="utf-8"),
+            flow_name_for(Path(flow)),
+            data,
+            name=name,
+            config=config,
+            integrations=[],
+        )
+    except (EngineError, StoreError) as exc:
+        click.echo(f"relayflow: {exc}", err=True)
+        _exit(EXIT_INVALID)
+    click.echo(result.json())
+    _exit(result.code)
+
+
+def _exit(code: int) -> None:
+    # Task code may still run in threads the engine does not own; do not wait for them.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="relayflow.toml to use (default: $RELAYFLOW_CONFIG, then ./relayflow.toml).",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+def server(config_path: str | None, log_level: str) -> None:
+    """Run the engine over the configured store until SIGTERM or SIGINT.
+
+    Executions resume where they were: after a crash, pending work is dispatched again,
+    late timers fire, and waiting tasks keep waiting. The store is [engine] store in
+    relayflow.toml (default sqlite:///relayflow.db).
+    """
+    from relayflow.server import serve
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    config = _config(config_path)
+    try:
+        asyncio.run(serve(config, integrations=[]))
+    except StoreError as exc:
+        click.echo(f"relayflow: {exc}", err=True)
+        sys.exit(EXIT_INVALID)

@@ -1,0 +1,40 @@
+"""`relayflow server`: the engine loop over the configured store, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from relayflow.config import Config
+from relayflow.engine import Engine, Integration
+from relayflow.store import open_store
+
+__all__ = ["serve"]
+
+log = logging.getLogger("relayflow.server")
+
+
+async def serve(config: Config, integrations: list[Integration]) -> None:
+    """Run the engine until a stop signal; then finish in-flight work and close the store."""
+    settings = config.engine
+    engine = Engine(
+        open_store(settings.store),
+        integrations=integrations,
+        limits=settings.limits(),
+        token_secret=settings.token_secret.encode() if settings.token_secret else None,
+        lease_seconds=settings.lease_seconds,
+        poll_seconds=settings.poll_seconds,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await engine.start()
+    log.info("relayflow engine running on %s (config: %s)", settings.store, config.source)
+    try:
+        await stop.wait()
+        log.info("stopping: finishing in-flight work")
+    finally:
+        await engine.close(grace_seconds=settings.lease_seconds / 3)
+    log.info("stopped")
