@@ -11,12 +11,12 @@ steps, after which it sets a timer due at once and continues on the next transit
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
+from relayflow import jsontext
 from relayflow.dataflow import (
     compile_source,
     evaluate_mappings,
@@ -199,7 +199,7 @@ class _Run:
         return self.i.index.lists[scope.key][scope.pc]
 
     def check_size(self, data: Any, what: str, step: str) -> None:
-        size = len(json.dumps(data, separators=(",", ":"), default=str))
+        size = jsontext.size(data)
         limit = self.limits.max_step_data_bytes
         if size > limit:
             raise _StepFault(

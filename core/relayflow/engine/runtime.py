@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import time
@@ -27,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from relayflow import jsontext
 from relayflow.engine.integration import (
     Failed,
     Integration,
@@ -84,6 +84,7 @@ class TxContext:
 class _Job(Generic[T]):
     fn: Callable[[Transaction, TxContext], T]
     future: asyncio.Future[T]
+    atomic: bool = True
     result: Any = None
     error: BaseException | None = None
 
@@ -177,12 +178,17 @@ class Runtime:
 
     # -- the writer ---------------------------------------------------------------------------
 
-    async def submit(self, fn: Callable[[Transaction, TxContext], T]) -> T:
-        """Run ``fn`` in a write transaction; return its result once it has committed."""
+    async def submit(self, fn: Callable[[Transaction, TxContext], T], *, atomic: bool = True) -> T:
+        """Run ``fn`` in a write transaction; return its result once it has committed.
+
+        With ``atomic`` (the default) an `EngineError` raised by ``fn`` undoes what ``fn`` wrote
+        and reaches the caller, while the other jobs of the same transaction go on. Pass
+        ``atomic=False`` for internal jobs that never refuse, to spare the savepoint.
+        """
         if self._queue is None or not self._running:
             raise RuntimeError("the engine is not running; call start() first")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(fn, future))
+        self._queue.put_nowait(_Job(fn, future, atomic=atomic))
         return await future
 
     async def read(self, fn: Callable[[Transaction], T]) -> T:
@@ -222,6 +228,9 @@ class Runtime:
     def _run_batch(self, batch: list[_Job[Any]], ctx: TxContext) -> None:
         with self.store.transaction() as tx:
             for job in batch:
+                if not job.atomic:
+                    job.result = job.fn(tx, ctx)
+                    continue
                 try:
                     with tx.savepoint():
                         job.result = job.fn(tx, ctx)
@@ -316,7 +325,7 @@ class Runtime:
             row.id,
             status=state.status,
             state=dump_state(state),
-            output=json.dumps(state.output) if state.output is not None else None,
+            output=jsontext.dumps(state.output) if state.output is not None else None,
             error=state.error,
             cause=state.cause,
             stopped=now if state.done else None,
@@ -382,7 +391,7 @@ class Runtime:
                     "integration %s raised on %s: %r", integration.name, request.step_name, exc
                 )
                 outcome = Failed(ERROR_RUNTIME, f"{type(exc).__name__}: {exc}")
-        await self.submit(lambda tx, ctx: self._complete(tx, ctx, row, outcome))
+        await self.submit(lambda tx, ctx: self._complete(tx, ctx, row, outcome), atomic=False)
 
     def _complete(
         self, tx: Transaction, ctx: TxContext, row: OutboxRow, outcome: TaskOutcome
@@ -397,11 +406,9 @@ class Runtime:
             command = TaskSubmitted(task_id, outcome.detail)
         else:
             command = TaskFailed(task_id, outcome.error, outcome.cause)
-        task = tx.get_task(row.execution_id, task_id)
         execution = tx.lock_execution(row.execution_id)
-        if task is None or task.state != "open" or execution is None:
-            return
-        self.apply(tx, ctx, execution, command)
+        if execution is not None and execution.status == "Running":
+            self.apply(tx, ctx, execution, command)  # an attempt no longer open is ignored
 
     # -- timers and recovery ------------------------------------------------------------------
 

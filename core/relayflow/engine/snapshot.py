@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from relayflow import jsontext
 from relayflow.engine.model import ExecutionState, Scope, StepRun
 
 __all__ = ["dump_state", "load_state"]
@@ -38,12 +38,12 @@ def dump_state(state: ExecutionState) -> str:
         "flow_timer": state.flow_timer,
         "ready": state.ready,
     }
-    return json.dumps(doc, separators=(",", ":"))
+    return jsontext.dumps(doc)
 
 
 def load_state(text: str) -> ExecutionState:
     """The state that `dump_state` wrote."""
-    doc = json.loads(text)
+    doc = jsontext.loads(text)
     scopes: dict[int, Scope] = {}
     for item in doc["scopes"]:
         run = item.pop("run")

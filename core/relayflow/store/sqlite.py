@@ -15,7 +15,6 @@ read the file from other processes at any time.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import sqlite3
 import threading
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from relayflow import jsontext
 from relayflow.engine.model import HistoryEvent
 from relayflow.store.base import (
     ExecutionRow,
@@ -268,7 +268,7 @@ class _Tx(Transaction):
                     e.type,
                     e.step_name,
                     e.time,
-                    json.dumps(e.detail, separators=(",", ":")),
+                    jsontext.dumps(e.detail) if e.detail else "{}",
                 )
                 for e in events
             ],
@@ -280,7 +280,7 @@ class _Tx(Transaction):
             "WHERE execution_id = ? AND event_id > ? ORDER BY event_id LIMIT ?",
             (execution_id, after, limit),
         ).fetchall()
-        return [HistoryEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return [HistoryEvent(r[0], r[1], r[2], r[3], r[4], jsontext.loads(r[5])) for r in rows]
 
     # tasks
     def open_task(self, execution_id: int, task_id: int) -> None:
@@ -346,7 +346,7 @@ class _Tx(Transaction):
         cur = self._write(
             "INSERT INTO outbox (execution_id, payload, lease_owner, lease_until) "
             "VALUES (?, ?, ?, ?)",
-            (execution_id, json.dumps(payload, separators=(",", ":")), owner, lease_until),
+            (execution_id, jsontext.dumps(payload), owner, lease_until),
         )
         return int(cur.lastrowid or 0)
 
@@ -365,7 +365,7 @@ class _Tx(Transaction):
             "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id = ?",
             [(owner, lease_until, r[0]) for r in rows],
         )
-        return [OutboxRow(r[0], r[1], json.loads(r[2])) for r in rows]
+        return [OutboxRow(r[0], r[1], jsontext.loads(r[2])) for r in rows]
 
     def renew_outbox(self, ids: Sequence[int], owner: str, lease_until: float) -> None:
         self.db.executemany(
