@@ -145,8 +145,10 @@ async def bench_waiting(synchronous: str, total: int) -> dict[str, Any]:
             batch = 500
             for first in range(0, total, batch):
                 await asyncio.gather(
-                    *(engine.start_execution("parked", {"job": i}, name=f"w{i:07d}")
-                      for i in range(first, min(total, first + batch)))
+                    *(
+                        engine.start_execution("parked", {"job": i}, name=f"w{i:07d}")
+                        for i in range(first, min(total, first + batch))
+                    )
                 )
                 done = min(total, first + batch)
                 if done % (total // 10 or 1) == 0 or done == total:
@@ -184,8 +186,9 @@ async def bench_waiting(synchronous: str, total: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", nargs="?", default="all",
-                        choices=["steps", "throughput", "waiting", "all"])
+    parser.add_argument(
+        "which", nargs="?", default="all", choices=["steps", "throughput", "waiting", "all"]
+    )
     parser.add_argument("--waiting", type=int, default=100_000, help="executions to park")
     parser.add_argument("--executions", type=int, default=1000)
     parser.add_argument("--synchronous", default="full", choices=["full", "normal"])
@@ -209,29 +212,43 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures, indent=2))
         return 0
     print(f"store: SQLite WAL, synchronous={args.synchronous}")
-    print(f"reference: one-row commit, synchronous=FULL    "
-          f"{figures['reference_sqlite_commits_per_s_full']:>10,.0f} commits/s")
-    print(f"reference: one-row commit, synchronous=NORMAL  "
-          f"{figures['reference_sqlite_commits_per_s_normal']:>10,.0f} commits/s")
+    print(
+        f"reference: one-row commit, synchronous=FULL    "
+        f"{figures['reference_sqlite_commits_per_s_full']:>10,.0f} commits/s"
+    )
+    print(
+        f"reference: one-row commit, synchronous=NORMAL  "
+        f"{figures['reference_sqlite_commits_per_s_normal']:>10,.0f} commits/s"
+    )
     if "steps" in figures:
         s = figures["steps"]
         for label, data in s.items():
-            print(f"1,000 pass steps, {label.replace('_', ' '):<27} "
-                  f"{data['ms_per_step']:.4f} ms/step  ({data['ms_per_step'] / commit_ms:.2f} x "
-                  "one commit; target <= 0.25 ms)")
+            print(
+                f"1,000 pass steps, {label.replace('_', ' '):<27} "
+                f"{data['ms_per_step']:.4f} ms/step  ({data['ms_per_step'] / commit_ms:.2f} x "
+                "one commit; target <= 0.25 ms)"
+            )
     if "throughput" in figures:
         t = figures["throughput"]
-        print(f"{t['executions']:,} executions x {t['steps_each']} task steps: "
-              f"{t['transitions_per_s']:,.0f} step transitions/s in {t['seconds']:.1f} s "
-              f"(target >= 10,000/s)")
+        print(
+            f"{t['executions']:,} executions x {t['steps_each']} task steps: "
+            f"{t['transitions_per_s']:,.0f} step transitions/s in {t['seconds']:.1f} s "
+            f"(target >= 10,000/s)"
+        )
     if "waiting" in figures:
         w = figures["waiting"]
-        print(f"{w['executions']:,} executions parked on callbacks ({w['running']:,} running), "
-              f"started at {w['starts_per_s']:,.0f}/s, store {w['db_mb']:.0f} MiB")
-        print("  engine RSS by executions parked: " + ", ".join(
-            f"{n:,}: {mb:.0f} MiB" for n, mb in w["rss_mb_by_count"]))
-        print(f"  describe one: {w['describe_ms_median']:.2f} ms (median); "
-              f"list a page of 60: {w['list_page_ms_median']:.2f} ms (median)")
+        print(
+            f"{w['executions']:,} executions parked on callbacks ({w['running']:,} running), "
+            f"started at {w['starts_per_s']:,.0f}/s, store {w['db_mb']:.0f} MiB"
+        )
+        print(
+            "  engine RSS by executions parked: "
+            + ", ".join(f"{n:,}: {mb:.0f} MiB" for n, mb in w["rss_mb_by_count"])
+        )
+        print(
+            f"  describe one: {w['describe_ms_median']:.2f} ms (median); "
+            f"list a page of 60: {w['list_page_ms_median']:.2f} ms (median)"
+        )
     return 0
 
 

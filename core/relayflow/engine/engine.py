@@ -18,7 +18,7 @@ from typing import Any
 from relayflow.engine.model import ExecutionState, Start, Stop, TaskFailed, TaskSucceeded
 from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
 from relayflow.engine.runtime import Runtime, TxContext
-from relayflow.engine.snapshot import dump_state
+from relayflow.engine.snapshot import dump_state, load_state
 from relayflow.engine.tokens import parse_token, verify_token
 from relayflow.errors import EngineError, error
 from relayflow.fdl import DefinitionError, load_flow
@@ -355,8 +355,10 @@ class Engine(Runtime):
                     f"'{parts.flow_name}' does not exist",
                 )
             verify_token(secret, parts, row.uid)
-            task = tx.get_task(row.id, parts.task_id)
-            if task is not None and task.state == "completed":
+            # The MAC proves the attempt was issued: not open and not expired means completed.
+            state = load_state(row.state)
+            expired = state.expired.get(parts.task_id)
+            if parts.task_id not in state.tasks and expired is None:
                 raise error(
                     "TaskAlreadyCompleted",
                     "this task attempt already has its result; the first report won",
@@ -366,11 +368,10 @@ class Engine(Runtime):
                     "ExecutionNotRunning",
                     f"execution '{row.name}' is {row.status}; it takes no more reports",
                 )
-            if task is None or task.state != "open":
-                why = task.reason if task is not None else "unknown"
+            if expired is not None:
                 raise error(
                     "TaskExpired",
-                    f"this task attempt is over ({why}); a newer attempt has its own token",
+                    f"this task attempt is over ({expired}); a newer attempt has its own token",
                 )
             applied: TaskSucceeded | TaskFailed
             if isinstance(command, TaskSucceeded):

@@ -184,6 +184,8 @@ class _Run:
 
     def close_task(self, task_id: int | None, state: str, reason: str) -> None:
         if task_id is not None and self.state.tasks.pop(task_id, None) is not None:
+            if state == "expired":  # remembered, so that a late report is told why
+                self.state.expired[task_id] = reason
             self.out.effects.append(CloseTask(task_id, state, reason))
 
     def context(self, token: str | None = None) -> dict[str, Any]:

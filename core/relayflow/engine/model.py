@@ -258,6 +258,7 @@ class ExecutionState:
     next_event: int = 1
     timers: dict[int, list[Any]] = field(default_factory=dict)  # id → [kind, scope id]
     tasks: dict[int, int] = field(default_factory=dict)  # open task id → scope id
+    expired: dict[int, str] = field(default_factory=dict)  # expired task id → why
     flow_timer: int | None = None
     ready: list[int] = field(default_factory=list)  # scopes deferred to the next transition
 

@@ -39,7 +39,6 @@ from relayflow.engine.interpreter import Interpreter
 from relayflow.engine.model import (
     ERROR_RUNTIME,
     CancelTimer,
-    CloseTask,
     Command,
     ExecutionEnded,
     InvokeTask,
@@ -62,7 +61,7 @@ __all__ = ["Runtime", "TxContext"]
 log = logging.getLogger("relayflow.engine")
 T = TypeVar("T")
 
-BATCH_LIMIT = 256
+BATCH_LIMIT = 1024
 TIMER_BATCH = 512
 
 
@@ -83,7 +82,7 @@ class TxContext:
 @dataclass
 class _Job(Generic[T]):
     fn: Callable[[Transaction, TxContext], T]
-    future: asyncio.Future[T]
+    future: asyncio.Future[T] | None
     atomic: bool = True
     result: Any = None
     error: BaseException | None = None
@@ -167,6 +166,9 @@ class Runtime:
         self._running = False
         if self._inflight:
             await asyncio.wait(list(self._inflight.values()), timeout=grace_seconds)
+        while self._queue is not None and not self._queue.empty() and grace_seconds > 0:
+            await asyncio.sleep(0.01)  # let queued outcomes commit
+            grace_seconds -= 0.01
         for task in [*self._inflight.values(), *self._tasks]:
             task.cancel()
         await asyncio.gather(*self._inflight.values(), *self._tasks, return_exceptions=True)
@@ -191,6 +193,15 @@ class Runtime:
         self._queue.put_nowait(_Job(fn, future, atomic=atomic))
         return await future
 
+    def enqueue(self, fn: Callable[[Transaction, TxContext], None]) -> None:
+        """Queue an internal job that nobody waits for (its failure is only logged).
+
+        Used for task outcomes: if the transaction fails, the outbox row stays and is
+        dispatched again when its lease runs out.
+        """
+        if self._queue is not None and self._running:
+            self._queue.put_nowait(_Job(fn, None, atomic=False))
+
     async def read(self, fn: Callable[[Transaction], T]) -> T:
         """Run ``fn`` on a read-only view of the store."""
 
@@ -213,11 +224,11 @@ class Runtime:
             except Exception as exc:  # the whole transaction failed: tell every caller
                 log.exception("store transaction failed")
                 for job in batch:
-                    if not job.future.done():
+                    if job.future is not None and not job.future.done():
                         job.future.set_exception(exc)
                 continue
             for job in batch:
-                if job.future.done():
+                if job.future is None or job.future.done():
                     continue
                 if job.error is not None:
                     job.future.set_exception(job.error)
@@ -296,7 +307,6 @@ class Runtime:
             tx.append_events(row.id, transition.events)
         for effect in transition.effects:
             if isinstance(effect, InvokeTask):
-                tx.open_task(row.id, effect.task_id)
                 payload = {
                     "flow": row.flow_name,
                     "execution": row.name,
@@ -312,8 +322,6 @@ class Runtime:
                 }
                 outbox_id = tx.add_outbox(row.id, payload, self.owner, now + self.lease_seconds)
                 ctx.outbox.append(OutboxRow(outbox_id, row.id, payload))
-            elif isinstance(effect, CloseTask):
-                tx.close_task(row.id, effect.task_id, effect.state, effect.reason)
             elif isinstance(effect, StartTimer):
                 tx.add_timer(TimerRow(row.id, effect.timer_id, effect.fire_at, effect.kind))
                 ctx.timer_at(effect.fire_at)
@@ -391,7 +399,7 @@ class Runtime:
                     "integration %s raised on %s: %r", integration.name, request.step_name, exc
                 )
                 outcome = Failed(ERROR_RUNTIME, f"{type(exc).__name__}: {exc}")
-        await self.submit(lambda tx, ctx: self._complete(tx, ctx, row, outcome), atomic=False)
+        self.enqueue(lambda tx, ctx: self._complete(tx, ctx, row, outcome))
 
     def _complete(
         self, tx: Transaction, ctx: TxContext, row: OutboxRow, outcome: TaskOutcome

@@ -15,7 +15,6 @@ from relayflow.store.base import (
     OutboxRow,
     Store,
     StoreError,
-    TaskRow,
     TimerRow,
     Transaction,
 )
@@ -27,7 +26,6 @@ __all__ = [
     "OutboxRow",
     "Store",
     "StoreError",
-    "TaskRow",
     "TimerRow",
     "Transaction",
     "open_store",

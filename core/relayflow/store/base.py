@@ -3,7 +3,8 @@
 A driver is picked by the scheme of a URL (`sqlite:///path/relayflow.db`, `memory://`). All
 engine state lives in the store; an engine process holds nothing that a restart would lose.
 Every change happens inside `Store.transaction()`, and one command on one execution is one
-transaction: its history events, its state, its timers, its open tasks and its outbox rows
+transaction: its history events, its state (open task attempts included), its timers and its
+outbox rows
 commit together or not at all.
 
 Work that is handed out (outbox rows to dispatch, timers to fire) is claimed with a lease: an
@@ -32,7 +33,6 @@ __all__ = [
     "OutboxRow",
     "Store",
     "StoreError",
-    "TaskRow",
     "TimerRow",
     "Transaction",
 ]
@@ -75,16 +75,6 @@ class ExecutionRow:
     stopped: float | None
     state: str
     callback_token: str
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRow:
-    """One task attempt: `open` until it is `completed` or `expired` (with a reason)."""
-
-    execution_id: int
-    task_id: int
-    state: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,19 +186,6 @@ class Transaction(ABC):
     @abstractmethod
     def list_events(self, execution_id: int, after: int, limit: int) -> list[HistoryEvent]:
         """A page of history, EventId ascending, after EventId ``after``."""
-
-    # -- tasks --------------------------------------------------------------------------------
-    @abstractmethod
-    def open_task(self, execution_id: int, task_id: int) -> None:
-        """Record a new open task attempt."""
-
-    @abstractmethod
-    def get_task(self, execution_id: int, task_id: int) -> TaskRow | None:
-        """A task attempt."""
-
-    @abstractmethod
-    def close_task(self, execution_id: int, task_id: int, state: str, reason: str) -> None:
-        """Mark a task attempt completed or expired."""
 
     # -- timers -------------------------------------------------------------------------------
     @abstractmethod

@@ -32,7 +32,6 @@ from relayflow.store.base import (
     OutboxRow,
     Store,
     StoreError,
-    TaskRow,
     TimerRow,
     Transaction,
 )
@@ -58,9 +57,6 @@ CREATE TABLE IF NOT EXISTS events (
     execution_id INTEGER NOT NULL, event_id INTEGER NOT NULL, schedule_event_id INTEGER NOT NULL,
     type TEXT NOT NULL, step_name TEXT NOT NULL, time REAL NOT NULL, detail TEXT NOT NULL,
     PRIMARY KEY (execution_id, event_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tasks (
-    execution_id INTEGER NOT NULL, task_id INTEGER NOT NULL, state TEXT NOT NULL,
-    reason TEXT NOT NULL, PRIMARY KEY (execution_id, task_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS timers (
     execution_id INTEGER NOT NULL, timer_id INTEGER NOT NULL, fire_at REAL NOT NULL,
     kind TEXT NOT NULL, lease_owner TEXT, lease_until REAL,
@@ -151,7 +147,7 @@ class _Tx(Transaction):
         ids = [
             r[0] for r in self.db.execute("SELECT id FROM executions WHERE flow_name = ?", (name,))
         ]
-        for table in ("events", "tasks", "timers", "outbox"):
+        for table in ("events", "timers", "outbox"):
             self.db.executemany(f"DELETE FROM {table} WHERE execution_id = ?", [(i,) for i in ids])
         self._write("DELETE FROM executions WHERE flow_name = ?", (name,))
         self._write("DELETE FROM flow_versions WHERE name = ?", (name,))
@@ -281,28 +277,6 @@ class _Tx(Transaction):
             (execution_id, after, limit),
         ).fetchall()
         return [HistoryEvent(r[0], r[1], r[2], r[3], r[4], jsontext.loads(r[5])) for r in rows]
-
-    # tasks
-    def open_task(self, execution_id: int, task_id: int) -> None:
-        self._write(
-            "INSERT OR REPLACE INTO tasks (execution_id, task_id, state, reason) "
-            "VALUES (?, ?, 'open', '')",
-            (execution_id, task_id),
-        )
-
-    def get_task(self, execution_id: int, task_id: int) -> TaskRow | None:
-        row = self.db.execute(
-            "SELECT execution_id, task_id, state, reason FROM tasks "
-            "WHERE execution_id = ? AND task_id = ?",
-            (execution_id, task_id),
-        ).fetchone()
-        return TaskRow(*row) if row else None
-
-    def close_task(self, execution_id: int, task_id: int, state: str, reason: str) -> None:
-        self._write(
-            "UPDATE tasks SET state = ?, reason = ? WHERE execution_id = ? AND task_id = ?",
-            (state, reason, execution_id, task_id),
-        )
 
     # timers
     def add_timer(self, row: TimerRow) -> None:
