@@ -8,9 +8,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import CliRunner
+
 from relayflow import __version__
 from relayflow.cli import main
-
 from tests.helpers import EXAMPLES, corpus_files
 
 SEED = EXAMPLES / "seed-three-tasks.yaml"

@@ -1,4 +1,5 @@
 import pytest
+
 from relayflow.dataflow import ExpressionError, compile_condition, truthy
 
 INPUT = {

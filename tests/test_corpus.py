@@ -2,9 +2,9 @@
 
 import jsonschema
 import pytest
+
 from relayflow.fdl import flow_json_schema, load_flow_file
 from relayflow.fdl.source import parse_source
-
 from tests.helpers import EXAMPLES, corpus_files
 
 FLOWS = corpus_files() + sorted(EXAMPLES.glob("*.yaml"))

@@ -20,7 +20,6 @@ from collections import Counter
 from pathlib import Path
 
 from relayflow.store import open_store
-
 from tests.crash.workload import expected_output
 
 WORKLOAD = Path(__file__).parent / "crash" / "workload.py"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
+
 from relayflow.fdl import DefinitionError, Flow, load_flow, step_types
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -1,4 +1,5 @@
 import pytest
+
 from relayflow.dataflow import (
     ConstantSource,
     ExpressionError,

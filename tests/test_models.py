@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from relayflow.dataflow import PathSource
 from relayflow.fdl import (
     ChoiceStep,

@@ -1,4 +1,5 @@
 import pytest
+
 from relayflow.dataflow import MISSING, ExpressionError, compile_path
 from relayflow.dataflow.paths import is_path_like
 

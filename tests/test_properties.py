@@ -6,10 +6,10 @@ import os
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from relayflow.dataflow import ExpressionError, compile_condition, compile_source
 from relayflow.fdl import Flow, check_flow
 from relayflow.fdl.source import parse_quick, parse_source
-
 from tests.helpers import EXAMPLES, corpus_files
 
 SETTINGS = settings(

@@ -1,6 +1,7 @@
 """Reading YAML and JSON: lines, !Ref, timestamps, duplicate keys, anchors."""
 
 import pytest
+
 from relayflow.fdl.source import parse_quick, parse_source
 
 

@@ -3,6 +3,7 @@
 from typing import Literal
 
 import pytest
+
 from relayflow.fdl import (
     StepBase,
     check_flow,

@@ -1,6 +1,7 @@
 """Every invalid-definition check: one problem, at the right line and path, in one sentence."""
 
 import pytest
+
 from relayflow.fdl import DefinitionError, check_flow, load_flow
 
 HEAD = "version: v1\ntype: flow\nsteps:\n"

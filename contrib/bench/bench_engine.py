@@ -28,11 +28,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_fdl import sqlite_commits_per_second  # noqa: E402
+from bench_fdl import sqlite_commits_per_second
 
-from relayflow.engine import Engine, FunctionIntegration, Limits, Submitted, Succeeded  # noqa: E402
-from relayflow.engine.integration import TaskOutcome, TaskRequest  # noqa: E402
-from relayflow.store import open_store  # noqa: E402
+from relayflow.engine import Engine, FunctionIntegration, Limits, Submitted, Succeeded
+from relayflow.engine.integration import TaskOutcome, TaskRequest
+from relayflow.store import open_store
 
 
 def rss_mb() -> float:
