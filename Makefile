@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*)
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test lint typecheck unit bench soak clean
 
 install: $(STAMP)
 
@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 demo: install
 	$(BIN)/relayflow validate contrib/examples/*.yaml
 	$(BIN)/relayflow outline contrib/examples/seed-three-tasks.yaml
+	$(BIN)/relayflow run contrib/examples/greeting.yaml --input '{"names": ["Ada", "Lin"]}'
 
 lint: install
 	$(BIN)/ruff check core plugins tests contrib
@@ -34,6 +35,12 @@ test: lint typecheck unit
 
 bench: install
 	$(BIN)/python contrib/bench/bench_fdl.py
+	$(BIN)/python contrib/bench/bench_engine.py all
+
+# Longer runs of the crash test and the property-based tests; not part of `make test`.
+soak: install
+	RELAYFLOW_CRASH_KILLS=40 RELAYFLOW_HYPOTHESIS_EXAMPLES=2000 $(BIN)/pytest -q \
+		tests/test_crash.py tests/test_properties.py tests/test_interpreter_stateful.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
