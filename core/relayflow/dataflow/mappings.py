@@ -139,9 +139,10 @@ def _set(result: JSONObject, keys: Sequence[str], value: Any) -> None:
     node = result
     for key in keys[:-1]:
         child = node.get(key)
-        if not isinstance(child, dict):
-            child = {}
-            node[key] = child
+        # Copy on the way down: an object placed here by an earlier rule may be the source's
+        # own object, and writing into it would change the input it was read from.
+        child = dict(child) if isinstance(child, dict) else {}
+        node[key] = child
         node = child
     node[keys[-1]] = value
 

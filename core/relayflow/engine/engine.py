@@ -130,7 +130,7 @@ class Engine(Runtime):
                 description if description is not None else old.description,
                 old.type,
                 role_arn if role_arn is not None else old.role_arn,
-                old.version + (definition is not None),
+                old.version + (definition is not None and definition != old.definition),
                 old.created,
                 now,
             )
@@ -195,6 +195,7 @@ class Engine(Runtime):
                 uuid.uuid4().hex,
                 flow_name,
                 exec_name,
+                flow.id,
                 flow.version,
                 "Running",
                 json.dumps(data),
@@ -261,7 +262,7 @@ class Engine(Runtime):
         next_token: str = "",
     ) -> Page:
         """A page of a flow's executions by name (ListExecutions)."""
-        size = _limit(limit, 60, 999, "Limit")
+        size = _limit(limit, 60, 99, "Limit")
 
         def page(tx: Transaction) -> list[ExecutionRow] | None:
             if tx.get_flow(flow_name) is None:

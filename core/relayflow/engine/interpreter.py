@@ -585,6 +585,7 @@ class _Run:
         assert run is not None
         step = self.step_of(scope)
         try:
+            self.check_size(local, "local", step.name)
             output = step_output(
                 step.output_mappings,
                 input=run.input,

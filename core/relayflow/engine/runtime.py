@@ -79,6 +79,10 @@ class TxContext:
             self.earliest_timer = fire_at
 
 
+def _nothing(tx: Transaction, ctx: TxContext) -> None:
+    """A job that writes nothing: waiting for it waits for every job queued before it."""
+
+
 @dataclass
 class _Job(Generic[T]):
     fn: Callable[[Transaction, TxContext], T]
@@ -129,6 +133,7 @@ class Runtime:
         self._ended: asyncio.Condition | None = None
         self._flows: OrderedDict[tuple[str, int], tuple[Flow, Interpreter]] = OrderedDict()
         self._running = False
+        self._stopping = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -160,18 +165,28 @@ class Runtime:
             return bytes.fromhex(value)
 
     async def close(self, grace_seconds: float = 5.0) -> None:
-        """Stop the loops; integrations still running get ``grace_seconds`` to finish."""
-        if not self._running:
+        """Stop taking new work; integrations still running get ``grace_seconds`` to finish.
+
+        Outcomes that arrive within the grace period are committed. Task attempts still
+        running after it are abandoned here and dispatched again by the next engine.
+        """
+        if not self._running or self._stopping:
             return
-        self._running = False
+        self._stopping = True
+        committer, *loops = self._tasks
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
         if self._inflight:
             await asyncio.wait(list(self._inflight.values()), timeout=grace_seconds)
-        while self._queue is not None and not self._queue.empty() and grace_seconds > 0:
-            await asyncio.sleep(0.01)  # let queued outcomes commit
-            grace_seconds -= 0.01
-        for task in [*self._inflight.values(), *self._tasks]:
+        late = list(self._inflight.values())
+        for task in late:
             task.cancel()
-        await asyncio.gather(*self._inflight.values(), *self._tasks, return_exceptions=True)
+        await asyncio.gather(*late, return_exceptions=True)
+        await self.submit(_nothing, atomic=False)  # every job queued before it has committed
+        self._running = False
+        committer.cancel()
+        await asyncio.gather(committer, return_exceptions=True)
         self._tasks.clear()
         self._inflight.clear()
         self._writer.shutdown(wait=True)
@@ -259,9 +274,14 @@ class Runtime:
 
     # -- applying commands --------------------------------------------------------------------
 
-    def flow_for(self, tx: Transaction, flow_name: str, version: int) -> tuple[Flow, Interpreter]:
-        """The flow version an execution runs, loaded once and kept."""
-        key = (flow_name, version)
+    def flow_for(
+        self, tx: Transaction, flow_name: str, flow_id: str, version: int
+    ) -> tuple[Flow, Interpreter]:
+        """The flow version an execution runs, loaded once and kept.
+
+        Keyed by the flow's id too: a flow deleted and made again starts at version 1 anew.
+        """
+        key = (flow_id, version)
         cached = self._flows.get(key)
         if cached is not None:
             self._flows.move_to_end(key)
@@ -281,7 +301,7 @@ class Runtime:
     ) -> Transition:
         """Apply ``command`` to an execution inside ``tx``, recording its events and effects."""
         now = self.clock()
-        _, interp = self.flow_for(tx, row.flow_name, row.flow_version)
+        _, interp = self.flow_for(tx, row.flow_name, row.flow_id, row.flow_version)
         state = load_state(row.state)
         secret = self._secret or b""
 
@@ -350,7 +370,7 @@ class Runtime:
         return None
 
     def _start_dispatch(self, row: OutboxRow) -> None:
-        if row.id in self._inflight or not self._running:
+        if row.id in self._inflight or not self._running or self._stopping:
             return
         task = asyncio.create_task(self._dispatch(row), name=f"relayflow-task-{row.id}")
         self._inflight[row.id] = task
@@ -428,6 +448,8 @@ class Runtime:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._stopping or not self._running:
+                    return
                 log.exception("timer loop: will try again")
                 await asyncio.sleep(self.poll_seconds)
 
@@ -443,8 +465,10 @@ class Runtime:
             if next_at is not None:
                 delay = min(delay, max(0.0, next_at - self.clock()))
             if delay > 0:
+                # asyncio.timeout, unlike wait_for on 3.11, never swallows a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._timer_wake.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._timer_wake.wait()
 
     def _fire_due_timers(self, tx: Transaction, ctx: TxContext) -> int:
         now = self.clock()
@@ -466,6 +490,8 @@ class Runtime:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._stopping or not self._running:
+                    return
                 log.exception("recovery loop: will try again")
                 await asyncio.sleep(self.poll_seconds)
 
@@ -502,4 +528,5 @@ class Runtime:
                 return
             async with self._ended:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._ended.wait(), min(remaining, 0.5))
+                    async with asyncio.timeout(min(remaining, 0.5)):
+                        await self._ended.wait()

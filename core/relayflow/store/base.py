@@ -65,6 +65,7 @@ class ExecutionRow:
     uid: str
     flow_name: str
     name: str
+    flow_id: str
     flow_version: int
     status: str
     input: str

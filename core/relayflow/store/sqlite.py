@@ -49,9 +49,10 @@ CREATE TABLE IF NOT EXISTS flow_versions (
     PRIMARY KEY (name, version)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS executions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL, flow_name TEXT NOT NULL,
-    name TEXT NOT NULL, flow_version INTEGER NOT NULL, status TEXT NOT NULL, input TEXT NOT NULL,
-    output TEXT, error TEXT NOT NULL, cause TEXT NOT NULL, started REAL NOT NULL, stopped REAL,
-    state TEXT NOT NULL, callback_token TEXT NOT NULL, UNIQUE (flow_name, name));
+    name TEXT NOT NULL, flow_id TEXT NOT NULL, flow_version INTEGER NOT NULL,
+    status TEXT NOT NULL, input TEXT NOT NULL, output TEXT, error TEXT NOT NULL,
+    cause TEXT NOT NULL, started REAL NOT NULL, stopped REAL, state TEXT NOT NULL,
+    callback_token TEXT NOT NULL, UNIQUE (flow_name, name));
 CREATE INDEX IF NOT EXISTS executions_status ON executions (status);
 CREATE TABLE IF NOT EXISTS events (
     execution_id INTEGER NOT NULL, event_id INTEGER NOT NULL, schedule_event_id INTEGER NOT NULL,
@@ -68,8 +69,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 _EXEC_COLUMNS = (
-    "id, uid, flow_name, name, flow_version, status, input, output, error, cause, started, "
-    "stopped, state, callback_token"
+    "id, uid, flow_name, name, flow_id, flow_version, status, input, output, error, cause, "
+    "started, stopped, state, callback_token"
 )
 _FLOW_COLUMNS = "name, id, definition, description, type, role_arn, version, created, modified"
 
@@ -90,10 +91,17 @@ class _Tx(Transaction):
             raise
         self.db.execute("RELEASE job")
 
-    def _write(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+    def _check_writable(self) -> None:
         if self.read_only:
             raise StoreError("this is a read-only view of the store")
+
+    def _write(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        self._check_writable()
         return self.db.execute(sql, args)
+
+    def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._check_writable()
+        self.db.executemany(sql, rows)
 
     # metadata
     def get_meta(self, key: str) -> str | None:
@@ -144,11 +152,12 @@ class _Tx(Transaction):
         return [FlowRow(*r) for r in rows]
 
     def delete_flow(self, name: str) -> bool:
+        self._check_writable()
         ids = [
             r[0] for r in self.db.execute("SELECT id FROM executions WHERE flow_name = ?", (name,))
         ]
         for table in ("events", "timers", "outbox"):
-            self.db.executemany(f"DELETE FROM {table} WHERE execution_id = ?", [(i,) for i in ids])
+            self._write_many(f"DELETE FROM {table} WHERE execution_id = ?", [(i,) for i in ids])
         self._write("DELETE FROM executions WHERE flow_name = ?", (name,))
         self._write("DELETE FROM flow_versions WHERE name = ?", (name,))
         return self._write("DELETE FROM flows WHERE name = ?", (name,)).rowcount > 0
@@ -156,13 +165,14 @@ class _Tx(Transaction):
     # executions
     def insert_execution(self, row: ExecutionRow) -> int:
         cur = self._write(
-            "INSERT INTO executions (uid, flow_name, name, flow_version, status, input, output, "
-            "error, cause, started, stopped, state, callback_token) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO executions (uid, flow_name, name, flow_id, flow_version, status, input, "
+            "output, error, cause, started, stopped, state, callback_token) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.uid,
                 row.flow_name,
                 row.name,
+                row.flow_id,
                 row.flow_version,
                 row.status,
                 row.input,
@@ -251,9 +261,7 @@ class _Tx(Transaction):
 
     # history
     def append_events(self, execution_id: int, events: Sequence[HistoryEvent]) -> None:
-        if self.read_only:
-            raise StoreError("this is a read-only view of the store")
-        self.db.executemany(
+        self._write_many(
             "INSERT INTO events (execution_id, event_id, schedule_event_id, type, step_name, "
             "time, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
@@ -295,12 +303,13 @@ class _Tx(Transaction):
     def claim_due_timers(
         self, now: float, owner: str, lease_until: float, limit: int
     ) -> list[TimerRow]:
+        self._check_writable()
         rows = self.db.execute(
             "SELECT execution_id, timer_id, fire_at, kind FROM timers WHERE fire_at <= ? "
             "AND (lease_until IS NULL OR lease_until < ?) ORDER BY fire_at LIMIT ?",
             (now, now, limit),
         ).fetchall()
-        self.db.executemany(
+        self._write_many(
             "UPDATE timers SET lease_owner = ?, lease_until = ? "
             "WHERE execution_id = ? AND timer_id = ?",
             [(owner, lease_until, r[0], r[1]) for r in rows],
@@ -330,19 +339,20 @@ class _Tx(Transaction):
     def claim_outbox(
         self, now: float, owner: str, lease_until: float, limit: int
     ) -> list[OutboxRow]:
+        self._check_writable()
         rows = self.db.execute(
             "SELECT id, execution_id, payload FROM outbox "
             "WHERE lease_until IS NULL OR lease_until < ? ORDER BY id LIMIT ?",
             (now, limit),
         ).fetchall()
-        self.db.executemany(
+        self._write_many(
             "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id = ?",
             [(owner, lease_until, r[0]) for r in rows],
         )
         return [OutboxRow(r[0], r[1], jsontext.loads(r[2])) for r in rows]
 
     def renew_outbox(self, ids: Sequence[int], owner: str, lease_until: float) -> None:
-        self.db.executemany(
+        self._write_many(
             "UPDATE outbox SET lease_until = ? WHERE id = ? AND lease_owner = ?",
             [(lease_until, i, owner) for i in ids],
         )
