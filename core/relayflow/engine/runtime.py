@@ -327,19 +327,10 @@ class Runtime:
             tx.append_events(row.id, transition.events)
         for effect in transition.effects:
             if isinstance(effect, InvokeTask):
-                payload = {
-                    "flow": row.flow_name,
-                    "execution": row.name,
-                    "step": effect.step_name,
-                    "task_id": effect.task_id,
-                    "token": effect.token,
-                    "resource": effect.resource,
-                    "pattern": effect.pattern,
-                    "input": effect.input,
-                    "service_params": effect.service_params,
-                    "timeout_seconds": effect.timeout_seconds,
-                    "attempt": effect.attempt,
-                }
+                # The outbox row holds the integration's whole request, so that a restarted
+                # engine can dispatch it with nothing but the row.
+                payload = {f: getattr(effect, f) for f in InvokeTask.__slots__}
+                payload["flow_name"], payload["execution_name"] = row.flow_name, row.name
                 outbox_id = tx.add_outbox(row.id, payload, self.owner, now + self.lease_seconds)
                 ctx.outbox.append(OutboxRow(outbox_id, row.id, payload))
             elif isinstance(effect, StartTimer):
@@ -382,20 +373,7 @@ class Runtime:
         task.add_done_callback(forget)
 
     async def _dispatch(self, row: OutboxRow) -> None:
-        p = row.payload
-        request = TaskRequest(
-            flow_name=p["flow"],
-            execution_name=p["execution"],
-            step_name=p["step"],
-            task_id=p["task_id"],
-            token=p["token"],
-            resource=p["resource"],
-            pattern=p["pattern"],
-            input=p["input"],
-            service_params=p["service_params"],
-            timeout_seconds=p["timeout_seconds"],
-            attempt=p["attempt"],
-        )
+        request = TaskRequest(**row.payload)
         integration = self.integration_for(request.resource)
         outcome: TaskOutcome
         if integration is None:
