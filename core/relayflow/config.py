@@ -1,17 +1,23 @@
 """`relayflow.toml`: where it is found, what it may say, and one clear sentence when it is wrong.
 
 Found from `--config`, then the `RELAYFLOW_CONFIG` environment variable, then `./relayflow.toml`;
-with none of them the defaults apply. Today it holds the `[engine]` table::
+with none of them the defaults apply. Environment variables override the file, with `__`
+between table and key: `RELAYFLOW_ENGINE__STORE=sqlite:///other.db`.
 
-    [engine]
+    [engine]                           # the engine; every key is optional
     store = "sqlite:///relayflow.db"   # or sqlite:////abs/path.db, memory://
-    max_events = 5000                  # history events per execution
-    max_step_data_bytes = 32768        # a step's input, output or local, as JSON
-    max_wait_seconds = 172800          # the longest wait step (2 days)
-    foreach_concurrency = 100          # iterations of one foreach at once
-    lease_seconds = 30                 # how long claimed work stays with one engine
-    poll_seconds = 1.0                 # how often the engine looks for work it was not told of
-    # token_secret = "..."             # HMAC secret for task tokens; default: kept in the store
+    max_events = 5000
+
+    [plugins]
+    modules = ["my_hooks"]             # local modules registered as plugins, like a conftest.py
+    load = ["fc"]                      # only these installed plugins (default: all)
+    disable = ["audit"]                # never these
+
+    [integrations.fc.functions]        # each integration validates its own table
+    "trip/bookTrain" = "trip_functions:book_train"
+
+Core tables are checked strictly; `[integrations.<name>]` tables are checked by the integration
+that owns them, and other tables by the plugin that registered them.
 """
 
 from __future__ import annotations
@@ -22,12 +28,24 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from relayflow.engine.model import Limits
 
-__all__ = ["Config", "ConfigError", "EngineConfig", "find_config", "load_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "EngineConfig",
+    "PluginsConfig",
+    "describe_validation_error",
+    "find_config",
+    "load_config",
+    "redacted",
+]
 
 DEFAULT_FILE = "relayflow.toml"
+ENV_PREFIX = "RELAYFLOW_"
+_SECRET_WORDS = ("secret", "password", "token", "passwd", "credential", "private")
 
 
 class ConfigError(ValueError):
@@ -60,13 +78,60 @@ class EngineConfig(BaseModel):
         )
 
 
-class Config(BaseModel):
-    """The whole file."""
+class PluginsConfig(BaseModel):
+    """The `[plugins]` table."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    modules: list[str] = Field(default_factory=list)
+    load: list[str] | None = None
+    disable: list[str] = Field(default_factory=list)
+
+
+class _Settings(BaseSettings):
+    """Core tables, from the file (passed in) and the environment (which wins)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
     engine: EngineConfig = EngineConfig()
-    source: str = Field(default="(defaults)", exclude=True)
+    plugins: PluginsConfig = PluginsConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return env_settings, init_settings
+
+
+class Config(BaseModel):
+    """The effective configuration.
+
+    Attributes:
+        engine, plugins: the core tables, checked.
+        integrations: `[integrations.<name>]` tables as written; each integration checks its own.
+        sections: other top-level tables as written; the plugins that registered them check them.
+        source: the file read, or `(defaults)`.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    engine: EngineConfig = EngineConfig()
+    plugins: PluginsConfig = PluginsConfig()
+    integrations: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    sections: dict[str, Any] = Field(default_factory=dict)
+    source: str = "(defaults)"
+
+    @property
+    def from_file(self) -> bool:
+        """Whether a configuration file was read."""
+        return self.source != "(defaults)"
 
 
 def find_config(explicit: str | None = None) -> Path | None:
@@ -80,32 +145,64 @@ def find_config(explicit: str | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
-def _key(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+def describe_validation_error(where: str, exc: ValidationError, prefix: str = "") -> str:
+    """One sentence for the first problem of a pydantic error: file, key, what is wrong."""
+    first = exc.errors(include_url=False)[0]
+    key = ".".join(str(p) for p in (*([prefix] if prefix else []), *first["loc"]))
+    env = ENV_PREFIX + key.upper().replace(".", "__")
+    origin = f"{where} (or ${env})" if env in os.environ else where
+    if first["type"] == "extra_forbidden":
+        return f"{origin}: unknown key '{key}'"
+    if first["type"] == "missing":
+        return f"{origin}: '{key}' is required"
+    return (
+        f"{origin}: {key}: {first['msg'][:1].lower()}{first['msg'][1:]}, got {first.get('input')!r}"
+    )
 
 
 def load_config(explicit: str | None = None) -> Config:
-    """Read and check the configuration.
+    """Read and check the configuration's core tables.
 
     Raises:
-        ConfigError: the file cannot be read, is not TOML, or has a bad key or value.
+        ConfigError: the file cannot be read, is not TOML, or a core key or value is wrong.
     """
     path = find_config(explicit)
-    if path is None:
-        return Config()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    try:
-        return Config.model_validate({**data, "source": str(path)})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = _key(tuple(first["loc"]))
-        if first["type"] == "extra_forbidden":
-            raise ConfigError(f"{path}: unknown key '{key}'") from None
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    where = str(path) if path is not None else "the environment"
+    core = {k: data.pop(k) for k in ("engine", "plugins") if k in data}
+    integrations = data.pop("integrations", {})
+    if not isinstance(integrations, dict) or not all(
+        isinstance(v, dict) for v in integrations.values()
+    ):
         raise ConfigError(
-            f"{path}: {key}: {first['msg'].lower()}, got {first.get('input')!r}"
-        ) from None
+            f"{where}: [integrations] must hold one table per integration, like [integrations.fc]"
+        )
+    try:
+        settings = _Settings(**core)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(where, exc)) from None
+    return Config(
+        engine=settings.engine,
+        plugins=settings.plugins,
+        integrations=integrations,
+        sections=data,
+        source=str(path) if path is not None else "(defaults)",
+    )
+
+
+def redacted(value: Any, key: str = "") -> Any:
+    """A copy of a configuration value with secrets replaced by `***`."""
+    if isinstance(value, dict):
+        return {k: redacted(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v, key) for v in value]
+    if value is not None and any(word in key.lower() for word in _SECRET_WORDS):
+        return "***"
+    return value

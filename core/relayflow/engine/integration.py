@@ -20,7 +20,9 @@ task attempt of those, after the attempt is durably scheduled::
 - `Submitted(detail)`: the work was handed over (patterns waitForCallback and sync); the result
   comes later, through `Engine.report_task_succeeded` / `report_task_failed` with the token.
 
-An exception raised by `invoke` fails the task with `FnF.RuntimeError`. A crash of the engine
+Plugins may add `headers` to a request (trace context, say) through the
+`relayflow_prepare_task_request` hook; integrations that send HTTP requests or messages should
+pass them on. An exception raised by `invoke` fails the task with `FnF.RuntimeError`. A crash of the engine
 between scheduling and the outcome makes it invoke the attempt again after restart, with the
 same token: integrations should treat the token as an idempotency key.
 """
@@ -31,6 +33,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel
 
 __all__ = [
     "Failed",
@@ -58,6 +62,7 @@ class TaskRequest:
     service_params: dict[str, Any] | None
     timeout_seconds: int | None
     attempt: int
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,8 @@ class Integration(ABC):
     name: str = "integration"
     #: The patterns this integration supports.
     patterns: frozenset[str] = frozenset({"requestResponse", "sync", "waitForCallback"})
+    #: The pydantic model of its `[integrations.<name>]` table, if it has settings.
+    config_model: type[BaseModel] | None = None
 
     @abstractmethod
     def claims(self, resource: str) -> bool:

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from relayflow import jsontext
 from relayflow.engine.integration import (
@@ -41,6 +41,7 @@ from relayflow.engine.model import (
     CancelTimer,
     Command,
     ExecutionEnded,
+    HistoryEvent,
     InvokeTask,
     Limits,
     StartTimer,
@@ -55,6 +56,9 @@ from relayflow.engine.tokens import mint_token
 from relayflow.errors import EngineError
 from relayflow.fdl import Flow, load_flow
 from relayflow.store import ExecutionRow, OutboxRow, Store, TimerRow, Transaction
+
+if TYPE_CHECKING:
+    from relayflow.plugins import PluginManager
 
 __all__ = ["Runtime", "TxContext"]
 
@@ -72,6 +76,7 @@ class TxContext:
     outbox: list[OutboxRow] = field(default_factory=list)
     earliest_timer: float | None = None
     ended: set[tuple[str, str]] = field(default_factory=set)
+    committed: list[tuple[str, str, list[HistoryEvent]]] = field(default_factory=list)
 
     def timer_at(self, fire_at: float) -> None:
         """Note a new timer, so that the timer loop wakes for it."""
@@ -103,6 +108,7 @@ class Runtime:
         lease_seconds: how long a claimed outbox row stays with this engine without renewal.
         poll_seconds: how often the loops look for work they were not told about.
         clock: the time source (seconds since the epoch); tests may pass their own.
+        plugins: the plugins whose hooks see task requests and lifecycle events.
     """
 
     def __init__(
@@ -115,8 +121,11 @@ class Runtime:
         lease_seconds: float = 30.0,
         poll_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
+        plugins: PluginManager | None = None,
     ) -> None:
         self.store = store
+        self.plugins = plugins
+        self._observed = plugins is not None and plugins.observes_lifecycle
         self.integrations = list(integrations)
         self.limits = limits or Limits()
         self.lease_seconds = lease_seconds
@@ -264,6 +273,9 @@ class Runtime:
                     job.error = exc
 
     async def _after_commit(self, ctx: TxContext) -> None:
+        if self.plugins is not None:
+            for flow_name, execution_name, events in ctx.committed:
+                self.plugins.notify(flow_name, execution_name, events)
         for row in ctx.outbox:
             self._start_dispatch(row)
         if ctx.earliest_timer is not None and self._timer_wake is not None:
@@ -325,6 +337,8 @@ class Runtime:
             )
         if transition.events:
             tx.append_events(row.id, transition.events)
+            if self._observed:
+                ctx.committed.append((row.flow_name, row.name, transition.events))
         for effect in transition.effects:
             if isinstance(effect, InvokeTask):
                 # The outbox row holds the integration's whole request, so that a restarted
@@ -374,6 +388,8 @@ class Runtime:
 
     async def _dispatch(self, row: OutboxRow) -> None:
         request = TaskRequest(**row.payload)
+        if self.plugins is not None:
+            request = self.plugins.prepare_request(request)
         integration = self.integration_for(request.resource)
         outcome: TaskOutcome
         if integration is None:
@@ -397,6 +413,8 @@ class Runtime:
                     "integration %s raised on %s: %r", integration.name, request.step_name, exc
                 )
                 outcome = Failed(ERROR_RUNTIME, f"{type(exc).__name__}: {exc}")
+        if self.plugins is not None:
+            self.plugins.task_outcome(request, outcome)
         self.enqueue(lambda tx, ctx: self._complete(tx, ctx, row, outcome))
 
     def _complete(

@@ -1,13 +1,17 @@
 """Store drivers, picked by the scheme of a URL.
 
-Built in: `sqlite:///path.db` and `memory://` (both `relayflow.store.sqlite.SQLiteStore`).
-Other drivers register with `register_driver` or through the `relayflow.stores` entry-point
-group (name: the URL scheme; value: `module:StoreClass`).
+Built in: `sqlite:///path.db` and `memory://` (both `relayflow.store.sqlite.SQLiteStore`),
+declared like any other driver: an entry point in the group `relayflow.stores` whose name is the
+URL scheme and whose value is the `Store` class (`module:StoreClass`).
 """
 
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from typing import cast
+
+from stevedore import DriverManager
+from stevedore.exception import NoMatches
 
 from relayflow.store.base import (
     ExecutionRow,
@@ -18,7 +22,6 @@ from relayflow.store.base import (
     TimerRow,
     Transaction,
 )
-from relayflow.store.sqlite import SQLiteStore
 
 __all__ = [
     "ExecutionRow",
@@ -32,28 +35,33 @@ __all__ = [
     "register_driver",
 ]
 
-_DRIVERS: dict[str, type[Store]] = {"sqlite": SQLiteStore, "memory": SQLiteStore}
+STORE_DRIVERS = "relayflow.stores"
+_DRIVERS: dict[str, type[Store]] = {}
 
 
 def register_driver(scheme: str, driver: type[Store]) -> None:
-    """Serve URLs with ``scheme`` by ``driver`` (a `Store` taking the URL)."""
+    """Serve URLs with ``scheme`` by ``driver`` (a `Store` taking the URL), without packaging."""
     _DRIVERS[scheme] = driver
 
 
 def open_store(url: str) -> Store:
-    """Open the store a URL names.
+    """Open the store a URL names; drivers are found by scheme through stevedore.
 
     Raises:
         StoreError: the scheme is unknown or the store cannot be opened.
     """
     scheme = url.split("://", 1)[0] if "://" in url else ""
     driver = _DRIVERS.get(scheme)
+    if driver is None and scheme:
+        try:
+            manager: DriverManager[type[Store]] = DriverManager(
+                STORE_DRIVERS, scheme, invoke_on_load=False
+            )
+            driver = cast("type[Store]", manager.driver)
+        except NoMatches:
+            driver = None
     if driver is None:
-        for ep in entry_points(group="relayflow.stores"):
-            if ep.name == scheme:
-                driver = ep.load()
-                break
-    if driver is None:
-        known = ", ".join(f"{s}://" for s in sorted(_DRIVERS))
+        names = {ep.name for ep in entry_points(group=STORE_DRIVERS)} | set(_DRIVERS)
+        known = ", ".join(f"{s}://" for s in sorted(names))
         raise StoreError(f"no store driver for {url!r}; known: {known}")
     return driver(url)  # type: ignore[call-arg]

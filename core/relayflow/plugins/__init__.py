@@ -1,0 +1,22 @@
+"""Plugins: hooks (pluggy), plugin loading, and named drivers (stevedore).
+
+Write a plugin with `hookimpl` and the hooks in `relayflow.plugins.hookspecs`; see
+docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+from relayflow.plugins.events import ExecutionEvent, LifecycleEvent, StepEvent, TaskEvent
+from relayflow.plugins.hookspecs import hookimpl
+from relayflow.plugins.manager import IntegrationSpec, PluginInfo, PluginManager
+
+__all__ = [
+    "ExecutionEvent",
+    "IntegrationSpec",
+    "LifecycleEvent",
+    "PluginInfo",
+    "PluginManager",
+    "StepEvent",
+    "TaskEvent",
+    "hookimpl",
+]

@@ -1,0 +1,99 @@
+"""What lifecycle hooks receive: the history event and the execution it belongs to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from relayflow.engine.model import HistoryEvent
+
+__all__ = ["ExecutionEvent", "LifecycleEvent", "StepEvent", "TaskEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleEvent:
+    """A committed history event of one execution.
+
+    Attributes:
+        flow_name, execution_name: the execution.
+        event: the history event (`type`, `event_id`, `step_name`, `detail`, ...).
+    """
+
+    flow_name: str
+    execution_name: str
+    event: HistoryEvent
+
+    @property
+    def type(self) -> str:
+        """The event type, such as `StepEntered`."""
+        return self.event.type
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        """The event's detail."""
+        return self.event.detail
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionEvent(LifecycleEvent):
+    """An execution started or ended."""
+
+    @property
+    def name(self) -> str:
+        """The execution's name."""
+        return self.execution_name
+
+    @property
+    def status(self) -> str:
+        """`Running` after ExecutionStarted, else the final status."""
+        return _STATUS.get(self.event.type, "Running")
+
+
+@dataclass(frozen=True, slots=True)
+class StepEvent(LifecycleEvent):
+    """A step was entered or exited."""
+
+    @property
+    def step_name(self) -> str:
+        """The step's name."""
+        return self.event.step_name
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent(LifecycleEvent):
+    """Something happened to a task attempt; `task_id` is its TaskScheduled EventId."""
+
+    @property
+    def step_name(self) -> str:
+        """The task step's name."""
+        return self.event.step_name
+
+    @property
+    def task_id(self) -> int:
+        """The attempt's id."""
+        return (
+            self.event.event_id
+            if self.event.type == "TaskScheduled"
+            else (self.event.schedule_event_id)
+        )
+
+
+_STATUS = {
+    "ExecutionSucceeded": "Succeeded",
+    "ExecutionFailed": "Failed",
+    "ExecutionTimedOut": "TimedOut",
+    "ExecutionStopped": "Stopped",
+}
+
+#: Which hook each history event type goes to, and the class it is wrapped in.
+HOOK_FOR_EVENT: dict[str, tuple[str, type[LifecycleEvent]]] = {
+    "ExecutionStarted": ("relayflow_execution_started", ExecutionEvent),
+    **{t: ("relayflow_execution_finished", ExecutionEvent) for t in _STATUS},
+    "StepEntered": ("relayflow_step_entered", StepEvent),
+    "StepExited": ("relayflow_step_exited", StepEvent),
+    "TaskScheduled": ("relayflow_task_scheduled", TaskEvent),
+    "TaskSubmitted": ("relayflow_task_submitted", TaskEvent),
+    "TaskSucceeded": ("relayflow_task_completed", TaskEvent),
+    "TaskFailed": ("relayflow_task_completed", TaskEvent),
+    "TaskTimedOut": ("relayflow_task_completed", TaskEvent),
+}

@@ -1,0 +1,114 @@
+"""The hooks relayflow calls, and what a plugin may do in each. Every name starts `relayflow_`.
+
+A plugin is a module (or an object) with functions decorated by `relayflow.plugins.hookimpl`
+and named like the specs below; it takes only the arguments it needs::
+
+    from relayflow.plugins import hookimpl
+
+    @hookimpl
+    def relayflow_execution_finished(execution):
+        print(execution.flow_name, execution.name, execution.status)
+
+Register it with an entry point in the group `relayflow` (an installed distribution), or name
+its module in `relayflow.toml` under `[plugins] modules`. Lifecycle hooks are called after the
+change they report has been committed, on the engine's event loop: keep them quick, and hand
+slow work to a thread. An exception in a hook is logged and does not stop the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    from pydantic import BaseModel
+
+    from relayflow.engine.integration import Integration, TaskOutcome, TaskRequest
+    from relayflow.plugins.events import ExecutionEvent, StepEvent, TaskEvent
+
+__all__ = ["PROJECT", "hookimpl", "hookspec"]
+
+PROJECT = "relayflow"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+IntegrationFactory = Callable[[Any], "Integration"]
+
+
+@hookspec
+def relayflow_register_integrations(register: Callable[..., None]) -> None:
+    """Register service integrations.
+
+    Call ``register(name, factory, config_model=None)`` once per integration. ``factory``
+    receives the validated `[integrations.<name>]` section (an instance of ``config_model``,
+    or None without one) and returns an `relayflow.engine.Integration`. The name is the key of
+    the integration's configuration section.
+    """
+
+
+@hookspec
+def relayflow_register_config_models(register: Callable[[str, type[BaseModel]], None]) -> None:
+    """Register a pydantic model for a top-level table of `relayflow.toml` your plugin owns.
+
+    Call ``register("audit", AuditSettings)``; the `[audit]` table is then validated by the
+    model, and `PluginManager.settings("audit")` returns the instance.
+    """
+
+
+@hookspec
+def relayflow_register_commands(cli: click.Group) -> None:
+    """Add commands to the `relayflow` command line: ``cli.add_command(my_command)``."""
+
+
+@hookspec
+def relayflow_prepare_task_request(request: TaskRequest) -> TaskRequest | None:
+    """See, change or replace every task request before its integration gets it.
+
+    Return a new request (`dataclasses.replace(request, headers={...})`) or None to leave it.
+    Plugins are applied one after another, each seeing the previous one's result: add
+    `headers` (integrations that speak HTTP or send messages pass them on), trace context, or
+    redact fields of `input`.
+    """
+
+
+@hookspec
+def relayflow_task_outcome(request: TaskRequest, outcome: TaskOutcome) -> None:
+    """See the outcome of every task request, before the engine records it."""
+
+
+@hookspec
+def relayflow_execution_started(execution: ExecutionEvent) -> None:
+    """An execution has started."""
+
+
+@hookspec
+def relayflow_execution_finished(execution: ExecutionEvent) -> None:
+    """An execution has ended: `execution.status` says how."""
+
+
+@hookspec
+def relayflow_step_entered(step: StepEvent) -> None:
+    """A step was entered; `step.detail["input"]` is its mapped input."""
+
+
+@hookspec
+def relayflow_step_exited(step: StepEvent) -> None:
+    """A step was left, after it succeeded or failed."""
+
+
+@hookspec
+def relayflow_task_scheduled(task: TaskEvent) -> None:
+    """A task attempt was scheduled; its integration is invoked next."""
+
+
+@hookspec
+def relayflow_task_submitted(task: TaskEvent) -> None:
+    """A callback or sync task was handed to its service and now waits for a report."""
+
+
+@hookspec
+def relayflow_task_completed(task: TaskEvent) -> None:
+    """A task attempt succeeded, failed or timed out (`task.type` says which)."""
