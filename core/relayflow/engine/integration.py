@@ -22,9 +22,9 @@ task attempt of those, after the attempt is durably scheduled::
 
 Plugins may add `headers` to a request (trace context, say) through the
 `relayflow_prepare_task_request` hook; integrations that send HTTP requests or messages should
-pass them on. An exception raised by `invoke` fails the task with `FnF.RuntimeError`. A crash of the engine
-between scheduling and the outcome makes it invoke the attempt again after restart, with the
-same token: integrations should treat the token as an idempotency key.
+pass them on. An exception raised by `invoke` fails the task with `FnF.RuntimeError`. A crash
+of the engine between scheduling and the outcome makes it invoke the attempt again after
+restart, with the same token: integrations should treat the token as an idempotency key.
 """
 
 from __future__ import annotations
