@@ -13,11 +13,14 @@ from typing import Any
 import click
 
 from relayflow import __version__
-from relayflow.config import Config, ConfigError, load_config
+from relayflow.config import Config, ConfigError, load_config, redacted, to_toml
+from relayflow.engine.coverage import integration_problems
+from relayflow.engine.integration import Integration
 from relayflow.errors import EngineError
 from relayflow.fdl import DefinitionError, Flow, Problem, check_flow, flow_json_schema
 from relayflow.fdl.loader import read_text
 from relayflow.fdl.outline import outline as render_outline
+from relayflow.plugins import PluginManager
 from relayflow.store import StoreError
 
 __all__ = ["main"]
@@ -25,7 +28,37 @@ __all__ = ["main"]
 EXIT_INVALID = 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """The command group, which also offers the commands that plugins register."""
+
+    _plugins_added = False
+
+    def _add_plugin_commands(self) -> None:
+        if self._plugins_added:
+            return
+        self._plugins_added = True
+        try:
+            config = load_config(None)
+        except ConfigError:
+            return  # reported by the command that reads the configuration
+        PluginManager.from_config(config).register_commands(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None:
+            self._add_plugin_commands()
+            found = super().get_command(ctx, cmd_name)
+        return found
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "--version", prog_name="relayflow")
 def main() -> None:
     """Run flows written in FDL durably, on your own machines.
@@ -37,6 +70,8 @@ def main() -> None:
       relayflow run flows/main.yaml --input '{"id": 7}'
                                           run one execution and print its output
       relayflow server                    run the engine over the store in relayflow.toml
+      relayflow plugins                   installed plugins, their hooks and integrations
+      relayflow config show               the effective configuration, secrets hidden
       relayflow schema > fdl.schema.json  JSON Schema for editors
     """
 
@@ -52,7 +87,18 @@ def _load(path: str) -> tuple[Flow | None, list[Problem]]:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report on stdout.")
-def validate(files: tuple[str, ...], as_json: bool) -> None:
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Also require an installed integration for every task step and its pattern.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="relayflow.toml whose plugins and integrations --strict uses.",
+)
+def validate(files: tuple[str, ...], as_json: bool, strict: bool, config_path: str | None) -> None:
     """Check FDL definitions (YAML or JSON) and report every problem.
 
     Exits 0 when every file is valid and 2 otherwise. Problems go to stderr, one a line, as
@@ -60,11 +106,19 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 
     \b
       flow.yaml:12: steps[2].choices[0].goto: no sibling step named 'nowhere'; siblings are: a, b
+
+    With --strict, a task step that no installed integration serves (or whose pattern its
+    integration does not support) is a problem too; integrations are set up from the
+    configuration, so that, for example, FC functions must be mapped.
     """
+    integrations = _setup(config_path)[2] if strict else []
     report = []
     failed = 0
     for path in files:
         flow, problems = _load(path)
+        if strict and flow is not None:
+            problems = integration_problems(flow, integrations, read_text(path), path)
+            flow = None if problems else flow
         steps = flow.step_count() if flow else 0
         failed += bool(problems)
         report.append(
@@ -134,6 +188,19 @@ def _config(path: str | None) -> Config:
         sys.exit(EXIT_INVALID)
 
 
+def _setup(path: str | None) -> tuple[Config, PluginManager, list[Integration]]:
+    """The configuration, the plugins it allows, and their integrations, all checked."""
+    config = _config(path)
+    plugins = PluginManager.from_config(config)
+    try:
+        plugins.check_config(config)
+        integrations = plugins.integrations(config)
+    except ConfigError as exc:
+        click.echo(f"relayflow: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    return config, plugins, integrations
+
+
 def _input(text: str | None, file: str | None) -> dict[str, Any]:
     if text is not None and file is not None:
         raise click.UsageError("give --input or --input-file, not both")
@@ -196,7 +263,7 @@ def run(
             click.echo(str(problem), err=True)
         sys.exit(EXIT_INVALID)
     data = _input(input_text, input_file)
-    config = _config(config_path)
+    config, plugins, integrations = _setup(config_path)
     try:
         result = run_flow(
             Path(flow).read_text(encoding="utf-8"),
@@ -204,7 +271,8 @@ def run(
             data,
             name=name,
             config=config,
-            integrations=[],
+            integrations=integrations,
+            plugins=plugins,
         )
     except (EngineError, StoreError) as exc:
         click.echo(f"relayflow: {exc}", err=True)
@@ -243,9 +311,94 @@ def server(config_path: str | None, log_level: str) -> None:
     from relayflow.server import serve
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    config = _config(config_path)
+    config, plugins, integrations = _setup(config_path)
     try:
-        asyncio.run(serve(config, integrations=[]))
+        asyncio.run(serve(config, integrations=integrations, plugins=plugins))
     except StoreError as exc:
         click.echo(f"relayflow: {exc}", err=True)
         sys.exit(EXIT_INVALID)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="relayflow.toml whose [plugins] table applies.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def plugins(config_path: str | None, as_json: bool) -> None:
+    """List installed plugins: version, hooks, integrations, and load failures.
+
+    A plugin that failed to load is listed with its error and skipped; everything else works.
+    Exit 0 even then: the listing is the point.
+    """
+    config = _config(config_path)
+    manager = PluginManager.from_config(config)
+    manager.integration_specs()
+    manager.config_models()
+    infos = sorted(manager.infos.values(), key=lambda i: (i.source, i.name))
+    if as_json:
+        click.echo(json.dumps([info.to_dict() for info in infos], indent=2))
+        return
+    if not infos:
+        click.echo("no plugins installed")
+        return
+    rows = [("NAME", "SOURCE", "VERSION", "INTEGRATIONS", "HOOKS", "STATUS")]
+    for info in infos:
+        hooks = ", ".join(h.removeprefix("relayflow_") for h in info.hooks) or "-"
+        status = f"failed: {info.error}" if info.error else "ok"
+        rows.append(
+            (
+                info.name,
+                info.source,
+                info.version or "-",
+                ", ".join(info.integrations) or "-",
+                hooks,
+                status,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        click.echo(
+            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5]
+        )
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect the configuration (relayflow.toml and RELAYFLOW_* variables)."""
+
+
+@config_group.command("show")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="relayflow.toml to read (default: $RELAYFLOW_CONFIG, then ./relayflow.toml).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
+def config_show(config_path: str | None, as_json: bool) -> None:
+    """Print the effective configuration: file, defaults and environment, secrets hidden."""
+    config, manager, _ = _setup(config_path)
+    doc: dict[str, Any] = {
+        "engine": config.engine.model_dump(),
+        "plugins": config.plugins.model_dump(),
+    }
+    specs = manager.integration_specs()
+    integrations: dict[str, Any] = {}
+    for name, raw in config.integrations.items():
+        spec = specs.get(name)
+        model = spec.config_model if spec else None
+        integrations[name] = model.model_validate(raw).model_dump() if model else raw
+    if integrations:
+        doc["integrations"] = integrations
+    for table in config.sections:
+        settings = manager.settings(config, table)
+        doc[table] = settings.model_dump() if settings is not None else config.sections[table]
+    doc = redacted(doc)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        click.echo(f"# effective configuration from {config.source}")
+        click.echo(to_toml(doc), nl=False)

@@ -22,6 +22,7 @@ that owns them, and other tables by the plugin that registered them.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -41,6 +42,7 @@ __all__ = [
     "find_config",
     "load_config",
     "redacted",
+    "to_toml",
 ]
 
 DEFAULT_FILE = "relayflow.toml"
@@ -206,3 +208,35 @@ def redacted(value: Any, key: str = "") -> Any:
     if value is not None and any(word in key.lower() for word in _SECRET_WORDS):
         return "***"
     return value
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(str(value))
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def to_toml(doc: dict[str, Any], prefix: str = "") -> str:
+    """Write nested tables as TOML text (enough for `relayflow config show`)."""
+    lines: list[str] = []
+    scalars = {k: v for k, v in doc.items() if not isinstance(v, dict) and v is not None}
+    tables = {k: v for k, v in doc.items() if isinstance(v, dict)}
+    if prefix and (scalars or not tables):
+        lines.append(f"[{prefix}]")
+    lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items())
+    if lines:
+        lines.append("")
+    out = "\n".join(lines)
+    for key, table in tables.items():
+        out += to_toml(table, f"{prefix}.{_toml_key(key)}" if prefix else _toml_key(key))
+    return out

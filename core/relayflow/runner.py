@@ -11,7 +11,7 @@ from typing import Any
 from relayflow.config import Config
 from relayflow.engine import Engine, Integration
 from relayflow.errors import EngineError
-from relayflow.store import open_store
+from relayflow.plugins import PluginManager
 
 __all__ = ["RunResult", "run_flow"]
 
@@ -42,15 +42,10 @@ async def _run(
     config: Config,
     store_url: str,
     integrations: list[Integration],
+    plugins: PluginManager | None,
 ) -> RunResult:
-    engine_config = config.engine
-    engine = Engine(
-        open_store(store_url),
-        integrations=integrations,
-        limits=engine_config.limits(),
-        token_secret=engine_config.token_secret.encode() if engine_config.token_secret else None,
-        lease_seconds=engine_config.lease_seconds,
-        poll_seconds=min(engine_config.poll_seconds, 0.2),
+    engine = Engine.from_config(
+        config, integrations=integrations, plugins=plugins, store_url=store_url, poll_seconds=0.2
     )
     await engine.start()
     try:
@@ -79,11 +74,14 @@ def run_flow(
     name: str | None,
     config: Config,
     integrations: list[Integration],
+    plugins: PluginManager | None = None,
 ) -> RunResult:
     """Run one execution and wait for its end.
 
     The store is the configuration's when a configuration file was given, else a private
     in-memory one.
     """
-    store_url = config.engine.store if config.source != "(defaults)" else "memory://"
-    return asyncio.run(_run(definition, flow_name, data, name, config, store_url, integrations))
+    store_url = config.engine.store if config.from_file else "memory://"
+    return asyncio.run(
+        _run(definition, flow_name, data, name, config, store_url, integrations, plugins)
+    )

@@ -8,24 +8,19 @@ import signal
 
 from relayflow.config import Config
 from relayflow.engine import Engine, Integration
-from relayflow.store import open_store
+from relayflow.plugins import PluginManager
 
 __all__ = ["serve"]
 
 log = logging.getLogger("relayflow.server")
 
 
-async def serve(config: Config, integrations: list[Integration]) -> None:
+async def serve(
+    config: Config, integrations: list[Integration], plugins: PluginManager | None = None
+) -> None:
     """Run the engine until a stop signal; then finish in-flight work and close the store."""
     settings = config.engine
-    engine = Engine(
-        open_store(settings.store),
-        integrations=integrations,
-        limits=settings.limits(),
-        token_secret=settings.token_secret.encode() if settings.token_secret else None,
-        lease_seconds=settings.lease_seconds,
-        poll_seconds=settings.poll_seconds,
-    )
+    engine = Engine.from_config(config, integrations=integrations, plugins=plugins)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relayflow.engine.model import ExecutionState, Start, Stop, TaskFailed, TaskSucceeded
 from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
@@ -22,7 +22,12 @@ from relayflow.engine.snapshot import dump_state, load_state
 from relayflow.engine.tokens import parse_token, verify_token
 from relayflow.errors import EngineError, error
 from relayflow.fdl import DefinitionError, load_flow
-from relayflow.store import ExecutionRow, FlowRow, Transaction
+from relayflow.store import ExecutionRow, FlowRow, Transaction, open_store
+
+if TYPE_CHECKING:
+    from relayflow.config import Config
+    from relayflow.engine.integration import Integration
+    from relayflow.plugins import PluginManager
 
 __all__ = ["Engine"]
 
@@ -66,6 +71,38 @@ def _limit(value: int | None, default: int, top: int, what: str) -> int:
 
 class Engine(Runtime):
     """The embedded engine: the runtime plus the operations of the Serverless Workflow API."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        integrations: list[Integration],
+        plugins: PluginManager | None = None,
+        store_url: str | None = None,
+        poll_seconds: float | None = None,
+    ) -> Engine:
+        """An engine as `relayflow.toml`'s `[engine]` table describes it.
+
+        Raises:
+            StoreError: the store cannot be opened.
+        """
+        settings = config.engine
+        return cls(
+            open_store(store_url or settings.store),
+            integrations=integrations,
+            limits=settings.limits(),
+            token_secret=settings.token_secret.encode() if settings.token_secret else None,
+            lease_seconds=settings.lease_seconds,
+            poll_seconds=min(settings.poll_seconds, poll_seconds or settings.poll_seconds),
+            plugins=plugins,
+        )
+
+    async def start(self) -> None:
+        """Take over the store, start the loops, and hand the integrations their reporter."""
+        await super().start()
+        for integration in self.integrations:
+            integration.bind(self)
 
     async def __aenter__(self) -> Engine:
         await self.start()

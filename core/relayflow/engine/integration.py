@@ -32,7 +32,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -43,6 +43,7 @@ __all__ = [
     "Submitted",
     "Succeeded",
     "TaskOutcome",
+    "TaskReporter",
     "TaskRequest",
 ]
 
@@ -104,9 +105,26 @@ class Integration(ABC):
     def claims(self, resource: str) -> bool:
         """Whether this integration serves ``resource`` (a resourceArn or an action name)."""
 
+    def bind(self, reporter: TaskReporter) -> None:  # noqa: B027 - optional
+        """Called when the engine starts, with what reports task results (the engine).
+
+        An integration whose work reports back in-process (a local function finishing a
+        callback task, a child flow) keeps ``reporter``; others ignore it.
+        """
+
     @abstractmethod
     async def invoke(self, request: TaskRequest) -> TaskOutcome:
         """Carry out one task attempt and say how it went."""
+
+
+class TaskReporter(Protocol):
+    """What an integration may call to finish a waiting task: the engine has these."""
+
+    async def report_task_succeeded(self, token: str, output: Any) -> int:
+        """Finish a task attempt with its output."""
+
+    async def report_task_failed(self, token: str, error_name: str, cause: str = "") -> int:
+        """Fail a task attempt."""
 
 
 Handler = Callable[[TaskRequest], Awaitable[TaskOutcome]]
