@@ -234,9 +234,7 @@ def to_toml(doc: dict[str, Any], prefix: str = "") -> str:
     if prefix and (scalars or not tables):
         lines.append(f"[{prefix}]")
     lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items())
-    if lines:
-        lines.append("")
-    out = "\n".join(lines)
+    out = "\n".join(lines) + "\n\n" if lines else ""
     for key, table in tables.items():
         out += to_toml(table, f"{prefix}.{_toml_key(key)}" if prefix else _toml_key(key))
     return out
