@@ -194,6 +194,7 @@ def _setup(path: str | None) -> tuple[Config, PluginManager, list[Integration]]:
     plugins = PluginManager.from_config(config)
     try:
         plugins.check_config(config)
+        plugins.configure(config)
         integrations = plugins.integrations(config)
     except ConfigError as exc:
         click.echo(f"relayflow: {exc}", err=True)

@@ -29,7 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from relayflow.engine.model import Limits
 
@@ -190,6 +195,8 @@ def load_config(explicit: str | None = None) -> Config:
         settings = _Settings(**core)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(where, exc)) from None
+    except SettingsError as exc:  # an environment variable that does not parse
+        raise ConfigError(f"{where}: {' '.join(str(exc).split())}") from None
     return Config(
         engine=settings.engine,
         plugins=settings.plugins,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,8 @@ def run_flow(
     The store is the configuration's when a configuration file was given, else a private
     in-memory one.
     """
-    store_url = config.engine.store if config.from_file else "memory://"
+    chosen = config.from_file or "RELAYFLOW_ENGINE__STORE" in os.environ
+    store_url = config.engine.store if chosen else "memory://"
     return asyncio.run(
         _run(definition, flow_name, data, name, config, store_url, integrations, plugins)
     )

@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     import click
     from pydantic import BaseModel
 
+    from relayflow.config import Config
     from relayflow.engine.integration import Integration, TaskOutcome, TaskRequest
     from relayflow.plugins.events import ExecutionEvent, StepEvent, TaskEvent
+    from relayflow.plugins.manager import PluginManager
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -39,13 +41,21 @@ IntegrationFactory = Callable[[Any], "Integration"]
 
 
 @hookspec
+def relayflow_configure(config: Config, plugins: PluginManager) -> None:
+    """Read your settings once the configuration is loaded: ``plugins.settings(config, "x")``.
+
+    Called once per process, after every plugin is loaded and the configuration is checked.
+    """
+
+
+@hookspec
 def relayflow_register_integrations(register: Callable[..., None]) -> None:
     """Register service integrations.
 
     Call ``register(name, factory, config_model=None)`` once per integration. ``factory``
-    receives the validated `[integrations.<name>]` section (an instance of ``config_model``,
-    or None without one) and returns an `relayflow.engine.Integration`. The name is the key of
-    the integration's configuration section.
+    receives the `[integrations.<name>]` table: validated into an instance of ``config_model``
+    when there is one, else the table as a dict (None when the file has no such table). It
+    returns an `relayflow.engine.Integration`. The name is the key of its table.
     """
 
 
@@ -54,7 +64,7 @@ def relayflow_register_config_models(register: Callable[[str, type[BaseModel]], 
     """Register a pydantic model for a top-level table of `relayflow.toml` your plugin owns.
 
     Call ``register("audit", AuditSettings)``; the `[audit]` table is then validated by the
-    model, and `PluginManager.settings("audit")` returns the instance.
+    model, and `PluginManager.settings(config, "audit")` returns the instance.
     """
 
 
@@ -68,7 +78,9 @@ def relayflow_prepare_task_request(request: TaskRequest) -> TaskRequest | None:
     """See, change or replace every task request before its integration gets it.
 
     Return a new request (`dataclasses.replace(request, headers={...})`) or None to leave it.
-    Plugins are applied one after another, each seeing the previous one's result: add
+    It must be a plain function, not a coroutine. Plugins are applied one after another, in
+    pluggy's order (the last registered first; `tryfirst` and `trylast` move a plugin), each
+    seeing the previous one's result: add
     `headers` (integrations that speak HTTP or send messages pass them on), trace context, or
     redact fields of `input`.
     """

@@ -15,6 +15,7 @@ fails to import is reported by `relayflow plugins` and skipped; it never stops t
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
 import sys
@@ -88,6 +89,10 @@ class PluginInfo:
         }
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
 def _env_list(name: str) -> list[str] | None:
     value = os.environ.get(name)
     if value is None:
@@ -104,6 +109,7 @@ class PluginManager:
         self.infos: dict[str, PluginInfo] = {}
         self._integrations: dict[str, IntegrationSpec] | None = None
         self._config_models: dict[str, type[BaseModel]] | None = None
+        self._lists: tuple[list[str] | None, set[str]] = (None, set())
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -115,16 +121,24 @@ class PluginManager:
         manager.load_modules(config.plugins.modules)
         return manager
 
+    def configure(self, config: Config) -> None:
+        """Call `relayflow_configure` once the configuration has been checked."""
+        self._call("relayflow_configure", config=config, plugins=self)
+
+    def _allowed(self, name: str) -> bool:
+        allow, deny = self._lists
+        return name not in deny and (allow is None or name in allow)
+
     def load_entry_points(self, config: Config) -> None:
         """Import the installed plugins of the group `relayflow`, minding allow and deny lists."""
         allow = _env_list("RELAYFLOW_LOAD_PLUGINS")
         if allow is None:
             allow = config.plugins.load
         deny = set(config.plugins.disable) | set(_env_list("RELAYFLOW_DISABLE_PLUGINS") or [])
+        self._lists = (allow, deny)
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if ep.name in deny or (allow is not None and ep.name not in allow):
-                continue
-            self._load_entry_point(ep)
+            if self._allowed(ep.name):
+                self._load_entry_point(ep)
 
     def _load_entry_point(self, ep: EntryPoint) -> None:
         version = ep.dist.version if ep.dist is not None else ""
@@ -133,7 +147,7 @@ class PluginManager:
         try:
             plugin = ep.load()
         except Exception as exc:  # a broken plugin is reported, never fatal
-            info.error = f"{type(exc).__name__}: {exc}"
+            info.error = _one_line(exc)
             log.warning("plugin %s failed to load: %s", ep.name, info.error)
             return
         self._register(plugin, ep.name, info)
@@ -149,7 +163,7 @@ class PluginManager:
             try:
                 module = importlib.import_module(name)
             except Exception as exc:
-                info.error = f"{type(exc).__name__}: {exc}"
+                info.error = _one_line(exc)
                 log.warning("plugin module %s failed to load: %s", name, info.error)
                 continue
             self._register(module, name, info)
@@ -164,8 +178,11 @@ class PluginManager:
     def _register(self, plugin: object, name: str, info: PluginInfo) -> None:
         try:
             self._pm.register(plugin, name=name)
+            self._pm.check_pending()  # a relayflow_* function no hook has: a misspelt name
         except Exception as exc:  # a hook with a wrong name or signature
-            info.error = f"{type(exc).__name__}: {exc}"
+            if self._pm.is_registered(plugin):
+                self._pm.unregister(plugin)
+            info.error = _one_line(exc)
             log.warning("plugin %s cannot be registered: %s", name, info.error)
             return
         info.hooks = sorted(hook.name for hook in self._pm.get_hookcallers(plugin) or [])
@@ -202,7 +219,7 @@ class PluginManager:
             INTEGRATION_DRIVERS, invoke_on_load=False, on_load_failure_callback=self._driver_failed
         )
         for ext in drivers:
-            if ext.name not in specs:
+            if ext.name not in specs and self._allowed(ext.name):
                 factory = ext.plugin
                 specs[ext.name] = IntegrationSpec(
                     ext.name,
@@ -222,12 +239,12 @@ class PluginManager:
 
     def _driver_failed(self, manager: Any, entry_point: EntryPoint, exc: BaseException) -> None:
         self.infos[f"driver:{entry_point.name}"] = PluginInfo(
-            entry_point.name, "integration driver", error=f"{type(exc).__name__}: {exc}"
+            entry_point.name, "integration driver", error=_one_line(exc)
         )
 
     def _fail(self, plugin: str, exc: Exception) -> None:
         info = self.infos.setdefault(plugin, PluginInfo(plugin, "code"))
-        info.error = f"{type(exc).__name__}: {exc}"
+        info.error = _one_line(exc)
         log.warning("plugin %s failed: %s", plugin, info.error)
 
     def config_models(self) -> dict[str, type[BaseModel]]:
@@ -326,14 +343,22 @@ class PluginManager:
 
     def prepare_request(self, request: TaskRequest) -> TaskRequest:
         """Pass a task request through every plugin, in registration order."""
-        impls = self._pm.hook.relayflow_prepare_task_request.get_hookimpls()
-        for impl in impls:
+        # pluggy keeps implementations from last to first: call them the way pluggy would.
+        for impl in reversed(self._pm.hook.relayflow_prepare_task_request.get_hookimpls()):
             try:
                 changed = impl.function(request=request)
             except Exception:
                 log.exception(
                     "plugin %s failed in relayflow_prepare_task_request", impl.plugin_name
                 )
+                continue
+            if inspect.isawaitable(changed):
+                log.error(
+                    "plugin %s: relayflow_prepare_task_request must not be async; ignored",
+                    impl.plugin_name,
+                )
+                if inspect.iscoroutine(changed):
+                    changed.close()
                 continue
             if changed is not None:
                 request = cast("TaskRequest", changed)
@@ -355,7 +380,8 @@ class PluginManager:
             )
 
     def _call(self, hook_name: str, **kwargs: Any) -> None:
-        for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
+        # Each implementation on its own, so that one failing plugin does not silence the rest.
+        for impl in reversed(getattr(self._pm.hook, hook_name).get_hookimpls()):
             try:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception:
