@@ -20,6 +20,8 @@ demo: install
 	$(BIN)/relayflow validate contrib/examples/*.yaml
 	$(BIN)/relayflow outline contrib/examples/seed-three-tasks.yaml
 	$(BIN)/relayflow run contrib/examples/greeting.yaml --input '{"names": ["Ada", "Lin"]}'
+	cd contrib/examples/trip && ../../../$(BIN)/relayflow run trip-saga.yaml \
+		--config relayflow.toml --input '{"flightBusy": 1, "hotel": "down"}'
 
 lint: install
 	$(BIN)/ruff check core plugins tests contrib
@@ -27,6 +29,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+	$(BIN)/mypy --strict plugins/relayflow-fc/relayflow_fc
 
 unit: install
 	$(BIN)/pytest -q

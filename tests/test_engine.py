@@ -684,7 +684,7 @@ async def test_stop_execution():
         await eng.create_flow("f", CALLBACK)
         await eng.start_execution("f", {}, name="run1")
         request = await worker.take(1)
-        info = await eng.stop_execution("f", "run1", error_name="Manual", cause="by the test")
+        info = await eng.stop_execution("f", "run1", error="Manual", cause="by the test")
         assert info.status == "Stopped" and info.done
         assert (info.error, info.cause) == ("Manual", "by the test")
         assert info.stopped is not None

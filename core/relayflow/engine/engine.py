@@ -20,7 +20,8 @@ from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
 from relayflow.engine.runtime import Runtime, TxContext
 from relayflow.engine.snapshot import dump_state, load_state
 from relayflow.engine.tokens import parse_token, verify_token
-from relayflow.errors import EngineError, error
+from relayflow.errors import EngineError
+from relayflow.errors import error as refuse
 from relayflow.fdl import DefinitionError, load_flow
 from relayflow.store import ExecutionRow, FlowRow, Transaction, open_store
 
@@ -37,7 +38,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
 def check_name(value: str, what: str) -> str:
     """Check a flow or execution name against Serverless Workflow's rules."""
     if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise error(
+        raise refuse(
             "InvalidArgument",
             f"{what} {value!r} must be 1 to 128 characters of letters, "
             "digits, _ and -, starting with a letter or _",
@@ -53,9 +54,9 @@ def parse_object(value: Any, what: str) -> dict[str, Any]:
         try:
             value = json.loads(value)
         except ValueError as exc:
-            raise error("InvalidArgument", f"{what} is not valid JSON: {exc}") from None
+            raise refuse("InvalidArgument", f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise error(
+        raise refuse(
             "InvalidArgument", f"{what} must be a JSON object, not a {type(value).__name__}"
         )
     return value
@@ -65,7 +66,7 @@ def _limit(value: int | None, default: int, top: int, what: str) -> int:
     if value is None:
         return default
     if not 1 <= value <= top:
-        raise error("InvalidArgument", f"{what} must be from 1 to {top}, got {value}")
+        raise refuse("InvalidArgument", f"{what} must be from 1 to {top}, got {value}")
     return value
 
 
@@ -118,7 +119,7 @@ class Engine(Runtime):
         try:
             load_flow(definition, name)
         except DefinitionError as exc:
-            raise error("InvalidDefinition", str(exc)) from None
+            raise refuse("InvalidDefinition", str(exc)) from None
 
     async def create_flow(
         self,
@@ -135,7 +136,7 @@ class Engine(Runtime):
 
         def create(tx: Transaction, ctx: TxContext) -> FlowInfo:
             if tx.get_flow(name) is not None:
-                raise error("FlowAlreadyExists", f"flow '{name}' already exists")
+                raise refuse("FlowAlreadyExists", f"flow '{name}' already exists")
             row = FlowRow(
                 name, str(uuid.uuid4()), definition, description, type, role_arn, 1, now, now
             )
@@ -159,7 +160,7 @@ class Engine(Runtime):
         def update(tx: Transaction, ctx: TxContext) -> FlowInfo:
             old = tx.get_flow(name)
             if old is None:
-                raise error("FlowNotExists", f"flow '{name}' does not exist")
+                raise refuse("FlowNotExists", f"flow '{name}' does not exist")
             row = FlowRow(
                 name,
                 old.id,
@@ -180,7 +181,7 @@ class Engine(Runtime):
         """A flow (DescribeFlow)."""
         row = await self.read(lambda tx: tx.get_flow(name))
         if row is None:
-            raise error("FlowNotExists", f"flow '{name}' does not exist")
+            raise refuse("FlowNotExists", f"flow '{name}' does not exist")
         return FlowInfo.of(row)
 
     async def list_flows(self, limit: int | None = None, next_token: str = "") -> Page:
@@ -196,7 +197,7 @@ class Engine(Runtime):
 
         def delete(tx: Transaction, ctx: TxContext) -> None:
             if not tx.delete_flow(name):
-                raise error("FlowNotExists", f"flow '{name}' does not exist")
+                raise refuse("FlowNotExists", f"flow '{name}' does not exist")
 
         await self.submit(delete)
 
@@ -217,12 +218,12 @@ class Engine(Runtime):
         def start(tx: Transaction, ctx: TxContext) -> ExecutionInfo:
             flow = tx.get_flow(flow_name)
             if flow is None:
-                raise error("FlowNotExists", f"flow '{flow_name}' does not exist")
+                raise refuse("FlowNotExists", f"flow '{flow_name}' does not exist")
             existing = tx.get_execution(flow_name, exec_name)
             if existing is not None:
                 if existing.status == "Running":
                     return ExecutionInfo.of(existing, flow.definition)
-                raise error(
+                raise refuse(
                     "ExecutionAlreadyExists",
                     f"execution '{exec_name}' of flow '{flow_name}' already ran "
                     f"({existing.status}); choose another name",
@@ -263,7 +264,9 @@ class Engine(Runtime):
 
         info = await self.read(find)
         if info is None:
-            raise error("ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'")
+            raise refuse(
+                "ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'"
+            )
         return info
 
     async def describe_execution(
@@ -271,7 +274,7 @@ class Engine(Runtime):
     ) -> ExecutionInfo:
         """An execution (DescribeExecution); with ``wait_seconds`` (0-60), waits for its end."""
         if not 0 <= wait_seconds <= 60:
-            raise error(
+            raise refuse(
                 "InvalidArgument", f"WaitTimeSeconds must be from 0 to 60, got {wait_seconds}"
             )
         info = await self._execution(flow_name, name)
@@ -316,7 +319,7 @@ class Engine(Runtime):
 
         rows = await self.read(page)
         if rows is None:
-            raise error("FlowNotExists", f"flow '{flow_name}' does not exist")
+            raise refuse("FlowNotExists", f"flow '{flow_name}' does not exist")
         more = len(rows) > size
         rows = rows[:size]
         return Page([ExecutionInfo.of(r) for r in rows], rows[-1].name if more else "")
@@ -329,7 +332,7 @@ class Engine(Runtime):
         try:
             after = int(next_token) if next_token else 0
         except ValueError:
-            raise error(
+            raise refuse(
                 "InvalidArgument", f"NextToken {next_token!r} is not one this API gave"
             ) from None
 
@@ -339,28 +342,30 @@ class Engine(Runtime):
 
         events = await self.read(page)
         if events is None:
-            raise error("ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'")
+            raise refuse(
+                "ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'"
+            )
         more = len(events) > size
         events = events[:size]
         return HistoryPage(events, str(events[-1].event_id) if more else "")
 
     async def stop_execution(
-        self, flow_name: str, name: str, error_name: str = "", cause: str = ""
+        self, flow_name: str, name: str, error: str = "", cause: str = ""
     ) -> ExecutionInfo:
         """Stop a running execution (StopExecution)."""
 
         def stop(tx: Transaction, ctx: TxContext) -> ExecutionInfo:
             row = tx.get_execution(flow_name, name)
             if row is None:
-                raise error(
+                raise refuse(
                     "ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'"
                 )
             if row.status != "Running":
-                raise error(
+                raise refuse(
                     "ExecutionNotRunning",
                     f"execution '{name}' is {row.status}; only a running one can be stopped",
                 )
-            self.apply(tx, ctx, row, Stop(error_name, cause))
+            self.apply(tx, ctx, row, Stop(error, cause))
             final = tx.lock_execution(row.id)
             assert final is not None
             return ExecutionInfo.of(final)
@@ -374,11 +379,11 @@ class Engine(Runtime):
         data = parse_object(output, "Output")
         return await self._report(token, TaskSucceeded(0, data), "TaskSucceeded")
 
-    async def report_task_failed(self, token: str, error_name: str, cause: str = "") -> int:
+    async def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
         """Fail a task attempt (ReportTaskFailed); returns the EventId."""
-        if not isinstance(error_name, str) or not 1 <= len(error_name) <= 128:
-            raise error("InvalidArgument", "Error must be 1 to 128 characters")
-        return await self._report(token, TaskFailed(0, error_name, cause or ""), "TaskFailed")
+        if not isinstance(error, str) or not 1 <= len(error) <= 128:
+            raise refuse("InvalidArgument", "Error must be 1 to 128 characters")
+        return await self._report(token, TaskFailed(0, error, cause or ""), "TaskFailed")
 
     async def _report(self, token: str, command: TaskSucceeded | TaskFailed, kind: str) -> int:
         parts = parse_token(token)
@@ -387,7 +392,7 @@ class Engine(Runtime):
         def report(tx: Transaction, ctx: TxContext) -> int:
             row = tx.get_execution(parts.flow_name, parts.execution_name)
             if row is None:
-                raise error(
+                raise refuse(
                     "ExecutionNotExists",
                     f"the token's execution '{parts.execution_name}' of flow "
                     f"'{parts.flow_name}' does not exist",
@@ -397,17 +402,17 @@ class Engine(Runtime):
             state = load_state(row.state)
             expired = state.expired.get(parts.task_id)
             if parts.task_id not in state.tasks and expired is None:
-                raise error(
+                raise refuse(
                     "TaskAlreadyCompleted",
                     "this task attempt already has its result; the first report won",
                 )
             if row.status != "Running":
-                raise error(
+                raise refuse(
                     "ExecutionNotRunning",
                     f"execution '{row.name}' is {row.status}; it takes no more reports",
                 )
             if expired is not None:
-                raise error(
+                raise refuse(
                     "TaskExpired",
                     f"this task attempt is over ({expired}); a newer attempt has its own token",
                 )

@@ -123,7 +123,7 @@ class TaskReporter(Protocol):
     async def report_task_succeeded(self, token: str, output: Any) -> int:
         """Finish a task attempt with its output."""
 
-    async def report_task_failed(self, token: str, error_name: str, cause: str = "") -> int:
+    async def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
         """Fail a task attempt."""
 
 

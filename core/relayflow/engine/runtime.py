@@ -396,7 +396,7 @@ class Runtime:
             outcome = Failed(
                 ERROR_RUNTIME,
                 f"no installed integration serves {request.resource}; "
-                "install the plugin that provides it",
+                "install or configure the plugin that provides it",
             )
         elif request.pattern not in integration.patterns:
             outcome = Failed(
