@@ -11,14 +11,13 @@ and exited, task scheduled, submitted and completed), for example::
     [audit]
     path = "audit.jsonl"        # default: relayflow-audit.jsonl
 
-Where the settings come from: lifecycle hooks receive events, not the configuration, so the
-plugin reads the `[audit]` table itself, once, when the first event arrives. It looks in this
-order and keeps the first answer:
+Where the settings come from, first answer kept:
 
 1. a path given in code: `relayflow_audit.configure("audit.jsonl")`;
 2. the environment variable `RELAYFLOW_AUDIT__PATH`;
-3. `[audit] path` of the file `relayflow.config.load_config()` finds: `$RELAYFLOW_CONFIG`,
-   else `./relayflow.toml` (a `--config` option of the command line is not visible to it);
+3. `[audit] path` of the configuration the command line loaded (`--config`, else
+   `$RELAYFLOW_CONFIG`, else `./relayflow.toml`), handed over by the `relayflow_configure`
+   hook; a program that embeds the engine without it gets the file `load_config()` finds;
 4. `relayflow-audit.jsonl`.
 
 A relative path is taken from the current directory when the log is opened. The table is also
@@ -40,8 +39,15 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from relayflow.config import ConfigError, describe_validation_error, load_config
-from relayflow.plugins import ExecutionEvent, LifecycleEvent, StepEvent, TaskEvent, hookimpl
+from relayflow.config import Config, ConfigError, describe_validation_error, load_config
+from relayflow.plugins import (
+    ExecutionEvent,
+    LifecycleEvent,
+    PluginManager,
+    StepEvent,
+    TaskEvent,
+    hookimpl,
+)
 
 __all__ = [
     "DEFAULT_PATH",
@@ -225,6 +231,19 @@ def _close_at_exit() -> None:
 
 
 # -- hooks --------------------------------------------------------------------------------------
+
+
+@hookimpl
+def relayflow_configure(config: Config, plugins: PluginManager) -> None:
+    """Take `[audit] path` from the configuration the command line loaded.
+
+    Args:
+        config: the checked configuration.
+        plugins: relayflow's plugin manager, which validates the `[audit]` table.
+    """
+    settings = plugins.settings(config, TABLE)
+    if _current._path is None and not os.environ.get(ENV_PATH):  # nothing chosen in code
+        configure(getattr(settings, "path", DEFAULT_PATH))
 
 
 @hookimpl
