@@ -26,7 +26,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
@@ -39,10 +39,13 @@ from pydantic_settings import (
 from relayflow.engine.model import Limits
 
 __all__ = [
+    "AccessKey",
+    "ClientConfig",
     "Config",
     "ConfigError",
     "EngineConfig",
     "PluginsConfig",
+    "ServerConfig",
     "describe_validation_error",
     "find_config",
     "load_config",
@@ -85,6 +88,39 @@ class EngineConfig(BaseModel):
         )
 
 
+class AccessKey(BaseModel):
+    """One `[[server.access_keys]]` entry: who may call the API, and with which role."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    secret: str = Field(min_length=8)
+    role: Literal["admin", "worker", "reader"]
+
+
+class ServerConfig(BaseModel):
+    """The `[server]` table: where the API listens and who may call it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    access_keys: list[AccessKey] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    timestamp_window_seconds: int = Field(default=900, ge=1)
+
+
+class ClientConfig(BaseModel):
+    """The `[client]` table: what the CLI, the Python client and workers use."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint: str = "http://127.0.0.1:8765"
+    access_key_id: str | None = None
+    access_key_secret: str | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
 class PluginsConfig(BaseModel):
     """The `[plugins]` table."""
 
@@ -104,6 +140,8 @@ class _Settings(BaseSettings):
 
     engine: EngineConfig = EngineConfig()
     plugins: PluginsConfig = PluginsConfig()
+    server: ServerConfig = ServerConfig()
+    client: ClientConfig = ClientConfig()
 
     @classmethod
     def settings_customise_sources(
@@ -131,6 +169,8 @@ class Config(BaseModel):
 
     engine: EngineConfig = EngineConfig()
     plugins: PluginsConfig = PluginsConfig()
+    server: ServerConfig = ServerConfig()
+    client: ClientConfig = ClientConfig()
     integrations: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sections: dict[str, Any] = Field(default_factory=dict)
     source: str = "(defaults)"
@@ -183,7 +223,7 @@ def load_config(explicit: str | None = None) -> Config:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     where = str(path) if path is not None else "the environment"
-    core = {k: data.pop(k) for k in ("engine", "plugins") if k in data}
+    core = {k: data.pop(k) for k in ("engine", "plugins", "server", "client") if k in data}
     integrations = data.pop("integrations", {})
     if not isinstance(integrations, dict) or not all(
         isinstance(v, dict) for v in integrations.values()
@@ -200,6 +240,8 @@ def load_config(explicit: str | None = None) -> Config:
     return Config(
         engine=settings.engine,
         plugins=settings.plugins,
+        server=settings.server,
+        client=settings.client,
         integrations=integrations,
         sections=data,
         source=str(path) if path is not None else "(defaults)",

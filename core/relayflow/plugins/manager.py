@@ -283,7 +283,8 @@ class PluginManager:
         models = self.config_models()
         for table in config.sections:
             if table not in models:
-                known = ", ".join(sorted(["engine", "plugins", "integrations", *models]))
+                core = ["client", "engine", "integrations", "plugins", "server"]
+                known = ", ".join(sorted([*core, *models]))
                 raise ConfigError(f"{config.source}: unknown table [{table}]; known: {known}")
             self.settings(config, table)
         specs = self.integration_specs()
