@@ -303,11 +303,13 @@ def _exit(code: int) -> None:
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
 def server(config_path: str | None, log_level: str) -> None:
-    """Run the engine over the configured store until SIGTERM or SIGINT.
+    """Run the engine and its HTTP API until SIGTERM or SIGINT.
 
-    Executions resume where they were: after a crash, pending work is dispatched again,
-    late timers fire, and waiting tasks keep waiting. The store is [engine] store in
-    relayflow.toml (default sqlite:///relayflow.db).
+    The API speaks Serverless Workflow's actions (version 2019-03-15) on [server] host and
+    port (default 127.0.0.1:8765), signed with [[server.access_keys]]; without access keys it
+    only listens on loopback. Executions resume where they were: after a crash, pending work
+    is dispatched again, late timers fire, and waiting tasks keep waiting. The store is
+    [engine] store in relayflow.toml (default sqlite:///relayflow.db).
     """
     from relayflow.server import serve
 
@@ -315,7 +317,7 @@ def server(config_path: str | None, log_level: str) -> None:
     config, plugins, integrations = _setup(config_path)
     try:
         asyncio.run(serve(config, integrations=integrations, plugins=plugins))
-    except StoreError as exc:
+    except (StoreError, ConfigError) as exc:
         click.echo(f"relayflow: {exc}", err=True)
         sys.exit(EXIT_INVALID)
 

@@ -1,35 +1,102 @@
-"""`relayflow server`: the engine loop over the configured store, until SIGTERM or SIGINT."""
+"""`relayflow server`: the engine and its HTTP API in one process, until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
+import socket
 
-from relayflow.config import Config
+import uvicorn
+
+from relayflow.api import ApiApp, Authenticator
+from relayflow.config import Config, ConfigError
 from relayflow.engine import Engine, Integration
 from relayflow.plugins import PluginManager
 
-__all__ = ["serve"]
+__all__ = ["check_listen_address", "serve"]
 
 log = logging.getLogger("relayflow.server")
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen_address(config: Config) -> None:
+    """Refuse to serve anything but loopback when no access key is configured.
+
+    Raises:
+        ConfigError: the server would be open to the network without authentication.
+    """
+    host = config.server.host
+    if not config.server.access_keys and not _is_loopback(host):
+        raise ConfigError(
+            f"{config.source}: server.host is {host}, but without [[server.access_keys]] the "
+            "API would accept anyone; add access keys, or listen on 127.0.0.1"
+        )
+
+
 async def serve(
-    config: Config, integrations: list[Integration], plugins: PluginManager | None = None
+    config: Config,
+    integrations: list[Integration],
+    plugins: PluginManager | None = None,
+    *,
+    ready: asyncio.Event | None = None,
 ) -> None:
-    """Run the engine until a stop signal; then finish in-flight work and close the store."""
-    settings = config.engine
+    """Run the engine and the API until a stop signal, then shut both down cleanly."""
+    check_listen_address(config)
+    settings = config.server
     engine = Engine.from_config(config, integrations=integrations, plugins=plugins)
+    app = ApiApp(
+        engine,
+        Authenticator(settings.access_keys, settings.timestamp_window_seconds),
+        settings.max_body_bytes,
+    )
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"{config.source}: cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+        ) from None
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await engine.start()
-    log.info("relayflow engine running on %s (config: %s)", settings.store, config.source)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.01)
+    host, port = sock.getsockname()[:2]
+    log.info(
+        "relayflow serving the API on http://%s:%s, engine on %s (config: %s)",
+        host,
+        port,
+        config.engine.store,
+        config.source,
+    )
+    if ready is not None:
+        ready.set()
     try:
-        await stop.wait()
-        log.info("stopping: finishing in-flight work")
+        await asyncio.wait(
+            [serving, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+        log.info("stopping: finishing in-flight requests and work")
     finally:
-        await engine.close(grace_seconds=settings.lease_seconds / 3)
+        server.should_exit = True
+        await asyncio.gather(serving, return_exceptions=True)
+        await engine.close(grace_seconds=config.engine.lease_seconds / 3)
+        sock.close()
     log.info("stopped")

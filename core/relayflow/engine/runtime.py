@@ -144,6 +144,11 @@ class Runtime:
         self._running = False
         self._stopping = False
 
+    @property
+    def accepting(self) -> bool:
+        """Whether the engine runs and takes new work."""
+        return self._running and not self._stopping
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
