@@ -103,7 +103,8 @@ def test_run_keeps_executions_in_the_configured_store(tmp_path):
 
 def test_server_stops_on_sigterm_and_refuses_a_second_engine(tmp_path):
     config = _write(
-        tmp_path / "relayflow.toml", f'[engine]\nstore = "sqlite:///{tmp_path}/rf.db"\n'
+        tmp_path / "relayflow.toml",
+        f'[engine]\nstore = "sqlite:///{tmp_path}/rf.db"\n[server]\nport = 0\n',
     )
     server = subprocess.Popen(
         [EXE, "server", "--config", str(config)],
