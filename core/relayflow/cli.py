@@ -21,6 +21,7 @@ from relayflow.fdl import DefinitionError, Flow, Problem, check_flow, flow_json_
 from relayflow.fdl.loader import read_text
 from relayflow.fdl.outline import outline as render_outline
 from relayflow.plugins import PluginManager
+from relayflow.remote_cli import register as register_remote_commands
 from relayflow.store import StoreError
 
 __all__ = ["main"]
@@ -69,7 +70,9 @@ def main() -> None:
       relayflow outline flows/main.yaml   see a flow's steps as a tree
       relayflow run flows/main.yaml --input '{"id": 7}'
                                           run one execution and print its output
-      relayflow server                    run the engine over the store in relayflow.toml
+      relayflow server                    run the engine and its HTTP API
+      relayflow executions start FLOW --input '{"id": 7}' --wait
+                                          start an execution on a server, wait for its end
       relayflow plugins                   installed plugins, their hooks and integrations
       relayflow config show               the effective configuration, secrets hidden
       relayflow schema > fdl.schema.json  JSON Schema for editors
@@ -405,3 +408,6 @@ def config_show(config_path: str | None, as_json: bool) -> None:
     else:
         click.echo(f"# effective configuration from {config.source}")
         click.echo(to_toml(doc), nl=False)
+
+
+register_remote_commands(main)

@@ -57,8 +57,9 @@ def parse_time(value: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ClientError("InvalidResponse", f"the server sent a time that is not ISO 8601: "
-                          f"{value!r}") from None
+        raise ClientError(
+            "InvalidResponse", f"the server sent a time that is not ISO 8601: {value!r}"
+        ) from None
 
 
 def parse_object(value: Any, what: str) -> dict[str, Any]:
@@ -70,11 +71,14 @@ def parse_object(value: Any, what: str) -> dict[str, Any]:
     try:
         data = json.loads(value) if isinstance(value, str | bytes) else value
     except ValueError:
-        raise ClientError("InvalidResponse", f"the server sent {what} that is not JSON: "
-                          f"{str(value)[:80]!r}") from None
+        raise ClientError(
+            "InvalidResponse", f"the server sent {what} that is not JSON: {str(value)[:80]!r}"
+        ) from None
     if not isinstance(data, dict):
-        raise ClientError("InvalidResponse",
-                          f"the server sent {what} that is not a JSON object: {str(value)[:80]!r}")
+        raise ClientError(
+            "InvalidResponse",
+            f"the server sent {what} that is not a JSON object: {str(value)[:80]!r}",
+        )
     return data
 
 
@@ -90,8 +94,9 @@ def _int(doc: Mapping[str, Any], key: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ClientError("InvalidResponse",
-                          f"the server sent {key} that is not a whole number: {value!r}") from None
+        raise ClientError(
+            "InvalidResponse", f"the server sent {key} that is not a whole number: {value!r}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -140,8 +145,7 @@ class Flow:
 
 @dataclass(frozen=True)
 class Execution:
-    """An execution, as StartExecution, DescribeExecution, StopExecution and ListExecutions
-    return it.
+    """An execution, as the Start, Describe, Stop and List Execution(s) actions return it.
 
     Attributes:
         name: the execution's name, unique within its flow.
@@ -265,10 +269,12 @@ class Page(Generic[T]):
         """From a listing response whose items are under ``key``."""
         rows = doc.get(key) or []
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-            raise ClientError("InvalidResponse", f"the server sent {key} that is not a list of "
-                              "objects", request_id=_str(doc, "RequestId"))
-        return cls(tuple(item(row) for row in rows), _str(doc, "NextToken"),
-                   _str(doc, "RequestId"))
+            raise ClientError(
+                "InvalidResponse",
+                f"the server sent {key} that is not a list of objects",
+                request_id=_str(doc, "RequestId"),
+            )
+        return cls(tuple(item(row) for row in rows), _str(doc, "NextToken"), _str(doc, "RequestId"))
 
 
 FlowPage = Page[Flow]

@@ -1,0 +1,141 @@
+"""The Python client of relayflow's HTTP API, synchronous (`Client`) and asyncio (`AsyncClient`).
+
+The API is Alibaba Cloud Serverless Workflow's RPC API, version 2019-03-15: every call is
+`POST /` with `Action=<name>&Version=2019-03-15` and the action's parameters as a form body,
+signed with an access key (signature version 1.0, see `relayflow.api.signature`). The client
+does all of that; you call methods with Python values and get frozen dataclasses back.
+
+Connecting
+----------
+
+Give the endpoint and, when the server has `[[server.access_keys]]`, a key:
+
+    from relayflow.client import Client
+
+    client = Client("http://127.0.0.1:8765", access_key_id="ops", access_key_secret="s3cr3t-key")
+
+or read the `[client]` table of relayflow.toml (and `RELAYFLOW_CLIENT__*` variables), as the
+`relayflow flows ...` and `relayflow executions ...` commands do:
+
+    from relayflow.config import load_config
+
+    client = Client.from_config(load_config(None))
+
+    [client]
+    endpoint = "http://127.0.0.1:8765"
+    access_key_id = "ops"
+    access_key_secret = "s3cr3t-key"
+    timeout_seconds = 30
+
+Without a key, requests go unsigned; only a server with no access keys accepts them. The
+client keeps connections open: use it as a context manager, or call `close()`
+(`await aclose()` for `AsyncClient`).
+
+Flows and executions
+--------------------
+
+    with Client("http://127.0.0.1:8765", "ops", "s3cr3t-key") as client:
+        client.create_flow("orders", Path("flows/orders.yaml").read_text())
+        run = client.start_execution("orders", {"id": 7}, name="order-7")
+        done = client.wait_for_execution("orders", run.name)    # long polls, 60 s at a time
+        if done.succeeded:
+            print(done.output)                                  # a dict
+        else:
+            print(done.status, done.error, done.cause)
+
+`describe_execution(flow, name, wait_seconds=30)` is one long poll: the server answers when
+the execution ends or after 30 seconds (at most 60); the client waits that much longer for
+the answer than its usual timeout.
+
+Listings come a page at a time (`Page`: `items`, `next_token`); the `iter_*` methods walk
+every page for you:
+
+    page = client.list_executions("orders", status="Running", limit=50)
+    for execution in client.iter_executions("orders", status="Failed"):
+        print(execution.name, execution.error)
+    for event in client.iter_history("orders", "order-7"):
+        print(event.event_id, event.type, event.step_name, event.detail)
+
+Workers: reporting task results
+-------------------------------
+
+A waitForCallback task step hands a task token to a worker; the worker reports with it.
+The first report on a token wins; later ones raise `ClientError` with a specific code.
+
+    try:
+        client.report_task_succeeded(token, {"booked": True})
+    except ClientError as exc:
+        if exc.code != "TaskAlreadyCompleted":     # a duplicate delivery: nothing to do
+            raise
+
+    client.report_task_failed(token, "Booking.SoldOut", "no seats left on 2024-06-01")
+
+asyncio
+-------
+
+`AsyncClient` has the same methods as coroutines, and async iterators for the `iter_*` ones:
+
+    async with AsyncClient.from_config(config) as client:
+        run = await client.start_execution("orders", {"id": 7})
+        done = await client.wait_for_execution("orders", run.name, timeout=300)
+        async for event in client.iter_history("orders", run.name):
+            ...
+
+Errors
+------
+
+Every failed call raises `ClientError`, with `code`, `message`, `status` (HTTP; 0 when there
+was no answer) and `request_id` (find it in the server's log):
+
+- the server's codes, unchanged: `FlowNotExists`, `ExecutionNotExists`,
+  `ExecutionAlreadyExists`, `TaskAlreadyCompleted`, `AccessDenied`, `SignatureDoesNotMatch`,
+  `InvalidTimeStamp.Expired` (the clocks differ by more than the server's window), ...;
+- `ConnectionFailed`: the server cannot be reached (wrong endpoint, not running);
+- `RequestTimeout`: no answer within the timeout;
+- `InvalidResponse`: something answered that is not the API.
+
+Arguments that cannot be right whatever the server says (an endpoint that is not a URL, half
+an access key, `wait_seconds=90`) raise `ValueError` before anything is sent.
+
+Testing
+-------
+
+Both clients take an httpx transport, so tests can answer without a server:
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"RequestId": "1", "EventId": 5})
+
+    client = Client("http://relayflow.test", transport=httpx.MockTransport(answer))
+    assert client.report_task_succeeded("token", {}) == 5
+"""
+
+from __future__ import annotations
+
+from relayflow.client._calls import API_VERSION
+from relayflow.client._http import AsyncClient, Client
+from relayflow.client._models import (
+    FINAL_STATUSES,
+    ClientError,
+    Execution,
+    ExecutionPage,
+    Flow,
+    FlowPage,
+    HistoryEvent,
+    HistoryPage,
+    Page,
+)
+
+__all__ = [
+    "API_VERSION",
+    "FINAL_STATUSES",
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "Execution",
+    "ExecutionPage",
+    "Flow",
+    "FlowPage",
+    "HistoryEvent",
+    "HistoryPage",
+    "Page",
+]

@@ -1,0 +1,271 @@
+"""The actions as data: which parameters each call sends and how its answer is read.
+
+Both clients build a `Call` here and only differ in how they send it, so the protocol lives in
+one place and the sync and async clients cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from relayflow.api.signature import signed_params
+from relayflow.client._models import (
+    ClientError,
+    Execution,
+    Flow,
+    HistoryEvent,
+    Page,
+)
+
+__all__ = ["API_VERSION", "Call", "Credentials", "decode", "encode"]
+
+API_VERSION = "2019-03-15"
+MAX_WAIT_SECONDS = 60
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request: the action, its parameters, how to read the answer, and extra time."""
+
+    action: str
+    params: dict[str, str]
+    parse: Callable[[dict[str, Any]], T]
+    extra_timeout: float = 0.0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An access key, or none (requests then go unsigned)."""
+
+    access_key_id: str | None = None
+    access_key_secret: str | None = None
+
+    def __post_init__(self) -> None:
+        if bool(self.access_key_id) != bool(self.access_key_secret):
+            given, missing = (
+                ("access_key_id", "access_key_secret")
+                if self.access_key_id
+                else ("access_key_secret", "access_key_id")
+            )
+            raise ValueError(f"{given} is set but {missing} is not; give both or neither")
+
+    @property
+    def signing(self) -> bool:
+        """Whether requests are signed."""
+        return bool(self.access_key_id and self.access_key_secret)
+
+
+def encode(call: Call[Any], credentials: Credentials, method: str = "POST") -> dict[str, str]:
+    """The parameters to send for ``call``: the action's own, plus the signature when keyed."""
+    params = {"Action": call.action, "Version": API_VERSION, **call.params}
+    if credentials.access_key_id and credentials.access_key_secret:
+        return signed_params(
+            credentials.access_key_id, credentials.access_key_secret, method, params
+        )
+    return params
+
+
+def decode(status: int, content: bytes) -> dict[str, Any]:
+    """The JSON of an answer.
+
+    Raises:
+        ClientError: the answer is an error (its `Code`, `Message` and `RequestId`), or is not
+            the API's JSON at all (`InvalidResponse`).
+    """
+    try:
+        doc = json.loads(content) if content else None
+    except ValueError:
+        doc = None
+    if status >= 400:
+        if isinstance(doc, dict) and doc.get("Code"):
+            raise ClientError(
+                str(doc["Code"]),
+                str(doc.get("Message") or "the server gave no message"),
+                status,
+                str(doc.get("RequestId") or ""),
+            )
+        snippet = content[:200].decode("utf-8", "replace").strip()
+        raise ClientError(
+            "InvalidResponse",
+            f"the server answered HTTP {status} without an API error"
+            + (f": {snippet}" if snippet else ""),
+            status,
+        )
+    if not isinstance(doc, dict):
+        snippet = content[:200].decode("utf-8", "replace").strip()
+        raise ClientError(
+            "InvalidResponse",
+            f"the server answered HTTP {status} with no JSON object: {snippet!r}",
+            status,
+        )
+    return doc
+
+
+def _put(params: dict[str, str], name: str, value: object) -> None:
+    if value is not None:
+        params[name] = str(value)
+
+
+def _object_text(value: Mapping[str, Any] | None, what: str) -> str:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} must be a dict (a JSON object), not {type(value).__name__}")
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _rfc3339(value: datetime | str | None, what: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        raise ValueError(f"{what} must be timezone-aware, such as datetime.now(UTC)")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _flows(doc: dict[str, Any]) -> Page[Flow]:
+    return Page.from_api(doc, "Flows", Flow.from_api)
+
+
+def _executions(doc: dict[str, Any]) -> Page[Execution]:
+    return Page.from_api(doc, "Executions", Execution.from_api)
+
+
+def _events(doc: dict[str, Any]) -> Page[HistoryEvent]:
+    return Page.from_api(doc, "Events", HistoryEvent.from_api)
+
+
+def _event_id(doc: dict[str, Any]) -> int:
+    value = doc.get("EventId")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise ClientError(
+        "InvalidResponse", f"the server sent no EventId, but {value!r}", request_id=_request_id(doc)
+    )
+
+
+def _request_id(doc: dict[str, Any]) -> str:
+    return str(doc.get("RequestId") or "")
+
+
+def create_flow(name: str, definition: str, description: str, role_arn: str | None) -> Call[Flow]:
+    """CreateFlow."""
+    params = {"Name": name, "Definition": definition, "Description": description, "Type": "FDL"}
+    _put(params, "RoleArn", role_arn)
+    return Call("CreateFlow", params, Flow.from_api)
+
+
+def update_flow(
+    name: str, definition: str | None, description: str | None, role_arn: str | None
+) -> Call[Flow]:
+    """UpdateFlow."""
+    params = {"Name": name}
+    _put(params, "Definition", definition)
+    _put(params, "Description", description)
+    _put(params, "RoleArn", role_arn)
+    return Call("UpdateFlow", params, Flow.from_api)
+
+
+def describe_flow(name: str) -> Call[Flow]:
+    """DescribeFlow."""
+    return Call("DescribeFlow", {"Name": name}, Flow.from_api)
+
+
+def list_flows(limit: int | None, next_token: str | None) -> Call[Page[Flow]]:
+    """ListFlows."""
+    params: dict[str, str] = {}
+    _put(params, "Limit", limit)
+    _put(params, "NextToken", next_token or None)
+    return Call("ListFlows", params, _flows)
+
+
+def delete_flow(name: str) -> Call[str]:
+    """DeleteFlow; the answer is the RequestId."""
+    return Call("DeleteFlow", {"Name": name}, _request_id)
+
+
+def start_execution(
+    flow_name: str,
+    input: Mapping[str, Any] | None,
+    name: str | None,
+    callback_token: str | None,
+) -> Call[Execution]:
+    """StartExecution."""
+    params = {"FlowName": flow_name}
+    _put(params, "ExecutionName", name or None)
+    if input is not None:
+        params["Input"] = _object_text(input, "input")
+    _put(params, "CallbackFnFTaskToken", callback_token or None)
+    return Call("StartExecution", params, Execution.from_api)
+
+
+def describe_execution(flow_name: str, name: str, wait_seconds: float) -> Call[Execution]:
+    """DescribeExecution; a long poll of ``wait_seconds`` gets as much more HTTP time."""
+    if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
+        raise ValueError(f"wait_seconds must be from 0 to {MAX_WAIT_SECONDS}, got {wait_seconds}")
+    seconds = int(wait_seconds)
+    if seconds != wait_seconds:
+        raise ValueError(f"wait_seconds must be a whole number of seconds, got {wait_seconds}")
+    params = {"FlowName": flow_name, "ExecutionName": name}
+    if seconds:
+        params["WaitTimeSeconds"] = str(seconds)
+    return Call("DescribeExecution", params, Execution.from_api, extra_timeout=float(seconds))
+
+
+def stop_execution(flow_name: str, name: str, error: str, cause: str) -> Call[Execution]:
+    """StopExecution; empty Error and Cause are left out."""
+    params = {"FlowName": flow_name, "ExecutionName": name}
+    _put(params, "Error", error or None)
+    _put(params, "Cause", cause or None)
+    return Call("StopExecution", params, Execution.from_api)
+
+
+def list_executions(
+    flow_name: str,
+    status: str | None,
+    name_prefix: str | None,
+    limit: int | None,
+    next_token: str | None,
+    started_after: datetime | str | None,
+    started_before: datetime | str | None,
+) -> Call[Page[Execution]]:
+    """ListExecutions."""
+    params = {"FlowName": flow_name}
+    _put(params, "Status", status or None)
+    _put(params, "ExecutionNamePrefix", name_prefix or None)
+    _put(params, "Limit", limit)
+    _put(params, "NextToken", next_token or None)
+    _put(params, "StartedTimeBegin", _rfc3339(started_after, "started_after"))
+    _put(params, "StartedTimeEnd", _rfc3339(started_before, "started_before"))
+    return Call("ListExecutions", params, _executions)
+
+
+def get_execution_history(
+    flow_name: str, name: str, limit: int | None, next_token: str | None
+) -> Call[Page[HistoryEvent]]:
+    """GetExecutionHistory."""
+    params = {"FlowName": flow_name, "ExecutionName": name}
+    _put(params, "Limit", limit)
+    _put(params, "NextToken", next_token or None)
+    return Call("GetExecutionHistory", params, _events)
+
+
+def report_task_succeeded(token: str, output: Mapping[str, Any]) -> Call[int]:
+    """ReportTaskSucceeded; the answer is the EventId."""
+    return Call(
+        "ReportTaskSucceeded",
+        {"TaskToken": token, "Output": _object_text(output, "output")},
+        _event_id,
+    )
+
+
+def report_task_failed(token: str, error: str, cause: str) -> Call[int]:
+    """ReportTaskFailed; the answer is the EventId. An empty Cause is left out."""
+    params = {"TaskToken": token, "Error": error}
+    _put(params, "Cause", cause or None)
+    return Call("ReportTaskFailed", params, _event_id)

@@ -1,0 +1,606 @@
+"""`Client` and `AsyncClient`: the actions over HTTP with httpx, one method per action."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+
+from relayflow import __version__
+from relayflow.client import _calls
+from relayflow.client._calls import Call, Credentials
+from relayflow.client._models import ClientError, Execution, Flow, HistoryEvent, Page
+from relayflow.config import ClientConfig, Config
+
+__all__ = ["AsyncClient", "Client"]
+
+T = TypeVar("T")
+USER_AGENT = f"relayflow-client/{__version__}"
+
+
+def _endpoint(endpoint: str) -> str:
+    text = endpoint.strip()
+    if not text:
+        raise ValueError("the endpoint is empty; give one such as http://127.0.0.1:8765")
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"the endpoint {endpoint!r} is not a URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(
+            f"the endpoint {endpoint!r} must be an http:// or https:// URL with a host"
+        )
+    return text.rstrip("/")
+
+
+def _client_config(config: Config | ClientConfig) -> ClientConfig:
+    return config.client if isinstance(config, Config) else config
+
+
+class _Base:
+    """What both clients share: the endpoint, the key, the timeout and error mapping."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be more than 0 seconds, got {timeout}")
+        self.endpoint = _endpoint(endpoint)
+        self.credentials = Credentials(access_key_id or None, access_key_secret or None)
+        self.timeout = float(timeout)
+
+    @property
+    def access_key_id(self) -> str | None:
+        """The access key requests are signed with; None when they are sent unsigned."""
+        return self.credentials.access_key_id
+
+    def __repr__(self) -> str:
+        key = self.credentials.access_key_id
+        return f"{type(self).__name__}({self.endpoint!r}, access_key_id={key!r})"
+
+    def _timeout(self, call: Call[Any]) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout + call.extra_timeout, connect=self.timeout)
+
+    def _failed(self, call: Call[Any], exc: httpx.HTTPError) -> ClientError:
+        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+            seconds = self.timeout + call.extra_timeout
+            return ClientError(
+                "RequestTimeout",
+                f"{call.action}: no answer from {self.endpoint} within {seconds:g} seconds",
+            )
+        reason = str(exc) or type(exc).__name__
+        return ClientError(
+            "ConnectionFailed", f"cannot reach the server at {self.endpoint}: {reason}"
+        )
+
+
+class Client(_Base):
+    """The synchronous client. See the package documentation for a tour.
+
+    Args:
+        endpoint: the server's URL, such as `http://127.0.0.1:8765` (`http://` is assumed
+            when no scheme is given).
+        access_key_id: the access key to sign requests with; without one they go unsigned,
+            which only a server with no `[[server.access_keys]]` accepts.
+        access_key_secret: the key's secret.
+        timeout: seconds to wait for an answer. A long poll
+            (`describe_execution(..., wait_seconds=N)`) gets N seconds more.
+        transport: an httpx transport to use instead of the network, such as
+            `httpx.MockTransport` in tests.
+
+    Raises:
+        ValueError: the endpoint is not an http(s) URL, only one of the key's two parts is
+            given, or the timeout is not positive.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
+        timeout: float = 30.0,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(endpoint, access_key_id, access_key_secret, timeout)
+        self._http = httpx.Client(
+            base_url=self.endpoint,
+            timeout=self.timeout,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+    @classmethod
+    def from_config(
+        cls, config: Config | ClientConfig, *, transport: httpx.BaseTransport | None = None
+    ) -> Client:
+        """A client for the `[client]` table of a configuration (see `relayflow.config`)."""
+        table = _client_config(config)
+        return cls(
+            table.endpoint,
+            table.access_key_id,
+            table.access_key_secret,
+            table.timeout_seconds,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        """Close the connections the client keeps open."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def call(self, call: Call[T]) -> T:
+        """Send one prepared call and read its answer (the action methods use this).
+
+        Raises:
+            ClientError: the server refused the call, or could not be reached.
+        """
+        data = _calls.encode(call, self.credentials)
+        try:
+            response = self._http.post("/", data=data, timeout=self._timeout(call))
+        except httpx.HTTPError as exc:
+            raise self._failed(call, exc) from None
+        return call.parse(_calls.decode(response.status_code, response.content))
+
+    # flows
+
+    def create_flow(
+        self, name: str, definition: str, description: str = "", role_arn: str | None = None
+    ) -> Flow:
+        """Create a flow (CreateFlow).
+
+        Args:
+            name: the flow's name: letters, digits, `_` and `-`, starting with a letter or `_`.
+            definition: the FDL text (YAML or JSON).
+            description: free text.
+            role_arn: kept and shown; relayflow does not use it.
+
+        Raises:
+            ClientError: for example `FlowAlreadyExists` or `InvalidDefinition`.
+        """
+        return self.call(_calls.create_flow(name, definition, description, role_arn))
+
+    def update_flow(
+        self,
+        name: str,
+        definition: str | None = None,
+        description: str | None = None,
+        role_arn: str | None = None,
+    ) -> Flow:
+        """Change a flow's definition, description or RoleArn (UpdateFlow); None keeps it.
+
+        Executions already started keep the definition they started with.
+
+        Raises:
+            ClientError: for example `FlowNotExists` or `InvalidDefinition`.
+        """
+        return self.call(_calls.update_flow(name, definition, description, role_arn))
+
+    def describe_flow(self, name: str) -> Flow:
+        """A flow (DescribeFlow).
+
+        Raises:
+            ClientError: for example `FlowNotExists`.
+        """
+        return self.call(_calls.describe_flow(name))
+
+    def list_flows(self, limit: int | None = None, next_token: str | None = None) -> Page[Flow]:
+        """One page of flows (ListFlows); `iter_flows` walks every page."""
+        return self.call(_calls.list_flows(limit, next_token))
+
+    def iter_flows(self, page_size: int | None = None) -> Iterator[Flow]:
+        """Every flow, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            page = self.list_flows(page_size, token)
+            yield from page.items
+            if page.last:
+                return
+            token = page.next_token
+
+    def delete_flow(self, name: str) -> str:
+        """Delete a flow (DeleteFlow); returns the RequestId.
+
+        Raises:
+            ClientError: for example `FlowNotExists`.
+        """
+        return self.call(_calls.delete_flow(name))
+
+    # executions
+
+    def start_execution(
+        self,
+        flow_name: str,
+        input: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        callback_token: str | None = None,
+    ) -> Execution:
+        """Start an execution (StartExecution).
+
+        Args:
+            flow_name: the flow to run.
+            input: the execution's input object (sent as JSON text).
+            name: the execution's name; the server makes one up when None. Starting a name
+                that is running returns that execution; one that has ended is refused with
+                `ExecutionAlreadyExists`.
+            callback_token: a task token to report to when this execution ends (a parent
+                flow's waitForCallback step).
+
+        Raises:
+            ClientError: for example `FlowNotExists` or `ExecutionAlreadyExists`.
+        """
+        return self.call(_calls.start_execution(flow_name, input, name, callback_token))
+
+    def describe_execution(self, flow_name: str, name: str, wait_seconds: int = 0) -> Execution:
+        """An execution (DescribeExecution).
+
+        Args:
+            flow_name: its flow.
+            name: its name.
+            wait_seconds: 0 to 60; when more than 0, the server answers when the execution ends
+                or after this many seconds, whichever comes first (a long poll).
+
+        Raises:
+            ClientError: for example `ExecutionNotExists`.
+            ValueError: ``wait_seconds`` is not a whole number from 0 to 60.
+        """
+        return self.call(_calls.describe_execution(flow_name, name, wait_seconds))
+
+    def wait_for_execution(
+        self, flow_name: str, name: str, timeout: float | None = None
+    ) -> Execution:
+        """Long-poll an execution until it ends, or ``timeout`` seconds pass; returns the last.
+
+        The result's `done` says whether it ended.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = _calls.MAX_WAIT_SECONDS
+            if deadline is not None:
+                wait = max(0, min(wait, int(deadline - time.monotonic())))
+            execution = self.describe_execution(flow_name, name, wait)
+            if execution.done or wait == 0:
+                return execution
+
+    def stop_execution(
+        self, flow_name: str, name: str, error: str = "", cause: str = ""
+    ) -> Execution:
+        """Stop a running execution (StopExecution) with an optional error name and cause.
+
+        Raises:
+            ClientError: for example `ExecutionNotExists` or `ExecutionNotRunning`.
+        """
+        return self.call(_calls.stop_execution(flow_name, name, error, cause))
+
+    def list_executions(
+        self,
+        flow_name: str,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        limit: int | None = None,
+        next_token: str | None = None,
+        *,
+        started_after: datetime | str | None = None,
+        started_before: datetime | str | None = None,
+    ) -> Page[Execution]:
+        """One page of a flow's executions (ListExecutions); `iter_executions` walks them all.
+
+        Args:
+            flow_name: the flow.
+            status: only executions with this status, such as `Running`.
+            name_prefix: only executions whose names start with this.
+            limit: 1 to 99 per page (the server's default is 60).
+            next_token: the previous page's `next_token`.
+            started_after: only executions started at or after this time: an aware
+                datetime, or RFC 3339 UTC text.
+            started_before: only executions started at or before this time.
+        """
+        return self.call(
+            _calls.list_executions(
+                flow_name, status, name_prefix, limit, next_token, started_after, started_before
+            )
+        )
+
+    def iter_executions(
+        self,
+        flow_name: str,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Execution]:
+        """Every execution of a flow that matches, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            page = self.list_executions(flow_name, status, name_prefix, page_size, token)
+            yield from page.items
+            if page.last:
+                return
+            token = page.next_token
+
+    def get_execution_history(
+        self, flow_name: str, name: str, limit: int | None = None, next_token: str | None = None
+    ) -> Page[HistoryEvent]:
+        """One page of an execution's events, oldest first (GetExecutionHistory).
+
+        Args:
+            flow_name: its flow.
+            name: the execution.
+            limit: 1 to 999 events per page (the server's default is 60).
+            next_token: the previous page's `next_token`.
+
+        Raises:
+            ClientError: for example `ExecutionNotExists`.
+        """
+        return self.call(_calls.get_execution_history(flow_name, name, limit, next_token))
+
+    def iter_history(
+        self, flow_name: str, name: str, page_size: int | None = None
+    ) -> Iterator[HistoryEvent]:
+        """Every event of an execution, oldest first, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            page = self.get_execution_history(flow_name, name, page_size, token)
+            yield from page.items
+            if page.last:
+                return
+            token = page.next_token
+
+    # task tokens
+
+    def report_task_succeeded(self, token: str, output: Mapping[str, Any]) -> int:
+        """Complete the task that handed out ``token`` with ``output`` (ReportTaskSucceeded).
+
+        Returns:
+            The id of the `TaskSucceeded` event the report became.
+
+        Raises:
+            ClientError: for example `TaskAlreadyCompleted` (the first report won; nothing
+                changed), `TaskExpired`, `TaskTokenInvalid` or `TaskTokenMalformed`.
+        """
+        return self.call(_calls.report_task_succeeded(token, output))
+
+    def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
+        """Fail the task that handed out ``token`` (ReportTaskFailed); retry and catch apply.
+
+        Returns:
+            The id of the `TaskFailed` event the report became.
+
+        Raises:
+            ClientError: as for `report_task_succeeded`.
+        """
+        return self.call(_calls.report_task_failed(token, error, cause))
+
+
+class AsyncClient(_Base):
+    """The asyncio client: the same methods as `Client`, as coroutines.
+
+    Args:
+        endpoint: the server's URL.
+        access_key_id: the access key to sign requests with; None sends them unsigned.
+        access_key_secret: the key's secret.
+        timeout: seconds to wait for an answer; a long poll gets its wait on top.
+        transport: an httpx async transport to use instead of the network.
+
+    Raises:
+        ValueError: as for `Client`.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
+        timeout: float = 30.0,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(endpoint, access_key_id, access_key_secret, timeout)
+        self._http = httpx.AsyncClient(
+            base_url=self.endpoint,
+            timeout=self.timeout,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config | ClientConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> AsyncClient:
+        """A client for the `[client]` table of a configuration."""
+        table = _client_config(config)
+        return cls(
+            table.endpoint,
+            table.access_key_id,
+            table.access_key_secret,
+            table.timeout_seconds,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connections the client keeps open."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def call(self, call: Call[T]) -> T:
+        """Send one prepared call and read its answer.
+
+        Raises:
+            ClientError: the server refused the call, or could not be reached.
+        """
+        data = _calls.encode(call, self.credentials)
+        try:
+            response = await self._http.post("/", data=data, timeout=self._timeout(call))
+        except httpx.HTTPError as exc:
+            raise self._failed(call, exc) from None
+        return call.parse(_calls.decode(response.status_code, response.content))
+
+    async def create_flow(
+        self, name: str, definition: str, description: str = "", role_arn: str | None = None
+    ) -> Flow:
+        """Create a flow (CreateFlow); see `Client.create_flow`."""
+        return await self.call(_calls.create_flow(name, definition, description, role_arn))
+
+    async def update_flow(
+        self,
+        name: str,
+        definition: str | None = None,
+        description: str | None = None,
+        role_arn: str | None = None,
+    ) -> Flow:
+        """Change a flow (UpdateFlow); see `Client.update_flow`."""
+        return await self.call(_calls.update_flow(name, definition, description, role_arn))
+
+    async def describe_flow(self, name: str) -> Flow:
+        """A flow (DescribeFlow)."""
+        return await self.call(_calls.describe_flow(name))
+
+    async def list_flows(
+        self, limit: int | None = None, next_token: str | None = None
+    ) -> Page[Flow]:
+        """One page of flows (ListFlows)."""
+        return await self.call(_calls.list_flows(limit, next_token))
+
+    async def iter_flows(self, page_size: int | None = None) -> AsyncIterator[Flow]:
+        """Every flow, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            page = await self.list_flows(page_size, token)
+            for flow in page.items:
+                yield flow
+            if page.last:
+                return
+            token = page.next_token
+
+    async def delete_flow(self, name: str) -> str:
+        """Delete a flow (DeleteFlow); returns the RequestId."""
+        return await self.call(_calls.delete_flow(name))
+
+    async def start_execution(
+        self,
+        flow_name: str,
+        input: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        callback_token: str | None = None,
+    ) -> Execution:
+        """Start an execution (StartExecution); see `Client.start_execution`."""
+        return await self.call(_calls.start_execution(flow_name, input, name, callback_token))
+
+    async def describe_execution(
+        self, flow_name: str, name: str, wait_seconds: int = 0
+    ) -> Execution:
+        """An execution (DescribeExecution), with an optional long poll of 0-60 seconds."""
+        return await self.call(_calls.describe_execution(flow_name, name, wait_seconds))
+
+    async def wait_for_execution(
+        self, flow_name: str, name: str, timeout: float | None = None
+    ) -> Execution:
+        """Long-poll an execution until it ends, or ``timeout`` seconds pass; returns the last."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = _calls.MAX_WAIT_SECONDS
+            if deadline is not None:
+                wait = max(0, min(wait, int(deadline - time.monotonic())))
+            execution = await self.describe_execution(flow_name, name, wait)
+            if execution.done or wait == 0:
+                return execution
+
+    async def stop_execution(
+        self, flow_name: str, name: str, error: str = "", cause: str = ""
+    ) -> Execution:
+        """Stop a running execution (StopExecution)."""
+        return await self.call(_calls.stop_execution(flow_name, name, error, cause))
+
+    async def list_executions(
+        self,
+        flow_name: str,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        limit: int | None = None,
+        next_token: str | None = None,
+        *,
+        started_after: datetime | str | None = None,
+        started_before: datetime | str | None = None,
+    ) -> Page[Execution]:
+        """One page of a flow's executions (ListExecutions); see `Client.list_executions`."""
+        return await self.call(
+            _calls.list_executions(
+                flow_name, status, name_prefix, limit, next_token, started_after, started_before
+            )
+        )
+
+    async def iter_executions(
+        self,
+        flow_name: str,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[Execution]:
+        """Every execution of a flow that matches, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            page = await self.list_executions(flow_name, status, name_prefix, page_size, token)
+            for execution in page.items:
+                yield execution
+            if page.last:
+                return
+            token = page.next_token
+
+    async def get_execution_history(
+        self, flow_name: str, name: str, limit: int | None = None, next_token: str | None = None
+    ) -> Page[HistoryEvent]:
+        """One page of an execution's events (GetExecutionHistory)."""
+        return await self.call(_calls.get_execution_history(flow_name, name, limit, next_token))
+
+    async def iter_history(
+        self, flow_name: str, name: str, page_size: int | None = None
+    ) -> AsyncIterator[HistoryEvent]:
+        """Every event of an execution, oldest first, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            page = await self.get_execution_history(flow_name, name, page_size, token)
+            for event in page.items:
+                yield event
+            if page.last:
+                return
+            token = page.next_token
+
+    async def report_task_succeeded(self, token: str, output: Mapping[str, Any]) -> int:
+        """Complete a task by its token (ReportTaskSucceeded); returns the event id."""
+        return await self.call(_calls.report_task_succeeded(token, output))
+
+    async def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
+        """Fail a task by its token (ReportTaskFailed); returns the event id."""
+        return await self.call(_calls.report_task_failed(token, error, cause))
