@@ -39,6 +39,7 @@ test: lint typecheck unit
 bench: install
 	$(BIN)/python contrib/bench/bench_fdl.py
 	$(BIN)/python contrib/bench/bench_engine.py all
+	$(BIN)/python contrib/bench/bench_api.py
 
 # Longer runs of the crash test and the property-based tests; not part of `make test`.
 soak: install

@@ -251,7 +251,9 @@ def test_bad_integration_and_plugin_tables_name_file_and_key():
         manager.check_config(Config(integrations={"nope": {}}, source="x.toml"))
     with pytest.raises(ConfigError, match=r"x.toml: audit.path: input should be a valid string"):
         manager.check_config(Config(sections={"audit": {"path": 3}}, source="x.toml"))
-    with pytest.raises(ConfigError, match=r"unknown table \[audi\]; known: audit, client, engine, "):
+    with pytest.raises(
+        ConfigError, match=r"unknown table \[audi\]; known: audit, client, engine, "
+    ):
         manager.check_config(Config(sections={"audi": {}}, source="x.toml"))
     settings = manager.settings(Config(sections={"audit": {"path": "a.jsonl"}}), "audit")
     assert settings == AuditSettings(path="a.jsonl")

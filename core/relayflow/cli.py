@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -314,12 +313,12 @@ def server(config_path: str | None, log_level: str) -> None:
     is dispatched again, late timers fire, and waiting tasks keep waiting. The store is
     [engine] store in relayflow.toml (default sqlite:///relayflow.db).
     """
-    from relayflow.server import serve
+    from relayflow.server import run_server
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     config, plugins, integrations = _setup(config_path)
     try:
-        asyncio.run(serve(config, integrations=integrations, plugins=plugins))
+        run_server(config, integrations=integrations, plugins=plugins)
     except (StoreError, ConfigError) as exc:
         click.echo(f"relayflow: {exc}", err=True)
         sys.exit(EXIT_INVALID)
@@ -390,6 +389,8 @@ def config_show(config_path: str | None, as_json: bool) -> None:
     doc: dict[str, Any] = {
         "engine": config.engine.model_dump(),
         "plugins": config.plugins.model_dump(),
+        "server": config.server.model_dump(),
+        "client": config.client.model_dump(),
     }
     specs = manager.integration_specs()
     integrations: dict[str, Any] = {}

@@ -39,6 +39,10 @@ class _TooLarge(Exception):
     pass
 
 
+def _request_id() -> str:
+    return str(uuid.uuid4()).upper()
+
+
 class ApiApp:
     """The ASGI application serving one engine."""
 
@@ -64,11 +68,11 @@ class ApiApp:
             await self._error(
                 send,
                 EngineError("NotFound", f"no such path {path}; the API is at /", 404),
-                uuid.uuid4().hex,
+                _request_id(),
             )
         elif method not in ("GET", "POST"):
             await self._error(
-                send, EngineError("MethodNotAllowed", "use POST / or GET /", 405), uuid.uuid4().hex
+                send, EngineError("MethodNotAllowed", "use POST / or GET /", 405), _request_id()
             )
         else:
             await self._rpc(scope, receive, send)
@@ -96,7 +100,7 @@ class ApiApp:
                 return b"".join(chunks)
 
     async def _rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = str(uuid.uuid4()).upper()
+        request_id = _request_id()
         try:
             body = await self._body(receive)
         except _TooLarge:

@@ -368,7 +368,9 @@ class Engine(Runtime):
             self.apply(tx, ctx, row, Stop(error, cause))
             final = tx.lock_execution(row.id)
             assert final is not None
-            return ExecutionInfo.of(final)
+            return ExecutionInfo.of(
+                final, tx.flow_definition(row.flow_name, row.flow_version) or ""
+            )
 
         return await self.submit(stop)
 
