@@ -500,6 +500,58 @@ def test_unparsable_list_in_the_environment_is_one_line(monkeypatch):
     assert "\n" not in str(err.value)
 
 
+def test_local_workers_hook_runs_workers_beside_relayflow_run(tmp_path):
+    module = tmp_path / "local_workers.py"
+    module.write_text(
+        textwrap.dedent("""
+        from pathlib import Path
+        from relayflow.plugins import hookimpl
+
+        LOG = Path("workers.log")
+
+        @hookimpl
+        def relayflow_start_local_workers(workers, engine, integrations):
+            LOG.write_text(f"started {workers} running={engine.accepting}\\n")
+            return lambda: LOG.write_text(LOG.read_text() + "stopped\\n")
+    """)
+    )
+    (tmp_path / "relayflow.toml").write_text('[plugins]\nmodules = ["local_workers"]\n')
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: p\n")
+    env = {"PATH": "/usr/bin:/bin", "RELAYFLOW_DISABLE_PLUGINS": "mns"}
+    done = subprocess.run(
+        [EXE, "run", str(flow), "--worker", "jobs=handlers:work"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "workers.log").read_text() == (
+        "started [('jobs', 'handlers:work')] running=True\nstopped\n"
+    )
+    bad = subprocess.run(
+        [EXE, "run", str(flow), "--worker", "jobs"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert bad.returncode == 2 and "must look like QUEUE=module:function" in bad.stderr
+    (tmp_path / "relayflow.toml").write_text("")
+    none = subprocess.run(
+        [EXE, "run", str(flow), "--worker", "jobs=handlers:work"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert none.returncode == 2 and "NoWorkerRuntime" in none.stderr
+
+
 def test_every_hook_is_documented_and_tested():
     """A hook without a section in docs/plugins.md or a test is a failure (as datasette does)."""
     docs = (ROOT / "docs" / "plugins.md").read_text()

@@ -241,14 +241,26 @@ def _input(text: str | None, file: str | None) -> dict[str, Any]:
     help="relayflow.toml to use (default: $RELAYFLOW_CONFIG, then ./relayflow.toml).",
 )
 @click.option("--name", help="The execution's name (default: a generated one).")
+@click.option(
+    "--worker",
+    "workers",
+    multiple=True,
+    metavar="QUEUE=module:function",
+    help="Serve QUEUE with this handler in-process while the flow runs (repeatable).",
+)
 def run(
     flow: str,
     input_text: str | None,
     input_file: str | None,
     config_path: str | None,
     name: str | None,
+    workers: tuple[str, ...],
 ) -> None:
     """Run one execution of FLOW in-process and wait for its end.
+
+    \b
+    relayflow run flow.yaml --input '{"id": 7}'
+    relayflow run seed.yaml --worker fnf-demo=jobs:handle --config relayflow.toml
 
     \b
     Exit 0: the execution succeeded; its output is printed as one JSON object.
@@ -276,12 +288,21 @@ def run(
             config=config,
             integrations=integrations,
             plugins=plugins,
+            workers=[_worker_spec(spec) for spec in workers],
         )
     except (EngineError, StoreError) as exc:
         click.echo(f"relayflow: {exc}", err=True)
         _exit(EXIT_INVALID)
     click.echo(result.json())
     _exit(result.code)
+
+
+def _worker_spec(spec: str) -> tuple[str, str]:
+    queue, _, handler = spec.partition("=")
+    if not queue or ":" not in handler:
+        click.echo(f"relayflow: --worker {spec!r} must look like QUEUE=module:function", err=True)
+        sys.exit(EXIT_INVALID)
+    return queue, handler
 
 
 def _exit(code: int) -> None:

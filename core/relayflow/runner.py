@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +45,23 @@ async def _run(
     store_url: str,
     integrations: list[Integration],
     plugins: PluginManager | None,
+    workers: list[tuple[str, str]],
 ) -> RunResult:
     engine = Engine.from_config(
         config, integrations=integrations, plugins=plugins, store_url=store_url, poll_seconds=0.2
     )
     await engine.start()
+    stoppers: list[Callable[[], None]] = []
     try:
+        if workers:
+            if plugins is not None:
+                stoppers = plugins.start_local_workers(workers, engine, integrations)
+            if not stoppers:
+                raise EngineError(
+                    "NoWorkerRuntime",
+                    "no installed plugin runs workers for --worker; install relayflow-mns",
+                    400,
+                )
         try:
             await engine.describe_flow(flow_name)
             await engine.update_flow(flow_name, definition)
@@ -61,6 +73,8 @@ async def _run(
         while not info.done:
             info = await engine.describe_execution(flow_name, info.name, wait_seconds=60)
     finally:
+        for stop in stoppers:
+            stop()
         await engine.close(grace_seconds=0)
     if info.status == "Succeeded":
         return RunResult(0, info.output or {})
@@ -76,6 +90,7 @@ def run_flow(
     config: Config,
     integrations: list[Integration],
     plugins: PluginManager | None = None,
+    workers: list[tuple[str, str]] | None = None,
 ) -> RunResult:
     """Run one execution and wait for its end.
 
@@ -85,5 +100,15 @@ def run_flow(
     chosen = config.from_file or "RELAYFLOW_ENGINE__STORE" in os.environ
     store_url = config.engine.store if chosen else "memory://"
     return asyncio.run(
-        _run(definition, flow_name, data, name, config, store_url, integrations, plugins)
+        _run(
+            definition,
+            flow_name,
+            data,
+            name,
+            config,
+            store_url,
+            integrations,
+            plugins,
+            workers or [],
+        )
     )

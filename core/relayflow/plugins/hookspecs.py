@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from relayflow.config import Config
+    from relayflow.engine.engine import Engine
     from relayflow.engine.integration import Integration, TaskOutcome, TaskRequest
     from relayflow.plugins.events import ExecutionEvent, StepEvent, TaskEvent
     from relayflow.plugins.manager import PluginManager
@@ -89,6 +90,18 @@ def relayflow_prepare_task_request(request: TaskRequest) -> TaskRequest | None:
 @hookspec
 def relayflow_task_outcome(request: TaskRequest, outcome: TaskOutcome) -> None:
     """See the outcome of every task request, before the engine records it."""
+
+
+@hookspec
+def relayflow_start_local_workers(
+    workers: list[tuple[str, str]], engine: Engine, integrations: list[Integration]
+) -> Callable[[], None] | None:
+    """Start in-process workers for `relayflow run --worker QUEUE=module:function`.
+
+    ``workers`` lists (queue, "module:function") pairs. A plugin that serves those queues
+    starts a worker for each, reporting to ``engine``, and returns a function that stops them
+    all; a plugin that does not returns None. Called after the engine has started.
+    """
 
 
 @hookspec

@@ -37,6 +37,7 @@ from relayflow.plugins.events import HOOK_FOR_EVENT
 if TYPE_CHECKING:
     import click
 
+    from relayflow.engine.engine import Engine
     from relayflow.engine.integration import Integration, TaskOutcome, TaskRequest
 
 __all__ = ["IntegrationSpec", "PluginInfo", "PluginManager"]
@@ -326,6 +327,17 @@ class PluginManager:
             except Exception as exc:
                 self._fail(spec.plugin, exc)
         return built
+
+    def start_local_workers(
+        self, workers: list[tuple[str, str]], engine: Engine, integrations: list[Integration]
+    ) -> list[Callable[[], None]]:
+        """Ask plugins to run workers in this process; return the functions that stop them."""
+        stoppers: list[Callable[[], None]] = []
+        for impl in reversed(self._pm.hook.relayflow_start_local_workers.get_hookimpls()):
+            stop = impl.function(workers=workers, engine=engine, integrations=integrations)
+            if stop is not None:
+                stoppers.append(cast("Callable[[], None]", stop))
+        return stoppers
 
     def register_commands(self, cli: click.Group) -> None:
         """Let plugins add commands to the command line."""
