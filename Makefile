@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 demo: install
 	$(BIN)/relayflow validate contrib/examples/*.yaml
 	$(BIN)/relayflow outline contrib/examples/seed-three-tasks.yaml
+	cd contrib/examples && ../../$(BIN)/relayflow run seed-three-tasks.yaml \
+		--input '{"source": "s3://demo"}' --worker fnf-demo=seed_worker:handle
 	$(BIN)/relayflow run contrib/examples/greeting.yaml --input '{"names": ["Ada", "Lin"]}'
 	cd contrib/examples/trip && ../../../$(BIN)/relayflow run trip-saga.yaml \
 		--config relayflow.toml --input '{"flightBusy": 1, "hotel": "down"}'
@@ -30,6 +32,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 	$(BIN)/mypy --strict plugins/relayflow-fc/relayflow_fc
+	$(BIN)/mypy --strict plugins/relayflow-mns/relayflow_mns
 
 unit: install
 	$(BIN)/pytest -q

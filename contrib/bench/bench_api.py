@@ -137,7 +137,7 @@ class Server:
             f'[engine]\nstore = "sqlite:///bench.db?synchronous={synchronous}"\n\n'
             "[server]\nport = 0\n\n"
             f'[[server.access_keys]]\nid = "{KEY_ID}"\nsecret = "{SECRET}"\nrole = "admin"\n\n'
-            '[plugins]\nmodules = ["queue_plugin"]\n',
+            '[plugins]\nmodules = ["queue_plugin"]\ndisable = ["mns"]\n',
             encoding="utf-8",
         )
         (folder / "queue_plugin.py").write_text(QUEUE_PLUGIN, encoding="utf-8")

@@ -1,0 +1,215 @@
+"""`relayflow worker`: run a Python function for every task message on a queue.
+
+The plugin registers `worker` with the `relayflow` command. It reads two tables of
+`relayflow.toml`:
+
+    [integrations.mns]
+    transport = "redis://localhost:6379/0"         # the broker; default DEFAULT_TRANSPORT
+    transport_options = { visibility_timeout = 60 }  # kombu transport options (optional)
+
+    [client]
+    endpoint = "http://127.0.0.1:8765"             # where reports go
+    access_key_id = "worker-key"
+    access_key_secret = "worker-secret-change-me"
+
+`visibility_timeout` in `transport_options` is also the worker's own: how long a message stays
+hidden while its task runs, and when a message whose report failed comes back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from relayflow.client import Client
+from relayflow.config import Config, ConfigError, load_config
+from relayflow_mns.integration import DEFAULT_TRANSPORT
+from relayflow_mns.worker import WorkerError, run_worker
+
+__all__ = [
+    "DEFAULT_TRANSPORT",
+    "DEFAULT_VISIBILITY_TIMEOUT",
+    "EXIT_INVALID",
+    "HandlerError",
+    "broker_settings",
+    "load_handler",
+    "worker",
+]
+
+#: Exit status when the handler, the configuration or the broker cannot be used.
+EXIT_INVALID = 2
+#: Seconds a received message stays hidden when the configuration does not say.
+DEFAULT_VISIBILITY_TIMEOUT = 30.0
+
+log = logging.getLogger("relayflow_mns.worker")
+
+
+class HandlerError(Exception):
+    """The handler named by `--handler` cannot be loaded; the message says why."""
+
+
+def load_handler(target: str) -> Callable[[Any], Any]:
+    """Import ``module:function`` (the function may be dotted, as in `jobs:Jobs.run`).
+
+    The current directory goes to the front of the Python path first, so a module next to
+    where the worker starts wins over an installed one of the same name.
+
+    Raises:
+        HandlerError: the text is not `module:function`, the module does not import, it
+            lacks the attribute, or the attribute cannot be called.
+    """
+    module_name, colon, attribute = target.partition(":")
+    if not colon or not module_name.strip() or not attribute.strip():
+        raise HandlerError(
+            f"--handler must be MODULE:FUNCTION, such as jobs:handle; got {target!r}"
+        )
+    cwd = os.getcwd()
+    if sys.path[:1] != [cwd]:
+        sys.path.insert(0, cwd)
+    importlib.invalidate_caches()
+    try:
+        found: Any = importlib.import_module(module_name)
+    except (Exception, SystemExit) as exc:  # a broken module: SyntaxError, sys.exit(), ...
+        raise HandlerError(
+            f"cannot import module '{module_name}' (from {cwd} or the Python path): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise HandlerError(f"module '{module_name}' has no attribute '{attribute}'") from None
+    if not callable(found):
+        raise HandlerError(f"'{target}' is a {type(found).__name__}, not a function")
+    handler: Callable[[Any], Any] = found
+    return handler
+
+
+def broker_settings(config: Config) -> tuple[str, dict[str, Any], float]:
+    """The broker URL, its kombu transport options and the visibility timeout.
+
+    Read from the raw `[integrations.mns]` table: `transport` (default `DEFAULT_TRANSPORT`)
+    and `transport_options`, whose `visibility_timeout` (default 30 s) the worker uses too.
+
+    Raises:
+        ConfigError: a value has the wrong type.
+    """
+    table = config.integrations.get("mns", {})
+    where = f"{config.source}: [integrations.mns]"
+    url = table.get("transport", DEFAULT_TRANSPORT)
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(f"{where} transport must be a broker URL, got {url!r}")
+    options = table.get("transport_options", {})
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where} transport_options must be a table, got {options!r}")
+    visibility = options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT)
+    if isinstance(visibility, bool) or not isinstance(visibility, int | float) or visibility <= 0:
+        raise ConfigError(
+            f"{where} transport_options.visibility_timeout must be a number of seconds "
+            f"above 0, got {visibility!r}"
+        )
+    return url.strip(), dict(options), float(visibility)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"relayflow worker: {' '.join(message.split())}", err=True)
+    sys.exit(EXIT_INVALID)
+
+
+@click.command(
+    "worker",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.argument("queue")
+@click.option(
+    "--handler",
+    "handler_path",
+    required=True,
+    metavar="MODULE:FUNCTION",
+    help="The function that does a task. It gets the message body (JSON as Python values, "
+    "else text) and returns the task's output, a dict; an exception fails the task with its "
+    "class name. MODULE is imported from the current directory first.",
+)
+@click.option(
+    "--concurrency",
+    default=1,
+    show_default=True,
+    metavar="N",
+    type=click.IntRange(min=1, max=1024),
+    help="How many messages to handle at once, each on its own thread.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="relayflow.toml to use (default: $RELAYFLOW_CONFIG, then ./relayflow.toml). "
+    "[integrations.mns] transport is the broker (default "
+    f"{DEFAULT_TRANSPORT}); [client] says where to report and with which key.",
+)
+def worker(queue: str, handler_path: str, concurrency: int, config_path: str | None) -> None:
+    """Run a Python function for every task message on QUEUE and report the results.
+
+    For each message: call the handler with the body; report ReportTaskSucceeded with the dict
+    it returns, or ReportTaskFailed with its exception's class name and message, using the
+    message's task token; only then delete the message. A message whose report cannot be
+    made (the API is down) comes back after its visibility timeout and runs again; a report
+    refused because the task already has its answer just deletes it.
+
+    \b
+    Example: a file jobs.py in the current directory,
+        def handle(body):
+            if body["job"] == "extract":
+                return {"rows": [1, 2, 3]}
+            return {"count": len(body["rows"])}
+    and the worker for the queue of contrib/examples/seed-three-tasks.yaml:
+        relayflow worker fnf-demo --handler jobs:handle --concurrency 4
+
+    SIGTERM or Ctrl-C stops taking messages, lets the tasks in progress finish, and exits 0.
+    Exit 2: the handler, the configuration or the broker cannot be used (one line on stderr).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        config = load_config(config_path)
+        url, options, visibility = broker_settings(config)
+        handler = load_handler(handler_path)
+        client = Client.from_config(config)
+    except (ConfigError, HandlerError, ValueError) as exc:
+        _fail(str(exc))
+    with client:
+        log.info(
+            "relayflow worker: queue %s, %d thread(s), handler %s, reporting to %s; "
+            "SIGTERM or Ctrl-C stops it",
+            queue,
+            concurrency,
+            handler_path,
+            client.endpoint,
+        )
+        try:
+            stats = run_worker(
+                queue,
+                handler,
+                transport_url=url,
+                reporter=client,
+                concurrency=concurrency,
+                visibility_timeout=visibility,
+                transport_options=options,
+            )
+        except (WorkerError, ValueError) as exc:
+            _fail(str(exc))
+    log.info(
+        "relayflow worker: stopped; %d message(s): %d succeeded, %d failed, %d already "
+        "answered, %d without a token, %d left for redelivery",
+        stats.received,
+        stats.succeeded,
+        stats.failed,
+        stats.settled,
+        stats.no_token,
+        stats.kept,
+    )
