@@ -7,10 +7,13 @@ program is not installed skips the tests that need it, unless RELAYFLOW_REQUIRE_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 
@@ -67,3 +70,136 @@ def redis_url() -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(timeout=10)
+
+
+def _process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it (read from /proc, so Linux only).
+
+    The Debian wrapper's `su` puts the broker in a session of its own, so the process group
+    of a Popen with start_new_session does not hold it: follow parent ids instead.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _epmd_pids(epmd_port: int) -> list[int]:
+    """The epmd daemons listening on ``epmd_port`` (private to one broker: see amqp_url)."""
+    found = []
+    marker = f"ERL_EPMD_PORT={epmd_port}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if b"epmd" not in cmdline.read().split(b"\0")[0]:
+                    continue
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if marker in environ.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def _kill_all(pids: list[int], timeout: float) -> None:
+    """SIGTERM ``pids``, wait up to ``timeout`` for them to end, then SIGKILL the rest."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not [pid for pid in pids if _alive(pid)]:
+            return
+        time.sleep(0.1)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A private rabbitmq-server for this test run: `amqp://guest:guest@127.0.0.1:PORT//`.
+
+    Skipped when rabbitmq-server is not installed, even with RELAYFLOW_REQUIRE_SERVICES: CI
+    does not install it. The Debian wrapper runs the broker as the `rabbitmq` user, so its
+    directories belong to that user. It gets its own epmd (ERL_EPMD_PORT) so that stopping
+    it touches no other broker on the machine; only the processes it started are stopped.
+    """
+    if shutil.which("rabbitmq-server") is None:
+        _missing("rabbitmq-server")
+    if os.geteuid() != 0:
+        pytest.skip("rabbitmq-server's Debian wrapper needs root to switch to its user")
+    port = free_port()
+    while port + 20000 > 65535:
+        port = free_port()
+    epmd_port = free_port()
+    base = tempfile.mkdtemp(prefix="relayflow-rabbitmq-")
+    os.chmod(base, 0o755)
+    for sub in ("mnesia", "log"):
+        os.mkdir(os.path.join(base, sub))
+    subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", base], check=True)
+    env = {
+        **os.environ,
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_NODENAME": f"rf{port}@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_DIST_PORT": str(port + 20000),
+        "RABBITMQ_MNESIA_BASE": f"{base}/mnesia",
+        "RABBITMQ_LOG_BASE": f"{base}/log",
+        "RABBITMQ_FEATURE_FLAGS_FILE": f"{base}/feature_flags",
+        "RABBITMQ_ENABLED_PLUGINS_FILE": f"{base}/enabled_plugins",
+        "ERL_EPMD_PORT": str(epmd_port),
+    }
+    process = subprocess.Popen(
+        ["rabbitmq-server"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+    def shut_down() -> None:
+        pids = _process_tree(process.pid) + _epmd_pids(epmd_port)
+        _kill_all(pids, 15)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+        _kill_all(_epmd_pids(epmd_port), 5)  # an epmd beam started late
+        shutil.rmtree(base, ignore_errors=True)
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            shut_down()
+            pytest.fail("rabbitmq-server did not start within 30 s")
+        time.sleep(0.1)
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:{port}//"
+    finally:
+        shut_down()

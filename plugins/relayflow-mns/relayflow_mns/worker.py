@@ -733,10 +733,12 @@ class Worker:
         if failure is None:
             failure = _check_output(output)
         result = self._report(task, output, failure)
+        ack_error: Exception | None = None
         if result.ack:
             try:
                 message.ack()
             except Exception as exc:  # the task has its answer; a duplicate is harmless
+                ack_error = exc
                 result.detail += (
                     f" (the message could not be deleted: {type(exc).__name__}: {exc}; "
                     "it will be delivered again)"
@@ -744,6 +746,10 @@ class Worker:
                 result.level = logging.WARNING
         self._count(result.counter)
         self._log_line(task, result, started)
+        if ack_error is not None:
+            # The channel may still count the message as in hand (kombu's Redis QoS does), and
+            # would never ask for another: start over on a fresh connection.
+            raise ConnectionError(f"acknowledging failed: {ack_error}") from ack_error
         if not result.ack:
             self._stopping.wait(max(0.0, visible_until - time.monotonic()))
             self._give_back(message)
