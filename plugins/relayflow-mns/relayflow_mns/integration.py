@@ -89,6 +89,8 @@ class MnsIntegration(Integration):
     def __init__(self, settings: MnsSettings | None = None) -> None:
         self.settings = settings or MnsSettings()
         self._connection: Any = None
+        self._publisher: Any = None
+        self._queues: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._io = ThreadPoolExecutor(1, thread_name_prefix="relayflow-mns")
         self._delays_natively = self.settings.transport.startswith("relayflow-sqlite")
@@ -178,25 +180,29 @@ class MnsIntegration(Integration):
         priority: int,
     ) -> None:
         with self._lock:
-            if self._connection is None:
+            if self._publisher is None:
+                # One connection, producer and retrying publish for the process: building them
+                # per message costs more than sending it.
                 self._connection = Connection(
                     self.settings.transport, transport_options=self.settings.transport_options
                 )
-            connection = self._connection
-            producer = connection.Producer()
-            publish = connection.ensure(
-                producer,
-                producer.publish,
-                max_retries=5,
-                interval_start=0.1,
-                interval_step=0.5,
-                interval_max=2,
-            )
+                producer = self._connection.Producer()
+                self._publisher = self._connection.ensure(
+                    producer,
+                    producer.publish,
+                    max_retries=5,
+                    interval_start=0.1,
+                    interval_step=0.5,
+                    interval_max=2,
+                )
             for name in queues:
-                publish(
+                queue = self._queues.get(name)
+                if queue is None:
+                    queue = self._queues[name] = Queue(name, routing_key=name)
+                self._publisher(
                     body,
                     routing_key=name,
-                    declare=[Queue(name, routing_key=name)],
+                    declare=[queue],
                     content_type=content_type,
                     content_encoding="utf-8",
                     serializer=None,
@@ -211,4 +217,5 @@ class MnsIntegration(Integration):
             if self._connection is not None:
                 self._connection.release()
                 self._connection = None
+                self._publisher = None
         self._io.shutdown(wait=False)
