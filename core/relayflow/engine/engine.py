@@ -423,7 +423,7 @@ class Engine(Runtime):
                 applied = TaskSucceeded(parts.task_id, command.output)
             else:
                 applied = TaskFailed(parts.task_id, command.error, command.cause)
-            transition = self.apply(tx, ctx, row, applied)
+            transition = self.apply(tx, ctx, row, applied, state)
             for event in transition.events:
                 if event.type in (kind, "TaskFailed") and event.schedule_event_id == parts.task_id:
                     return event.event_id

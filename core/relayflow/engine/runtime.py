@@ -41,6 +41,7 @@ from relayflow.engine.model import (
     CancelTimer,
     Command,
     ExecutionEnded,
+    ExecutionState,
     HistoryEvent,
     InvokeTask,
     Limits,
@@ -314,12 +315,22 @@ class Runtime:
         return entry
 
     def apply(
-        self, tx: Transaction, ctx: TxContext, row: ExecutionRow, command: Command
+        self,
+        tx: Transaction,
+        ctx: TxContext,
+        row: ExecutionRow,
+        command: Command,
+        state: ExecutionState | None = None,
     ) -> Transition:
-        """Apply ``command`` to an execution inside ``tx``, recording its events and effects."""
+        """Apply ``command`` to an execution inside ``tx``, recording its events and effects.
+
+        ``state`` is the row's state when the caller has already read it, so it is not parsed
+        twice; the interpreter changes it in place.
+        """
         now = self.clock()
         _, interp = self.flow_for(tx, row.flow_name, row.flow_id, row.flow_version)
-        state = load_state(row.state)
+        if state is None:
+            state = load_state(row.state)
         secret = self._secret or b""
 
         def mint(task_id: int) -> str:
