@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+# Real servers (redis-server, rabbitmq-server, PostgreSQL) as session fixtures, started on first use.
+pytest_plugins = ["tests.services"]
+
 
 @pytest.fixture
 def flow_text():

@@ -15,6 +15,7 @@ import itertools
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -422,7 +423,7 @@ async def test_start_execution_is_idempotent_by_name_while_running():
 
 @engine_test
 async def test_start_execution_refuses_the_name_of_a_failed_or_stopped_one():
-    async with make_engine() as eng:
+    async with make_engine({QUEUE: Worker().queue}) as eng:
         await eng.create_flow("f", CALLBACK)
         await eng.create_flow("bad", fdl("- type: fail\n  name: nope\n  error: Nope"))
         assert (await eng.start_execution("bad", {}, name="x")).status == "Failed"
@@ -1418,3 +1419,58 @@ async def test_outcomes_that_arrive_within_the_close_grace_are_kept(tmp_path):
         assert info.status == "Succeeded" and info.output == {"slow": True}
         await asyncio.sleep(0.3)
         assert len(calls) == 1, "the task was invoked again after a clean close"
+
+
+# --- the parsed-state cache ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_rolled_back_transition_does_not_leak_through_the_state_cache(store, tmp_path):
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/store.db"
+    asyncio.run(asyncio.wait_for(_rolled_back_stop(url), TEST_TIMEOUT))
+
+
+async def _rolled_back_stop(url: str) -> None:
+    from relayflow.engine.model import TaskSubmitted
+
+    worker = Worker()
+    async with make_engine({QUEUE: worker.queue}, url=url) as eng:
+        await eng.create_flow("f", CALLBACK)
+        await eng.start_execution("f", {}, name="e")
+        request = await worker.take()
+
+        def record_then_refuse(tx: Any, ctx: Any) -> None:
+            row = tx.get_execution("f", "e")
+            eng.apply(tx, ctx, row, TaskSubmitted(request.task_id, {"Rolled": "back"}))
+            raise EngineError("Refused", "the transaction's changes are undone")
+
+        await refused("Refused", eng.submit(record_then_refuse))
+        # The event was rolled back, in the store and so in the state the next transition
+        # starts from: event ids stay contiguous and the undone event is nowhere.
+        await eng.report_task_succeeded(request.token, {"ok": True})
+        done = await eng.describe_execution("f", "e")
+        assert (done.status, done.output) == ("Succeeded", {"ok": True})
+        events = (await eng.get_execution_history("f", "e")).events
+        assert [e.event_id for e in events] == list(range(1, len(events) + 1))
+        assert all("Rolled" not in str(e.detail) for e in events)
+
+
+@engine_test
+async def test_the_state_cache_hands_a_state_out_once_and_only_for_the_text_it_was_written_as():
+    worker = Worker()
+    async with make_engine({QUEUE: worker.queue}) as eng:
+        await eng.create_flow("f", CALLBACK)
+        await eng.start_execution("f", {}, name="e")
+        await worker.take()
+
+        def read(tx: Any, ctx: Any) -> Any:
+            return tx.get_execution("f", "e")
+
+        row = await eng.submit(read)
+        first = eng.state_of(row)
+        assert eng.state_of(row) is not first  # handed out once; then parsed again
+        assert eng.state_of(row) == first
+        eng._remember(row.id, row.state, first)
+        changed = row.state.replace('"Running"', '"Failed"')
+        assert changed != row.state
+        assert eng.state_of(replace(row, state=changed)) != first

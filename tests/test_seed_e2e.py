@@ -20,8 +20,6 @@ from pathlib import Path
 from relayflow.client import Client
 from relayflow.store import open_store
 
-pytest_plugins = ["tests.services"]
-
 ROOT = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).with_name("relayflow"))
 EXAMPLES = ROOT / "contrib" / "examples"

@@ -115,6 +115,51 @@ def summary_ms(samples: list[float]) -> dict[str, float]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and of its living descendants, from /proc.
+
+    For this script itself, only its own time: the processes it started are counted apart.
+    """
+    if pid == os.getpid():
+        return time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        child = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(child)
+        times[child] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo.extend(children.get(current, []))
+    return total
+
+
+class CpuMeter:
+    """CPU seconds spent by named processes (and by this one) between start() and stop()."""
+
+    def __init__(self, processes: dict[str, int]) -> None:
+        self.processes = {**processes, "this script (client)": os.getpid()}
+
+    def __enter__(self) -> dict[str, float]:
+        self.before = {name: cpu_seconds(pid) for name, pid in self.processes.items()}
+        self.spent: dict[str, float] = {}
+        return self.spent
+
+    def __exit__(self, *exc: object) -> None:
+        for name, pid in self.processes.items():
+            self.spent[name] = cpu_seconds(pid) - self.before[name]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -165,7 +210,7 @@ class Processes:
             self.stop(self.started[-1])
 
 
-def start_redis(procs: Processes, folder: Path) -> str:
+def start_redis(procs: Processes, folder: Path) -> tuple[str, int]:
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
@@ -177,7 +222,7 @@ def start_redis(procs: Processes, folder: Path) -> str:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2) as c:
             c.sendall(b"PING\r\n")
             if c.recv(16).startswith(b"+PONG"):
-                return f"redis://127.0.0.1:{port}"
+                return f"redis://127.0.0.1:{port}", process.pid
         if process.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"redis-server did not start:\n{(folder / 'redis.log').read_text()}")
         time.sleep(0.05)
@@ -306,7 +351,9 @@ def bench_latency(top: Topology, count: int, label: str, options: dict[str, Any]
 # -- 2. executions per second ---------------------------------------------------------------
 
 
-def bench_throughput(top: Topology, count: int, in_flight: int, prefix: str) -> dict:
+def bench_throughput(
+    top: Topology, count: int, in_flight: int, prefix: str, others: dict[str, int]
+) -> dict:
     """Start ``count`` executions, wait until every one has Succeeded; executions per second.
 
     The calls go through `relayflow.client.Client`, one per thread (``in_flight`` threads):
@@ -327,7 +374,9 @@ def bench_throughput(top: Topology, count: int, in_flight: int, prefix: str) -> 
         return client().wait_for_execution(FLOW, name, timeout=120)
 
     names = [f"{prefix}-{n:06d}" for n in range(count)]
-    with ThreadPoolExecutor(in_flight) as pool:
+    processes = {"relayflow server": top.server.pid, **others}
+    processes.update({f"worker {n}": w.pid for n, w in enumerate(top.workers)})
+    with ThreadPoolExecutor(in_flight) as pool, CpuMeter(processes) as cpu:
         began = time.perf_counter()
         list(pool.map(start, names))
         started = time.perf_counter()
@@ -347,6 +396,7 @@ def bench_throughput(top: Topology, count: int, in_flight: int, prefix: str) -> 
         "executions_per_s": count / (finished - began),
         "all_started_after_s": started - began,
         "execution_duration_under_load": summary_ms(durations),
+        "cpu_seconds": cpu,
     }
 
 
@@ -365,7 +415,12 @@ def bench_sequential(endpoint: str, count: int, prefix: str) -> dict[str, float]
 
 
 def bench_transport(
-    procs: Processes, folder: Path, label: str, transport: str, args: argparse.Namespace
+    procs: Processes,
+    folder: Path,
+    label: str,
+    transport: str,
+    args: argparse.Namespace,
+    others: dict[str, int],
 ) -> dict[str, Any]:
     top = Topology(procs, folder / label, transport)
     figures: dict[str, Any] = {"transport": transport}
@@ -380,7 +435,7 @@ def bench_transport(
         else:
             figures["latency"] = bench_latency(top, args.latency, "lat", {})
         top.start_workers(args.workers, args.concurrency)
-        figures["throughput"] = bench_throughput(top, args.count, args.in_flight, "tp")
+        figures["throughput"] = bench_throughput(top, args.count, args.in_flight, "tp", others)
         figures["sequential"] = bench_sequential(top.endpoint, args.sequential, "seq")
     finally:
         figures["server_exit_code"] = top.stop()
@@ -390,7 +445,9 @@ def bench_transport(
 # -- 3. the Celery reference ----------------------------------------------------------------
 
 
-def bench_celery(procs: Processes, folder: Path, redis: str, args: argparse.Namespace) -> dict:
+def bench_celery(
+    procs: Processes, folder: Path, redis: str, redis_pid: int, args: argparse.Namespace
+) -> dict:
     where = folder / "celery"
     where.mkdir()
     (where / "bench_celery_tasks.py").write_text(CELERY_TASKS, encoding="utf-8")
@@ -411,15 +468,18 @@ def bench_celery(procs: Processes, folder: Path, redis: str, args: argparse.Name
 
     try:
         one(-1).get(timeout=60)  # the worker is up and the connections are made
-        began = time.perf_counter()
-        results = [one(n) for n in range(args.count)]
-        for result in results:
-            assert result.get(timeout=120) == EXPECTED
-        seconds = time.perf_counter() - began
+        meter = CpuMeter({"celery worker": worker.pid, "redis-server": redis_pid})
+        with meter as cpu:
+            began = time.perf_counter()
+            results = [one(n) for n in range(args.count)]
+            for result in results:
+                assert result.get(timeout=120) == EXPECTED
+            seconds = time.perf_counter() - began
         figures["throughput"] = {
             "chains": args.count,
             "seconds": seconds,
             "chains_per_s": args.count / seconds,
+            "cpu_seconds": cpu,
         }
         samples = []
         for n in range(args.sequential):
@@ -488,6 +548,17 @@ def print_table(figures: dict[str, Any]) -> None:
         f"worker exit code {c['worker_exit_code']}"
     )
     print("target: report -> next message p50 under 2 ms")
+    print()
+    print("CPU seconds spent during the throughput run, per process:")
+    for key, tp in (
+        ("sqlite", figures["sqlite"]["throughput"]),
+        ("redis", figures["redis"]["throughput"]),
+        ("celery", c["throughput"]),
+    ):
+        spent = tp["cpu_seconds"]
+        parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in spent.items())
+        per = sum(spent.values()) / tp.get("executions", tp.get("chains", 1)) * 1000
+        print(f"  {key}: {parts}; {per:.2f} ms of CPU per execution")
 
 
 @contextlib.contextmanager
@@ -527,11 +598,13 @@ def main(argv: list[str] | None = None) -> int:
     with terminate_as_exit(), tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         try:
-            redis = start_redis(procs, folder)
+            redis, redis_pid = start_redis(procs, folder)
             sqlite_url = f"relayflow-sqlite:///{folder}/sqlite/queues.db"
-            figures["sqlite"] = bench_transport(procs, folder, "sqlite", sqlite_url, args)
-            figures["redis"] = bench_transport(procs, folder, "redis", f"{redis}/0", args)
-            figures["celery"] = bench_celery(procs, folder, redis, args)
+            figures["sqlite"] = bench_transport(procs, folder, "sqlite", sqlite_url, args, {})
+            figures["redis"] = bench_transport(
+                procs, folder, "redis", f"{redis}/0", args, {"redis-server": redis_pid}
+            )
+            figures["celery"] = bench_celery(procs, folder, redis, redis_pid, args)
         finally:
             procs.stop_all()
     if args.json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
@@ -11,7 +12,7 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from relayflow import __version__
-from relayflow.client import _calls
+from relayflow.client import _calls, _wire
 from relayflow.client._calls import Call, Credentials
 from relayflow.client._models import ClientError, Execution, Flow, HistoryEvent, Page
 from relayflow.config import ClientConfig, Config
@@ -71,8 +72,11 @@ class _Base:
     def _timeout(self, call: Call[Any]) -> httpx.Timeout:
         return httpx.Timeout(self.timeout + call.extra_timeout, connect=self.timeout)
 
-    def _failed(self, call: Call[Any], exc: httpx.HTTPError) -> ClientError:
-        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+    def _failed(self, call: Call[Any], exc: Exception) -> ClientError:
+        timed_out = isinstance(exc, httpx.TimeoutException) and not isinstance(
+            exc, httpx.ConnectTimeout
+        )
+        if timed_out or isinstance(exc, _wire.RequestTimeout):
             seconds = self.timeout + call.extra_timeout
             return ClientError(
                 "RequestTimeout",
@@ -96,7 +100,12 @@ class Client(_Base):
         timeout: seconds to wait for an answer. A long poll
             (`describe_execution(..., wait_seconds=N)`) gets N seconds more.
         transport: an httpx transport to use instead of the network, such as
-            `httpx.MockTransport` in tests.
+            `httpx.MockTransport` in tests. Without one the client keeps its own
+            connections with the standard library's `http.client`, which costs several
+            times less CPU a call than httpx.
+
+    The client is safe to share between threads: each call takes an idle connection or opens
+    one.
 
     Raises:
         ValueError: the endpoint is not an http(s) URL, only one of the key's two parts is
@@ -113,12 +122,15 @@ class Client(_Base):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(endpoint, access_key_id, access_key_secret, timeout)
-        self._http = httpx.Client(
-            base_url=self.endpoint,
-            timeout=self.timeout,
-            transport=transport,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        )
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        self._http: httpx.Client | None = None
+        self._wire: _wire.WirePool | None = None
+        if transport is None:
+            self._wire = _wire.WirePool(self.endpoint, headers, self.timeout)
+        else:
+            self._http = httpx.Client(
+                base_url=self.endpoint, timeout=self.timeout, transport=transport, headers=headers
+            )
 
     @classmethod
     def from_config(
@@ -136,7 +148,10 @@ class Client(_Base):
 
     def close(self) -> None:
         """Close the connections the client keeps open."""
-        self._http.close()
+        if self._wire is not None:
+            self._wire.close()
+        if self._http is not None:
+            self._http.close()
 
     def __enter__(self) -> Self:
         return self
@@ -156,6 +171,13 @@ class Client(_Base):
             ClientError: the server refused the call, or could not be reached.
         """
         data = _calls.encode(call, self.credentials)
+        if self._wire is not None:
+            try:
+                status, content = self._wire.post_form(data, self.timeout + call.extra_timeout)
+            except (OSError, http.client.HTTPException, _wire.RequestTimeout) as exc:
+                raise self._failed(call, exc) from None
+            return call.parse(_calls.decode(status, content))
+        assert self._http is not None
         try:
             response = self._http.post("/", data=data, timeout=self._timeout(call))
         except httpx.HTTPError as exc:

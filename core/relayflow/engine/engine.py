@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from relayflow.engine.model import ExecutionState, Start, Stop, TaskFailed, TaskSucceeded
 from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
 from relayflow.engine.runtime import Runtime, TxContext
-from relayflow.engine.snapshot import dump_state, load_state
+from relayflow.engine.snapshot import dump_state
 from relayflow.engine.tokens import parse_token, verify_token
 from relayflow.errors import EngineError
 from relayflow.errors import error as refuse
@@ -401,7 +401,7 @@ class Engine(Runtime):
                 )
             verify_token(secret, parts, row.uid)
             # The MAC proves the attempt was issued: not open and not expired means completed.
-            state = load_state(row.state)
+            state = self.state_of(row)
             expired = state.expired.get(parts.task_id)
             if parts.task_id not in state.tasks and expired is None:
                 raise refuse(

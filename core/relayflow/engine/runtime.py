@@ -67,6 +67,8 @@ log = logging.getLogger("relayflow.engine")
 T = TypeVar("T")
 
 BATCH_LIMIT = 1024
+#: Parsed execution states kept between transitions (see `Runtime.state_of`).
+STATE_CACHE_SIZE = 4096
 TIMER_BATCH = 512
 
 
@@ -142,6 +144,9 @@ class Runtime:
         self._timer_wake: asyncio.Event | None = None
         self._ended: asyncio.Condition | None = None
         self._flows: OrderedDict[tuple[str, int], tuple[Flow, Interpreter]] = OrderedDict()
+        # Each execution's last written state, parsed, with the text it was written as: the
+        # next transition of a busy execution skips parsing its row (see `state_of`).
+        self._states: OrderedDict[int, tuple[str, ExecutionState]] = OrderedDict()
         self._running = False
         self._stopping = False
 
@@ -257,6 +262,9 @@ class Runtime:
                     if job.future is not None and not job.future.done():
                         job.future.set_exception(exc)
                 continue
+            # Dispatch first: the task that sends the next message then runs before the
+            # callers' answers are written, which is what a worker waits for.
+            await self._after_commit(ctx)
             for job in batch:
                 if job.future is None or job.future.done():
                     continue
@@ -264,7 +272,6 @@ class Runtime:
                     job.future.set_exception(job.error)
                 else:
                     job.future.set_result(job.result)
-            await self._after_commit(ctx)
 
     def _run_batch(self, batch: list[_Job[Any]], ctx: TxContext) -> None:
         with self.store.transaction() as tx:
@@ -330,7 +337,7 @@ class Runtime:
         now = self.clock()
         _, interp = self.flow_for(tx, row.flow_name, row.flow_id, row.flow_version)
         if state is None:
-            state = load_state(row.state)
+            state = self.state_of(row)
         secret = self._secret or b""
 
         def mint(task_id: int) -> str:
@@ -370,16 +377,38 @@ class Runtime:
                 tx.delete_timer(row.id, effect.timer_id)
             elif isinstance(effect, ExecutionEnded):
                 ctx.ended.add((row.flow_name, row.name))
+        text = dump_state(state)
+        self._remember(row.id, text, state)
         tx.update_execution(
             row.id,
             status=state.status,
-            state=dump_state(state),
+            state=text,
             output=jsontext.dumps(state.output) if state.output is not None else None,
             error=state.error,
             cause=state.cause,
             stopped=now if state.done else None,
         )
         return transition
+
+    def state_of(self, row: ExecutionRow) -> ExecutionState:
+        """The row's state, parsed, for the writer thread to change (and then `apply`).
+
+        The object `apply` last wrote for this execution is handed out when the row still
+        holds exactly the text it was written as; a rolled-back transaction leaves other text
+        in the row, so its state is parsed afresh. A cached state is handed out once.
+        """
+        cached = self._states.pop(row.id, None)
+        if cached is not None and cached[0] == row.state:
+            return cached[1]
+        return load_state(row.state)
+
+    def _remember(self, row_id: int, text: str, state: ExecutionState) -> None:
+        if state.done:
+            self._states.pop(row_id, None)
+            return
+        self._states[row_id] = (text, state)
+        if len(self._states) > STATE_CACHE_SIZE:
+            self._states.popitem(last=False)
 
     # -- the dispatcher -----------------------------------------------------------------------
 

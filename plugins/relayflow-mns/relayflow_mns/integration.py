@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from relayflow.engine import Failed, Integration, Submitted, Succeeded, TaskOutcome, TaskRequest
 from relayflow.engine.model import ERROR_RUNTIME
 from relayflow.fdl import parse_resource_arn
+from relayflow_mns import redis_transport
 from relayflow_mns.sqlite_transport import mns_priority_to_kombu
 
 __all__ = [
@@ -184,7 +185,9 @@ class MnsIntegration(Integration):
                 # One connection, producer and retrying publish for the process: building them
                 # per message costs more than sending it.
                 self._connection = Connection(
-                    self.settings.transport, transport_options=self.settings.transport_options
+                    self.settings.transport,
+                    transport=redis_transport.transport_for(self.settings.transport),
+                    transport_options=self.settings.transport_options,
                 )
                 producer = self._connection.Producer()
                 self._publisher = self._connection.ensure(

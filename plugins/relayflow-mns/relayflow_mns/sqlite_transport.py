@@ -44,6 +44,8 @@ from kombu.log import get_logger
 from kombu.transport import TRANSPORT_ALIASES, virtual
 from kombu.utils import json as kombu_json
 
+from relayflow_mns import doorbell
+
 logger = get_logger(__name__)
 # kombu's JSON codec (keeps datetimes, UUIDs, ...), typed for this module.
 _dumps: Callable[[Any], str] = kombu_json.dumps
@@ -302,6 +304,7 @@ class Channel(virtual.Channel):
                 "payload": _dumps(message),
             },
         )
+        doorbell.ring(self.connection.database_path)  # committed: wake waiting consumers
 
     def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
         return self.receive(queue, no_ack=queue in self._noack_queues)
@@ -398,6 +401,8 @@ class Channel(virtual.Channel):
             "UPDATE rfmq_messages SET visible_at = ? WHERE receipt = ?",
             (time.time() + max(float(seconds), 0.0), delivery_tag),
         )
+        if seconds <= 0 and cursor.rowcount:
+            doorbell.ring(self.connection.database_path)
         return cursor.rowcount > 0
 
     def release(self, delivery_tag: str) -> bool:
@@ -439,7 +444,12 @@ class Transport(virtual.Transport):
         * ``visibility_timeout``: seconds a received message stays hidden
           (default 30); queue argument ``x-visibility-timeout`` wins.
         * ``polling_interval``: seconds between polls of empty queues
-          (default 0.01). Right after a delivery the consumer polls every
+          (default 0.01).
+        * ``doorbell``: ``1`` (default) to be woken by producers in any
+          process as soon as they commit a message (see
+          :mod:`relayflow_mns.doorbell`; Linux only), so a message waits
+          microseconds, not a polling interval; ``0`` to only poll.
+        * Without a doorbell, right after a delivery the consumer polls every
           ``busy_polling_interval`` (default 0.001) for ``busy_seconds``
           (default 0.25): a worker that just finished a task usually gets the
           next one within a millisecond or two, and an idle one costs little.
@@ -471,6 +481,8 @@ class Transport(virtual.Transport):
         began = time.monotonic()
         cycle = self.cycle
         assert cycle is not None, "the transport has no channel to drain"
+        # Open before the first look: a ring after that look is then never missed.
+        bell = self._bell is not None and self._bell.open()
         while True:
             try:
                 cycle.get(self._deliver, timeout=timeout)  # type: ignore[no-untyped-call]
@@ -478,11 +490,14 @@ class Transport(virtual.Transport):
                 now = time.monotonic()
                 if timeout is not None and now - began >= timeout:
                     raise TimeoutError() from None
-                busy = now - self._last_delivery < self.busy_seconds
+                busy = not bell and now - self._last_delivery < self.busy_seconds
                 interval = self.busy_polling_interval if busy else self.polling_interval
                 if timeout is not None:
                     interval = min(interval, max(0.0, timeout - (now - began)))
-                time.sleep(interval)
+                if bell and self._bell is not None:
+                    self._bell.wait(interval)
+                else:
+                    time.sleep(interval)
             else:
                 self._last_delivery = time.monotonic()
                 return
@@ -511,8 +526,10 @@ class Transport(virtual.Transport):
                 f"{SCHEME}:////absolute/queues.db "
                 "or the 'database' transport option"
             )
-        self.database_path = os.path.expanduser(path)
+        self.database_path = os.path.abspath(os.path.expanduser(path))
         self._db: _Database | None = None
+        wanted = str(options.get("doorbell", "1")).lower() not in ("0", "false", "no", "off")
+        self._bell = doorbell.Doorbell(self.database_path) if wanted else None
 
     @property
     def db(self) -> _Database:
@@ -530,6 +547,8 @@ class Transport(virtual.Transport):
     def close_connection(self, connection: Any) -> None:
         """Close all channels (releasing unacked messages), then the file."""
         super().close_connection(connection)  # type: ignore[no-untyped-call]
+        if self._bell is not None:
+            self._bell.close()
         if self._db is not None:
             self._db.close()
             self._db = None

@@ -68,6 +68,8 @@ from kombu.connection import Connection
 from kombu.entity import Queue
 from kombu.messaging import Consumer
 
+from relayflow_mns import redis_transport
+
 __all__ = [
     "EXECUTION_HEADER",
     "FLOW_HEADER",
@@ -272,12 +274,15 @@ def visibility_hook_for(connection: Any) -> VisibilityHook | None:
     A hook registered with `register_visibility_hook` wins; otherwise a transport module that
     defines ``extend_visibility(channel, delivery_tag, seconds)`` provides its own.
     """
-    module_name = type(connection.transport).__module__
-    hook = _VISIBILITY_HOOKS.get(module_name)
-    if hook is not None:
-        return hook
-    found = getattr(sys.modules.get(module_name), "extend_visibility", None)
-    return found if callable(found) else None
+    for cls in type(connection.transport).__mro__:  # a subclass gets its base's hook
+        module_name = cls.__module__
+        hook = _VISIBILITY_HOOKS.get(module_name)
+        if hook is not None:
+            return hook
+        found = getattr(sys.modules.get(module_name), "extend_visibility", None)
+        if callable(found):
+            return found  # type: ignore[no-any-return]
+    return None
 
 
 def _extend_redis_visibility(channel: Any, delivery_tag: Any, seconds: float) -> None:
@@ -392,59 +397,85 @@ class _Outcome:
     level: int = logging.INFO
 
 
-class _Extender:
-    """A helper thread that calls the visibility hook every ``every`` seconds until stopped."""
+@dataclass(slots=True, eq=False)
+class _Running:
+    """One message whose handler is running, and when its visibility is next due to extend."""
+
+    channel: Any
+    delivery_tag: Any
+    due: float
+    visible_until: float
+    warned: bool = False
+
+
+class _Extenders:
+    """One helper thread per worker that extends the visibility of every running task's message.
+
+    The thread starts with the first task and calls the visibility hook for each message every
+    ``every`` seconds while its handler runs. One thread for all tasks, rather than one per task,
+    keeps a short task's cost down to two dictionary operations.
+    """
 
     def __init__(
-        self,
-        hook: VisibilityHook,
-        channel: Any,
-        delivery_tag: Any,
-        every: float,
-        seconds: float,
-        log: logging.Logger,
-        queue: str,
+        self, hook: VisibilityHook, every: float, seconds: float, log: logging.Logger, queue: str
     ) -> None:
-        self.hook = hook
-        self.channel = channel
-        self.delivery_tag = delivery_tag
-        self.every = every
-        self.seconds = seconds
-        self.log = log
-        self.queue = queue
-        self.visible_until = time.monotonic() + seconds
-        self._done = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"relayflow-worker-{queue}-extend", daemon=True
-        )
+        self.hook, self.every, self.seconds = hook, every, seconds
+        self.log, self.queue = log, queue
+        self._running: set[_Running] = set()
+        self._lock = threading.Lock()  # held while hooks run: `remove` waits for them
+        self._wake = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Start calling the hook."""
-        self._thread.start()
+    def add(self, channel: Any, delivery_tag: Any) -> _Running:
+        """Start extending a message's visibility."""
+        now = time.monotonic()
+        entry = _Running(channel, delivery_tag, now + self.every, now + self.seconds)
+        with self._lock:
+            self._running.add(entry)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"relayflow-worker-{self.queue}-extend", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+        return entry
 
-    def stop(self) -> None:
-        """Stop calling the hook; returns once a call in progress has ended."""
-        self._done.set()
-        self._thread.join()
+    def remove(self, entry: _Running) -> float:
+        """Stop extending; when the message's visibility ends.
+
+        Returns once a hook call in progress has ended.
+        """
+        with self._lock:
+            self._running.discard(entry)
+        return entry.visible_until
 
     def _run(self) -> None:
-        warned = False
-        while not self._done.wait(self.every):
-            try:
-                kept = self.hook(self.channel, self.delivery_tag, self.seconds) is not False
-                problem = "" if kept else "its receipt is stale, it was delivered again"
-            except Exception as exc:  # the job goes on; redelivery is the risk
-                kept, problem = False, f"{type(exc).__name__}: {exc}"
-            if kept:
-                self.visible_until = time.monotonic() + self.seconds
-            elif not warned:
-                self.log.warning(
-                    "queue=%s: cannot extend the visibility of a running task's message (%s); "
-                    "another worker may run the task too",
-                    self.queue,
-                    problem,
-                )
-                warned = True
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                due = [entry for entry in self._running if entry.due <= now]
+                for entry in due:
+                    self._extend(entry)
+                    entry.due = time.monotonic() + self.every
+                soonest = min((entry.due for entry in self._running), default=None)
+                self._wake.wait(None if soonest is None else max(0.0, soonest - now))
+
+    def _extend(self, entry: _Running) -> None:
+        try:
+            kept = self.hook(entry.channel, entry.delivery_tag, self.seconds) is not False
+            problem = "" if kept else "its receipt is stale, it was delivered again"
+        except Exception as exc:  # the job goes on; redelivery is the risk
+            kept, problem = False, f"{type(exc).__name__}: {exc}"
+        if kept:
+            entry.visible_until = time.monotonic() + self.seconds
+        elif not entry.warned:
+            self.log.warning(
+                "queue=%s: cannot extend the visibility of a running task's message (%s); "
+                "another worker may run the task too",
+                self.queue,
+                problem,
+            )
+            entry.warned = True
 
 
 class Worker:
@@ -517,6 +548,7 @@ class Worker:
         self.settled_codes = frozenset(settled_codes)
         self.visibility_hook = visibility_hook
         self._stopping = threading.Event()
+        self._extenders: dict[VisibilityHook, _Extenders] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._stats = WorkerStats()
@@ -541,7 +573,9 @@ class Worker:
     def _connection(self) -> Any:
         _register_transport_aliases()
         return Connection(  # type: ignore[no-untyped-call]
-            self.transport_url, transport_options=dict(self.transport_options)
+            self.transport_url,
+            transport=redis_transport.transport_for(self.transport_url),
+            transport_options=dict(self.transport_options),
         )
 
     def check_broker(self) -> None:
@@ -707,29 +741,15 @@ class Worker:
         visible_until = started + self.visibility_timeout
         output: Any = None
         failure: tuple[str, str] | None = None
-        extender = (
-            _Extender(
-                hook,
-                channel,
-                message.delivery_tag,
-                self.extend_every,
-                self.visibility_timeout,
-                self.log,
-                self.queue,
-            )
-            if hook is not None and self.extend_every > 0
-            else None
-        )
-        if extender is not None:
-            extender.start()
+        extenders = self._extenders_for(hook)
+        running = None if extenders is None else extenders.add(channel, message.delivery_tag)
         try:
             output = self.handler(task.body)
         except BaseException as exc:  # SystemExit too: the task fails with its name
             failure = (type(exc).__name__[:MAX_ERROR], str(exc)[:MAX_CAUSE])
         finally:
-            if extender is not None:
-                extender.stop()
-                visible_until = max(visible_until, extender.visible_until)
+            if extenders is not None and running is not None:
+                visible_until = max(visible_until, extenders.remove(running))
         if failure is None:
             failure = _check_output(output)
         result = self._report(task, output, failure)
@@ -753,6 +773,19 @@ class Worker:
         if not result.ack:
             self._stopping.wait(max(0.0, visible_until - time.monotonic()))
             self._give_back(message)
+
+    def _extenders_for(self, hook: VisibilityHook | None) -> _Extenders | None:
+        """The worker's extender thread for ``hook`` (one per hook: transports differ)."""
+        if hook is None or self.extend_every <= 0:
+            return None
+        with self._lock:
+            extenders = self._extenders.get(hook)
+            if extenders is None:
+                extenders = _Extenders(
+                    hook, self.extend_every, self.visibility_timeout, self.log, self.queue
+                )
+                self._extenders[hook] = extenders
+        return extenders
 
     def _report(self, task: TaskMessage, output: Any, failure: tuple[str, str] | None) -> _Outcome:
         if task.token is None:

@@ -93,7 +93,7 @@ def test_url_paths_follow_sqlalchemy_convention(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     relative = kombu.Connection("relayflow-sqlite:///sub/rel.db")
-    assert relative.transport.database_path == "sub/rel.db"
+    assert relative.transport.database_path == f"{tmp_path}/sub/rel.db"  # resolved at once
     absolute = kombu.Connection(f"relayflow-sqlite:///{tmp_path}/abs.db")
     assert absolute.transport.database_path == f"{tmp_path}/abs.db"
     with relative:

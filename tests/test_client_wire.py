@@ -1,0 +1,143 @@
+"""The synchronous client's own connections (relayflow.client._wire) against a real socket server.
+
+The API tests in test_client.py cover what is sent and how answers are read; these cover the
+connection handling underneath: reuse, a server that closes idle connections, threads sharing
+one client, an endpoint with a path.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from relayflow.client import Client, ClientError
+from relayflow.client._wire import WirePool
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    server: _Server
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        params = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        self.server.seen.append((self.path, params, self.client_address[1]))
+        body = json.dumps({"RequestId": "r", "EventId": len(self.server.seen)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if self.server.close_after_answer:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        if self.server.drop_idle:
+            self.close_connection = True  # close without saying so, as an idle timeout does
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.seen: list[tuple[str, dict[str, str], int]] = []
+        self.close_after_answer = False
+        self.drop_idle = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    srv = _Server()
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def connections(srv: _Server) -> set[int]:
+    return {conn for _, _, conn in srv.seen}
+
+
+def test_calls_share_one_kept_alive_connection(server: _Server) -> None:
+    with Client(server.url) as client:
+        answers = [client.report_task_succeeded(f"t{n}", {"n": n}) for n in range(5)]
+    assert answers == [1, 2, 3, 4, 5]
+    assert len(connections(server)) == 1
+    assert [params["TaskToken"] for _, params, _ in server.seen] == [f"t{n}" for n in range(5)]
+    assert server.seen[0][1]["Action"] == "ReportTaskSucceeded"
+    assert json.loads(server.seen[0][1]["Output"]) == {"n": 0}
+
+
+@pytest.mark.parametrize("how", ["close_after_answer", "drop_idle"])
+def test_a_connection_the_server_closed_is_not_reused(server: _Server, how: str) -> None:
+    setattr(server, how, True)
+    with Client(server.url) as client:
+        for n in range(4):
+            assert client.report_task_succeeded(f"t{n}", {}) == n + 1
+            time.sleep(0.05)  # idle: the server's close arrives before the next call
+    assert len(server.seen) == 4  # each request reached the server once
+    assert len(connections(server)) == 4
+
+
+def test_threads_share_a_client(server: _Server) -> None:
+    with Client(server.url) as client, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda n: client.report_task_succeeded(f"t{n}", {}), range(200)))
+    assert sorted(answers) == list(range(1, 201))
+    assert sorted(params["TaskToken"] for _, params, _ in server.seen) == sorted(
+        f"t{n}" for n in range(200)
+    )
+    assert len(connections(server)) <= 8
+
+
+def test_an_endpoint_with_a_path_posts_there(server: _Server) -> None:
+    with Client(server.url + "/relayflow/") as client:
+        client.report_task_failed("t", "E", "c")
+    assert server.seen[0][0] == "/relayflow/"
+
+
+def test_a_closed_pool_closes_connections_handed_back_later(server: _Server) -> None:
+    pool = WirePool(server.url, {}, 5)
+    assert pool.post_form({"Action": "X"}, 5)[0] == 200
+    pool.close()
+    assert pool.post_form({"Action": "X"}, 5)[0] == 200  # still answers, keeps nothing
+    assert pool._idle == []
+
+
+def test_an_answer_that_is_not_http_is_a_connection_failure() -> None:
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def garbage() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"this is not HTTP\r\n\r\n")
+        conn.close()
+
+    thread = threading.Thread(target=garbage, daemon=True)
+    thread.start()
+    with (
+        Client(f"http://127.0.0.1:{port}", timeout=5) as client,
+        pytest.raises(ClientError) as info,
+    ):
+        client.list_flows()
+    thread.join(5)
+    listener.close()
+    assert info.value.code == "ConnectionFailed"
+    assert f"127.0.0.1:{port}" in info.value.message
