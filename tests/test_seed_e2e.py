@@ -40,7 +40,7 @@ def expected_output() -> dict:
     return {"rows": rows, "loaded": 3}
 
 
-def start_topology(folder: Path, transport: str, workers: int, handler: str):
+def start_topology(folder: Path, transport: str, workers: int, handler: str, options: str = ""):
     shutil.copy(EXAMPLES / "seed_worker.py", folder)
     (folder / "slow_worker.py").write_text(SLOW_WORKER)
     config = folder / "relayflow.toml"
@@ -48,7 +48,7 @@ def start_topology(folder: Path, transport: str, workers: int, handler: str):
         f'[engine]\nstore = "sqlite:///{folder}/store.db"\n'
         f"[server]\nport = 0\n"
         f'[integrations.mns]\ntransport = "{transport}"\n'
-        f"transport_options = {{ visibility_timeout = 2 }}\n"
+        f"transport_options = {{ visibility_timeout = 2{options} }}\n"
     )
     server = subprocess.Popen(
         [EXE, "server", "--config", str(config)], cwd=folder, stderr=subprocess.PIPE, text=True
@@ -109,9 +109,13 @@ def check_histories(folder: Path, names: list[str]) -> None:
         store.close()
 
 
-def run_seed(folder: Path, transport: str, count: int, *, kill_one: bool = False) -> None:
+def run_seed(
+    folder: Path, transport: str, count: int, *, kill_one: bool = False, options: str = ""
+) -> None:
+    """Run ``count`` seed executions on ``transport``; ``options`` adds transport options
+    (TOML inline-table entries, each starting with a comma)."""
     handler = "slow_worker:handle" if kill_one else "seed_worker:handle"
-    server, workers, client = start_topology(folder, transport, 2, handler)
+    server, workers, client = start_topology(folder, transport, 2, handler, options)
     try:
         client.create_flow("seed", (EXAMPLES / "seed-three-tasks.yaml").read_text())
         names = [f"run{i}" for i in range(count)]

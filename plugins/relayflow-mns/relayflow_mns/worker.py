@@ -300,6 +300,24 @@ def _extend_redis_visibility(channel: Any, delivery_tag: Any, seconds: float) ->
 register_visibility_hook("kombu.transport.redis", _extend_redis_visibility)
 
 
+def _extend_sqs_visibility(channel: Any, delivery_tag: Any, seconds: float) -> None:
+    """Hide a message delivered by kombu's SQS transport for ``seconds`` more.
+
+    SQS's own ChangeMessageVisibility, with the receipt handle kombu keeps for the delivery;
+    SQS allows at most 12 hours.
+    """
+    info = channel.qos.get(delivery_tag).delivery_info
+    queue = channel.canonical_queue_name(info["routing_key"]) if "routing_key" in info else None
+    channel.sqs(queue=queue).change_message_visibility(
+        QueueUrl=info["sqs_queue"],
+        ReceiptHandle=info["sqs_message"]["ReceiptHandle"],
+        VisibilityTimeout=int(min(max(seconds, 0), 43_200)),
+    )
+
+
+register_visibility_hook("kombu.transport.SQS", _extend_sqs_visibility)
+
+
 # -- messages --------------------------------------------------------------------------------
 
 
