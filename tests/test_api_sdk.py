@@ -721,3 +721,51 @@ def test_report_refusals_for_bad_tokens_and_outputs(api_server):
         check_refusal(exc, code, status)
     assert history(api_server, flow, "t") == before
     assert describe(api_server, flow, "t")["Status"] == "Running"
+
+
+def test_start_execution_with_callback_token_reports_to_the_waiting_task(api_server):
+    waiting, quick = unique("sdk-waits"), unique("sdk-quick")
+    create_flow(api_server, waiting)
+    create_flow(
+        api_server,
+        quick,
+        "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: answer\n"
+        "    outputMappings:\n      - target: echoed\n        source: $input.value\n",
+    )
+    start(api_server, waiting, "w", n=1)
+    (message,) = api_server.wait_messages(waiting, "w")
+    child = api_server.call(
+        sdk(
+            StartExecutionRequest,
+            FlowName=quick,
+            ExecutionName="k",
+            Input=json.dumps({"value": "v"}),
+            CallbackFnFTaskToken=message["token"],
+        )
+    )
+    assert child["Name"] == "k"
+    done = describe(api_server, waiting, "w", wait=5)
+    assert (done["Status"], json.loads(done["Output"])) == ("Succeeded", {"echoed": "v"})
+    bad = api_server.refused(
+        sdk(StartExecutionRequest, FlowName=quick, Input="{}", CallbackFnFTaskToken="nope")
+    )
+    check_refusal(bad, "InvalidArgument", 400)
+
+
+def test_a_parent_flow_runs_a_child_flow_through_the_server(api_server):
+    child, parent = unique("sdk-child"), unique("sdk-parent")
+    create_flow(api_server, child)
+    create_flow(
+        api_server,
+        parent,
+        f"version: v1\ntype: flow\nsteps:\n  - type: task\n    name: run-child\n"
+        f"    resourceArn: acs:fnf:::flow/{child}\n    pattern: sync\n"
+        "    serviceParams:\n      ExecutionName: the-child\n      Input: $\n",
+    )
+    start(api_server, parent, "p", n=7)
+    (message,) = api_server.wait_messages(child, "the-child")
+    assert message["input"]["n"] == 7
+    assert describe(api_server, parent, "p")["Status"] == "Running"
+    report_succeeded(api_server, message["token"], {"ok": 7})
+    done = describe(api_server, parent, "p", wait=5)
+    assert (done["Status"], json.loads(done["Output"])) == ("Succeeded", {"ok": 7})

@@ -59,3 +59,45 @@ def test_schema_shape():
         "FailStep",
     }
     assert "resourceArn" in schema["$defs"]["TaskStep"]["properties"]
+
+
+def test_every_corpus_flow_passes_strict_validation_with_its_functions_mapped(tmp_path):
+    """`relayflow validate --strict`: child flows are served by the engine itself, MNS queues by
+    the queue plugin, and FC functions once relayflow.toml maps them to handlers."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from relayflow.fdl import TaskStep
+
+    exe = str(Path(sys.executable).with_name("relayflow"))
+
+    files = corpus_files()
+    if not files:
+        pytest.skip("../shared/fdl-corpus is not beside this checkout (CI requires it)")
+    functions: set[str] = set()
+    for path in files:
+        for _, step in load_flow_file(path).walk():
+            arn = getattr(step, "resource_arn", None)
+            if isinstance(step, TaskStep) and arn is not None and arn.service == "fc":
+                functions.add(f"{arn.fc_service}/{arn.name}")
+    assert len(functions) >= 10
+    mapped = "\n".join(f'"{key}" = "corpus_stub:handler"' for key in sorted(functions))
+    config = tmp_path / "relayflow.toml"
+    config.write_text(f"[integrations.fc.functions]\n{mapped}\n", encoding="utf-8")
+    (tmp_path / "corpus_stub.py").write_text("def handler(event, context):\n    return {}\n")
+    command = [exe, "validate", "--strict", "--config", str(config), *map(str, files)]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    elsewhere = tmp_path / "no-config"  # relayflow.toml is looked for in the working folder
+    elsewhere.mkdir()
+    unmapped = subprocess.run(
+        [exe, "validate", "--strict", *map(str, files)],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert unmapped.returncode == 2
+    assert "no installed integration serves acs:fc:" in unmapped.stderr
+    assert "acs:fnf" not in unmapped.stderr  # child flows need no plugin

@@ -15,6 +15,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from relayflow.engine.childflows import ChildFlowIntegration
 from relayflow.engine.model import ExecutionState, Start, Stop, TaskFailed, TaskSucceeded
 from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
 from relayflow.engine.runtime import Runtime, TxContext
@@ -71,7 +72,15 @@ def _limit(value: int | None, default: int, top: int, what: str) -> int:
 
 
 class Engine(Runtime):
-    """The embedded engine: the runtime plus the operations of the Serverless Workflow API."""
+    """The embedded engine: the runtime plus the operations of the Serverless Workflow API.
+
+    Every engine serves child flows (`relayflow.engine.childflows`) after the integrations
+    it is given, so a plugin that claims `acs:fnf` resources comes first.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.integrations.append(ChildFlowIntegration())
 
     @classmethod
     def from_config(
@@ -213,6 +222,15 @@ class Engine(Runtime):
         """
         data = parse_object(input, "Input")
         exec_name = check_name(name, "execution name") if name else str(uuid.uuid4())
+        if callback_token:
+            try:
+                parse_token(callback_token)
+            except EngineError:
+                raise refuse(
+                    "InvalidArgument",
+                    "CallbackFnFTaskToken is not a task token relayflow issued; pass the "
+                    "waiting task's token exactly as the task received it",
+                ) from None
         now = self.clock()
 
         def start(tx: Transaction, ctx: TxContext) -> ExecutionInfo:

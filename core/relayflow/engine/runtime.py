@@ -53,7 +53,7 @@ from relayflow.engine.model import (
     Transition,
 )
 from relayflow.engine.snapshot import dump_state, load_state
-from relayflow.engine.tokens import mint_token
+from relayflow.engine.tokens import mint_token, parse_token, verify_token
 from relayflow.errors import EngineError
 from relayflow.fdl import Flow, load_flow
 from relayflow.store import ExecutionRow, OutboxRow, Store, TimerRow, Transaction
@@ -388,7 +388,48 @@ class Runtime:
             cause=state.cause,
             stopped=now if state.done else None,
         )
+        if row.callback_token and any(isinstance(e, ExecutionEnded) for e in transition.effects):
+            self._report_to_parent(tx, ctx, row, state)
         return transition
+
+    def _report_to_parent(
+        self, tx: Transaction, ctx: TxContext, child: ExecutionRow, state: ExecutionState
+    ) -> None:
+        """Finish the task waiting for ``child`` (its callback token) in the same transaction.
+
+        The child's end and the parent's report commit together, so neither can be lost
+        without the other. A token whose task is no longer open (it timed out, or the parent
+        was stopped) is dropped, as a late ReportTask call would be refused.
+        """
+        try:
+            parts = parse_token(child.callback_token)
+            parent = tx.get_execution(parts.flow_name, parts.execution_name)
+            if parent is None:
+                raise EngineError("ExecutionNotExists", "the parent execution does not exist")
+            verify_token(self._secret or b"", parts, parent.uid)
+        except EngineError as exc:
+            log.warning(
+                "execution %s/%s ended, but its callback token leads nowhere: %s",
+                child.flow_name,
+                child.name,
+                exc,
+            )
+            return
+        if parent.status != "Running":
+            return
+        parent_state = self.state_of(parent)
+        if parts.task_id not in parent_state.tasks:
+            self._remember(parent.id, parent.state, parent_state)
+            return
+        command: Command
+        if state.status == "Succeeded":
+            command = TaskSucceeded(parts.task_id, state.output or {})
+        else:
+            default = {"Stopped": "fnf.ExecutionStopped", "TimedOut": "fnf.ExecutionTimedOut"}
+            error = state.error or default.get(state.status, ERROR_RUNTIME)
+            cause = state.cause or f"child execution {child.flow_name}/{child.name} {state.status}"
+            command = TaskFailed(parts.task_id, error, cause)
+        self.apply(tx, ctx, parent, command, parent_state)
 
     def state_of(self, row: ExecutionRow) -> ExecutionState:
         """The row's state, parsed, for the writer thread to change (and then `apply`).

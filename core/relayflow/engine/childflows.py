@@ -1,0 +1,131 @@
+"""Child flows: task steps that start an execution of another flow on the same engine.
+
+Two spellings name the child, as in Serverless Workflow:
+
+- `resourceArn: acs:fnf:::flow/{name}`, with optional serviceParams `ExecutionName` and `Input`;
+- `action: fnf:StartExecution`, with serviceParams `FlowName` (required), `ExecutionName`,
+  `Input`.
+
+`Input` is the child's input (an object, or JSON text); without it the step's mapped input is.
+Without `ExecutionName` the child's name is made from the task token, so that an attempt
+dispatched again after a crash finds the child it already started instead of starting another.
+
+Patterns:
+
+- `requestResponse`: the task succeeds once the child has started; the local is the child's
+  `Name`, `FlowName`, `Status` and `StartedTime`.
+- `sync` and `waitForCallback`: the child is started with the task's token as its callback
+  token (what StartExecution's `CallbackFnFTaskToken` sets), and the task waits. When the child
+  ends, the engine reports to the parent's task in the same transaction that ends the child
+  (see `Runtime.apply`): its output on success; on failure its error name and cause, which the
+  parent's `retry` and `catch` match; `fnf.ExecutionStopped` (or the stop's own error) when it
+  was stopped. The report cannot be lost between the two.
+
+Refusals of the start fail the task with the API's code behind the lower-case `fnf.` prefix the
+service uses for integrated calls: `fnf.ExecutionAlreadyExists`, `fnf.FlowNotExists`,
+`fnf.InvalidArgument`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any, Protocol
+
+from relayflow.engine.integration import (
+    Failed,
+    Integration,
+    Submitted,
+    Succeeded,
+    TaskOutcome,
+    TaskReporter,
+    TaskRequest,
+)
+from relayflow.engine.records import ExecutionInfo, iso_time
+from relayflow.errors import EngineError
+
+__all__ = ["ACTION", "ChildFlowIntegration", "ExecutionStarter"]
+
+#: The action name of the `action:` spelling.
+ACTION = "fnf:StartExecution"
+_ARN = re.compile(r"acs:fnf:[^:]*:[^:]*:flow/(?P<name>.+)")
+
+
+class ExecutionStarter(Protocol):
+    """What starts child executions: the engine."""
+
+    async def start_execution(
+        self, flow_name: str, input: Any = None, name: str | None = None, callback_token: str = ""
+    ) -> ExecutionInfo:
+        """Start an execution, idempotent by name."""
+
+
+class ChildFlowIntegration(Integration):
+    """Starts child executions on the engine it is bound to. Built into every engine."""
+
+    name = "fnf"
+    patterns = frozenset({"requestResponse", "sync", "waitForCallback"})
+
+    def __init__(self) -> None:
+        self._engine: ExecutionStarter | None = None
+
+    def claims(self, resource: str) -> bool:
+        """`acs:fnf:...:flow/{name}` resourceArns and the action `fnf:StartExecution`."""
+        return resource == ACTION or _ARN.fullmatch(resource) is not None
+
+    def bind(self, reporter: TaskReporter) -> None:
+        """Keep the engine, which both starts children and takes their reports."""
+        if hasattr(reporter, "start_execution"):
+            self._engine = reporter  # type: ignore[assignment]
+
+    async def invoke(self, request: TaskRequest) -> TaskOutcome:
+        """Start the child; answer at once (requestResponse) or leave the task waiting."""
+        if self._engine is None:
+            return Failed("FnF.RuntimeError", "child flows need a running engine to start them")
+        params = dict(request.service_params or {})
+        found = _ARN.fullmatch(request.resource)
+        flow_name = found["name"] if found else params.get("FlowName")
+        if not isinstance(flow_name, str) or not flow_name:
+            return Failed(
+                "fnf.InvalidArgument",
+                f"step {request.step_name}: serviceParams.FlowName must name the flow to start",
+            )
+        given = params.get("ExecutionName")
+        if given is not None and not isinstance(given, str):
+            return Failed(
+                "fnf.InvalidArgument",
+                f"step {request.step_name}: serviceParams.ExecutionName must be text, "
+                f"got {json.dumps(given)}",
+            )
+        name = given or _name_for(request.token)
+        child_input = params.get("Input", request.input)
+        waits = request.pattern in ("sync", "waitForCallback")
+        callback = request.token if waits else str(params.get("CallbackFnFTaskToken") or "")
+        try:
+            child = await self._engine.start_execution(flow_name, child_input, name, callback)
+        except EngineError as exc:
+            if exc.code == "ExecutionAlreadyExists" and not given:
+                # A name made from this attempt's token: this attempt started it before a
+                # restart, and the child has ended since. Its report (if it waits) is in.
+                return (
+                    Submitted({"Name": name, "FlowName": flow_name})
+                    if waits
+                    else Succeeded({"Name": name, "FlowName": flow_name})
+                )
+            return Failed(f"fnf.{exc.code}", str(exc))
+        if waits:
+            return Submitted({"Name": child.name, "FlowName": child.flow_name})
+        return Succeeded(
+            {
+                "Name": child.name,
+                "FlowName": child.flow_name,
+                "Status": child.status,
+                "StartedTime": iso_time(child.started),
+            }
+        )
+
+
+def _name_for(token: str) -> str:
+    """A child execution name that only this task attempt makes."""
+    return "child-" + uuid.uuid5(uuid.NAMESPACE_URL, token).hex
