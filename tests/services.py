@@ -8,7 +8,10 @@ program is not installed skips the tests that need it, unless RELAYFLOW_REQUIRE_
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -70,6 +73,75 @@ def redis_url() -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(timeout=10)
+
+
+def _postgres_bin() -> str | None:
+    """The newest installed PostgreSQL's bin directory (Debian keeps them apart), or None."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda path: int(path.split("/")[4]) if path.split("/")[4].isdigit() else 0,
+    )
+    if found:
+        return os.path.dirname(found[-1])
+    pg_ctl = shutil.which("pg_ctl")
+    return os.path.dirname(pg_ctl) if pg_ctl else None
+
+
+def _as_postgres(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run a PostgreSQL program; as root, as the `postgres` user (the server refuses root)."""
+    if os.geteuid() == 0:
+        args = ["su", "-s", "/bin/sh", "postgres", "-c", shlex.join(args)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private PostgreSQL server for this test run: `postgresql://postgres@127.0.0.1:PORT/postgres`.
+
+    A fresh cluster in a temporary directory (trust authentication, loopback only, its socket
+    in that directory), stopped and removed at the end of the run. As root, the programs run
+    as the `postgres` user, who owns the directory.
+    """
+    bindir = _postgres_bin()
+    if bindir is None:
+        _missing("postgresql")
+    assert bindir is not None
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            _missing("postgresql")
+    base = tempfile.mkdtemp(prefix="relayflow-postgres-")
+    if os.geteuid() == 0:
+        shutil.chown(base, user="postgres")
+    data, logfile = os.path.join(base, "data"), os.path.join(base, "log")
+    pg_ctl = os.path.join(bindir, "pg_ctl")
+
+    def log_text() -> str:
+        with contextlib.suppress(OSError), open(logfile) as handle:
+            return handle.read()[-4000:]
+        return ""
+
+    try:
+        init = _as_postgres(
+            [os.path.join(bindir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres"], 60
+        )
+        if init.returncode != 0:
+            pytest.fail(f"initdb failed: {init.stdout}{init.stderr}")
+        port = free_port()
+        options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        # -w -t 20: pg_ctl waits until the server accepts connections, for 20 s at most.
+        start = _as_postgres(
+            [pg_ctl, "-D", data, "-l", logfile, "-o", options, "-w", "-t", "20", "start"], 30
+        )
+        if start.returncode != 0:
+            pytest.fail(f"PostgreSQL did not start within 20 s: {start.stderr}\n{log_text()}")
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        # Also after a failed start: a server that came up late must not outlive the run.
+        if os.path.exists(os.path.join(data, "postmaster.pid")):
+            _as_postgres([pg_ctl, "-D", data, "-m", "fast", "-w", "-t", "20", "stop"], 30)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _process_tree(root: int) -> list[int]:

@@ -562,3 +562,53 @@ def test_every_hook_is_documented_and_tested():
     for hook in PluginManager().hook_names():
         assert f"### {hook}\n" in docs, f"{hook} has no section in docs/plugins.md"
         assert f"def {hook}(" in this or f"def {hook}(" in tests, f"{hook} has no test"
+
+
+def test_a_refused_secret_is_not_quoted_in_the_error(tmp_path):
+    path = tmp_path / "relayflow.toml"
+    path.write_text('[engine]\nstore = "memory://"\ntoken_secret = "short-one"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    message = str(info.value)
+    assert "engine.token_secret" in message and "got ***" in message
+    assert "short-one" not in message
+    path.write_text("[engine]\nstore = 5\n")
+    with pytest.raises(ConfigError, match=r"engine\.store: .*got 5"):
+        load_config(str(path))
+
+
+def test_config_show_writes_tuples_as_toml_arrays():
+    from relayflow.config import to_toml
+
+    text = to_toml({"integrations": {"http": {"allowed_hosts": ("a.example", "b.example")}}})
+    assert 'allowed_hosts = ["a.example", "b.example"]' in text
+
+
+def test_closing_the_engine_closes_every_integration():
+    closed: list[str] = []
+
+    class Holding(Integration):
+        def __init__(self, name: str, fails: bool = False) -> None:
+            self.name, self.fails = name, fails
+
+        def claims(self, resource: str) -> bool:
+            return False
+
+        async def invoke(self, request: TaskRequest) -> TaskOutcome:
+            raise AssertionError("never called")
+
+        async def aclose(self) -> None:
+            closed.append(self.name)
+            if self.fails:
+                raise RuntimeError("cannot close")
+
+    async def main() -> None:
+        engine = Engine(
+            open_store("memory://"),
+            integrations=[Holding("first", fails=True), Holding("second")],
+        )
+        await engine.start()
+        await engine.close()
+
+    asyncio.run(main())
+    assert closed == ["first", "second"]  # one failing to close does not stop the others

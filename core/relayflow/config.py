@@ -202,9 +202,10 @@ def describe_validation_error(where: str, exc: ValidationError, prefix: str = ""
         return f"{origin}: unknown key '{key}'"
     if first["type"] == "missing":
         return f"{origin}: '{key}' is required"
-    return (
-        f"{origin}: {key}: {first['msg'][:1].lower()}{first['msg'][1:]}, got {first.get('input')!r}"
-    )
+    # The offending value is quoted, unless a key on its path names a secret.
+    secret = any(word in str(part).lower() for part in key.split(".") for word in _SECRET_WORDS)
+    got = "***" if secret else repr(first.get("input"))
+    return f"{origin}: {key}: {first['msg'][:1].lower()}{first['msg'][1:]}, got {got}"
 
 
 def load_config(explicit: str | None = None) -> Config:
@@ -264,7 +265,7 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    if isinstance(value, list):
+    if isinstance(value, list | tuple | set | frozenset):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"

@@ -116,6 +116,13 @@ class Integration(ABC):
     async def invoke(self, request: TaskRequest) -> TaskOutcome:
         """Carry out one task attempt and say how it went."""
 
+    async def aclose(self) -> None:  # noqa: B027 - optional
+        """Release what the integration holds (connections, pools, threads).
+
+        The engine calls it once, from `Engine.close`, after the last task attempt has been
+        dispatched; an integration that holds nothing need not define it.
+        """
+
 
 class TaskReporter(Protocol):
     """What an integration may call to finish a waiting task: the engine has these."""

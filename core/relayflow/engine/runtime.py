@@ -209,6 +209,11 @@ class Runtime:
         await asyncio.gather(committer, return_exceptions=True)
         self._tasks.clear()
         self._inflight.clear()
+        for integration in self.integrations:
+            try:
+                await integration.aclose()
+            except Exception:  # closing goes on: the store must still be released
+                log.exception("integration %s failed to close", integration.name)
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.store.close()

@@ -214,8 +214,16 @@ class MnsIntegration(Integration):
                     delivery_mode=2,
                 )
 
+    async def aclose(self) -> None:
+        """Release the broker connection; `Engine.close` calls this. A later send reconnects."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.release()
+                self._connection = None
+                self._publisher = None
+
     def close(self) -> None:
-        """Release the broker connection."""
+        """Release the broker connection and stop the sending thread for good."""
         with self._lock:
             if self._connection is not None:
                 self._connection.release()

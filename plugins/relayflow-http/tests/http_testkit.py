@@ -1,0 +1,250 @@
+"""What the tests share: a real HTTP server on a free loopback port, and small helpers.
+
+The server is a stdlib ThreadingHTTPServer serving on a daemon thread. Endpoints (any method):
+
+- `/echo`: answers JSON of what it got (method, path, query, headers, body); `?status=401`
+  answers with that status instead of 200;
+- `/slow?seconds=N`: waits N seconds (or until the server stops), then answers;
+- `/failing?key=K&times=N`: 503 for the first N calls with that key, then 200;
+- `/text`: a plain-text answer;
+- `/deny`: 401, quoting the Authorization header it got, as careless servers do;
+- `/huge?bytes=N[&declare=1][&status=S]`: N bytes, chunked (or with Content-Length when
+  declare=1); it records how much it managed to send before the client hung up;
+- `/callback`: answers 202, then calls `on_callback(token, body)` on a thread of its own, with
+  the `X-Relayflow-Task-Token` header and the parsed JSON body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import textwrap
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+TOKEN_HEADER = "X-Relayflow-Task-Token"
+CHUNK = b"x" * 65536
+#: The most any test may take, waits included.
+TEST_TIMEOUT = 5.0
+
+
+def bounded(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Run an async test in its own event loop, with an overall time limit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT))
+
+    return wrapper
+
+
+def fdl(steps: str) -> str:
+    """A flow document with ``steps`` (YAML, a list) under `steps:`."""
+    body = textwrap.indent(textwrap.dedent(steps).strip("\n"), "  ")
+    return f"version: v1\ntype: flow\nsteps:\n{body}\n"
+
+
+@dataclass
+class HugeRecord:
+    """What one `/huge` answer sent before it ended."""
+
+    total: int
+    sent: int = 0
+    cut_off: bool = False
+    done: bool = False
+
+
+@dataclass
+class Seen:
+    """One request as the server received it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: str
+
+
+@dataclass
+class State:
+    """What the endpoints share; guarded by `lock`."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    calls: Counter[str] = field(default_factory=Counter)
+    seen: list[Seen] = field(default_factory=list)
+    huge: dict[str, HugeRecord] = field(default_factory=dict)
+    huge_done: threading.Condition = field(default_factory=threading.Condition)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    on_callback: Callable[[str, Any], None] | None = None
+
+
+class LocalApi(ThreadingHTTPServer):
+    """The server; `url` is its base URL, `state` what it recorded."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.state = State()
+        # A short poll interval: `shutdown` waits for the loop to notice.
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:<port>`."""
+        return f"http://127.0.0.1:{self.server_port}"
+
+    def start(self) -> LocalApi:
+        """Serve on a daemon thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Wake slow handlers, stop serving and close the socket."""
+        self.state.stopping.set()
+        self.shutdown()
+        self.server_close()
+
+    def seen_with(self, marker: str) -> list[Seen]:
+        """The requests whose path and query contain ``marker``."""
+        with self.state.lock:
+            return [s for s in self.state.seen if marker in s.path + json.dumps(s.query)]
+
+    def wait_huge(self, key: str, seconds: float) -> HugeRecord | None:
+        """The record of the `/huge?key=...` answer once it has ended (None: still going)."""
+        with self.state.huge_done:
+            self.state.huge_done.wait_for(
+                lambda: key in self.state.huge and self.state.huge[key].done, timeout=seconds
+            )
+            record = self.state.huge.get(key)
+            return record if record is not None and record.done else None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: LocalApi
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep the test output clean
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode("utf-8") if length else ""
+        seen = Seen(
+            self.command,
+            parts.path,
+            query,
+            {k.lower(): v for k, v in self.headers.items()},
+            body,
+        )
+        state = self.server.state
+        with state.lock:
+            state.seen.append(seen)
+        route = getattr(self, "_" + parts.path.strip("/"), None)
+        if route is None:
+            self._json(404, {"error": f"no endpoint {parts.path}"})
+            return
+        route(seen, {k: v[0] for k, v in query.items()})
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+    def _send(self, status: int, content_type: str, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _json(self, status: int, value: Any) -> None:
+        self._send(status, "application/json", json.dumps(value).encode())
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    def _echo(self, seen: Seen, query: dict[str, str]) -> None:
+        try:
+            parsed = json.loads(seen.body) if seen.body else None
+        except ValueError:
+            parsed = None
+        self._json(
+            int(query.get("status", 200)),
+            {
+                "method": seen.method,
+                "path": seen.path,
+                "query": seen.query,
+                "headers": seen.headers,
+                "body": seen.body,
+                "json": parsed,
+            },
+        )
+
+    def _slow(self, seen: Seen, query: dict[str, str]) -> None:
+        self.server.state.stopping.wait(float(query.get("seconds", 5)))
+        self._json(200, {"slept": True})
+
+    def _failing(self, seen: Seen, query: dict[str, str]) -> None:
+        state = self.server.state
+        key = query.get("key", "")
+        with state.lock:
+            state.calls[key] += 1
+            calls = state.calls[key]
+        if calls <= int(query.get("times", 1)):
+            self._json(503, {"error": "busy", "call": calls})
+        else:
+            self._json(200, {"calls": calls})
+
+    def _text(self, seen: Seen, query: dict[str, str]) -> None:
+        self._send(200, "text/plain; charset=utf-8", "hello, wörld\n".encode())
+
+    def _deny(self, seen: Seen, query: dict[str, str]) -> None:
+        credentials = seen.headers.get("authorization", "")
+        self._send(401, "text/plain", f"the credentials {credentials} were rejected".encode())
+
+    def _huge(self, seen: Seen, query: dict[str, str]) -> None:
+        state = self.server.state
+        record = HugeRecord(int(query["bytes"]))
+        key = query.get("key", "")
+        with state.huge_done:
+            state.huge[key] = record
+        self.send_response(int(query.get("status", 200)))
+        self.send_header("Content-Type", "application/octet-stream")
+        declare = query.get("declare") == "1"
+        if declare:
+            self.send_header("Content-Length", str(record.total))
+        else:
+            self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            while record.sent < record.total:
+                piece = CHUNK[: record.total - record.sent]
+                if declare:
+                    self.wfile.write(piece)
+                else:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                record.sent += len(piece)
+            if not declare:
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client hung up: what the size limit is for
+            record.cut_off = True
+            self.close_connection = True
+        finally:
+            with state.huge_done:
+                record.done = True
+                state.huge_done.notify_all()
+
+    def _callback(self, seen: Seen, query: dict[str, str]) -> None:
+        token = self.headers.get(TOKEN_HEADER, "")
+        self._json(202, {"accepted": True})
+        self.wfile.flush()
+        callback = self.server.state.on_callback
+        if callback is not None:
+            body = json.loads(seen.body) if seen.body else None
+            threading.Thread(target=callback, args=(token, body), daemon=True).start()
