@@ -67,8 +67,6 @@ log = logging.getLogger("relayflow.engine")
 T = TypeVar("T")
 
 BATCH_LIMIT = 1024
-#: Parsed execution states kept between transitions (see `Runtime.state_of`).
-STATE_CACHE_SIZE = 4096
 TIMER_BATCH = 512
 
 
@@ -144,9 +142,6 @@ class Runtime:
         self._timer_wake: asyncio.Event | None = None
         self._ended: asyncio.Condition | None = None
         self._flows: OrderedDict[tuple[str, int], tuple[Flow, Interpreter]] = OrderedDict()
-        # Each execution's last written state, parsed, with the text it was written as: the
-        # next transition of a busy execution skips parsing its row (see `state_of`).
-        self._states: OrderedDict[int, tuple[str, ExecutionState]] = OrderedDict()
         self._running = False
         self._stopping = False
 
@@ -382,12 +377,10 @@ class Runtime:
                 tx.delete_timer(row.id, effect.timer_id)
             elif isinstance(effect, ExecutionEnded):
                 ctx.ended.add((row.flow_name, row.name))
-        text = dump_state(state)
-        self._remember(row.id, text, state)
         tx.update_execution(
             row.id,
             status=state.status,
-            state=text,
+            state=dump_state(state),
             output=jsontext.dumps(state.output) if state.output is not None else None,
             error=state.error,
             cause=state.cause,
@@ -424,7 +417,6 @@ class Runtime:
             return
         parent_state = self.state_of(parent)
         if parts.task_id not in parent_state.tasks:
-            self._remember(parent.id, parent.state, parent_state)
             return
         command: Command
         if state.status == "Succeeded":
@@ -437,24 +429,8 @@ class Runtime:
         self.apply(tx, ctx, parent, command, parent_state)
 
     def state_of(self, row: ExecutionRow) -> ExecutionState:
-        """The row's state, parsed, for the writer thread to change (and then `apply`).
-
-        The object `apply` last wrote for this execution is handed out when the row still
-        holds exactly the text it was written as; a rolled-back transaction leaves other text
-        in the row, so its state is parsed afresh. A cached state is handed out once.
-        """
-        cached = self._states.pop(row.id, None)
-        if cached is not None and cached[0] == row.state:
-            return cached[1]
+        """The row's state, parsed, for the writer thread to change (and then `apply`)."""
         return load_state(row.state)
-
-    def _remember(self, row_id: int, text: str, state: ExecutionState) -> None:
-        if state.done:
-            self._states.pop(row_id, None)
-            return
-        self._states[row_id] = (text, state)
-        if len(self._states) > STATE_CACHE_SIZE:
-            self._states.popitem(last=False)
 
     # -- the dispatcher -----------------------------------------------------------------------
 
