@@ -141,3 +141,67 @@ def test_an_answer_that_is_not_http_is_a_connection_failure() -> None:
     listener.close()
     assert info.value.code == "ConnectionFailed"
     assert f"127.0.0.1:{port}" in info.value.message
+
+
+def _one_answer(answer: bytes) -> tuple[str, threading.Thread]:
+    """A socket server that reads one request and sends ``answer`` as it is, then closes."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        conn.sendall(answer)
+        conn.close()
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{port}", thread
+
+
+@pytest.mark.parametrize(
+    ("answer", "body", "kept"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'5;ext=1\r\n{"Req\r\n0d\r\nuestId": "r"}\r\n0\r\nTrailer: x\r\n\r\n',
+            {"RequestId": "r"},
+            1,  # HTTP/1.1 without Connection: close may be reused
+        ),
+        (b'HTTP/1.0 200 OK\r\n\r\n{"RequestId": "eof"}', {"RequestId": "eof"}, 0),
+        (
+            b'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 18\r\n\r\n{"RequestId": "c"}',
+            {"RequestId": "c"},
+            0,
+        ),
+    ],
+    ids=["chunked", "until-close", "content-length"],
+)
+def test_answers_are_read_whatever_their_framing(
+    answer: bytes, body: dict[str, str], kept: int
+) -> None:
+    url, thread = _one_answer(answer)
+    pool = WirePool(url, {}, 5)
+    status, content = pool.post_form({"Action": "X"}, 5)
+    thread.join(5)
+    assert status == 200 and json.loads(content) == body
+    assert len(pool._idle) == kept  # what the answer's headers allow
+
+
+def test_a_connection_closed_within_the_body_is_a_connection_failure() -> None:
+    url, thread = _one_answer(b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"Req')
+    with Client(url, timeout=5) as client, pytest.raises(ClientError) as info:
+        client.list_flows()
+    thread.join(5)
+    assert info.value.code == "ConnectionFailed"
+    assert "within the body" in info.value.message
+
+
+def test_https_endpoints_go_through_httpx() -> None:
+    with Client("https://relayflow.example") as client:
+        assert client._wire is None and client._http is not None

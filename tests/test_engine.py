@@ -1452,3 +1452,22 @@ async def _rolled_back_stop(url: str) -> None:
         events = (await eng.get_execution_history("f", "e")).events
         assert [e.event_id for e in events] == list(range(1, len(events) + 1))
         assert all("Rolled" not in str(e.detail) for e in events)
+
+
+@engine_test
+async def test_a_long_poll_wakes_for_its_own_execution_only_and_leaves_nothing_behind():
+    worker = Worker()
+    async with make_engine({QUEUE: worker.queue}) as eng:
+        await eng.create_flow("f", CALLBACK)
+        await eng.start_execution("f", {}, name="a")
+        await eng.start_execution("f", {}, name="b")
+        first, second = await worker.take(1), await worker.take(2)
+        tokens = {first.execution_name: first.token, second.execution_name: second.token}
+        polls = {n: asyncio.create_task(eng.describe_execution("f", n, 30)) for n in "ab"}
+        await until(lambda: len(eng._end_waiters) == 2, what="both long polls to wait")
+        await eng.report_task_succeeded(tokens["b"], {"n": "b"})
+        assert (await polls["b"]).output == {"n": "b"}
+        assert not polls["a"].done() and set(eng._end_waiters) == {("f", "a")}
+        await eng.report_task_succeeded(tokens["a"], {"n": "a"})
+        assert (await polls["a"]).output == {"n": "a"}
+        assert eng._end_waiters == {}

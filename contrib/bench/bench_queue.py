@@ -11,13 +11,19 @@ and measures:
    (this script is the worker). The clock starts just before the report is sent and stops
    when the consumer has the message in hand, so it covers the HTTP round trip, the engine's
    commit, the publish and the consumer's receive. On the embedded transport the consumer
-   polls the SQLite file; it is measured with the transport's default polling interval
-   (10 ms, what `relayflow worker` uses) and with a 1 ms one.
+   is woken by the producer's doorbell (see relayflow_mns.doorbell).
 2. ``throughput``: ``--workers`` processes of `relayflow worker fnf-demo --handler
    seed_worker:handle --concurrency N` serve ``--count`` executions, started through
    `relayflow.client.Client` in threads (``--in-flight`` calls at once); the figure is completed
    executions per second, from the first start until the last execution has Succeeded.
    Then ``--sequential`` executions run one at a time for the end-to-end latency of one.
+   The CPU time of every process taking part (server, workers, redis-server, this script's own
+   client calls) is read from /proc around the run.
+
+Throughput runs ``--rounds`` times (default 3), the two transports and the reference in turn,
+each round with fresh processes; the table gives the median and every round, and the ratio to
+the reference round by round. On a shared machine one run can be 20 % off the next: taking
+turns spreads a noisy neighbour over all three.
 
 The reference, in the same run and on the same redis-server (another database): a Celery
 chain of three tasks doing the same jobs, one `celery worker -c 2 --pool prefork` process,
@@ -26,13 +32,14 @@ once, and the latency of one chain, one after the other. Every process started h
 (servers, workers, redis-server, the Celery worker) is stopped at the end, errors included.
 
     .venv/bin/python contrib/bench/bench_queue.py [--count 500] [--concurrency 4]
-        [--workers 2] [--latency 200] [--sequential 50] [--json]
+        [--workers 2] [--latency 200] [--sequential 50] [--rounds 3] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -417,26 +424,23 @@ def bench_sequential(endpoint: str, count: int, prefix: str) -> dict[str, float]
 def bench_transport(
     procs: Processes,
     folder: Path,
-    label: str,
     transport: str,
     args: argparse.Namespace,
     others: dict[str, int],
+    full: bool,
 ) -> dict[str, Any]:
-    top = Topology(procs, folder / label, transport)
+    """One round on one transport: throughput; with ``full``, latency and one-at-a-time too."""
+    top = Topology(procs, folder, transport)
     figures: dict[str, Any] = {"transport": transport}
     try:
         with Client(top.endpoint) as client:
             client.create_flow(FLOW, (EXAMPLES / "seed-three-tasks.yaml").read_text())
-        if label == "sqlite":
-            figures["latency"] = bench_latency(top, args.latency, "p10", {})
-            figures["latency_poll_1ms"] = bench_latency(
-                top, args.latency, "p1", {"polling_interval": 0.001}
-            )
-        else:
+        if full:
             figures["latency"] = bench_latency(top, args.latency, "lat", {})
         top.start_workers(args.workers, args.concurrency)
         figures["throughput"] = bench_throughput(top, args.count, args.in_flight, "tp", others)
-        figures["sequential"] = bench_sequential(top.endpoint, args.sequential, "seq")
+        if full:
+            figures["sequential"] = bench_sequential(top.endpoint, args.sequential, "seq")
     finally:
         figures["server_exit_code"] = top.stop()
     return figures
@@ -446,15 +450,23 @@ def bench_transport(
 
 
 def bench_celery(
-    procs: Processes, folder: Path, redis: str, redis_pid: int, args: argparse.Namespace
+    procs: Processes,
+    where: Path,
+    redis: str,
+    redis_pid: int,
+    args: argparse.Namespace,
+    full: bool,
 ) -> dict:
-    where = folder / "celery"
-    where.mkdir()
+    """One round of the reference: chains per second; with ``full``, one at a time too."""
+    where.mkdir(parents=True)
     (where / "bench_celery_tasks.py").write_text(CELERY_TASKS, encoding="utf-8")
     url = f"{redis}/1"
     os.environ["BENCH_CELERY_REDIS"] = url
-    sys.path.insert(0, str(where))
-    import bench_celery_tasks as tasks  # type: ignore[import-not-found]
+    if "bench_celery_tasks" in sys.modules:  # a later round: a fresh app (the last was closed)
+        tasks = importlib.reload(sys.modules["bench_celery_tasks"])
+    else:
+        sys.path.insert(0, str(where))
+        import bench_celery_tasks as tasks  # type: ignore[import-not-found]
     from celery import chain
 
     command = [CELERY, "-A", "bench_celery_tasks", "worker", "-c", "2", "--pool", "prefork"]
@@ -481,12 +493,13 @@ def bench_celery(
             "chains_per_s": args.count / seconds,
             "cpu_seconds": cpu,
         }
-        samples = []
-        for n in range(args.sequential):
-            began = time.perf_counter()
-            assert one(n).get(timeout=60) == EXPECTED
-            samples.append(time.perf_counter() - began)
-        figures["sequential"] = summary_ms(samples)
+        if full:
+            samples = []
+            for n in range(args.sequential):
+                began = time.perf_counter()
+                assert one(n).get(timeout=60) == EXPECTED
+                samples.append(time.perf_counter() - began)
+            figures["sequential"] = summary_ms(samples)
     finally:
         with contextlib.suppress(Exception):
             tasks.app.close()
@@ -503,32 +516,49 @@ def print_table(figures: dict[str, Any]) -> None:
         f"{figures['count']} executions, {figures['workers']} `relayflow worker` processes "
         f"x --concurrency {figures['concurrency']}, {figures['in_flight']} starts in flight"
     )
+    rounds = figures["rounds"]
+    rate_key = {"sqlite": "executions_per_s", "redis": "executions_per_s", "celery": "chains_per_s"}
+
+    def rates(key: str) -> list[float]:
+        return [r[key][rate_key[key]] for r in rounds]
+
+    def cpu_ms(key: str) -> list[float]:
+        done = [r[key].get("executions", r[key].get("chains", 1)) for r in rounds]
+        spent = [sum(r[key]["cpu_seconds"].values()) for r in rounds]
+        return [s / d * 1000 for s, d in zip(spent, done, strict=True)]
+
     head = (
-        f"{'transport':<34} {'exec/s':>8} {'report->next msg p50':>21} {'p99':>8} "
-        f"{'one execution p50':>18}"
+        f"{'':<32} {'exec/s':>7} {'each round':>17} {'CPU/exec':>9} "
+        f"{'report->next msg p50':>21} {'p99':>8} {'one at a time p50':>18}"
     )
     print(head)
     print("-" * len(head))
-    rows = [
-        ("relayflow-sqlite (poll 10 ms)", "sqlite", "latency"),
-        ("relayflow-sqlite (consumer 1 ms)", "sqlite", "latency_poll_1ms"),
-        ("redis", "redis", "latency"),
-    ]
-    for title, key, latency in rows:
+    titles = {
+        "sqlite": "relayflow, embedded SQLite",
+        "redis": "relayflow, Redis",
+        "celery": "Celery chain, same Redis (ref.)",
+    }
+    for key, title in titles.items():
         t = figures[key]
-        lat = t[latency]["report_to_next_message"]
-        rate = t["throughput"]["executions_per_s"] if latency == "latency" else None
-        one = t["sequential"]["p50_ms"] if latency == "latency" else None
+        each = "/".join(f"{v:.0f}" for v in rates(key))
+        latency = t.get("latency", {}).get("report_to_next_message")
+        if latency:
+            lat = f"{latency['p50_ms']:>18.2f} ms {latency['p99_ms']:>5.2f} ms"
+        else:
+            lat = f"{'-':>21} {'-':>8}"
         print(
-            f"{title:<34} {'' if rate is None else f'{rate:,.0f}':>8} "
-            f"{lat['p50_ms']:>18.2f} ms {lat['p99_ms']:>5.2f} ms "
-            f"{'' if one is None else f'{one:.1f} ms':>18}"
+            f"{title:<32} {statistics.median(rates(key)):>7,.0f} {each:>17} "
+            f"{statistics.median(cpu_ms(key)):>6.2f} ms {lat} "
+            f"{t['sequential']['p50_ms']:>15.1f} ms"
         )
-    c = figures["celery"]
-    print(
-        f"{'Celery chain, same redis (ref.)':<34} {c['throughput']['chains_per_s']:>8,.0f} "
-        f"{'-':>21} {'-':>8} {c['sequential']['p50_ms']:>15.1f} ms"
-    )
+    print()
+    for key in ("sqlite", "redis"):
+        ratios = [a / b for a, b in zip(rates(key), rates("celery"), strict=True)]
+        print(
+            f"{titles[key]} / Celery, round by round: "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+            + f" (median {statistics.median(ratios):.2f})"
+        )
     print()
     for key in ("sqlite", "redis"):
         t = figures[key]
@@ -536,20 +566,18 @@ def print_table(figures: dict[str, Any]) -> None:
         tp = t["throughput"]
         print(
             f"{key}: ReportTaskSucceeded round trip p50 {rt['p50_ms']:.2f} ms; "
-            f"{tp['executions']} executions in {tp['seconds']:.2f} s "
-            f"(all started after {tp['all_started_after_s']:.2f} s), one execution under load "
-            f"p50 {tp['execution_duration_under_load']['p50_ms']:.0f} ms; "
-            f"one at a time p99 {t['sequential']['p99_ms']:.1f} ms; "
+            f"one execution under load p50 {tp['execution_duration_under_load']['p50_ms']:.0f} ms;"
+            f" one at a time p99 {t['sequential']['p99_ms']:.1f} ms; "
             f"server exit code {t['server_exit_code']}"
         )
+    c = figures["celery"]
     print(
-        f"celery: {c['throughput']['chains']} chains in {c['throughput']['seconds']:.2f} s; "
-        f"one chain at a time p99 {c['sequential']['p99_ms']:.1f} ms; "
+        f"celery: one chain at a time p99 {c['sequential']['p99_ms']:.1f} ms; "
         f"worker exit code {c['worker_exit_code']}"
     )
     print("target: report -> next message p50 under 2 ms")
     print()
-    print("CPU seconds spent during the throughput run, per process:")
+    print("CPU seconds spent during the first round's throughput run, per process:")
     for key, tp in (
         ("sqlite", figures["sqlite"]["throughput"]),
         ("redis", figures["redis"]["throughput"]),
@@ -583,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, default=32, help="client calls at once")
     parser.add_argument("--latency", type=int, default=200, help="sequential report samples")
     parser.add_argument("--sequential", type=int, default=50, help="one-at-a-time executions")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds of all three")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if shutil.which(CELERY) is None:
@@ -599,12 +628,23 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(name)
         try:
             redis, redis_pid = start_redis(procs, folder)
-            sqlite_url = f"relayflow-sqlite:///{folder}/sqlite/queues.db"
-            figures["sqlite"] = bench_transport(procs, folder, "sqlite", sqlite_url, args, {})
-            figures["redis"] = bench_transport(
-                procs, folder, "redis", f"{redis}/0", args, {"redis-server": redis_pid}
-            )
-            figures["celery"] = bench_celery(procs, folder, redis, redis_pid, args)
+            figures["rounds"] = []
+            for n in range(args.rounds):
+                # The three in turn, round after round: a noisy neighbour then weighs on all.
+                here, full = folder / f"round{n}", n == 0
+                sqlite_url = f"relayflow-sqlite:///{here}/sqlite/queues.db"
+                redis_cpu = {"redis-server": redis_pid}
+                one = {
+                    "sqlite": bench_transport(procs, here / "sqlite", sqlite_url, args, {}, full),
+                    "redis": bench_transport(
+                        procs, here / "redis", f"{redis}/0", args, redis_cpu, full
+                    ),
+                    "celery": bench_celery(procs, here / "celery", redis, redis_pid, args, full),
+                }
+                if full:
+                    figures.update(one)
+                figures["rounds"].append({k: v["throughput"] for k, v in one.items()})
+                print(f"round {n + 1} of {args.rounds} done", file=sys.stderr)
         finally:
             procs.stop_all()
     if args.json:

@@ -140,7 +140,9 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._timer_wake: asyncio.Event | None = None
-        self._ended: asyncio.Condition | None = None
+        # Long polls waiting for an execution to end, by (flow, execution): an end wakes only
+        # its own waiters, not every waiter of every execution.
+        self._end_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         self._flows: OrderedDict[tuple[str, int], tuple[Flow, Interpreter]] = OrderedDict()
         self._running = False
         self._stopping = False
@@ -157,7 +159,6 @@ class Runtime:
         self.store.acquire_engine_lock()
         self._queue = asyncio.Queue()
         self._timer_wake = asyncio.Event()
-        self._ended = asyncio.Condition()
         loop = asyncio.get_running_loop()
         self._secret = await loop.run_in_executor(self._writer, self._load_secret)
         self._running = True
@@ -293,9 +294,10 @@ class Runtime:
             self._start_dispatch(row)
         if ctx.earliest_timer is not None and self._timer_wake is not None:
             self._timer_wake.set()
-        if ctx.ended and self._ended is not None:
-            async with self._ended:
-                self._ended.notify_all()
+        for key in ctx.ended:
+            for waiter in self._end_waiters.pop(key, ()):
+                if not waiter.done():
+                    waiter.set_result(None)
 
     # -- applying commands --------------------------------------------------------------------
 
@@ -579,17 +581,31 @@ class Runtime:
 
         return renew
 
-    async def wait_for_end(self, check: Callable[[], Any], timeout: float) -> None:
-        """Wait until an execution may have ended (or ``timeout`` passes); ``check`` decides."""
-        assert self._ended is not None
+    async def wait_for_end(
+        self, key: tuple[str, str], check: Callable[[], Any], timeout: float
+    ) -> None:
+        """Wait until execution ``key`` (flow, name) may have ended, or ``timeout`` passes.
+
+        ``check`` reads whether it has: it runs first, and again each time the execution's end
+        is committed (or every few seconds, as a backstop).
+        """
+        loop = asyncio.get_running_loop()
         deadline = self.clock() + timeout
         while True:
-            if await check():
-                return
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                return
-            async with self._ended:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._end_waiters.setdefault(key, set()).add(waiter)  # before the check: no gap
+            try:
+                if await check():
+                    return
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    return
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(remaining, 0.5)):
-                        await self._ended.wait()
+                    async with asyncio.timeout(min(remaining, 5.0)):
+                        await waiter
+            finally:
+                waiters = self._end_waiters.get(key)
+                if waiters is not None:
+                    waiters.discard(waiter)
+                    if not waiters:
+                        del self._end_waiters[key]
