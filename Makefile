@@ -19,8 +19,7 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 demo: install
 	$(BIN)/relayflow validate contrib/examples/*.yaml
 	$(BIN)/relayflow outline contrib/examples/seed-three-tasks.yaml
-	cd contrib/examples && ../../$(BIN)/relayflow run seed-three-tasks.yaml \
-		--input '{"source": "s3://demo"}' --worker fnf-demo=seed_worker:handle
+	$(BIN)/python contrib/examples/seed_demo.py
 	$(BIN)/relayflow run contrib/examples/greeting.yaml --input '{"names": ["Ada", "Lin"]}'
 	cd contrib/examples/trip && ../../../$(BIN)/relayflow run trip-saga.yaml \
 		--config relayflow.toml --input '{"flightBusy": 1, "hotel": "down"}'
