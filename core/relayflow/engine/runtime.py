@@ -265,7 +265,10 @@ class Runtime:
                 continue
             # Dispatch first: the task that sends the next message then runs before the
             # callers' answers are written, which is what a worker waits for.
-            await self._after_commit(ctx)
+            try:
+                await self._after_commit(ctx)
+            except Exception:  # committed all the same: the callers must get their answers
+                log.exception("after-commit work failed")
             for job in batch:
                 if job.future is None or job.future.done():
                     continue

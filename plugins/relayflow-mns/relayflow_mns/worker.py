@@ -429,9 +429,10 @@ class _Running:
 class _Extenders:
     """One helper thread per worker that extends the visibility of every running task's message.
 
-    The thread starts with the first task and calls the visibility hook for each message every
-    ``every`` seconds while its handler runs. One thread for all tasks, rather than one per task,
-    keeps a short task's cost down to two dictionary operations.
+    The thread starts with the first task and calls the visibility hook for each message about
+    every ``every`` seconds while its handler runs (it lives as long as the process). One thread
+    for all tasks, rather than one per task, keeps a short task's cost down to two set
+    operations.
     """
 
     def __init__(
@@ -512,7 +513,8 @@ class Worker:
             passed to the transport as its `visibility_timeout` option, and a message whose
             report failed is given back when it runs out.
         extend_every: seconds between two calls of the visibility hook while a handler runs;
-            None means half the visibility timeout, 0 never extends.
+            None means half the visibility timeout, 0 never extends. A call may come up to
+            half of this late, so keep it under two thirds of the visibility timeout.
         logger: where the per-message lines go; default `relayflow_mns.worker`.
         transport_options: more kombu transport options, such as `polling_interval`.
         poll_interval: the longest wait for a message in one go; `stop()` takes effect
