@@ -33,17 +33,12 @@ from relayflow.engine.model import HistoryEvent
 from relayflow.engine.tokens import mint_token, parse_token
 from relayflow.errors import EngineError
 from relayflow.store import StoreError, open_store
+from relayflow.testing import fdl
 from tests.helpers import EXAMPLES
 
 QUEUE = "acs:mns:::/queues/q/messages"
 SEED = (EXAMPLES / "seed-three-tasks.yaml").read_text()
 TEST_TIMEOUT = 10.0
-
-
-def fdl(steps: str, head: str = "") -> str:
-    """A flow document with ``steps`` (YAML, a list) under `steps:`."""
-    body = textwrap.indent(textwrap.dedent(steps).strip("\n"), "  ")
-    return f"version: v1\ntype: flow\n{head}steps:\n{body}\n"
 
 
 CALLBACK = fdl(f"""

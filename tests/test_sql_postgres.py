@@ -7,12 +7,9 @@ in a schema of its own, so tests never see each other's tables. Waits are bounde
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-import textwrap
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,26 +18,10 @@ from sqlalchemy import event
 
 from relayflow.engine import Engine, ExecutionInfo
 from relayflow.store import open_store
+from relayflow.testing import bounded, fdl
 from relayflow_sql import SqlIntegration, SqlSettings
 
-TEST_TIMEOUT = 15.0
 SECRET = "s3cr3t-parameter-value"
-
-
-def bounded(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    """Run an async test in its own event loop, with an overall time limit."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT))
-
-    return wrapper
-
-
-def fdl(steps: str) -> str:
-    """A flow document with ``steps`` (YAML, a list) under `steps:`."""
-    body = textwrap.indent(textwrap.dedent(steps).strip("\n"), "  ")
-    return f"version: v1\ntype: flow\nsteps:\n{body}\n"
 
 
 @pytest.fixture

@@ -8,14 +8,13 @@ is bounded: retries use one-second intervals, and nothing waits for more than a 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import subprocess
 import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +25,12 @@ from relayflow.config import load_config
 from relayflow.engine import Engine, ExecutionInfo
 from relayflow.plugins import PluginManager
 from relayflow.store import open_store
+from relayflow.testing import bounded, fdl
 from relayflow_fc import FcIntegration, FcSettings
 
 TEST_TIMEOUT = 5.0
 
 Write = Callable[[str], str]
-
-
-def bounded(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    """Run an async test in its own event loop, with an overall time limit."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT))
-
-    return wrapper
 
 
 @pytest.fixture
@@ -58,12 +48,6 @@ def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Write]:
     yield write
     for name in made:
         sys.modules.pop(name, None)
-
-
-def fdl(steps: str) -> str:
-    """A flow document with ``steps`` (YAML, a list) under `steps:`."""
-    body = textwrap.indent(textwrap.dedent(steps).strip("\n"), "  ")
-    return f"version: v1\ntype: flow\nsteps:\n{body}\n"
 
 
 def engine(functions: dict[str, str], **settings: Any) -> Engine:
@@ -137,7 +121,7 @@ SAGA = fdl("""
 """)
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_a_saga_books_both_or_compensates_and_fails_with_a_named_error(
     module: Write,
 ) -> None:
@@ -170,7 +154,7 @@ async def test_a_saga_books_both_or_compensates_and_fails_with_a_named_error(
 # Retry, catch and errorMappings
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_retries_succeed_on_a_later_attempt(module: Write) -> None:
     name = module(
         """
@@ -259,7 +243,7 @@ def routed(policies: str) -> str:
     return fdl(steps)
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_catch_policies_are_matched_in_order(module: Write) -> None:
     name = module(ROUTES)
     specific_first = routed("""
@@ -295,7 +279,7 @@ async def test_catch_policies_are_matched_in_order(module: Write) -> None:
     }
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_error_mappings_carry_the_error_and_cause_to_the_catch_target(
     module: Write,
 ) -> None:
@@ -344,7 +328,7 @@ async def test_error_mappings_carry_the_error_and_cause_to_the_catch_target(
     }
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_an_invalid_local_and_a_missing_handler_are_engine_errors(module: Write) -> None:
     name = module("def listing(event, context):\n    return [1]\n")
     flow = fdl("""
@@ -381,7 +365,7 @@ def slow(event, context):
 """
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_a_task_timeout_is_caught_while_the_handler_still_runs(module: Write) -> None:
     name = module(SLOW)
     flow = fdl("""
@@ -414,7 +398,7 @@ async def test_a_task_timeout_is_caught_while_the_handler_still_runs(module: Wri
     assert time.monotonic() - started < 2.5
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_an_uncaught_task_timeout_fails_the_execution(module: Write) -> None:
     name = module(SLOW)
     flow = fdl("""
@@ -476,7 +460,7 @@ def callback_flow(function: str) -> str:
     """)
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_wait_for_callback_finishes_through_the_context(module: Write) -> None:
     name = module(CALLBACKS)
     functions = {
@@ -519,7 +503,7 @@ async def test_wait_for_callback_finishes_through_the_context(module: Write) -> 
 # From relayflow.toml to a finished execution
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_configured_through_relayflow_toml_and_the_plugin_manager(
     module: Write, tmp_path: Path
 ) -> None:

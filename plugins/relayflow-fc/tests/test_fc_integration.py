@@ -7,14 +7,13 @@ runs its own event loop with an overall time limit, and no wait is longer than a
 from __future__ import annotations
 
 import asyncio
-import functools
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -28,21 +27,12 @@ from relayflow.engine import Failed, Submitted, Succeeded, TaskRequest
 from relayflow.engine.model import ERROR_INVALID_LOCAL, ERROR_RUNTIME, ERROR_TASK_TIMEOUT
 from relayflow.fdl import load_flow
 from relayflow.plugins import PluginManager
+from relayflow.testing import bounded
 from relayflow_fc import FcContext, FcIntegration, FcSettings, FunctionMeta, ServiceMeta
 
 TEST_TIMEOUT = 5.0
 ARN = "acs:fc:cn-hangzhou:1234567890:services/trip.LATEST/functions/bookTrain"
 SHORT = "acs:fc:::services/trip/functions/bookTrain"
-
-
-def bounded(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    """Run an async test in its own event loop, with an overall time limit."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT))
-
-    return wrapper
 
 
 @pytest.fixture
@@ -241,7 +231,7 @@ def test_an_empty_table_claims_nothing() -> None:
         "bytearray(json.dumps({'ok': True, 'n': 2}).encode())",
     ],
 )
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_a_dict_json_text_or_bytes_becomes_the_local(
     module: Callable[[str], str], returned: str
 ) -> None:
@@ -263,7 +253,7 @@ async def test_a_dict_json_text_or_bytes_becomes_the_local(
         ("{'x': float('nan')}", "returned a dict that is not JSON"),
     ],
 )
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_anything_else_fails_with_invalid_local(
     module: Callable[[str], str], returned: str, cause: str
 ) -> None:
@@ -274,7 +264,7 @@ async def test_anything_else_fails_with_invalid_local(
     assert cause in outcome.cause and "trip/bookTrain" in outcome.cause
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_an_exception_fails_the_task_with_its_class_name(
     module: Callable[[str], str],
 ) -> None:
@@ -301,7 +291,7 @@ async def test_an_exception_fails_the_task_with_its_class_name(
     assert outcome == Failed("SystemExit", "3")
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_the_event_is_the_json_bytes_of_the_input(module: Callable[[str], str]) -> None:
     name = module(
         """
@@ -329,7 +319,7 @@ async def test_the_event_is_the_json_bytes_of_the_input(module: Callable[[str], 
         ({"InvocationType": "Later"}, "InvocationType must be Sync or Async, got 'Later'"),
     ],
 )
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_unknown_service_params_fail_the_task(
     module: Callable[[str], str], params: dict[str, Any], cause: str
 ) -> None:
@@ -339,7 +329,7 @@ async def test_unknown_service_params_fail_the_task(
     assert cause in outcome.cause
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_async_invocation_type_does_not_wait_for_the_handler(
     module: Callable[[str], str],
 ) -> None:
@@ -374,7 +364,7 @@ async def test_async_invocation_type_does_not_wait_for_the_handler(
         ("handler = 42\n", "{name}:handler", "is an int, not a function"),
     ],
 )
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_a_handler_that_cannot_be_loaded_is_a_runtime_error(
     module: Callable[[str], str], source: str | None, target: str, cause: str
 ) -> None:
@@ -384,7 +374,7 @@ async def test_a_handler_that_cannot_be_loaded_is_a_runtime_error(
     assert "'trip/bookTrain'" in outcome.cause and cause in outcome.cause
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_handlers_are_found_in_the_current_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -400,7 +390,7 @@ async def test_handlers_are_found_in_the_current_directory(
     assert sys.path[0] == str(tmp_path)
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_an_unmapped_resource_fails_if_invoked_anyway() -> None:
     outcome = await fc("m:f").invoke(request("acs:fc:::services/trip/functions/other"))
     assert isinstance(outcome, Failed) and outcome.error == ERROR_RUNTIME
@@ -435,7 +425,7 @@ def handler(event, context):
 """
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_the_context_mirrors_function_compute(module: Callable[[str], str]) -> None:
     name = module(CONTEXT_HANDLER)
     outcome = await fc(f"{name}:handler").invoke(request(ARN, timeout_seconds=3))
@@ -452,7 +442,7 @@ async def test_the_context_mirrors_function_compute(module: Callable[[str], str]
     assert got["thread"] == [True, False]
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_request_ids_are_stable_per_attempt_and_unique_across(
     module: Callable[[str], str],
 ) -> None:
@@ -465,7 +455,7 @@ async def test_request_ids_are_stable_per_attempt_and_unique_across(
     assert ids[0] == ids[1] != ids[2]
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_remaining_time_without_a_timeout_and_with_the_default(
     module: Callable[[str], str],
 ) -> None:
@@ -482,7 +472,7 @@ async def test_remaining_time_without_a_timeout_and_with_the_default(
 # Threads and timeouts
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_a_blocked_handler_does_not_block_the_event_loop(
     module: Callable[[str], str],
 ) -> None:
@@ -504,7 +494,7 @@ async def test_a_blocked_handler_does_not_block_the_event_loop(
     assert outcome.output["thread"].startswith("relayflow-fc-trip/bookTrain-")
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_the_default_timeout_stops_waiting_for_a_slow_handler(
     module: Callable[[str], str],
 ) -> None:
@@ -580,7 +570,7 @@ def no_reporter(event, context):
 """
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_wait_for_callback_runs_the_handler_and_submits(
     module: Callable[[str], str],
 ) -> None:
@@ -593,7 +583,7 @@ async def test_wait_for_callback_runs_the_handler_and_submits(
     await until(lambda: handlers.SEEN == [{"token": "token-1", "trip": 7}])
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_context_reports_go_to_the_reporter(module: Callable[[str], str]) -> None:
     name = module(CALLBACK_HANDLERS)
     reporter = FakeReporter()
@@ -608,7 +598,7 @@ async def test_context_reports_go_to_the_reporter(module: Callable[[str], str]) 
     assert reporter.threads == [threading.current_thread().name]  # ran on the loop
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_reports_wait_until_invoke_has_answered_submitted(
     module: Callable[[str], str],
 ) -> None:
@@ -640,7 +630,7 @@ async def test_reports_wait_until_invoke_has_answered_submitted(
     assert seen == [1, 2, 3, 4, 5]
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_a_thread_the_handler_starts_may_report_later(module: Callable[[str], str]) -> None:
     name = module(CALLBACK_HANDLERS)
     reporter = FakeReporter()
@@ -654,7 +644,7 @@ async def test_a_thread_the_handler_starts_may_report_later(module: Callable[[st
     assert reporter.calls == [("failed", "tok-2", "SoldOut", "no seats")]
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_a_callback_handler_that_raises_fails_the_task(
     module: Callable[[str], str],
 ) -> None:
@@ -669,7 +659,7 @@ async def test_a_callback_handler_that_raises_fails_the_task(
     assert reporter.calls == [("failed", "tok-3", "ValueError", "cannot send")]
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_a_callback_handler_that_cannot_load_fails_at_once() -> None:
     reporter = FakeReporter()
     integration = FcIntegration(
@@ -681,7 +671,7 @@ async def test_a_callback_handler_that_cannot_load_fails_at_once() -> None:
     assert reporter.calls == []
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_without_a_reporter_the_context_says_what_to_do(
     module: Callable[[str], str],
 ) -> None:
@@ -693,7 +683,7 @@ async def test_without_a_reporter_the_context_says_what_to_do(
     assert "has no reporter" in message and "integration.reporter = engine" in message
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_reports_cannot_be_made_from_the_event_loop() -> None:
     context = FcContext(
         request_id="r",
@@ -707,7 +697,7 @@ async def test_reports_cannot_be_made_from_the_event_loop() -> None:
         context.report_succeeded({})
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_sync_pattern_returns_the_handlers_result(module: Callable[[str], str]) -> None:
     name = module("def handler(event, context):\n    return {'done': True}\n")
     outcome = await fc(f"{name}:handler").invoke(request(pattern="sync"))

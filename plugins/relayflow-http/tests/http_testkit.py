@@ -16,13 +16,10 @@ The server is a stdlib ThreadingHTTPServer serving on a daemon thread. Endpoints
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
-import textwrap
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,24 +27,6 @@ from urllib.parse import parse_qs, urlsplit
 
 TOKEN_HEADER = "X-Relayflow-Task-Token"
 CHUNK = b"x" * 65536
-#: The most any test may take, waits included.
-TEST_TIMEOUT = 5.0
-
-
-def bounded(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    """Run an async test in its own event loop, with an overall time limit."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT))
-
-    return wrapper
-
-
-def fdl(steps: str) -> str:
-    """A flow document with ``steps`` (YAML, a list) under `steps:`."""
-    body = textwrap.indent(textwrap.dedent(steps).strip("\n"), "  ")
-    return f"version: v1\ntype: flow\nsteps:\n{body}\n"
 
 
 @dataclass

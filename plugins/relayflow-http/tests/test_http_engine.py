@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from http_testkit import TOKEN_HEADER, LocalApi, bounded, fdl
+from http_testkit import TOKEN_HEADER, LocalApi
 
 from relayflow.engine import Engine, ExecutionInfo, TaskRequest
 from relayflow.plugins import PluginManager, hookimpl
 from relayflow.store import open_store
+from relayflow.testing import bounded, fdl
 from relayflow_http import HttpIntegration, HttpSettings
 
 

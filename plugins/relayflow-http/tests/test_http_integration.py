@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from http_testkit import TOKEN_HEADER, LocalApi, bounded, fdl
+from http_testkit import TOKEN_HEADER, LocalApi
 from pydantic import ValidationError
 
 import relayflow_http
@@ -22,6 +22,7 @@ from relayflow.engine import Failed, Submitted, Succeeded, TaskRequest
 from relayflow.engine.coverage import integration_problems
 from relayflow.fdl import load_flow
 from relayflow.plugins import PluginManager
+from relayflow.testing import bounded, fdl
 from relayflow_http import HttpIntegration, HttpSettings
 from relayflow_http.secret_headers import SecretHeaders, redact
 from relayflow_http.settings import host_rule

@@ -7,12 +7,9 @@ for more than a few seconds. The same behaviours on PostgreSQL: tests/test_sql_p
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import sqlite3
-import textwrap
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +18,11 @@ from sqlalchemy import event
 
 from relayflow.engine import Engine, ExecutionInfo
 from relayflow.store import open_store
+from relayflow.testing import bounded, fdl
 from relayflow_sql import SqlIntegration, SqlSettings
 
 TEST_TIMEOUT = 10.0
 SECRET = "s3cr3t-parameter-value"
-
-
-def bounded(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    """Run an async test in its own event loop, with an overall time limit."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT))
-
-    return wrapper
-
-
-def fdl(steps: str) -> str:
-    """A flow document with ``steps`` (YAML, a list) under `steps:`."""
-    body = textwrap.indent(textwrap.dedent(steps).strip("\n"), "  ")
-    return f"version: v1\ntype: flow\nsteps:\n{body}\n"
 
 
 @pytest.fixture
@@ -101,7 +83,7 @@ SELECT = fdl("""
 """)
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_select_returns_rows_as_objects(sql: SqlIntegration) -> None:
     async with engine(sql) as eng:
         await eng.create_flow("find", SELECT)
@@ -140,7 +122,7 @@ SIGN_UP = fdl("""
 """)
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_insert_returning_and_a_unique_violation_takes_the_catch(
     sql: SqlIntegration, database: Path
 ) -> None:
@@ -188,7 +170,7 @@ TWO_STEPS = fdl("""
 """)
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_each_task_is_its_own_transaction_and_shares_the_pool(
     sql: SqlIntegration, database: Path
 ) -> None:
@@ -207,7 +189,7 @@ async def test_each_task_is_its_own_transaction_and_shares_the_pool(
     assert len(checkouts) == 2  # both tasks took a connection from the same engine's pool
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_too_many_rows_fails_and_rolls_back(database: Path) -> None:
     sql = SqlIntegration(SqlSettings(databases={"app": f"sqlite:///{database}"}, max_rows=1))
     flow = fdl("""
@@ -230,7 +212,7 @@ async def test_too_many_rows_fails_and_rolls_back(database: Path) -> None:
     assert emails(database) == ["ada@example.com"]
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_parameter_values_reach_neither_causes_nor_logs(
     sql: SqlIntegration, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -269,7 +251,7 @@ async def test_parameter_values_reach_neither_causes_nor_logs(
     assert "parameters hidden" in caplog.text  # ... but not its values
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_a_syntax_error_is_a_programming_error_without_the_statement(
     sql: SqlIntegration,
 ) -> None:
@@ -289,7 +271,7 @@ async def test_a_syntax_error_is_a_programming_error_without_the_statement(
     assert info.cause == "database 'app': near \"SELEKT\": syntax error"
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_an_unknown_database_fails_with_invalid_parameter(sql: SqlIntegration) -> None:
     flow = fdl("""
     - type: task

@@ -6,12 +6,10 @@ event loop with an overall time limit.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-import functools
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -28,20 +26,11 @@ from relayflow.config import ConfigError, load_config
 from relayflow.engine import Failed, Succeeded, TaskRequest
 from relayflow.engine.model import ERROR_RUNTIME
 from relayflow.plugins import PluginManager
+from relayflow.testing import bounded
 from relayflow_sql import SqlIntegration, SqlSettings, json_safe, mask_url, resolve_url
 from relayflow_sql.errors import masked_message
 
 TEST_TIMEOUT = 5.0
-
-
-def bounded(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    """Run an async test in its own event loop, with an overall time limit."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT))
-
-    return wrapper
 
 
 def request(params: dict[str, Any] | None, timeout: int | None = None) -> TaskRequest:
@@ -167,7 +156,7 @@ def test_a_password_reference_reads_the_environment() -> None:
         resolve_url(text, {})
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_a_missing_password_variable_fails_the_task_naming_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -185,7 +174,7 @@ async def test_a_missing_password_variable_fails_the_task_naming_it(
     )
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_a_missing_driver_fails_the_task_with_a_configuration_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -232,7 +221,7 @@ async def test_a_missing_driver_fails_the_task_with_a_configuration_error(
         ),
     ],
 )
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_bad_service_params_fail_with_invalid_parameter(
     sql: SqlIntegration, params: dict[str, Any] | None, cause: str
 ) -> None:
@@ -242,7 +231,7 @@ async def test_bad_service_params_fail_with_invalid_parameter(
     assert outcome.cause.startswith(cause)
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_parameters_bind_by_name_and_objects_as_json_text(sql: SqlIntegration) -> None:
     outcome = await sql.invoke(
         request(
@@ -258,7 +247,7 @@ async def test_parameters_bind_by_name_and_objects_as_json_text(sql: SqlIntegrat
     )
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_row_count_of_statements_without_rows(sql: SqlIntegration) -> None:
     async def run(statement: str) -> Any:
         outcome = await sql.invoke(request({"Database": "app", "Statement": statement}))
@@ -270,7 +259,7 @@ async def test_row_count_of_statements_without_rows(sql: SqlIntegration) -> None
     assert await run("UPDATE t SET x = x + 1 WHERE x > 1") == {"Rows": [], "RowCount": 2}
 
 
-@bounded
+@bounded(seconds=TEST_TIMEOUT)
 async def test_close_disposes_of_the_engines(sql: SqlIntegration) -> None:
     params = {"Database": "app", "Statement": "SELECT 1 AS one"}
     assert await sql.invoke(request(params)) == Succeeded({"Rows": [{"one": 1}], "RowCount": 1})
