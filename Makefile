@@ -44,6 +44,8 @@ bench: install
 	$(BIN)/python contrib/bench/bench_fdl.py
 	$(BIN)/python contrib/bench/bench_engine.py all
 	$(BIN)/python contrib/bench/bench_api.py
+	$(BIN)/python -m pip install --quiet "celery[redis]>=5.3"   # the queue benchmark's reference
+	$(BIN)/python contrib/bench/bench_queue.py --count 1000
 
 # Longer runs of the crash test and the property-based tests; not part of `make test`.
 soak: install
