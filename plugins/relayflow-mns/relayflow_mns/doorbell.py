@@ -10,6 +10,10 @@ The bell only shortens waits: polling stays the ground truth, so a lost or late 
 polling interval, never a message. Sockets live in Linux's abstract namespace (no file, no path
 length limit, gone with the process); elsewhere there is no doorbell and consumers poll.
 Markers of processes that died are removed by the next producer that finds nobody behind them.
+Processes in different network namespaces (containers sharing the file through a volume) cannot
+reach each other's abstract sockets: their consumers simply poll. Every commit rings every
+waiting consumer of the file, one datagram each, which suits the tens of consumers one SQLite
+file serves well.
 """
 
 from __future__ import annotations
