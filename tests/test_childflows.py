@@ -16,7 +16,7 @@ import pytest
 from relayflow.engine import Engine, FunctionIntegration
 from relayflow.engine.childflows import ChildFlowIntegration
 from relayflow.store import open_store
-from tests.test_engine import QUEUE, TEST_TIMEOUT, Worker, fdl, refused, until
+from tests.test_engine import QUEUE, TEST_TIMEOUT, Worker, fdl, refused
 
 CHILD = fdl("""
 - type: task
@@ -58,12 +58,11 @@ def run(coroutine: Any) -> None:
     asyncio.run(asyncio.wait_for(coroutine, TEST_TIMEOUT))
 
 
-async def done(eng: Engine, flow: str, name: str) -> Any:
-    async def ended() -> Any:
-        info = await eng.describe_execution(flow, name)
-        return info if info.done else None
-
-    return await until(ended, 5, f"{flow}/{name} to end")
+async def done(eng: Engine, flow: str, name: str, seconds: int = 5) -> Any:
+    """The execution once it has ended (a long poll of up to ``seconds``)."""
+    info = await eng.describe_execution(flow, name, wait_seconds=seconds)
+    assert info.done, f"{flow}/{name} is still {info.status} after {seconds} s"
+    return info
 
 
 def test_the_engine_serves_child_flows_in_every_pattern() -> None:
@@ -181,9 +180,7 @@ def test_a_failing_child_reaches_the_parent_retry_and_catch_by_its_error_name() 
 """),
             )
             await eng.start_execution("main", {"auditMessage": "hi"}, "m")
-            info = await until(
-                lambda: _ended(eng, "main", "m"), 8, "the parent to end after its retry"
-            )
+            info = await done(eng, "main", "m", seconds=8)  # after its retry
             assert info.status == "Succeeded"
             events = (await eng.get_execution_history("main", "m")).events
             failed = [e for e in events if e.type == "TaskFailed"]
@@ -196,11 +193,6 @@ def test_a_failing_child_reaches_the_parent_retry_and_catch_by_its_error_name() 
             assert len(children) == 2 and {c.status for c in children} == {"Failed"}
 
     run(main())
-
-
-async def _ended(eng: Engine, flow: str, name: str) -> Any:
-    info = await eng.describe_execution(flow, name)
-    return info if info.done else None
 
 
 def test_a_stopped_child_fails_the_parent_task_with_fnf_execution_stopped() -> None:

@@ -10,15 +10,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from relayflow.engine import Engine, ExecutionInfo
+from relayflow.engine import Engine
 from relayflow.store import open_store
 from relayflow.testing import bounded, fdl
+from relayflow.testing import event_details as history
+from relayflow.testing import run_to_end as run
 from relayflow_sql import SqlIntegration, SqlSettings
 
 SECRET = "s3cr3t-parameter-value"
@@ -56,18 +57,6 @@ def sql(schema_url: str) -> Iterator[SqlIntegration]:
 
 def engine(integration: SqlIntegration) -> Engine:
     return Engine(open_store("memory://"), integrations=[integration], poll_seconds=0.1)
-
-
-async def run(eng: Engine, flow: str, data: dict[str, Any], name: str) -> ExecutionInfo:
-    await eng.start_execution(flow, data, name=name)
-    info = await eng.describe_execution(flow, name, wait_seconds=10)
-    assert info.done, f"{name} is still {info.status}"
-    return info
-
-
-async def history(eng: Engine, flow: str, name: str) -> list[tuple[str, dict[str, Any]]]:
-    page = await eng.get_execution_history(flow, name, limit=999)
-    return [(e.type, e.detail) for e in page.events]
 
 
 def emails(url: str) -> list[str]:

@@ -13,8 +13,8 @@ import click
 
 from relayflow import __version__
 from relayflow.config import Config, ConfigError, load_config, redacted, to_toml
-from relayflow.engine.childflows import ChildFlowIntegration
 from relayflow.engine.coverage import integration_problems
+from relayflow.engine.engine import served
 from relayflow.engine.integration import Integration
 from relayflow.errors import EngineError
 from relayflow.fdl import DefinitionError, Flow, Problem, check_flow, flow_json_schema
@@ -120,9 +120,7 @@ def validate(files: tuple[str, ...], as_json: bool, strict: bool, config_path: s
     for path in files:
         flow, problems = _load(path)
         if strict and flow is not None:
-            # every engine serves child flows itself, after the plugins' integrations
-            served = [*integrations, ChildFlowIntegration()]
-            problems = integration_problems(flow, served, read_text(path), path)
+            problems = integration_problems(flow, served(integrations), read_text(path), path)
             flow = None if problems else flow
         steps = flow.step_count() if flow else 0
         failed += bool(problems)

@@ -12,7 +12,8 @@
             '''))
 
 `bounded` runs an async test in its own event loop with an overall time limit, so that a test
-waiting for something that never comes fails instead of hanging the suite.
+waiting for something that never comes fails instead of hanging the suite; `run_to_end` and
+`event_details` start an execution and read what happened.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import asyncio
 import functools
 import textwrap
 from collections.abc import Awaitable, Callable
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-__all__ = ["DEFAULT_TEST_SECONDS", "bounded", "fdl"]
+if TYPE_CHECKING:
+    from relayflow.engine import Engine, ExecutionInfo
+
+__all__ = ["DEFAULT_TEST_SECONDS", "bounded", "event_details", "fdl", "run_to_end"]
 
 #: The time limit of a `bounded` test unless it says otherwise.
 DEFAULT_TEST_SECONDS = 15.0
@@ -66,3 +70,19 @@ def fdl(steps: str, head: str = "") -> str:
     """
     body = textwrap.indent(textwrap.dedent(steps).strip("\n"), "  ")
     return f"version: v1\ntype: flow\n{head}steps:\n{body}\n"
+
+
+async def run_to_end(
+    engine: Engine, flow: str, input: dict[str, Any], name: str, seconds: float = 10
+) -> ExecutionInfo:
+    """Start an execution and wait (a long poll of up to ``seconds``) until it has ended."""
+    await engine.start_execution(flow, input, name=name)
+    info = await engine.describe_execution(flow, name, wait_seconds=seconds)
+    assert info.done, f"{name} is still {info.status} after {seconds} s"
+    return info
+
+
+async def event_details(engine: Engine, flow: str, name: str) -> list[tuple[str, dict[str, Any]]]:
+    """An execution's history as (type, detail) pairs, oldest first."""
+    page = await engine.get_execution_history(flow, name, limit=999)  # the API's largest page
+    return [(event.type, event.detail) for event in page.events]

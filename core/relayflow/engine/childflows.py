@@ -108,11 +108,8 @@ class ChildFlowIntegration(Integration):
             if exc.code == "ExecutionAlreadyExists" and not given:
                 # A name made from this attempt's token: this attempt started it before a
                 # restart, and the child has ended since. Its report (if it waits) is in.
-                return (
-                    Submitted({"Name": name, "FlowName": flow_name})
-                    if waits
-                    else Succeeded({"Name": name, "FlowName": flow_name})
-                )
+                started = {"Name": name, "FlowName": flow_name}
+                return Submitted(started) if waits else Succeeded(started)
             return Failed(f"fnf.{exc.code}", str(exc))
         if waits:
             return Submitted({"Name": child.name, "FlowName": child.flow_name})

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from relayflow.engine.childflows import ChildFlowIntegration
 from relayflow.engine.model import ExecutionState, Start, Stop, TaskFailed, TaskSucceeded
 from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
 from relayflow.engine.runtime import Runtime, TxContext
-from relayflow.engine.snapshot import dump_state
+from relayflow.engine.snapshot import dump_state, load_state
 from relayflow.engine.tokens import parse_token, verify_token
 from relayflow.errors import EngineError
 from relayflow.errors import error as refuse
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
 __all__ = ["Engine"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
+
+
+def served(integrations: Sequence[Integration]) -> list[Integration]:
+    """What an engine with ``integrations`` serves: them, then its own child flows."""
+    return [*integrations, ChildFlowIntegration()]
 
 
 def check_name(value: str, what: str) -> str:
@@ -80,7 +86,7 @@ class Engine(Runtime):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.integrations.append(ChildFlowIntegration())
+        self.integrations = served(self.integrations)
 
     @classmethod
     def from_config(
@@ -419,7 +425,7 @@ class Engine(Runtime):
                 )
             verify_token(secret, parts, row.uid)
             # The MAC proves the attempt was issued: not open and not expired means completed.
-            state = self.state_of(row)
+            state = load_state(row.state)
             expired = state.expired.get(parts.task_id)
             if parts.task_id not in state.tasks and expired is None:
                 raise refuse(

@@ -342,7 +342,7 @@ class Runtime:
         now = self.clock()
         _, interp = self.flow_for(tx, row.flow_name, row.flow_id, row.flow_version)
         if state is None:
-            state = self.state_of(row)
+            state = load_state(row.state)
         secret = self._secret or b""
 
         def mint(task_id: int) -> str:
@@ -420,7 +420,7 @@ class Runtime:
             return
         if parent.status != "Running":
             return
-        parent_state = self.state_of(parent)
+        parent_state = load_state(parent.state)
         if parts.task_id not in parent_state.tasks:
             return
         command: Command
@@ -432,10 +432,6 @@ class Runtime:
             cause = state.cause or f"child execution {child.flow_name}/{child.name} {state.status}"
             command = TaskFailed(parts.task_id, error, cause)
         self.apply(tx, ctx, parent, command, parent_state)
-
-    def state_of(self, row: ExecutionRow) -> ExecutionState:
-        """The row's state, parsed, for the writer thread to change (and then `apply`)."""
-        return load_state(row.state)
 
     # -- the dispatcher -----------------------------------------------------------------------
 

@@ -22,10 +22,12 @@ import pytest
 
 import relayflow_fc
 from relayflow.config import load_config
-from relayflow.engine import Engine, ExecutionInfo
+from relayflow.engine import Engine
 from relayflow.plugins import PluginManager
 from relayflow.store import open_store
 from relayflow.testing import bounded, fdl
+from relayflow.testing import event_details as events
+from relayflow.testing import run_to_end as run
 from relayflow_fc import FcIntegration, FcSettings
 
 TEST_TIMEOUT = 5.0
@@ -53,20 +55,6 @@ def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Write]:
 def engine(functions: dict[str, str], **settings: Any) -> Engine:
     integration = FcIntegration(FcSettings(functions=functions, **settings))
     return Engine(open_store("memory://"), integrations=[integration], poll_seconds=0.1)
-
-
-async def run(
-    eng: Engine, flow: str, data: dict[str, Any], name: str, seconds: float = 4
-) -> ExecutionInfo:
-    await eng.start_execution(flow, data, name=name)
-    info = await eng.describe_execution(flow, name, wait_seconds=seconds)
-    assert info.done, f"{name} is still {info.status} after {seconds} s"
-    return info
-
-
-async def events(eng: Engine, flow: str, name: str) -> list[tuple[str, dict[str, Any]]]:
-    page = await eng.get_execution_history(flow, name, limit=999)
-    return [(e.type, e.detail) for e in page.events]
 
 
 # ---------------------------------------------------------------------------------------------

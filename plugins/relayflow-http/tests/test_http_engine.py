@@ -21,10 +21,12 @@ from typing import Any
 import pytest
 from http_testkit import TOKEN_HEADER, LocalApi
 
-from relayflow.engine import Engine, ExecutionInfo, TaskRequest
+from relayflow.engine import Engine, TaskRequest
 from relayflow.plugins import PluginManager, hookimpl
 from relayflow.store import open_store
 from relayflow.testing import bounded, fdl
+from relayflow.testing import event_details as events
+from relayflow.testing import run_to_end as run
 from relayflow_http import HttpIntegration, HttpSettings
 
 
@@ -40,20 +42,6 @@ async def running(
             yield engine
     finally:
         await http.aclose()
-
-
-async def run(
-    eng: Engine, flow: str, data: dict[str, Any], name: str, seconds: float = 4
-) -> ExecutionInfo:
-    await eng.start_execution(flow, data, name=name)
-    info = await eng.describe_execution(flow, name, wait_seconds=seconds)
-    assert info.done, f"{name} is still {info.status} after {seconds} s"
-    return info
-
-
-async def events(eng: Engine, flow: str, name: str) -> list[tuple[str, dict[str, Any]]]:
-    page = await eng.get_execution_history(flow, name, limit=999)
-    return [(e.type, e.detail) for e in page.events]
 
 
 def one_call(params: str, extra: str = "", after: str = "") -> str:
