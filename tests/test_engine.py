@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import hashlib
+import hmac
 import inspect
 import itertools
 import textwrap
@@ -886,11 +888,12 @@ async def test_altered_and_forged_tokens_are_invalid():
         text = token_text(request.token)
         prefix, mac_b64 = text.rsplit("#", 1)
         mac = base64.b64decode(mac_b64)
-        assert len(mac) == 20
-        flipped = bytes([mac[0] ^ 1]) + mac[1:]
-        bad_mac = retoken(f"{prefix}#{base64.b64encode(flipped).decode()}")
-        err = await refused("TaskTokenInvalid", eng.report_task_succeeded(bad_mac, {}))
-        assert err.status == 403
+        assert len(mac) == 40  # an HMAC of the prefix, then one bound to the execution's uid
+        for byte in (0, 20):
+            flipped = mac[:byte] + bytes([mac[byte] ^ 1]) + mac[byte + 1 :]
+            bad_mac = retoken(f"{prefix}#{base64.b64encode(flipped).decode()}")
+            err = await refused("TaskTokenInvalid", eng.report_task_succeeded(bad_mac, {}))
+            assert err.status == 403
         v, flow, execution, task_id = prefix.split("#")
         other_task = retoken(f"{v}#{flow}#{execution}#{int(task_id) + 1}#{mac_b64}")
         await refused("TaskTokenInvalid", eng.report_task_succeeded(other_task, {}))
@@ -917,13 +920,38 @@ async def test_token_layout_matches_serverless_workflow():
 
 @engine_test
 async def test_well_formed_token_for_a_missing_execution():
-    async with make_engine() as eng:
+    async with make_engine(token_secret=b"s" * 32) as eng:
         await eng.create_flow("f", CALLBACK)
-        ghost = mint_token(b"secret", "f", "ghost", "uid", 3)
+        ghost = mint_token(b"s" * 32, "f", "ghost", "uid", 3)
         err = await refused("ExecutionNotExists", eng.report_task_succeeded(ghost, {}))
         assert err.status == 404
-        no_flow = mint_token(b"secret", "nope", "run1", "uid", 3)
+        no_flow = mint_token(b"s" * 32, "nope", "run1", "uid", 3)
         await refused("ExecutionNotExists", eng.report_task_failed(no_flow, "E"))
+
+
+@engine_test
+async def test_forged_tokens_cannot_tell_existing_executions_from_missing_ones():
+    """The MAC is checked before any lookup; legacy tokens get one answer for both."""
+    worker = Worker()
+    async with make_engine({QUEUE: worker.queue}, token_secret=b"s" * 32) as eng:
+        await eng.create_flow("f", CALLBACK)
+        await eng.start_execution("f", {}, name="run1")
+        request = await worker.take(1)
+        uid = await eng.read(lambda tx: tx.get_execution("f", "run1").uid)
+        for name in ("run1", "ghost"):
+            forged = mint_token(b"wrong" * 8, "f", name, uid, request.task_id)
+            err = await refused("TaskTokenInvalid", eng.report_task_succeeded(forged, {}))
+            assert err.status == 403
+        # A token of the old layout (the uid-bound MAC alone) still completes its task ...
+        prefix = f"v1#f#run1#{request.task_id}#"
+        legacy_mac = hmac.new(b"s" * 32, (prefix + uid).encode(), hashlib.sha1).digest()
+        legacy = retoken(prefix + base64.b64encode(legacy_mac).decode())
+        # ... and for a missing execution answers as a wrong MAC does.
+        ghost_mac = hmac.new(b"s" * 32, b"v1#f#ghost#3#uid", hashlib.sha1).digest()
+        ghost = retoken("v1#f#ghost#3#" + base64.b64encode(ghost_mac).decode())
+        await refused("TaskTokenInvalid", eng.report_task_succeeded(ghost, {}))
+        await eng.report_task_succeeded(legacy, {"ok": 1})
+        assert (await finished(eng, "f", "run1")).status == "Succeeded"
 
 
 @engine_test

@@ -2,27 +2,66 @@
 
 Values that JSON cannot hold (sets, datetimes, objects) are written as their closest JSON form
 or their `str()`, rather than failing a transition.
+
+pydantic-core refuses to read JSON nested deeper than about 200 levels and to write values
+nested deeper than about 250. Data that enters the engine is held to `MAX_DEPTH` (see
+`too_deep`), far below both; should anything deeper reach these functions all the same, they
+fall back to the standard library's codec (about 1,000 levels) instead of failing a batch.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from pydantic_core import from_json, to_json
+from pydantic_core import PydanticSerializationError, from_json, to_json
 
-__all__ = ["dumps", "loads", "size"]
+__all__ = ["MAX_DEPTH", "dumps", "loads", "size", "too_deep"]
+
+#: The default nesting limit for JSON that enters the engine (`engine.max_json_depth`).
+MAX_DEPTH = 64
+_CONTAINERS = (dict, list, tuple)
 
 
 def dumps(value: Any) -> str:
     """Compact JSON text."""
-    return to_json(value, fallback=str).decode()
+    try:
+        return to_json(value, fallback=str).decode()
+    except PydanticSerializationError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def size(value: Any) -> int:
     """Bytes of ``value`` as compact UTF-8 JSON."""
-    return len(to_json(value, fallback=str))
+    try:
+        return len(to_json(value, fallback=str))
+    except PydanticSerializationError:
+        return len(dumps(value).encode())
 
 
 def loads(text: str | bytes) -> Any:
     """Parse JSON text."""
-    return from_json(text)
+    try:
+        return from_json(text)
+    except ValueError as exc:
+        if "recursion limit" not in str(exc):
+            raise
+        return json.loads(text)
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests objects and arrays more than ``limit`` levels deep.
+
+    A scalar is at depth 0, `{}` and `[1]` at depth 1. The walk goes level by level and stops
+    as soon as it passes the limit, so a hostile value costs no more than its part within it.
+    """
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    for _ in range(limit):
+        below: list[Any] = []
+        for node in level:
+            children = node.values() if isinstance(node, dict) else node
+            below.extend(c for c in children if isinstance(c, _CONTAINERS))
+        if not below:
+            return False
+        level = below
+    return bool(level)

@@ -16,12 +16,19 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from relayflow import jsontext
 from relayflow.engine.childflows import ChildFlowIntegration
 from relayflow.engine.model import ExecutionState, Start, Stop, TaskFailed, TaskSucceeded
 from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
-from relayflow.engine.runtime import Runtime, TxContext
-from relayflow.engine.snapshot import dump_state, load_state
-from relayflow.engine.tokens import parse_token, verify_token
+from relayflow.engine.runtime import (
+    MAX_CAUSE_CHARS,
+    MAX_ERROR_CHARS,
+    RefusedAfterChange,
+    Runtime,
+    TxContext,
+)
+from relayflow.engine.snapshot import dump_state
+from relayflow.engine.tokens import check_issued, parse_token, verify_token
 from relayflow.errors import EngineError
 from relayflow.errors import error as refuse
 from relayflow.fdl import DefinitionError, load_flow
@@ -53,19 +60,45 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
-def parse_object(value: Any, what: str) -> dict[str, Any]:
-    """A JSON object given as a dict or as JSON text."""
+def parse_object(value: Any, what: str, max_depth: int = jsontext.MAX_DEPTH) -> dict[str, Any]:
+    """A JSON object given as a dict or as JSON text, nested at most ``max_depth`` levels."""
     if value is None or value == "":
         return {}
-    if isinstance(value, str):
+    if isinstance(value, str | bytes):
         try:
-            value = json.loads(value)
+            value = jsontext.loads(value)
+        except RecursionError:
+            raise _too_deep(what, max_depth) from None
         except ValueError as exc:
-            raise refuse("InvalidArgument", f"{what} is not valid JSON: {exc}") from None
+            raise refuse(
+                "InvalidArgument", f"{what} is not valid JSON: {_first_line(exc)}"
+            ) from None
     if not isinstance(value, dict):
         raise refuse(
             "InvalidArgument", f"{what} must be a JSON object, not a {type(value).__name__}"
         )
+    if jsontext.too_deep(value, max_depth):
+        raise _too_deep(what, max_depth)
+    return value
+
+
+def _too_deep(what: str, max_depth: int) -> EngineError:
+    return refuse(
+        "InvalidArgument",
+        f"{what} nests objects and arrays more than {max_depth} levels deep "
+        "(engine.max_json_depth)",
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+
+
+def check_text(value: str, what: str, top: int, *, required: bool = False) -> str:
+    """An Error or Cause field, held to the service's length (Error 1-128, Cause 0-4,096)."""
+    if not isinstance(value, str) or len(value) > top or (required and not value):
+        least = 1 if required else 0
+        raise refuse("InvalidArgument", f"{what} must be {least} to {top} characters")
     return value
 
 
@@ -226,7 +259,7 @@ class Engine(Runtime):
         The same name while that execution runs returns it; after it has finished the name is
         taken (`ExecutionAlreadyExists`). Without a name, one is generated.
         """
-        data = parse_object(input, "Input")
+        data = parse_object(input, "Input", self.limits.max_json_depth)
         exec_name = check_name(name, "execution name") if name else str(uuid.uuid4())
         if callback_token:
             try:
@@ -353,12 +386,14 @@ class Engine(Runtime):
     ) -> HistoryPage:
         """A page of an execution's history events, oldest first (GetExecutionHistory)."""
         size = _limit(limit, 60, 999, "Limit")
-        try:
-            after = int(next_token) if next_token else 0
-        except ValueError:
+        # The token is an EventId this API gave: digits, and small enough for the store.
+        if next_token and not (
+            next_token.isascii() and next_token.isdigit() and len(next_token) <= 18
+        ):
             raise refuse(
-                "InvalidArgument", f"NextToken {next_token!r} is not one this API gave"
-            ) from None
+                "InvalidArgument", f"NextToken {next_token[:40]!r} is not one this API gave"
+            )
+        after = int(next_token) if next_token else 0
 
         def page(tx: Transaction) -> list[Any] | None:
             row = tx.get_execution(flow_name, name)
@@ -377,6 +412,8 @@ class Engine(Runtime):
         self, flow_name: str, name: str, error: str = "", cause: str = ""
     ) -> ExecutionInfo:
         """Stop a running execution (StopExecution)."""
+        check_text(error, "Error", MAX_ERROR_CHARS)
+        check_text(cause, "Cause", MAX_CAUSE_CHARS)
 
         def stop(tx: Transaction, ctx: TxContext) -> ExecutionInfo:
             row = tx.get_execution(flow_name, name)
@@ -402,21 +439,24 @@ class Engine(Runtime):
 
     async def report_task_succeeded(self, token: str, output: Any) -> int:
         """Finish a task attempt with its output (ReportTaskSucceeded); returns the EventId."""
-        data = parse_object(output, "Output")
+        data = parse_object(output, "Output", self.limits.max_json_depth)
         return await self._report(token, TaskSucceeded(0, data), "TaskSucceeded")
 
     async def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
         """Fail a task attempt (ReportTaskFailed); returns the EventId."""
-        if not isinstance(error, str) or not 1 <= len(error) <= 128:
-            raise refuse("InvalidArgument", "Error must be 1 to 128 characters")
+        check_text(error, "Error", MAX_ERROR_CHARS, required=True)
+        check_text(cause or "", "Cause", MAX_CAUSE_CHARS)
         return await self._report(token, TaskFailed(0, error, cause or ""), "TaskFailed")
 
     async def _report(self, token: str, command: TaskSucceeded | TaskFailed, kind: str) -> int:
         parts = parse_token(token)
         secret = self._secret or b""
+        check_issued(secret, parts)  # before any lookup: a forgery learns nothing
 
         def report(tx: Transaction, ctx: TxContext) -> int:
             row = tx.get_execution(parts.flow_name, parts.execution_name)
+            if row is None and parts.legacy:
+                raise refuse("TaskTokenInvalid", "the task token does not match any execution")
             if row is None:
                 raise refuse(
                     "ExecutionNotExists",
@@ -424,8 +464,15 @@ class Engine(Runtime):
                     f"'{parts.flow_name}' does not exist",
                 )
             verify_token(secret, parts, row.uid)
+            state = self.read_state(tx, ctx, row)
+            if state is None:
+                raise RefusedAfterChange(
+                    "ExecutionNotRunning",
+                    f"execution '{row.name}' could not be read and has been failed; it takes "
+                    "no more reports",
+                    409,
+                )
             # The MAC proves the attempt was issued: not open and not expired means completed.
-            state = load_state(row.state)
             expired = state.expired.get(parts.task_id)
             if parts.task_id not in state.tasks and expired is None:
                 raise refuse(

@@ -201,6 +201,14 @@ class _Run:
         return self.i.index.lists[scope.key][scope.pc]
 
     def check_size(self, data: Any, what: str, step: str) -> None:
+        # Depth first: a value nested past pydantic-core's limit cannot even be measured.
+        depth = self.limits.max_json_depth
+        if jsontext.too_deep(data, depth):
+            raise _StepFault(
+                ERROR_DATA_LIMIT,
+                f"the {what} of step '{step}' nests objects and arrays more than {depth} levels "
+                "deep (engine.max_json_depth)",
+            )
         size = jsontext.size(data)
         limit = self.limits.max_step_data_bytes
         if size > limit:
@@ -381,10 +389,15 @@ class _Run:
             parent_local=scope.local,
             context=self.context(token),
         )
+        try:
+            self.check_size(data, "input", step.name)
+        except _StepFault as fault:  # recorded without the input: mappings can amplify it
+            scope.run = StepRun(scope.pc, {}, self.emit("StepEntered", step.name, {}))
+            self.fail_step(scope, fault.error, fault.cause)
+            return
         entered = self.emit("StepEntered", step.name, {"input": data})
         scope.run = StepRun(scope.pc, data, entered)
         try:
-            self.check_size(data, "input", step.name)
             self.begin(scope, step, token)
         except _StepFault as fault:
             self.fail_step(scope, fault.error, fault.cause)
@@ -446,6 +459,8 @@ class _Run:
             )
             self.check_size(run.input, "input", step.name)
         params = step.service_params.resolve(run.input) if step.service_params else None
+        if params is not None:  # a few bytes of definition can repeat a large input many times
+            self.check_size(params, "serviceParams", step.name)
         resource = str(step.resource_arn) if step.resource_arn is not None else step.action or ""
         detail = {
             "resource": resource,

@@ -58,7 +58,10 @@ class Limits:
 
     Attributes:
         max_events: history events one execution may record (5,000).
-        max_step_data_bytes: size of a step's input, output or local as JSON (32 KiB).
+        max_step_data_bytes: size of a step's input, output, local or resolved serviceParams
+            as JSON (32 KiB).
+        max_json_depth: how deeply objects and arrays may nest in any JSON value that enters
+            the engine or that a step produces (64; relayflow's own limit).
         max_wait_seconds: the longest a wait step may wait (2 days).
         foreach_concurrency: iterations of one foreach running at once (100).
         steps_per_transition: steps run in one transition before the runtime commits and
@@ -67,6 +70,7 @@ class Limits:
 
     max_events: int = 5000
     max_step_data_bytes: int = 32 * 1024
+    max_json_depth: int = 64
     max_wait_seconds: float = 2 * 24 * 3600
     foreach_concurrency: int = 100
     steps_per_transition: int = 2000

@@ -37,6 +37,7 @@ from relayflow.engine.integration import (
 )
 from relayflow.engine.interpreter import Interpreter
 from relayflow.engine.model import (
+    ERROR_DATA_LIMIT,
     ERROR_RUNTIME,
     CancelTimer,
     Command,
@@ -64,9 +65,21 @@ if TYPE_CHECKING:
 __all__ = ["Runtime", "TxContext"]
 
 log = logging.getLogger("relayflow.engine")
+
+#: Serverless Workflow's lengths for a task's or an execution's Error and Cause.
+MAX_ERROR_CHARS = 128
+MAX_CAUSE_CHARS = 4096
+
+
+def _cut(text: str, top: int) -> str:
+    return text if len(text) <= top else text[: top - 1] + "…"
+
+
 T = TypeVar("T")
 
 BATCH_LIMIT = 1024
+# What ends an execution whose own flow or state cannot be loaded: ending needs no steps.
+_BARE_FLOW = "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: end\n"
 TIMER_BATCH = 512
 
 
@@ -79,6 +92,14 @@ class TxContext:
     ended: set[tuple[str, str]] = field(default_factory=set)
     committed: list[tuple[str, str, list[HistoryEvent]]] = field(default_factory=list)
 
+    def mark(self) -> tuple[int, int]:
+        """Where the lists stand now, for `undo` when a job's savepoint is rolled back."""
+        return len(self.outbox), len(self.committed)
+
+    def undo(self, mark: tuple[int, int]) -> None:
+        """Forget what was noted since ``mark``: its writes were rolled back."""
+        del self.outbox[mark[0] :], self.committed[mark[1] :]
+
     def timer_at(self, fire_at: float) -> None:
         """Note a new timer, so that the timer loop wakes for it."""
         if self.earliest_timer is None or fire_at < self.earliest_timer:
@@ -87,6 +108,18 @@ class TxContext:
 
 def _nothing(tx: Transaction, ctx: TxContext) -> None:
     """A job that writes nothing: waiting for it waits for every job queued before it."""
+
+
+class RefusedAfterChange(EngineError):
+    """A refusal whose job still changed the store (say, failing an unreadable execution).
+
+    Raised by a job, it reaches the caller like any `EngineError`, but what the job wrote
+    commits instead of being undone.
+    """
+
+
+class _Isolate(Exception):
+    """An internal job raised: run the batch again with every job on its own."""
 
 
 @dataclass
@@ -256,7 +289,11 @@ class Runtime:
                 batch.append(self._queue.get_nowait())
             ctx = TxContext()
             try:
-                await loop.run_in_executor(self._writer, self._run_batch, batch, ctx)
+                try:
+                    await loop.run_in_executor(self._writer, self._run_batch, batch, ctx)
+                except _Isolate:  # one job broke: the others must still commit
+                    ctx = TxContext()
+                    await loop.run_in_executor(self._writer, self._run_batch, batch, ctx, True)
             except Exception as exc:  # the whole transaction failed: tell every caller
                 log.exception("store transaction failed")
                 for job in batch:
@@ -277,17 +314,42 @@ class Runtime:
                 else:
                     job.future.set_result(job.result)
 
-    def _run_batch(self, batch: list[_Job[Any]], ctx: TxContext) -> None:
+    def _run_batch(self, batch: list[_Job[Any]], ctx: TxContext, isolated: bool = False) -> None:
+        """Run ``batch`` in one transaction, each atomic job in a savepoint of its own.
+
+        A job that raises anything but an `EngineError` is a bug or a poison row; it fails
+        alone: an atomic job's caller gets an `InternalError`, and an internal job, which runs
+        without a savepoint, makes the whole batch run again (``isolated``) with savepoints all
+        round, so that everything else in it still commits.
+        """
         with self.store.transaction() as tx:
             for job in batch:
-                if not job.atomic:
-                    job.result = job.fn(tx, ctx)
+                job.result, job.error = None, None
+                if not job.atomic and not isolated:
+                    try:
+                        job.result = job.fn(tx, ctx)
+                    except Exception as exc:
+                        raise _Isolate from exc
                     continue
+                mark = ctx.mark()
                 try:
                     with tx.savepoint():
-                        job.result = job.fn(tx, ctx)
+                        try:
+                            job.result = job.fn(tx, ctx)
+                        except RefusedAfterChange as exc:
+                            job.error = exc  # the savepoint is kept: the change commits
                 except EngineError as exc:
+                    ctx.undo(mark)
                     job.error = exc
+                except Exception as exc:
+                    ctx.undo(mark)
+                    log.exception("a store job failed; the rest of its batch goes on")
+                    job.error = EngineError(
+                        "InternalError",
+                        f"the engine failed on this request ({type(exc).__name__}); "
+                        "see the server's log",
+                        500,
+                    )
 
     async def _after_commit(self, ctx: TxContext) -> None:
         if self.plugins is not None:
@@ -342,7 +404,9 @@ class Runtime:
         now = self.clock()
         _, interp = self.flow_for(tx, row.flow_name, row.flow_id, row.flow_version)
         if state is None:
-            state = load_state(row.state)
+            state = self.read_state(tx, ctx, row)
+            if state is None:
+                return Transition()  # it could not be read: it has been failed and set aside
         secret = self._secret or b""
 
         def mint(task_id: int) -> str:
@@ -363,6 +427,61 @@ class Runtime:
             transition = interp.fail(
                 state, now, ERROR_RUNTIME, f"relayflow internal error: {type(exc).__name__}: {exc}"
             )
+        self._record(tx, ctx, row, state, transition, now)
+        return transition
+
+    def read_state(
+        self, tx: Transaction, ctx: TxContext, row: ExecutionRow
+    ) -> ExecutionState | None:
+        """The execution's state; None if it cannot be read, after failing the execution.
+
+        An unreadable state (damaged, or written by a bug) must not wedge the execution nor
+        fail every batch that touches it: the text is kept in the store's quarantine for
+        inspection and the execution ends as Failed with a cause that says so.
+        """
+        try:
+            return load_state(row.state)
+        except (ValueError, RecursionError) as exc:
+            reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+        log.error("execution %s/%s: its state cannot be read (%s)", row.flow_name, row.name, reason)
+        tx.quarantine("state", row.id, row.state, reason)
+        self.fail_execution(
+            tx,
+            ctx,
+            row,
+            "relayflow could not read this execution's stored state and set it aside "
+            f"for inspection ({reason})",
+        )
+        return None
+
+    def fail_execution(
+        self, tx: Transaction, ctx: TxContext, row: ExecutionRow, cause: str
+    ) -> None:
+        """End a running execution as Failed with ``cause``, whether or not its state reads."""
+        if row.status != "Running":
+            return
+        now = self.clock()
+        try:
+            state = load_state(row.state)
+            _, interp = self.flow_for(tx, row.flow_name, row.flow_id, row.flow_version)
+        except (ValueError, RecursionError, EngineError):
+            # Nothing of the old state can be trusted: drop its work and record the end.
+            tx.drop_work(row.id)
+            state = ExecutionState(next_event=tx.last_event_id(row.id) + 1)
+            interp = Interpreter(load_flow(_BARE_FLOW, "bare"), self.limits)
+        transition = interp.fail(state, now, ERROR_RUNTIME, cause)
+        self._record(tx, ctx, row, state, transition, now)
+
+    def _record(
+        self,
+        tx: Transaction,
+        ctx: TxContext,
+        row: ExecutionRow,
+        state: ExecutionState,
+        transition: Transition,
+        now: float,
+    ) -> None:
+        """Write a transition's events, effects and the new state of ``row``."""
         if transition.events:
             tx.append_events(row.id, transition.events)
             if self._observed:
@@ -393,7 +512,6 @@ class Runtime:
         )
         if row.callback_token and any(isinstance(e, ExecutionEnded) for e in transition.effects):
             self._report_to_parent(tx, ctx, row, state)
-        return transition
 
     def _report_to_parent(
         self, tx: Transaction, ctx: TxContext, child: ExecutionRow, state: ExecutionState
@@ -420,8 +538,8 @@ class Runtime:
             return
         if parent.status != "Running":
             return
-        parent_state = load_state(parent.state)
-        if parts.task_id not in parent_state.tasks:
+        parent_state = self.read_state(tx, ctx, parent)
+        if parent_state is None or parts.task_id not in parent_state.tasks:
             return
         command: Command
         if state.status == "Succeeded":
@@ -455,7 +573,12 @@ class Runtime:
         task.add_done_callback(forget)
 
     async def _dispatch(self, row: OutboxRow) -> None:
-        request = TaskRequest(**row.payload)
+        try:
+            request = TaskRequest(**row.payload)
+        except TypeError as exc:  # written by a bug or damaged: set aside, never retried forever
+            reason = f"TypeError: {exc}"
+            self.enqueue(lambda tx, ctx: self._set_aside_outbox(tx, ctx, row, reason))
+            return
         if self.plugins is not None:
             request = self.plugins.prepare_request(request)
         integration = self.integration_for(request.resource)
@@ -490,17 +613,58 @@ class Runtime:
     ) -> None:
         if not tx.delete_outbox(row.id):
             return  # another dispatch of the same row already finished it
-        task_id = row.payload["task_id"]
-        command: Command
-        if isinstance(outcome, Succeeded):
-            command = TaskSucceeded(task_id, outcome.output)
-        elif isinstance(outcome, Submitted):
-            command = TaskSubmitted(task_id, outcome.detail)
-        else:
-            command = TaskFailed(task_id, outcome.error, outcome.cause)
+        command = self._outcome_command(row.payload["task_id"], outcome)
         execution = tx.lock_execution(row.execution_id)
         if execution is not None and execution.status == "Running":
             self.apply(tx, ctx, execution, command)  # an attempt no longer open is ignored
+
+    def _outcome_command(self, task_id: int, outcome: TaskOutcome) -> Command:
+        """The command for an integration's outcome, held to the limits a worker's report is.
+
+        Integrations pass on what remote services answer, so their results are input like any
+        other: too deep a result fails the task, and error names and causes are cut to the
+        service's lengths.
+        """
+        depth = self.limits.max_json_depth
+        if isinstance(outcome, Succeeded):
+            if jsontext.too_deep(outcome.output, depth):
+                return TaskFailed(
+                    task_id,
+                    ERROR_DATA_LIMIT,
+                    f"the task's result nests objects and arrays more than {depth} levels deep "
+                    "(engine.max_json_depth)",
+                )
+            return TaskSucceeded(task_id, outcome.output)
+        if isinstance(outcome, Submitted):
+            detail = outcome.detail
+            if jsontext.too_deep(detail, depth) or (
+                jsontext.size(detail) > self.limits.max_step_data_bytes
+            ):
+                detail = {"omitted": "the integration's detail was over the engine's limits"}
+            return TaskSubmitted(task_id, detail)
+        return TaskFailed(
+            task_id,
+            _cut(str(outcome.error), MAX_ERROR_CHARS),
+            _cut(str(outcome.cause), MAX_CAUSE_CHARS),
+        )
+
+    def _set_aside_outbox(
+        self, tx: Transaction, ctx: TxContext, row: OutboxRow, reason: str
+    ) -> None:
+        """Move an outbox row nobody can carry out to the quarantine and fail its execution."""
+        if not tx.delete_outbox(row.id):
+            return
+        log.error("outbox row %s cannot be carried out (%s); set aside", row.id, reason)
+        tx.quarantine("outbox", row.execution_id, row.raw or jsontext.dumps(row.payload), reason)
+        execution = tx.lock_execution(row.execution_id)
+        if execution is not None:
+            self.fail_execution(
+                tx,
+                ctx,
+                execution,
+                "relayflow could not read a task request of this execution and set it aside "
+                f"for inspection ({reason})",
+            )
 
     # -- timers and recovery ------------------------------------------------------------------
 
@@ -570,7 +734,11 @@ class Runtime:
 
     def _claim_outbox(self, tx: Transaction, ctx: TxContext) -> list[OutboxRow]:
         now = self.clock()
-        return tx.claim_outbox(now, self.owner, now + self.lease_seconds, 256)
+        rows = tx.claim_outbox(now, self.owner, now + self.lease_seconds, 256)
+        for row in rows:
+            if row.unreadable:
+                self._set_aside_outbox(tx, ctx, row, row.unreadable)
+        return [row for row in rows if not row.unreadable]
 
     def _renew_leases(self, ids: list[int]) -> Callable[[Transaction, TxContext], None]:
         until = self.clock() + self.lease_seconds

@@ -1,8 +1,16 @@
-"""Execution state to JSON and back, as the store keeps it (pydantic-core does the work)."""
+"""Execution state to JSON and back, as the store keeps it (pydantic-core does the work).
+
+pydantic-core stops at about 200 levels of nesting; a state that deep (which the engine's
+depth limits should never let happen) goes through the standard library's codec instead.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 from pydantic import TypeAdapter
+from pydantic_core import PydanticSerializationError
 
 from relayflow.engine.model import ExecutionState
 
@@ -13,9 +21,21 @@ _STATE = TypeAdapter(ExecutionState)
 
 def dump_state(state: ExecutionState) -> str:
     """The state as compact JSON text."""
-    return _STATE.dump_json(state).decode()
+    try:
+        return _STATE.dump_json(state).decode()
+    except PydanticSerializationError:
+        return json.dumps(dataclasses.asdict(state), separators=(",", ":"), default=str)
 
 
 def load_state(text: str | bytes) -> ExecutionState:
-    """The state that `dump_state` wrote."""
-    return _STATE.validate_json(text)
+    """The state that `dump_state` wrote.
+
+    Raises:
+        ValueError: the text is not a state (pydantic's ValidationError is a ValueError).
+    """
+    try:
+        return _STATE.validate_json(text)
+    except ValueError as exc:
+        if "recursion limit" not in str(exc):
+            raise
+        return _STATE.validate_python(json.loads(text))

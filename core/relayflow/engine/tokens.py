@@ -1,9 +1,13 @@
 """Task tokens: `base64("v1#<flow>#<execution>#<task id>#" + base64(HMAC-SHA1))`.
 
 The layout is the one Serverless Workflow's tokens decode to, so tools that peek inside them
-keep working. The MAC covers that prefix and the execution's private uid, with a secret the
-store keeps (or the configuration gives): a token cannot be forged, and a token of a deleted
-execution does not fit a new one of the same name.
+keep working. The MAC field holds two HMACs with a secret the store keeps (or the configuration
+gives): one of the prefix alone, checked before anything is looked up, so a forged token tells
+nothing about which executions exist; and one of the prefix with the execution's private uid,
+so a token of a deleted execution does not fit a new one of the same name.
+
+Tokens minted before the two-part MAC (20 bytes, the second HMAC only) are still accepted; for
+them a missing execution and a wrong MAC get the same answer.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from relayflow.errors import error
+from relayflow.errors import EngineError, error
 
-__all__ = ["TokenParts", "mint_token", "parse_token", "verify_token"]
+__all__ = ["TokenParts", "check_issued", "mint_token", "parse_token", "verify_token"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +33,25 @@ class TokenParts:
     prefix: str
     mac: bytes
 
+    @property
+    def legacy(self) -> bool:
+        """A token with the uid-bound MAC only, which cannot be checked before a lookup."""
+        return len(self.mac) == _LEGACY_MAC_BYTES
+
+
+_LEGACY_MAC_BYTES = 20
+
 
 def _mac(secret: bytes, prefix: str, execution_uid: str) -> bytes:
     return hmac.new(secret, (prefix + execution_uid).encode(), hashlib.sha1).digest()
+
+
+def _invalid() -> EngineError:
+    return error(
+        "TaskTokenInvalid",
+        "the task token's signature does not match: it was altered, or issued by "
+        "another relayflow store, or its execution was deleted",
+    )
 
 
 def mint_token(
@@ -39,7 +59,7 @@ def mint_token(
 ) -> str:
     """The token of one task attempt."""
     prefix = f"v1#{flow_name}#{execution_name}#{task_id}#"
-    mac = base64.b64encode(_mac(secret, prefix, execution_uid)).decode()
+    mac = base64.b64encode(_mac(secret, prefix, "") + _mac(secret, prefix, execution_uid)).decode()
     return base64.b64encode((prefix + mac).encode()).decode()
 
 
@@ -66,15 +86,28 @@ def parse_token(token: str) -> TokenParts:
     return parts
 
 
-def verify_token(secret: bytes, parts: TokenParts, execution_uid: str) -> None:
-    """Check a token's MAC.
+def check_issued(secret: bytes, parts: TokenParts) -> None:
+    """Check, without any lookup, that this store issued the token (a no-op for legacy ones).
 
     Raises:
-        EngineError: `TaskTokenInvalid` when the token was not issued by this store.
+        EngineError: `TaskTokenInvalid` when it did not.
     """
-    if not hmac.compare_digest(parts.mac, _mac(secret, parts.prefix, execution_uid)):
-        raise error(
-            "TaskTokenInvalid",
-            "the task token's signature does not match: it was altered, or issued by "
-            "another relayflow store, or its execution was deleted",
-        )
+    if parts.legacy:
+        return
+    if len(parts.mac) != 2 * _LEGACY_MAC_BYTES or not hmac.compare_digest(
+        parts.mac[:_LEGACY_MAC_BYTES], _mac(secret, parts.prefix, "")
+    ):
+        raise _invalid()
+
+
+def verify_token(secret: bytes, parts: TokenParts, execution_uid: str) -> None:
+    """Check that the token belongs to the execution with ``execution_uid``.
+
+    Raises:
+        EngineError: `TaskTokenInvalid` when the token was not issued for it.
+    """
+    if not hmac.compare_digest(
+        parts.mac[-_LEGACY_MAC_BYTES:], _mac(secret, parts.prefix, execution_uid)
+    ):
+        raise _invalid()
+    check_issued(secret, parts)

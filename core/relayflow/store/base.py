@@ -90,11 +90,18 @@ class TimerRow:
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
-    """An effect to carry out after commit (today: invoking a task)."""
+    """An effect to carry out after commit (today: invoking a task).
+
+    A row whose stored payload cannot be parsed comes back from `Transaction.claim_outbox`
+    with an empty payload, the stored text in `raw` and the reason in `unreadable`, so that
+    the engine can set it aside instead of failing every claim.
+    """
 
     id: int
     execution_id: int
     payload: dict[str, Any]
+    unreadable: str = ""
+    raw: str = ""
 
 
 class Transaction(ABC):
@@ -186,7 +193,24 @@ class Transaction(ABC):
 
     @abstractmethod
     def list_events(self, execution_id: int, after: int, limit: int) -> list[HistoryEvent]:
-        """A page of history, EventId ascending, after EventId ``after``."""
+        """A page of history, EventId ascending, after EventId ``after``.
+
+        An event whose stored detail cannot be parsed comes back with the detail
+        `{"unreadable": "<reason>"}` rather than failing the whole page.
+        """
+
+    @abstractmethod
+    def last_event_id(self, execution_id: int) -> int:
+        """The highest EventId of an execution's history (0 when it has none)."""
+
+    # -- quarantine ---------------------------------------------------------------------------
+    @abstractmethod
+    def quarantine(self, kind: str, execution_id: int, data: str, reason: str) -> None:
+        """Keep ``data`` that the engine could not read (``kind``: state, outbox), for people."""
+
+    @abstractmethod
+    def drop_work(self, execution_id: int) -> None:
+        """Delete an execution's timers and outbox rows (it is being failed as unreadable)."""
 
     # -- timers -------------------------------------------------------------------------------
     @abstractmethod

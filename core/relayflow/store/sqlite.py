@@ -18,6 +18,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +67,9 @@ CREATE INDEX IF NOT EXISTS timers_due ON timers (fire_at);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, execution_id INTEGER NOT NULL, payload TEXT NOT NULL,
     lease_owner TEXT, lease_until REAL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, execution_id INTEGER NOT NULL,
+    data TEXT NOT NULL, reason TEXT NOT NULL, time REAL NOT NULL);
 """
 
 _EXEC_COLUMNS = (
@@ -73,6 +77,28 @@ _EXEC_COLUMNS = (
     "started, stopped, state, callback_token"
 )
 _FLOW_COLUMNS = "name, id, definition, description, type, role_arn, version, created, modified"
+
+
+def _unreadable(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+
+
+def _detail(text: str) -> dict[str, Any]:
+    try:
+        value = jsontext.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return {"unreadable": _unreadable(exc)}
+    return value if isinstance(value, dict) else {"unreadable": "not a JSON object"}
+
+
+def _outbox_row(row_id: int, execution_id: int, text: str) -> OutboxRow:
+    try:
+        payload = jsontext.loads(text)
+        if not isinstance(payload, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, RecursionError) as exc:
+        return OutboxRow(row_id, execution_id, {}, _unreadable(exc), text)
+    return OutboxRow(row_id, execution_id, payload)
 
 
 class _Tx(Transaction):
@@ -156,7 +182,7 @@ class _Tx(Transaction):
         ids = [
             r[0] for r in self.db.execute("SELECT id FROM executions WHERE flow_name = ?", (name,))
         ]
-        for table in ("events", "timers", "outbox"):
+        for table in ("events", "timers", "outbox", "quarantine"):
             self._write_many(f"DELETE FROM {table} WHERE execution_id = ?", [(i,) for i in ids])
         self._write("DELETE FROM executions WHERE flow_name = ?", (name,))
         self._write("DELETE FROM flow_versions WHERE name = ?", (name,))
@@ -284,7 +310,25 @@ class _Tx(Transaction):
             "WHERE execution_id = ? AND event_id > ? ORDER BY event_id LIMIT ?",
             (execution_id, after, limit),
         ).fetchall()
-        return [HistoryEvent(r[0], r[1], r[2], r[3], r[4], jsontext.loads(r[5])) for r in rows]
+        return [HistoryEvent(r[0], r[1], r[2], r[3], r[4], _detail(r[5])) for r in rows]
+
+    def last_event_id(self, execution_id: int) -> int:
+        row = self.db.execute(
+            "SELECT max(event_id) FROM events WHERE execution_id = ?", (execution_id,)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    # quarantine
+    def quarantine(self, kind: str, execution_id: int, data: str, reason: str) -> None:
+        self._write(
+            "INSERT INTO quarantine (kind, execution_id, data, reason, time) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (kind, execution_id, data, reason, time.time()),
+        )
+
+    def drop_work(self, execution_id: int) -> None:
+        self._write("DELETE FROM timers WHERE execution_id = ?", (execution_id,))
+        self._write("DELETE FROM outbox WHERE execution_id = ?", (execution_id,))
 
     # timers
     def add_timer(self, row: TimerRow) -> None:
@@ -349,7 +393,7 @@ class _Tx(Transaction):
             "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id = ?",
             [(owner, lease_until, r[0]) for r in rows],
         )
-        return [OutboxRow(r[0], r[1], jsontext.loads(r[2])) for r in rows]
+        return [_outbox_row(*r) for r in rows]
 
     def renew_outbox(self, ids: Sequence[int], owner: str, lease_until: float) -> None:
         self._write_many(
