@@ -188,7 +188,9 @@ def step_input(
     """A step's input: its inputMappings over the parent's input and local, or the default."""
     if rules is None:
         return default_input(parent_input, parent_local)
-    return evaluate_mappings(rules, input=parent_input, local=parent_local, context=context)
+    # A copy: the parent's local is updated in place when this step ends, and a `$local`
+    # placed whole inside this step's data would otherwise come to contain itself.
+    return evaluate_mappings(rules, input=parent_input, local=dict(parent_local), context=context)
 
 
 def step_output(

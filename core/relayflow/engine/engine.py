@@ -10,10 +10,12 @@ Every write returns once it is durable. Refusals are `EngineError`s with a stabl
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from relayflow import jsontext
@@ -120,6 +122,7 @@ class Engine(Runtime):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.integrations = served(self.integrations)
+        self._definitions = ThreadPoolExecutor(1, thread_name_prefix="relayflow-definitions")
 
     @classmethod
     def from_config(
@@ -153,6 +156,11 @@ class Engine(Runtime):
         for integration in self.integrations:
             integration.bind(self)
 
+    async def close(self, grace_seconds: float = 5.0) -> None:
+        """Stop the engine (see `Runtime.close`)."""
+        await super().close(grace_seconds)
+        self._definitions.shutdown(wait=False)
+
     async def __aenter__(self) -> Engine:
         await self.start()
         return self
@@ -162,12 +170,16 @@ class Engine(Runtime):
 
     # -- flows --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _validate_definition(name: str, definition: str) -> None:
-        try:
-            load_flow(definition, name)
-        except DefinitionError as exc:
-            raise refuse("InvalidDefinition", str(exc)) from None
+    async def _validate_definition(self, name: str, definition: str) -> None:
+        """Load ``definition`` on a thread of its own: a large one must not stall the API."""
+
+        def validate() -> None:
+            try:
+                load_flow(definition, name)
+            except DefinitionError as exc:
+                raise refuse("InvalidDefinition", str(exc)) from None
+
+        await asyncio.get_running_loop().run_in_executor(self._definitions, validate)
 
     async def create_flow(
         self,
@@ -179,7 +191,7 @@ class Engine(Runtime):
     ) -> FlowInfo:
         """Create a flow (CreateFlow)."""
         check_name(name, "flow name")
-        self._validate_definition(name, definition)
+        await self._validate_definition(name, definition)
         now = self.clock()
 
         def create(tx: Transaction, ctx: TxContext) -> FlowInfo:
@@ -202,7 +214,7 @@ class Engine(Runtime):
     ) -> FlowInfo:
         """Change a flow (UpdateFlow); running executions keep the definition they started with."""
         if definition is not None:
-            self._validate_definition(name, definition)
+            await self._validate_definition(name, definition)
         now = self.clock()
 
         def update(tx: Transaction, ctx: TxContext) -> FlowInfo:
