@@ -8,6 +8,7 @@ __all__ = [
     "ERROR_CONNECTION",
     "ERROR_HOST_NOT_ALLOWED",
     "ERROR_INVALID_PARAMETER",
+    "ERROR_RESPONSE_TOO_DEEP",
     "ERROR_RESPONSE_TOO_LARGE",
     "ERROR_SECRET_MISSING",
     "ERROR_TIMEOUT",
@@ -15,7 +16,8 @@ __all__ = [
     "status_error",
 ]
 
-#: A serviceParam is missing or has the wrong type or value.
+#: A serviceParam is missing or has the wrong type or value, or asks for something a flow may
+#: not do (a reserved header, credentials in the URL).
 ERROR_INVALID_PARAMETER: Final = "HTTP.InvalidParameter"
 #: The URL's host is not in `allowed_hosts`.
 ERROR_HOST_NOT_ALLOWED: Final = "HTTP.HostNotAllowed"
@@ -25,6 +27,8 @@ ERROR_TIMEOUT: Final = "HTTP.Timeout"
 ERROR_CONNECTION: Final = "HTTP.ConnectionError"
 #: The answer's body is larger than `max_response_bytes`.
 ERROR_RESPONSE_TOO_LARGE: Final = "HTTP.ResponseTooLarge"
+#: The answer's JSON nests deeper than `max_json_depth` allows.
+ERROR_RESPONSE_TOO_DEEP: Final = "HTTP.ResponseTooDeep"
 #: A header configured in `header_env` names an environment variable that is unset or unusable.
 ERROR_SECRET_MISSING: Final = "HTTP.SecretMissing"
 

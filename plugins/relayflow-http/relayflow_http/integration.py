@@ -2,13 +2,20 @@
 
 One `httpx.AsyncClient` per integration (per event loop) pools connections across tasks.
 Redirects are not followed: a 3xx answer fails the task like any answer that is not 2xx, so a
-request never reaches a host that `allowed_hosts` or `header_env` did not see.
+request never reaches a host that `allowed_hosts` or `header_env` did not see. The client keeps
+no cookies, so nothing one request earned travels with another flow's.
+
+httpx logs every request's whole URL (query and all) at INFO, and httpcore its traffic at DEBUG;
+while this plugin sends, their records below WARNING are dropped, and its own log lines show
+`scheme://host/path` only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from contextvars import ContextVar
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Final
 
 import httpx
@@ -25,13 +32,21 @@ from relayflow_http.errors import (
     ERROR_CONNECTION,
     ERROR_HOST_NOT_ALLOWED,
     ERROR_INVALID_PARAMETER,
+    ERROR_RESPONSE_TOO_DEEP,
     ERROR_RESPONSE_TOO_LARGE,
     ERROR_TIMEOUT,
     CallFailed,
     status_error,
 )
-from relayflow_http.params import Call, header_problem, parse_call
-from relayflow_http.response import describe_url, local, read_body, read_prefix, snippet
+from relayflow_http.params import Call, header_problem, parse_call, reserved_reason
+from relayflow_http.response import (
+    TooDeep,
+    describe_url,
+    local,
+    read_body,
+    read_prefix,
+    snippet,
+)
 from relayflow_http.secret_headers import SecretHeaders, redact
 from relayflow_http.settings import HttpSettings, host_rule
 
@@ -46,6 +61,40 @@ HEADER_TOKEN: Final = "X-Relayflow-Task-Token"
 USER_AGENT: Final = "relayflow-http/0.1.0"
 # An error answer is quoted, not kept: read no more of it than a cause shows.
 _ERROR_BODY_BYTES: Final = 4096
+# The loggers httpx and httpcore write requests to (httpcore creates some of them lazily).
+_LIBRARY_LOGGERS: Final = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+# True while this plugin sends: httpx and httpcore records are then about our requests.
+_SENDING: ContextVar[bool] = ContextVar("relayflow_http_sending", default=False)
+
+
+class _QuietWhileSending(logging.Filter):
+    """Drops httpx's and httpcore's records below WARNING about this plugin's requests.
+
+    They print whole URLs, query strings included, and httpcore prints headers; the plugin logs
+    what is safe itself. Other code's use of httpx in the same process keeps its records.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not _SENDING.get()
+
+
+_QUIET = _QuietWhileSending()
+
+
+def _quiet_library_loggers() -> None:
+    known = logging.root.manager.loggerDict
+    names = {*_LIBRARY_LOGGERS, *(n for n in known if n.startswith(("httpx.", "httpcore.")))}
+    for name in names:
+        logger = logging.getLogger(name)
+        if _QUIET not in logger.filters:
+            logger.addFilter(_QUIET)
 
 
 class HttpIntegration(Integration):
@@ -72,6 +121,13 @@ class HttpIntegration(Integration):
 
     async def invoke(self, request: TaskRequest) -> TaskOutcome:
         """Send the request; see the README for the outcome of each pattern."""
+        sending = _SENDING.set(True)
+        try:
+            return await self._invoke(request)
+        finally:
+            _SENDING.reset(sending)
+
+    async def _invoke(self, request: TaskRequest) -> TaskOutcome:
         try:
             call = parse_call(request.service_params)
             host, port = _host_port(call.url)
@@ -89,7 +145,11 @@ class HttpIntegration(Integration):
         client, self._client = self._client, None
         loop, self._client_loop = self._client_loop, None
         if client is not None and loop is asyncio.get_running_loop():
-            await client.aclose()
+            sending = _SENDING.set(True)
+            try:
+                await client.aclose()
+            finally:
+                _SENDING.reset(sending)
 
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -97,9 +157,13 @@ class HttpIntegration(Integration):
             # Pooled connections belong to the loop that opened them; a new loop (a second
             # asyncio.run in one process) needs a client of its own.
             self._client = httpx.AsyncClient(
-                follow_redirects=False, headers={"User-Agent": USER_AGENT}
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
+                # A jar that accepts no cookie: tasks of different flows share this client.
+                cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
             )
             self._client_loop = loop
+            _quiet_library_loggers()
         return self._client
 
     def _check_host(self, call: Call, host: str, port: int) -> None:
@@ -125,6 +189,12 @@ class HttpIntegration(Integration):
                 raise CallFailed(
                     ERROR_INVALID_PARAMETER, f"header {name}, added by a plugin, {problem}"
                 )
+            reason = reserved_reason(name)
+            if reason is not None:
+                raise CallFailed(
+                    ERROR_INVALID_PARAMETER,
+                    f"header {name}, added by a plugin, cannot be set: {reason}",
+                )
         # Later sources win: plugins' headers, the step's, the configured secrets, the token.
         headers = httpx.Headers(request.headers)
         headers.update(call.headers)
@@ -148,7 +218,10 @@ class HttpIntegration(Integration):
         try:
             # httpx's timeout bounds each read; this bounds the whole exchange.
             async with asyncio.timeout(seconds):
-                response = await client.send(outgoing, stream=True)
+                # An empty Auth: httpx never turns URL credentials into an Authorization.
+                response = await client.send(
+                    outgoing, stream=True, auth=httpx.Auth(), follow_redirects=False
+                )
                 try:
                     return await self._answer(request, where, response, secrets)
                 finally:
@@ -158,9 +231,9 @@ class HttpIntegration(Integration):
                 ERROR_TIMEOUT, f"{where} got no complete answer within {seconds:g} seconds"
             ) from None
         except httpx.TransportError as exc:
-            raise CallFailed(
-                ERROR_CONNECTION, f"{where} failed: {_transport_problem(exc)}"
-            ) from None
+            problem = _transport_problem(exc)
+            log.debug("%s failed: %s", where, problem)
+            raise CallFailed(ERROR_CONNECTION, f"{where} failed: {problem}") from None
 
     async def _answer(
         self,
@@ -190,7 +263,16 @@ class HttpIntegration(Integration):
                 f"{where} answered {status} with a body larger than {limit} bytes "
                 "(max_response_bytes of [integrations.http])",
             )
-        return Succeeded(local(response, body))
+        depth = self.settings.max_json_depth
+        try:
+            return Succeeded(local(response, body, depth))
+        except TooDeep:
+            raise CallFailed(
+                ERROR_RESPONSE_TOO_DEEP,
+                f"{where} answered {status} with JSON nested more than {depth - 1} levels deep; "
+                f"the step's local, one level above it, may nest {depth} "
+                "(max_json_depth of [integrations.http])",
+            ) from None
 
 
 def _host_port(url: httpx.URL) -> tuple[str, int]:

@@ -17,7 +17,15 @@ import httpx
 
 from relayflow_http.errors import ERROR_INVALID_PARAMETER, CallFailed
 
-__all__ = ["METHODS", "SERVICE_PARAMS", "Call", "header_problem", "parse_call"]
+__all__ = [
+    "METHODS",
+    "RESERVED_HEADERS",
+    "SERVICE_PARAMS",
+    "Call",
+    "header_problem",
+    "parse_call",
+    "reserved_reason",
+]
 
 METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SERVICE_PARAMS: Final = ("Method", "Url", "Headers", "Query", "Body", "TimeoutSeconds")
@@ -27,6 +35,25 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # values as ASCII.
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 _Scalar = str | int | float | bool
+
+_FRAMING = "httpx frames the request and manages the connection"
+_PROXY = "a proxy and its credentials come from the environment (HTTP_PROXY, HTTPS_PROXY)"
+#: Headers neither a flow, a plugin nor `header_env` may set (lowercase name: why not). The
+#: URL's host chooses the secret headers, so `Host` must be the URL's; proxy headers belong to
+#: the proxy configuration; framing and connection headers are httpx's to get right, since a
+#: wrong one breaks a pooled connection that later requests, with their secrets, reuse.
+RESERVED_HEADERS: Final[dict[str, str]] = {
+    "host": "the host comes from Url, which also chooses the secret headers",
+    "proxy-authorization": _PROXY,
+    "proxy-connection": _PROXY,
+    "content-length": _FRAMING,
+    "transfer-encoding": _FRAMING,
+    "connection": _FRAMING,
+    "keep-alive": _FRAMING,
+    "te": _FRAMING,
+    "trailer": _FRAMING,
+    "upgrade": _FRAMING,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +108,11 @@ def parse_call(params: dict[str, Any] | None) -> Call:
     )
 
 
+def reserved_reason(name: str) -> str | None:
+    """Why no one but httpx may set header ``name`` (any case), or None when anyone may."""
+    return RESERVED_HEADERS.get(name.lower())
+
+
 def header_problem(name: str, value: str) -> str | None:
     """Why a header cannot be sent as it is (words to follow its name), or None."""
     if not _HEADER_NAME.fullmatch(name):
@@ -110,6 +142,12 @@ def _url(value: Any) -> httpx.URL:
         raise _invalid(f"serviceParams.Url is not a valid URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise _invalid("serviceParams.Url must be an absolute http:// or https:// URL with a host")
+    if url.userinfo:
+        # httpx would send it as Basic credentials, replacing a configured Authorization.
+        raise _invalid(
+            "serviceParams.Url must not hold a user name or password (user:password@host); "
+            "credentials belong in header_env of [integrations.http]"
+        )
     return url
 
 
@@ -119,9 +157,19 @@ def _headers(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         raise _invalid(f"serviceParams.Headers must be an object of strings, not {_kind(value)}")
     headers: dict[str, str] = {}
+    spelt: dict[str, str] = {}
     for name, item in value.items():
         if not _HEADER_NAME.fullmatch(name):
             raise _invalid(f"serviceParams.Headers has a key {name!r} that is no header name")
+        reason = reserved_reason(name)
+        if reason is not None:
+            raise _invalid(f"serviceParams.Headers.{name} cannot be set by a flow: {reason}")
+        first = spelt.setdefault(name.lower(), name)
+        if first != name:
+            raise _invalid(
+                f"serviceParams.Headers names one header twice, as {first} and {name} "
+                "(header names ignore case)"
+            )
         if item is None:
             continue
         if isinstance(item, bool) or not isinstance(item, str | int | float):

@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import json
+import re
+from itertools import accumulate
 from typing import Any, Final
 
 import httpx
 
-__all__ = ["SNIPPET_CHARS", "describe_url", "local", "read_body", "read_prefix", "snippet"]
+__all__ = [
+    "SNIPPET_CHARS",
+    "TooDeep",
+    "describe_url",
+    "local",
+    "nests_deeper",
+    "read_body",
+    "read_prefix",
+    "snippet",
+]
 
 #: How much of an error answer's body a cause quotes.
 SNIPPET_CHARS: Final = 200
+
+# A JSON string, escapes included; unrolled so that matching is linear.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+class TooDeep(Exception):
+    """A JSON answer nests deeper than the limit `local` was given."""
 
 
 def describe_url(url: httpx.URL) -> str:
@@ -42,21 +62,48 @@ async def read_body(response: httpx.Response, limit: int) -> bytes | None:
     return None if truncated else body
 
 
-def local(response: httpx.Response, body: bytes) -> dict[str, Any]:
-    """The step's local: `{"StatusCode", "Headers", "Body"}`, the body parsed if it is JSON."""
+def local(response: httpx.Response, body: bytes, max_depth: int) -> dict[str, Any]:
+    """The step's local: `{"StatusCode", "Headers", "Body"}`, the body parsed if it is JSON.
+
+    Raises:
+        TooDeep: the local would nest more than ``max_depth`` levels (its Body one less).
+    """
     return {
         "StatusCode": response.status_code,
         # Lowercase names; a repeated header comes once, its values joined by ", ".
         "Headers": dict(response.headers.items()),
-        "Body": _parsed(response, body),
+        "Body": _parsed(response, body, max_depth - 1),
     }
 
 
-def _parsed(response: httpx.Response, body: bytes) -> Any:
+def nests_deeper(text: str, limit: int) -> bool:
+    """Whether the JSON ``text`` nests objects and arrays more than ``limit`` levels deep.
+
+    Counted on the text, before parsing, so a hostile answer never reaches the recursive parser:
+    strings are dropped (brackets inside them do not count), then the brackets are summed.
+    `[]` is at depth 1, a scalar at 0, as the engine counts.
+    """
+    skeleton = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    if len(skeleton) <= limit:
+        return False
+    return max(accumulate(map(_STEP.__getitem__, skeleton))) > limit
+
+
+def _parsed(response: httpx.Response, body: bytes, max_depth: int) -> Any:
     media = response.headers.get("content-type", "").split(";")[0].strip().lower()
     if body and (media == "application/json" or media.endswith("+json")):
         try:
-            return json.loads(body, parse_constant=_not_json)
+            # What json.loads does with bytes (UTF-8, -16 or -32), so the depth is counted on
+            # the very text that is parsed.
+            text = body.decode(json.detect_encoding(body), "surrogatepass")
+        except UnicodeDecodeError:
+            return _text(response, body)
+        if nests_deeper(text, max_depth):
+            raise TooDeep
+        try:
+            return json.loads(text, parse_constant=_not_json)
+        except RecursionError:  # near max_json_depth's upper bound the parser gives up first
+            raise TooDeep from None
         except ValueError:
             pass  # labelled JSON but is not: the text says more than an error would
     return _text(response, body)

@@ -49,13 +49,15 @@ class SecretHeaders:
             CallFailed: `HTTP.SecretMissing`, when a variable is unset, empty or holds a value
                 no header can carry; the cause names the variable, never its value.
         """
-        headers: dict[str, str] = {}
+        # By lowercase name: a later (more specific) rule replaces a header whatever its case.
+        chosen: dict[str, tuple[str, str]] = {}
         for rule, names in self._rules:
-            if not rule.matches(host, port):
-                continue
-            for header, variable in names.items():
-                headers[header] = self._read(header, variable, host)
-        return headers
+            if rule.matches(host, port):
+                for header, variable in names.items():
+                    chosen[header.lower()] = (header, variable)
+        # Only the winners are read: an unset variable that a more specific rule overrides is
+        # no reason to fail.
+        return {header: self._read(header, variable, host) for header, variable in chosen.values()}
 
     def _read(self, header: str, variable: str, host: str) -> str:
         # Surrounding whitespace is usually the newline of a file the variable was read from.

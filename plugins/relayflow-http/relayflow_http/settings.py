@@ -4,6 +4,7 @@
 [integrations.http]
 timeout_seconds = 30                     # optional
 max_response_bytes = 1048576             # optional
+max_json_depth = 64                      # optional
 allowed_hosts = ["api.example.com", "*.internal.example.com:8443"]   # optional; empty: any
 
 [integrations.http.header_env."api.example.com"]
@@ -25,7 +26,10 @@ from typing import Annotated, Final
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from relayflow_http.params import reserved_reason
+
 __all__ = [
+    "DEFAULT_MAX_JSON_DEPTH",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TIMEOUT_SECONDS",
     "HostRule",
@@ -35,6 +39,8 @@ __all__ = [
 
 DEFAULT_TIMEOUT_SECONDS: Final = 30.0
 DEFAULT_MAX_RESPONSE_BYTES: Final = 1024 * 1024
+# The engine's own default (`engine.max_json_depth`), so the plugin's sentence comes first.
+DEFAULT_MAX_JSON_DEPTH: Final = 64
 
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?"
 _HOST = re.compile(
@@ -102,7 +108,27 @@ def _check_header(value: str) -> str:
         raise PydanticCustomError(
             "http_header_name", "a header name is letters, digits and -, like X-Api-Key"
         )
+    reason = reserved_reason(value)
+    if reason is not None:
+        raise PydanticCustomError(
+            "http_header_reserved",
+            "{name} cannot be configured: {reason}",
+            {"name": value, "reason": reason},
+        )
     return value
+
+
+def _check_one_spelling(headers: dict[str, str]) -> dict[str, str]:
+    seen: dict[str, str] = {}
+    for name in headers:
+        first = seen.setdefault(name.lower(), name)
+        if first != name:
+            raise PydanticCustomError(
+                "http_header_twice",
+                "names one header twice, as {first} and {name} (header names ignore case)",
+                {"first": first, "name": name},
+            )
+    return headers
 
 
 def _check_env(value: str) -> str:
@@ -118,6 +144,7 @@ def _check_env(value: str) -> str:
 HostPattern = Annotated[str, AfterValidator(_check_host)]
 HeaderName = Annotated[str, AfterValidator(_check_header)]
 EnvName = Annotated[str, AfterValidator(_check_env)]
+SecretTable = Annotated[dict[HeaderName, EnvName], AfterValidator(_check_one_spelling)]
 
 
 class HttpSettings(BaseModel):
@@ -129,6 +156,9 @@ class HttpSettings(BaseModel):
         allowed_hosts: host patterns requests may go to; empty (the default) allows any host.
         max_response_bytes: the largest answer body read; a larger one fails the task with
             `HTTP.ResponseTooLarge`.
+        max_json_depth: how deeply objects and arrays may nest in the step's local; the
+            answer's JSON is its `Body`, one level down, so it may nest one level less. Deeper
+            JSON fails the task with `HTTP.ResponseTooDeep`.
         header_env: headers whose values come from environment variables, by host pattern:
             `{"api.example.com": {"Authorization": "EXAMPLE_API_AUTHORIZATION"}}`. The
             variable holds the whole header value; it is read at each request.
@@ -140,4 +170,7 @@ class HttpSettings(BaseModel):
     # A list, not a tuple: `relayflow config show` prints tuples as their repr.
     allowed_hosts: list[HostPattern] = Field(default_factory=list)
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
-    header_env: dict[HostPattern, dict[HeaderName, EnvName]] = Field(default_factory=dict)
+    # At least 2: the local is an object, and its Body one level below it. At most 1,000:
+    # Python's JSON parser gives up near there.
+    max_json_depth: int = Field(default=DEFAULT_MAX_JSON_DEPTH, ge=2, le=1000)
+    header_env: dict[HostPattern, SecretTable] = Field(default_factory=dict)

@@ -23,3 +23,11 @@ def refused_url() -> Iterator[str]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/nothing"
+
+
+@pytest.fixture
+def other_api() -> Iterator[LocalApi]:
+    """A second server, standing for another host a request must not reach."""
+    server = LocalApi().start()
+    yield server
+    server.stop()

@@ -1,5 +1,8 @@
 """What the tests share: a real HTTP server on a free loopback port, and small helpers.
 
+`request` builds the TaskRequest the engine would pass; `integration` an HttpIntegration that is
+closed afterwards.
+
 The server is a stdlib ThreadingHTTPServer serving on a daemon thread. Endpoints (any method):
 
 - `/echo`: answers JSON of what it got (method, path, query, headers, body); `?status=401`
@@ -11,7 +14,11 @@ The server is a stdlib ThreadingHTTPServer serving on a daemon thread. Endpoints
 - `/huge?bytes=N[&declare=1][&status=S]`: N bytes, chunked (or with Content-Length when
   declare=1); it records how much it managed to send before the client hung up;
 - `/callback`: answers 202, then calls `on_callback(token, body)` on a thread of its own, with
-  the `X-Relayflow-Task-Token` header and the parsed JSON body.
+  the `X-Relayflow-Task-Token` header and the parsed JSON body;
+- `/redirect?to=URL[&status=S]`: answers 302 (or S) with `Location: URL`;
+- `/cookie`: answers 200 with `Set-Cookie: session=<SESSION_COOKIE>`;
+- `/deep?depth=N[&strings=1]`: JSON arrays nested N deep; with strings=1 the innermost holds a
+  string full of brackets and an escaped quote, which add no depth.
 """
 
 from __future__ import annotations
@@ -19,14 +26,54 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from relayflow.engine import TaskRequest
+from relayflow_http import HttpIntegration, HttpSettings
+
 TOKEN_HEADER = "X-Relayflow-Task-Token"
 CHUNK = b"x" * 65536
+SESSION_COOKIE = "session-cookie-4f1d9a"
+
+
+def request(
+    params: dict[str, Any] | None,
+    *,
+    pattern: str = "requestResponse",
+    headers: dict[str, str] | None = None,
+    timeout_seconds: int | None = None,
+    input: dict[str, Any] | None = None,
+) -> TaskRequest:
+    """The TaskRequest the engine would pass for a step with these serviceParams."""
+    return TaskRequest(
+        flow_name="f",
+        execution_name="e",
+        step_name="call",
+        task_id=3,
+        token="token-3",
+        resource="http:Request",
+        pattern=pattern,
+        input=input or {},
+        service_params=params,
+        timeout_seconds=timeout_seconds,
+        attempt=0,
+        headers=headers or {},
+    )
+
+
+@asynccontextmanager
+async def integration(settings: HttpSettings | None = None) -> AsyncIterator[HttpIntegration]:
+    """An HttpIntegration with these settings, its connections closed afterwards."""
+    http = HttpIntegration(settings)
+    try:
+        yield http
+    finally:
+        await http.aclose()
 
 
 @dataclass
@@ -41,13 +88,14 @@ class HugeRecord:
 
 @dataclass
 class Seen:
-    """One request as the server received it."""
+    """One request as the server received it (`headers` by lowercase name, the last one wins)."""
 
     method: str
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: str
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -123,6 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
             query,
             {k.lower(): v for k, v in self.headers.items()},
             body,
+            list(self.headers.items()),
         )
         state = self.server.state
         with state.lock:
@@ -227,3 +276,24 @@ class _Handler(BaseHTTPRequestHandler):
         if callback is not None:
             body = json.loads(seen.body) if seen.body else None
             threading.Thread(target=callback, args=(token, body), daemon=True).start()
+
+    def _redirect(self, seen: Seen, query: dict[str, str]) -> None:
+        self.send_response(int(query.get("status", 302)))
+        self.send_header("Location", query["to"])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _cookie(self, seen: Seen, query: dict[str, str]) -> None:
+        data = b'{"cookie": "set"}'
+        self.send_response(200)
+        self.send_header("Set-Cookie", f"session={SESSION_COOKIE}; Path=/")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _deep(self, seen: Seen, query: dict[str, str]) -> None:
+        depth = int(query["depth"])
+        inner = json.dumps('[{"' + "[" * 500) if query.get("strings") == "1" else ""
+        text = "[" * depth + inner + "]" * depth
+        self._send(200, "application/json", text.encode())

@@ -248,6 +248,28 @@ async def test_an_answer_over_max_response_bytes_fails_and_is_not_read_to_the_en
     assert record is not None and record.cut_off and record.sent < total
 
 
+@bounded
+async def test_json_nested_thousands_deep_fails_the_step_and_the_engine_goes_on(
+    api: LocalApi,
+) -> None:
+    catch = "  catch:\n    - errors: [HTTP.ResponseTooDeep]\n      goto: deep"
+    after = "- type: fail\n  name: deep\n  error: Deep\n  cause: caught"
+    async with running() as eng:
+        await eng.create_flow("deep", one_call(f"Url: {api.url}/deep?depth=100000"))
+        await eng.create_flow("caught", one_call(f"Url: {api.url}/deep?depth=5000", catch, after))
+        await eng.create_flow("fine", one_call(f"Url: {api.url}/deep?depth=3"))
+        deep = await run(eng, "deep", {}, "run1")
+        caught = await run(eng, "caught", {}, "run1")
+        fine = await run(eng, "fine", {}, "run1")
+    assert (deep.status, deep.error) == ("Failed", "HTTP.ResponseTooDeep")
+    assert deep.cause == (
+        f"GET {api.url}/deep answered 200 with JSON nested more than 63 levels deep; the "
+        "step's local, one level above it, may nest 64 (max_json_depth of [integrations.http])"
+    )
+    assert (caught.status, caught.error) == ("Failed", "Deep")
+    assert fine.status == "Succeeded" and (fine.output or {})["Body"] == [[[]]]
+
+
 # ---------------------------------------------------------------------------------------------
 # Secret headers from the environment
 

@@ -44,6 +44,7 @@ def test_the_readme_names_every_error_and_parameter() -> None:
         "HTTP.Timeout",
         "HTTP.ConnectionError",
         "HTTP.ResponseTooLarge",
+        "HTTP.ResponseTooDeep",
         "HTTP.SecretMissing",
         *(f"`{param}`" for param in ("Url", "Method", "Headers", "Query", "Body")),
         "`TimeoutSeconds`",
