@@ -19,16 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from relayflow import jsontext
+from relayflow.engine.batches import RefusedAfterChange, TxContext
 from relayflow.engine.childflows import ChildFlowIntegration
 from relayflow.engine.model import ExecutionState, Start, Stop, TaskFailed, TaskSucceeded
+from relayflow.engine.outcomes import MAX_CAUSE_CHARS, MAX_ERROR_CHARS
 from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
-from relayflow.engine.runtime import (
-    MAX_CAUSE_CHARS,
-    MAX_ERROR_CHARS,
-    RefusedAfterChange,
-    Runtime,
-    TxContext,
-)
+from relayflow.engine.runtime import Runtime
 from relayflow.engine.snapshot import dump_state
 from relayflow.engine.tokens import check_issued, parse_token, verify_token
 from relayflow.errors import EngineError

@@ -23,36 +23,32 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from relayflow import jsontext
+from relayflow.engine.batches import Isolate, Job, TxContext, nothing, run_batch
 from relayflow.engine.integration import (
     Failed,
     Integration,
-    Submitted,
-    Succeeded,
     TaskOutcome,
     TaskRequest,
 )
 from relayflow.engine.interpreter import Interpreter
 from relayflow.engine.model import (
-    ERROR_DATA_LIMIT,
     ERROR_RUNTIME,
     CancelTimer,
     Command,
     ExecutionEnded,
     ExecutionState,
-    HistoryEvent,
     InvokeTask,
     Limits,
     StartTimer,
     TaskFailed,
-    TaskSubmitted,
     TaskSucceeded,
     TimerFired,
     Transition,
 )
+from relayflow.engine.outcomes import outcome_command
 from relayflow.engine.snapshot import dump_state, load_state
 from relayflow.engine.tokens import mint_token, parse_token, verify_token
 from relayflow.errors import EngineError
@@ -66,69 +62,12 @@ __all__ = ["Runtime", "TxContext"]
 
 log = logging.getLogger("relayflow.engine")
 
-#: Serverless Workflow's lengths for a task's or an execution's Error and Cause.
-MAX_ERROR_CHARS = 128
-MAX_CAUSE_CHARS = 4096
-
-
-def _cut(text: str, top: int) -> str:
-    return text if len(text) <= top else text[: top - 1] + "…"
-
-
 T = TypeVar("T")
 
 BATCH_LIMIT = 1024
 # What ends an execution whose own flow or state cannot be loaded: ending needs no steps.
 _BARE_FLOW = "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: end\n"
 TIMER_BATCH = 512
-
-
-@dataclass
-class TxContext:
-    """What a transaction asks the runtime to do once it has committed."""
-
-    outbox: list[OutboxRow] = field(default_factory=list)
-    earliest_timer: float | None = None
-    ended: set[tuple[str, str]] = field(default_factory=set)
-    committed: list[tuple[str, str, list[HistoryEvent]]] = field(default_factory=list)
-
-    def mark(self) -> tuple[int, int]:
-        """Where the lists stand now, for `undo` when a job's savepoint is rolled back."""
-        return len(self.outbox), len(self.committed)
-
-    def undo(self, mark: tuple[int, int]) -> None:
-        """Forget what was noted since ``mark``: its writes were rolled back."""
-        del self.outbox[mark[0] :], self.committed[mark[1] :]
-
-    def timer_at(self, fire_at: float) -> None:
-        """Note a new timer, so that the timer loop wakes for it."""
-        if self.earliest_timer is None or fire_at < self.earliest_timer:
-            self.earliest_timer = fire_at
-
-
-def _nothing(tx: Transaction, ctx: TxContext) -> None:
-    """A job that writes nothing: waiting for it waits for every job queued before it."""
-
-
-class RefusedAfterChange(EngineError):
-    """A refusal whose job still changed the store (say, failing an unreadable execution).
-
-    Raised by a job, it reaches the caller like any `EngineError`, but what the job wrote
-    commits instead of being undone.
-    """
-
-
-class _Isolate(Exception):
-    """An internal job raised: run the batch again with every job on its own."""
-
-
-@dataclass
-class _Job(Generic[T]):
-    fn: Callable[[Transaction, TxContext], T]
-    future: asyncio.Future[T] | None
-    atomic: bool = True
-    result: Any = None
-    error: BaseException | None = None
 
 
 class Runtime:
@@ -169,7 +108,7 @@ class Runtime:
         self._secret = token_secret
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="relayflow-store")
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="relayflow-read")
-        self._queue: asyncio.Queue[_Job[Any]] | None = None
+        self._queue: asyncio.Queue[Job[Any]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._timer_wake: asyncio.Event | None = None
@@ -232,7 +171,7 @@ class Runtime:
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
-        await self.submit(_nothing, atomic=False)  # every job queued before it has committed
+        await self.submit(nothing, atomic=False)  # every job queued before it has committed
         self._running = False
         committer.cancel()
         await asyncio.gather(committer, return_exceptions=True)
@@ -259,7 +198,7 @@ class Runtime:
         if self._queue is None or not self._running:
             raise RuntimeError("the engine is not running; call start() first")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(fn, future, atomic=atomic))
+        self._queue.put_nowait(Job(fn, future, atomic=atomic))
         return await future
 
     def enqueue(self, fn: Callable[[Transaction, TxContext], None]) -> None:
@@ -269,7 +208,7 @@ class Runtime:
         dispatched again when its lease runs out.
         """
         if self._queue is not None and self._running:
-            self._queue.put_nowait(_Job(fn, None, atomic=False))
+            self._queue.put_nowait(Job(fn, None, atomic=False))
 
     async def read(self, fn: Callable[[Transaction], T]) -> T:
         """Run ``fn`` on a read-only view of the store."""
@@ -290,10 +229,12 @@ class Runtime:
             ctx = TxContext()
             try:
                 try:
-                    await loop.run_in_executor(self._writer, self._run_batch, batch, ctx)
-                except _Isolate:  # one job broke: the others must still commit
+                    await loop.run_in_executor(self._writer, run_batch, self.store, batch, ctx)
+                except Isolate:  # one job broke: the others must still commit
                     ctx = TxContext()
-                    await loop.run_in_executor(self._writer, self._run_batch, batch, ctx, True)
+                    await loop.run_in_executor(
+                        self._writer, run_batch, self.store, batch, ctx, True
+                    )
             except Exception as exc:  # the whole transaction failed: tell every caller
                 log.exception("store transaction failed")
                 for job in batch:
@@ -313,43 +254,6 @@ class Runtime:
                     job.future.set_exception(job.error)
                 else:
                     job.future.set_result(job.result)
-
-    def _run_batch(self, batch: list[_Job[Any]], ctx: TxContext, isolated: bool = False) -> None:
-        """Run ``batch`` in one transaction, each atomic job in a savepoint of its own.
-
-        A job that raises anything but an `EngineError` is a bug or a poison row; it fails
-        alone: an atomic job's caller gets an `InternalError`, and an internal job, which runs
-        without a savepoint, makes the whole batch run again (``isolated``) with savepoints all
-        round, so that everything else in it still commits.
-        """
-        with self.store.transaction() as tx:
-            for job in batch:
-                job.result, job.error = None, None
-                if not job.atomic and not isolated:
-                    try:
-                        job.result = job.fn(tx, ctx)
-                    except Exception as exc:
-                        raise _Isolate from exc
-                    continue
-                mark = ctx.mark()
-                try:
-                    with tx.savepoint():
-                        try:
-                            job.result = job.fn(tx, ctx)
-                        except RefusedAfterChange as exc:
-                            job.error = exc  # the savepoint is kept: the change commits
-                except EngineError as exc:
-                    ctx.undo(mark)
-                    job.error = exc
-                except Exception as exc:
-                    ctx.undo(mark)
-                    log.exception("a store job failed; the rest of its batch goes on")
-                    job.error = EngineError(
-                        "InternalError",
-                        f"the engine failed on this request ({type(exc).__name__}); "
-                        "see the server's log",
-                        500,
-                    )
 
     async def _after_commit(self, ctx: TxContext) -> None:
         if self.plugins is not None:
@@ -613,40 +517,10 @@ class Runtime:
     ) -> None:
         if not tx.delete_outbox(row.id):
             return  # another dispatch of the same row already finished it
-        command = self._outcome_command(row.payload["task_id"], outcome)
+        command = outcome_command(row.payload["task_id"], outcome, self.limits)
         execution = tx.lock_execution(row.execution_id)
         if execution is not None and execution.status == "Running":
             self.apply(tx, ctx, execution, command)  # an attempt no longer open is ignored
-
-    def _outcome_command(self, task_id: int, outcome: TaskOutcome) -> Command:
-        """The command for an integration's outcome, held to the limits a worker's report is.
-
-        Integrations pass on what remote services answer, so their results are input like any
-        other: too deep a result fails the task, and error names and causes are cut to the
-        service's lengths.
-        """
-        depth = self.limits.max_json_depth
-        if isinstance(outcome, Succeeded):
-            if jsontext.too_deep(outcome.output, depth):
-                return TaskFailed(
-                    task_id,
-                    ERROR_DATA_LIMIT,
-                    f"the task's result nests objects and arrays more than {depth} levels deep "
-                    "(engine.max_json_depth)",
-                )
-            return TaskSucceeded(task_id, outcome.output)
-        if isinstance(outcome, Submitted):
-            detail = outcome.detail
-            if jsontext.too_deep(detail, depth) or (
-                jsontext.size(detail) > self.limits.max_step_data_bytes
-            ):
-                detail = {"omitted": "the integration's detail was over the engine's limits"}
-            return TaskSubmitted(task_id, detail)
-        return TaskFailed(
-            task_id,
-            _cut(str(outcome.error), MAX_ERROR_CHARS),
-            _cut(str(outcome.cause), MAX_CAUSE_CHARS),
-        )
 
     def _set_aside_outbox(
         self, tx: Transaction, ctx: TxContext, row: OutboxRow, reason: str

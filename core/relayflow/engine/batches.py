@@ -1,0 +1,111 @@
+"""The unit of writing: jobs run together in one store transaction, each isolated.
+
+The runtime's single writer takes whatever jobs are queued and runs them with `run_batch` in one
+transaction; callers are answered after the commit. What a transaction asks for afterwards
+(dispatching outbox rows, waking the timer loop, waking long polls) is noted in a `TxContext`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from relayflow.engine.model import HistoryEvent
+from relayflow.errors import EngineError
+from relayflow.store import OutboxRow, Store, Transaction
+
+__all__ = ["Isolate", "Job", "RefusedAfterChange", "TxContext", "nothing", "run_batch"]
+
+log = logging.getLogger("relayflow.engine")
+T = TypeVar("T")
+
+
+@dataclass
+class TxContext:
+    """What a transaction asks the runtime to do once it has committed."""
+
+    outbox: list[OutboxRow] = field(default_factory=list)
+    earliest_timer: float | None = None
+    ended: set[tuple[str, str]] = field(default_factory=set)
+    committed: list[tuple[str, str, list[HistoryEvent]]] = field(default_factory=list)
+
+    def mark(self) -> tuple[int, int]:
+        """Where the lists stand now, for `undo` when a job's savepoint is rolled back."""
+        return len(self.outbox), len(self.committed)
+
+    def undo(self, mark: tuple[int, int]) -> None:
+        """Forget what was noted since ``mark``: its writes were rolled back."""
+        del self.outbox[mark[0] :], self.committed[mark[1] :]
+
+    def timer_at(self, fire_at: float) -> None:
+        """Note a new timer, so that the timer loop wakes for it."""
+        if self.earliest_timer is None or fire_at < self.earliest_timer:
+            self.earliest_timer = fire_at
+
+
+def nothing(tx: Transaction, ctx: TxContext) -> None:
+    """A job that writes nothing: waiting for it waits for every job queued before it."""
+
+
+class RefusedAfterChange(EngineError):
+    """A refusal whose job still changed the store (say, failing an unreadable execution).
+
+    Raised by a job, it reaches the caller like any `EngineError`, but what the job wrote
+    commits instead of being undone.
+    """
+
+
+class Isolate(Exception):
+    """An internal job raised: run the batch again with every job on its own."""
+
+
+@dataclass
+class Job(Generic[T]):
+    """One piece of work for the writer, and, once the batch has run, its result or error."""
+
+    fn: Callable[[Transaction, TxContext], T]
+    future: asyncio.Future[T] | None
+    atomic: bool = True
+    result: Any = None
+    error: BaseException | None = None
+
+
+def run_batch(store: Store, batch: list[Job[Any]], ctx: TxContext, isolated: bool = False) -> None:
+    """Run ``batch`` in one transaction, each atomic job in a savepoint of its own.
+
+    A job that raises anything but an `EngineError` is a bug or a poison row; it fails
+    alone: an atomic job's caller gets an `InternalError`, and an internal job, which runs
+    without a savepoint, makes the whole batch run again (``isolated``) with savepoints all
+    round, so that everything else in it still commits.
+    """
+    with store.transaction() as tx:
+        for job in batch:
+            job.result, job.error = None, None
+            if not job.atomic and not isolated:
+                try:
+                    job.result = job.fn(tx, ctx)
+                except Exception as exc:
+                    raise Isolate from exc
+                continue
+            mark = ctx.mark()
+            try:
+                with tx.savepoint():
+                    try:
+                        job.result = job.fn(tx, ctx)
+                    except RefusedAfterChange as exc:
+                        job.error = exc  # the savepoint is kept: the change commits
+            except EngineError as exc:
+                ctx.undo(mark)
+                job.error = exc
+            except Exception as exc:
+                ctx.undo(mark)
+                log.exception("a store job failed; the rest of its batch goes on")
+                job.error = EngineError(
+                    "InternalError",
+                    f"the engine failed on this request ({type(exc).__name__}); "
+                    "see the server's log",
+                    500,
+                )
