@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 __all__ = [
     "ERROR_CONFIGURATION",
     "ERROR_INVALID_PARAMETER",
+    "ERROR_NOT_ALLOWED",
     "ERROR_TOO_MANY_ROWS",
     "PREFIX",
     "error_name",
@@ -27,6 +28,8 @@ PREFIX = "SQL."
 ERROR_INVALID_PARAMETER = "SQL.InvalidParameter"
 ERROR_TOO_MANY_ROWS = "SQL.TooManyRows"
 ERROR_CONFIGURATION = "SQL.ConfigurationError"
+#: A statement did something relayflow-sql refuses on SQLite (see connections.py).
+ERROR_NOT_ALLOWED = "SQL.NotAllowed"
 _MASK = "***"
 # Shorter bare values ("1", "ab") would mask unrelated words of the message; quoted they are
 # still masked.

@@ -32,9 +32,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relayflow.engine import Failed, Integration, Succeeded, TaskOutcome, TaskRequest
 from relayflow.engine.model import ERROR_RUNTIME
+from relayflow_sql.connections import clear_refusal, connect_arguments, guard, take_refusal
 from relayflow_sql.errors import (
     ERROR_CONFIGURATION,
     ERROR_INVALID_PARAMETER,
+    ERROR_NOT_ALLOWED,
     ERROR_TOO_MANY_ROWS,
     error_name,
     masked_message,
@@ -130,10 +132,15 @@ class SqlIntegration(Integration):
         }
         if self.settings.pool_size is not None:
             options["pool_size"] = self.settings.pool_size
+        connect_args = connect_arguments(url)
         timeout = self.settings.statement_timeout_seconds
         if timeout is not None and url.get_backend_name() == "sqlite":
-            options["connect_args"] = {"timeout": timeout}  # how long to wait for a lock
-        return create_engine(url, **options)
+            connect_args["timeout"] = timeout  # how long to wait for a lock
+        if connect_args:
+            options["connect_args"] = connect_args
+        engine = create_engine(url, **options)
+        guard(engine)  # before the first connection: every pooled connection is limited
+        return engine
 
     async def aclose(self) -> None:
         """Close every pooled connection; `Engine.close` calls this.
@@ -244,6 +251,7 @@ class SqlIntegration(Integration):
                 ERROR_CONFIGURATION, f"{where}: cannot make its engine: {type(exc).__name__}"
             )
         max_rows = self.settings.max_rows
+        clear_refusal()
         try:
             with engine.begin() as conn:
                 self._limit_time(conn, call.timeout_seconds)
@@ -265,6 +273,9 @@ class SqlIntegration(Integration):
                 "nothing was committed",
             )
         except SQLAlchemyError as exc:
+            refused = take_refusal()  # SQLite's own message only says "not authorized"
+            if refused is not None:
+                return Failed(ERROR_NOT_ALLOWED, f"{where}: {refused}")
             return Failed(error_name(exc), f"{where}: {masked_message(exc, call.binds.values())}")
         return Succeeded({"Rows": objects, "RowCount": len(objects)})
 
