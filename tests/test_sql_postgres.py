@@ -328,3 +328,36 @@ async def test_a_password_reference_is_read_from_the_environment(
     finally:
         sql.close()
     assert info.output == {"Rows": [{"n": 1}], "RowCount": 1}
+
+
+@bounded(seconds=10)
+async def test_nothing_a_task_sets_on_its_connection_reaches_the_next_task(schema_url: str) -> None:
+    """search_path, temp tables, advisory locks and prepared statements stayed on the pooled
+    connection for every later task of every flow; connections are now reset on return."""
+    sql = SqlIntegration(SqlSettings(databases={"app": schema_url}, pool_size=1))
+    plants = [
+        "SET search_path TO pg_catalog",
+        "CREATE TEMP TABLE leak AS SELECT 1 AS v",
+        "SELECT pg_advisory_lock(42)::text AS locked",
+        "PREPARE spy AS SELECT 1",
+        *["SELECT 1 AS one"] * 6,  # past psycopg's prepare threshold
+    ]
+    check = (
+        "SELECT current_setting('search_path') AS path,"
+        " to_regclass('pg_temp.leak') IS NULL AS no_temp,"
+        " (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory') AS locks,"
+        " (SELECT count(*) FROM pg_prepared_statements) AS prepared"
+    )
+    try:
+        async with engine(sql) as eng:
+            for n, statement in enumerate(plants):
+                await eng.create_flow(f"plant{n}", one_step(statement, "{}"))
+                assert (await run(eng, f"plant{n}", {}, f"plant{n}")).status == "Succeeded"
+            await eng.create_flow("check", one_step(check, "{}"))
+            info = await run(eng, "check", {}, "check")
+    finally:
+        sql.close()
+    expected_path = schema_url.rsplit("%3D", 1)[1]
+    assert info.output["Rows"] == [
+        {"path": expected_path, "no_temp": True, "locks": 0, "prepared": 0}
+    ]
