@@ -7,12 +7,12 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from relayflow import __version__
-from relayflow.config import Config, ConfigError, load_config, redacted, to_toml
+from relayflow.config import Config, ConfigError, load_config, mask_text, redacted, to_toml
 from relayflow.engine.coverage import integration_problems
 from relayflow.engine.engine import served
 from relayflow.engine.integration import Integration
@@ -183,12 +183,18 @@ def outline(file: str) -> None:
     click.echo(render_outline(flow, file))
 
 
+def _refuse(exc: Exception) -> NoReturn:
+    """Print why the command cannot go on, in one line without secrets, and exit 2."""
+    # Messages may quote URLs (a store's, a plugin's): their passwords never reach the terminal.
+    click.echo(f"relayflow: {mask_text(' '.join(str(exc).split()))}", err=True)
+    sys.exit(EXIT_INVALID)
+
+
 def _config(path: str | None) -> Config:
     try:
         return load_config(path)
     except ConfigError as exc:
-        click.echo(f"relayflow: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+        _refuse(exc)
 
 
 def _setup(path: str | None) -> tuple[Config, PluginManager, list[Integration]]:
@@ -200,8 +206,7 @@ def _setup(path: str | None) -> tuple[Config, PluginManager, list[Integration]]:
         plugins.configure(config)
         integrations = plugins.integrations(config)
     except ConfigError as exc:
-        click.echo(f"relayflow: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+        _refuse(exc)
     return config, plugins, integrations
 
 
@@ -292,7 +297,7 @@ def run(
             workers=[_worker_spec(spec) for spec in workers],
         )
     except (EngineError, StoreError) as exc:
-        click.echo(f"relayflow: {exc}", err=True)
+        click.echo(f"relayflow: {mask_text(str(exc))}", err=True)
         _exit(EXIT_INVALID)
     click.echo(result.json())
     _exit(result.code)
@@ -342,8 +347,7 @@ def server(config_path: str | None, log_level: str) -> None:
     try:
         run_server(config, integrations=integrations, plugins=plugins)
     except (StoreError, ConfigError) as exc:
-        click.echo(f"relayflow: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+        _refuse(exc)
 
 
 @main.command()

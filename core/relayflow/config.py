@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
@@ -49,13 +51,61 @@ __all__ = [
     "describe_validation_error",
     "find_config",
     "load_config",
+    "mask_text",
     "redacted",
     "to_toml",
 ]
 
 DEFAULT_FILE = "relayflow.toml"
 ENV_PREFIX = "RELAYFLOW_"
-_SECRET_WORDS = ("secret", "password", "token", "passwd", "credential", "private")
+# A key naming one of these holds a secret: its value is never printed, whatever its shape.
+_SECRET_WORDS = (
+    "secret",
+    "password",
+    "passwd",
+    "token",
+    "credential",
+    "private",
+    "auth",
+    "apikey",
+    "api_key",
+    "cookie",
+)
+# Inside a list of keys (`access_keys`, any key ending in `keys`) only these fields are shown.
+_DESCRIPTIVE = ("id", "role", "name", "description")
+_WORDS = "|".join(_SECRET_WORDS)
+# `scheme://user:password@host`: the password runs to the word's last `@` (it may hold an
+# unescaped `@` or `/`, as SQLAlchemy allows).
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@'\"]*:)([^\s'\"]*)@")
+# `password=...` in a query string or in a libpq-style `key=value` list.
+_SECRET_PARAM = re.compile(
+    rf"((?:^|[?&;,\s])[\w.\-]*(?:{_WORDS})[\w.\-]*=)([^&;,\s#'\"]*)", re.IGNORECASE
+)
+# `'secret': '...'` or `"password": "..."` in a repr or in JSON text.
+_SECRET_QUOTED = re.compile(
+    rf"""((['"])[^'"\s]*(?:{_WORDS})[^'"\s]*\2\s*[:=]\s*)(['"])((?:\\.|(?!\3).)*)\3""",
+    re.IGNORECASE,
+)
+# `${NAME}` names an environment variable that holds the secret; the name is no secret.
+_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+# A key as people write them (or a list index). Another key under a secret, or an unknown key,
+# is shown as `*`: it may be a secret pasted in the wrong place.
+_PLAIN_NAME = re.compile(r"[a-z_][a-z_\-]{0,39}[0-9]?|[0-9]{1,9}")
+# Errors where a table or a list was expected: what came may hold anything, secrets included,
+# so only its kind is named.
+_SHAPE_ERRORS = frozenset(
+    {
+        "model_type",
+        "model_attributes_type",
+        "dataclass_type",
+        "dict_type",
+        "list_type",
+        "tuple_type",
+        "set_type",
+        "frozen_set_type",
+        "iterable_type",
+    }
+)
 
 
 class ConfigError(ValueError):
@@ -192,20 +242,200 @@ def find_config(explicit: str | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
+def _names_secret(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def _holds_keys(key: str) -> bool:
+    return key.lower().endswith("keys")
+
+
+def mask_text(text: str) -> str:
+    """``text`` with the passwords of URLs and the values of secret parameters replaced by `***`.
+
+    Masks `scheme://user:password@`, `password=...` (and `token=`, `secret=`, ... in query
+    strings and `key=value` lists), and `'secret': '...'` in reprs and JSON. A `${NAME}`
+    reference to an environment variable stays.
+    """
+
+    def url(match: re.Match[str]) -> str:
+        if _REFERENCE.fullmatch(match.group(2)):
+            return match.group(0)
+        return f"{match.group(1)}***@"
+
+    def param(match: re.Match[str]) -> str:
+        if not match.group(2) or _REFERENCE.fullmatch(match.group(2)):
+            return match.group(0)
+        return f"{match.group(1)}***"
+
+    text = _URL_PASSWORD.sub(url, text)
+    text = _SECRET_PARAM.sub(param, text)
+    return _SECRET_QUOTED.sub(lambda m: f"{m.group(1)}{m.group(3)}***{m.group(3)}", text)
+
+
+def _secret_from(parts: list[str]) -> int:
+    """The index of the first key of a path that holds secrets, or ``len(parts)``."""
+    for index, part in enumerate(parts):
+        if _names_secret(part) or _holds_keys(part):
+            return index
+    return len(parts)
+
+
+def _every_leaf(value: Any, found: set[str]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found.add(str(key))
+            _every_leaf(item, found)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _every_leaf(item, found)
+    elif value is not None and not isinstance(value, bool):
+        found.add(str(value))
+
+
+def _hidden_leaves(value: Any, key: str, keys: bool, found: set[str]) -> None:
+    """Add to ``found`` the strings of ``value`` that `redacted` hides (and odd keys beside)."""
+    if value is None:
+        return
+    if _names_secret(key):
+        _every_leaf(value, found)
+        return
+    keys = keys or _holds_keys(key)
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if keys and not _PLAIN_NAME.fullmatch(str(name)):
+                found.add(str(name))
+            _hidden_leaves(item, str(name), keys, found)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _hidden_leaves(item, key, keys, found)
+    elif keys and key.lower() not in _DESCRIPTIVE and not isinstance(value, bool):
+        found.add(str(value))
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list | tuple | set | frozenset):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a string" if isinstance(value, str) else f"a {type(value).__name__}"
+
+
+def _quoted(value: Any) -> str:
+    text = repr(redacted(value))
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 def describe_validation_error(where: str, exc: ValidationError, prefix: str = "") -> str:
-    """One sentence for the first problem of a pydantic error: file, key, what is wrong."""
-    first = exc.errors(include_url=False)[0]
-    key = ".".join(str(p) for p in (*([prefix] if prefix else []), *first["loc"]))
-    env = ENV_PREFIX + key.upper().replace(".", "__")
-    origin = f"{where} (or ${env})" if env in os.environ else where
+    """One sentence for the first problem of a pydantic error: file, key, what is wrong.
+
+    No secret is quoted, whatever the shape of the mistake: not the value of a key that names a
+    secret or lies in a list of keys (such as `access_keys`), not a key under one that is not a
+    plain field name, not a URL's password anywhere.
+    """
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    head = prefix.split(".") if prefix else []
+    parts = [*head, *(str(p) for p in first["loc"])]
+    hidden = _secret_from(parts)
     if first["type"] == "extra_forbidden":
-        return f"{origin}: unknown key '{key}'"
-    if first["type"] == "missing":
-        return f"{origin}: '{key}' is required"
-    # The offending value is quoted, unless a key on its path names a secret.
-    secret = any(word in str(part).lower() for part in key.split(".") for word in _SECRET_WORDS)
-    got = "***" if secret else repr(first.get("input"))
-    return f"{origin}: {key}: {first['msg'][:1].lower()}{first['msg'][1:]}, got {got}"
+        hidden = min(hidden, len(parts) - 2)  # the unknown key is the input, not a field
+    key = ".".join(
+        p if i <= hidden or _PLAIN_NAME.fullmatch(p) else "*" for i, p in enumerate(parts)
+    )
+    origin = where
+    for size in range(min(len(parts), hidden + 1), 0, -1):
+        env = ENV_PREFIX + "__".join(parts[:size]).upper()
+        if env in os.environ:
+            origin = f"{where} (or ${env})"
+            break
+    if first["type"] == "extra_forbidden":
+        message = f"{origin}: unknown key '{key}'"
+    elif first["type"] == "missing":
+        message = f"{origin}: '{key}' is required"
+    else:
+        if first["type"] in _SHAPE_ERRORS:  # a table or a list was expected: say what came
+            got = _kind(first.get("input"))
+        else:
+            got = "***" if hidden < len(parts) else _quoted(first.get("input"))
+        message = f"{origin}: {key}: {first['msg'][:1].lower()}{first['msg'][1:]}, got {got}"
+    # A validator's own message may quote what it was given: take out every secret of the input.
+    secrets: set[str] = set()
+    for error in errors:
+        path = [*head, *(str(p) for p in error["loc"])] or [""]
+        if any(_names_secret(part) for part in path):
+            _every_leaf(error.get("input"), secrets)
+        else:
+            keys = any(_holds_keys(part) for part in path[:-1])
+            _hidden_leaves(error.get("input"), path[-1], keys, secrets)
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        message = message.replace(secret, "***")
+    return mask_text(message)
+
+
+def _structured(annotation: Any) -> str | None:
+    """'list' or 'table' for a type pydantic-settings reads from the environment as JSON."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        kinds = [kind for arg in get_args(annotation) if (kind := _structured(arg))]
+        return kinds[0] if kinds else None
+    if origin in (list, tuple, set, frozenset) or annotation in (list, tuple, set, frozenset):
+        return "list"
+    if origin is dict or annotation is dict:
+        return "table"
+    if origin is None and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "table"
+    return None
+
+
+def _field_type(parts: list[str]) -> Any:
+    """The type of the core key an environment variable's name leads to, or None."""
+    model: Any = _Settings
+    annotation: Any = None
+    for part in parts:
+        fields = getattr(model, "model_fields", None)
+        if not isinstance(fields, dict) or part not in fields:
+            return None
+        annotation = fields[part].annotation
+        model = annotation
+    return annotation
+
+
+def _unparsable(where: str, exc: SettingsError) -> str:
+    """One sentence for an environment variable that pydantic-settings could not parse.
+
+    Its message, and the error it wraps, may carry the variable's raw value, which may be a
+    secret: only the field's name is taken from it, and the variable is found again here.
+    """
+    match = re.search(r'field "([A-Za-z0-9_]+)"', str(exc))
+    field = match.group(1).lower() if match else ""
+    for name in sorted(os.environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if field and parts[0] != field:
+            continue
+        kind = _structured(_field_type(parts))
+        if kind is None:
+            continue
+        try:
+            json.loads(os.environ[name])
+        except ValueError:
+            example = '["a", "b"]' if kind == "list" else '{"key": "value"}'
+            return (
+                f"{where}: ${name} is not valid JSON; a {kind} in an environment variable is "
+                f"written in JSON, like {example}"
+            )
+    variables = f"${ENV_PREFIX}{field.upper()}*" if field else f"${ENV_PREFIX}*"
+    return (
+        f"{where}: a {variables} environment variable does not parse; lists and tables in "
+        "environment variables are written in JSON"
+    )
 
 
 def load_config(explicit: str | None = None) -> Config:
@@ -237,7 +467,7 @@ def load_config(explicit: str | None = None) -> Config:
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(where, exc)) from None
     except SettingsError as exc:  # an environment variable that does not parse
-        raise ConfigError(f"{where}: {' '.join(str(exc).split())}") from None
+        raise ConfigError(_unparsable(where, exc)) from None
     return Config(
         engine=settings.engine,
         plugins=settings.plugins,
@@ -249,14 +479,26 @@ def load_config(explicit: str | None = None) -> Config:
     )
 
 
-def redacted(value: Any, key: str = "") -> Any:
-    """A copy of a configuration value with secrets replaced by `***`."""
-    if isinstance(value, dict):
-        return {k: redacted(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redacted(v, key) for v in value]
-    if value is not None and any(word in key.lower() for word in _SECRET_WORDS):
+def redacted(value: Any, key: str = "", _keys: bool = False) -> Any:
+    """A copy of a configuration value to print, with every secret replaced by `***`.
+
+    A key that names a secret hides its whole value, whatever its shape; in a list of keys
+    (`access_keys`, any key ending in `keys`) only descriptive fields (`id`, `role`, ...) show;
+    every other string has its URL passwords and secret parameters masked (`mask_text`).
+    """
+    if value is None:
+        return None
+    if _names_secret(key):
         return "***"
+    keys = _keys or _holds_keys(key)
+    if isinstance(value, dict):
+        return {k: redacted(v, str(k), keys) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redacted(v, key, keys) for v in value]
+    if keys and key.lower() not in _DESCRIPTIVE:
+        return "***"
+    if isinstance(value, str):
+        return mask_text(value)
     return value
 
 
