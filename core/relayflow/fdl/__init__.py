@@ -11,6 +11,7 @@ from relayflow.fdl.base import (
     unregister_step_type,
 )
 from relayflow.fdl.flow import SUPPORTED_VERSIONS, Flow
+from relayflow.fdl.limits import DEFAULT_LIMITS, DefinitionLimits
 from relayflow.fdl.loader import check_flow, load_flow, load_flow_file
 from relayflow.fdl.problems import DefinitionError, Problem, format_path
 from relayflow.fdl.resources import ResourceArn, parse_resource_arn
@@ -33,6 +34,7 @@ from relayflow.fdl.steps import (
 )
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "SUPPORTED_VERSIONS",
     "Branch",
     "CatchPolicy",
@@ -40,6 +42,7 @@ __all__ = [
     "ChoiceDefault",
     "ChoiceStep",
     "DefinitionError",
+    "DefinitionLimits",
     "FailStep",
     "Flow",
     "ForeachStep",

@@ -8,11 +8,20 @@ On the way:
 - timestamps stay strings, whether quoted or not (JSON has no date type);
 - a key given twice in one mapping is reported rather than silently overwritten;
 - anchors, aliases and merge keys (`<<`) work as in YAML 1.1.
+
+Reading is bounded by `DefinitionLimits`, whatever the text: its size is checked before it is
+parsed, nesting is checked as containers open, and each alias is charged for what it stands for
+(an alias is kept as a reference to its anchor's value, so the data stays as small as the text,
+but everything that walks it later, validation first, walks every use).
+Values JSON cannot hold (integers too long to print, infinities, NaN, lone surrogates) are
+problems too, since a flow's constants become execution data, which is JSON.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,12 +41,15 @@ from yaml.events import (
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
+from relayflow.fdl.limits import DEFAULT_LIMITS, DefinitionLimits
 from relayflow.fdl.problems import DataPath, Problem
 from relayflow.fdl.resources import fc_ref_arn
 
-__all__ = ["ParsedSource", "parse_quick", "parse_source"]
+__all__ = ["ParsedSource", "parse_quick", "parse_source", "size_problem"]
 
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml refuses the escape of a lone surrogate; PyYAML's own parser reads it.
+_PARSER_READS_SURROGATES = _Loader is yaml.SafeLoader
 _STR = "tag:yaml.org,2002:str"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "<<"
@@ -48,6 +60,18 @@ _RESOLVER = Resolver()
 # microseconds, so results are kept. Only immutable values are cached.
 _PLAIN_CACHE: dict[str, Any] = {}
 _PLAIN_CACHE_LIMIT = 20000
+# Python reads at most this many decimal digits into an int (sys.get_int_max_str_digits), so
+# a longer integer could not be written back as JSON; hexadecimal and base 60 have no such cap.
+_MAX_INT_DIGITS = 4300
+_INT_BOUND = 10**_MAX_INT_DIGITS
+_TOO_LONG = f"this integer has more than {_MAX_INT_DIGITS:,} digits, the limit for a number"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# An escape that may stand for a surrogate; only when one is present is the data searched.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_ESCAPE = re.compile(r"\\u[dD]([89a-fA-F])[0-9a-fA-F]{2}")
+
+# (values, height, bytes) of a subtree, aliases expanded: what one more use of it costs.
+_Weight = tuple[int, int, int]
 
 
 @dataclass
@@ -87,6 +111,63 @@ class _Stop(Exception):
     """Reading cannot go on; the reason is already a problem."""
 
 
+class _Unreadable(Exception):
+    """A scalar that has no JSON value; ``message`` says why, ``text`` is how it was written."""
+
+    def __init__(self, message: str, text: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.text = text
+
+
+def _not_finite(text: str) -> _Unreadable:
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    return _Unreadable(f"{shown} is not a finite number, and JSON has no other kind", text)
+
+
+def _unreadable(exc: Exception, text: str) -> _Unreadable:
+    if "digits" in str(exc):  # int() refuses more than 4,300 of them
+        return _Unreadable(_TOO_LONG, text)
+    if isinstance(exc, ValueError):
+        return _Unreadable(f"cannot read this value: {exc}", text)
+    return _Unreadable("cannot read this value as its tag says", text)
+
+
+def _check_number(value: Any, text: str) -> None:
+    """Refuse a number that JSON cannot carry into execution data."""
+    kind = value.__class__
+    if kind is float and not math.isfinite(value):
+        raise _not_finite(text)
+    if kind is int and not -_INT_BOUND < value < _INT_BOUND:
+        raise _Unreadable(_TOO_LONG, text)
+
+
+def _surrogate_problem(char: str) -> str:
+    return f"U+{ord(char):04X} is a lone surrogate, not a character, and JSON text cannot hold it"
+
+
+def size_problem(size: int, limits: DefinitionLimits, name: str) -> Problem:
+    """The problem of a definition larger than ``limits`` allow."""
+    message = f"the definition is {size:,} bytes, more than the limit of {limits.max_bytes:,} bytes"
+    return Problem(message, (), None, name)
+
+
+def _measure(text: str, name: str, limits: DefinitionLimits) -> tuple[int, Problem | None]:
+    """The UTF-8 size of ``text``, or the problem that stops it from being read at all."""
+    if len(text) > limits.max_bytes:  # each character is at least one byte
+        return len(text), size_problem(len(text), limits, name)
+    if text.isascii():
+        return len(text), None
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # a lone surrogate, which the parser would choke on
+        line = text.count("\n", 0, exc.start) + 1
+        return 0, Problem(_surrogate_problem(text[exc.start]), (), line, name)
+    if size > limits.max_bytes:
+        return size, size_problem(size, limits, name)
+    return size, None
+
+
 @dataclass(slots=True)
 class _Frame:
     value: dict[str, Any] | list[Any]
@@ -96,6 +177,9 @@ class _Frame:
     key: Any = None  # the key waiting for its value; None while a key is expected
     key_ok: bool = True
     merges: list[dict[str, Any]] | None = None
+    nodes: int = 1  # values in the subtree, this container included, aliases expanded
+    height: int = 1  # containers on the deepest path down, this one included
+    size: int = 2  # about the bytes of the subtree written out, aliases expanded
 
 
 def _plain(value: str) -> Any:
@@ -109,21 +193,31 @@ def _plain(value: str) -> Any:
             result = _CONSTRUCTOR.construct_object(ScalarNode(tag, value), deep=True)
         except ConstructorError:  # a YAML 1.1 type without a meaning here, such as `=`
             result = value
+        except ValueError as exc:
+            raise _unreadable(exc, value) from None
+        _check_number(result, value)
     if len(_PLAIN_CACHE) < _PLAIN_CACHE_LIMIT:
         _PLAIN_CACHE[value] = result
     return result
 
 
 class _Builder:
-    """Builds plain data from parser events, noting the line of each value."""
+    """Builds plain data from parser events, noting the line of each value.
 
-    def __init__(self, parsed: ParsedSource) -> None:
+    It also weighs what it builds (`_Weight`), so that an alias is charged for everything it
+    stands for before anything walks the data.
+    """
+
+    def __init__(self, parsed: ParsedSource, limits: DefinitionLimits, size: int) -> None:
         self.parsed = parsed
+        self.limits = limits
         self.stack: list[_Frame] = []
-        self.anchors: dict[str, Any] = {}
+        self.anchors: dict[str, tuple[Any, _Weight]] = {}
         self.open_anchors: set[str] = set()
         self.root: Any = None
         self.documents = 0
+        self.alias_nodes = 0  # values added by aliases so far
+        self.expanded = size  # bytes of the text with the aliases so far written out
 
     def problem(self, line: int, path: DataPath, message: str) -> None:
         self.parsed.problems.append(Problem(message, path, line, self.parsed.name))
@@ -139,6 +233,13 @@ class _Builder:
         return (*top.path, top.key)
 
     def scalar(self, event: ScalarEvent, line: int) -> Any:
+        try:
+            return self._scalar(event, line)
+        except _Unreadable as exc:
+            self.problem(line, self.child_path(), exc.message)
+            return event.value
+
+    def _scalar(self, event: ScalarEvent, line: int) -> Any:
         tag = event.tag
         if tag is None or tag == "!":
             return _plain(event.value) if event.implicit[0] else event.value
@@ -155,17 +256,26 @@ class _Builder:
         if tag in (_STR, _TIMESTAMP):
             return event.value
         try:
-            return _CONSTRUCTOR.construct_object(ScalarNode(tag, event.value), deep=True)
+            value = _CONSTRUCTOR.construct_object(ScalarNode(tag, event.value), deep=True)
         except ConstructorError as exc:
             self.problem(line, self.child_path(), f"cannot read this value: {exc.problem}")
             return event.value
+        except (ValueError, LookupError, TypeError) as exc:  # `!!int x`, `!!bool maybe`
+            raise _unreadable(exc, event.value) from None
+        _check_number(value, event.value)
+        return value
 
-    def add(self, value: Any, line: int, *, is_key_candidate: bool) -> None:
+    def add(self, value: Any, line: int, weight: _Weight, *, is_key_candidate: bool) -> None:
         """Put a finished value into the container on top of the stack."""
         if not self.stack:
             self.root = value
             return
         top = self.stack[-1]
+        nodes, height, size = weight
+        top.nodes += nodes
+        top.size += size
+        if height >= top.height:
+            top.height = height + 1
         if isinstance(top.value, list):
             top.lines[len(top.value)] = line
             top.value.append(value)
@@ -194,12 +304,17 @@ class _Builder:
 
     def key(self, top: _Frame, key: str, line: int) -> None:
         top.key, top.key_ok = key, True
+        top.size += len(key) + 4
         if key in top.value and key != _MERGE:
             self.problem(line, (*top.path, key), f"key '{key}' appears twice in this mapping")
         top.lines[key] = line
 
     def start(self, value: dict[str, Any] | list[Any], anchor: str | None, line: int) -> None:
         path = self.child_path()
+        if len(self.stack) >= self.limits.max_depth:
+            limit = self.limits.max_depth
+            self.problem(line, path, f"values nest deeper than the limit of {limit} levels")
+            raise _Stop
         if anchor is not None:
             self.open_anchors.add(anchor)
         lines: dict[Any, int] = {}
@@ -217,10 +332,39 @@ class _Builder:
             merged.update(value)
             value = merged
             self.parsed.container_lines[id(value)] = (start_line, lines)
+        weight = (frame.nodes, frame.height, frame.size)
         if frame.anchor is not None:
             self.open_anchors.discard(frame.anchor)
-            self.anchors[frame.anchor] = value
-        self.add(value, start_line, is_key_candidate=False)
+            self.anchors[frame.anchor] = (value, weight)
+        self.add(value, start_line, weight, is_key_candidate=False)
+
+    def alias(self, anchor: str, line: int) -> None:
+        """Add the value of ``anchor`` again, charging the budget for all of it."""
+        if anchor in self.open_anchors:
+            self.problem(line, self.child_path(), "an alias refers to the mapping that contains it")
+            raise _Stop
+        value, weight = self.anchors.get(anchor, (None, (1, 0, 4)))
+        nodes, height, size = weight
+        self.alias_nodes += nodes
+        self.expanded += size
+        limits = self.limits
+        message = None
+        if len(self.stack) + height > limits.max_depth:
+            message = f"this alias nests values deeper than the limit of {limits.max_depth} levels"
+        elif self.alias_nodes > limits.max_alias_nodes:
+            message = (
+                "this alias brings the values added by aliases past the limit of "
+                f"{limits.max_alias_nodes:,}"
+            )
+        elif self.expanded > limits.max_bytes:
+            message = (
+                "this alias brings the definition, aliases written out, past the limit of "
+                f"{limits.max_bytes:,} bytes"
+            )
+        if message is not None:
+            self.problem(line, self.child_path(), message)
+            raise _Stop
+        self.add(value, line, weight, is_key_candidate=True)
 
     def run(self, events: Iterable[Event]) -> None:
         """Consume the parser's events."""
@@ -231,14 +375,19 @@ class _Builder:
         """Handle one event, in full generality."""
         line = event.start_mark.line + 1 if event.start_mark is not None else 1
         if isinstance(event, ScalarEvent):
+            found = _SURROGATE.search(event.value) if event.style == '"' else None
+            if found:  # only a pure-Python parser reads such an escape; libyaml refuses it
+                self.problem(line, self.child_path(), _surrogate_problem(found.group()))
+                raise _Stop
             top = self.stack[-1] if self.stack else None
             if top is not None and isinstance(top.value, dict) and top.key is None:
                 self.key(top, event.value, line)  # keys keep their text, whatever their tag
                 return
             value = self.scalar(event, line)
+            weight = (1, 0, len(event.value) + 3)
             if event.anchor is not None:
-                self.anchors[event.anchor] = value
-            self.add(value, line, is_key_candidate=True)
+                self.anchors[event.anchor] = (value, weight)
+            self.add(value, line, weight, is_key_candidate=True)
         elif isinstance(event, MappingStartEvent):
             self.start({}, event.anchor, line)
         elif isinstance(event, SequenceStartEvent):
@@ -246,12 +395,7 @@ class _Builder:
         elif isinstance(event, MappingEndEvent | SequenceEndEvent):
             self.end(line)
         elif isinstance(event, AliasEvent):
-            if event.anchor in self.open_anchors:
-                self.problem(
-                    line, self.child_path(), "an alias refers to the mapping that contains it"
-                )
-                raise _Stop
-            self.add(self.anchors.get(event.anchor or ""), line, is_key_candidate=True)
+            self.alias(event.anchor or "", line)
         elif isinstance(event, DocumentStartEvent):
             self.documents += 1
             if self.documents > 1:
@@ -274,12 +418,17 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _plain_yaml(text: str) -> Any:
+def _plain_yaml(text: str, max_depth: int) -> Any:
     """Build plain YAML without lines; None unless it is one document with nothing unusual.
 
     Anything the full reader would report or treat specially (tags, anchors, aliases, merge
-    keys, repeated keys, several documents, a scalar document) makes it give up, so that where
-    it answers, it answers exactly what `parse_source` would.
+    keys, repeated keys, several documents, a scalar document, nesting past ``max_depth``,
+    values JSON cannot hold) makes it give up, so that where it answers, it answers exactly
+    what `parse_source` would.
+
+    Raises:
+        yaml.YAMLError: the text does not parse.
+        _Unreadable: a scalar has no JSON value.
     """
     stack: list[Any] = []
     keys: list[Any] = []
@@ -314,7 +463,7 @@ def _plain_yaml(text: str) -> Any:
             else:
                 top.append(value)
         elif cls is MappingStartEvent or cls is SequenceStartEvent:
-            if ev.anchor is not None or ev.tag is not None:
+            if ev.anchor is not None or ev.tag is not None or len(stack) >= max_depth:
                 return None
             new: Any = {} if cls is MappingStartEvent else []
             if stack:
@@ -343,31 +492,146 @@ def _plain_yaml(text: str) -> Any:
     return root
 
 
-def parse_quick(text: str, name: str = "<string>") -> ParsedSource | None:
+def _deeper_than(data: Any, max_depth: int) -> bool:
+    """Whether containers nest more than ``max_depth`` deep in ``data`` (a tree, no aliases)."""
+    level = [data] if data.__class__ is dict or data.__class__ is list else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > max_depth:
+            return True
+        level = [
+            child
+            for value in level
+            for child in (value.values() if value.__class__ is dict else value)
+            if child.__class__ is dict or child.__class__ is list
+        ]
+    return False
+
+
+def _find_surrogate(data: Any) -> tuple[DataPath, str] | None:
+    """The path of a string (or of the mapping of a key) holding a lone surrogate, and it.
+
+    ``data`` is a tree, as the JSON reader makes: nothing in it is reached twice.
+    """
+    pending: list[tuple[DataPath, Any]] = [((), data)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            found = _SURROGATE.search(value)
+            if found:
+                return path, found.group()
+        elif isinstance(value, dict):
+            for key in value:
+                found = _SURROGATE.search(key)
+                if found:
+                    return path, found.group()
+            pending.extend(((*path, key), child) for key, child in value.items())
+        elif isinstance(value, list):
+            pending.extend(((*path, i), child) for i, child in enumerate(value))
+    return None
+
+
+def _escape_line(text: str) -> int | None:
+    """The line of the first JSON escape of a lone surrogate in ``text``."""
+    after_high = -1  # where a pair would continue, after a high surrogate's escape
+    for match in _ESCAPE.finditer(text):
+        low = match.group(1) in "cdefCDEF"
+        if low and match.start() == after_high:
+            after_high = -1
+            continue
+        if after_high >= 0 or low:  # a high one not followed by a low one, or a low one alone
+            at = after_high - 6 if after_high >= 0 else match.start()
+            return text.count("\n", 0, at) + 1
+        after_high = match.end()
+    if after_high >= 0:
+        return text.count("\n", 0, after_high - 6) + 1
+    return None
+
+
+def _line_of_text(text: str, fragment: str) -> int | None:
+    at = text.find(fragment) if fragment else -1
+    return text.count("\n", 0, at) + 1 if at >= 0 else None
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 overflows to infinity
+        raise _not_finite(text)
+    return value
+
+
+def _json_constant(text: str) -> float:
+    raise _not_finite(text)  # NaN, Infinity and -Infinity, which Python's reader accepts
+
+
+def _read_json(text: str, name: str, limits: DefinitionLimits) -> ParsedSource | None:
+    """Read a JSON object; None when it is not plain JSON or needs the full reader."""
+    try:
+        data = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_float=_json_float,
+            parse_constant=_json_constant,
+        )
+    except _Unreadable as exc:
+        return ParsedSource(
+            name, None, [Problem(exc.message, (), _line_of_text(text, exc.text), name)]
+        )
+    except (ValueError, _DuplicateKey, RecursionError):
+        return None
+    if _SURROGATE_ESCAPE.search(text):  # JSON reads a lone surrogate's escape; refuse it here
+        found = _find_surrogate(data)
+        if found is not None:
+            path, char = found
+            problem = Problem(_surrogate_problem(char), path, _escape_line(text), name)
+            return ParsedSource(name, None, [problem])
+    if _deeper_than(data, limits.max_depth):
+        return None  # the full reader says where
+    return ParsedSource(name, data)
+
+
+def parse_quick(
+    text: str, name: str = "<string>", limits: DefinitionLimits = DEFAULT_LIMITS
+) -> ParsedSource | None:
     """Read a document fast, without lines; None when the full reader must do it.
 
     JSON objects are read by the standard library's JSON reader, other text by a YAML reader
     that keeps no lines. Both give up (return None) on anything the full reader would report
     or treat specially, and then `parse_source` reads the text. A caller that finds problems
     in what this returns asks `parse_source` for their lines; valid documents never pay for
-    line tracking.
+    line tracking. The exceptions are JSON's own: a number JSON text may hold but a flow
+    cannot, and a lone surrogate's escape, which the YAML reader cannot read at all; these
+    come back as problems, with no data.
     """
+    if _measure(text, name, limits)[1] is not None:
+        return None
     if text.lstrip().startswith("{"):
-        try:
-            return ParsedSource(name, json.loads(text, object_pairs_hook=_no_duplicates))
-        except (ValueError, _DuplicateKey, RecursionError):
-            pass
+        parsed = _read_json(text, name, limits)
+        if parsed is not None:
+            return parsed
+    if _PARSER_READS_SURROGATES and "\\" in text:
+        return None  # the full reader looks at each escaped string
     try:
-        data = _plain_yaml(text)
-    except yaml.YAMLError:
+        data = _plain_yaml(text, limits.max_depth)
+    except (yaml.YAMLError, _Unreadable):
         return None
     return None if data is None else ParsedSource(name, data)
 
 
-def parse_source(text: str, name: str = "<string>") -> ParsedSource:
-    """Parse YAML or JSON ``text``; syntax errors become problems with their line."""
+def parse_source(
+    text: str, name: str = "<string>", limits: DefinitionLimits = DEFAULT_LIMITS
+) -> ParsedSource:
+    """Parse YAML or JSON ``text``; syntax errors and exceeded limits become problems.
+
+    Each problem has its line where it has one.
+    """
     parsed = ParsedSource(name)
-    builder = _Builder(parsed)
+    size, problem = _measure(text, name, limits)
+    if problem is not None:
+        parsed.problems.append(problem)
+        return parsed
+    builder = _Builder(parsed, limits, size)
     try:
         builder.run(yaml.parse(text, Loader=_Loader))
     except _Stop:
