@@ -2,6 +2,7 @@
 
 import pytest
 
+from relayflow.fdl import DefinitionLimits
 from relayflow.fdl.source import parse_quick, parse_source
 
 
@@ -95,7 +96,43 @@ def test_quick_reader_agrees_with_the_full_one(text):
         "just a string\n",
         "? [a]\n: 1\n",
         "a: [1, 2\n",
+        "a: " + "[" * 64 + "]" * 64 + "\n",  # past the depth limit
+        '{"a": ' + "[" * 64 + "]" * 64 + "}",
+        "a: .inf\n",  # JSON has no such number
+        "a: " + "1" * 4301 + "\n",
+        "a: 0x" + "f" * 4000 + "\n",
+        "a: 'x\ud800'\n",
     ],
 )
 def test_quick_reader_declines_what_it_cannot_judge(text):
     assert parse_quick(text) is None
+
+
+def test_quick_reader_declines_text_past_the_size_limit():
+    text = "a: " + "x" * 100 + "\n"
+    assert parse_quick(text, limits=DefinitionLimits(max_bytes=len(text))) is not None
+    assert parse_quick(text, limits=DefinitionLimits(max_bytes=len(text) - 1)) is None
+    parsed = parse_source(text, "s.yaml", DefinitionLimits(max_bytes=len(text) - 1))
+    assert parsed.data is None
+    assert [str(p) for p in parsed.problems] == [
+        "s.yaml: the definition is 104 bytes, more than the limit of 103 bytes"
+    ]
+
+
+def test_full_reader_reports_depth_where_it_is_passed():
+    text = "a:\n  b: [[[1]]]\n  c: [[[[2]]]]\n"
+    # The document is level 1, `a` level 2, `c` and its lists levels 3 to 6.
+    assert parse_source(text, limits=DefinitionLimits(max_depth=6)).data is not None
+    parsed = parse_source(text, "d.yaml", DefinitionLimits(max_depth=5))
+    assert parsed.data is None
+    assert [str(p) for p in parsed.problems] == [
+        "d.yaml:3: a.c[0][0][0]: values nest deeper than the limit of 5 levels"
+    ]
+
+
+def test_aliases_share_their_anchor_value_within_the_budget():
+    parsed = parse_source("a: &x [1, 2]\nb: [*x, *x]\n", limits=DefinitionLimits(max_alias_nodes=6))
+    assert parsed.data == {"a": [1, 2], "b": [[1, 2], [1, 2]]}
+    assert parsed.data["b"][0] is parsed.data["a"]  # shared, not copied: the budget is the bound
+    parsed = parse_source("a: &x [1, 2]\nb: [*x, *x]\n", limits=DefinitionLimits(max_alias_nodes=5))
+    assert parsed.data is None and parsed.problems[0].line == 2

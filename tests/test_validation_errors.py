@@ -491,6 +491,54 @@ TOP_LEVEL = [
         "the document does not parse",
     ),
     ("two documents", "version: v1\n---\nversion: v1\n", "", 2, "more than one YAML document"),
+    (
+        "nested too deep",
+        "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: a\n    outputMappings:\n"
+        "      - target: x\n        source: " + "[" * 60 + "]" * 60 + "\n",
+        "steps[0].outputMappings[0].source" + "[0]" * 59,
+        8,
+        "values nest deeper than the limit of 64 levels",
+    ),
+    (
+        "alias bomb",
+        "version: v1\ntype: flow\nx0: &x0 [a, a, a, a, a, a, a, a, a, a]\n"
+        + "".join(f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 10) + "]\n" for i in range(1, 5))
+        + "steps: [{type: pass, name: a}]\n",
+        "x3[7]",
+        6,
+        "this alias brings the values added by aliases past the limit of 10,000",
+    ),
+    (
+        "integer too long",
+        "version: v1\ntype: flow\ntimeoutSeconds: "
+        + "9" * 4301
+        + "\nsteps: [{type: pass, name: a}]\n",
+        "timeoutSeconds",
+        3,
+        "this integer has more than 4,300 digits, the limit for a number",
+    ),
+    (
+        "infinite number",
+        "version: v1\ntype: flow\nsteps:\n  - {type: wait, name: w, duration: .inf}\n",
+        "steps[0].duration",
+        4,
+        ".inf is not a finite number, and JSON has no other kind",
+    ),
+    (
+        "json number too large",
+        '{"version": "v1", "type": "flow",\n "steps": [{"type": "wait", "name": "w",'
+        ' "duration": 1e400}]}',
+        "",
+        2,
+        "1e400 is not a finite number, and JSON has no other kind",
+    ),
+    (
+        "lone surrogate",
+        '{"version": "v1", "type": "flow",\n "steps": [{"type": "pass", "name": "\\udc00"}]}',
+        "steps[0].name",
+        2,
+        "U+DC00 is a lone surrogate, not a character, and JSON text cannot hold it",
+    ),
 ]
 
 
