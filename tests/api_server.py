@@ -30,6 +30,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,13 +110,15 @@ def config_text(
     max_body_bytes: int = MAX_BODY_BYTES,
     window_seconds: int = WINDOW_SECONDS,
     plugin: bool = True,
+    server: Mapping[str, int | float] | None = None,
 ) -> str:
-    """A relayflow.toml for a test server (keys: role -> (id, secret))."""
+    """A relayflow.toml for a test server (keys: role -> (id, secret); server: more keys)."""
     text = (
         '[engine]\nstore = "sqlite:///relayflow.db"\n\n'
         f'[server]\nhost = "{host}"\nport = 0\nmax_body_bytes = {max_body_bytes}\n'
         f"timestamp_window_seconds = {window_seconds}\n"
     )
+    text += "".join(f"{name} = {value}\n" for name, value in (server or {}).items())
     for role, (key_id, secret) in (keys or {}).items():
         text += f'\n[[server.access_keys]]\nid = "{key_id}"\nsecret = "{secret}"\nrole = "{role}"\n'
     if plugin:
@@ -311,6 +314,24 @@ class ApiServer:
     def log(self) -> str:
         """What the server has logged so far."""
         return (self.folder / "server.log").read_text(encoding="utf-8", errors="replace")
+
+
+@contextmanager
+def serving(folder: Path, config: str) -> Iterator[ApiServer]:
+    """A server of its own with the relayflow.toml ``config``; SIGTERM at the end must exit 0.
+
+    For tests that need other limits than the shared `api_server`'s.
+    """
+    (folder / "relayflow.toml").write_text(config, encoding="utf-8")
+    (folder / "queue_plugin.py").write_text(QUEUE_PLUGIN, encoding="utf-8")
+    process, port = start_server(folder)
+    server = ApiServer(folder, port, process)
+    try:
+        yield server
+    finally:
+        server.http.close()
+        code = stop_server(process)
+    assert code == 0, f"relayflow server exited with {code} on SIGTERM:\n{server.log()}"
 
 
 @pytest.fixture(scope="session")

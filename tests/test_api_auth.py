@@ -23,7 +23,10 @@ from aliyunsdkcore.acs_exception.exceptions import ServerException
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkfnf.request.v20190315 import StartExecutionRequest
 
+from relayflow.api import Authenticator
 from relayflow.api.signature import sign, signed_params
+from relayflow.config import AccessKey
+from relayflow.errors import EngineError
 from tests.api_server import (
     EXE,
     KEYS,
@@ -33,9 +36,12 @@ from tests.api_server import (
     ApiServer,
     config_text,
     server_env,
+    serving,
 )
 
 pytest_plugins = ["tests.api_server"]
+
+MAX_NONCE_LENGTH = 128  # the default of server.max_nonce_length
 
 FLOW = f"""version: v1
 type: flow
@@ -451,3 +457,115 @@ def test_open_host_without_access_keys_refuses_to_start(tmp_path):
     ) in stderr
     assert "serving the API" not in stderr
     assert stdout == b""
+
+
+# -- parameters -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"Action=DescribeFlow&Name=%FF", b"Action=DescribeFlow&Name=\xff", b"Action=%C3%28"],
+    ids=["percent-encoded", "raw", "truncated-sequence"],
+)
+def test_parameters_that_are_not_utf8_are_refused(api_server, body):
+    """Percent-encoded or raw, bytes that are not UTF-8 get the same answer."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    doc = refused(api_server.http.post("/", content=body, headers=form), "InvalidParameter", 400)
+    assert "UTF-8" in doc["Message"]
+    if body.isascii():  # (httpx would percent-encode a raw byte in a URL as UTF-8)
+        in_query = api_server.http.post(f"/?{body.decode()}")
+        refused(in_query, "InvalidParameter", 400)
+
+
+# -- nonces -----------------------------------------------------------------------------------
+
+
+def test_a_long_nonce_is_refused(api_server, target, unchanged):
+    describe = {"Action": "DescribeExecution", "FlowName": target.flow, "ExecutionName": "victim"}
+    longest = api_server.signed(describe, "reader", nonce="n" * MAX_NONCE_LENGTH)
+    assert api_server.post(longest).status_code == 200
+    too_long = api_server.signed(
+        start_params(target, "long-nonce"), nonce="n" * (MAX_NONCE_LENGTH + 1)
+    )
+    doc = refused(api_server.post(too_long), "InvalidParameter", 400)
+    assert f"{MAX_NONCE_LENGTH} characters" in doc["Message"]
+    assert "server.max_nonce_length" in doc["Message"]
+    not_started(api_server, target, "long-nonce")
+    unchanged()
+
+
+NONCE_BUDGET = 25
+
+
+@pytest.fixture(scope="module")
+def budgeted(tmp_path_factory: pytest.TempPathFactory):
+    """A server of its own, whose keys may each have only a few nonces in the window."""
+    text = config_text(keys=KEYS, server={"max_nonces_per_key": NONCE_BUDGET}, plugin=False)
+    with serving(tmp_path_factory.mktemp("budgeted"), text) as server:
+        yield server
+
+
+def test_nonces_cannot_be_flushed_by_another_key(budgeted):
+    """A reader sending many requests cannot make a captured admin request replayable.
+
+    The server never forgets a nonce while its request could still be accepted; a key that
+    has used its budget of nonces is throttled instead, and only that key.
+    """
+    name = f"captured-{uuid.uuid4().hex[:8]}"
+    create = budgeted.signed({"Action": "CreateFlow", "Name": name, "Definition": FLOW})
+    assert budgeted.post(create).status_code == 200
+    budgeted.ok({"Action": "DeleteFlow", "Name": name})
+
+    listing = {"Action": "ListFlows"}
+    for _ in range(NONCE_BUDGET):
+        answer = budgeted.rpc(listing, "reader")
+        assert answer.status_code == 200, answer.text
+    doc = refused(budgeted.rpc(listing, "reader"), "Throttling.SignatureNonce", 429)
+    assert "test-reader" in doc["Message"]
+    assert f"{NONCE_BUDGET}" in doc["Message"]
+    assert "server.max_nonces_per_key" in doc["Message"]
+
+    refused(budgeted.post(create), "SignatureNonceUsed", 400)
+    gone = budgeted.rpc({"Action": "DescribeFlow", "Name": name})
+    refused(gone, "FlowNotExists", 404)
+
+
+def test_a_nonce_is_kept_while_its_timestamp_is_in_the_window():
+    """A request stamped ahead of the server's clock stays replayable longer than one window:
+    its nonce must be kept until its own Timestamp leaves the window."""
+    window = 100
+    key_id, secret = KEYS["admin"]
+    auth = Authenticator([AccessKey(id=key_id, secret=secret, role="admin")], window)
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    ahead = signed_params(
+        key_id,
+        secret,
+        "POST",
+        {"Version": "2019-03-15", "Action": "ListFlows"},
+        now=start + timedelta(seconds=window - 1),
+    )
+    assert auth.check("POST", ahead, "ListFlows", now=start.timestamp()) is not None
+    for later in (window + 10, 2 * window - 2):
+        with pytest.raises(EngineError) as caught:
+            auth.check("POST", ahead, "ListFlows", now=start.timestamp() + later)
+        assert caught.value.code == "SignatureNonceUsed"
+
+
+def test_the_nonce_budget_frees_up_as_nonces_expire():
+    window = 100
+    key_id, secret = KEYS["reader"]
+    auth = Authenticator([AccessKey(id=key_id, secret=secret, role="reader")], window, 3)
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def request(moment: datetime) -> dict[str, str]:
+        return signed_params(
+            key_id, secret, "POST", {"Version": "2019-03-15", "Action": "ListFlows"}, now=moment
+        )
+
+    for _ in range(3):
+        auth.check("POST", request(start), "ListFlows", now=start.timestamp())
+    with pytest.raises(EngineError) as caught:
+        auth.check("POST", request(start), "ListFlows", now=start.timestamp())
+    assert (caught.value.code, caught.value.status) == ("Throttling.SignatureNonce", 429)
+    later = start + timedelta(seconds=window + 60)
+    auth.check("POST", request(later), "ListFlows", now=later.timestamp())

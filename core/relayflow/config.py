@@ -158,6 +158,17 @@ class ServerConfig(BaseModel):
     access_keys: list[AccessKey] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     timestamp_window_seconds: int = Field(default=900, ge=1)
+    # Against clients that hold connections or memory without finishing a request: the most a
+    # request line and headers may take, how long they and a body may take to arrive, and how
+    # many connections may be open at once.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
+    # Replay protection: each nonce is kept until its request's Timestamp leaves the window,
+    # never forgotten earlier; a key that has this many kept is throttled instead.
+    max_nonces_per_key: int = Field(default=1_000_000, ge=1)
+    max_nonce_length: int = Field(default=128, ge=16, le=4096)
 
 
 class ClientConfig(BaseModel):

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import http
 import ipaddress
+import json
 import logging
+import math
+import resource
 import signal
 import socket
-from typing import Any, cast
+import uuid
+from typing import Any, ClassVar, cast
 
 import uvicorn
 import uvloop
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from relayflow.api import ApiApp, Authenticator
-from relayflow.config import Config, ConfigError
+from relayflow.config import Config, ConfigError, ServerConfig
 from relayflow.engine import Engine, Integration
 from relayflow.plugins import PluginManager
 
@@ -67,6 +72,10 @@ class _CoalescingTransport:
             self._loop.call_soon(self._flush)
         self._pending.append(data)
 
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
     def close(self) -> None:
         self._flush()
         self._transport.close()
@@ -82,12 +91,220 @@ class _CoalescingTransport:
         return getattr(self._transport, name)
 
 
+# What a connection is waiting for, and so which deadline applies.
+_IDLE = 0  # nothing: a request is being answered, or uvicorn's keep-alive timer runs
+_HEAD = 1  # a request's line and headers
+_BODY = 2  # the rest of its body
+_LINGER = 3  # refused: the client reads the answer while what it still sends is dropped
+
+# After a refusal, how long to drop what the client still sends before closing. Closing a
+# socket with unread data sends a reset, which can destroy the answer before it is read.
+LINGER_SECONDS = 2.0
+
+
 class _Protocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing through a `_CoalescingTransport`."""
+    """uvicorn's httptools protocol, writing through a `_CoalescingTransport`, with limits.
+
+    - A request head (request line and headers) is counted as it arrives and refused with 431
+      past `max_header_bytes`: the parser never sees more, however much the client sends.
+    - A head must arrive within `header_timeout` of the connection opening or of its first
+      byte, and a body within `body_timeout` of its head; otherwise 408 and the connection
+      closes. The time the application takes (a long poll) is not limited, and idle
+      keep-alive connections are uvicorn's (closed after `timeout_keep_alive`).
+    - Past `max_connections` open connections, a new one is answered 503 and closed.
+
+    Deadlines cost one timer per connection, not per request: each request only moves
+    `_deadline`, and the timer, when it fires early, sets itself again for the new deadline.
+    The limits are class attributes, set on a subclass for each server (`_protocol`).
+    """
+
+    max_header_bytes: ClassVar[int] = 32 * 1024
+    header_timeout: ClassVar[float] = 10.0
+    body_timeout: ClassVar[float] = 30.0
+    max_connections: ClassVar[int] = 1000
+
+    _phase = _HEAD
+    _in_head = True  # the bytes that come belong to a request head (counted)
+    _head_bytes = 0
+    _begun = False  # a byte of the current head has arrived
+    _deadline = math.inf
+    _timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         coalescing = _CoalescingTransport(transport, asyncio.get_running_loop())
         super().connection_made(cast(asyncio.Transport, coalescing))
+        if len(self.connections) > self.max_connections:
+            # No lingering here: under a flood of connections each would hold a socket longer.
+            self._answer(
+                503,
+                "ServiceUnavailable",
+                f"the server has {self.max_connections} open connections, the most it takes "
+                "(server.max_connections); retry later",
+            )
+            self.transport.close()
+            return
+        self._set_deadline(_HEAD, self.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._phase = _IDLE
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._phase == _LINGER:
+            return
+        while self._in_head:
+            room = self.max_header_bytes - self._head_bytes
+            if len(data) <= room:
+                self._head_bytes += len(data)
+                break
+            # Feed only what the head may still take: if it has not ended by then, it is too
+            # large. (A request that ends within it resets the count for the next head.)
+            self._head_bytes = self.max_header_bytes
+            if room:
+                super().data_received(data[:room])
+            if self.transport.is_closing() or self._phase == _LINGER:
+                return
+            if self._in_head and self._head_bytes == self.max_header_bytes:
+                self._refuse(
+                    431,
+                    "RequestHeaderFieldsTooLarge",
+                    f"the request line and headers are larger than {self.max_header_bytes} "
+                    "bytes (server.max_header_bytes); send large parameters in a POST body",
+                )
+                return
+            data = data[room:]
+        super().data_received(data)
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # The API has no WebSockets and answers such a request as plain HTTP; uvicorn would
+        # log two warnings for each, at any client's bidding.
+        return
+
+    # httptools' callbacks
+
+    def on_message_begin(self) -> None:
+        self._begun = True
+        if self._phase == _IDLE:
+            self._set_deadline(_HEAD, self.header_timeout)
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._set_deadline(_BODY, self.body_timeout)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        self._begun = False
+        self._phase = _IDLE
+        self._deadline = math.inf
+        super().on_message_complete()
+
+    # deadlines
+
+    def _set_deadline(self, phase: int, seconds: float) -> None:
+        self._phase = phase
+        deadline = self.loop.time() + seconds
+        self._deadline = deadline
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._phase == _IDLE or self.transport.is_closing():
+            return
+        if self.loop.time() < self._deadline:  # moved on since the timer was set
+            self._timer = self.loop.call_at(self._deadline, self._expire)
+        elif self._phase == _LINGER or (self._phase == _HEAD and not self._begun):
+            self.transport.close()  # nothing to answer
+        elif self._phase == _HEAD:
+            self._refuse(
+                408,
+                "RequestTimeout",
+                f"the request line and headers did not arrive within {self.header_timeout:g} "
+                "seconds (server.header_timeout_seconds)",
+            )
+        else:
+            self._refuse(
+                408,
+                "RequestTimeout",
+                f"the request body did not arrive within {self.body_timeout:g} seconds of "
+                "its headers (server.body_timeout_seconds)",
+            )
+
+    # refusals
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer ``status`` if no answer is under way, and end the connection.
+
+        The request being read is abandoned: its application sees the client gone, never a
+        partial body. What the client still sends is dropped while it reads the answer.
+        """
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            answer = True
+        else:  # only when its own application has not answered, nor one queued before it
+            answer = self._phase == _BODY and not self.pipeline and not cycle.response_started
+            cycle.disconnected = True
+            cycle.waiting_for_100_continue = False
+            cycle.message_event.set()
+        if not answer:
+            self.transport.close()
+            return
+        self._answer(status, code, message)
+        self.transport.write_eof()
+        self._set_deadline(_LINGER, LINGER_SECONDS)
+
+    def _answer(self, status: int, code: str, message: str) -> None:
+        doc = {"Code": code, "Message": message, "RequestId": str(uuid.uuid4()).upper()}
+        body = json.dumps(doc).encode()
+        head = (
+            f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
+            "content-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n"
+            "connection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+
+
+def _protocol(settings: ServerConfig) -> type[_Protocol]:
+    """The protocol class with the limits of ``settings``."""
+    return type(
+        "_LimitedProtocol",
+        (_Protocol,),
+        {
+            "max_header_bytes": settings.max_header_bytes,
+            "header_timeout": settings.header_timeout_seconds,
+            "body_timeout": settings.body_timeout_seconds,
+            "max_connections": settings.max_connections,
+        },
+    )
+
+
+def _raise_file_limit(connections: int) -> None:
+    """Let the process open enough sockets for ``connections`` (and its other files).
+
+    Past the soft limit, accepting fails with EMFILE rather than with our clear 503.
+    """
+    wanted = connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if new > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        if new < wanted:
+            log.warning(
+                "the open-file limit (%d) is too low for server.max_connections = %d",
+                new,
+                connections,
+            )
 
 
 async def serve(
@@ -101,11 +318,6 @@ async def serve(
     check_listen_address(config)
     settings = config.server
     engine = Engine.from_config(config, integrations=integrations, plugins=plugins)
-    app = ApiApp(
-        engine,
-        Authenticator(settings.access_keys, settings.timestamp_window_seconds),
-        settings.max_body_bytes,
-    )
     # IPPROTO_TCP, not 0: asyncio then sets TCP_NODELAY on every connection. Without it each
     # answer waits for the client's delayed ACK, some 40 ms.
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
@@ -118,8 +330,24 @@ async def serve(
         raise ConfigError(
             f"{config.source}: cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
         ) from None
+    bound_host, bound_port = sock.getsockname()[:2]
+    auth = Authenticator(
+        settings.access_keys,
+        settings.timestamp_window_seconds,
+        settings.max_nonces_per_key,
+        settings.max_nonce_length,
+    )
+    app = ApiApp(engine, auth, settings.max_body_bytes, address=(bound_host, bound_port))
+    _raise_file_limit(settings.max_connections)
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, http=_Protocol)
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            http=_protocol(settings),
+            ws="none",
+        )
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -132,11 +360,10 @@ async def serve(
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)
-    host, port = sock.getsockname()[:2]
     log.info(
         "relayflow serving the API on http://%s:%s, engine on %s (config: %s)",
-        host,
-        port,
+        bound_host,
+        bound_port,
         config.engine.store,
         config.source,
     )

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from relayflow import jsontext
 from relayflow.api.actions import run_action
-from relayflow.api.auth import Authenticator
+from relayflow.api.auth import READ_ACTIONS, Authenticator
 from relayflow.engine.engine import Engine
 from relayflow.errors import EngineError
 
@@ -35,7 +35,15 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+_FORM = "application/x-www-form-urlencoded"
+_SAME_ORIGIN = frozenset({"same-origin", "none"})  # Sec-Fetch-Site of a page's own requests
+
+
 class _TooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
     pass
 
 
@@ -43,13 +51,44 @@ def _request_id() -> str:
     return str(uuid.uuid4()).upper()
 
 
-class ApiApp:
-    """The ASGI application serving one engine."""
+def local_hosts(host: str, port: int) -> frozenset[str]:
+    """The `Host` values that name a loopback server at ``host``:``port``, in lower case."""
+    names = {"localhost", host.lower()}
+    bracketed = {f"[{name}]" if ":" in name else name for name in names}
+    hosts = {f"{name}:{port}" for name in bracketed}
+    if port == 80:
+        hosts |= bracketed
+    return frozenset(hosts)
 
-    def __init__(self, engine: Engine, auth: Authenticator, max_body_bytes: int = 1 << 20) -> None:
+
+class ApiApp:
+    """The ASGI application serving one engine.
+
+    Args:
+        engine: the engine whose actions are served.
+        auth: checks signed requests; without access keys, it lets every request through.
+        max_body_bytes: larger bodies are refused with EntityTooLarge.
+        address: the host and port the server listens on. Without access keys, requests
+            must be addressed to it (`Host`) and must not come from a web page of another
+            origin (`Origin`, `Sec-Fetch-Site`), and GET may only read: a browser sends such
+            requests for any page without asking, and they would need no key.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        auth: Authenticator,
+        max_body_bytes: int = 1 << 20,
+        *,
+        address: tuple[str, int],
+    ) -> None:
         self.engine = engine
         self.auth = auth
         self.max_body_bytes = max_body_bytes
+        self.hosts = local_hosts(*address)
+        self.origins = frozenset(
+            f"{scheme}://{host}" for scheme in ("http", "https") for host in self.hosts
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection."""
@@ -67,7 +106,7 @@ class ApiApp:
         elif path != "/":
             await self._error(
                 send,
-                EngineError("NotFound", f"no such path {path}; the API is at /", 404),
+                EngineError("NotFound", f"no such path {path[:200]}; the API is at /", 404),
                 _request_id(),
             )
         elif method not in ("GET", "POST"):
@@ -91,6 +130,8 @@ class ApiApp:
         size = 0
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected  # what arrived is not the whole request
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -99,10 +140,69 @@ class ApiApp:
             if not message.get("more_body"):
                 return b"".join(chunks)
 
+    def _check_headers(self, scope: Scope) -> str | None:
+        """The request's content type; refuses what a web page may have sent without keys.
+
+        Raises:
+            EngineError: without access keys, a request not addressed to this server, or
+                sent by a page of another origin.
+        """
+        content_type = None
+        keyless = not self.auth.enabled
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif not keyless:
+                continue
+            elif name == b"host":
+                host = value.decode("latin-1")
+                if host.lower() not in self.hosts:
+                    raise EngineError(
+                        "InvalidHost",
+                        f"the Host header {host[:200]!r} does not name this server "
+                        f"({', '.join(sorted(self.hosts))}); without access keys the API "
+                        "answers only requests addressed to its loopback address",
+                        403,
+                    )
+            elif name == b"origin":
+                origin = value.decode("latin-1")
+                if origin.lower() not in self.origins:
+                    raise EngineError(
+                        "CrossOriginRequest",
+                        f"a request from the web page at {origin[:200]!r} is refused: without "
+                        "access keys the API answers programs on this machine, not web pages "
+                        "of other origins",
+                        403,
+                    )
+            elif name == b"sec-fetch-site":
+                site = value.decode("latin-1")
+                if site.lower() not in _SAME_ORIGIN:
+                    raise EngineError(
+                        "CrossOriginRequest",
+                        f"a request that the browser marks Sec-Fetch-Site: {site[:40]} is "
+                        "refused: without access keys the API answers programs on this "
+                        "machine, not web pages of other origins",
+                        403,
+                    )
+        return content_type
+
     async def _rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _request_id()
         try:
+            content_type = self._check_headers(scope)
+        except EngineError as exc:
+            await self._error(send, exc, request_id)
+            return
+        try:
             body = await self._body(receive)
+        except _Disconnected:
+            # The client has gone: this answer goes nowhere, but completes the request.
+            await self._error(
+                send,
+                EngineError("IncompleteBody", "the connection closed within the body", 400),
+                request_id,
+            )
+            return
         except _TooLarge:
             await self._error(
                 send,
@@ -115,12 +215,30 @@ class ApiApp:
                 request_id,
             )
             return
+        if body and (content_type or "").partition(";")[0].strip().lower() != _FORM:
+            got = f"{content_type[:100]!r}" if content_type is not None else "no Content-Type"
+            await self._error(
+                send,
+                EngineError(
+                    "UnsupportedMediaType",
+                    f"a request body must be {_FORM} (the parameters as a form), got {got}",
+                    415,
+                ),
+                request_id,
+            )
+            return
         try:
+            # errors="strict": a %-escaped byte that is not UTF-8 is refused like a raw one,
+            # rather than silently becoming U+FFFD.
             params = dict(
-                parse_qsl(scope.get("query_string", b"").decode(), keep_blank_values=True)
+                parse_qsl(
+                    scope.get("query_string", b"").decode(),
+                    keep_blank_values=True,
+                    errors="strict",
+                )
             )
             if body:
-                params.update(parse_qsl(body.decode(), keep_blank_values=True))
+                params.update(parse_qsl(body.decode(), keep_blank_values=True, errors="strict"))
         except UnicodeDecodeError:
             await self._error(
                 send,
@@ -132,6 +250,14 @@ class ApiApp:
         try:
             if not action:
                 raise EngineError("MissingParameter", "the parameter Action is required", 400)
+            if scope["method"] == "GET" and not self.auth.enabled and action not in READ_ACTIONS:
+                # A link or an image on any web page can send a GET, with no Origin.
+                raise EngineError(
+                    "MethodNotAllowed",
+                    f"without access keys, GET may only call {', '.join(sorted(READ_ACTIONS))}; "
+                    f"send {action[:100]} as POST with a form body",
+                    405,
+                )
             version = params.get("Version", API_VERSION)
             if version != API_VERSION:
                 raise EngineError(

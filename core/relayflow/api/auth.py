@@ -5,6 +5,11 @@ server checks, in order: the access key exists; the signature method and version
 it speaks; the timestamp is within the window; the nonce was not seen within the window; the
 signature matches; the key's role may call the action. Each refusal has its own code.
 
+Nonces are kept until their request's Timestamp leaves the window, and never forgotten
+earlier: a key that has `max_nonces_per_key` of them is throttled instead, so that one key's
+flood of requests neither grows the server's memory without bound nor makes another key's
+captured request replayable.
+
 Roles: `admin` may call every action; `worker` may only report task results; `reader` may only
 describe, list and read history.
 """
@@ -12,8 +17,8 @@ describe, list and read history.
 from __future__ import annotations
 
 import hmac
+import math
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -21,7 +26,7 @@ from relayflow.api.signature import SIGNATURE_METHOD, SIGNATURE_VERSION, sign
 from relayflow.config import AccessKey
 from relayflow.errors import EngineError
 
-__all__ = ["ROLE_ACTIONS", "Authenticator"]
+__all__ = ["ROLE_ACTIONS", "Authenticator", "NonceCache"]
 
 READ_ACTIONS = frozenset(
     {"DescribeFlow", "ListFlows", "DescribeExecution", "ListExecutions", "GetExecutionHistory"}
@@ -32,7 +37,7 @@ ROLE_ACTIONS: dict[str, frozenset[str] | None] = {
     "worker": REPORT_ACTIONS,
     "reader": READ_ACTIONS,
 }
-_MAX_NONCES = 200_000
+_SLICES = 4  # a window's worth of nonces is kept in this many sets, dropped whole when expired
 
 
 def _refuse(code: str, message: str, status: int) -> EngineError:
@@ -53,13 +58,97 @@ def _parse_time(value: str) -> float:
     return stamp.timestamp()
 
 
-class Authenticator:
-    """Checks requests against the configured access keys."""
+class _KeyNonces:
+    """One key's nonces, as hashes in sets by when they expire."""
 
-    def __init__(self, keys: Sequence[AccessKey], window_seconds: float = 900) -> None:
+    __slots__ = ("count", "purge_at", "slices")
+
+    def __init__(self) -> None:
+        self.slices: dict[int, set[int]] = {}
+        self.count = 0
+        self.purge_at = math.inf
+
+
+class NonceCache:
+    """The nonces seen, each kept until ``expires``, with at most ``per_key`` for one key.
+
+    Only a hash of each nonce is kept (some 60 bytes a nonce). A hash collision can only
+    refuse a request as a replay, never let a replay through, and only within one key.
+    The seam for sharing nonces between replicas: another implementation of
+    `check_and_remember`.
+    """
+
+    def __init__(self, per_key: int, slice_seconds: float) -> None:
+        self.per_key = per_key
+        self.slice = slice_seconds
+        self._keys: dict[str, _KeyNonces] = {}
+
+    def check_and_remember(self, key_id: str, nonce: str, expires: float, now: float) -> None:
+        """Remember ``nonce`` of ``key_id`` until ``expires``.
+
+        Raises:
+            EngineError: the nonce was seen already (`SignatureNonceUsed`), or the key has
+                its whole budget of nonces in use (`Throttling.SignatureNonce`).
+        """
+        entry = self._keys.get(key_id)
+        if entry is None:
+            entry = self._keys[key_id] = _KeyNonces()
+        if now >= entry.purge_at:
+            self._purge(entry, now)
+        digest = hash(nonce)
+        for seen in entry.slices.values():
+            if digest in seen:
+                raise _refuse(
+                    "SignatureNonceUsed",
+                    "this SignatureNonce was used already: a replayed request",
+                    400,
+                )
+        if entry.count >= self.per_key:
+            raise _refuse(
+                "Throttling.SignatureNonce",
+                f"access key {key_id!r} has sent {self.per_key} signed requests whose "
+                "Timestamps are still within the window, the most the server keeps "
+                "(server.max_nonces_per_key); retry later or spread the calls over more keys",
+                429,
+            )
+        index = int(expires // self.slice)
+        bucket = entry.slices.get(index)
+        if bucket is None:
+            bucket = entry.slices[index] = set()
+            entry.purge_at = min(entry.purge_at, (index + 1) * self.slice)
+        bucket.add(digest)
+        entry.count += 1
+
+    def _purge(self, entry: _KeyNonces, now: float) -> None:
+        # A slice holds nonces that expire before its end: past its end, all of them have.
+        for index in [i for i in entry.slices if (i + 1) * self.slice <= now]:
+            entry.count -= len(entry.slices.pop(index))
+        entry.purge_at = (min(entry.slices) + 1) * self.slice if entry.slices else math.inf
+
+
+class Authenticator:
+    """Checks requests against the configured access keys.
+
+    Args:
+        keys: the access keys; without any, requests are not checked.
+        window_seconds: how far a request's Timestamp may be from the server's clock.
+        max_nonces_per_key: how many nonces one key may have kept at once.
+        max_nonce_length: the longest SignatureNonce accepted, in characters.
+        nonces: where nonces are kept (by default, in this process).
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[AccessKey],
+        window_seconds: float = 900,
+        max_nonces_per_key: int = 1_000_000,
+        max_nonce_length: int = 128,
+        nonces: NonceCache | None = None,
+    ) -> None:
         self.keys = {key.id: key for key in keys}
         self.window = window_seconds
-        self._nonces: OrderedDict[str, float] = OrderedDict()
+        self.max_nonce_length = max_nonce_length
+        self._nonces = nonces or NonceCache(max_nonces_per_key, window_seconds / _SLICES)
 
     @property
     def enabled(self) -> bool:
@@ -92,6 +181,14 @@ class Authenticator:
         for name in ("Signature", "Timestamp", "SignatureNonce"):
             if not params.get(name):
                 raise _refuse("MissingParameter", f"the signed request lacks {name}", 400)
+        if len(params["SignatureNonce"]) > self.max_nonce_length:
+            raise _refuse(
+                "InvalidParameter",
+                f"SignatureNonce is {len(params['SignatureNonce'])} characters long, more than "
+                f"the {self.max_nonce_length} characters the server accepts "
+                "(server.max_nonce_length)",
+                400,
+            )
         if params.get("SignatureMethod", SIGNATURE_METHOD) != SIGNATURE_METHOD:
             raise _refuse(
                 "InvalidSignatureMethod", f"SignatureMethod must be {SIGNATURE_METHOD}", 400
@@ -116,7 +213,8 @@ class Authenticator:
                 "the request was not changed on the way",
                 400,
             )
-        self._use_nonce(key.id + ":" + params["SignatureNonce"], now)
+        # Only now, with the signature checked: an unsigned request must not use up nonces.
+        self._nonces.check_and_remember(key.id, params["SignatureNonce"], stamp + self.window, now)
         allowed = ROLE_ACTIONS[key.role]
         if allowed is not None and action not in allowed:
             raise _refuse(
@@ -125,18 +223,3 @@ class Authenticator:
                 403,
             )
         return key
-
-    def _use_nonce(self, nonce: str, now: float) -> None:
-        nonces = self._nonces
-        while nonces:
-            oldest, seen = next(iter(nonces.items()))
-            if now - seen <= self.window and len(nonces) < _MAX_NONCES:
-                break
-            del nonces[oldest]
-        if nonce in nonces:
-            raise _refuse(
-                "SignatureNonceUsed",
-                "this SignatureNonce was used already: a replayed request",
-                400,
-            )
-        nonces[nonce] = now
