@@ -208,6 +208,17 @@ def test_bytes_are_read_as_utf8():
     assert problem.line == 6 and "UTF-8" in problem.message
 
 
+def test_a_report_lists_a_bounded_number_of_problems():
+    # 250 KiB of wrong steps would make 130,000 problems, megabytes of report.
+    text = "version: v1\ntype: flow\nsteps: [" + ",".join(["1"] * 125_000) + "]\n"
+    problems = problems_of(text)
+    assert len(problems) == 101
+    assert [p.line for p in problems[:100]] == [3] * 100
+    assert problems[-1].message == "more problems are not listed; a report lists at most 100"
+    problems = problems_of(text, DefinitionLimits(max_problems=3))
+    assert [p.path for p in problems] == [("steps", 0), ("steps", 1), ("steps", 2), ()]
+
+
 # -- depth ------------------------------------------------------------------------------------
 
 
@@ -349,7 +360,7 @@ def test_escaped_surrogate_pairs_are_characters():
 # -- limits themselves ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field", ["max_bytes", "max_depth", "max_alias_nodes"])
+@pytest.mark.parametrize("field", ["max_bytes", "max_depth", "max_alias_nodes", "max_problems"])
 def test_limits_must_be_positive(field):
     with pytest.raises(ValueError, match=field):
         DefinitionLimits(**{field: 0})

@@ -23,11 +23,14 @@ class DefinitionLimits:
             serviceParams become execution data, which the engine holds to the same depth.
         max_alias_nodes: how many values aliases may add in all: each use of an alias adds
             every value of what its anchor marks, so nested anchors multiply.
+        max_problems: how many problems a report lists (then a note says there are more): a
+            256 KiB list of wrong steps has 100,000 of them, megabytes of text to send back.
     """
 
     max_bytes: int = 256 * 1024
     max_depth: int = 64
     max_alias_nodes: int = 10_000
+    max_problems: int = 100
 
     def __post_init__(self) -> None:
         for field in fields(self):

@@ -38,6 +38,16 @@ def _problem(parsed: ParsedSource, path: tuple[str | int, ...], message: str) ->
     return Problem(message, path, parsed.line_of(path), parsed.name)
 
 
+def _capped(problems: list[Problem], limits: DefinitionLimits, name: str) -> list[Problem]:
+    """The problems in document order, at most ``limits.max_problems`` of them, and a note."""
+    problems.sort(key=lambda p: (p.line or 0, p.path.__repr__()))
+    limit = limits.max_problems
+    if len(problems) <= limit:
+        return problems
+    note = f"more problems are not listed; a report lists at most {limit:,}"
+    return [*problems[:limit], Problem(note, (), None, name)]
+
+
 def _decode(data: bytes, name: str, limits: DefinitionLimits) -> str | Problem:
     if len(data) > limits.max_bytes:
         return size_problem(len(data), limits, name)
@@ -64,7 +74,7 @@ def check_flow(
     parsed = parse_quick(text, name, limits) or parse_source(text, name, limits)
     problems = list(parsed.problems)
     if parsed.data is None and problems:
-        return None, problems
+        return None, _capped(problems, limits, name)
     if not isinstance(parsed.data, dict):
         kind = type(parsed.data).__name__
         problems.append(
@@ -83,10 +93,14 @@ def check_flow(
         # A value the reader already reported (a bad !Ref, say) is not reported twice.
         reported = {p.path for p in parsed.problems}
         for error in exc.errors(include_url=False):
+            if len(problems) > limits.max_problems:
+                break  # describing the rest would only make a report nobody reads
             path, message = describe_error(parsed.data, error)
             if path not in reported:
                 problems.append(_problem(parsed, path, message))
     for path, message in check_siblings(parsed.data):
+        if len(problems) > limits.max_problems:
+            break
         problems.append(_problem(parsed, path, message))
     if problems and not parsed.container_lines:
         # Read quickly, without lines: read again, slowly, to say where the problems are.
@@ -94,8 +108,7 @@ def check_flow(
         if located.data == parsed.data:
             problems = [_problem(located, p.path, p.message) for p in problems]
     if problems:
-        problems.sort(key=lambda p: (p.line or 0, p.path.__repr__()))
-        return None, problems
+        return None, _capped(problems, limits, name)
     return flow, []
 
 
