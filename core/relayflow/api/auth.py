@@ -1,9 +1,10 @@
 """Who may call the API: signature checks, timestamp window, nonces, and roles.
 
 Requests are signed as Alibaba Cloud's SDKs sign them (see `relayflow.api.signature`). The
-server checks, in order: the access key exists; the signature method and version are the ones
-it speaks; the timestamp is within the window; the nonce was not seen within the window; the
-signature matches; the key's role may call the action. Each refusal has its own code.
+server checks, in order: the access key exists; the nonce is not too long, and the signature
+method and version are the ones it speaks; the timestamp is within the window; the signature
+matches; the nonce was not used before (only now, so that unsigned requests cannot use up a
+key's nonces); the key's role may call the action. Each refusal has its own code.
 
 Nonces are kept until their request's Timestamp leaves the window, and never forgotten
 earlier: a key that has `max_nonces_per_key` of them is throttled instead, so that one key's
@@ -26,7 +27,7 @@ from relayflow.api.signature import SIGNATURE_METHOD, SIGNATURE_VERSION, sign
 from relayflow.config import AccessKey
 from relayflow.errors import EngineError
 
-__all__ = ["ROLE_ACTIONS", "Authenticator", "NonceCache"]
+__all__ = ["READ_ACTIONS", "ROLE_ACTIONS", "Authenticator", "NonceCache"]
 
 READ_ACTIONS = frozenset(
     {"DescribeFlow", "ListFlows", "DescribeExecution", "ListExecutions", "GetExecutionHistory"}
@@ -72,7 +73,7 @@ class _KeyNonces:
 class NonceCache:
     """The nonces seen, each kept until ``expires``, with at most ``per_key`` for one key.
 
-    Only a hash of each nonce is kept (some 60 bytes a nonce). A hash collision can only
+    Only a hash of each nonce is kept (about 70 bytes a nonce). A hash collision can only
     refuse a request as a replay, never let a replay through, and only within one key.
     The seam for sharing nonces between replicas: another implementation of
     `check_and_remember`.
@@ -213,7 +214,7 @@ class Authenticator:
                 "the request was not changed on the way",
                 400,
             )
-        # Only now, with the signature checked: an unsigned request must not use up nonces.
+        # Only now, with the signature checked: a forged request must not use up nonces.
         self._nonces.check_and_remember(key.id, params["SignatureNonce"], stamp + self.window, now)
         allowed = ROLE_ACTIONS[key.role]
         if allowed is not None and action not in allowed:
