@@ -121,6 +121,8 @@ class EngineConfig(BaseModel):
     token_secret: str | None = Field(default=None, min_length=16)
     max_events: int = Field(default=5000, ge=10)
     max_step_data_bytes: int = Field(default=32 * 1024, ge=1024)
+    # Below pydantic-core's ~200 levels with room for the state that wraps execution data.
+    max_json_depth: int = Field(default=64, ge=2, le=150)
     max_wait_seconds: float = Field(default=2 * 24 * 3600, gt=0)
     foreach_concurrency: int = Field(default=100, ge=1, le=10000)
     steps_per_transition: int = Field(default=2000, ge=1)
@@ -132,6 +134,7 @@ class EngineConfig(BaseModel):
         return Limits(
             max_events=self.max_events,
             max_step_data_bytes=self.max_step_data_bytes,
+            max_json_depth=self.max_json_depth,
             max_wait_seconds=self.max_wait_seconds,
             foreach_concurrency=self.foreach_concurrency,
             steps_per_transition=self.steps_per_transition,
@@ -167,7 +170,7 @@ class ServerConfig(BaseModel):
     max_connections: int = Field(default=1000, ge=1)
     # Replay protection: each nonce is kept until its request's Timestamp leaves the window,
     # never forgotten earlier; a key that has this many kept is throttled instead.
-    max_nonces_per_key: int = Field(default=1_000_000, ge=1)
+    max_nonces_per_key: int = Field(default=2_000_000, ge=1)
     max_nonce_length: int = Field(default=128, ge=16, le=4096)
 
 

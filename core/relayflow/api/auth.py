@@ -142,7 +142,7 @@ class Authenticator:
         self,
         keys: Sequence[AccessKey],
         window_seconds: float = 900,
-        max_nonces_per_key: int = 1_000_000,
+        max_nonces_per_key: int = 2_000_000,
         max_nonce_length: int = 128,
         nonces: NonceCache | None = None,
     ) -> None:
