@@ -131,6 +131,15 @@ def health(server: ApiServer) -> None:
 # -- the head -------------------------------------------------------------------------------
 
 
+def test_malformed_requests_are_answered_400_without_a_log_line_each(strict):
+    for _ in range(20):
+        with Conn(strict) as conn:
+            conn.send(b"NOT HTTP AT ALL\r\n\r\n")
+            assert conn.read_until_closed().startswith(b"HTTP/1.1 400")
+    health(strict)
+    assert "Invalid HTTP request" not in strict.log()
+
+
 def test_a_head_within_the_limit_is_served(strict):
     with Conn(strict) as conn:
         padding = "X-Padding: " + "p" * (MAX_HEADER_BYTES - 200)

@@ -102,6 +102,16 @@ _LINGER = 3  # refused: the client reads the answer while what it still sends is
 LINGER_SECONDS = 2.0
 
 
+class _QuietAboutClients(logging.Filter):
+    """Drop uvicorn's warning for each malformed request: any client could fill the log with it.
+
+    The client gets its 400 all the same; malformed requests say nothing an operator can act on.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Invalid HTTP request received."
+
+
 class _Protocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, writing through a `_CoalescingTransport`, with limits.
 
@@ -350,6 +360,7 @@ async def serve(
     )
     app = ApiApp(engine, auth, settings.max_body_bytes, address=(bound_host, bound_port))
     _raise_file_limit(settings.max_connections)
+    logging.getLogger("uvicorn.error").addFilter(_QuietAboutClients())
     server = uvicorn.Server(
         uvicorn.Config(
             app,
