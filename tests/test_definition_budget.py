@@ -349,6 +349,21 @@ def test_escaped_lone_surrogates_are_problems(fragment, path):
     assert str(problem).startswith(f"f.yaml:3: {path}:")
 
 
+@pytest.mark.parametrize(
+    "steps",
+    [
+        '- type: pass\n  name: a\n  "x\\ny\\u2028\\0": 1\n',
+        '- type: pass\n  name: "a\\nb"\n- type: pass\n  name: "a\\nb"\n',
+        '- type: choice\n  name: c\n  choices:\n    - condition: "$.a ==\\r\\n 1 &&"\n      goto: c\n',
+    ],
+)
+def test_problems_stay_on_one_line_whatever_the_names(steps):
+    # A key or name with a line break could otherwise forge a line of the report.
+    (problem,) = problems_of(fdl(steps))
+    assert "\n" not in str(problem) and "\r" not in str(problem) and "\u2028" not in str(problem)
+    assert "\\n" in str(problem)
+
+
 def test_escaped_surrogate_pairs_are_characters():
     text = (
         '{"version": "v1", "type": "flow", "steps": [{"type": "pass", "name": "a",'

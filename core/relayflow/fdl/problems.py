@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["DataPath", "DefinitionError", "Problem", "format_path"]
+__all__ = ["DataPath", "DefinitionError", "Problem", "format_path", "printable"]
 
 DataPath = tuple[str | int, ...]
+
+# Line breaks, other control characters and lone surrogates, which a definition's keys, names
+# and conditions may hold: shown escaped, a problem stays one line and can always be encoded.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and lone surrogates written as escapes."""
+    return _UNPRINTABLE.sub(_escape, text)
 
 
 def format_path(path: DataPath) -> str:
@@ -17,6 +31,7 @@ def format_path(path: DataPath) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
+            part = printable(part)
             out += f".{part}" if out else part
     return out
 
@@ -29,6 +44,9 @@ class Problem:
     path: DataPath = ()
     line: int | None = None
     source: str = "<string>"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", printable(self.message))
 
     def __str__(self) -> str:
         where = self.source if self.line is None else f"{self.source}:{self.line}"

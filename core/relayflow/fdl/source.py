@@ -24,6 +24,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain, compress
 from typing import Any
 
 import yaml
@@ -69,6 +70,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # An escape that may stand for a surrogate; only when one is present is the data searched.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _ESCAPE = re.compile(r"\\u[dD]([89a-fA-F])[0-9a-fA-F]{2}")
+
+_IS_CONTAINER = frozenset({dict, list}).__contains__
 
 # (values, height, bytes) of a subtree, aliases expanded: what one more use of it costs.
 _Weight = tuple[int, int, int]
@@ -493,19 +496,21 @@ def _plain_yaml(text: str, max_depth: int) -> Any:
 
 
 def _deeper_than(data: Any, max_depth: int) -> bool:
-    """Whether containers nest more than ``max_depth`` deep in ``data`` (a tree, no aliases)."""
-    level = [data] if data.__class__ is dict or data.__class__ is list else []
+    """Whether containers nest more than ``max_depth`` deep in ``data`` (a tree, no aliases).
+
+    One level at a time, with the iteration in C (`compress`, `map`): a valid flow is walked
+    whole, and most of its values are scalars to skip.
+    """
+    level = [data] if type(data) in (dict, list) else []
     depth = 0
     while level:
         depth += 1
         if depth > max_depth:
             return True
-        level = [
-            child
-            for value in level
-            for child in (value.values() if value.__class__ is dict else value)
-            if child.__class__ is dict or child.__class__ is list
-        ]
+        dicts = [value.values() for value in level if value.__class__ is dict]
+        lists = [value for value in level if value.__class__ is not dict]
+        children = [*chain.from_iterable(dicts), *chain.from_iterable(lists)]
+        level = list(compress(children, map(_IS_CONTAINER, map(type, children))))
     return False
 
 
