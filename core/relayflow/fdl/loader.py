@@ -143,9 +143,10 @@ def read_text(path: str | FilePath, *, limits: DefinitionLimits = DEFAULT_LIMITS
     if len(data) > limits.max_bytes:
         raise DefinitionError([size_problem(size, limits, str(path))])
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise DefinitionError([Problem("the file is not UTF-8 text", source=str(path))]) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as reading in text mode does
 
 
 def load_flow_file(path: str | FilePath, *, limits: DefinitionLimits = DEFAULT_LIMITS) -> Flow:
