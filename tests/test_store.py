@@ -140,8 +140,8 @@ def test_memory_stores_are_private():
 @pytest.mark.parametrize(
     ("url", "words"),
     [
-        ("postgres://db/x", ["no store driver", "postgres://db/x", "memory://", "sqlite://"]),
-        ("relayflow.db", ["no store driver", "known"]),
+        ("postgres://u:pw@db/x", ["no store driver", "postgres://", "memory://", "sqlite://"]),
+        ("relayflow.db", ["must be a URL", "known"]),
         ("sqlite:///x.db?bogus=1", ["unknown option", "bogus", "synchronous"]),
         ("sqlite:///x.db?synchronous=off", ["synchronous=off", "full or normal"]),
         ("sqlite://", ["needs a path"]),
@@ -157,6 +157,7 @@ def test_bad_urls_give_a_clear_store_error(url, words, tmp_path, monkeypatch):
     for word in words:
         assert word in message, message
     assert "\n" not in message
+    assert "pw" not in message
 
 
 def test_a_file_that_is_not_a_database(tmp_path):

@@ -20,7 +20,7 @@ import uvloop
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from relayflow.api import ApiApp, Authenticator
-from relayflow.config import Config, ConfigError, ServerConfig
+from relayflow.config import Config, ConfigError, ServerConfig, mask_text
 from relayflow.engine import Engine, Integration
 from relayflow.plugins import PluginManager
 
@@ -386,7 +386,7 @@ async def serve(
         "relayflow serving the API on http://%s:%s, engine on %s (config: %s)",
         bound_host,
         bound_port,
-        config.engine.store,
+        mask_text(config.engine.store),
         config.source,
     )
     if ready is not None:

@@ -44,6 +44,10 @@ def register_driver(scheme: str, driver: type[Store]) -> None:
     _DRIVERS[scheme] = driver
 
 
+def _missing(names: object) -> None:
+    pass
+
+
 def open_store(url: str) -> Store:
     """Open the store a URL names; drivers are found by scheme through stevedore.
 
@@ -55,7 +59,10 @@ def open_store(url: str) -> Store:
     if driver is None and scheme:
         try:
             manager: DriverManager[type[Store]] = DriverManager(
-                STORE_DRIVERS, scheme, invoke_on_load=False
+                STORE_DRIVERS,
+                scheme,
+                invoke_on_load=False,
+                on_missing_entrypoints_callback=_missing,  # our own error says it once
             )
             driver = cast("type[Store]", manager.driver)
         except NoMatches:
@@ -63,5 +70,8 @@ def open_store(url: str) -> Store:
     if driver is None:
         names = {ep.name for ep in entry_points(group=STORE_DRIVERS)} | set(_DRIVERS)
         known = ", ".join(f"{s}://" for s in sorted(names))
-        raise StoreError(f"no store driver for {url!r}; known: {known}")
+        # Only the scheme is quoted: the rest of a URL may carry a password.
+        if scheme:
+            raise StoreError(f"no store driver for {scheme}:// URLs; known: {known}")
+        raise StoreError(f"the store must be a URL such as sqlite:///relayflow.db; known: {known}")
     return driver(url)  # type: ignore[call-arg]

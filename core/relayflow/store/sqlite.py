@@ -4,12 +4,17 @@ URLs:
 
 - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` — a database file. Options go in
   the query string: `?synchronous=full` (the default: a commit survives power loss) or
-  `?synchronous=normal` (a commit survives a crash of the process, not of the machine).
+  `?synchronous=normal` (a commit survives a crash of the process, not of the machine), and
+  `?check=quick` (the default: an integrity check at open, about a second per 500 MiB with
+  the file in the page cache), `?check=full` or `?check=off`.
 - `memory://` — a private in-memory database, for tests and one-off runs.
 
 One engine process owns a SQLite store; it holds a lock file (`<db>.lock`) while it runs, so a
 second engine on the same file is refused with a clear message. Describe and list calls may
 read the file from other processes at any time.
+
+A new store is made only where no file exists; an empty, damaged or foreign file is refused
+with one sentence saying what to do, never silently replaced.
 """
 
 from __future__ import annotations
