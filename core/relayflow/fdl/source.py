@@ -24,7 +24,8 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import chain, compress
+from itertools import chain, compress, repeat
+from operator import is_
 from typing import Any
 
 import yaml
@@ -70,8 +71,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # An escape that may stand for a surrogate; only when one is present is the data searched.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _ESCAPE = re.compile(r"\\u[dD]([89a-fA-F])[0-9a-fA-F]{2}")
-
-_IS_CONTAINER = frozenset({dict, list}).__contains__
 
 # (values, height, bytes) of a subtree, aliases expanded: what one more use of it costs.
 _Weight = tuple[int, int, int]
@@ -498,19 +497,22 @@ def _plain_yaml(text: str, max_depth: int) -> Any:
 def _deeper_than(data: Any, max_depth: int) -> bool:
     """Whether containers nest more than ``max_depth`` deep in ``data`` (a tree, no aliases).
 
-    One level at a time, with the iteration in C (`compress`, `map`): a valid flow is walked
-    whole, and most of its values are scalars to skip.
+    A scalar is at depth 0, `{}` and `[1]` at depth 1, as in `relayflow.jsontext.too_deep`.
+    One level at a time, with every loop in C (`chain`, `map`, `compress`): a valid flow is
+    walked whole, and most of its values are scalars to skip.
     """
-    level = [data] if type(data) in (dict, list) else []
+    kind = type(data)
+    dicts = [data] if kind is dict else []
+    lists = [data] if kind is list else []
     depth = 0
-    while level:
+    while dicts or lists:
         depth += 1
         if depth > max_depth:
             return True
-        dicts = [value.values() for value in level if value.__class__ is dict]
-        lists = [value for value in level if value.__class__ is not dict]
-        children = [*chain.from_iterable(dicts), *chain.from_iterable(lists)]
-        level = list(compress(children, map(_IS_CONTAINER, map(type, children))))
+        children = [*chain.from_iterable(map(dict.values, dicts)), *chain.from_iterable(lists)]
+        kinds = list(map(type, children))
+        dicts = list(compress(children, map(is_, kinds, repeat(dict))))
+        lists = list(compress(children, map(is_, kinds, repeat(list))))
     return False
 
 
