@@ -343,3 +343,41 @@ def test_an_unreadable_outbox_row_is_set_aside_and_recovery_goes_on(tmp_path: Pa
             (nested_text(5000),),
         )
     asyncio.run(asyncio.wait_for(second_life(), 20))
+
+
+@engine_test
+async def test_a_definition_that_no_longer_loads_fails_only_its_execution():
+    worker = Worker()
+    async with make_engine({QUEUE: worker.queue}) as eng:
+        await eng.create_flow("f", CALLBACK)
+        await eng.create_flow("g", CALLBACK)
+        await eng.start_execution("f", {}, name="run1")
+        await eng.start_execution("g", {}, name="run1")
+        f_task = next(r for r in [await worker.take(1), await worker.take(2)] if r.flow_name == "f")
+        g_task = next(r for r in worker.requests if r.flow_name == "g")
+        await _corrupt(eng, "UPDATE flow_versions SET definition = 'steps: [' WHERE name = 'f'")
+        eng._flows.clear()  # as after a restart: the definition is read again
+        err = await refused("ExecutionNotRunning", eng.report_task_succeeded(f_task.token, {}))
+        assert "has been failed" in err.message
+        info = await eng.describe_execution("f", "run1")
+        assert (info.status, info.error) == ("Failed", "FnF.RuntimeError")
+        assert "could not load the definition" in info.cause
+        await eng.report_task_succeeded(g_task.token, {})
+        assert (await finished(eng, "g", "run1")).status == "Succeeded"
+
+
+@engine_test
+async def test_a_timer_of_an_unreadable_execution_fails_it_and_the_others_fire():
+    flow = fdl("""
+    - type: wait
+      name: nap
+      duration: 1
+    """)
+    async with make_engine() as eng:
+        await eng.create_flow("w", flow)
+        await eng.start_execution("w", {}, name="bad")
+        await eng.start_execution("w", {}, name="good")
+        await _corrupt(eng, "UPDATE executions SET state = '[' WHERE name = 'bad'")
+        assert (await finished(eng, "w", "good", seconds=5)).status == "Succeeded"
+        bad = await finished(eng, "w", "bad", seconds=5)
+        assert (bad.status, bad.error) == ("Failed", "FnF.RuntimeError")

@@ -39,6 +39,7 @@ from pydantic_settings import (
 )
 
 from relayflow.engine.model import Limits
+from relayflow.fdl.limits import DefinitionLimits
 
 __all__ = [
     "AccessKey",
@@ -123,11 +124,22 @@ class EngineConfig(BaseModel):
     max_step_data_bytes: int = Field(default=32 * 1024, ge=1024)
     # Below pydantic-core's ~200 levels with room for the state that wraps execution data.
     max_json_depth: int = Field(default=64, ge=2, le=150)
+    max_definition_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_definition_depth: int = Field(default=64, ge=8, le=150)
+    max_definition_alias_nodes: int = Field(default=10_000, ge=1)
     max_wait_seconds: float = Field(default=2 * 24 * 3600, gt=0)
     foreach_concurrency: int = Field(default=100, ge=1, le=10000)
     steps_per_transition: int = Field(default=2000, ge=1)
     lease_seconds: float = Field(default=30.0, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    def definition_limits(self) -> DefinitionLimits:
+        """The budgets a flow definition is read within."""
+        return DefinitionLimits(
+            max_bytes=self.max_definition_bytes,
+            max_depth=self.max_definition_depth,
+            max_alias_nodes=self.max_definition_alias_nodes,
+        )
 
     def limits(self) -> Limits:
         """The engine limits this table sets."""

@@ -19,12 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from relayflow import jsontext
-from relayflow.engine.batches import RefusedAfterChange, TxContext
+from relayflow.engine.batches import TxContext
 from relayflow.engine.childflows import ChildFlowIntegration
 from relayflow.engine.model import ExecutionState, Start, Stop, TaskFailed, TaskSucceeded
 from relayflow.engine.outcomes import MAX_CAUSE_CHARS, MAX_ERROR_CHARS
 from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
-from relayflow.engine.runtime import Runtime
+from relayflow.engine.runtime import Runtime, failed_as_unreadable
 from relayflow.engine.snapshot import dump_state
 from relayflow.engine.tokens import check_issued, parse_token, verify_token
 from relayflow.errors import EngineError
@@ -140,6 +140,7 @@ class Engine(Runtime):
             open_store(store_url or settings.store),
             integrations=integrations,
             limits=settings.limits(),
+            definition_limits=settings.definition_limits(),
             token_secret=settings.token_secret.encode() if settings.token_secret else None,
             lease_seconds=settings.lease_seconds,
             poll_seconds=min(settings.poll_seconds, poll_seconds or settings.poll_seconds),
@@ -171,7 +172,7 @@ class Engine(Runtime):
 
         def validate() -> None:
             try:
-                load_flow(definition, name)
+                load_flow(definition, name, limits=self.definition_limits)
             except DefinitionError as exc:
                 raise refuse("InvalidDefinition", str(exc)) from None
 
@@ -474,12 +475,7 @@ class Engine(Runtime):
             verify_token(secret, parts, row.uid)
             state = self.read_state(tx, ctx, row)
             if state is None:
-                raise RefusedAfterChange(
-                    "ExecutionNotRunning",
-                    f"execution '{row.name}' could not be read and has been failed; it takes "
-                    "no more reports",
-                    409,
-                )
+                raise failed_as_unreadable(row)
             # The MAC proves the attempt was issued: not open and not expired means completed.
             expired = state.expired.get(parts.task_id)
             if parts.task_id not in state.tasks and expired is None:

@@ -23,10 +23,18 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from relayflow import jsontext
-from relayflow.engine.batches import Isolate, Job, TxContext, nothing, run_batch
+from relayflow.engine.batches import (
+    Isolate,
+    Job,
+    RefusedAfterChange,
+    TxContext,
+    nothing,
+    run_batch,
+)
 from relayflow.engine.integration import (
     Failed,
     Integration,
@@ -52,7 +60,7 @@ from relayflow.engine.outcomes import outcome_command
 from relayflow.engine.snapshot import dump_state, load_state
 from relayflow.engine.tokens import mint_token, parse_token, verify_token
 from relayflow.errors import EngineError
-from relayflow.fdl import Flow, load_flow
+from relayflow.fdl import DEFAULT_LIMITS, DefinitionError, DefinitionLimits, Flow, load_flow
 from relayflow.store import ExecutionRow, OutboxRow, Store, TimerRow, Transaction
 
 if TYPE_CHECKING:
@@ -63,6 +71,21 @@ __all__ = ["Runtime", "TxContext"]
 log = logging.getLogger("relayflow.engine")
 
 T = TypeVar("T")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+
+
+def failed_as_unreadable(row: ExecutionRow) -> RefusedAfterChange:
+    """The answer to a request on an execution that was just failed because it cannot be read."""
+    return RefusedAfterChange(
+        "ExecutionNotRunning",
+        f"execution '{row.name}' could not be read and has been failed; it takes no more "
+        "reports or commands",
+        409,
+    )
+
 
 BATCH_LIMIT = 1024
 # What ends an execution whose own flow or state cannot be loaded: ending needs no steps.
@@ -82,6 +105,7 @@ class Runtime:
         poll_seconds: how often the loops look for work they were not told about.
         clock: the time source (seconds since the epoch); tests may pass their own.
         plugins: the plugins whose hooks see task requests and lifecycle events.
+        definition_limits: the budgets a flow definition is read within.
     """
 
     def __init__(
@@ -95,12 +119,17 @@ class Runtime:
         poll_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
         plugins: PluginManager | None = None,
+        definition_limits: DefinitionLimits = DEFAULT_LIMITS,
     ) -> None:
         self.store = store
         self.plugins = plugins
         self._observed = plugins is not None and plugins.observes_lifecycle
         self.integrations = list(integrations)
         self.limits = limits or Limits()
+        self.definition_limits = definition_limits
+        # A stored definition passed the size budget when it was made: lowering it later must
+        # not stop its executions.
+        self._stored_limits = replace(definition_limits, max_bytes=1 << 30)
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.clock = clock
@@ -285,7 +314,7 @@ class Runtime:
         text = tx.flow_definition(flow_name, version)
         if text is None:
             raise EngineError("FlowNotExists", f"flow '{flow_name}' version {version} is gone", 404)
-        flow = load_flow(text, f"{flow_name} v{version}")
+        flow = load_flow(text, f"{flow_name} v{version}", limits=self._stored_limits)
         entry = (flow, Interpreter(flow, self.limits))
         self._flows[key] = entry
         if len(self._flows) > 256:
@@ -306,11 +335,21 @@ class Runtime:
         twice; the interpreter changes it in place.
         """
         now = self.clock()
-        _, interp = self.flow_for(tx, row.flow_name, row.flow_id, row.flow_version)
+        try:
+            _, interp = self.flow_for(tx, row.flow_name, row.flow_id, row.flow_version)
+        except (DefinitionError, EngineError) as exc:
+            self.fail_execution(
+                tx,
+                ctx,
+                row,
+                f"relayflow could not load the definition this execution runs "
+                f"(version {row.flow_version}): {_first_line(exc)}",
+            )
+            raise failed_as_unreadable(row) from None
         if state is None:
             state = self.read_state(tx, ctx, row)
             if state is None:
-                return Transition()  # it could not be read: it has been failed and set aside
+                raise failed_as_unreadable(row)
         secret = self._secret or b""
 
         def mint(task_id: int) -> str:
@@ -346,7 +385,7 @@ class Runtime:
         try:
             return load_state(row.state)
         except (ValueError, RecursionError) as exc:
-            reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+            reason = f"{type(exc).__name__}: {_first_line(exc)}"
         log.error("execution %s/%s: its state cannot be read (%s)", row.flow_name, row.name, reason)
         tx.quarantine("state", row.id, row.state, reason)
         self.fail_execution(
@@ -368,13 +407,37 @@ class Runtime:
         try:
             state = load_state(row.state)
             _, interp = self.flow_for(tx, row.flow_name, row.flow_id, row.flow_version)
-        except (ValueError, RecursionError, EngineError):
+        except (ValueError, RecursionError, EngineError):  # DefinitionError is a ValueError
             # Nothing of the old state can be trusted: drop its work and record the end.
             tx.drop_work(row.id)
             state = ExecutionState(next_event=tx.last_event_id(row.id) + 1)
             interp = Interpreter(load_flow(_BARE_FLOW, "bare"), self.limits)
         transition = interp.fail(state, now, ERROR_RUNTIME, cause)
         self._record(tx, ctx, row, state, transition, now)
+
+    def apply_alone(
+        self, tx: Transaction, ctx: TxContext, row: ExecutionRow, command: Command
+    ) -> None:
+        """`apply` for internal jobs: whatever goes wrong stays with this execution.
+
+        Refusals are dropped (the execution has ended, or was failed as unreadable, which
+        commits); anything else is undone and fails the execution, visibly.
+        """
+        mark = ctx.mark()
+        try:
+            # What a RefusedAfterChange wrote (failing the execution) stays.
+            with tx.savepoint(), contextlib.suppress(RefusedAfterChange):
+                self.apply(tx, ctx, row, command)
+        except EngineError:
+            ctx.undo(mark)
+        except Exception as exc:
+            ctx.undo(mark)
+            log.exception(
+                "applying %s to %s/%s failed", type(command).__name__, row.flow_name, row.name
+            )
+            self.fail_execution(
+                tx, ctx, row, f"relayflow internal error: {type(exc).__name__}: {_first_line(exc)}"
+            )
 
     def _record(
         self,
@@ -520,7 +583,7 @@ class Runtime:
         command = outcome_command(row.payload["task_id"], outcome, self.limits)
         execution = tx.lock_execution(row.execution_id)
         if execution is not None and execution.status == "Running":
-            self.apply(tx, ctx, execution, command)  # an attempt no longer open is ignored
+            self.apply_alone(tx, ctx, execution, command)  # an attempt no longer open is ignored
 
     def _set_aside_outbox(
         self, tx: Transaction, ctx: TxContext, row: OutboxRow, reason: str
@@ -580,8 +643,7 @@ class Runtime:
                 continue
             execution = tx.lock_execution(timer.execution_id)
             if execution is not None:
-                with tx.savepoint():
-                    self.apply(tx, ctx, execution, TimerFired(timer.timer_id))
+                self.apply_alone(tx, ctx, execution, TimerFired(timer.timer_id))
         return len(due)
 
     async def _recovery_loop(self) -> None:
