@@ -506,3 +506,45 @@ def test_bombs_stay_within_the_budget(text):
     if parsed.data is not None:
         budget = LIMITS.max_alias_nodes + text.count("\n") * 20 + 100
         assert expanded_values(parsed.data, budget) <= budget
+
+
+def test_engine_and_validate_take_the_budgets_from_the_configuration(tmp_path):
+    """`[engine] max_definition_*` reach CreateFlow and `relayflow validate --config`."""
+    import asyncio
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from relayflow.config import load_config
+    from relayflow.engine import Engine
+    from relayflow.errors import EngineError
+
+    steps = "".join(f"  - type: pass\n    name: p{i}\n" for i in range(60))
+    text = "version: v1\ntype: flow\nsteps:\n" + steps
+    assert 1024 < len(text) < 4096
+    (tmp_path / "flow.yaml").write_text(text)
+    (tmp_path / "relayflow.toml").write_text(
+        '[engine]\nstore = "memory://"\nmax_definition_bytes = 1024\n'
+    )
+    exe = str(Path(sys.executable).with_name("relayflow"))
+    plain = subprocess.run([exe, "validate", "flow.yaml"], cwd=tmp_path, capture_output=True)
+    assert plain.returncode == 0, plain.stderr
+    tight = subprocess.run(
+        [exe, "validate", "flow.yaml", "--config", "relayflow.toml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert tight.returncode == 2
+    assert "more than the limit of 1,024 bytes" in tight.stderr
+
+    async def create() -> str:
+        config = load_config(str(tmp_path / "relayflow.toml"))
+        async with Engine.from_config(config, integrations=[]) as eng:
+            try:
+                await eng.create_flow("f", text)
+            except EngineError as exc:
+                return exc.code
+            return "created"
+
+    assert asyncio.run(create()) == "InvalidDefinition"

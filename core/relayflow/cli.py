@@ -17,7 +17,15 @@ from relayflow.engine.coverage import integration_problems
 from relayflow.engine.engine import served
 from relayflow.engine.integration import Integration
 from relayflow.errors import EngineError
-from relayflow.fdl import DefinitionError, Flow, Problem, check_flow, flow_json_schema
+from relayflow.fdl import (
+    DEFAULT_LIMITS,
+    DefinitionError,
+    DefinitionLimits,
+    Flow,
+    Problem,
+    check_flow,
+    flow_json_schema,
+)
 from relayflow.fdl.loader import read_text
 from relayflow.fdl.outline import outline as render_outline
 from relayflow.plugins import PluginManager
@@ -79,12 +87,14 @@ def main() -> None:
     """
 
 
-def _load(path: str) -> tuple[Flow | None, list[Problem]]:
+def _load(
+    path: str, limits: DefinitionLimits = DEFAULT_LIMITS
+) -> tuple[Flow | None, list[Problem]]:
     try:
-        text = read_text(path)
+        text = read_text(path, limits=limits)
     except DefinitionError as exc:
         return None, exc.problems
-    return check_flow(text, path)
+    return check_flow(text, path, limits=limits)
 
 
 @main.command()
@@ -99,7 +109,8 @@ def _load(path: str) -> tuple[Flow | None, list[Problem]]:
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
-    help="relayflow.toml whose plugins and integrations --strict uses.",
+    help="relayflow.toml whose definition limits ([engine]) apply, and whose plugins and "
+    "integrations --strict uses.",
 )
 def validate(files: tuple[str, ...], as_json: bool, strict: bool, config_path: str | None) -> None:
     """Check FDL definitions (YAML or JSON) and report every problem.
@@ -115,12 +126,14 @@ def validate(files: tuple[str, ...], as_json: bool, strict: bool, config_path: s
     configuration, so that, for example, FC functions must be mapped.
     """
     integrations = _setup(config_path)[2] if strict else []
+    limits = _config(config_path).engine.definition_limits() if config_path else DEFAULT_LIMITS
     report = []
     failed = 0
     for path in files:
-        flow, problems = _load(path)
+        flow, problems = _load(path, limits)
         if strict and flow is not None:
-            problems = integration_problems(flow, served(integrations), read_text(path), path)
+            text = read_text(path, limits=limits)
+            problems = integration_problems(flow, served(integrations), text, path, limits)
             flow = None if problems else flow
         steps = flow.step_count() if flow else 0
         failed += bool(problems)

@@ -6,13 +6,18 @@ from collections.abc import Sequence
 
 from relayflow.engine.integration import Integration
 from relayflow.fdl import Flow, Problem, TaskStep
+from relayflow.fdl.limits import DEFAULT_LIMITS, DefinitionLimits
 from relayflow.fdl.source import parse_source
 
 __all__ = ["integration_problems"]
 
 
 def integration_problems(
-    flow: Flow, integrations: Sequence[Integration], text: str, source: str
+    flow: Flow,
+    integrations: Sequence[Integration],
+    text: str,
+    source: str,
+    limits: DefinitionLimits = DEFAULT_LIMITS,
 ) -> list[Problem]:
     """One problem per task step that no integration claims, or whose pattern it lacks."""
     found: list[tuple[tuple[str | int, ...], str]] = []
@@ -42,5 +47,5 @@ def integration_problems(
             )
     if not found:
         return []
-    located = parse_source(text, source)
+    located = parse_source(text, source, limits)
     return [Problem(message, path, located.line_of(path), source) for path, message in found]
