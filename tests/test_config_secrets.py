@@ -159,7 +159,8 @@ def test_a_store_url_with_a_password_is_masked_in_the_server_error(tmp_path: Pat
     env = {"RELAYFLOW_ENGINE__STORE": f"postgresql://app:{MARK}@db.internal/relayflow"}
     result = relayflow(["server"], tmp_path, env)
     assert result.returncode == 2
-    assert MARK not in result.stderr and "postgresql://app:***@db.internal" in result.stderr
+    assert MARK not in result.stderr and "postgresql://" in result.stderr
+    assert "Could not load" not in result.stderr  # one line: stevedore's own warning is spared
 
 
 @pytest.mark.parametrize(

@@ -44,10 +44,6 @@ def register_driver(scheme: str, driver: type[Store]) -> None:
     _DRIVERS[scheme] = driver
 
 
-def _missing(names: object) -> None:
-    pass
-
-
 def open_store(url: str) -> Store:
     """Open the store a URL names; drivers are found by scheme through stevedore.
 
@@ -55,21 +51,19 @@ def open_store(url: str) -> Store:
         StoreError: the scheme is unknown or the store cannot be opened.
     """
     scheme = url.split("://", 1)[0] if "://" in url else ""
+    installed = {ep.name for ep in entry_points(group=STORE_DRIVERS)}
     driver = _DRIVERS.get(scheme)
-    if driver is None and scheme:
+    # Asked only for an installed name: stevedore would log its own warning for a missing one.
+    if driver is None and scheme in installed:
         try:
             manager: DriverManager[type[Store]] = DriverManager(
-                STORE_DRIVERS,
-                scheme,
-                invoke_on_load=False,
-                on_missing_entrypoints_callback=_missing,  # our own error says it once
+                STORE_DRIVERS, scheme, invoke_on_load=False
             )
             driver = cast("type[Store]", manager.driver)
         except NoMatches:
             driver = None
     if driver is None:
-        names = {ep.name for ep in entry_points(group=STORE_DRIVERS)} | set(_DRIVERS)
-        known = ", ".join(f"{s}://" for s in sorted(names))
+        known = ", ".join(f"{s}://" for s in sorted(installed | set(_DRIVERS)))
         # Only the scheme is quoted: the rest of a URL may carry a password.
         if scheme:
             raise StoreError(f"no store driver for {scheme}:// URLs; known: {known}")
