@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*)
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench soak clean
+.PHONY: install demo test lint typecheck unit bench soak fuzz clean
 
 install: $(STAMP)
 
@@ -51,6 +51,12 @@ bench: install
 soak: install
 	RELAYFLOW_CRASH_KILLS=40 RELAYFLOW_HYPOTHESIS_EXAMPLES=2000 $(BIN)/pytest -q \
 		tests/test_crash.py tests/test_properties.py tests/test_interpreter_stateful.py
+
+# Longer fuzzing against a real server (hostile requests and definitions), with new examples
+# each run (failures are kept in .hypothesis and tried first next time); not part of `make test`.
+fuzz: install
+	RELAYFLOW_FUZZ_EXAMPLES=2000 RELAYFLOW_FUZZ_RANDOM=1 RELAYFLOW_HYPOTHESIS_EXAMPLES=2000 \
+		$(BIN)/pytest -q tests/test_fuzz_api.py tests/test_definition_budget.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
