@@ -104,7 +104,8 @@ class FuzzRequest:
         role: whose key signs it: admin, worker or reader; "unsigned" sends no signature,
             "tampered" changes a parameter after signing.
         transport: "form" (a POST form body), "query" (a POST with the parameters in the query
-            string) or "get" (GET, signed for GET).
+            string), "split" (every other parameter in the query string, the rest in the
+            body), "get" (GET, signed for GET) or "text" (a form body sent as text/plain).
     """
 
     action: str | None
@@ -942,7 +943,7 @@ def requests(draw: st.DrawFn, actions: list[str] | None = None) -> FuzzRequest:
             [allowed] * 6 + ["admin"] * 6 + ["worker", "reader", "unsigned", "tampered"]
         )
     )
-    transport = draw(st.sampled_from(["form"] * 6 + ["query", "get"]))
+    transport = draw(st.sampled_from(["form"] * 8 + ["query", "split", "get", "text"]))
     named: str | None = action
     if not _often(draw, 7):  # the action itself, odd
         named = draw(

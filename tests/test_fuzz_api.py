@@ -77,6 +77,7 @@ ANSWER_WITHIN = 10.0
 SETTLE_WITHIN = 10.0  # bounded waits for the server's own background work
 RSS_GROWTH_BOUND = 256 * 1024 * 1024
 STARTS_PER_FLOW = 40  # the flow under test is replaced past this many executions
+FORM_TYPE = b"application/x-www-form-urlencoded"
 SECRETS = [secret for _key_id, secret in KEYS.values()]
 
 # What a Python exception looks like when it leaks into an answer.
@@ -319,15 +320,23 @@ def send(world: World, request: FuzzRequest, live: Mapping[str, str]) -> Sent:
         wire.update(world.server.signed(text, "admin", method=method))
         wire["SignatureNonce"] = str(wire["SignatureNonce"]) + "0"  # signed, then changed
     wire.update({k: v for k, v in params.items() if isinstance(v, bytes)})
-    form = "&".join(f"{_encode(k)}={_encode(v)}" for k, v in wire.items()).encode()
-    target, body = (b"/", form) if request.transport == "form" else (b"/?" + form, b"")
+    pairs = [f"{_encode(k)}={_encode(v)}".encode() for k, v in wire.items()]
+    if request.transport in ("form", "text"):
+        query, form = [], pairs
+    elif request.transport == "split":  # every other parameter in the query string
+        query, form = pairs[::2], pairs[1::2]
+    else:
+        query, form = pairs, []
+    target = b"/?" + b"&".join(query) if query else b"/"
+    body = b"&".join(form)
     head = b"%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (
         method.encode(),
         target,
         world.server.endpoint.encode(),
     )
     if body:
-        head += b"Content-Type: application/x-www-form-urlencoded\r\n"
+        kind = b"text/plain" if request.transport == "text" else FORM_TYPE
+        head += b"Content-Type: %s\r\n" % kind
     head += b"Content-Length: %d\r\n\r\n" % len(body)
     started = time.monotonic()
     answer = exchange(world.server.port, head, body, ANSWER_WITHIN + 70)
@@ -366,6 +375,7 @@ def check_answer(sent: Sent, request: FuzzRequest) -> None:
         assert (answer.status_code, doc.get("Code")) in {
             (400, "InvalidParameter"),
             (413, "EntityTooLarge"),
+            (415, "UnsupportedMediaType"),
             (431, "RequestHeaderFieldsTooLarge"),
         }, f"parameters that are not UTF-8 were not refused as such:\n{shown}"
     waited = 0
