@@ -184,7 +184,14 @@ def test_restarting_the_broker_mid_run_loses_nothing(tmp_path):
         server = _start_server(tmp_path, config, 0)
         workers = _start_workers(tmp_path, config, 2)
         names = _start_executions(client, 10)
-        time.sleep(1.0)  # messages are queued, delivered and not yet acknowledged
+        # Both workers must be consuming (on a loaded machine they may still be starting, and
+        # a worker that finds no broker exits); then messages are delivered and unacknowledged.
+        logs = [tmp_path / f"worker{index}.log" for index in range(2)]
+        _wait_for(
+            "both workers handling messages",
+            lambda: all("queue=fnf-demo" in log.read_text() for log in logs),
+            20,
+        )
         redis.terminate()
         assert redis.wait(timeout=10) == 0
         time.sleep(0.5)
