@@ -46,6 +46,18 @@ from relayflow.api.signature import signed_params
 
 EXE = str(Path(sys.executable).with_name("relayflow"))
 QUEUE_ARN = "acs:mns:::/queues/jobs/messages"
+# One callback task on the test queue, its token in the message: what most API tests run.
+TOKEN_FLOW = f"""version: v1
+type: flow
+steps:
+  - type: task
+    name: job
+    resourceArn: {QUEUE_ARN}
+    pattern: waitForCallback
+    inputMappings:
+      - target: taskToken
+        source: $context.task.token
+"""
 MAX_BODY_BYTES = 65536
 WINDOW_SECONDS = 300
 START_TIMEOUT = 20.0
@@ -337,14 +349,5 @@ def serving(folder: Path, config: str) -> Iterator[ApiServer]:
 @pytest.fixture(scope="session")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     """One `relayflow server` for the whole session; SIGTERM at the end must exit 0."""
-    folder = tmp_path_factory.mktemp("api-server")
-    (folder / "relayflow.toml").write_text(config_text(keys=KEYS), encoding="utf-8")
-    (folder / "queue_plugin.py").write_text(QUEUE_PLUGIN, encoding="utf-8")
-    process, port = start_server(folder)
-    server = ApiServer(folder, port, process)
-    try:
+    with serving(tmp_path_factory.mktemp("api-server"), config_text(keys=KEYS)) as server:
         yield server
-    finally:
-        server.http.close()
-        code = stop_server(process)
-    assert code == 0, f"relayflow server exited with {code} on SIGTERM:\n{server.log()}"

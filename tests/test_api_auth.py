@@ -31,7 +31,7 @@ from tests.api_server import (
     EXE,
     KEYS,
     MAX_BODY_BYTES,
-    QUEUE_ARN,
+    TOKEN_FLOW,
     WINDOW_SECONDS,
     ApiServer,
     config_text,
@@ -43,17 +43,7 @@ pytest_plugins = ["tests.api_server"]
 
 MAX_NONCE_LENGTH = 128  # the default of server.max_nonce_length
 
-FLOW = f"""version: v1
-type: flow
-steps:
-  - type: task
-    name: job
-    resourceArn: {QUEUE_ARN}
-    pattern: waitForCallback
-    inputMappings:
-      - target: taskToken
-        source: $context.task.token
-"""
+FLOW = TOKEN_FLOW
 
 
 @pytest.fixture(scope="module")

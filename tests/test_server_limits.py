@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.api_server import QUEUE_ARN, ApiServer, config_text, serving
+from tests.api_server import TOKEN_FLOW, ApiServer, config_text, serving
 
 MAX_HEADER_BYTES = 4096
 HEADER_TIMEOUT = 1
@@ -31,17 +31,7 @@ BODY_TIMEOUT = 1
 MAX_CONNECTIONS = 4
 CLOSED_WITHIN = 15.0  # bounded waits: far beyond the deadlines, never a timed assertion
 
-FLOW = f"""version: v1
-type: flow
-steps:
-  - type: task
-    name: job
-    resourceArn: {QUEUE_ARN}
-    pattern: waitForCallback
-    inputMappings:
-      - target: taskToken
-        source: $context.task.token
-"""
+FLOW = TOKEN_FLOW
 
 
 @pytest.fixture(scope="module")
