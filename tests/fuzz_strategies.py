@@ -32,7 +32,10 @@ __all__ = [
     "Garbled",
     "Raw",
     "Ref",
+    "condition_flow",
     "definitions",
+    "expression_flows",
+    "expressions",
     "hostile_ints",
     "hostile_names",
     "hostile_texts",
@@ -603,6 +606,11 @@ def _nested_steps(depth: int, kind: str) -> str:
     return json.dumps({"version": "v1", "type": "flow", "steps": [step]})
 
 
+def condition_flow(condition: str) -> str:
+    """A flow whose one choice step has ``condition``."""
+    return _constant("'" + condition.replace("'", "''") + "'", "condition")
+
+
 def _many_steps(count: int, name_length: int) -> str:
     body = "".join(f"  - type: pass\n    name: {'s' * name_length}{i}\n" for i in range(count))
     return _HEAD + body
@@ -632,8 +640,8 @@ def _constant(value: str, where: str) -> str:
         return (
             f"{_HEAD}  - type: choice\n    name: c\n    choices:\n"
             f"      - condition: {value}\n        steps:\n          - type: pass\n"
-            "            name: yes\n    default:\n      steps:\n        - type: pass\n"
-            "          name: no\n"
+            "            name: then\n    default:\n      steps:\n        - type: pass\n"
+            "          name: otherwise\n"
         )
     if where == "collection":
         return (
@@ -702,6 +710,63 @@ _YAML_CONSTANTS = [
     "'" + "$" + ".a" * 5000 + "'",
     "'" + "-" * 3000 + "1'",
 ]
+
+
+def _expression(kind: str, n: int) -> str:
+    """A condition or path that nests, or repeats, ``n`` times."""
+    if kind == "parentheses":
+        return "(" * n + "$.a == 1" + ")" * n
+    if kind == "unclosed":
+        return "(" * n + "$.a"
+    if kind == "negations":
+        return "!" * n + "$.a"
+    if kind == "minus":
+        return "-" * n + "1 == $.a"
+    if kind == "and":
+        return " && ".join(["$.a == 1"] * max(n, 1))
+    if kind == "or":
+        return " || ".join(["!$.a"] * max(n, 1))
+    if kind == "compare":
+        return " == ".join(["$.a"] * max(n, 1))
+    if kind == "brackets":
+        return "$.a" + "[0]" * n
+    if kind == "open-brackets":
+        return "$.a" + "[" * n
+    if kind == "dots":
+        return "$" + ".a" * n
+    if kind == "wildcards":
+        return "$.a" + "[*]" * n
+    return "$.a == " + json.dumps("x" * n)  # "string"
+
+
+def expressions() -> st.SearchStrategy[str]:
+    """Conditions and paths: deep nesting and long repetition, as YAML single-quoted scalars."""
+    kinds = [
+        "parentheses",
+        "unclosed",
+        "negations",
+        "minus",
+        "and",
+        "or",
+        "compare",
+        "brackets",
+        "open-brackets",
+        "dots",
+        "wildcards",
+        "string",
+    ]
+    return st.builds(
+        lambda kind, n: "'" + _expression(kind, n).replace("'", "''") + "'",
+        st.sampled_from(kinds),
+        _DEPTHS.filter(lambda n: n < 40000),
+    )
+
+
+def expression_flows() -> st.SearchStrategy[str]:
+    """Flows with a hostile expression as a choice's condition (most often) or as a path."""
+    places = ["condition"] * 3 + ["collection", "mapping", "duration", "timestamp", "service"]
+    return st.builds(_constant, expressions(), st.sampled_from(places))
+
 
 _YAML_GARBAGE = [
     "",
@@ -783,6 +848,7 @@ def definitions(top: int = 70000) -> st.SearchStrategy[Value]:
             ]
         ),
     )
+    odd_expressions = expression_flows()
     odd_text = st.builds(
         lambda base, odd, at: base[: at % len(base)] + odd + base[at % len(base) :],
         st.sampled_from([task_flow(), _many_steps(2, 1)]),
@@ -810,6 +876,7 @@ def definitions(top: int = 70000) -> st.SearchStrategy[Value]:
         deep,
         big,
         odd_constants,
+        odd_expressions,
         odd_text,
         st.sampled_from(_YAML_GARBAGE),
         st.text(max_size=100),

@@ -43,7 +43,9 @@ from tests.api_server import KEYS, ApiServer
 from tests.fuzz_strategies import (
     FuzzRequest,
     Raw,
+    condition_flow,
     definitions,
+    expression_flows,
     json_texts,
     requests,
     resolve,
@@ -490,6 +492,13 @@ def test_hostile_definitions(world: World, definition: str | Raw, data: str, out
     run_definition(world, definition, data, output)
 
 
+@settings(FUZZ, max_examples=max(1, EXAMPLES // 2))
+@given(definition=expression_flows(), data=st.sampled_from(["{}", '{"a": 1}', '{"a": [[1]]}']))
+def test_hostile_conditions_and_paths(world: World, definition: str, data: str) -> None:
+    """Conditions and paths that nest deeply or repeat: refused, or run cleanly."""
+    run_definition(world, definition, data, "{}")
+
+
 @pytest.mark.parametrize(
     ("definition", "data", "output"),
     [
@@ -497,11 +506,24 @@ def test_hostile_definitions(world: World, definition: str | Raw, data: str, out
         (task_flow(), "{}", '{"a": Infinity}'),
         (task_flow(), '{"a": 1e400}', "{}"),
         (task_flow("      value: !!binary aGVsbG8=\n"), "{}", "{}"),
+        (condition_flow("(" * 300 + "$.a == 1" + ")" * 300), "{}", "{}"),
+        (condition_flow("!" * 1000 + "$.a"), "{}", "{}"),
+        # Accepted by CreateFlow, whose thread has stack to spare; StartExecution loads it again
+        # deeper in the stack, and fails.
+        (condition_flow("(" * 196 + "$.a == 1" + ")" * 196), "{}", "{}"),
     ],
-    ids=["nan-input", "infinite-output", "overflowing-input", "binary-constant"],
+    ids=[
+        "nan-input",
+        "infinite-output",
+        "overflowing-input",
+        "binary-constant",
+        "deeply-parenthesized-condition",
+        "many-negations-condition",
+        "condition-created-but-not-started",
+    ],
 )
-def test_execution_data_is_json(world: World, definition: str, data: str, output: str) -> None:
-    """Examples the fuzzing found: numbers and values that JSON cannot hold."""
+def test_what_the_fuzzing_found(world: World, definition: str, data: str, output: str) -> None:
+    """Examples the fuzzing found: values JSON cannot hold, conditions that nest deeply."""
     run_definition(world, definition, data, output)
 
 
