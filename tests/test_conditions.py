@@ -137,3 +137,19 @@ def test_non_string_condition_is_rejected():
 )
 def test_truthiness(value, expected):
     assert truthy(value) is expected
+
+
+def test_nesting_and_long_numbers_are_bounded():
+    """Found by fuzzing: deep parentheses or negations overflowed the parser's recursion."""
+    from relayflow.dataflow.conditions import MAX_NESTING
+
+    assert compile_condition("(" * MAX_NESTING + "$.a" + ")" * MAX_NESTING).evaluate({"a": 1})
+    for text in (
+        "(" * (MAX_NESTING + 1) + "$.a" + ")" * (MAX_NESTING + 1),
+        "!" * 1000 + "$.a",
+        "(" * 5000,
+    ):
+        with pytest.raises(ExpressionError, match="more than 64 levels"):
+            compile_condition(text)
+    with pytest.raises(ExpressionError, match="too long"):
+        compile_condition("$.a == " + "9" * 5000)

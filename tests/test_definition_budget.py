@@ -548,3 +548,16 @@ def test_engine_and_validate_take_the_budgets_from_the_configuration(tmp_path):
             return "created"
 
     assert asyncio.run(create()) == "InvalidDefinition"
+
+
+def test_a_binary_constant_is_refused():
+    """Found by fuzzing: `!!binary` made bytes, which no execution data can hold."""
+    text = fdl("""
+    - type: pass
+      name: p
+      inputMappings:
+        - target: blob
+          source: !!binary aGVsbG8=
+    """)
+    with pytest.raises(DefinitionError, match="binary value has no JSON form"):
+        load_flow(text)

@@ -381,3 +381,18 @@ async def test_a_timer_of_an_unreadable_execution_fails_it_and_the_others_fire()
         assert (await finished(eng, "w", "good", seconds=5)).status == "Succeeded"
         bad = await finished(eng, "w", "bad", seconds=5)
         assert (bad.status, bad.error) == ("Failed", "FnF.RuntimeError")
+
+
+@engine_test
+async def test_numbers_json_cannot_carry_are_refused():
+    """Found by fuzzing: NaN, Infinity and 1e400 went into execution data, then out as non-JSON."""
+    worker = Worker()
+    async with make_engine({QUEUE: worker.queue}) as eng:
+        await eng.create_flow("f", CALLBACK)
+        for text in ('{"a": NaN}', '{"a": Infinity}', '{"a": [1e400]}', '{"a": -1E+999}'):
+            await refused("InvalidArgument", eng.start_execution("f", text))
+        await eng.start_execution("f", '{"a": 1e300, "b": 1234567890123456789012345}', name="ok")
+        request = await worker.take(1)
+        await refused("InvalidArgument", eng.report_task_succeeded(request.token, '{"x": NaN}'))
+        await eng.report_task_succeeded(request.token, '{"x": 1.5e308}')
+        assert (await finished(eng, "f", "ok")).status == "Succeeded"

@@ -12,15 +12,19 @@ fall back to the standard library's codec (about 1,000 levels) instead of failin
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
-__all__ = ["MAX_DEPTH", "dumps", "loads", "size", "too_deep"]
+__all__ = ["MAX_DEPTH", "dumps", "loads", "loads_input", "size", "too_deep"]
 
 #: The default nesting limit for JSON that enters the engine (`engine.max_json_depth`).
 MAX_DEPTH = 64
 _CONTAINERS = (dict, list, tuple)
+# Where a JSON number may overflow a float: an exponent of three digits or more, or 309 digits.
+_HUGE = re.compile(r"[eE]\+?0*[1-9]\d{2}|\d{309}")
 
 
 def dumps(value: Any) -> str:
@@ -47,6 +51,39 @@ def loads(text: str | bytes) -> Any:
         if "recursion limit" not in str(exc):
             raise
         return json.loads(text)
+
+
+def loads_input(text: str | bytes) -> Any:
+    """Parse JSON text from outside: standard JSON only, every number finite.
+
+    `NaN` and `Infinity` are refused, and so is a number too large for a float (`1e400`), since
+    JSON text could not carry either back out.
+
+    Raises:
+        ValueError: the text is not such JSON; the message says where. Nesting past
+            pydantic-core's limit (about 200 levels) says "recursion limit".
+    """
+    value = from_json(text, allow_inf_nan=False)
+    if _HUGE.search(text if isinstance(text, str) else text.decode("utf-8", "replace")) and (
+        not _finite(value)
+    ):
+        raise ValueError("a number is too large for JSON (beyond ±1.8e308)")
+    return value
+
+
+def _finite(value: Any) -> bool:
+    level = [value]
+    while level:
+        below: list[Any] = []
+        for node in level:
+            if isinstance(node, float) and not math.isfinite(node):
+                return False
+            if isinstance(node, dict):
+                below.extend(node.values())
+            elif isinstance(node, list):
+                below.extend(node)
+        level = below
+    return True
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:

@@ -29,7 +29,10 @@ from typing import Any, Final
 
 from relayflow.dataflow.paths import MISSING, ExpressionError, Path, parse_path
 
-__all__ = ["Condition", "compile_condition", "truthy"]
+__all__ = ["MAX_NESTING", "Condition", "compile_condition", "truthy"]
+
+#: How deeply parentheses and `!` may nest in one condition.
+MAX_NESTING: Final = 64
 
 Scope = Mapping[str, Any]
 _Eval = Callable[[Scope], Any]
@@ -120,6 +123,7 @@ class _Parser:
         self.tokens = self._tokenize(text)
         self.i = 0
         self.paths: list[Path] = []
+        self.depth = 0  # open parentheses and negations: the parser recurses through them
 
     def _fail(self, message: str, pos: int | None = None) -> ExpressionError:
         where = f", column {pos + 1}" if pos is not None else ""
@@ -198,9 +202,19 @@ class _Parser:
             return parts[0]
         return lambda s: all(truthy(p(s)) for p in parts)
 
+    def _nest(self, pos: int | None) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self._fail(
+                f"nests parentheses and negations more than {MAX_NESTING} levels deep", pos
+            )
+
     def _not(self) -> _Eval:
+        tok = self._peek()
         if self._take("!"):
+            self._nest(tok.pos if tok else None)
             inner = self._not()
+            self.depth -= 1
             return lambda s: not truthy(inner(s))
         return self._compare()
 
@@ -220,10 +234,12 @@ class _Parser:
             raise self._fail("ends where a value was expected")
         self.i += 1
         if tok.kind == "op" and tok.text == "(":
+            self._nest(tok.pos)
             inner = self._or()
             if not self._take(")"):
                 nxt = self._peek()
                 raise self._fail("missing ')'", nxt.pos if nxt else None)
+            self.depth -= 1
             return inner
         if tok.kind == "path":
             path: Path = tok.value
@@ -236,7 +252,10 @@ class _Parser:
 
             return read
         if tok.kind == "number":
-            number = float(tok.text) if any(c in tok.text for c in ".eE") else int(tok.text)
+            try:
+                number = float(tok.text) if any(c in tok.text for c in ".eE") else int(tok.text)
+            except ValueError:  # Python reads at most 4,300 digits into an int
+                raise self._fail("this number is too long", tok.pos) from None
             return lambda s: number
         if tok.kind == "string":
             text: str = tok.value

@@ -64,10 +64,10 @@ def parse_object(value: Any, what: str, max_depth: int = jsontext.MAX_DEPTH) -> 
         return {}
     if isinstance(value, str | bytes):
         try:
-            value = jsontext.loads(value)
-        except RecursionError:
-            raise _too_deep(what, max_depth) from None
+            value = jsontext.loads_input(value)
         except ValueError as exc:
+            if "recursion limit" in str(exc):
+                raise _too_deep(what, max_depth) from None
             raise refuse(
                 "InvalidArgument", f"{what} is not valid JSON: {_first_line(exc)}"
             ) from None

@@ -57,6 +57,7 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "<<"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _CONSTRUCTOR = SafeConstructor()
+_JSON_SCALARS = (str, int, float, bool)
 _RESOLVER = Resolver()
 # Plain scalars repeat a lot in flows (keys, error names, paths); resolving one costs
 # microseconds, so results are kept. Only immutable values are cached.
@@ -264,6 +265,8 @@ class _Builder:
             return event.value
         except (ValueError, LookupError, TypeError) as exc:  # `!!int x`, `!!bool maybe`
             raise _unreadable(exc, event.value) from None
+        if value is not None and value.__class__ not in _JSON_SCALARS:  # `!!binary` gives bytes
+            raise _Unreadable(f"a {tag.rsplit(':', 1)[-1]} value has no JSON form", event.value)
         _check_number(value, event.value)
         return value
 
