@@ -452,7 +452,7 @@ def json_texts(top: int = 70000) -> st.SearchStrategy[str]:
         lambda n, kind: (
             "{" + ",".join(f'"k{i}":{i}' for i in range(n)) + "}"
             if kind == "keys"
-            else '{"a":[' + ",".join(["0"] * n) + "]}"
+            else '{"items":[' + ",".join(["0"] * n) + "]}"
             if kind == "array"
             else '{"a":"' + "x" * n + '"}'
         ),
