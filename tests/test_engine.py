@@ -1487,10 +1487,10 @@ async def test_a_long_poll_wakes_for_its_own_execution_only_and_leaves_nothing_b
         first, second = await worker.take(1), await worker.take(2)
         tokens = {first.execution_name: first.token, second.execution_name: second.token}
         polls = {n: asyncio.create_task(eng.describe_execution("f", n, 30)) for n in "ab"}
-        await until(lambda: len(eng._end_waiters) == 2, what="both long polls to wait")
+        await until(lambda: len(eng.end_waiters._waiters) == 2, what="both long polls to wait")
         await eng.report_task_succeeded(tokens["b"], {"n": "b"})
         assert (await polls["b"]).output == {"n": "b"}
-        assert not polls["a"].done() and set(eng._end_waiters) == {("f", "a")}
+        assert not polls["a"].done() and set(eng.end_waiters._waiters) == {("f", "a")}
         await eng.report_task_succeeded(tokens["a"], {"n": "a"})
         assert (await polls["a"]).output == {"n": "a"}
-        assert eng._end_waiters == {}
+        assert eng.end_waiters._waiters == {}

@@ -353,7 +353,7 @@ class Engine(Runtime):
             latest = await self._execution(flow_name, name)
             return latest.done
 
-        await self.wait_for_end((flow_name, name), ended, wait_seconds)
+        await self.end_waiters.wait((flow_name, name), ended, wait_seconds)
         return latest
 
     async def list_executions(

@@ -59,6 +59,7 @@ from relayflow.engine.model import (
 from relayflow.engine.outcomes import outcome_command
 from relayflow.engine.snapshot import dump_state, load_state
 from relayflow.engine.tokens import mint_token, parse_token, verify_token
+from relayflow.engine.waiters import EndWaiters
 from relayflow.errors import EngineError
 from relayflow.fdl import DEFAULT_LIMITS, DefinitionError, DefinitionLimits, Flow, load_flow
 from relayflow.store import ExecutionRow, OutboxRow, Store, TimerRow, Transaction
@@ -141,9 +142,7 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._timer_wake: asyncio.Event | None = None
-        # Long polls waiting for an execution to end, by (flow, execution): an end wakes only
-        # its own waiters, not every waiter of every execution.
-        self._end_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
+        self.end_waiters = EndWaiters(clock)
         self._flows: OrderedDict[tuple[str, int], tuple[Flow, Interpreter]] = OrderedDict()
         self._running = False
         self._stopping = False
@@ -292,10 +291,7 @@ class Runtime:
             self._start_dispatch(row)
         if ctx.earliest_timer is not None and self._timer_wake is not None:
             self._timer_wake.set()
-        for key in ctx.ended:
-            for waiter in self._end_waiters.pop(key, ()):
-                if not waiter.done():
-                    waiter.set_result(None)
+        self.end_waiters.wake(ctx.ended)
 
     # -- applying commands --------------------------------------------------------------------
 
@@ -683,32 +679,3 @@ class Runtime:
             tx.renew_outbox(ids, self.owner, until)
 
         return renew
-
-    async def wait_for_end(
-        self, key: tuple[str, str], check: Callable[[], Any], timeout: float
-    ) -> None:
-        """Wait until execution ``key`` (flow, name) may have ended, or ``timeout`` passes.
-
-        ``check`` reads whether it has: it runs first, and again each time the execution's end
-        is committed (or every few seconds, as a backstop).
-        """
-        loop = asyncio.get_running_loop()
-        deadline = self.clock() + timeout
-        while True:
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._end_waiters.setdefault(key, set()).add(waiter)  # before the check: no gap
-            try:
-                if await check():
-                    return
-                remaining = deadline - self.clock()
-                if remaining <= 0:
-                    return
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(remaining, 5.0)):
-                        await waiter
-            finally:
-                waiters = self._end_waiters.get(key)
-                if waiters is not None:
-                    waiters.discard(waiter)
-                    if not waiters:
-                        del self._end_waiters[key]
