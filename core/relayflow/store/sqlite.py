@@ -19,21 +19,20 @@ with one sentence saying what to do, never silently replaced.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
-import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from relayflow import jsontext
 from relayflow.engine.model import HistoryEvent
+from relayflow.store import sqlite_file
 from relayflow.store.base import (
     ExecutionRow,
     FlowRow,
@@ -429,17 +428,13 @@ class SQLiteStore(Store):
       `integrity_check`, which also compares indexes with their tables; `?check=off` skips it).
       On a store of 100,000 executions (500 MB) it takes about 0.7 s with the file in the page
       cache and about 9 s from a cold disk on a slow machine.
+
+    Making and checking the file is done by `relayflow.store.sqlite_file`.
     """
 
     single_engine = True
-    # `PRAGMA application_id` of relayflow stores ("RFLW"), so that tools such as file(1) and
-    # the check at opening tell them from other SQLite databases.
-    APPLICATION_ID = 0x52464C57
-    _CHECKS: ClassVar[dict[str, str]] = {
-        "quick": "quick_check(1)",
-        "full": "integrity_check(1)",
-        "off": "",
-    }
+    # The mark in the file's header; also here, where callers and tests have always read it.
+    APPLICATION_ID = sqlite_file.APPLICATION_ID
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -455,7 +450,7 @@ class SQLiteStore(Store):
         if self.synchronous not in ("full", "normal"):
             raise StoreError(f"synchronous={self.synchronous} in {shown!r} must be full or normal")
         self.check = options.get("check", "quick")
-        if self.check not in self._CHECKS:
+        if self.check not in sqlite_file.CHECKS:
             raise StoreError(f"check={self.check} in {shown!r} must be quick, full or off")
         self.url = url
         self.memory = parts.scheme == "memory"
@@ -470,7 +465,7 @@ class SQLiteStore(Store):
             self.path = Path(raw[1:]).expanduser()
             if not self.path.parent.exists():
                 raise StoreError(f"the folder of the store {self.path} does not exist")
-            self._prepare_file(self.path)
+            sqlite_file.prepare(self.path, SCHEMA)
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._shared: sqlite3.Connection | None = None
@@ -478,14 +473,13 @@ class SQLiteStore(Store):
         self._connections: list[sqlite3.Connection] = []
         try:
             if self.path is not None:
-                self._check_database(self._connect())
+                sqlite_file.check_database(self._connect(), self.path, self.check)
             with self.transaction() as tx:
                 db: sqlite3.Connection = tx.db  # type: ignore[attr-defined]
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
-                if db.execute("PRAGMA application_id").fetchone()[0] == 0:
-                    db.execute(f"PRAGMA application_id = {self.APPLICATION_ID}")
+                sqlite_file.mark_store(db)
         except sqlite3.OperationalError as exc:
             self.close()
             raise StoreError(f"cannot open the store {self._where}: {exc}") from None
@@ -501,95 +495,7 @@ class SQLiteStore(Store):
         return str(self.path.resolve()) if self.path is not None else "memory://"
 
     def _damaged(self, detail: str) -> str:
-        detail = " ".join(detail.replace("*** in database main ***", "").split())[:160]
-        return (
-            f"the store {self._where} is damaged ({detail}): restore it from a backup, or move "
-            f"it and its {self._where}-wal file away to start a new store"
-        )
-
-    def _prepare_file(self, path: Path) -> None:
-        """Make a new store at a path that does not exist; refuse a file that is not a store."""
-        where = str(path.resolve())
-        wal = Path(f"{path}-wal")
-        if not path.exists():
-            if wal.exists() and wal.stat().st_size > 0:
-                raise StoreError(
-                    f"the store {where} is missing but its write-ahead log {where}-wal is "
-                    f"there: restore the store from a backup, or delete {where}-wal and "
-                    f"{where}-shm to start a new store"
-                )
-            self._create(path)
-        try:
-            with path.open("rb") as file:
-                header = file.read(100)
-        except OSError as exc:
-            raise StoreError(f"cannot read the store {where}: {exc.strerror}") from None
-        if not header:
-            raise StoreError(
-                f"the store {where} is an empty file, not a relayflow store: delete it to start "
-                "a new store, or restore it from a backup"
-            )
-        if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
-            raise StoreError(
-                f"the store {where} is not a SQLite database (its first bytes are damaged, or "
-                "it is another kind of file): restore it from a backup, or move it away to "
-                "start a new store"
-            )
-
-    def _create(self, path: Path) -> None:
-        """Make a whole new store under a temporary name, then link it to ``path``."""
-        temp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new")
-        try:
-            # Private from the start: the store will hold the task-token secret.
-            os.close(os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-            db = sqlite3.connect(temp, isolation_level=None)
-            try:
-                db.execute(f"PRAGMA application_id = {self.APPLICATION_ID}")
-                db.execute("BEGIN")
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute("COMMIT")
-                db.execute("PRAGMA journal_mode=WAL")
-            finally:
-                db.close()
-            try:
-                os.link(temp, path)  # never replaces a store another process made meanwhile
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
-                    raise
-                if not path.exists():  # a file system without hard links
-                    os.replace(temp, path)
-            folder = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
-        except OSError as exc:
-            raise StoreError(f"cannot create the store {path.resolve()}: {exc.strerror}") from None
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot create the store {path.resolve()}: {exc}") from None
-        finally:
-            for leftover in ("", "-journal", "-wal", "-shm"):
-                Path(f"{temp}{leftover}").unlink(missing_ok=True)
-
-    def _check_database(self, db: sqlite3.Connection) -> None:
-        """Refuse another program's database and, unless `check=off`, a damaged one."""
-        mark = db.execute("PRAGMA application_id").fetchone()[0]
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        # Stores made before the mark have none, but have relayflow's tables.
-        if mark != self.APPLICATION_ID and not (mark == 0 and {"meta", "executions"} <= tables):
-            raise StoreError(
-                f"the store {self._where} is a SQLite database but not a relayflow store: "
-                "point [engine] store at another file (a new store is made where none exists)"
-            )
-        pragma = self._CHECKS[self.check]
-        if pragma:
-            rows = db.execute(f"PRAGMA {pragma}").fetchall()
-            if rows != [("ok",)]:
-                raise StoreError(self._damaged(str(rows[0][0]) if rows else "no answer"))
+        return sqlite_file.damaged(self._where, detail)
 
     def _connect(self) -> sqlite3.Connection:
         if self.memory:
