@@ -14,14 +14,13 @@ parsed, nesting is checked as containers open, and each alias is charged for wha
 (an alias is kept as a reference to its anchor's value, so the data stays as small as the text,
 but everything that walks it later, validation first, walks every use).
 Values JSON cannot hold (integers too long to print, infinities, NaN, lone surrogates) are
-problems too, since a flow's constants become execution data, which is JSON.
+problems too, since a flow's constants become execution data, which is JSON. What each scalar
+means, and which values JSON cannot hold, is decided in `relayflow.fdl.scalars`.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
@@ -29,7 +28,6 @@ from operator import is_
 from typing import Any
 
 import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.events import (
     AliasEvent,
     DocumentStartEvent,
@@ -40,38 +38,29 @@ from yaml.events import (
     SequenceEndEvent,
     SequenceStartEvent,
 )
-from yaml.nodes import ScalarNode
-from yaml.resolver import Resolver
 
 from relayflow.fdl.limits import DEFAULT_LIMITS, DefinitionLimits
 from relayflow.fdl.problems import DataPath, Problem
-from relayflow.fdl.resources import fc_ref_arn
+from relayflow.fdl.scalars import (
+    PLAIN_CACHE,
+    SURROGATE,
+    SURROGATE_ESCAPE,
+    Unreadable,
+    escape_line,
+    find_surrogate,
+    json_constant,
+    json_float,
+    plain,
+    surrogate_problem,
+    tagged,
+)
 
 __all__ = ["ParsedSource", "parse_quick", "parse_source", "size_problem"]
 
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # libyaml refuses the escape of a lone surrogate; PyYAML's own parser reads it.
 _PARSER_READS_SURROGATES = _Loader is yaml.SafeLoader
-_STR = "tag:yaml.org,2002:str"
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "<<"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_CONSTRUCTOR = SafeConstructor()
-_JSON_SCALARS = (str, int, float, bool)
-_RESOLVER = Resolver()
-# Plain scalars repeat a lot in flows (keys, error names, paths); resolving one costs
-# microseconds, so results are kept. Only immutable values are cached.
-_PLAIN_CACHE: dict[str, Any] = {}
-_PLAIN_CACHE_LIMIT = 20000
-# Python reads at most this many decimal digits into an int (sys.get_int_max_str_digits), so
-# a longer integer could not be written back as JSON; hexadecimal and base 60 have no such cap.
-_MAX_INT_DIGITS = 4300
-_INT_BOUND = 10**_MAX_INT_DIGITS
-_TOO_LONG = f"this integer has more than {_MAX_INT_DIGITS:,} digits, the limit for a number"
-_SURROGATE = re.compile("[\ud800-\udfff]")
-# An escape that may stand for a surrogate; only when one is present is the data searched.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_ESCAPE = re.compile(r"\\u[dD]([89a-fA-F])[0-9a-fA-F]{2}")
 
 # (values, height, bytes) of a subtree, aliases expanded: what one more use of it costs.
 _Weight = tuple[int, int, int]
@@ -114,41 +103,6 @@ class _Stop(Exception):
     """Reading cannot go on; the reason is already a problem."""
 
 
-class _Unreadable(Exception):
-    """A scalar that has no JSON value; ``message`` says why, ``text`` is how it was written."""
-
-    def __init__(self, message: str, text: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.text = text
-
-
-def _not_finite(text: str) -> _Unreadable:
-    shown = text if len(text) <= 40 else text[:37] + "..."
-    return _Unreadable(f"{shown} is not a finite number, and JSON has no other kind", text)
-
-
-def _unreadable(exc: Exception, text: str) -> _Unreadable:
-    if "digits" in str(exc):  # int() refuses more than 4,300 of them
-        return _Unreadable(_TOO_LONG, text)
-    if isinstance(exc, ValueError):
-        return _Unreadable(f"cannot read this value: {exc}", text)
-    return _Unreadable("cannot read this value as its tag says", text)
-
-
-def _check_number(value: Any, text: str) -> None:
-    """Refuse a number that JSON cannot carry into execution data."""
-    kind = value.__class__
-    if kind is float and not math.isfinite(value):
-        raise _not_finite(text)
-    if kind is int and not -_INT_BOUND < value < _INT_BOUND:
-        raise _Unreadable(_TOO_LONG, text)
-
-
-def _surrogate_problem(char: str) -> str:
-    return f"U+{ord(char):04X} is a lone surrogate, not a character, and JSON text cannot hold it"
-
-
 def size_problem(size: int, limits: DefinitionLimits, name: str) -> Problem:
     """The problem of a definition larger than ``limits`` allow."""
     message = f"the definition is {size:,} bytes, more than the limit of {limits.max_bytes:,} bytes"
@@ -165,7 +119,7 @@ def _measure(text: str, name: str, limits: DefinitionLimits) -> tuple[int, Probl
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError as exc:  # a lone surrogate, which the parser would choke on
         line = text.count("\n", 0, exc.start) + 1
-        return 0, Problem(_surrogate_problem(text[exc.start]), (), line, name)
+        return 0, Problem(surrogate_problem(text[exc.start]), (), line, name)
     if size > limits.max_bytes:
         return size, size_problem(size, limits, name)
     return size, None
@@ -183,25 +137,6 @@ class _Frame:
     nodes: int = 1  # values in the subtree, this container included, aliases expanded
     height: int = 1  # containers on the deepest path down, this one included
     size: int = 2  # about the bytes of the subtree written out, aliases expanded
-
-
-def _plain(value: str) -> Any:
-    cached = _PLAIN_CACHE.get(value, _PLAIN_CACHE)
-    if cached is not _PLAIN_CACHE:
-        return cached
-    tag = _RESOLVER.resolve(ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
-    result: Any = value
-    if tag not in (_STR, _TIMESTAMP, _MERGE_TAG):
-        try:
-            result = _CONSTRUCTOR.construct_object(ScalarNode(tag, value), deep=True)
-        except ConstructorError:  # a YAML 1.1 type without a meaning here, such as `=`
-            result = value
-        except ValueError as exc:
-            raise _unreadable(exc, value) from None
-        _check_number(result, value)
-    if len(_PLAIN_CACHE) < _PLAIN_CACHE_LIMIT:
-        _PLAIN_CACHE[value] = result
-    return result
 
 
 class _Builder:
@@ -236,39 +171,14 @@ class _Builder:
         return (*top.path, top.key)
 
     def scalar(self, event: ScalarEvent, line: int) -> Any:
+        tag = event.tag
         try:
-            return self._scalar(event, line)
-        except _Unreadable as exc:
+            if tag is None or tag == "!":
+                return plain(event.value) if event.implicit[0] else event.value
+            return tagged(tag, event.value)
+        except Unreadable as exc:
             self.problem(line, self.child_path(), exc.message)
             return event.value
-
-    def _scalar(self, event: ScalarEvent, line: int) -> Any:
-        tag = event.tag
-        if tag is None or tag == "!":
-            return _plain(event.value) if event.implicit[0] else event.value
-        if tag == "!Ref":
-            try:
-                return fc_ref_arn(event.value)
-            except ValueError as exc:
-                self.problem(line, self.child_path(), str(exc))
-                return event.value
-        if tag.startswith("!") and not tag.startswith("!!"):
-            message = f"YAML tag {tag} is not supported; only !Ref service/function is"
-            self.problem(line, self.child_path(), message)
-            return event.value
-        if tag in (_STR, _TIMESTAMP):
-            return event.value
-        try:
-            value = _CONSTRUCTOR.construct_object(ScalarNode(tag, event.value), deep=True)
-        except ConstructorError as exc:
-            self.problem(line, self.child_path(), f"cannot read this value: {exc.problem}")
-            return event.value
-        except (ValueError, LookupError, TypeError) as exc:  # `!!int x`, `!!bool maybe`
-            raise _unreadable(exc, event.value) from None
-        if value is not None and value.__class__ not in _JSON_SCALARS:  # `!!binary` gives bytes
-            raise _Unreadable(f"a {tag.rsplit(':', 1)[-1]} value has no JSON form", event.value)
-        _check_number(value, event.value)
-        return value
 
     def add(self, value: Any, line: int, weight: _Weight, *, is_key_candidate: bool) -> None:
         """Put a finished value into the container on top of the stack."""
@@ -380,9 +290,9 @@ class _Builder:
         """Handle one event, in full generality."""
         line = event.start_mark.line + 1 if event.start_mark is not None else 1
         if isinstance(event, ScalarEvent):
-            found = _SURROGATE.search(event.value) if event.style == '"' else None
+            found = SURROGATE.search(event.value) if event.style == '"' else None
             if found:  # only a pure-Python parser reads such an escape; libyaml refuses it
-                self.problem(line, self.child_path(), _surrogate_problem(found.group()))
+                self.problem(line, self.child_path(), surrogate_problem(found.group()))
                 raise _Stop
             top = self.stack[-1] if self.stack else None
             if top is not None and isinstance(top.value, dict) and top.key is None:
@@ -433,13 +343,13 @@ def _plain_yaml(text: str, max_depth: int) -> Any:
 
     Raises:
         yaml.YAMLError: the text does not parse.
-        _Unreadable: a scalar has no JSON value.
+        Unreadable: a scalar has no JSON value.
     """
     stack: list[Any] = []
     keys: list[Any] = []
     no_key = keys  # a marker no key can equal
     root: Any = None
-    cache = _PLAIN_CACHE
+    cache = PLAIN_CACHE
     documents = 0
     ev: Any  # events are read by their class, which mypy cannot follow
     for ev in yaml.parse(text, Loader=_Loader):
@@ -460,7 +370,7 @@ def _plain_yaml(text: str, max_depth: int) -> Any:
             if ev.implicit[0]:
                 value = cache.get(raw, cache)
                 if value is cache:
-                    value = _plain(raw)
+                    value = plain(raw)
             else:
                 value = raw
             if top.__class__ is dict:
@@ -519,60 +429,9 @@ def _deeper_than(data: Any, max_depth: int) -> bool:
     return False
 
 
-def _find_surrogate(data: Any) -> tuple[DataPath, str] | None:
-    """The path of a string (or of the mapping of a key) holding a lone surrogate, and it.
-
-    ``data`` is a tree, as the JSON reader makes: nothing in it is reached twice.
-    """
-    pending: list[tuple[DataPath, Any]] = [((), data)]
-    while pending:
-        path, value = pending.pop()
-        if isinstance(value, str):
-            found = _SURROGATE.search(value)
-            if found:
-                return path, found.group()
-        elif isinstance(value, dict):
-            for key in value:
-                found = _SURROGATE.search(key)
-                if found:
-                    return path, found.group()
-            pending.extend(((*path, key), child) for key, child in value.items())
-        elif isinstance(value, list):
-            pending.extend(((*path, i), child) for i, child in enumerate(value))
-    return None
-
-
-def _escape_line(text: str) -> int | None:
-    """The line of the first JSON escape of a lone surrogate in ``text``."""
-    after_high = -1  # where a pair would continue, after a high surrogate's escape
-    for match in _ESCAPE.finditer(text):
-        low = match.group(1) in "cdefCDEF"
-        if low and match.start() == after_high:
-            after_high = -1
-            continue
-        if after_high >= 0 or low:  # a high one not followed by a low one, or a low one alone
-            at = after_high - 6 if after_high >= 0 else match.start()
-            return text.count("\n", 0, at) + 1
-        after_high = match.end()
-    if after_high >= 0:
-        return text.count("\n", 0, after_high - 6) + 1
-    return None
-
-
 def _line_of_text(text: str, fragment: str) -> int | None:
     at = text.find(fragment) if fragment else -1
     return text.count("\n", 0, at) + 1 if at >= 0 else None
-
-
-def _json_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999 overflows to infinity
-        raise _not_finite(text)
-    return value
-
-
-def _json_constant(text: str) -> float:
-    raise _not_finite(text)  # NaN, Infinity and -Infinity, which Python's reader accepts
 
 
 def _read_json(text: str, name: str, limits: DefinitionLimits) -> ParsedSource | None:
@@ -581,20 +440,20 @@ def _read_json(text: str, name: str, limits: DefinitionLimits) -> ParsedSource |
         data = json.loads(
             text,
             object_pairs_hook=_no_duplicates,
-            parse_float=_json_float,
-            parse_constant=_json_constant,
+            parse_float=json_float,
+            parse_constant=json_constant,
         )
-    except _Unreadable as exc:
+    except Unreadable as exc:
         return ParsedSource(
             name, None, [Problem(exc.message, (), _line_of_text(text, exc.text), name)]
         )
     except (ValueError, _DuplicateKey, RecursionError):
         return None
-    if _SURROGATE_ESCAPE.search(text):  # JSON reads a lone surrogate's escape; refuse it here
-        found = _find_surrogate(data)
+    if SURROGATE_ESCAPE.search(text):  # JSON reads a lone surrogate's escape; refuse it here
+        found = find_surrogate(data)
         if found is not None:
             path, char = found
-            problem = Problem(_surrogate_problem(char), path, _escape_line(text), name)
+            problem = Problem(surrogate_problem(char), path, escape_line(text), name)
             return ParsedSource(name, None, [problem])
     if _deeper_than(data, limits.max_depth):
         return None  # the full reader says where
@@ -624,7 +483,7 @@ def parse_quick(
         return None  # the full reader looks at each escaped string
     try:
         data = _plain_yaml(text, limits.max_depth)
-    except (yaml.YAMLError, _Unreadable):
+    except (yaml.YAMLError, Unreadable):
         return None
     return None if data is None else ParsedSource(name, data)
 
