@@ -561,3 +561,19 @@ def test_a_binary_constant_is_refused():
     """)
     with pytest.raises(DefinitionError, match="binary value has no JSON form"):
         load_flow(text)
+
+
+def test_a_task_timeout_is_at_most_a_year():
+    """Found by fuzzing: a task's timeoutSeconds had no upper bound, unlike the flow's."""
+    for seconds, ok in ((31536000, True), (31536001, False), (99999999999999999999, False)):
+        text = fdl(f"""
+        - type: task
+          name: t
+          resourceArn: acs:mns:::/queues/q/messages
+          timeoutSeconds: {seconds}
+        """)
+        if ok:
+            load_flow(text)
+        else:
+            with pytest.raises(DefinitionError, match="timeoutSeconds"):
+                load_flow(text)

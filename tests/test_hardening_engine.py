@@ -25,6 +25,11 @@ from tests.test_engine import (
     until,
 )
 
+PASS_FLOW = fdl("""
+- type: pass
+  name: only
+""")
+
 TWO_TASKS = fdl(f"""
 - type: task
   name: first
@@ -357,6 +362,7 @@ async def test_a_definition_that_no_longer_loads_fails_only_its_execution():
         g_task = next(r for r in worker.requests if r.flow_name == "g")
         await _corrupt(eng, "UPDATE flow_versions SET definition = 'steps: [' WHERE name = 'f'")
         eng._flows.clear()  # as after a restart: the definition is read again
+        eng._flow_bytes = 0
         err = await refused("ExecutionNotRunning", eng.report_task_succeeded(f_task.token, {}))
         assert "has been failed" in err.message
         info = await eng.describe_execution("f", "run1")
@@ -396,3 +402,33 @@ async def test_numbers_json_cannot_carry_are_refused():
         await refused("InvalidArgument", eng.report_task_succeeded(request.token, '{"x": NaN}'))
         await eng.report_task_succeeded(request.token, '{"x": 1.5e308}')
         assert (await finished(eng, "f", "ok")).status == "Succeeded"
+
+
+@engine_test
+async def test_a_forged_callback_token_is_refused_at_start():
+    """Found by fuzzing: a well-formed CallbackFnFTaskToken with a wrong MAC was accepted."""
+    from relayflow.engine.tokens import mint_token
+
+    worker = Worker()
+    async with make_engine({QUEUE: worker.queue}, token_secret=b"s" * 32) as eng:
+        await eng.create_flow("f", CALLBACK)
+        forged = mint_token(b"wrong" * 8, "f", "parent", "uid", 3)
+        err = await refused("InvalidArgument", eng.start_execution("f", {}, "child", forged))
+        assert "CallbackFnFTaskToken" in err.message
+        genuine = mint_token(b"s" * 32, "f", "parent", "uid", 3)
+        assert (await eng.start_execution("f", {}, "child", genuine)).status == "Running"
+
+
+@engine_test
+async def test_the_flow_cache_is_bounded_by_the_size_of_its_definitions(monkeypatch):
+    """Found by fuzzing: 256 large definitions could hold a gigabyte of loaded flows."""
+    from relayflow.engine import runtime
+
+    monkeypatch.setattr(runtime, "FLOW_CACHE_TEXT_BYTES", 3000)
+    async with make_engine() as eng:
+        padding = "\n".join(f"# {'x' * 70}" for _ in range(12))  # ~1 KB of text per flow
+        for i in range(6):
+            await eng.create_flow(f"f{i}", PASS_FLOW + padding)
+            assert (await eng.start_execution(f"f{i}", {})).status == "Succeeded"
+        assert len(eng._flows) <= 3
+        assert eng._flow_bytes == sum(entry[2] for entry in eng._flows.values()) <= 3000

@@ -272,7 +272,7 @@ class Engine(Runtime):
         exec_name = check_name(name, "execution name") if name else str(uuid.uuid4())
         if callback_token:
             try:
-                parse_token(callback_token)
+                check_issued(self._secret or b"", parse_token(callback_token))
             except EngineError:
                 raise refuse(
                     "InvalidArgument",

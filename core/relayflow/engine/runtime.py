@@ -89,6 +89,8 @@ def failed_as_unreadable(row: ExecutionRow) -> RefusedAfterChange:
 
 
 BATCH_LIMIT = 1024
+FLOW_CACHE_ENTRIES = 256
+FLOW_CACHE_TEXT_BYTES = 8 << 20  # some 120 MB of loaded flows
 # What ends an execution whose own flow or state cannot be loaded: ending needs no steps.
 _BARE_FLOW = "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: end\n"
 TIMER_BATCH = 512
@@ -143,7 +145,10 @@ class Runtime:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._timer_wake: asyncio.Event | None = None
         self.end_waiters = EndWaiters(clock)
-        self._flows: OrderedDict[tuple[str, int], tuple[Flow, Interpreter]] = OrderedDict()
+        # Loaded flows by (flow id, version), least recently used first, with their text's size:
+        # a loaded flow takes about 15 times its text, so the cache is bounded by both.
+        self._flows: OrderedDict[tuple[str, int], tuple[Flow, Interpreter, int]] = OrderedDict()
+        self._flow_bytes = 0
         self._running = False
         self._stopping = False
 
@@ -306,16 +311,19 @@ class Runtime:
         cached = self._flows.get(key)
         if cached is not None:
             self._flows.move_to_end(key)
-            return cached
+            return cached[0], cached[1]
         text = tx.flow_definition(flow_name, version)
         if text is None:
             raise EngineError("FlowNotExists", f"flow '{flow_name}' version {version} is gone", 404)
         flow = load_flow(text, f"{flow_name} v{version}", limits=self._stored_limits)
-        entry = (flow, Interpreter(flow, self.limits))
-        self._flows[key] = entry
-        if len(self._flows) > 256:
-            self._flows.popitem(last=False)
-        return entry
+        interp = Interpreter(flow, self.limits)
+        self._flows[key] = (flow, interp, len(text))
+        self._flow_bytes += len(text)
+        while len(self._flows) > 1 and (
+            len(self._flows) > FLOW_CACHE_ENTRIES or self._flow_bytes > FLOW_CACHE_TEXT_BYTES
+        ):
+            self._flow_bytes -= self._flows.popitem(last=False)[1][2]
+        return flow, interp
 
     def apply(
         self,

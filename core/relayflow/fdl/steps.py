@@ -110,7 +110,8 @@ class TaskStep(StepBase, _Recovers):
     resource_arn: ResourceArnField | None = None
     action: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*:[A-Za-z]\w*$")
     pattern: Pattern = "requestResponse"
-    timeout_seconds: int | None = Field(default=None, ge=1)
+    # No task outlives the longest execution (a year).
+    timeout_seconds: int | None = Field(default=None, ge=1, le=365 * 24 * 3600)
     service_params: ServiceParamsField | None = None
     end: bool = False
 
