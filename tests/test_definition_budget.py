@@ -577,3 +577,24 @@ def test_a_task_timeout_is_at_most_a_year():
         else:
             with pytest.raises(DefinitionError, match="timeoutSeconds"):
                 load_flow(text)
+
+
+def test_tags_on_mappings_and_lists_are_yamls_own_or_refused():
+    """Found by fuzzing: `!!python/object/apply:...` on a list was silently read as a list."""
+    for tag, refused in (
+        ("!!python/object/apply:os.system", True),
+        ("!Foo", True),
+        ("!!map", False),
+    ):
+        text = fdl(f"""
+        - type: pass
+          name: p
+          inputMappings:
+            - target: y
+              source: {tag} {{a: 1}}
+        """)
+        if refused:
+            with pytest.raises(DefinitionError, match="not supported on a mapping or a list"):
+                load_flow(text)
+        else:
+            load_flow(text)

@@ -303,10 +303,11 @@ class _Builder:
             if event.anchor is not None:
                 self.anchors[event.anchor] = (value, weight)
             self.add(value, line, weight, is_key_candidate=True)
-        elif isinstance(event, MappingStartEvent):
-            self.start({}, event.anchor, line)
-        elif isinstance(event, SequenceStartEvent):
-            self.start([], event.anchor, line)
+        elif isinstance(event, MappingStartEvent | SequenceStartEvent):
+            if event.tag not in _CONTAINER_TAGS:  # `!!python/object:...` and the like
+                message = f"YAML tag {event.tag} is not supported on a mapping or a list"
+                self.problem(line, self.child_path(), message)
+            self.start({} if isinstance(event, MappingStartEvent) else [], event.anchor, line)
         elif isinstance(event, MappingEndEvent | SequenceEndEvent):
             self.end(line)
         elif isinstance(event, AliasEvent):
@@ -320,6 +321,12 @@ class _Builder:
                     "the file holds more than one YAML document; a flow is a single document",
                 )
                 raise _Stop
+
+
+# Tags a mapping or list may carry: none, or one of YAML's own that still makes JSON data.
+_CONTAINER_TAGS = frozenset(
+    {None, "!"} | {f"tag:yaml.org,2002:{kind}" for kind in ("map", "seq", "set", "omap", "pairs")}
+)
 
 
 class _DuplicateKey(Exception):
