@@ -90,15 +90,19 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     """Whether ``value`` nests objects and arrays more than ``limit`` levels deep.
 
     A scalar is at depth 0, `{}` and `[1]` at depth 1. The walk goes level by level and stops
-    as soon as it passes the limit, so a hostile value costs no more than its part within it.
+    as soon as it passes the limit, so a hostile value costs no more than its part within it
+    (a value that contains itself is too deep, not an endless walk).
     """
-    level = [value] if isinstance(value, _CONTAINERS) else []
+    if not isinstance(value, _CONTAINERS):
+        return False
+    level = [value]
     for _ in range(limit):
         below: list[Any] = []
         for node in level:
-            children = node.values() if isinstance(node, dict) else node
-            below.extend(c for c in children if isinstance(c, _CONTAINERS))
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, _CONTAINERS):
+                    below.append(child)
         if not below:
             return False
         level = below
-    return bool(level)
+    return True

@@ -31,6 +31,7 @@ class TxContext:
     earliest_timer: float | None = None
     ended: set[tuple[str, str]] = field(default_factory=set)
     committed: list[tuple[str, str, list[HistoryEvent]]] = field(default_factory=list)
+    isolated: bool = False  # every job runs in a savepoint of its own (see `run_batch`)
 
     def mark(self) -> tuple[int, int]:
         """Where the lists stand now, for `undo` when a job's savepoint is rolled back."""
@@ -81,6 +82,7 @@ def run_batch(store: Store, batch: list[Job[Any]], ctx: TxContext, isolated: boo
     without a savepoint, makes the whole batch run again (``isolated``) with savepoints all
     round, so that everything else in it still commits.
     """
+    ctx.isolated = isolated
     with store.transaction() as tx:
         for job in batch:
             job.result, job.error = None, None

@@ -201,15 +201,15 @@ class _Run:
         return self.i.index.lists[scope.key][scope.pc]
 
     def check_size(self, data: Any, what: str, step: str) -> None:
-        # Depth first: a value nested past pydantic-core's limit cannot even be measured.
+        size = jsontext.size(data)
         depth = self.limits.max_json_depth
-        if jsontext.too_deep(data, depth):
+        # Each level takes two bytes of JSON at least, so small data need not be walked.
+        if size > 2 * depth and jsontext.too_deep(data, depth):
             raise _StepFault(
                 ERROR_DATA_LIMIT,
                 f"the {what} of step '{step}' nests objects and arrays more than {depth} levels "
                 "deep (engine.max_json_depth)",
             )
-        size = jsontext.size(data)
         limit = self.limits.max_step_data_bytes
         if size > limit:
             raise _StepFault(

@@ -420,13 +420,25 @@ class Runtime:
         self._record(tx, ctx, row, state, transition, now)
 
     def apply_alone(
-        self, tx: Transaction, ctx: TxContext, row: ExecutionRow, command: Command
+        self,
+        tx: Transaction,
+        ctx: TxContext,
+        row: ExecutionRow,
+        command: Command,
+        *,
+        savepoint: bool = True,
     ) -> None:
         """`apply` for internal jobs: whatever goes wrong stays with this execution.
 
         Refusals are dropped (the execution has ended, or was failed as unreadable, which
-        commits); anything else is undone and fails the execution, visibly.
+        commits); anything else is undone and fails the execution, visibly. Without
+        ``savepoint`` (for a job alone in its batch's transaction, which the batch isolates
+        by running again) anything else propagates, and no savepoint is paid for.
         """
+        if not savepoint:
+            with contextlib.suppress(RefusedAfterChange):
+                self.apply(tx, ctx, row, command)
+            return
         mark = ctx.mark()
         try:
             # What a RefusedAfterChange wrote (failing the execution) stays.
@@ -587,7 +599,9 @@ class Runtime:
         command = outcome_command(row.payload["task_id"], outcome, self.limits)
         execution = tx.lock_execution(row.execution_id)
         if execution is not None and execution.status == "Running":
-            self.apply_alone(tx, ctx, execution, command)  # an attempt no longer open is ignored
+            # An attempt no longer open is ignored. The job is internal: if this raises, its
+            # batch runs again isolated, and then the savepoint contains it.
+            self.apply_alone(tx, ctx, execution, command, savepoint=ctx.isolated)
 
     def _set_aside_outbox(
         self, tx: Transaction, ctx: TxContext, row: OutboxRow, reason: str
