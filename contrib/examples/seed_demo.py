@@ -121,6 +121,8 @@ def watch(demo: Demo, client: Client, worker_log: Path) -> None:
     scheduled: dict[int, str] = {}
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
+        # Whether it has ended is read first: the history read after it then holds the end.
+        ended = client.describe_execution(FLOW, EXECUTION).done
         events = list(client.iter_history(FLOW, EXECUTION))
         for event in events[shown:]:
             line = describe(event, scheduled)
@@ -138,7 +140,7 @@ def watch(demo: Demo, client: Client, worker_log: Path) -> None:
                 )
             elif "picked up" in line:
                 say(f"{demo.at()} worker  {line}")
-        if client.describe_execution(FLOW, EXECUTION).done:
+        if ended:
             return
         time.sleep(0.05)
     raise SystemExit(f"the execution did not end within {DEADLINE} s")
