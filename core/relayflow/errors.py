@@ -7,7 +7,7 @@ documents none; each bad report gets its own code so that a worker can tell them
 
 from __future__ import annotations
 
-__all__ = ["EngineError"]
+__all__ = ["EngineError", "first_line"]
 
 
 class EngineError(Exception):
@@ -43,6 +43,11 @@ CODES = {
     "TaskAlreadyCompleted": 409,
     "TaskExpired": 409,
 }
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, at most 200 characters: enough to say why."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 def error(code: str, message: str) -> EngineError:

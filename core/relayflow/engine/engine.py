@@ -27,7 +27,7 @@ from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
 from relayflow.engine.runtime import Runtime, failed_as_unreadable
 from relayflow.engine.snapshot import dump_state
 from relayflow.engine.tokens import check_issued, parse_token, verify_token
-from relayflow.errors import EngineError
+from relayflow.errors import EngineError, first_line
 from relayflow.errors import error as refuse
 from relayflow.fdl import DefinitionError, load_flow
 from relayflow.store import ExecutionRow, FlowRow, Transaction, open_store
@@ -69,7 +69,7 @@ def parse_object(value: Any, what: str, max_depth: int = jsontext.MAX_DEPTH) -> 
             if "recursion limit" in str(exc):
                 raise _too_deep(what, max_depth) from None
             raise refuse(
-                "InvalidArgument", f"{what} is not valid JSON: {_first_line(exc)}"
+                "InvalidArgument", f"{what} is not valid JSON: {first_line(exc)}"
             ) from None
     if not isinstance(value, dict):
         raise refuse(
@@ -86,10 +86,6 @@ def _too_deep(what: str, max_depth: int) -> EngineError:
         f"{what} nests objects and arrays more than {max_depth} levels deep "
         "(engine.max_json_depth)",
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 def check_text(value: str, what: str, top: int, *, required: bool = False) -> str:

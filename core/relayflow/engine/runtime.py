@@ -60,7 +60,7 @@ from relayflow.engine.outcomes import outcome_command
 from relayflow.engine.snapshot import dump_state, load_state
 from relayflow.engine.tokens import mint_token, parse_token, verify_token
 from relayflow.engine.waiters import EndWaiters
-from relayflow.errors import EngineError
+from relayflow.errors import EngineError, first_line
 from relayflow.fdl import DEFAULT_LIMITS, DefinitionError, DefinitionLimits, Flow, load_flow
 from relayflow.store import ExecutionRow, OutboxRow, Store, TimerRow, Transaction
 
@@ -72,10 +72,6 @@ __all__ = ["Runtime", "TxContext"]
 log = logging.getLogger("relayflow.engine")
 
 T = TypeVar("T")
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 def failed_as_unreadable(row: ExecutionRow) -> RefusedAfterChange:
@@ -347,7 +343,7 @@ class Runtime:
                 ctx,
                 row,
                 f"relayflow could not load the definition this execution runs "
-                f"(version {row.flow_version}): {_first_line(exc)}",
+                f"(version {row.flow_version}): {first_line(exc)}",
             )
             raise failed_as_unreadable(row) from None
         if state is None:
@@ -389,7 +385,7 @@ class Runtime:
         try:
             return load_state(row.state)
         except (ValueError, RecursionError) as exc:
-            reason = f"{type(exc).__name__}: {_first_line(exc)}"
+            reason = f"{type(exc).__name__}: {first_line(exc)}"
         log.error("execution %s/%s: its state cannot be read (%s)", row.flow_name, row.name, reason)
         tx.quarantine("state", row.id, row.state, reason)
         self.fail_execution(
@@ -452,7 +448,7 @@ class Runtime:
                 "applying %s to %s/%s failed", type(command).__name__, row.flow_name, row.name
             )
             self.fail_execution(
-                tx, ctx, row, f"relayflow internal error: {type(exc).__name__}: {_first_line(exc)}"
+                tx, ctx, row, f"relayflow internal error: {type(exc).__name__}: {first_line(exc)}"
             )
 
     def _record(

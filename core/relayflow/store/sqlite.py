@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from relayflow import jsontext
 from relayflow.engine.model import HistoryEvent
+from relayflow.errors import first_line
 from relayflow.store import sqlite_file
 from relayflow.store.base import (
     ExecutionRow,
@@ -86,7 +87,7 @@ _FLOW_COLUMNS = "name, id, definition, description, type, role_arn, version, cre
 
 
 def _unreadable(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
 def _detail(text: str) -> dict[str, Any]:
