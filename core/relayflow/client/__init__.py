@@ -2,7 +2,7 @@
 
 The API is Alibaba Cloud Serverless Workflow's RPC API, version 2019-03-15: every call is
 `POST /` with `Action=<name>&Version=2019-03-15` and the action's parameters as a form body,
-signed with an access key (signature version 1.0, see `relayflow.api.signature`). The client
+signed with an access key (signature version 1.0, see `relayflow.signing`). The client
 does all of that; you call methods with Python values and get frozen dataclasses back.
 
 Connecting

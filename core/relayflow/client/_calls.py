@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from relayflow.api.signature import signed_params
 from relayflow.client._models import (
     ClientError,
     Execution,
@@ -20,6 +19,7 @@ from relayflow.client._models import (
     HistoryEvent,
     Page,
 )
+from relayflow.signing import signed_params
 
 __all__ = ["API_VERSION", "Call", "Credentials", "decode", "encode"]
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
 
@@ -14,7 +14,9 @@ from relayflow import __version__
 from relayflow.client import _calls, _wire
 from relayflow.client._calls import Call, Credentials
 from relayflow.client._models import ClientError, Execution, Flow, HistoryEvent, Page
-from relayflow.config import ClientConfig, Config
+
+if TYPE_CHECKING:  # the configuration (pydantic-settings) is the caller's to load, not ours
+    from relayflow.config import ClientConfig, Config
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -40,7 +42,8 @@ def _endpoint(endpoint: str) -> str:
 
 
 def _client_config(config: Config | ClientConfig) -> ClientConfig:
-    return config.client if isinstance(config, Config) else config
+    client = getattr(config, "client", None)  # a whole Config, with its [client] table
+    return config if client is None else client  # type: ignore[return-value]
 
 
 class _Base:
