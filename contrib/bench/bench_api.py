@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_fdl import sqlite_commits_per_second
 
-from relayflow.api.signature import signed_params
+from relayflow.signing import signed_params
 
 KEY_ID, SECRET = "bench-admin", "bench-secret-0123456789"
 QUEUE = "acs:mns:::/queues/jobs/messages"
