@@ -9,6 +9,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from relayflow.engine import Engine, Failed, FunctionIntegration, Submitted, Succeeded
 from relayflow.engine.integration import TaskRequest
 from relayflow.store import open_store
@@ -432,3 +434,15 @@ async def test_the_flow_cache_is_bounded_by_the_size_of_its_definitions(monkeypa
             assert (await eng.start_execution(f"f{i}", {})).status == "Succeeded"
         assert len(eng._flows) <= 3
         assert eng._flow_bytes == sum(entry[2] for entry in eng._flows.values()) <= 3000
+
+
+def test_long_numbers_parse_and_overflowing_ones_are_refused():
+    """Integers of any length are JSON; a decimal past a float's range is not."""
+    from relayflow import jsontext
+
+    text = "[" + ",".join(["1" * 300] * 3000) + "]"  # runs of 300 digits: looked at once each
+    assert jsontext.loads_input(text)[0] == int("1" * 300)
+    assert jsontext.loads_input("[" + "9" * 400 + "]")[0] == int("9" * 400)
+    for overflowing in ("[" + "9" * 400 + ".5]", "[1e309]", "[-2E+308]"):
+        with pytest.raises(ValueError, match="too large"):
+            jsontext.loads_input(overflowing)
