@@ -33,7 +33,7 @@ from aliyunsdkfnf.request.v20190315 import (
     UpdateFlowRequest,
 )
 
-from tests.api_server import QUEUE_ARN, ApiServer, utc_stamp
+from tests.api_server import QUEUE_ARN, TOKEN_FLOW, ApiServer, utc_stamp
 from tests.helpers import EXAMPLES
 
 pytest_plugins = ["tests.api_server"]
@@ -54,17 +54,9 @@ steps:
       MessageBody: $
 """
 
-CATCH_FLOW = f"""version: v1
-type: flow
-steps:
-  - type: task
-    name: job
-    resourceArn: {QUEUE_ARN}
-    pattern: waitForCallback
-    inputMappings:
-      - target: taskToken
-        source: $context.task.token
-    errorMappings:
+CATCH_FLOW = (
+    TOKEN_FLOW
+    + """    errorMappings:
       - target: failure.code
         source: $local.error
       - target: failure.cause
@@ -78,6 +70,7 @@ steps:
   - type: pass
     name: rejected
 """
+)
 
 PASS_FLOW = "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: only\n"
 
