@@ -16,7 +16,7 @@ import pytest
 from relayflow.engine import Engine, FunctionIntegration
 from relayflow.engine.childflows import ChildFlowIntegration
 from relayflow.store import open_store
-from tests.engine.test_task_reports import QUEUE, TEST_TIMEOUT, Worker, fdl, refused
+from tests.engine.helpers import QUEUE, TEST_TIMEOUT, Worker, fdl, refused
 
 CHILD = fdl("""
 - type: task

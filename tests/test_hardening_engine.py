@@ -15,7 +15,7 @@ from relayflow.engine import Engine, Failed, FunctionIntegration, Submitted, Suc
 from relayflow.engine.integration import TaskRequest
 from relayflow.store import open_store
 from relayflow.testing import fdl
-from tests.engine.test_task_reports import (
+from tests.engine.helpers import (
     CALLBACK,
     QUEUE,
     Worker,

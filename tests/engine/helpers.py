@@ -1,0 +1,174 @@
+"""Shared flows and helpers for the engine's tests.
+
+Each test runs its own event loop with an in-memory or a temporary SQLite store, and integrations
+made of small async functions. Waits are short and bounded: no test waits on anything for more
+than a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import inspect
+import textwrap
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from relayflow.engine import (
+    Engine,
+    ExecutionInfo,
+    FunctionIntegration,
+    Integration,
+    Submitted,
+    TaskRequest,
+)
+from relayflow.engine.model import HistoryEvent
+from relayflow.errors import EngineError
+from relayflow.store import open_store
+from relayflow.testing import fdl
+from tests.helpers import EXAMPLES
+
+QUEUE = "acs:mns:::/queues/q/messages"
+SEED = (EXAMPLES / "seed-three-tasks.yaml").read_text()
+TEST_TIMEOUT = 10.0
+
+
+CALLBACK = fdl(f"""
+- type: task
+  name: work
+  resourceArn: {QUEUE}
+  pattern: waitForCallback
+""")
+
+PASS = fdl("""
+- type: pass
+  name: only
+""")
+
+BROKEN = """version: v1
+type: flow
+steps:
+  - type: choice
+    name: c
+    choices:
+      - condition: $.ok
+        goto: nowhere
+  - type: pass
+    name: b
+"""
+
+# Runs `hold` (a callback task) when the input says so, else ends at once.
+ROUTED = fdl(f"""
+- type: choice
+  name: route
+  choices:
+    - condition: $.hold == true
+      goto: hold
+  default:
+    goto: done
+- type: task
+  name: hold
+  resourceArn: {QUEUE}
+  pattern: waitForCallback
+- type: pass
+  name: done
+""")
+
+
+def engine_test(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Run an async test in its own event loop, with an overall time limit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT))
+
+    return wrapper
+
+
+class Worker:
+    """Task handlers that record every request they get."""
+
+    def __init__(self) -> None:
+        self.requests: list[TaskRequest] = []
+        self.times: list[float] = []
+
+    async def queue(self, request: TaskRequest) -> Submitted:
+        self.requests.append(request)
+        self.times.append(time.monotonic())
+        return Submitted({"MessageId": str(request.task_id)})
+
+    async def take(self, n: int = 1, timeout: float = 3.0) -> TaskRequest:
+        """The ``n``-th request (1-based), once it has come."""
+        await until(lambda: len(self.requests) >= n, timeout, f"task request #{n}")
+        return self.requests[n - 1]
+
+
+async def until(check: Callable[[], Any], timeout: float = 3.0, what: str = "a condition") -> Any:
+    """Poll ``check`` (sync or async) until it gives a true value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def make_engine(
+    handlers: dict[str, Any] | None = None,
+    url: str = "memory://",
+    integrations: list[Integration] | None = None,
+    **kwargs: Any,
+) -> Engine:
+    kwargs.setdefault("poll_seconds", 0.1)
+    if integrations is None:
+        integrations = [FunctionIntegration(handlers or {})]
+    return Engine(open_store(url), integrations=integrations, **kwargs)
+
+
+async def refused(code: str, awaitable: Awaitable[Any]) -> EngineError:
+    """Await ``awaitable`` and check that the engine refuses it with ``code``."""
+    with pytest.raises(EngineError) as info:
+        await awaitable
+    assert info.value.code == code, str(info.value)
+    return info.value
+
+
+async def history(engine: Engine, flow: str, name: str) -> list[HistoryEvent]:
+    return (await engine.get_execution_history(flow, name, limit=999)).events
+
+
+async def types_of(engine: Engine, flow: str, name: str) -> list[str]:
+    return [e.type for e in await history(engine, flow, name)]
+
+
+async def has_event(engine: Engine, flow: str, name: str, kind: str) -> bool:
+    """Whether the execution's history holds an event of type ``kind``."""
+    return kind in await types_of(engine, flow, name)
+
+
+async def finished(engine: Engine, flow: str, name: str, seconds: float = 3) -> ExecutionInfo:
+    info = await engine.describe_execution(flow, name, wait_seconds=seconds)
+    assert info.done, f"{flow}/{name} is still {info.status} after {seconds} s"
+    return info
+
+
+def action_flow(action: str = "demo:Work", extra: str = "") -> str:
+    """A flow of one requestResponse task step; ``extra`` adds attributes to the step."""
+    step = f"- type: task\n  name: call\n  action: {action}\n"
+    return fdl(step + textwrap.indent(textwrap.dedent(extra).strip("\n"), "  "))
+
+
+def token_text(token: str) -> str:
+    return base64.b64decode(token).decode()
+
+
+def retoken(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()

@@ -1,0 +1,236 @@
+"""Durability: restarts, timers and the outbox, closing, rolled-back transitions and long polls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from relayflow.engine import Succeeded, TaskRequest
+from relayflow.errors import EngineError
+from relayflow.store import StoreError
+from relayflow.testing import fdl
+from tests.engine.helpers import (
+    CALLBACK,
+    PASS,
+    QUEUE,
+    SEED,
+    TEST_TIMEOUT,
+    Worker,
+    action_flow,
+    engine_test,
+    finished,
+    has_event,
+    history,
+    make_engine,
+    refused,
+    types_of,
+    until,
+)
+
+
+def sqlite_url(tmp_path: Any) -> str:
+    return "sqlite:///" + str(tmp_path / "relayflow.db")
+
+
+@engine_test
+async def test_restart_keeps_a_pending_callback(tmp_path):
+    url = sqlite_url(tmp_path)
+    first = Worker()
+    eng = make_engine({"acs:mns:::/queues/fnf-demo/messages": first.queue}, url=url)
+    await eng.start()
+    try:
+        await eng.create_flow("seed", SEED)
+        await eng.start_execution("seed", {"source": "s3://x"}, name="run1")
+        extract = await first.take(1)
+        await until(lambda: has_event(eng, "seed", "run1", "TaskSubmitted"), what="TaskSubmitted")
+    finally:
+        await eng.close()
+
+    second = Worker()
+    async with make_engine({"acs:mns:::/queues/fnf-demo/messages": second.queue}, url=url) as eng:
+        assert (await eng.describe_execution("seed", "run1")).status == "Running"
+        await eng.report_task_succeeded(extract.token, {"rows": [7]})
+        transform = await second.take(1)
+        assert transform.step_name == "transform" and transform.input["rows"] == [7]
+        await eng.report_task_succeeded(transform.token, {})
+        load = await second.take(2)
+        await eng.report_task_succeeded(load.token, {"count": 1})
+        info = await finished(eng, "seed", "run1")
+        assert info.status == "Succeeded" and info.output == {"rows": [7], "loaded": 1}
+        assert [r.step_name for r in second.requests] == ["transform", "load"]
+        ids = [e.event_id for e in await history(eng, "seed", "run1")]
+        assert ids == list(range(1, len(ids) + 1))
+
+
+@engine_test
+async def test_a_second_engine_on_the_same_file_is_refused(tmp_path):
+    url = sqlite_url(tmp_path)
+    async with make_engine(url=url) as eng:
+        await eng.create_flow("p", PASS)
+        other = make_engine(url=url)
+        with pytest.raises(StoreError, match="another relayflow engine"):
+            await other.start()
+        other.store.close()
+        assert (await eng.describe_flow("p")).version == 1
+    async with make_engine(url=url) as again:
+        assert (await again.describe_flow("p")).name == "p"
+
+
+@engine_test
+async def test_restart_redispatches_outbox_rows_left_undone(tmp_path):
+    url = sqlite_url(tmp_path)
+    blocked: list[TaskRequest] = []
+
+    async def hang(request: TaskRequest) -> Succeeded:
+        blocked.append(request)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    eng = make_engine({"demo:Work": hang}, url=url)
+    await eng.start()
+    try:
+        await eng.create_flow("f", action_flow())
+        await eng.start_execution("f", {"n": 1}, name="run1")
+        await until(lambda: blocked, what="the first dispatch")
+    finally:
+        await eng.close(grace_seconds=0)
+
+    served: list[TaskRequest] = []
+
+    async def work(request: TaskRequest) -> Succeeded:
+        served.append(request)
+        return Succeeded({"served": True})
+
+    async with make_engine({"demo:Work": work}, url=url) as eng:
+        info = await finished(eng, "f", "run1", seconds=3)
+        assert info.status == "Succeeded" and info.output == {"served": True}
+        assert served[0].input == {"n": 1}
+        assert len(served) == 1
+        assert served[0].token == blocked[0].token
+        assert served[0].task_id == blocked[0].task_id
+        assert (await types_of(eng, "f", "run1")).count("TaskScheduled") == 1
+
+
+@engine_test
+async def test_timers_survive_a_restart(tmp_path):
+    url = sqlite_url(tmp_path)
+    flow = fdl("""
+    - type: wait
+      name: nap
+      duration: 0.5
+    - type: pass
+      name: after
+    """)
+    async with make_engine(url=url) as eng:
+        await eng.create_flow("w", flow)
+        await eng.start_execution("w", {}, name="r")
+        await asyncio.sleep(0.1)  # see test_close_right_after_a_commit_does_not_hang
+    async with make_engine(url=url) as eng:
+        assert (await eng.describe_execution("w", "r")).status == "Running"
+        info = await finished(eng, "w", "r", seconds=3)
+        assert info.status == "Succeeded"
+        entered = [e.step_name for e in await history(eng, "w", "r") if e.type == "StepEntered"]
+        assert entered == ["nap", "after"]
+
+
+@engine_test
+async def test_close_right_after_a_commit_does_not_hang():
+    flow = fdl("""
+    - type: wait
+      name: nap
+      duration: 30
+    """)
+    for attempt in range(10):
+        eng = make_engine()
+        await eng.start()
+        await eng.create_flow("w", flow)
+        await eng.start_execution("w", {}, name="r")
+        await asyncio.sleep(0)
+        try:
+            await asyncio.wait_for(eng.close(), 1.0)
+        except TimeoutError:
+            pytest.fail(f"Engine.close() did not return within 1 s (attempt {attempt + 1})")
+
+
+@engine_test
+async def test_outcomes_that_arrive_within_the_close_grace_are_kept(tmp_path):
+    url = sqlite_url(tmp_path)
+    calls: list[float] = []
+
+    async def slow(request: TaskRequest) -> Succeeded:
+        calls.append(time.monotonic())
+        await asyncio.sleep(0.3)
+        return Succeeded({"slow": True})
+
+    eng = make_engine({"demo:Work": slow}, url=url)
+    await eng.start()
+    try:
+        await eng.create_flow("f", action_flow())
+        await eng.start_execution("f", {}, name="run1")
+        await until(lambda: calls, what="the dispatch")
+    finally:
+        t0 = time.monotonic()
+        await eng.close(grace_seconds=3)
+        assert time.monotonic() - t0 < 2.0
+
+    async with make_engine({"demo:Work": slow}, url=url) as eng:
+        info = await eng.describe_execution("f", "run1")
+        assert info.status == "Succeeded" and info.output == {"slow": True}
+        await asyncio.sleep(0.3)
+        assert len(calls) == 1, "the task was invoked again after a clean close"
+
+
+# --- rolled-back transitions ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_rolled_back_transition_leaves_no_trace(store, tmp_path):
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/store.db"
+    asyncio.run(asyncio.wait_for(_rolled_back_stop(url), TEST_TIMEOUT))
+
+
+async def _rolled_back_stop(url: str) -> None:
+    from relayflow.engine.model import TaskSubmitted
+
+    worker = Worker()
+    async with make_engine({QUEUE: worker.queue}, url=url) as eng:
+        await eng.create_flow("f", CALLBACK)
+        await eng.start_execution("f", {}, name="e")
+        request = await worker.take()
+
+        def record_then_refuse(tx: Any, ctx: Any) -> None:
+            row = tx.get_execution("f", "e")
+            eng.apply(tx, ctx, row, TaskSubmitted(request.task_id, {"Rolled": "back"}))
+            raise EngineError("Refused", "the transaction's changes are undone")
+
+        await refused("Refused", eng.submit(record_then_refuse))
+        # The event was rolled back, in the store and so in the state the next transition
+        # starts from: event ids stay contiguous and the undone event is nowhere.
+        await eng.report_task_succeeded(request.token, {"ok": True})
+        done = await eng.describe_execution("f", "e")
+        assert (done.status, done.output) == ("Succeeded", {"ok": True})
+        events = (await eng.get_execution_history("f", "e")).events
+        assert [e.event_id for e in events] == list(range(1, len(events) + 1))
+        assert all("Rolled" not in str(e.detail) for e in events)
+
+
+@engine_test
+async def test_a_long_poll_wakes_for_its_own_execution_only_and_leaves_nothing_behind():
+    worker = Worker()
+    async with make_engine({QUEUE: worker.queue}) as eng:
+        await eng.create_flow("f", CALLBACK)
+        await eng.start_execution("f", {}, name="a")
+        await eng.start_execution("f", {}, name="b")
+        first, second = await worker.take(1), await worker.take(2)
+        tokens = {first.execution_name: first.token, second.execution_name: second.token}
+        polls = {n: asyncio.create_task(eng.describe_execution("f", n, 30)) for n in "ab"}
+        await until(lambda: len(eng.end_waiters._waiters) == 2, what="both long polls to wait")
+        await eng.report_task_succeeded(tokens["b"], {"n": "b"})
+        assert (await polls["b"]).output == {"n": "b"}
+        assert not polls["a"].done() and set(eng.end_waiters._waiters) == {("f", "a")}
+        await eng.report_task_succeeded(tokens["a"], {"n": "a"})
+        assert (await polls["a"]).output == {"n": "a"}
+        assert eng.end_waiters._waiters == {}
