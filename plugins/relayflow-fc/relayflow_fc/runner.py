@@ -9,17 +9,15 @@ returns would keep the process alive. The thread hands its results back to the l
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
-import os
-import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from relayflow.engine.integration import Failed, Succeeded, TaskOutcome
 from relayflow.engine.model import ERROR_INVALID_LOCAL, ERROR_RUNTIME
+from relayflow.importing import ImportTargetError, import_callable
 from relayflow_fc.context import FcContext
 
 __all__ = ["HandlerCall", "HandlerImportError", "failure_of", "resolve_handler", "to_local"]
@@ -29,8 +27,8 @@ log = logging.getLogger("relayflow_fc")
 Handler = Callable[[bytes, FcContext], Any]
 
 
-class HandlerImportError(Exception):
-    """A handler's module or attribute cannot be loaded; the message says which and why."""
+#: The error of a handler that cannot be loaded: the project's one `module:function` error.
+HandlerImportError = ImportTargetError
 
 
 def resolve_handler(target: str) -> Handler:
@@ -40,29 +38,10 @@ def resolve_handler(target: str) -> Handler:
     modules next to `relayflow.toml` are found the way pytest finds a conftest.py.
 
     Raises:
-        HandlerImportError: the module does not import, lacks the attribute, or the attribute
-            is not callable.
+        HandlerImportError: the module is not found or does not import, it lacks the
+            attribute, or the attribute is not callable (see `relayflow.importing`).
     """
-    module_name, _, attribute = target.partition(":")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except BaseException as exc:  # SyntaxError, SystemExit at import time, ...
-        raise HandlerImportError(
-            f"cannot import module '{module_name}': {type(exc).__name__}: {exc}"
-        ) from exc
-    for part in attribute.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise HandlerImportError(
-                f"module '{module_name}' has no attribute '{attribute}'"
-            ) from None
-    if not callable(obj):
-        raise HandlerImportError(f"'{target}' is {_kind(obj)}, not a function")
-    return obj  # type: ignore[no-any-return]
+    return import_callable(target)
 
 
 def to_local(key: str, value: Any) -> Succeeded | Failed:

@@ -12,14 +12,12 @@ Installing this distribution gives relayflow:
 from __future__ import annotations
 
 import asyncio
-import importlib
-import os
-import sys
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import click
 
+from relayflow.importing import import_callable
 from relayflow.plugins import hookimpl
 from relayflow_mns import sqlite_transport as sqlite_transport  # registers the kombu alias
 from relayflow_mns.integration import DEFAULT_TRANSPORT, MnsIntegration, MnsSettings
@@ -38,18 +36,6 @@ def relayflow_register_integrations(register: Callable[..., None]) -> None:
     register("mns", _make, MnsSettings)
 
 
-def _import_handler(target: str) -> Callable[[Any], Any]:
-    module_name, _, attribute = target.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    handler: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        handler = getattr(handler, part)
-    if not callable(handler):
-        raise TypeError(f"{target} is not callable")
-    return cast(Callable[[Any], Any], handler)
-
-
 @hookimpl
 def relayflow_start_local_workers(
     workers: list[tuple[str, str]], engine: Any, integrations: list[Any]
@@ -63,7 +49,7 @@ def relayflow_start_local_workers(
     for queue, target in workers:
         worker = Worker(
             queue,
-            _import_handler(target),
+            import_callable(target),
             transport_url=mns.settings.transport,
             reporter=reporter,
             transport_options=mns.settings.transport_options,

@@ -18,9 +18,7 @@ hidden while its task runs, and when a message whose report failed comes back.
 
 from __future__ import annotations
 
-import importlib
 import logging
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -29,6 +27,7 @@ import click
 
 from relayflow.client import Client
 from relayflow.config import Config, ConfigError, load_config
+from relayflow.importing import ImportTargetError, import_callable
 from relayflow_mns.integration import DEFAULT_TRANSPORT
 from relayflow_mns.worker import WorkerError, run_worker
 
@@ -50,8 +49,8 @@ DEFAULT_VISIBILITY_TIMEOUT = 30.0
 log = logging.getLogger("relayflow_mns.worker")
 
 
-class HandlerError(Exception):
-    """The handler named by `--handler` cannot be loaded; the message says why."""
+#: A `--handler` that cannot be loaded: the project's one `module:function` error.
+HandlerError = ImportTargetError
 
 
 def load_handler(target: str) -> Callable[[Any], Any]:
@@ -61,34 +60,10 @@ def load_handler(target: str) -> Callable[[Any], Any]:
     where the worker starts wins over an installed one of the same name.
 
     Raises:
-        HandlerError: the text is not `module:function`, the module does not import, it
-            lacks the attribute, or the attribute cannot be called.
+        HandlerError: the text is not `module:function`, the module is not found or does not
+            import, it lacks the attribute, or the attribute cannot be called.
     """
-    module_name, colon, attribute = target.partition(":")
-    if not colon or not module_name.strip() or not attribute.strip():
-        raise HandlerError(
-            f"--handler must be MODULE:FUNCTION, such as jobs:handle; got {target!r}"
-        )
-    cwd = os.getcwd()
-    if sys.path[:1] != [cwd]:
-        sys.path.insert(0, cwd)
-    importlib.invalidate_caches()
-    try:
-        found: Any = importlib.import_module(module_name)
-    except (Exception, SystemExit) as exc:  # a broken module: SyntaxError, sys.exit(), ...
-        raise HandlerError(
-            f"cannot import module '{module_name}' (from {cwd} or the Python path): "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
-    for part in attribute.split("."):
-        try:
-            found = getattr(found, part)
-        except AttributeError:
-            raise HandlerError(f"module '{module_name}' has no attribute '{attribute}'") from None
-    if not callable(found):
-        raise HandlerError(f"'{target}' is a {type(found).__name__}, not a function")
-    handler: Callable[[Any], Any] = found
-    return handler
+    return import_callable(target, label="--handler")
 
 
 def broker_settings(config: Config) -> tuple[str, dict[str, Any], float]:

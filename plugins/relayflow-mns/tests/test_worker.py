@@ -618,7 +618,7 @@ def test_cli_help_has_an_example() -> None:
         ("jobs", "--handler must be MODULE:FUNCTION"),
         ("no_such_module_here:handle", "cannot import module 'no_such_module_here'"),
         ("jobs:missing", "module 'jobs' has no attribute 'missing'"),
-        ("jobs:VALUE", "'jobs:VALUE' is a int, not a function"),
+        ("jobs:VALUE", "'jobs:VALUE' is an int, not a function"),
     ],
 )
 def test_cli_bad_handler_is_one_line_and_exit_2(tmp_path: Path, handler: str, message: str) -> None:
