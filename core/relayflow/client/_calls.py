@@ -12,13 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from relayflow.client._models import (
-    ClientError,
-    Execution,
-    Flow,
-    HistoryEvent,
-    Page,
-)
+from relayflow.client._models import ClientError
+from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page
 from relayflow.signing import signed_params
 
 __all__ = ["API_VERSION", "Call", "Credentials", "decode", "encode"]
@@ -126,16 +121,16 @@ def _rfc3339(value: datetime | str | None, what: str) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _flows(doc: dict[str, Any]) -> Page[Flow]:
-    return Page.from_api(doc, "Flows", Flow.from_api)
+def _flows(doc: dict[str, Any]) -> Page[FlowInfo]:
+    return Page.from_api(doc, "Flows", FlowInfo.from_api)
 
 
-def _executions(doc: dict[str, Any]) -> Page[Execution]:
-    return Page.from_api(doc, "Executions", Execution.from_api)
+def _executions(doc: dict[str, Any]) -> Page[ExecutionInfo]:
+    return Page.from_api(doc, "Executions", ExecutionInfo.from_api)
 
 
-def _events(doc: dict[str, Any]) -> Page[HistoryEvent]:
-    return Page.from_api(doc, "Events", HistoryEvent.from_api)
+def _events(doc: dict[str, Any]) -> HistoryPage:
+    return HistoryPage.from_api(doc, "Events", HistoryEvent.from_api)
 
 
 def _event_id(doc: dict[str, Any]) -> int:
@@ -153,30 +148,32 @@ def _request_id(doc: dict[str, Any]) -> str:
     return str(doc.get("RequestId") or "")
 
 
-def create_flow(name: str, definition: str, description: str, role_arn: str | None) -> Call[Flow]:
+def create_flow(
+    name: str, definition: str, description: str, role_arn: str | None
+) -> Call[FlowInfo]:
     """CreateFlow."""
     params = {"Name": name, "Definition": definition, "Description": description, "Type": "FDL"}
     _put(params, "RoleArn", role_arn)
-    return Call("CreateFlow", params, Flow.from_api)
+    return Call("CreateFlow", params, FlowInfo.from_api)
 
 
 def update_flow(
     name: str, definition: str | None, description: str | None, role_arn: str | None
-) -> Call[Flow]:
+) -> Call[FlowInfo]:
     """UpdateFlow."""
     params = {"Name": name}
     _put(params, "Definition", definition)
     _put(params, "Description", description)
     _put(params, "RoleArn", role_arn)
-    return Call("UpdateFlow", params, Flow.from_api)
+    return Call("UpdateFlow", params, FlowInfo.from_api)
 
 
-def describe_flow(name: str) -> Call[Flow]:
+def describe_flow(name: str) -> Call[FlowInfo]:
     """DescribeFlow."""
-    return Call("DescribeFlow", {"Name": name}, Flow.from_api)
+    return Call("DescribeFlow", {"Name": name}, FlowInfo.from_api)
 
 
-def list_flows(limit: int | None, next_token: str | None) -> Call[Page[Flow]]:
+def list_flows(limit: int | None, next_token: str | None) -> Call[Page[FlowInfo]]:
     """ListFlows."""
     params: dict[str, str] = {}
     _put(params, "Limit", limit)
@@ -194,17 +191,17 @@ def start_execution(
     input: Mapping[str, Any] | None,
     name: str | None,
     callback_token: str | None,
-) -> Call[Execution]:
+) -> Call[ExecutionInfo]:
     """StartExecution."""
     params = {"FlowName": flow_name}
     _put(params, "ExecutionName", name or None)
     if input is not None:
         params["Input"] = _object_text(input, "input")
     _put(params, "CallbackFnFTaskToken", callback_token or None)
-    return Call("StartExecution", params, Execution.from_api)
+    return Call("StartExecution", params, ExecutionInfo.from_api)
 
 
-def describe_execution(flow_name: str, name: str, wait_seconds: float) -> Call[Execution]:
+def describe_execution(flow_name: str, name: str, wait_seconds: float) -> Call[ExecutionInfo]:
     """DescribeExecution; a long poll of ``wait_seconds`` gets as much more HTTP time."""
     if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
         raise ValueError(f"wait_seconds must be from 0 to {MAX_WAIT_SECONDS}, got {wait_seconds}")
@@ -214,15 +211,15 @@ def describe_execution(flow_name: str, name: str, wait_seconds: float) -> Call[E
     params = {"FlowName": flow_name, "ExecutionName": name}
     if seconds:
         params["WaitTimeSeconds"] = str(seconds)
-    return Call("DescribeExecution", params, Execution.from_api, extra_timeout=float(seconds))
+    return Call("DescribeExecution", params, ExecutionInfo.from_api, extra_timeout=float(seconds))
 
 
-def stop_execution(flow_name: str, name: str, error: str, cause: str) -> Call[Execution]:
+def stop_execution(flow_name: str, name: str, error: str, cause: str) -> Call[ExecutionInfo]:
     """StopExecution; empty Error and Cause are left out."""
     params = {"FlowName": flow_name, "ExecutionName": name}
     _put(params, "Error", error or None)
     _put(params, "Cause", cause or None)
-    return Call("StopExecution", params, Execution.from_api)
+    return Call("StopExecution", params, ExecutionInfo.from_api)
 
 
 def list_executions(
@@ -233,7 +230,7 @@ def list_executions(
     next_token: str | None,
     started_after: datetime | str | None,
     started_before: datetime | str | None,
-) -> Call[Page[Execution]]:
+) -> Call[Page[ExecutionInfo]]:
     """ListExecutions."""
     params = {"FlowName": flow_name}
     _put(params, "Status", status or None)
@@ -247,7 +244,7 @@ def list_executions(
 
 def get_execution_history(
     flow_name: str, name: str, limit: int | None, next_token: str | None
-) -> Call[Page[HistoryEvent]]:
+) -> Call[HistoryPage]:
     """GetExecutionHistory."""
     params = {"FlowName": flow_name, "ExecutionName": name}
     _put(params, "Limit", limit)

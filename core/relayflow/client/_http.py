@@ -13,7 +13,8 @@ import httpx
 from relayflow import __version__
 from relayflow.client import _calls, _wire
 from relayflow.client._calls import Call, Credentials
-from relayflow.client._models import ClientError, Execution, Flow, HistoryEvent, Page
+from relayflow.client._models import ClientError
+from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page
 
 if TYPE_CHECKING:  # the configuration (pydantic-settings) is the caller's to load, not ours
     from relayflow.config import ClientConfig, Config
@@ -190,7 +191,7 @@ class Client(_Base):
 
     def create_flow(
         self, name: str, definition: str, description: str = "", role_arn: str | None = None
-    ) -> Flow:
+    ) -> FlowInfo:
         """Create a flow (CreateFlow).
 
         Args:
@@ -210,7 +211,7 @@ class Client(_Base):
         definition: str | None = None,
         description: str | None = None,
         role_arn: str | None = None,
-    ) -> Flow:
+    ) -> FlowInfo:
         """Change a flow's definition, description or RoleArn (UpdateFlow); None keeps it.
 
         Executions already started keep the definition they started with.
@@ -220,7 +221,7 @@ class Client(_Base):
         """
         return self.call(_calls.update_flow(name, definition, description, role_arn))
 
-    def describe_flow(self, name: str) -> Flow:
+    def describe_flow(self, name: str) -> FlowInfo:
         """A flow (DescribeFlow).
 
         Raises:
@@ -228,11 +229,11 @@ class Client(_Base):
         """
         return self.call(_calls.describe_flow(name))
 
-    def list_flows(self, limit: int | None = None, next_token: str | None = None) -> Page[Flow]:
+    def list_flows(self, limit: int | None = None, next_token: str | None = None) -> Page[FlowInfo]:
         """One page of flows (ListFlows); `iter_flows` walks every page."""
         return self.call(_calls.list_flows(limit, next_token))
 
-    def iter_flows(self, page_size: int | None = None) -> Iterator[Flow]:
+    def iter_flows(self, page_size: int | None = None) -> Iterator[FlowInfo]:
         """Every flow, fetching pages as needed."""
         token: str | None = None
         while True:
@@ -258,7 +259,7 @@ class Client(_Base):
         input: Mapping[str, Any] | None = None,
         name: str | None = None,
         callback_token: str | None = None,
-    ) -> Execution:
+    ) -> ExecutionInfo:
         """Start an execution (StartExecution).
 
         Args:
@@ -275,7 +276,7 @@ class Client(_Base):
         """
         return self.call(_calls.start_execution(flow_name, input, name, callback_token))
 
-    def describe_execution(self, flow_name: str, name: str, wait_seconds: int = 0) -> Execution:
+    def describe_execution(self, flow_name: str, name: str, wait_seconds: int = 0) -> ExecutionInfo:
         """An execution (DescribeExecution).
 
         Args:
@@ -292,7 +293,7 @@ class Client(_Base):
 
     def wait_for_execution(
         self, flow_name: str, name: str, timeout: float | None = None
-    ) -> Execution:
+    ) -> ExecutionInfo:
         """Long-poll an execution until it ends, or ``timeout`` seconds pass; returns the last.
 
         The result's `done` says whether it ended.
@@ -308,7 +309,7 @@ class Client(_Base):
 
     def stop_execution(
         self, flow_name: str, name: str, error: str = "", cause: str = ""
-    ) -> Execution:
+    ) -> ExecutionInfo:
         """Stop a running execution (StopExecution) with an optional error name and cause.
 
         Raises:
@@ -326,7 +327,7 @@ class Client(_Base):
         *,
         started_after: datetime | str | None = None,
         started_before: datetime | str | None = None,
-    ) -> Page[Execution]:
+    ) -> Page[ExecutionInfo]:
         """One page of a flow's executions (ListExecutions); `iter_executions` walks them all.
 
         Args:
@@ -351,7 +352,7 @@ class Client(_Base):
         status: str | None = None,
         name_prefix: str | None = None,
         page_size: int | None = None,
-    ) -> Iterator[Execution]:
+    ) -> Iterator[ExecutionInfo]:
         """Every execution of a flow that matches, fetching pages as needed."""
         token: str | None = None
         while True:
@@ -363,7 +364,7 @@ class Client(_Base):
 
     def get_execution_history(
         self, flow_name: str, name: str, limit: int | None = None, next_token: str | None = None
-    ) -> Page[HistoryEvent]:
+    ) -> HistoryPage:
         """One page of an execution's events, oldest first (GetExecutionHistory).
 
         Args:
@@ -493,7 +494,7 @@ class AsyncClient(_Base):
 
     async def create_flow(
         self, name: str, definition: str, description: str = "", role_arn: str | None = None
-    ) -> Flow:
+    ) -> FlowInfo:
         """Create a flow (CreateFlow); see `Client.create_flow`."""
         return await self.call(_calls.create_flow(name, definition, description, role_arn))
 
@@ -503,21 +504,21 @@ class AsyncClient(_Base):
         definition: str | None = None,
         description: str | None = None,
         role_arn: str | None = None,
-    ) -> Flow:
+    ) -> FlowInfo:
         """Change a flow (UpdateFlow); see `Client.update_flow`."""
         return await self.call(_calls.update_flow(name, definition, description, role_arn))
 
-    async def describe_flow(self, name: str) -> Flow:
+    async def describe_flow(self, name: str) -> FlowInfo:
         """A flow (DescribeFlow)."""
         return await self.call(_calls.describe_flow(name))
 
     async def list_flows(
         self, limit: int | None = None, next_token: str | None = None
-    ) -> Page[Flow]:
+    ) -> Page[FlowInfo]:
         """One page of flows (ListFlows)."""
         return await self.call(_calls.list_flows(limit, next_token))
 
-    async def iter_flows(self, page_size: int | None = None) -> AsyncIterator[Flow]:
+    async def iter_flows(self, page_size: int | None = None) -> AsyncIterator[FlowInfo]:
         """Every flow, fetching pages as needed."""
         token: str | None = None
         while True:
@@ -538,19 +539,19 @@ class AsyncClient(_Base):
         input: Mapping[str, Any] | None = None,
         name: str | None = None,
         callback_token: str | None = None,
-    ) -> Execution:
+    ) -> ExecutionInfo:
         """Start an execution (StartExecution); see `Client.start_execution`."""
         return await self.call(_calls.start_execution(flow_name, input, name, callback_token))
 
     async def describe_execution(
         self, flow_name: str, name: str, wait_seconds: int = 0
-    ) -> Execution:
+    ) -> ExecutionInfo:
         """An execution (DescribeExecution), with an optional long poll of 0-60 seconds."""
         return await self.call(_calls.describe_execution(flow_name, name, wait_seconds))
 
     async def wait_for_execution(
         self, flow_name: str, name: str, timeout: float | None = None
-    ) -> Execution:
+    ) -> ExecutionInfo:
         """Long-poll an execution until it ends, or ``timeout`` seconds pass; returns the last."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -563,7 +564,7 @@ class AsyncClient(_Base):
 
     async def stop_execution(
         self, flow_name: str, name: str, error: str = "", cause: str = ""
-    ) -> Execution:
+    ) -> ExecutionInfo:
         """Stop a running execution (StopExecution)."""
         return await self.call(_calls.stop_execution(flow_name, name, error, cause))
 
@@ -577,7 +578,7 @@ class AsyncClient(_Base):
         *,
         started_after: datetime | str | None = None,
         started_before: datetime | str | None = None,
-    ) -> Page[Execution]:
+    ) -> Page[ExecutionInfo]:
         """One page of a flow's executions (ListExecutions); see `Client.list_executions`."""
         return await self.call(
             _calls.list_executions(
@@ -591,7 +592,7 @@ class AsyncClient(_Base):
         status: str | None = None,
         name_prefix: str | None = None,
         page_size: int | None = None,
-    ) -> AsyncIterator[Execution]:
+    ) -> AsyncIterator[ExecutionInfo]:
         """Every execution of a flow that matches, fetching pages as needed."""
         token: str | None = None
         while True:
@@ -604,7 +605,7 @@ class AsyncClient(_Base):
 
     async def get_execution_history(
         self, flow_name: str, name: str, limit: int | None = None, next_token: str | None = None
-    ) -> Page[HistoryEvent]:
+    ) -> HistoryPage:
         """One page of an execution's events (GetExecutionHistory)."""
         return await self.call(_calls.get_execution_history(flow_name, name, limit, next_token))
 

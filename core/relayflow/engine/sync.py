@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from relayflow.engine.engine import Engine
-from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
+from relayflow.results import ExecutionInfo, FlowInfo, HistoryPage, Page
 
 __all__ = ["SyncEngine"]
 
@@ -69,7 +69,7 @@ class SyncEngine:
         """See `Engine.describe_flow`."""
         return self._call(self.engine.describe_flow(name))
 
-    def list_flows(self, limit: int | None = None, next_token: str = "") -> Page:
+    def list_flows(self, limit: int | None = None, next_token: str = "") -> Page[FlowInfo]:
         """See `Engine.list_flows`."""
         return self._call(self.engine.list_flows(limit, next_token))
 
@@ -89,7 +89,7 @@ class SyncEngine:
         """See `Engine.describe_execution`."""
         return self._call(self.engine.describe_execution(flow_name, name, wait_seconds))
 
-    def list_executions(self, flow_name: str, **filters: Any) -> Page:
+    def list_executions(self, flow_name: str, **filters: Any) -> Page[ExecutionInfo]:
         """See `Engine.list_executions`."""
         return self._call(self.engine.list_executions(flow_name, **filters))
 

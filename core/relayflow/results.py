@@ -1,0 +1,501 @@
+"""What relayflow's operations answer with, embedded or remote: flows, executions, history, pages.
+
+`relayflow.engine.Engine`, `relayflow.engine.SyncEngine`, `relayflow.client.Client` and
+`relayflow.client.AsyncClient` all return these frozen dataclasses, so code written against
+one runs against the others:
+
+    run = engine.start_execution("orders", {"id": 7}, name="order-7")   # SyncEngine or Client
+    run.status, run.started_time, run.flow_definition                     # same fields
+    page = engine.list_executions("orders", status="Running")
+    page.items, page.next_token                                           # a Page[ExecutionInfo]
+
+Field names are the Serverless Workflow API's answer keys in snake_case (`StartedTime` is
+`started_time`, `FlowDefinition` is `flow_definition`); times are aware UTC datetimes.
+
+Names kept for code written before the two vocabularies became one (they keep working, and
+are not going away):
+
+| old name | is now |
+| --- | --- |
+| `relayflow.client.Flow` | `FlowInfo` (a stored flow; `relayflow.fdl.Flow` is a definition) |
+| `relayflow.client.Execution`, `relayflow.engine.ExecutionInfo` | `ExecutionInfo` |
+| `ExecutionInfo.started`, `.stopped` (float seconds) | `started_time`, `stopped_time` |
+| `ExecutionInfo.definition` | `flow_definition` |
+| `FlowInfo.created`, `.modified` (float seconds) | `created_time`, `last_modified_time` |
+| `HistoryPage.events` (the engine's event records, `time` in seconds) | `items` |
+
+This module is a leaf: it imports only the standard library, so that the client, which
+returns these types too, stays light (`tests/test_client_imports.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar
+
+if TYPE_CHECKING:  # only for annotations: the store and the engine are the server's side
+    from relayflow.engine.model import HistoryEvent as HistoryRecord
+    from relayflow.store import ExecutionRow, FlowRow
+
+__all__ = [
+    "FINAL_STATUSES",
+    "ExecutionInfo",
+    "FlowInfo",
+    "HistoryEvent",
+    "HistoryPage",
+    "Page",
+    "iso_time",
+]
+
+T = TypeVar("T")
+
+FINAL_STATUSES = frozenset({"Succeeded", "Failed", "TimedOut", "Stopped"})
+"""The statuses an execution ends with; it never changes again after one of them."""
+
+
+def iso_time(value: datetime | float | None) -> str:
+    """A time as the API writes it, ISO 8601 UTC with milliseconds: `2019-01-01T01:01:01.001Z`.
+
+    Args:
+        value: an aware datetime, seconds since the epoch, or None (which gives "").
+    """
+    if value is None:
+        return ""
+    if not isinstance(value, datetime):
+        value = datetime.fromtimestamp(value, UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _utc(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def _seconds(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+# -- reading the API's answers (the client's side) -------------------------------------------
+
+
+def _invalid(message: str, request_id: str = "") -> NoReturn:
+    # Imported here: only the client parses answers, and the client owns its error type.
+    from relayflow.client._models import ClientError
+
+    raise ClientError("InvalidResponse", message, request_id=request_id)
+
+
+def _str(doc: Mapping[str, Any], key: str) -> str:
+    value = doc.get(key)
+    return "" if value is None else str(value)
+
+
+def _int(doc: Mapping[str, Any], key: str) -> int:
+    value = doc.get(key)
+    if value is None or value == "":
+        return 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        _invalid(f"the server sent {key} that is not a whole number: {value!r}")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An API time (`2019-01-01T01:01:01.001Z`) as an aware datetime; None when empty.
+
+    Raises:
+        relayflow.client.ClientError: `InvalidResponse`, the text is not ISO 8601.
+    """
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _invalid(f"the server sent a time that is not ISO 8601: {value!r}")
+
+
+def parse_object(value: Any, what: str) -> dict[str, Any]:
+    """JSON object text from the API as a dict; "" and a missing field are `{}`.
+
+    Raises:
+        relayflow.client.ClientError: `InvalidResponse`, the text is not a JSON object.
+    """
+    if value is None or value == "":
+        return {}
+    if isinstance(value, dict):
+        return value
+    try:
+        data = json.loads(value) if isinstance(value, str | bytes) else value
+    except ValueError:
+        _invalid(f"the server sent {what} that is not JSON: {str(value)[:80]!r}")
+    if not isinstance(data, dict):
+        _invalid(f"the server sent {what} that is not a JSON object: {str(value)[:80]!r}")
+    return data
+
+
+# -- the results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowInfo:
+    """A flow, as CreateFlow, UpdateFlow, DescribeFlow and ListFlows answer.
+
+    Not to be confused with `relayflow.fdl.Flow`, a parsed definition: this is the stored
+    resource, with its name, id and times. `relayflow.client.Flow` is another name for it.
+
+    Attributes:
+        name: the flow's name.
+        id: its id, which stays the same across updates.
+        definition: the FDL text.
+        description: free text.
+        type: always `FDL`.
+        role_arn: the RoleArn given at creation ("" when none).
+        created_time: when it was created (UTC).
+        last_modified_time: when it was last updated (UTC).
+        execution_mode: `Standard`.
+        version: the engine's revision of the definition, 1 at creation, one more for each
+            update that changes it. The API does not send it: 0 from the client.
+        raw: the API's fields as the server sent them (with `RequestId` when the flow is a
+            whole answer); `{}` from the embedded engine, which sent nothing (`to_api()` gives
+            the same fields the server would).
+    """
+
+    name: str
+    id: str
+    definition: str
+    description: str
+    type: str
+    role_arn: str
+    created_time: datetime | None
+    last_modified_time: datetime | None
+    execution_mode: str = "Standard"
+    version: int = 0
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def created(self) -> float:
+        """`created_time` as seconds since the epoch (the embedded engine's former field)."""
+        return _seconds(self.created_time) or 0.0
+
+    @property
+    def modified(self) -> float:
+        """`last_modified_time` as seconds since the epoch (the engine's former field)."""
+        return _seconds(self.last_modified_time) or 0.0
+
+    @classmethod
+    def of(cls, row: FlowRow) -> FlowInfo:
+        """From the store's row (the embedded engine's side)."""
+        return cls(
+            row.name,
+            row.id,
+            row.definition,
+            row.description,
+            row.type,
+            row.role_arn,
+            _utc(row.created),
+            _utc(row.modified),
+            "Standard",
+            row.version,
+        )
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> FlowInfo:
+        """From the answer's fields (`Name`, `Id`, `Definition`, ...): the client's side.
+
+        Raises:
+            relayflow.client.ClientError: `InvalidResponse`, a field cannot be read.
+        """
+        return cls(
+            name=_str(doc, "Name"),
+            id=_str(doc, "Id"),
+            definition=_str(doc, "Definition"),
+            description=_str(doc, "Description"),
+            type=_str(doc, "Type"),
+            role_arn=_str(doc, "RoleArn"),
+            created_time=parse_time(doc.get("CreatedTime")),
+            last_modified_time=parse_time(doc.get("LastModifiedTime")),
+            execution_mode=_str(doc, "ExecutionMode"),
+            raw=doc,
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """The fields of Serverless Workflow's DescribeFlow answer."""
+        return {
+            "Name": self.name,
+            "Id": self.id,
+            "Definition": self.definition,
+            "Description": self.description,
+            "Type": self.type,
+            "RoleArn": self.role_arn,
+            "CreatedTime": iso_time(self.created_time),
+            "LastModifiedTime": iso_time(self.last_modified_time),
+            "ExecutionMode": self.execution_mode,
+        }
+
+
+@dataclass(frozen=True)
+class ExecutionInfo:
+    """An execution, as StartExecution, DescribeExecution, StopExecution and ListExecutions answer.
+
+    `relayflow.client.Execution` is another name for it.
+
+    Attributes:
+        name: the execution's name, unique within its flow.
+        flow_name: the flow it runs.
+        status: `Running`, `Succeeded`, `Failed`, `TimedOut` or `Stopped`.
+        input: the input object.
+        output: the output object; None while it has none.
+        error: why it failed or was stopped ("" otherwise).
+        cause: the details of the error ("" otherwise).
+        started_time: when it started (UTC).
+        stopped_time: when it ended (UTC); None while it runs.
+        flow_definition: the definition it runs, as it was when the execution started ("" in
+            listings).
+        raw: the API's fields as the server sent them (`Input` and `Output` as JSON text);
+            `{}` from the embedded engine (`to_api()` gives the same fields).
+    """
+
+    name: str
+    flow_name: str
+    status: str
+    input: dict[str, Any]
+    output: dict[str, Any] | None
+    error: str
+    cause: str
+    started_time: datetime | None
+    stopped_time: datetime | None
+    flow_definition: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def done(self) -> bool:
+        """Whether the execution has ended (succeeded, failed, timed out or stopped)."""
+        return self.status in FINAL_STATUSES
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the execution ended with `Succeeded`."""
+        return self.status == "Succeeded"
+
+    @property
+    def started(self) -> float:
+        """`started_time` as seconds since the epoch (the embedded engine's former field)."""
+        return _seconds(self.started_time) or 0.0
+
+    @property
+    def stopped(self) -> float | None:
+        """`stopped_time` as seconds since the epoch (the embedded engine's former field)."""
+        return _seconds(self.stopped_time)
+
+    @property
+    def definition(self) -> str:
+        """`flow_definition` (the embedded engine's former field)."""
+        return self.flow_definition
+
+    @classmethod
+    def of(cls, row: ExecutionRow, definition: str = "") -> ExecutionInfo:
+        """From the store's row and the definition the execution runs (the engine's side)."""
+        return cls(
+            row.name,
+            row.flow_name,
+            row.status,
+            json.loads(row.input),
+            json.loads(row.output) if row.output else None,
+            row.error,
+            row.cause,
+            _utc(row.started),
+            _utc(row.stopped),
+            definition,
+        )
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> ExecutionInfo:
+        """From the answer's fields (`Name`, `FlowName`, `Input`, `Status`, ...).
+
+        Raises:
+            relayflow.client.ClientError: `InvalidResponse`, a field cannot be read.
+        """
+        output = doc.get("Output")
+        return cls(
+            name=_str(doc, "Name"),
+            flow_name=_str(doc, "FlowName"),
+            status=_str(doc, "Status"),
+            input=parse_object(doc.get("Input"), "an execution Input"),
+            output=None if output is None else parse_object(output, "an execution Output"),
+            error=_str(doc, "Error"),
+            cause=_str(doc, "Cause"),
+            started_time=parse_time(doc.get("StartedTime")),
+            stopped_time=parse_time(doc.get("StoppedTime")),
+            flow_definition=_str(doc, "FlowDefinition"),
+            raw=doc,
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """The fields of Serverless Workflow's DescribeExecution answer."""
+        doc: dict[str, Any] = {
+            "Name": self.name,
+            "FlowName": self.flow_name,
+            "FlowDefinition": self.flow_definition,
+            "Input": json.dumps(self.input),
+            "Status": self.status,
+            "StartedTime": iso_time(self.started_time),
+            "StoppedTime": iso_time(self.stopped_time),
+        }
+        if self.output is not None:
+            doc["Output"] = json.dumps(self.output)
+        if self.error or self.cause:
+            doc["Error"], doc["Cause"] = self.error, self.cause
+        return doc
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """One event of an execution's history, as GetExecutionHistory answers.
+
+    Attributes:
+        event_id: its id, increasing within the execution.
+        schedule_event_id: the id of the event that scheduled it (0 when none).
+        step_name: the step it belongs to ("" for execution events).
+        type: such as `ExecutionStarted`, `StepEntered`, `TaskSubmitted`, `TaskSucceeded`.
+        time: when it happened (UTC).
+        detail: `EventDetail`, as a dict.
+        raw: the API's fields as the server sent them (`EventDetail` as JSON text); `{}` from
+            the embedded engine.
+    """
+
+    event_id: int
+    schedule_event_id: int
+    step_name: str
+    type: str
+    time: datetime | None
+    detail: dict[str, Any]
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, record: HistoryRecord) -> HistoryEvent:
+        """From the engine's stored event record (whose `time` is seconds since the epoch)."""
+        return cls(
+            record.event_id,
+            record.schedule_event_id,
+            record.step_name,
+            record.type,
+            _utc(record.time),
+            record.detail,
+        )
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> HistoryEvent:
+        """From the answer's fields (`EventId`, `Type`, `EventDetail`, ...).
+
+        Raises:
+            relayflow.client.ClientError: `InvalidResponse`, a field cannot be read.
+        """
+        return cls(
+            event_id=_int(doc, "EventId"),
+            schedule_event_id=_int(doc, "ScheduleEventId"),
+            step_name=_str(doc, "StepName"),
+            type=_str(doc, "Type"),
+            time=parse_time(doc.get("Time")),
+            detail=parse_object(doc.get("EventDetail"), "an EventDetail"),
+            raw=doc,
+        )
+
+    def to_record(self) -> HistoryRecord:
+        """The engine's stored shape of this event (`time` in seconds since the epoch)."""
+        from relayflow.engine.model import HistoryEvent as Record  # the engine's side, on use
+
+        when = _seconds(self.time) or 0.0
+        return Record(
+            self.event_id, self.schedule_event_id, self.type, self.step_name, when, self.detail
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """The fields of one event in GetExecutionHistory's answer."""
+        return {
+            "EventId": self.event_id,
+            "ScheduleEventId": self.schedule_event_id,
+            "StepName": self.step_name,
+            "Type": self.type,
+            "Time": iso_time(self.time),
+            "EventDetail": json.dumps(self.detail),
+        }
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing: `Page[FlowInfo]`, `Page[ExecutionInfo]`, `HistoryPage`.
+
+    `items` is a list: a page is made fresh for each call, its items hold dicts (so a tuple
+    would not make it hashable), and a list compares equal to the lists code compares it with
+    (`page.items == []`). Any iterable given is copied into a list.
+
+    Attributes:
+        items: what this page holds, in the server's order.
+        next_token: pass it as `next_token` to get the next page; "" on the last page.
+        request_id: the server's `RequestId` for this page ("" from the embedded engine).
+    """
+
+    items: list[T]
+    next_token: str = ""
+    request_id: str = ""
+
+    def __post_init__(self) -> None:
+        if type(self.items) is not list:
+            object.__setattr__(self, "items", list(self.items))
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def last(self) -> bool:
+        """Whether no page follows this one."""
+        return not self.next_token
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any], key: str, item: Callable[[dict[str, Any]], T]) -> Self:
+        """From a listing answer whose items are under ``key``.
+
+        Raises:
+            relayflow.client.ClientError: `InvalidResponse`, ``key`` is not a list of objects.
+        """
+        rows = doc.get(key) or []
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            _invalid(f"the server sent {key} that is not a list of objects", _str(doc, "RequestId"))
+        return cls([item(row) for row in rows], _str(doc, "NextToken"), _str(doc, "RequestId"))
+
+
+@dataclass(frozen=True)
+class HistoryPage(Page[HistoryEvent]):
+    """One page of an execution's history, oldest first: a `Page[HistoryEvent]`.
+
+    The embedded engine builds it from its stored event records; they become `HistoryEvent`s
+    in `items`, and `events` still gives the records themselves.
+    """
+
+    def __post_init__(self) -> None:
+        items: Iterable[Any] = self.items
+        records = [e for e in items if not isinstance(e, HistoryEvent)]
+        if records:  # the engine's records: keep them for `events`, convert them for `items`
+            object.__setattr__(self, "_records", records)
+            items = [e if isinstance(e, HistoryEvent) else HistoryEvent.of(e) for e in items]
+        object.__setattr__(self, "items", list(items))
+
+    @property
+    def events(self) -> list[HistoryRecord]:
+        """The events as the engine stores them, `time` in seconds (the engine's former field).
+
+        New code reads `items`, which holds the same events as `HistoryEvent`s.
+        """
+        records: list[HistoryRecord] | None = self.__dict__.get("_records")
+        if records is None or len(records) != len(self.items):
+            records = [e.to_record() for e in self.items]
+        return records
+
+    def to_api(self) -> dict[str, Any]:
+        """The fields of GetExecutionHistory's answer."""
+        return {"Events": [e.to_api() for e in self.items], "NextToken": self.next_token}
