@@ -76,8 +76,8 @@ def test_invalid_flow_input_or_config_exit_2(tmp_path):
     assert f"{broken}:4: steps[0]: a pass step needs 'name'" in done.stderr
     greeting = str(EXAMPLES / "greeting.yaml")
     for args, message in (
-        (["--input", "{nope"], "--input is not valid JSON"),
-        (["--input", "[1]"], "--input must be a JSON object, not a list"),
+        (["--input", "{nope"], "relayflow: InvalidJSON: --input is not valid JSON"),
+        (["--input", "[1]"], "relayflow: InvalidJSON: --input must be a JSON object, not list"),
         (["--input-file", str(tmp_path / "missing.json")], "cannot read the input file"),
         (
             ["--config", str(_write(tmp_path / "bad.toml", "[engine]\nstor = 1\n"))],

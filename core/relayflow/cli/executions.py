@@ -1,0 +1,261 @@
+"""`relayflow executions`: start, watch, list and stop executions on a relayflow server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from relayflow.cli._common import (
+    CONTEXT,
+    EXIT_REFUSED,
+    JSON_OBJECT,
+    JsonObject,
+    echo_json,
+    one_of,
+    table,
+)
+from relayflow.cli._remote import (
+    client_config_option,
+    compact,
+    connect,
+    execution_doc,
+    execution_json,
+    short,
+)
+
+if TYPE_CHECKING:
+    from relayflow.client import HistoryEvent
+
+__all__ = ["executions", "register"]
+
+STATUSES = ("Starting", "Running", "Succeeded", "Failed", "TimedOut", "Stopped")
+
+
+@click.group(context_settings=CONTEXT)
+def executions() -> None:
+    """Start, watch, list and stop executions on a relayflow server.
+
+    \b
+      relayflow executions start orders --input '{"id": 7}' --name order-7 --wait
+      relayflow executions describe orders order-7 --json
+      relayflow executions history orders order-7
+      relayflow executions list orders --status Running
+    """
+
+
+@executions.command("start")
+@click.argument("flow")
+@click.option(
+    "--input",
+    "input_data",
+    type=JSON_OBJECT,
+    metavar="JSON",
+    help="The input object (default: {}).",
+)
+@click.option(
+    "--input-file",
+    "input_file_data",
+    type=JsonObject(from_file=True),
+    metavar="FILE",
+    help="Read the input object from a file; - reads stdin.",
+)
+@click.option("--name", help="The execution's name (default: one the server makes up).")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait for the end, print the execution as JSON, and exit 0 only if it succeeded.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the execution started as JSON.")
+@client_config_option
+def executions_start(
+    flow: str,
+    input_data: dict[str, Any] | None,
+    input_file_data: dict[str, Any] | None,
+    name: str | None,
+    wait: bool,
+    as_json: bool,
+    config_path: str | None,
+) -> None:
+    """Start an execution of FLOW and print its name.
+
+    \b
+      relayflow executions start orders --input '{"id": 7}'
+      relayflow executions start orders --name order-7 --input-file order.json --wait
+
+    \b
+    With --wait, the command long-polls until the execution ends and prints it as
+    DescribeExecution shows it (Name, FlowName, Status, Input, Output, StartedTime,
+    StoppedTime, and Error and Cause when set). It exits 0 if the execution succeeded
+    and 1 if it failed, timed out or was stopped. --json prints the execution as it started
+    in the same form, without waiting.
+    """
+    data = one_of(("--input", input_data), ("--input-file", input_file_data))
+    with connect(config_path) as client:
+        started = client.start_execution(flow, data, name=name)
+        if not wait:
+            if as_json:
+                click.echo(execution_json(started))
+            else:
+                click.echo(started.name)
+            return
+        final = client.wait_for_execution(flow, started.name)
+    click.echo(execution_json(final))
+    sys.exit(0 if final.succeeded else EXIT_REFUSED)
+
+
+@executions.command("describe")
+@click.argument("flow")
+@click.argument("name")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.IntRange(0, 60),
+    default=0,
+    metavar="SECONDS",
+    help="Wait up to this many seconds (0-60) for the execution to end first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the execution as JSON.")
+@client_config_option
+def executions_describe(
+    flow: str, name: str, wait_seconds: int, as_json: bool, config_path: str | None
+) -> None:
+    """Show the execution NAME of FLOW: status, times, input and output.
+
+    \b
+      relayflow executions describe orders order-7
+      relayflow executions describe orders order-7 --wait 30 --json
+
+    --json prints DescribeExecution's fields: Name, FlowName, Status, Input and Output
+    (JSON text, as the API has them), StartedTime, StoppedTime, and Error and Cause when set.
+    """
+    with connect(config_path) as client:
+        execution = client.describe_execution(flow, name, wait_seconds)
+    if as_json:
+        click.echo(execution_json(execution))
+        return
+    raw = execution.raw
+    rows = [
+        ("Name", execution.name),
+        ("Flow", execution.flow_name),
+        ("Status", execution.status),
+        ("Started", str(raw.get("StartedTime") or "-")),
+        ("Stopped", str(raw.get("StoppedTime") or "-")),
+    ]
+    if execution.error or execution.cause:
+        rows += [("Error", execution.error or "-"), ("Cause", execution.cause or "-")]
+    rows.append(("Input", compact(execution.input)))
+    rows.append(("Output", "-" if execution.output is None else compact(execution.output)))
+    for label, value in rows:
+        click.echo(f"{label + ':':<9}{value}")
+
+
+@executions.command("list")
+@click.argument("flow")
+@click.option(
+    "--status",
+    type=click.Choice(STATUSES, case_sensitive=False),
+    help="Only executions with this status.",
+)
+@click.option("--name-prefix", help="Only executions whose names start with this.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"Executions": [...]} as JSON.')
+@client_config_option
+def executions_list(
+    flow: str,
+    status: str | None,
+    name_prefix: str | None,
+    as_json: bool,
+    config_path: str | None,
+) -> None:
+    """List the executions of FLOW: name, status, start and stop times.
+
+    \b
+      relayflow executions list orders
+      relayflow executions list orders --status Failed
+      relayflow executions list orders --json | jq -r '.Executions[].Name'
+    """
+    with connect(config_path) as client:
+        found = list(client.iter_executions(flow, status=status, name_prefix=name_prefix))
+    if as_json:
+        echo_json({"Executions": [execution_doc(e) for e in found]})
+        return
+    if not found:
+        click.echo("no executions")
+        return
+    table(
+        ("NAME", "STATUS", "STARTED", "STOPPED"),
+        [
+            (
+                e.name,
+                e.status,
+                str(e.raw.get("StartedTime") or "-"),
+                str(e.raw.get("StoppedTime") or "-"),
+            )
+            for e in found
+        ],
+    )
+
+
+@executions.command("history")
+@click.argument("flow")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help='Print {"Events": [...]} as the API has it.')
+@client_config_option
+def executions_history(flow: str, name: str, as_json: bool, config_path: str | None) -> None:
+    """Show every event of the execution NAME of FLOW, oldest first.
+
+    \b
+      relayflow executions history orders order-7
+      relayflow executions history orders order-7 --json | jq '.Events[].Type'
+
+    The table shows each event's id, time, type, step and the start of its detail; --json
+    prints every page's Events (EventId, ScheduleEventId, StepName, Type, Time, EventDetail)
+    as one {"Events": [...]}.
+    """
+    with connect(config_path) as client:
+        events = list(client.iter_history(flow, name))
+    if as_json:
+        click.echo(json.dumps({"Events": [e.raw for e in events]}, indent=2, ensure_ascii=False))
+        return
+    table(("ID", "TIME", "TYPE", "STEP", "DETAIL"), [_event_row(e) for e in events])
+
+
+def _event_row(event: HistoryEvent) -> tuple[str, str, str, str, str]:
+    detail = short(compact(event.detail)) if event.detail else ""
+    return (
+        str(event.event_id),
+        str(event.raw.get("Time") or "-"),
+        event.type,
+        event.step_name or "-",
+        detail,
+    )
+
+
+@executions.command("stop")
+@click.argument("flow")
+@click.argument("name")
+@click.option("--error", default="", help="An error name to stop with, such as Cancelled.")
+@click.option("--cause", default="", help="Why, for whoever reads the execution later.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stopped execution as JSON.")
+@client_config_option
+def executions_stop(
+    flow: str, name: str, error: str, cause: str, as_json: bool, config_path: str | None
+) -> None:
+    """Stop the running execution NAME of FLOW.
+
+    \b
+      relayflow executions stop orders order-7 --error Cancelled --cause "customer called"
+    """
+    with connect(config_path) as client:
+        execution = client.stop_execution(flow, name, error, cause)
+    if as_json:
+        click.echo(execution_json(execution))
+        return
+    click.echo(f"{execution.name}: {execution.status}")
+
+
+def register(cli: click.Group) -> None:
+    """Add `executions` to ``cli``."""
+    cli.add_command(executions)

@@ -1,0 +1,177 @@
+"""`relayflow flows`: create, change, show, list and delete flows on a relayflow server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from relayflow.cli._common import CONTEXT, echo_json, read_file, table
+from relayflow.cli._remote import client_config_option, connect
+
+if TYPE_CHECKING:
+    from relayflow.client import Flow
+
+__all__ = ["flows", "register"]
+
+_JSON_HELP = "Print the flow as the API has it (DescribeFlow's fields), as JSON."
+
+
+def _flow_doc(flow: Flow) -> dict[str, Any]:
+    return {key: value for key, value in flow.raw.items() if key != "RequestId"}
+
+
+@click.group(context_settings=CONTEXT)
+def flows() -> None:
+    """Create, change, show, list and delete flows on a relayflow server.
+
+    \b
+      relayflow flows create orders --definition flows/orders.yaml
+      relayflow flows list
+      relayflow flows describe orders
+
+    The server and the access key come from [client] in relayflow.toml.
+    """
+
+
+@flows.command("create")
+@click.argument("name")
+@click.option(
+    "--definition",
+    "definition_path",
+    required=True,
+    metavar="FILE",
+    help="The FDL definition (YAML or JSON); - reads stdin.",
+)
+@click.option("--description", default="", help="Free text shown with the flow.")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+@client_config_option
+def flows_create(
+    name: str, definition_path: str, description: str, as_json: bool, config_path: str | None
+) -> None:
+    """Create the flow NAME from an FDL definition.
+
+    \b
+      relayflow flows create orders --definition flows/orders.yaml --description "order intake"
+
+    The server checks the definition; problems come back as InvalidDefinition.
+    """
+    definition = read_file(definition_path, "the definition")
+    with connect(config_path) as client:
+        flow = client.create_flow(name, definition, description)
+    if as_json:
+        echo_json(_flow_doc(flow))
+        return
+    click.echo(f"created flow {flow.name} (id {flow.id})")
+
+
+@flows.command("update")
+@click.argument("name")
+@click.option(
+    "--definition",
+    "definition_path",
+    required=True,
+    metavar="FILE",
+    help="The new FDL definition (YAML or JSON); - reads stdin.",
+)
+@click.option("--description", default=None, help="A new description (default: unchanged).")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+@client_config_option
+def flows_update(
+    name: str,
+    definition_path: str,
+    description: str | None,
+    as_json: bool,
+    config_path: str | None,
+) -> None:
+    """Replace the definition of the flow NAME.
+
+    \b
+      relayflow flows update orders --definition flows/orders.yaml
+
+    Executions already running keep the definition they started with.
+    """
+    definition = read_file(definition_path, "the definition")
+    with connect(config_path) as client:
+        flow = client.update_flow(name, definition, description)
+    if as_json:
+        echo_json(_flow_doc(flow))
+        return
+    click.echo(f"updated flow {flow.name}")
+
+
+@flows.command("describe")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+@client_config_option
+def flows_describe(name: str, as_json: bool, config_path: str | None) -> None:
+    """Show the flow NAME: its fields, then its definition.
+
+    \b
+      relayflow flows describe orders
+      relayflow flows describe orders --json | jq -r .Definition
+    """
+    with connect(config_path) as client:
+        flow = client.describe_flow(name)
+    if as_json:
+        echo_json(_flow_doc(flow))
+        return
+    raw = flow.raw
+    for label, key in (
+        ("Name", "Name"),
+        ("Id", "Id"),
+        ("Type", "Type"),
+        ("Description", "Description"),
+        ("RoleArn", "RoleArn"),
+        ("Created", "CreatedTime"),
+        ("Modified", "LastModifiedTime"),
+    ):
+        click.echo(f"{label + ':':<13}{raw.get(key) or '-'}")
+    click.echo("")
+    click.echo(flow.definition.rstrip("\n"))
+
+
+@flows.command("list")
+@click.option("--json", "as_json", is_flag=True, help='Print {"Flows": [...]} as JSON.')
+@client_config_option
+def flows_list(as_json: bool, config_path: str | None) -> None:
+    """List every flow: name, type, last change and description.
+
+    \b
+      relayflow flows list
+      relayflow flows list --json | jq -r '.Flows[].Name'
+    """
+    with connect(config_path) as client:
+        found = list(client.iter_flows())
+    if as_json:
+        echo_json({"Flows": [_flow_doc(f) for f in found]})
+        return
+    if not found:
+        click.echo("no flows")
+        return
+    table(
+        ("NAME", "TYPE", "MODIFIED", "DESCRIPTION"),
+        [
+            (f.name, f.type, str(f.raw.get("LastModifiedTime") or "-"), f.description or "-")
+            for f in found
+        ],
+    )
+
+
+@flows.command("delete")
+@click.argument("name")
+@client_config_option
+def flows_delete(name: str, config_path: str | None) -> None:
+    """Delete the flow NAME; its running executions stop after their current step.
+
+    \b
+      relayflow flows delete orders
+    """
+    with connect(config_path) as client:
+        client.delete_flow(name)
+    click.echo(f"deleted flow {name}")
+
+
+def register(cli: click.Group) -> None:
+    """Add `flows` to ``cli``."""
+    cli.add_command(flows)
