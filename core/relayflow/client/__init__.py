@@ -3,7 +3,12 @@
 The API is Alibaba Cloud Serverless Workflow's RPC API, version 2019-03-15: every call is
 `POST /` with `Action=<name>&Version=2019-03-15` and the action's parameters as a form body,
 signed with an access key (signature version 1.0, see `relayflow.signing`). The client
-does all of that; you call methods with Python values and get frozen dataclasses back.
+does all of that; you call methods with Python values and get frozen dataclasses back:
+`FlowInfo`, `ExecutionInfo`, `HistoryEvent` and `Page` from `relayflow.results`, the very types
+the embedded engine (`relayflow.engine.SyncEngine`) returns, so a script moves between the two
+by changing the line that makes its engine or client. `Flow` and `Execution` are the client's
+former names for `FlowInfo` and `ExecutionInfo` (the same classes; `relayflow.fdl.Flow` is a
+flow *definition*, not this resource).
 
 Connecting
 ----------
@@ -47,8 +52,8 @@ Flows and executions
 the execution ends or after 30 seconds (at most 60); the client waits that much longer for
 the answer than its usual timeout.
 
-Listings come a page at a time (`Page`: `items`, `next_token`); the `iter_*` methods walk
-every page for you:
+Listings come a page at a time (`Page`: `items`, a list, and `next_token`); the `iter_*`
+methods walk every page for you:
 
     page = client.list_executions("orders", status="Running", limit=50)
     for execution in client.iter_executions("orders", status="Failed"):
@@ -117,8 +122,10 @@ from relayflow.client._models import (
     FINAL_STATUSES,
     ClientError,
     Execution,
+    ExecutionInfo,
     ExecutionPage,
     Flow,
+    FlowInfo,
     FlowPage,
     HistoryEvent,
     HistoryPage,
@@ -132,8 +139,10 @@ __all__ = [
     "Client",
     "ClientError",
     "Execution",
+    "ExecutionInfo",
     "ExecutionPage",
     "Flow",
+    "FlowInfo",
     "FlowPage",
     "HistoryEvent",
     "HistoryPage",

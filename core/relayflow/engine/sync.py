@@ -6,17 +6,22 @@
         print(engine.describe_execution("orders", "order-7", wait_seconds=30).status)
 
 The engine runs on an event loop in a background thread; each method waits for its result.
+The methods, their arguments and their results (`relayflow.results`) are those of
+`relayflow.client.Client`, so a script moves from this embedded engine to a server by changing
+the line that makes it: see "From embedded to remote" in docs/engine.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 from relayflow.engine.engine import Engine
-from relayflow.results import ExecutionInfo, FlowInfo, HistoryPage, Page
+from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page
 
 __all__ = ["SyncEngine"]
 
@@ -55,33 +60,49 @@ class SyncEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def create_flow(self, name: str, definition: str, description: str = "") -> FlowInfo:
-        """See `Engine.create_flow`."""
-        return self._call(self.engine.create_flow(name, definition, description))
+    def create_flow(
+        self, name: str, definition: str, description: str = "", role_arn: str | None = None
+    ) -> FlowInfo:
+        """See `Engine.create_flow` (and `Client.create_flow`: the same arguments)."""
+        return self._call(
+            self.engine.create_flow(name, definition, description, role_arn=role_arn or "")
+        )
 
     def update_flow(
-        self, name: str, definition: str | None = None, description: str | None = None
+        self,
+        name: str,
+        definition: str | None = None,
+        description: str | None = None,
+        role_arn: str | None = None,
     ) -> FlowInfo:
         """See `Engine.update_flow`."""
-        return self._call(self.engine.update_flow(name, definition, description))
+        return self._call(self.engine.update_flow(name, definition, description, role_arn))
 
     def describe_flow(self, name: str) -> FlowInfo:
         """See `Engine.describe_flow`."""
         return self._call(self.engine.describe_flow(name))
 
-    def list_flows(self, limit: int | None = None, next_token: str = "") -> Page[FlowInfo]:
-        """See `Engine.list_flows`."""
-        return self._call(self.engine.list_flows(limit, next_token))
+    def list_flows(self, limit: int | None = None, next_token: str | None = "") -> Page[FlowInfo]:
+        """See `Engine.list_flows`; `iter_flows` walks every page."""
+        return self._call(self.engine.list_flows(limit, next_token or ""))
+
+    def iter_flows(self, page_size: int | None = None) -> Iterator[FlowInfo]:
+        """Every flow, a page at a time (as `Client.iter_flows`)."""
+        return _walk(lambda token: self.list_flows(page_size, token))
 
     def delete_flow(self, name: str) -> None:
         """See `Engine.delete_flow`."""
         self._call(self.engine.delete_flow(name))
 
     def start_execution(
-        self, flow_name: str, input: Any = None, name: str | None = None
+        self,
+        flow_name: str,
+        input: Any = None,
+        name: str | None = None,
+        callback_token: str | None = None,
     ) -> ExecutionInfo:
         """See `Engine.start_execution`."""
-        return self._call(self.engine.start_execution(flow_name, input, name))
+        return self._call(self.engine.start_execution(flow_name, input, name, callback_token or ""))
 
     def describe_execution(
         self, flow_name: str, name: str, wait_seconds: float = 0
@@ -89,15 +110,80 @@ class SyncEngine:
         """See `Engine.describe_execution`."""
         return self._call(self.engine.describe_execution(flow_name, name, wait_seconds))
 
-    def list_executions(self, flow_name: str, **filters: Any) -> Page[ExecutionInfo]:
-        """See `Engine.list_executions`."""
-        return self._call(self.engine.list_executions(flow_name, **filters))
+    def wait_for_execution(
+        self, flow_name: str, name: str, timeout: float | None = None
+    ) -> ExecutionInfo:
+        """Wait until the execution ends, or ``timeout`` seconds pass; returns the last state.
+
+        As `Client.wait_for_execution`: the result's `done` says whether it ended.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = 60.0
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - time.monotonic()))
+            execution = self.describe_execution(flow_name, name, wait)
+            if execution.done or wait == 0:
+                return execution
+
+    def list_executions(
+        self,
+        flow_name: str,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        limit: int | None = None,
+        next_token: str | None = "",
+        *,
+        started_after: datetime | str | float | None = None,
+        started_before: datetime | str | float | None = None,
+        started_from: float | None = None,
+        started_to: float | None = None,
+    ) -> Page[ExecutionInfo]:
+        """See `Engine.list_executions`; the arguments are `Client.list_executions`'s.
+
+        ``started_after`` and ``started_before`` take an aware datetime, RFC 3339 text or
+        seconds since the epoch; ``started_from`` and ``started_to`` (seconds) are the
+        engine's names for them.
+        """
+        after = _seconds(started_after, "started_after")
+        before = _seconds(started_before, "started_before")
+        return self._call(
+            self.engine.list_executions(
+                flow_name,
+                status=status,
+                name_prefix=name_prefix,
+                started_from=started_from if after is None else after,
+                started_to=started_to if before is None else before,
+                limit=limit,
+                next_token=next_token or "",
+            )
+        )
+
+    def iter_executions(
+        self,
+        flow_name: str,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[ExecutionInfo]:
+        """Every execution of a flow that matches, a page at a time (as the client's)."""
+        return _walk(
+            lambda token: self.list_executions(flow_name, status, name_prefix, page_size, token)
+        )
 
     def get_execution_history(
-        self, flow_name: str, name: str, limit: int | None = None, next_token: str = ""
+        self, flow_name: str, name: str, limit: int | None = None, next_token: str | None = ""
     ) -> HistoryPage:
         """See `Engine.get_execution_history`."""
-        return self._call(self.engine.get_execution_history(flow_name, name, limit, next_token))
+        return self._call(
+            self.engine.get_execution_history(flow_name, name, limit, next_token or "")
+        )
+
+    def iter_history(
+        self, flow_name: str, name: str, page_size: int | None = None
+    ) -> Iterator[HistoryEvent]:
+        """Every event of an execution, oldest first, a page at a time (as the client's)."""
+        return _walk(lambda token: self.get_execution_history(flow_name, name, page_size, token))
 
     def stop_execution(
         self, flow_name: str, name: str, error: str = "", cause: str = ""
@@ -112,3 +198,28 @@ class SyncEngine:
     def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
         """See `Engine.report_task_failed`."""
         return self._call(self.engine.report_task_failed(token, error, cause))
+
+
+def _walk(page: Callable[[str], Page[T]]) -> Iterator[T]:
+    """The items of every page, asking for the next one only when the last is used up."""
+    token = ""
+    while True:
+        current = page(token)
+        yield from current.items
+        if current.last:
+            return
+        token = current.next_token
+
+
+def _seconds(value: datetime | str | float | None, what: str) -> float | None:
+    """A time filter as the engine takes it: seconds since the epoch."""
+    if value is None or isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{what} must be RFC 3339 UTC text, got {value!r}") from None
+    if value.tzinfo is None:
+        raise ValueError(f"{what} must be timezone-aware, such as datetime.now(UTC)")
+    return value.timestamp()
