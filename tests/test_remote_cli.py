@@ -172,6 +172,6 @@ def test_start_wait_and_stop(api_server, tmp_path):
     assert json.loads(out)["Status"] == "Stopped"
     flows = run(api_server, "reader", "flows", "list")
     assert "cli-stop" in flows.stdout
-    assert run(api_server, "admin", "flows", "delete", "cli-stop").returncode == 0
+    assert run(api_server, "admin", "flows", "delete", "cli-stop", "--yes").returncode == 0
     gone = run(api_server, "reader", "flows", "describe", "cli-stop")
     assert gone.returncode == 1 and "FlowNotExists" in gone.stderr

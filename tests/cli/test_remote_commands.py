@@ -133,9 +133,66 @@ def test_flows_create_update_describe_list_delete(cli, fake, tmp_path):
     assert lines[1].split() == ["orders", "FDL", "2024-01-02T03:04:06.007Z", "order", "intake"]
     assert lines[2].split() == ["refunds", "FDL", "2024-01-02T03:04:06.007Z", "-"]
 
-    result = cli("flows", "delete", "orders")
+    result = cli("flows", "delete", "orders", "--yes")
     assert result.exit_code == 0 and result.stdout.strip() == "deleted flow orders"
     assert fake.actions() == ["CreateFlow", "UpdateFlow", "DescribeFlow", "ListFlows", "DeleteFlow"]
+
+
+def test_flows_delete_without_a_terminal_needs_yes(cli, fake):
+    result = cli("flows", "delete", "orders")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("relayflow: ConfirmationRequired: deleting the flow orders ")
+    assert "--yes" in result.stderr and result.stderr.count("\n") == 1
+    assert fake.requests == []
+    assert cli("flows", "delete", "orders", "-y").exit_code == 0
+    assert fake.actions() == ["DeleteFlow"]
+
+
+def test_flows_delete_asks_on_a_terminal(cli, fake, monkeypatch):
+    from relayflow.cli import flows as module
+
+    monkeypatch.setattr(module, "_interactive", lambda: True)
+    result = cli("flows", "delete", "orders", input="n\n")
+    assert result.exit_code == 1 and "history of all its executions?" in result.output
+    assert fake.requests == []
+    result = cli("flows", "delete", "orders", input="y\n")
+    assert result.exit_code == 0 and "deleted flow orders" in result.stdout
+    assert fake.actions() == ["DeleteFlow"]
+
+
+def test_flows_delete_help_says_it_asks():
+    result = CliRunner().invoke(flows, ["delete", "--help"])
+    text = " ".join(result.stdout.split())
+    assert "asks for confirmation unless --yes (-y)" in text, text
+
+
+def test_every_data_command_has_json(cli, fake, tmp_path):
+    definition = tmp_path / "orders.yaml"
+    definition.write_text(DEFINITION)
+    for args, check in (
+        (("flows", "create", "orders", "--definition", str(definition)), lambda d: d["Name"]),
+        (("flows", "update", "orders", "--definition", str(definition)), lambda d: d["Name"]),
+        (("flows", "describe", "orders"), lambda d: d["Definition"]),
+        (("flows", "list"), lambda d: [f["Name"] for f in d["Flows"]] == ["orders", "refunds"]),
+        (("executions", "start", "orders"), lambda d: d["Status"] == "Running"),
+        (("executions", "list", "orders"), lambda d: len(d["Executions"]) == 2),
+        (("executions", "stop", "orders", "order-7"), lambda d: d["Status"] == "Stopped"),
+        (("tasks", "succeed", "t", "--output", "{}"), lambda d: d == {"EventId": 12}),
+        (("tasks", "fail", "t", "--error", "E"), lambda d: d == {"EventId": 12}),
+    ):
+        result = cli(*args, "--json")
+        assert result.exit_code == 0, (args, result.output)
+        assert check(json.loads(result.stdout)), (args, result.stdout)
+
+
+def test_start_again_with_another_input_warns(cli, fake):
+    fake.on("StartExecution", lambda p: execution_doc("order-7", "Running", p["FlowName"]))
+    same = cli("executions", "start", "orders", "--name", "order-7", "--input", '{"id": 7}')
+    assert same.exit_code == 0 and same.stdout == "order-7\n" and same.stderr == ""
+    other = cli("executions", "start", "orders", "--name", "order-7", "--input", '{"id": 8}')
+    assert other.exit_code == 0 and other.stdout == "order-7\n"
+    assert other.stderr.startswith("relayflow: warning: execution order-7 of orders was already")
+    assert "the input given was not used" in other.stderr and other.stderr.count("\n") == 1
 
 
 def test_unreadable_definition_is_exit_2_and_nothing_is_sent(cli, fake):
@@ -149,14 +206,32 @@ def test_unreadable_definition_is_exit_2_and_nothing_is_sent(cli, fake):
 
 
 def test_flow_refused_by_the_server_is_exit_1(cli, fake, tmp_path):
-    fake.fail("CreateFlow", 400, "InvalidDefinition", "steps[0].goto: no sibling step named 'x'")
+    fake.fail("CreateFlow", 409, "FlowAlreadyExists", "flow orders already exists")
     (tmp_path / "f.yaml").write_text(DEFINITION)
     result = cli("flows", "create", "orders", "--definition", str(tmp_path / "f.yaml"))
     assert result.exit_code == 1
-    assert (
-        result.stderr == "relayflow: InvalidDefinition: steps[0].goto: no sibling step named 'x'\n"
-    )
+    assert result.stderr == "relayflow: FlowAlreadyExists: flow orders already exists\n"
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("action", ["create", "update"])
+def test_invalid_definition_names_the_file_and_is_exit_2(cli, fake, tmp_path, action):
+    verb = "CreateFlow" if action == "create" else "UpdateFlow"
+    broken = tmp_path / "f.yaml"
+    broken.write_text("version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: a\n    goto: x\n")
+    problem = "steps[0].goto: unknown attribute 'goto'; a pass step takes: type, name, "
+    problem += "inputMappings, outputMappings, end"
+    fake.fail(verb, 400, "InvalidDefinition", problem)  # what the server answers: no line
+    result = cli("flows", action, "orders", "--definition", str(broken))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == f"relayflow: InvalidDefinition: {broken}:6: {problem}\n"
+    # A problem the local check does not see (the server's own limits) still names the file.
+    fake.fail(verb, 400, "InvalidDefinition", "the definition has more than 5 steps")
+    result = cli("flows", action, "orders", "--definition", "-", input=DEFINITION)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "relayflow: InvalidDefinition: <stdin>: the definition has more than 5 steps\n"
+    )
 
 
 def test_executions_start_prints_the_name(cli, fake):

@@ -91,10 +91,22 @@ def executions_start(
     StoppedTime, and Error and Cause when set). It exits 0 if the execution succeeded
     and 1 if it failed, timed out or was stopped. --json prints the execution as it started
     in the same form, without waiting.
+
+    Starting the name of an execution that is still running returns that execution, as the
+    API does; when its input differs from the one given, a warning on stderr says so.
     """
     data = one_of(("--input", input_data), ("--input-file", input_file_data))
     with connect(config_path) as client:
         started = client.start_execution(flow, data, name=name)
+        if name is not None and started.input != (data or {}):
+            # The API answers a running execution's name with that execution: keep that, but
+            # do not let the caller believe their input was used.
+            click.echo(
+                f"relayflow: warning: execution {started.name} of {flow} was already running "
+                f"(since {started.raw.get('StartedTime') or '?'}) with another input; this is "
+                "that execution, and the input given was not used",
+                err=True,
+            )
         if not wait:
             if as_json:
                 click.echo(execution_json(started))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from relayflow.cli._common import CONTEXT, echo_json, read_file, table
+from relayflow.cli._common import CONTEXT, Invalid, Refused, echo_json, read_file, table
 from relayflow.cli._remote import client_config_option, connect
 
 if TYPE_CHECKING:
@@ -19,6 +22,37 @@ _JSON_HELP = "Print the flow as the API has it (DescribeFlow's fields), as JSON.
 
 def _flow_doc(flow: Flow) -> dict[str, Any]:
     return {key: value for key, value in flow.raw.items() if key != "RequestId"}
+
+
+@contextmanager
+def _definition_checked(path: str, definition: str) -> Iterator[None]:
+    """Turn the server's InvalidDefinition into `Invalid` naming the file, as validate does.
+
+    The server answers with one problem, `PATH: MESSAGE`; checking the text here (only after a
+    refusal, so that a good definition does not pay for the FDL models) finds its line.
+    """
+    try:
+        yield
+    except Refused as exc:
+        if exc.code != "InvalidDefinition":
+            raise
+        where = "<stdin>" if path == "-" else path
+        raise Invalid("InvalidDefinition", _located(where, definition, exc.message)) from None
+
+
+def _located(where: str, definition: str, message: str) -> str:
+    """``where:LINE: message`` when a local check finds the server's problem, else ``where: ``."""
+    try:
+        from relayflow.fdl import check_flow
+
+        problems = check_flow(definition, where)[1]
+    except Exception:  # the local check is a courtesy: never let it hide the server's answer
+        problems = []
+    for problem in problems:
+        text = str(problem)
+        if text.endswith(f": {message}") and text.startswith(f"{where}:"):
+            return text
+    return f"{where}: {message}"
 
 
 @click.group(context_settings=CONTEXT)
@@ -54,10 +88,11 @@ def flows_create(
     \b
       relayflow flows create orders --definition flows/orders.yaml --description "order intake"
 
-    The server checks the definition; problems come back as InvalidDefinition.
+    The server checks the definition; a problem comes back as InvalidDefinition, named with
+    the file (and its line, as validate gives it), exit 2.
     """
     definition = read_file(definition_path, "the definition")
-    with connect(config_path) as client:
+    with _definition_checked(definition_path, definition), connect(config_path) as client:
         flow = client.create_flow(name, definition, description)
     if as_json:
         echo_json(_flow_doc(flow))
@@ -89,10 +124,11 @@ def flows_update(
     \b
       relayflow flows update orders --definition flows/orders.yaml
 
-    Executions already running keep the definition they started with.
+    Executions already running keep the definition they started with. A definition the
+    server refuses is InvalidDefinition, named with the file, exit 2.
     """
     definition = read_file(definition_path, "the definition")
-    with connect(config_path) as client:
+    with _definition_checked(definition_path, definition), connect(config_path) as client:
         flow = client.update_flow(name, definition, description)
     if as_json:
         echo_json(_flow_doc(flow))
@@ -158,15 +194,34 @@ def flows_list(as_json: bool, config_path: str | None) -> None:
     )
 
 
+def _interactive() -> bool:
+    """Whether a person can answer a question on stdin."""
+    return sys.stdin.isatty()
+
+
 @flows.command("delete")
 @click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking first.")
 @client_config_option
-def flows_delete(name: str, config_path: str | None) -> None:
-    """Delete the flow NAME; its running executions stop after their current step.
+def flows_delete(name: str, yes: bool, config_path: str | None) -> None:
+    """Delete the flow NAME with the history of all its executions; asks first.
 
     \b
       relayflow flows delete orders
+      relayflow flows delete orders --yes
+
+    Its running executions stop after their current step. The command asks for confirmation
+    unless --yes (-y) is given; without a terminal to ask on (a script, a pipe), --yes is
+    required and its absence is refused (exit 2), so that a script never hangs on a question.
     """
+    if not yes:
+        if not _interactive():
+            raise Invalid(
+                "ConfirmationRequired",
+                f"deleting the flow {name} removes the history of all its executions: "
+                "give --yes (-y) to delete without a terminal to confirm on",
+            )
+        click.confirm(f"Delete the flow {name} and the history of all its executions?", abort=True)
     with connect(config_path) as client:
         client.delete_flow(name)
     click.echo(f"deleted flow {name}")

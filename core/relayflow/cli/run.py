@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -107,6 +106,8 @@ def run_flow(
     """
     chosen = config.from_file or "RELAYFLOW_ENGINE__STORE" in os.environ
     store_url = config.engine.store if chosen else "memory://"
+    import asyncio
+
     return asyncio.run(
         _run(
             definition,
