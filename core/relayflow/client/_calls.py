@@ -19,6 +19,7 @@ from relayflow.signing import signed_params
 __all__ = ["API_VERSION", "Call", "Credentials", "decode", "encode"]
 
 API_VERSION = "2019-03-15"
+"""The version of Serverless Workflow's API the client speaks (its `Version` parameter)."""
 MAX_WAIT_SECONDS = 60
 
 T = TypeVar("T")
