@@ -32,9 +32,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel
+
+from relayflow.worker import AsyncReporter
+
+#: What an integration may call to finish a waiting task (the engine has these): the same
+#: protocol a worker reports to an in-process engine through.
+TaskReporter = AsyncReporter
 
 __all__ = [
     "Failed",
@@ -116,22 +122,21 @@ class Integration(ABC):
     async def invoke(self, request: TaskRequest) -> TaskOutcome:
         """Carry out one task attempt and say how it went."""
 
+    def problems(self) -> list[str]:
+        """What in the integration's settings cannot work, one sentence each naming the setting.
+
+        `relayflow validate --strict` and the server's start call it, so that a setting that
+        would only fail at the first task (a handler module that does not import, an unknown
+        transport) is reported before. The default finds nothing.
+        """
+        return []
+
     async def aclose(self) -> None:  # noqa: B027 - optional
         """Release what the integration holds (connections, pools, threads).
 
         The engine calls it once, from `Engine.close`, after the last task attempt has been
         dispatched; an integration that holds nothing need not define it.
         """
-
-
-class TaskReporter(Protocol):
-    """What an integration may call to finish a waiting task: the engine has these."""
-
-    async def report_task_succeeded(self, token: str, output: Any) -> int:
-        """Finish a task attempt with its output."""
-
-    async def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
-        """Fail a task attempt."""
 
 
 Handler = Callable[[TaskRequest], Awaitable[TaskOutcome]]
