@@ -38,8 +38,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from relayflow.engine.model import Limits
-from relayflow.fdl.limits import DefinitionLimits
+from relayflow.errors import RelayflowError
+from relayflow.limits import DefinitionLimits, Limits
 
 __all__ = [
     "AccessKey",
@@ -109,7 +109,7 @@ _SHAPE_ERRORS = frozenset(
 )
 
 
-class ConfigError(ValueError):
+class ConfigError(RelayflowError, ValueError):
     """The configuration cannot be used; the message names the file and the key."""
 
 

@@ -36,10 +36,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from relayflow.errors import RelayflowError
+
 __all__ = ["ImportTargetError", "import_callable", "import_object"]
 
 
-class ImportTargetError(Exception):
+class ImportTargetError(RelayflowError):
     """A `module:attribute` that cannot be loaded; the message says which and why.
 
     Attributes:

@@ -7,6 +7,7 @@ the client's former names for `FlowInfo` and `ExecutionInfo`: the same classes.
 
 from __future__ import annotations
 
+from relayflow.errors import RelayflowError
 from relayflow.results import (
     FINAL_STATUSES,
     ExecutionInfo,
@@ -47,7 +48,7 @@ ExecutionPage = Page[ExecutionInfo]
 """A page of `ListExecutions`."""
 
 
-class ClientError(Exception):
+class ClientError(RelayflowError):
     """A call that did not succeed: the server refused it, or it never got an answer.
 
     Attributes:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from relayflow.errors import RelayflowError
+
 __all__ = [
     "MISSING",
     "ROOTS",
@@ -30,7 +32,7 @@ __all__ = [
 ROOTS: Final = ("input", "local", "context")
 
 
-class ExpressionError(ValueError):
+class ExpressionError(RelayflowError, ValueError):
     """A mapping source, path or condition that does not parse.
 
     The message is one sentence meant for the author of the flow.

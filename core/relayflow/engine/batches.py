@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from relayflow.engine.model import HistoryEvent
 from relayflow.errors import EngineError
-from relayflow.store import OutboxRow, Store, Transaction
+from relayflow.store import HistoryEvent, OutboxRow, Store, Transaction
 
-__all__ = ["Isolate", "Job", "RefusedAfterChange", "TxContext", "nothing", "run_batch"]
+__all__ = ["Job", "RefusedAfterChange", "TxContext", "nothing", "run_batch"]
 
 log = logging.getLogger("relayflow.engine")
 T = TypeVar("T")
@@ -60,7 +59,11 @@ class RefusedAfterChange(EngineError):
 
 
 class Isolate(Exception):
-    """An internal job raised: run the batch again with every job on its own."""
+    """An internal job raised: run the batch again with every job on its own.
+
+    A signal between `run_batch` and the writer that never reaches a caller, so it is not a
+    `RelayflowError` and not exported.
+    """
 
 
 @dataclass

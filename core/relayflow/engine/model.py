@@ -3,12 +3,27 @@
 The interpreter is a function (state, command, now) → (history events, effects). Commands are
 the things that happen to an execution; effects are what the runtime must do because of them;
 history events are the durable record, with the Serverless Workflow type names.
+
+`HistoryEvent` (`relayflow.store.records`), `Limits` (`relayflow.limits`) and the `ERROR_*`
+names (`relayflow.errors`) live in leaf modules and are re-exported here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+# Defined in leaf modules, so that the store, the configuration and the plugins need not load
+# the engine; re-exported here, where the interpreter's users (and plugins) have found them.
+from relayflow.errors import (
+    ERROR_DATA_LIMIT,
+    ERROR_EVENT_LIMIT,
+    ERROR_INVALID_LOCAL,
+    ERROR_RUNTIME,
+    ERROR_TASK_TIMEOUT,
+)
+from relayflow.limits import Limits
+from relayflow.store.records import HistoryEvent
 
 __all__ = [
     "ERROR_DATA_LIMIT",
@@ -38,42 +53,7 @@ __all__ = [
     "Transition",
 ]
 
-#: A task exceeded its `timeoutSeconds`.
-ERROR_TASK_TIMEOUT: Final = "FnF.TaskTimeout"
-#: A fault while running a step: a mapping, collection, duration or timestamp that cannot be used.
-ERROR_RUNTIME: Final = "FnF.RuntimeError"
-#: A task's result is not a JSON object.
-ERROR_INVALID_LOCAL: Final = "FnF.InvalidLocal"
-#: A step's input, output or local is larger than `Limits.max_step_data_bytes` (relayflow's name).
-ERROR_DATA_LIMIT: Final = "FnF.DataLimitExceeded"
-#: The execution would record more than `Limits.max_events` events (relayflow's name).
-ERROR_EVENT_LIMIT: Final = "FnF.EventLimitExceeded"
-
 TERMINAL_STATUSES: Final = frozenset({"Succeeded", "Failed", "TimedOut", "Stopped"})
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Engine limits, with the defaults of Serverless Workflow.
-
-    Attributes:
-        max_events: history events one execution may record (5,000).
-        max_step_data_bytes: size of a step's input, output, local or resolved serviceParams
-            as JSON (32 KiB).
-        max_json_depth: how deeply objects and arrays may nest in any JSON value that enters
-            the engine or that a step produces (64; relayflow's own limit).
-        max_wait_seconds: the longest a wait step may wait (2 days).
-        foreach_concurrency: iterations of one foreach running at once (100).
-        steps_per_transition: steps run in one transition before the runtime commits and
-            comes back for more, so that a long run of pass steps cannot hold the store.
-    """
-
-    max_events: int = 5000
-    max_step_data_bytes: int = 32 * 1024
-    max_json_depth: int = 64
-    max_wait_seconds: float = 2 * 24 * 3600
-    foreach_concurrency: int = 100
-    steps_per_transition: int = 2000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,18 +168,6 @@ class ExecutionEnded:
 
 
 Effect = InvokeTask | CloseTask | StartTimer | CancelTimer | ExecutionEnded
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEvent:
-    """One history event, as GetExecutionHistory returns it."""
-
-    event_id: int
-    schedule_event_id: int
-    type: str
-    step_name: str
-    time: float
-    detail: dict[str, Any]
 
 
 @dataclass(slots=True)

@@ -6,6 +6,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from relayflow.errors import RelayflowError
+
 __all__ = ["DataPath", "DefinitionError", "Problem", "format_path", "printable"]
 
 DataPath = tuple[str | int, ...]
@@ -63,7 +65,7 @@ class Problem:
         }
 
 
-class DefinitionError(ValueError):
+class DefinitionError(RelayflowError, ValueError):
     """A definition that cannot be loaded; `problems` lists every problem found."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:

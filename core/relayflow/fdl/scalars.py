@@ -17,6 +17,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
+from relayflow.errors import RelayflowError
 from relayflow.fdl.problems import DataPath
 from relayflow.fdl.resources import fc_ref_arn
 
@@ -56,7 +57,7 @@ SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _ESCAPE = re.compile(r"\\u[dD]([89a-fA-F])[0-9a-fA-F]{2}")
 
 
-class Unreadable(Exception):
+class Unreadable(RelayflowError):
     """A scalar that has no JSON value; ``message`` says why, ``text`` is how it was written."""
 
     def __init__(self, message: str, text: str = "") -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from relayflow.engine.model import HistoryEvent
+from relayflow.store.records import HistoryEvent
 
 __all__ = ["ExecutionEvent", "LifecycleEvent", "StepEvent", "TaskEvent"]
 

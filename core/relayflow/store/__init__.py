@@ -10,22 +10,13 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import cast
 
-from stevedore import DriverManager
-from stevedore.exception import NoMatches
-
-from relayflow.store.base import (
-    ExecutionRow,
-    FlowRow,
-    OutboxRow,
-    Store,
-    StoreError,
-    TimerRow,
-    Transaction,
-)
+from relayflow.store.base import Store, StoreError, Transaction
+from relayflow.store.records import ExecutionRow, FlowRow, HistoryEvent, OutboxRow, TimerRow
 
 __all__ = [
     "ExecutionRow",
     "FlowRow",
+    "HistoryEvent",
     "OutboxRow",
     "Store",
     "StoreError",
@@ -55,6 +46,9 @@ def open_store(url: str) -> Store:
     driver = _DRIVERS.get(scheme)
     # Asked only for an installed name: stevedore would log its own warning for a missing one.
     if driver is None and scheme in installed:
+        from stevedore import DriverManager  # only now: most stores are found without it
+        from stevedore.exception import NoMatches
+
         try:
             manager: DriverManager[type[Store]] = DriverManager(
                 STORE_DRIVERS, scheme, invoke_on_load=False

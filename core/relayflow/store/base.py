@@ -14,7 +14,8 @@ when it starts.
 
 Writing a driver: implement `Store` and `Transaction` for your database, keep every SQL dialect
 detail inside the driver, and register the class under its URL scheme (see
-`relayflow.store.register_driver`).
+`relayflow.store.register_driver`). The records a transaction reads and writes are in
+`relayflow.store.records` (re-exported here).
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 
-from relayflow.engine.model import HistoryEvent
+from relayflow.errors import RelayflowError
+from relayflow.store.records import ExecutionRow, FlowRow, HistoryEvent, OutboxRow, TimerRow
 
 __all__ = [
     "ExecutionRow",
     "FlowRow",
+    "HistoryEvent",
     "OutboxRow",
     "Store",
     "StoreError",
@@ -38,70 +40,8 @@ __all__ = [
 ]
 
 
-class StoreError(RuntimeError):
+class StoreError(RelayflowError, RuntimeError):
     """The store cannot be opened or used; the message says why in one sentence."""
-
-
-@dataclass(frozen=True, slots=True)
-class FlowRow:
-    """A flow and its current definition."""
-
-    name: str
-    id: str
-    definition: str
-    description: str
-    type: str
-    role_arn: str
-    version: int
-    created: float
-    modified: float
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionRow:
-    """An execution: identity, status, data and the interpreter state."""
-
-    id: int
-    uid: str
-    flow_name: str
-    name: str
-    flow_id: str
-    flow_version: int
-    status: str
-    input: str
-    output: str | None
-    error: str
-    cause: str
-    started: float
-    stopped: float | None
-    state: str
-    callback_token: str
-
-
-@dataclass(frozen=True, slots=True)
-class TimerRow:
-    """A timer of an execution, due at `fire_at`."""
-
-    execution_id: int
-    timer_id: int
-    fire_at: float
-    kind: str
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """An effect to carry out after commit (today: invoking a task).
-
-    A row whose stored payload cannot be parsed comes back from `Transaction.claim_outbox`
-    with an empty payload, the stored text in `raw` and the reason in `unreadable`, so that
-    the engine can set it aside instead of failing every claim.
-    """
-
-    id: int
-    execution_id: int
-    payload: dict[str, Any]
-    unreadable: str = ""
-    raw: str = ""
 
 
 class Transaction(ABC):

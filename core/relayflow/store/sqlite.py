@@ -31,7 +31,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from relayflow import jsontext
-from relayflow.engine.model import HistoryEvent
 from relayflow.errors import first_line
 from relayflow.store import sqlite_file
 from relayflow.store.base import (
@@ -43,6 +42,7 @@ from relayflow.store.base import (
     TimerRow,
     Transaction,
 )
+from relayflow.store.records import HistoryEvent
 
 __all__ = ["SQLiteStore"]
 

@@ -1,0 +1,87 @@
+"""What the store keeps, as plain records: flows, executions, history events, timers, outbox rows.
+
+A leaf module: the store drivers, the engine, the configuration and the plugins all use these
+records, and importing them loads nothing else of relayflow. The interpreter produces
+`HistoryEvent`s; `relayflow.engine.model` re-exports it under its old name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ExecutionRow", "FlowRow", "HistoryEvent", "OutboxRow", "TimerRow"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEvent:
+    """One history event, as GetExecutionHistory returns it."""
+
+    event_id: int
+    schedule_event_id: int
+    type: str
+    step_name: str
+    time: float
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRow:
+    """A flow and its current definition."""
+
+    name: str
+    id: str
+    definition: str
+    description: str
+    type: str
+    role_arn: str
+    version: int
+    created: float
+    modified: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRow:
+    """An execution: identity, status, data and the interpreter state."""
+
+    id: int
+    uid: str
+    flow_name: str
+    name: str
+    flow_id: str
+    flow_version: int
+    status: str
+    input: str
+    output: str | None
+    error: str
+    cause: str
+    started: float
+    stopped: float | None
+    state: str
+    callback_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRow:
+    """A timer of an execution, due at `fire_at`."""
+
+    execution_id: int
+    timer_id: int
+    fire_at: float
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """An effect to carry out after commit (today: invoking a task).
+
+    A row whose stored payload cannot be parsed comes back from `Transaction.claim_outbox`
+    with an empty payload, the stored text in `raw` and the reason in `unreadable`, so that
+    the engine can set it aside instead of failing every claim.
+    """
+
+    id: int
+    execution_id: int
+    payload: dict[str, Any]
+    unreadable: str = ""
+    raw: str = ""
