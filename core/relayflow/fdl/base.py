@@ -141,10 +141,11 @@ ResourceArnField = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^(acs:(fc|mns|fnf):|[A-Za-z0-9_][\w.\-]*/[A-Za-z0-9_][\w.\-]*$)",
+            "pattern": r"^(acs:[a-z0-9][a-z0-9\-]*:|[A-Za-z0-9_][\w.\-]*/[A-Za-z0-9_][\w.\-]*$)",
             "description": "acs:fc:{region}:{account}:services/{service}/functions/{function}, "
             "acs:mns:::/queues/{queue}/messages, acs:mns:::/topics/{topic}/messages, "
-            "acs:fnf:::flow/{flow}, or funcraft's !Ref service/function.",
+            "acs:fnf:::flow/{flow}, acs:{service}:{region}:{account}:{resource} for a service "
+            "an installed integration registered, or funcraft's !Ref service/function.",
         }
     ),
 ]

@@ -6,9 +6,12 @@ Recognised forms (region and account may be empty, as in `acs:fc:::services/...`
   or funcraft's `!Ref service/function` in YAML;
 - MNS queue: `acs:mns:{region}:{account}:/queues/{queue}/messages`;
 - MNS topic: `acs:mns:{region}:{account}:/topics/{topic}/messages`;
-- child flow: `acs:fnf:::flow/{flow}`.
+- child flow: `acs:fnf:::flow/{flow}`;
+- a service an integration registered (`register(..., services=["oss"])` in
+  `relayflow_register_integrations`): `acs:{service}:{region}:{account}:{resource}`, any
+  non-empty resource.
 
-Integration plugins claim these forms by `service` and `kind`; the loader only checks the shape.
+Integrations claim these forms by `service` and `kind`; the loader only checks the shape.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["ResourceArn", "fc_ref_arn", "parse_resource_arn"]
+__all__ = [
+    "ResourceArn",
+    "fc_ref_arn",
+    "parse_resource_arn",
+    "register_resource_service",
+    "resource_services",
+    "unregister_resource_service",
+]
 
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.\-]*"
 _FORMS: Final[dict[str, tuple[re.Pattern[str], str]]] = {
@@ -41,6 +51,33 @@ _FORMS: Final[dict[str, tuple[re.Pattern[str], str]]] = {
     ),
 }
 _KIND_OF: Final = {"queues": "queue", "topics": "topic"}
+_SERVICE = re.compile(r"[a-z0-9][a-z0-9\-]*")
+#: Services that integrations registered, and the integration that registered each.
+_REGISTERED: dict[str, str] = {}
+
+
+def register_resource_service(service: str, integration: str) -> None:
+    """Let task steps name `acs:{service}:...` resources, which ``integration`` serves.
+
+    The built-in services (fc, mns, fnf) are always known; registering one changes nothing.
+
+    Raises:
+        ValueError: ``service`` is not a lower-case name such as `oss`.
+    """
+    if not isinstance(service, str) or not _SERVICE.fullmatch(service):
+        raise ValueError(f"resourceArn service {service!r} must be a lower-case name such as 'oss'")
+    if service not in _FORMS:
+        _REGISTERED.setdefault(service, integration)
+
+
+def unregister_resource_service(service: str) -> None:
+    """Forget a registered service (for plugins being unloaded, and tests)."""
+    _REGISTERED.pop(service, None)
+
+
+def resource_services() -> dict[str, str]:
+    """The services flows may name, each with what serves it (`relayflow` for built-ins)."""
+    return {**dict.fromkeys(sorted(_FORMS), "relayflow"), **_REGISTERED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +135,14 @@ def parse_resource_arn(raw: str) -> ResourceArn:
             "such as acs:fc:::services/s/functions/f"
         )
     service = parts[1]
+    if service in _REGISTERED:
+        return _registered_arn(raw, service)
     if service not in _FORMS:
+        known = ", ".join(sorted([*_FORMS, *_REGISTERED]))
         raise ValueError(
-            f"resourceArn service '{service}' is not one relayflow knows; "
-            "use acs:fc, acs:mns or acs:fnf, or action: for other integrations"
+            f"resourceArn service '{service}' is not one relayflow knows: no installed "
+            f"integration serves acs:{service} (known: {known}); use action: for other "
+            "integrations"
         )
     pattern, form = _FORMS[service]
     m = pattern.fullmatch(raw)
@@ -121,3 +162,13 @@ def parse_resource_arn(raw: str) -> ResourceArn:
         )
     kind = _KIND_OF.get(g.get("kind") or "", "flow")
     return ResourceArn(raw, service, kind, g["name"], g["region"], g["account"])
+
+
+def _registered_arn(raw: str, service: str) -> ResourceArn:
+    parts = raw.split(":", 4)
+    if len(parts) != 5 or not parts[4]:
+        raise ValueError(
+            f"'{raw}' is not a valid acs:{service} resourceArn; expected "
+            f"acs:{service}:{{region}}:{{account}}:{{resource}}"
+        )
+    return ResourceArn(raw, service, "resource", parts[4], parts[2], parts[3])

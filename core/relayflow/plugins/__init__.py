@@ -1,4 +1,4 @@
-"""Plugins: hooks (pluggy), plugin loading, and named drivers (stevedore).
+"""Plugins: hooks (pluggy), plugin loading, and the typed callbacks hooks receive.
 
 Write a plugin with `hookimpl` and the hooks in `relayflow.plugins.hookspecs`; see
 docs/plugins.md.
@@ -7,11 +7,13 @@ docs/plugins.md.
 from __future__ import annotations
 
 from relayflow.plugins.events import ExecutionEvent, LifecycleEvent, StepEvent, TaskEvent
-from relayflow.plugins.hookspecs import hookimpl
+from relayflow.plugins.hookspecs import ConfigModelRegister, IntegrationRegister, hookimpl
 from relayflow.plugins.manager import IntegrationSpec, PluginInfo, PluginManager
 
 __all__ = [
+    "ConfigModelRegister",
     "ExecutionEvent",
+    "IntegrationRegister",
     "IntegrationSpec",
     "LifecycleEvent",
     "PluginInfo",

@@ -13,12 +13,18 @@ Register it with an entry point in the group `relayflow` (an installed distribut
 its module in `relayflow.toml` under `[plugins] modules`. Lifecycle hooks are called after the
 change they report has been committed, on the engine's event loop: keep them quick, and hand
 slow work to a thread. An exception in a hook is logged and does not stop the engine.
+
+Every hook is called in pluggy's order (the plugin registered last first; `tryfirst` and
+`trylast` move an implementation). `relayflow_start_local_workers` is one pluggy call, so
+wrappers (`@hookimpl(wrapper=True)`) work there as pluggy defines them; every other hook calls
+each plugin on its own, so that one failing plugin does not silence the others, and a plugin
+that declares a wrapper for one of them is refused when it registers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
@@ -32,13 +38,49 @@ if TYPE_CHECKING:
     from relayflow.plugins.events import ExecutionEvent, StepEvent, TaskEvent
     from relayflow.plugins.manager import PluginManager
 
-__all__ = ["PROJECT", "hookimpl", "hookspec"]
+__all__ = [
+    "PROJECT",
+    "ConfigModelRegister",
+    "IntegrationRegister",
+    "hookimpl",
+    "hookspec",
+]
 
 PROJECT = "relayflow"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-IntegrationFactory = Callable[[Any], "Integration"]
+#: The hooks called as one pluggy call, where wrappers work; the others refuse wrappers.
+PLUGGY_CALLED = frozenset({"relayflow_start_local_workers"})
+
+
+class IntegrationRegister(Protocol):
+    """The ``register`` that `relayflow_register_integrations` receives."""
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[[Any], Integration],
+        config_model: type[BaseModel] | None = None,
+        *,
+        services: Iterable[str] = (),
+    ) -> None:
+        """Register one integration.
+
+        Args:
+            name: the integration's name, and the key of its `[integrations.<name>]` table.
+            factory: builds the integration from its validated table.
+            config_model: the pydantic model of that table, if it has one.
+            services: the `acs:<service>` resourceArn services it serves beyond the built-in
+                fc, mns and fnf (flows may then name `acs:<service>:...` resources).
+        """
+
+
+class ConfigModelRegister(Protocol):
+    """The ``register`` that `relayflow_register_config_models` receives."""
+
+    def __call__(self, table: str, model: type[BaseModel]) -> None:
+        """Validate the top-level table ``table`` of `relayflow.toml` with ``model``."""
 
 
 @hookspec
@@ -50,18 +92,20 @@ def relayflow_configure(config: Config, plugins: PluginManager) -> None:
 
 
 @hookspec
-def relayflow_register_integrations(register: Callable[..., None]) -> None:
+def relayflow_register_integrations(register: IntegrationRegister) -> None:
     """Register service integrations.
 
-    Call ``register(name, factory, config_model=None)`` once per integration. ``factory``
-    receives the `[integrations.<name>]` table: validated into an instance of ``config_model``
-    when there is one, else the table as a dict (None when the file has no such table). It
-    returns an `relayflow.engine.Integration`. The name is the key of its table.
+    Call ``register(name, factory, config_model=None, *, services=())`` once per integration.
+    ``factory`` receives the `[integrations.<name>]` table: validated into an instance of
+    ``config_model`` when there is one, else the table as a dict (None when the file has no such
+    table). It returns an `relayflow.engine.Integration`. The name is the key of its table.
+    ``services`` names the `acs:<service>` resourceArn services the integration serves, so that
+    flows may name them.
     """
 
 
 @hookspec
-def relayflow_register_config_models(register: Callable[[str, type[BaseModel]], None]) -> None:
+def relayflow_register_config_models(register: ConfigModelRegister) -> None:
     """Register a pydantic model for a top-level table of `relayflow.toml` your plugin owns.
 
     Call ``register("audit", AuditSettings)``; the `[audit]` table is then validated by the

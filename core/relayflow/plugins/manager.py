@@ -19,7 +19,7 @@ import inspect
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 from pydantic import BaseModel, ValidationError
-from stevedore import ExtensionManager
 
 from relayflow.config import Config, ConfigError, describe_validation_error
 from relayflow.engine.model import HistoryEvent
@@ -45,16 +44,14 @@ __all__ = ["IntegrationSpec", "PluginInfo", "PluginManager"]
 log = logging.getLogger("relayflow.plugins")
 
 ENTRY_POINT_GROUP = "relayflow"
-INTEGRATION_DRIVERS = "relayflow.integrations"
-_HOOK_ARG = {
-    "relayflow_execution_started": "execution",
-    "relayflow_execution_finished": "execution",
-    "relayflow_step_entered": "step",
-    "relayflow_step_exited": "step",
-    "relayflow_task_scheduled": "task",
-    "relayflow_task_submitted": "task",
-    "relayflow_task_completed": "task",
-}
+_LIFECYCLE_HOOKS = tuple(dict.fromkeys(hook for hook, _ in HOOK_FOR_EVENT.values()))
+
+#: Says how one plugin's failing call is reported: (plugin name, hook name, the exception).
+_OnFailure = Callable[[str, str, Exception], None]
+
+
+def _log_failure(plugin: str, hook_name: str, exc: Exception) -> None:
+    log.error("plugin %s failed in %s", plugin, hook_name, exc_info=exc)
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,7 @@ class PluginInfo:
     """One plugin, as `relayflow plugins` lists it."""
 
     name: str
-    source: str  # "entry point", "module", "code", "integration driver"
+    source: str  # "entry point", "module" or "code"
     version: str = ""
     hooks: list[str] = field(default_factory=list)
     integrations: list[str] = field(default_factory=list)
@@ -111,6 +108,7 @@ class PluginManager:
         self._integrations: dict[str, IntegrationSpec] | None = None
         self._config_models: dict[str, type[BaseModel]] | None = None
         self._lists: tuple[list[str] | None, set[str]] = (None, set())
+        self._callers: dict[str, list[tuple[str, pluggy.HookCaller]]] = {}
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -180,83 +178,152 @@ class PluginManager:
         try:
             self._pm.register(plugin, name=name)
             self._pm.check_pending()  # a relayflow_* function no hook has: a misspelt name
+            self._refuse_wrappers(plugin)
         except Exception as exc:  # a hook with a wrong name or signature
             if self._pm.is_registered(plugin):
                 self._pm.unregister(plugin)
             info.error = _one_line(exc)
             log.warning("plugin %s cannot be registered: %s", name, info.error)
             return
+        finally:
+            self._callers.clear()
         info.hooks = sorted(hook.name for hook in self._pm.get_hookcallers(plugin) or [])
         self._integrations = None
         self._config_models = None
 
+    def _refuse_wrappers(self, plugin: object) -> None:
+        """Refuse a wrapper on a hook that calls each plugin on its own (see `_each`)."""
+        for hook in self._pm.get_hookcallers(plugin) or []:
+            if hook.name in hookspecs.PLUGGY_CALLED:
+                continue
+            for impl in hook.get_hookimpls():
+                if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper):
+                    raise TypeError(
+                        f"{hook.name} cannot be a wrapper (wrapper=True or hookwrapper=True): "
+                        "relayflow calls each plugin's implementation of it on its own"
+                    )
+
+    # -- calling hooks ------------------------------------------------------------------------
+
+    def _each(
+        self,
+        hook_name: str,
+        arguments: Callable[[str], Mapping[str, object]],
+        on_failure: _OnFailure = _log_failure,
+    ) -> Iterator[tuple[str, object]]:
+        """Call each plugin's implementation of a hook on its own, in pluggy's order.
+
+        One pluggy call stops at the first implementation that raises; relayflow's hooks must
+        not let one plugin silence the others, so each plugin gets a pluggy call of its own
+        (through `subset_hook_caller`, which pluggy's hook-call monitoring and tracing see).
+        A call that raises goes to ``on_failure`` and is skipped.
+
+        Args:
+            hook_name: the hook.
+            arguments: the keyword arguments for a plugin, given its name. It is called just
+                before each plugin's call, so it may return what an earlier plugin produced.
+            on_failure: reports a plugin whose call raised.
+
+        Yields:
+            (plugin name, result) for each result that is not None.
+        """
+        for plugin_name, caller in self._plugin_callers(hook_name):
+            try:
+                results = caller(**arguments(plugin_name))
+            except Exception as exc:  # one plugin's failure never stops the others
+                on_failure(plugin_name, hook_name, exc)
+                continue
+            for result in results:
+                yield plugin_name, result
+
+    def _plugin_callers(self, hook_name: str) -> list[tuple[str, pluggy.HookCaller]]:
+        """One hook caller per plugin implementing ``hook_name``, in pluggy's call order."""
+        callers = self._callers.get(hook_name)
+        if callers is None:
+            # pluggy keeps implementations in reverse call order, tryfirst and trylast applied.
+            impls = reversed(getattr(self._pm.hook, hook_name).get_hookimpls())
+            plugins = dict((impl.plugin_name, impl.plugin) for impl in impls)
+            callers = [
+                (
+                    name,
+                    self._pm.subset_hook_caller(
+                        hook_name, [p for p in plugins.values() if p is not plugin]
+                    ),
+                )
+                for name, plugin in plugins.items()
+            ]
+            self._callers[hook_name] = callers
+        return callers
+
+    def _call(self, hook_name: str, **kwargs: object) -> None:
+        for _ in self._each(hook_name, lambda _plugin: kwargs):
+            pass
+
     # -- registrations ------------------------------------------------------------------------
 
     def integration_specs(self) -> dict[str, IntegrationSpec]:
-        """Every registered integration, by name: from hooks, then from stevedore drivers."""
+        """Every registered integration, by name, in the order the engine asks them.
+
+        That is pluggy's order: the integrations of the plugin registered last come first, and
+        when two plugins register one name, the one called first keeps it.
+        """
         if self._integrations is not None:
             return self._integrations
-        specs: dict[str, IntegrationSpec] = {}
-        for impl in self._pm.hook.relayflow_register_integrations.get_hookimpls():
-            plugin = impl.plugin_name
+        from relayflow.fdl.resources import register_resource_service  # loads the FDL models
 
+        specs: dict[str, IntegrationSpec] = {}
+
+        def register_for(plugin: str) -> Mapping[str, object]:
             def register(
                 name: str,
                 factory: Callable[[Any], Integration],
                 config_model: type[BaseModel] | None = None,
                 *,
-                _p: str = plugin,
+                services: Iterable[str] = (),
             ) -> None:
-                specs[name] = IntegrationSpec(name, factory, config_model, _p)
-                info = self.infos.get(_p)
+                if name in specs:
+                    log.warning(
+                        "plugin %s registers the integration %s again; %s's is used",
+                        plugin,
+                        name,
+                        specs[name].plugin,
+                    )
+                    return
+                for service in [services] if isinstance(services, str) else services:
+                    register_resource_service(service, name)
+                specs[name] = IntegrationSpec(name, factory, config_model, plugin)
+                info = self.infos.get(plugin)
                 if info is not None and name not in info.integrations:
                     info.integrations.append(name)
 
-            try:
-                impl.function(register=register)
-            except Exception as exc:
-                self._fail(plugin, exc)
-        drivers: ExtensionManager[Any] = ExtensionManager(
-            INTEGRATION_DRIVERS, invoke_on_load=False, on_load_failure_callback=self._driver_failed
-        )
-        for ext in drivers:
-            if ext.name not in specs and self._allowed(ext.name):
-                factory = ext.plugin
-                specs[ext.name] = IntegrationSpec(
-                    ext.name,
-                    factory,
-                    getattr(factory, "config_model", None),
-                    f"driver {ext.entry_point.value}",
-                )
-                info = self.infos.setdefault(
-                    f"driver:{ext.name}",
-                    PluginInfo(
-                        ext.name, "integration driver", getattr(ext.entry_point.dist, "version", "")
-                    ),
-                )
-                info.integrations = [ext.name]
+            served: hookspecs.IntegrationRegister = register
+            return {"register": served}
+
+        for _ in self._each("relayflow_register_integrations", register_for, self._fail):
+            pass
         self._integrations = specs
         return specs
 
-    def _driver_failed(self, manager: Any, entry_point: EntryPoint, exc: BaseException) -> None:
-        self.infos[f"driver:{entry_point.name}"] = PluginInfo(
-            entry_point.name, "integration driver", error=_one_line(exc)
-        )
-
-    def _fail(self, plugin: str, exc: Exception) -> None:
+    def _fail(self, plugin: str, hook_name: str, exc: Exception) -> None:
         info = self.infos.setdefault(plugin, PluginInfo(plugin, "code"))
         info.error = _one_line(exc)
-        log.warning("plugin %s failed: %s", plugin, info.error)
+        log.warning("plugin %s failed in %s: %s", plugin, hook_name, info.error)
 
     def config_models(self) -> dict[str, type[BaseModel]]:
         """Configuration tables registered by plugins, by table name."""
         if self._config_models is None:
             models: dict[str, type[BaseModel]] = {}
-            for impl in self._pm.hook.relayflow_register_config_models.get_hookimpls():
-                try:
-                    impl.function(register=models.__setitem__)
-                except Exception as exc:
-                    self._fail(impl.plugin_name, exc)
+
+            def register(table: str, model: type[BaseModel]) -> None:
+                models[table] = model
+
+            typed: hookspecs.ConfigModelRegister = register
+            for _ in self._each(
+                "relayflow_register_config_models",
+                lambda _plugin: {"register": typed},
+                self._fail,
+            ):
+                pass
             self._config_models = models
         return self._config_models
 
@@ -325,57 +392,45 @@ class PluginManager:
             except ConfigError:
                 raise
             except Exception as exc:
-                self._fail(spec.plugin, exc)
+                self._fail(spec.plugin, "its integration factory", exc)
         return built
 
     def start_local_workers(
         self, workers: list[tuple[str, str]], engine: Engine, integrations: list[Integration]
     ) -> list[Callable[[], None]]:
         """Ask plugins to run workers in this process; return the functions that stop them."""
-        stoppers: list[Callable[[], None]] = []
-        for impl in reversed(self._pm.hook.relayflow_start_local_workers.get_hookimpls()):
-            stop = impl.function(workers=workers, engine=engine, integrations=integrations)
-            if stop is not None:
-                stoppers.append(cast("Callable[[], None]", stop))
-        return stoppers
+        stoppers = self._pm.hook.relayflow_start_local_workers(
+            workers=workers, engine=engine, integrations=integrations
+        )
+        return [cast("Callable[[], None]", stop) for stop in stoppers]
 
     def register_commands(self, cli: click.Group) -> None:
         """Let plugins add commands to the command line."""
-        for impl in self._pm.hook.relayflow_register_commands.get_hookimpls():
-            try:
-                impl.function(cli=cli)
-            except Exception as exc:
-                self._fail(impl.plugin_name, exc)
+        for _ in self._each(
+            "relayflow_register_commands", lambda _plugin: {"cli": cli}, self._fail
+        ):
+            pass
 
     # -- calls during execution ---------------------------------------------------------------
 
     @property
     def observes_lifecycle(self) -> bool:
         """Whether any plugin implements a lifecycle hook (else the engine skips the work)."""
-        return any(getattr(self._pm.hook, name).get_hookimpls() for name in _HOOK_ARG)
+        return any(getattr(self._pm.hook, name).get_hookimpls() for name in _LIFECYCLE_HOOKS)
 
     def prepare_request(self, request: TaskRequest) -> TaskRequest:
-        """Pass a task request through every plugin, in registration order."""
-        # pluggy keeps implementations from last to first: call them the way pluggy would.
-        for impl in reversed(self._pm.hook.relayflow_prepare_task_request.get_hookimpls()):
-            try:
-                changed = impl.function(request=request)
-            except Exception:
-                log.exception(
-                    "plugin %s failed in relayflow_prepare_task_request", impl.plugin_name
-                )
-                continue
+        """Pass a task request through every plugin, in pluggy's order."""
+        hook_name = "relayflow_prepare_task_request"
+        # `_each` reads the arguments just before each call: each plugin sees the last result.
+        arguments: dict[str, object] = {"request": request}
+        for plugin, changed in self._each(hook_name, lambda _plugin: arguments):
             if inspect.isawaitable(changed):
-                log.error(
-                    "plugin %s: relayflow_prepare_task_request must not be async; ignored",
-                    impl.plugin_name,
-                )
+                log.error("plugin %s: %s must not be async; ignored", plugin, hook_name)
                 if inspect.iscoroutine(changed):
                     changed.close()
                 continue
-            if changed is not None:
-                request = cast("TaskRequest", changed)
-        return request
+            arguments["request"] = changed
+        return cast("TaskRequest", arguments["request"])
 
     def task_outcome(self, request: TaskRequest, outcome: TaskOutcome) -> None:
         """Tell plugins how a task request went."""
@@ -388,17 +443,9 @@ class PluginManager:
             if target is None:
                 continue
             hook_name, wrapper = target
-            self._call(
-                hook_name, **{_HOOK_ARG[hook_name]: wrapper(flow_name, execution_name, event)}
-            )
-
-    def _call(self, hook_name: str, **kwargs: Any) -> None:
-        # Each implementation on its own, so that one failing plugin does not silence the rest.
-        for impl in reversed(getattr(self._pm.hook, hook_name).get_hookimpls()):
-            try:
-                impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
-            except Exception:
-                log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
+            spec = getattr(self._pm.hook, hook_name).spec
+            (argument,) = spec.argnames  # each lifecycle hook takes one argument
+            self._call(hook_name, **{argument: wrapper(flow_name, execution_name, event)})
 
     def hook_names(self) -> list[str]:
         """Every hook relayflow defines."""
@@ -407,3 +454,11 @@ class PluginManager:
     def modules(self) -> list[ModuleType | object]:
         """The registered plugin objects."""
         return list(self._pm.get_plugins())
+
+    @property
+    def pluggy_manager(self) -> pluggy.PluginManager:
+        """The pluggy manager underneath, for `add_hookcall_monitoring` and `enable_tracing`.
+
+        Every hook call goes through it; register plugins with `register`, not here.
+        """
+        return self._pm
