@@ -8,7 +8,9 @@ sides used before (`Flow`, `Execution`, `started`, `definition`, `events`, ...) 
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -19,9 +21,11 @@ from relayflow.engine import SyncEngine
 from relayflow.engine.model import HistoryEvent as Record
 from relayflow.store import ExecutionRow, FlowRow, open_store
 from relayflow.testing import fdl
+from tests.api_server import KEYS
 
 T0 = 1_700_000_000.125  # whole milliseconds: the API's times carry no more
 T1 = T0 + 2.5
+LINE = 'engine = SyncEngine(open_store("memory://"))'
 
 
 def execution_row(**changes: object) -> ExecutionRow:
@@ -113,3 +117,23 @@ def test_sync_engine_speaks_the_clients_methods():
         assert eng.list_executions("f", next_token=None).next_token == ""
         with pytest.raises(ValueError, match="timezone-aware"):
             eng.list_executions("f", started_after=datetime(2020, 1, 1))
+
+
+def test_the_docs_move_from_embedded_to_remote_by_one_line(api_server, capsys):
+    """docs/engine.md's example prints the same against a server once its engine line changes."""
+    doc = Path(__file__).resolve().parents[1] / "docs" / "engine.md"
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", doc.read_text(), re.S) if LINE in b]
+    key_id, secret = KEYS["admin"]
+    runs = {
+        "embedded": block,
+        "remote": block.replace(
+            LINE, f"engine = Client({api_server.url!r}, {key_id!r}, {secret!r})"
+        ),
+    }
+    printed = {}
+    for where, code in runs.items():
+        assert code.count("engine = ") == 2  # the one line, and the comment showing the other
+        exec(compile(code, f"{doc} ({where})", "exec"), {"__name__": "__main__"})
+        printed[where] = capsys.readouterr().out
+    assert printed["remote"] == printed["embedded"]
+    assert printed["embedded"].startswith("Succeeded {'greeting': 'Ada'}\n")
