@@ -1,6 +1,6 @@
 """One real `relayflow server` per test session, and ways to call it.
 
-Test modules load this module as a pytest plugin (``pytest_plugins = ["tests.api_server"]``),
+tests/conftest.py loads this module as a pytest plugin (its ``pytest_plugins``),
 so that the session-scoped `api_server` fixture is one server shared by every API test module.
 
 The server runs as a subprocess in a temporary folder, which is its working directory:

@@ -1,8 +1,8 @@
 """Real servers for tests, started once per test run on free loopback ports.
 
-Test modules use them as pytest plugins: ``pytest_plugins = ["tests.services"]``. A server whose
-program is not installed skips the tests that need it, unless RELAYFLOW_REQUIRE_SERVICES is set
-(CI sets it, so CI never skips them).
+tests/conftest.py loads this module as a pytest plugin, so its fixtures serve every test. A server
+whose program is not installed skips the tests that need it, unless RELAYFLOW_REQUIRE_SERVICES is
+set (CI sets it, so CI never skips them).
 """
 
 from __future__ import annotations

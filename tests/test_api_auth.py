@@ -39,8 +39,6 @@ from tests.api_server import (
     serving,
 )
 
-pytest_plugins = ["tests.api_server"]
-
 MAX_NONCE_LENGTH = 128  # the default of server.max_nonce_length
 
 FLOW = TOKEN_FLOW

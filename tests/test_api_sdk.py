@@ -36,8 +36,6 @@ from aliyunsdkfnf.request.v20190315 import (
 from tests.api_server import QUEUE_ARN, TOKEN_FLOW, ApiServer, utc_stamp
 from tests.helpers import EXAMPLES
 
-pytest_plugins = ["tests.api_server"]
-
 CALLBACK_FLOW = f"""version: v1
 type: flow
 steps:

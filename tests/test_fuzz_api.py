@@ -53,8 +53,6 @@ from tests.fuzz_strategies import (
     wait_seconds,
 )
 
-pytest_plugins = ["tests.api_server"]
-
 EXAMPLES = int(os.environ.get("RELAYFLOW_FUZZ_EXAMPLES", "100"))
 RANDOM = os.environ.get("RELAYFLOW_FUZZ_RANDOM") == "1"
 FUZZ = settings(

@@ -14,18 +14,10 @@ import pytest
 from relayflow.engine import Engine, Failed, FunctionIntegration, Submitted, Succeeded
 from relayflow.engine.integration import TaskRequest
 from relayflow.store import open_store
-from relayflow.testing import fdl
-from tests.engine.helpers import (
-    CALLBACK,
-    QUEUE,
-    Worker,
-    engine_test,
-    finished,
-    history,
-    make_engine,
-    refused,
-    until,
-)
+from relayflow.testing import bounded as engine_test
+from relayflow.testing import eventually as until
+from relayflow.testing import fdl, make_engine
+from tests.engine.helpers import CALLBACK, QUEUE, Worker, finished, history, refused
 
 PASS_FLOW = fdl("""
 - type: pass

@@ -28,8 +28,6 @@ from tests.test_seed_e2e import (
     stop,
 )
 
-pytest_plugins = ["tests.services"]
-
 
 def _free_port() -> int:
     with socket.socket() as sock:

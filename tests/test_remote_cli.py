@@ -9,8 +9,6 @@ from pathlib import Path
 
 from tests.api_server import KEYS, QUEUE_ARN
 
-pytest_plugins = ["tests.api_server"]
-
 EXE = str(Path(sys.executable).with_name("relayflow"))
 FLOW = f"""version: v1
 type: flow

@@ -1,19 +1,17 @@
 """Shared flows and helpers for the engine's tests.
 
-Each test runs its own event loop with an in-memory or a temporary SQLite store, and integrations
-made of small async functions. Waits are short and bounded: no test waits on anything for more
+Each test runs its own event loop (`relayflow.testing.bounded`) with an in-memory or a temporary
+SQLite store (`relayflow.testing.make_engine`), and integrations made of small async functions.
+Waits are short and bounded (`relayflow.testing.eventually`): no test waits on anything for more
 than a few seconds.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import functools
-import inspect
 import textwrap
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -21,20 +19,17 @@ import pytest
 from relayflow.engine import (
     Engine,
     ExecutionInfo,
-    FunctionIntegration,
-    Integration,
     Submitted,
     TaskRequest,
 )
 from relayflow.engine.model import HistoryEvent
 from relayflow.errors import EngineError
-from relayflow.store import open_store
-from relayflow.testing import fdl
+from relayflow.testing import eventually, fdl
 from tests.helpers import EXAMPLES
 
 QUEUE = "acs:mns:::/queues/q/messages"
 SEED = (EXAMPLES / "seed-three-tasks.yaml").read_text()
-TEST_TIMEOUT = 10.0
+TEST_TIMEOUT = 10.0  # the time limit of a test in tests/test_childflows.py
 
 
 CALLBACK = fdl(f"""
@@ -79,16 +74,6 @@ ROUTED = fdl(f"""
 """)
 
 
-def engine_test(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    """Run an async test in its own event loop, with an overall time limit."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT))
-
-    return wrapper
-
-
 class Worker:
     """Task handlers that record every request they get."""
 
@@ -103,34 +88,8 @@ class Worker:
 
     async def take(self, n: int = 1, timeout: float = 3.0) -> TaskRequest:
         """The ``n``-th request (1-based), once it has come."""
-        await until(lambda: len(self.requests) >= n, timeout, f"task request #{n}")
+        await eventually(lambda: len(self.requests) >= n, timeout, f"task request #{n}")
         return self.requests[n - 1]
-
-
-async def until(check: Callable[[], Any], timeout: float = 3.0, what: str = "a condition") -> Any:
-    """Poll ``check`` (sync or async) until it gives a true value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-def make_engine(
-    handlers: dict[str, Any] | None = None,
-    url: str = "memory://",
-    integrations: list[Integration] | None = None,
-    **kwargs: Any,
-) -> Engine:
-    kwargs.setdefault("poll_seconds", 0.1)
-    if integrations is None:
-        integrations = [FunctionIntegration(handlers or {})]
-    return Engine(open_store(url), integrations=integrations, **kwargs)
 
 
 async def refused(code: str, awaitable: Awaitable[Any]) -> EngineError:

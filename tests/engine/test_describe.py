@@ -6,19 +6,18 @@ import asyncio
 import time
 from typing import Any
 
+from relayflow.testing import bounded, make_engine
 from tests.engine.helpers import (
     CALLBACK,
     PASS,
     QUEUE,
     ROUTED,
     Worker,
-    engine_test,
-    make_engine,
     refused,
 )
 
 
-@engine_test
+@bounded
 async def test_describe_execution_wait_returns_when_the_execution_ends():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}) as eng:
@@ -39,7 +38,7 @@ async def test_describe_execution_wait_returns_when_the_execution_ends():
         assert 0.25 <= elapsed < 1.0
 
 
-@engine_test
+@bounded
 async def test_describe_execution_wait_times_out_with_a_running_execution():
     async with make_engine({QUEUE: Worker().queue}) as eng:
         await eng.create_flow("f", CALLBACK)
@@ -51,7 +50,7 @@ async def test_describe_execution_wait_times_out_with_a_running_execution():
         assert 0.9 <= elapsed < 1.8
 
 
-@engine_test
+@bounded
 async def test_describe_execution_wait_on_a_finished_execution_returns_at_once():
     async with make_engine() as eng:
         await eng.create_flow("p", PASS)
@@ -61,7 +60,7 @@ async def test_describe_execution_wait_on_a_finished_execution_returns_at_once()
         assert time.monotonic() - t0 < 0.5
 
 
-@engine_test
+@bounded
 async def test_describe_execution_refusals():
     async with make_engine() as eng:
         await eng.create_flow("p", PASS)
@@ -72,7 +71,7 @@ async def test_describe_execution_refusals():
         await refused("ExecutionNotExists", eng.describe_execution("ghost", "r"))
 
 
-@engine_test
+@bounded
 async def test_list_executions_filters_and_pages():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}) as eng:
@@ -115,7 +114,7 @@ async def test_list_executions_filters_and_pages():
         await refused("InvalidArgument", eng.list_executions("f", limit=0))
 
 
-@engine_test
+@bounded
 async def test_list_executions_by_start_time():
     clock_now = [1_000_000.0]
     async with make_engine(clock=lambda: clock_now[0]) as eng:

@@ -11,46 +11,41 @@ import pytest
 from relayflow.engine import Succeeded, TaskRequest
 from relayflow.errors import EngineError
 from relayflow.store import StoreError
-from relayflow.testing import fdl
+from relayflow.testing import bounded, eventually, fdl, make_engine
 from tests.engine.helpers import (
     CALLBACK,
     PASS,
     QUEUE,
     SEED,
-    TEST_TIMEOUT,
     Worker,
     action_flow,
-    engine_test,
     finished,
     has_event,
     history,
-    make_engine,
     refused,
     types_of,
-    until,
 )
 
 
-def sqlite_url(tmp_path: Any) -> str:
-    return "sqlite:///" + str(tmp_path / "relayflow.db")
-
-
-@engine_test
-async def test_restart_keeps_a_pending_callback(tmp_path):
-    url = sqlite_url(tmp_path)
+@bounded
+async def test_restart_keeps_a_pending_callback(engine_factory):
     first = Worker()
-    eng = make_engine({"acs:mns:::/queues/fnf-demo/messages": first.queue}, url=url)
+    eng = engine_factory({"acs:mns:::/queues/fnf-demo/messages": first.queue}, sqlite=True)
     await eng.start()
     try:
         await eng.create_flow("seed", SEED)
         await eng.start_execution("seed", {"source": "s3://x"}, name="run1")
         extract = await first.take(1)
-        await until(lambda: has_event(eng, "seed", "run1", "TaskSubmitted"), what="TaskSubmitted")
+        await eventually(
+            lambda: has_event(eng, "seed", "run1", "TaskSubmitted"), what="TaskSubmitted"
+        )
     finally:
         await eng.close()
 
     second = Worker()
-    async with make_engine({"acs:mns:::/queues/fnf-demo/messages": second.queue}, url=url) as eng:
+    async with engine_factory(
+        {"acs:mns:::/queues/fnf-demo/messages": second.queue}, sqlite=True
+    ) as eng:
         assert (await eng.describe_execution("seed", "run1")).status == "Running"
         await eng.report_task_succeeded(extract.token, {"rows": [7]})
         transform = await second.take(1)
@@ -65,23 +60,21 @@ async def test_restart_keeps_a_pending_callback(tmp_path):
         assert ids == list(range(1, len(ids) + 1))
 
 
-@engine_test
-async def test_a_second_engine_on_the_same_file_is_refused(tmp_path):
-    url = sqlite_url(tmp_path)
-    async with make_engine(url=url) as eng:
+@bounded
+async def test_a_second_engine_on_the_same_file_is_refused(engine_factory):
+    async with engine_factory(sqlite=True) as eng:
         await eng.create_flow("p", PASS)
-        other = make_engine(url=url)
+        other = engine_factory(sqlite=True)
         with pytest.raises(StoreError, match="another relayflow engine"):
             await other.start()
         other.store.close()
         assert (await eng.describe_flow("p")).version == 1
-    async with make_engine(url=url) as again:
+    async with engine_factory(sqlite=True) as again:
         assert (await again.describe_flow("p")).name == "p"
 
 
-@engine_test
-async def test_restart_redispatches_outbox_rows_left_undone(tmp_path):
-    url = sqlite_url(tmp_path)
+@bounded
+async def test_restart_redispatches_outbox_rows_left_undone(engine_factory):
     blocked: list[TaskRequest] = []
 
     async def hang(request: TaskRequest) -> Succeeded:
@@ -89,12 +82,12 @@ async def test_restart_redispatches_outbox_rows_left_undone(tmp_path):
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
-    eng = make_engine({"demo:Work": hang}, url=url)
+    eng = engine_factory({"demo:Work": hang}, sqlite=True)
     await eng.start()
     try:
         await eng.create_flow("f", action_flow())
         await eng.start_execution("f", {"n": 1}, name="run1")
-        await until(lambda: blocked, what="the first dispatch")
+        await eventually(lambda: blocked, what="the first dispatch")
     finally:
         await eng.close(grace_seconds=0)
 
@@ -104,7 +97,7 @@ async def test_restart_redispatches_outbox_rows_left_undone(tmp_path):
         served.append(request)
         return Succeeded({"served": True})
 
-    async with make_engine({"demo:Work": work}, url=url) as eng:
+    async with engine_factory({"demo:Work": work}, sqlite=True) as eng:
         info = await finished(eng, "f", "run1", seconds=3)
         assert info.status == "Succeeded" and info.output == {"served": True}
         assert served[0].input == {"n": 1}
@@ -114,9 +107,8 @@ async def test_restart_redispatches_outbox_rows_left_undone(tmp_path):
         assert (await types_of(eng, "f", "run1")).count("TaskScheduled") == 1
 
 
-@engine_test
-async def test_timers_survive_a_restart(tmp_path):
-    url = sqlite_url(tmp_path)
+@bounded
+async def test_timers_survive_a_restart(engine_factory):
     flow = fdl("""
     - type: wait
       name: nap
@@ -124,11 +116,11 @@ async def test_timers_survive_a_restart(tmp_path):
     - type: pass
       name: after
     """)
-    async with make_engine(url=url) as eng:
+    async with engine_factory(sqlite=True) as eng:
         await eng.create_flow("w", flow)
         await eng.start_execution("w", {}, name="r")
         await asyncio.sleep(0.1)  # see test_close_right_after_a_commit_does_not_hang
-    async with make_engine(url=url) as eng:
+    async with engine_factory(sqlite=True) as eng:
         assert (await eng.describe_execution("w", "r")).status == "Running"
         info = await finished(eng, "w", "r", seconds=3)
         assert info.status == "Succeeded"
@@ -136,7 +128,7 @@ async def test_timers_survive_a_restart(tmp_path):
         assert entered == ["nap", "after"]
 
 
-@engine_test
+@bounded
 async def test_close_right_after_a_commit_does_not_hang():
     flow = fdl("""
     - type: wait
@@ -155,9 +147,8 @@ async def test_close_right_after_a_commit_does_not_hang():
             pytest.fail(f"Engine.close() did not return within 1 s (attempt {attempt + 1})")
 
 
-@engine_test
-async def test_outcomes_that_arrive_within_the_close_grace_are_kept(tmp_path):
-    url = sqlite_url(tmp_path)
+@bounded
+async def test_outcomes_that_arrive_within_the_close_grace_are_kept(engine_factory):
     calls: list[float] = []
 
     async def slow(request: TaskRequest) -> Succeeded:
@@ -165,18 +156,18 @@ async def test_outcomes_that_arrive_within_the_close_grace_are_kept(tmp_path):
         await asyncio.sleep(0.3)
         return Succeeded({"slow": True})
 
-    eng = make_engine({"demo:Work": slow}, url=url)
+    eng = engine_factory({"demo:Work": slow}, sqlite=True)
     await eng.start()
     try:
         await eng.create_flow("f", action_flow())
         await eng.start_execution("f", {}, name="run1")
-        await until(lambda: calls, what="the dispatch")
+        await eventually(lambda: calls, what="the dispatch")
     finally:
         t0 = time.monotonic()
         await eng.close(grace_seconds=3)
         assert time.monotonic() - t0 < 2.0
 
-    async with make_engine({"demo:Work": slow}, url=url) as eng:
+    async with engine_factory({"demo:Work": slow}, sqlite=True) as eng:
         info = await eng.describe_execution("f", "run1")
         assert info.status == "Succeeded" and info.output == {"slow": True}
         await asyncio.sleep(0.3)
@@ -187,16 +178,17 @@ async def test_outcomes_that_arrive_within_the_close_grace_are_kept(tmp_path):
 
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_a_rolled_back_transition_leaves_no_trace(store, tmp_path):
+@bounded
+async def test_a_rolled_back_transition_leaves_no_trace(store, tmp_path):
     url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/store.db"
-    asyncio.run(asyncio.wait_for(_rolled_back_stop(url), TEST_TIMEOUT))
+    await _rolled_back_stop(url)
 
 
 async def _rolled_back_stop(url: str) -> None:
     from relayflow.engine.model import TaskSubmitted
 
     worker = Worker()
-    async with make_engine({QUEUE: worker.queue}, url=url) as eng:
+    async with make_engine({QUEUE: worker.queue}, store=url) as eng:
         await eng.create_flow("f", CALLBACK)
         await eng.start_execution("f", {}, name="e")
         request = await worker.take()
@@ -217,7 +209,7 @@ async def _rolled_back_stop(url: str) -> None:
         assert all("Rolled" not in str(e.detail) for e in events)
 
 
-@engine_test
+@bounded
 async def test_a_long_poll_wakes_for_its_own_execution_only_and_leaves_nothing_behind():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}) as eng:
@@ -227,7 +219,7 @@ async def test_a_long_poll_wakes_for_its_own_execution_only_and_leaves_nothing_b
         first, second = await worker.take(1), await worker.take(2)
         tokens = {first.execution_name: first.token, second.execution_name: second.token}
         polls = {n: asyncio.create_task(eng.describe_execution("f", n, 30)) for n in "ab"}
-        await until(lambda: len(eng.end_waiters._waiters) == 2, what="both long polls to wait")
+        await eventually(lambda: len(eng.end_waiters._waiters) == 2, what="both long polls to wait")
         await eng.report_task_succeeded(tokens["b"], {"n": "b"})
         assert (await polls["b"]).output == {"n": "b"}
         assert not polls["a"].done() and set(eng.end_waiters._waiters) == {("f", "a")}

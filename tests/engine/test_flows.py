@@ -5,22 +5,20 @@ from __future__ import annotations
 import pytest
 
 from relayflow.engine.tokens import parse_token
-from relayflow.testing import fdl
+from relayflow.testing import bounded, fdl, make_engine
 from tests.engine.helpers import (
     BROKEN,
     CALLBACK,
     PASS,
     QUEUE,
     Worker,
-    engine_test,
     finished,
     history,
-    make_engine,
     refused,
 )
 
 
-@engine_test
+@bounded
 async def test_create_and_describe_flow():
     async with make_engine() as eng:
         info = await eng.create_flow("orders", CALLBACK, description="order flow")
@@ -35,7 +33,7 @@ async def test_create_and_describe_flow():
         assert api["CreatedTime"].endswith("Z") and len(api["CreatedTime"]) == 24
 
 
-@engine_test
+@bounded
 async def test_create_flow_twice_is_refused():
     async with make_engine() as eng:
         first = await eng.create_flow("orders", CALLBACK)
@@ -44,7 +42,7 @@ async def test_create_flow_twice_is_refused():
         assert (await eng.describe_flow("orders")) == first
 
 
-@engine_test
+@bounded
 async def test_invalid_definition_carries_the_line_numbered_problem():
     async with make_engine() as eng:
         err = await refused("InvalidDefinition", eng.create_flow("broken", BROKEN))
@@ -55,7 +53,7 @@ async def test_invalid_definition_carries_the_line_numbered_problem():
 
 
 @pytest.mark.parametrize("name", ["", "1abc", "-x", "a b", "a.b", "ä", "x" * 129, "a#b"])
-@engine_test
+@bounded
 async def test_bad_flow_names_are_refused(name):
     async with make_engine() as eng:
         err = await refused("InvalidArgument", eng.create_flow(name, PASS))
@@ -63,7 +61,7 @@ async def test_bad_flow_names_are_refused(name):
         assert (await eng.list_flows()).items == []
 
 
-@engine_test
+@bounded
 async def test_good_flow_names_are_accepted():
     async with make_engine() as eng:
         for name in ["a", "_x", "A-b_9", "x" * 128]:
@@ -71,7 +69,7 @@ async def test_good_flow_names_are_accepted():
         assert len((await eng.list_flows()).items) == 4
 
 
-@engine_test
+@bounded
 async def test_update_flow_bumps_the_version_only_when_the_definition_changes():
     async with make_engine() as eng:
         created = await eng.create_flow("f", PASS, description="one")
@@ -87,7 +85,7 @@ async def test_update_flow_bumps_the_version_only_when_the_definition_changes():
         assert (await eng.describe_flow("f")).version == 2
 
 
-@engine_test
+@bounded
 async def test_update_flow_refusals():
     async with make_engine() as eng:
         await refused("FlowNotExists", eng.update_flow("ghost", definition=PASS))
@@ -97,7 +95,7 @@ async def test_update_flow_refusals():
         assert (await eng.describe_flow("f")).definition == PASS
 
 
-@engine_test
+@bounded
 async def test_running_execution_keeps_the_definition_it_started_with():
     def version(n: int) -> str:
         return fdl(f"""
@@ -132,7 +130,7 @@ async def test_running_execution_keeps_the_definition_it_started_with():
         assert "tail1" in steps and "tail2" not in steps
 
 
-@engine_test
+@bounded
 async def test_list_flows_pages_by_name():
     async with make_engine() as eng:
         for name in ["e", "b", "d", "a", "c"]:
@@ -152,7 +150,7 @@ async def test_list_flows_pages_by_name():
             await refused("InvalidArgument", eng.list_flows(limit=bad))
 
 
-@engine_test
+@bounded
 async def test_delete_flow_removes_its_executions():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}) as eng:
@@ -175,7 +173,7 @@ async def test_delete_flow_removes_its_executions():
         assert (await eng.describe_execution("other", "run1")).status == "Succeeded"
 
 
-@engine_test
+@bounded
 async def test_token_of_a_deleted_execution_does_not_fit_a_new_one_of_the_same_name():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}) as eng:
@@ -193,7 +191,7 @@ async def test_token_of_a_deleted_execution_does_not_fit_a_new_one_of_the_same_n
         assert (await finished(eng, "f", "run1")).output == {"ok": True}
 
 
-@engine_test
+@bounded
 async def test_recreated_flow_runs_its_new_definition():
     first = fdl("""
     - type: pass

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from relayflow.engine.model import HistoryEvent
+from relayflow.testing import bounded, eventually, make_engine
 from tests.engine.helpers import (
     CALLBACK,
     PASS,
     QUEUE,
     SEED,
     Worker,
-    engine_test,
     finished,
     has_event,
     history,
-    make_engine,
     refused,
-    until,
 )
 
 
-@engine_test
+@bounded
 async def test_history_pages_are_gap_free_and_ordered():
     worker = Worker()
     async with make_engine({"acs:mns:::/queues/fnf-demo/messages": worker.queue}) as eng:
@@ -52,14 +50,14 @@ async def test_history_pages_are_gap_free_and_ordered():
         assert api["Events"][0]["EventId"] == 1 and api["NextToken"] == ""
 
 
-@engine_test
+@bounded
 async def test_history_of_a_callback_task_follows_the_documented_order():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}) as eng:
         await eng.create_flow("f", CALLBACK)
         await eng.start_execution("f", {}, name="run1")
         request = await worker.take(1)
-        await until(
+        await eventually(
             lambda: has_event(eng, "f", "run1", "TaskSubmitted"),
             what="TaskSubmitted in the history",
         )
@@ -83,7 +81,7 @@ async def test_history_of_a_callback_task_follows_the_documented_order():
         assert events[4].detail == {"MessageId": str(request.task_id)}
 
 
-@engine_test
+@bounded
 async def test_history_refusals():
     async with make_engine() as eng:
         await eng.create_flow("p", PASS)

@@ -7,19 +7,18 @@ import time
 from typing import Any
 
 from relayflow.engine import Failed, FunctionIntegration, Integration, Succeeded, TaskRequest
+from relayflow.testing import bounded, make_engine
 from tests.engine.helpers import (
     CALLBACK,
     QUEUE,
     Worker,
     action_flow,
-    engine_test,
     finished,
-    make_engine,
     types_of,
 )
 
 
-@engine_test
+@bounded
 async def test_request_response_succeeded():
     seen: list[TaskRequest] = []
 
@@ -47,7 +46,7 @@ async def test_request_response_succeeded():
         assert "TaskSucceeded" in await types_of(eng, "f", "run1")
 
 
-@engine_test
+@bounded
 async def test_request_response_failed():
     async def work(request: TaskRequest) -> Failed:
         return Failed("Biz.Rejected", "amount too large")
@@ -65,7 +64,7 @@ async def test_request_response_failed():
         assert "TaskFailed" in types and types[-1] == "ExecutionFailed"
 
 
-@engine_test
+@bounded
 async def test_an_integration_that_raises_fails_the_task_with_runtime_error():
     async def work(request: TaskRequest) -> Succeeded:
         raise ValueError("the database is gone")
@@ -78,7 +77,7 @@ async def test_an_integration_that_raises_fails_the_task_with_runtime_error():
         assert "the database is gone" in info.cause
 
 
-@engine_test
+@bounded
 async def test_a_result_that_is_not_an_object_is_invalid_local():
     async def work(request: TaskRequest) -> Succeeded:
         return Succeeded([1, 2])
@@ -90,7 +89,7 @@ async def test_a_result_that_is_not_an_object_is_invalid_local():
         assert (info.status, info.error) == ("Failed", "FnF.InvalidLocal")
 
 
-@engine_test
+@bounded
 async def test_an_unclaimed_resource_fails_with_a_cause_naming_it():
     async with make_engine({"demo:Work": Worker().queue}) as eng:
         await eng.create_flow("f", action_flow("nobody:Home"))
@@ -104,7 +103,7 @@ async def test_an_unclaimed_resource_fails_with_a_cause_naming_it():
         assert other.error == "FnF.RuntimeError" and QUEUE in other.cause
 
 
-@engine_test
+@bounded
 async def test_a_pattern_the_integration_does_not_support_fails():
     class RequestOnly(Integration):
         name = "request-only"
@@ -124,7 +123,7 @@ async def test_a_pattern_the_integration_does_not_support_fails():
         assert "request-only" in info.cause and "waitForCallback" in info.cause
 
 
-@engine_test
+@bounded
 async def test_integrations_are_asked_in_order():
     calls: list[str] = []
 
@@ -148,7 +147,7 @@ async def test_integrations_are_asked_in_order():
         assert (await finished(eng, "g", "r")).output == {"by": "second"}
 
 
-@engine_test
+@bounded
 async def test_retries_reinvoke_with_back_off():
     times: list[float] = []
     attempts: list[int] = []
@@ -179,7 +178,7 @@ async def test_retries_reinvoke_with_back_off():
         assert types.count("TaskScheduled") == 3 and types.count("StepEntered") == 1
 
 
-@engine_test
+@bounded
 async def test_retries_run_out_then_the_step_fails():
     calls: list[int] = []
 
@@ -201,7 +200,7 @@ async def test_retries_run_out_then_the_step_fails():
         assert calls == [0, 1]
 
 
-@engine_test
+@bounded
 async def test_retry_policies_match_by_error_name():
     calls: list[int] = []
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from tests.engine.helpers import SEED, Worker, engine_test, finished, make_engine
+from relayflow.testing import bounded, make_engine
+from tests.engine.helpers import SEED, Worker, finished
 
 
-@engine_test
+@bounded
 async def test_seed_three_tasks_end_to_end():
     worker = Worker()
     async with make_engine({"acs:mns:::/queues/fnf-demo/messages": worker.queue}) as eng:

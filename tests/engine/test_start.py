@@ -6,21 +6,19 @@ import asyncio
 
 import pytest
 
-from relayflow.testing import fdl
+from relayflow.testing import bounded, fdl, make_engine
 from tests.engine.helpers import (
     CALLBACK,
     PASS,
     QUEUE,
     Worker,
-    engine_test,
     finished,
-    make_engine,
     refused,
     types_of,
 )
 
 
-@engine_test
+@bounded
 async def test_start_execution_runs_a_pass_flow_to_the_end():
     async with make_engine() as eng:
         await eng.create_flow("p", PASS)
@@ -40,7 +38,7 @@ async def test_start_execution_runs_a_pass_flow_to_the_end():
         assert api["Status"] == "Succeeded" and api["Input"] == '{"a": 1}'
 
 
-@engine_test
+@bounded
 async def test_start_execution_is_idempotent_by_name_while_running():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}) as eng:
@@ -60,7 +58,7 @@ async def test_start_execution_is_idempotent_by_name_while_running():
         assert err.status == 409
 
 
-@engine_test
+@bounded
 async def test_start_execution_refuses_the_name_of_a_failed_or_stopped_one():
     async with make_engine({QUEUE: Worker().queue}) as eng:
         await eng.create_flow("f", CALLBACK)
@@ -72,7 +70,7 @@ async def test_start_execution_refuses_the_name_of_a_failed_or_stopped_one():
         await refused("ExecutionAlreadyExists", eng.start_execution("f", {}, name="y"))
 
 
-@engine_test
+@bounded
 async def test_generated_execution_names_are_unique():
     async with make_engine() as eng:
         await eng.create_flow("p", PASS)
@@ -84,7 +82,7 @@ async def test_generated_execution_names_are_unique():
 
 
 @pytest.mark.parametrize("value", ["[1, 2]", "not json", "{", "3", '"text"', [1], 5, "null"])
-@engine_test
+@bounded
 async def test_start_execution_input_must_be_a_json_object(value):
     async with make_engine() as eng:
         await eng.create_flow("p", PASS)
@@ -93,7 +91,7 @@ async def test_start_execution_input_must_be_a_json_object(value):
         await refused("ExecutionNotExists", eng.describe_execution("p", "r"))
 
 
-@engine_test
+@bounded
 async def test_start_execution_accepts_json_text_and_no_input():
     async with make_engine() as eng:
         await eng.create_flow("p", PASS)
@@ -103,14 +101,14 @@ async def test_start_execution_accepts_json_text_and_no_input():
 
 
 @pytest.mark.parametrize("name", ["1run", "a b", "x" * 129, "run.1"])
-@engine_test
+@bounded
 async def test_start_execution_refuses_bad_names(name):
     async with make_engine() as eng:
         await eng.create_flow("p", PASS)
         await refused("InvalidArgument", eng.start_execution("p", {}, name=name))
 
 
-@engine_test
+@bounded
 async def test_start_execution_of_a_missing_flow():
     async with make_engine() as eng:
         err = await refused("FlowNotExists", eng.start_execution("ghost", {}))

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
-from relayflow.testing import fdl
+from relayflow.testing import bounded, fdl, make_engine
 from tests.engine.helpers import (
     CALLBACK,
     PASS,
     QUEUE,
     Worker,
-    engine_test,
     history,
-    make_engine,
     refused,
 )
 
 
-@engine_test
+@bounded
 async def test_stop_execution():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}) as eng:
@@ -41,7 +39,7 @@ async def test_stop_execution():
         assert await history(eng, "f", "run1") == events
 
 
-@engine_test
+@bounded
 async def test_stop_a_finished_or_missing_execution():
     async with make_engine() as eng:
         await eng.create_flow("p", PASS)
@@ -51,7 +49,7 @@ async def test_stop_a_finished_or_missing_execution():
         assert (await eng.describe_execution("p", "r")).status == "Succeeded"
 
 
-@engine_test
+@bounded
 async def test_a_stopped_wait_does_not_fire():
     flow = fdl("""
     - type: wait

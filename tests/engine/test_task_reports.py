@@ -11,15 +11,13 @@ import pytest
 
 from relayflow.engine.tokens import mint_token
 from relayflow.errors import EngineError
-from relayflow.testing import fdl
+from relayflow.testing import bounded, fdl, make_engine
 from tests.engine.helpers import (
     CALLBACK,
     QUEUE,
     Worker,
-    engine_test,
     finished,
     history,
-    make_engine,
     refused,
     retoken,
     token_text,
@@ -27,7 +25,7 @@ from tests.engine.helpers import (
 )
 
 
-@engine_test
+@bounded
 async def test_first_report_wins():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}) as eng:
@@ -49,7 +47,7 @@ async def test_first_report_wins():
         assert (await types_of(eng, "f", "run1")).count("TaskSucceeded") == 1
 
 
-@engine_test
+@bounded
 async def test_concurrent_reports_only_one_wins():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}) as eng:
@@ -68,7 +66,7 @@ async def test_concurrent_reports_only_one_wins():
         assert info.output == {"n": results.index(wins[0])}
 
 
-@engine_test
+@bounded
 async def test_report_failed_returns_the_task_failed_event():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}) as eng:
@@ -84,7 +82,7 @@ async def test_report_failed_returns_the_task_failed_event():
         await refused("TaskAlreadyCompleted", eng.report_task_succeeded(request.token, {}))
 
 
-@engine_test
+@bounded
 async def test_report_arguments_are_checked():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}) as eng:
@@ -100,7 +98,7 @@ async def test_report_arguments_are_checked():
         assert (await finished(eng, "f", "run1")).output == {"ok": 1}
 
 
-@engine_test
+@bounded
 async def test_report_after_the_attempt_timed_out_is_expired():
     flow = fdl(f"""
     - type: task
@@ -132,7 +130,7 @@ async def test_report_after_the_attempt_timed_out_is_expired():
         assert len(timed_out) == 1 and timed_out[0].detail["error"] == "FnF.TaskTimeout"
 
 
-@engine_test
+@bounded
 async def test_a_task_timeout_without_retry_fails_the_execution():
     flow = fdl(f"""
     - type: task
@@ -165,7 +163,7 @@ async def test_a_task_timeout_without_retry_fails_the_execution():
         base64.b64encode(b"\xff\xfe#\x00").decode(),
     ],
 )
-@engine_test
+@bounded
 async def test_garbled_tokens_are_malformed(token):
     async with make_engine() as eng:
         await eng.create_flow("f", CALLBACK)
@@ -174,7 +172,7 @@ async def test_garbled_tokens_are_malformed(token):
         await refused("TaskTokenMalformed", eng.report_task_failed(token, "E"))
 
 
-@engine_test
+@bounded
 async def test_altered_and_forged_tokens_are_invalid():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}) as eng:
@@ -201,7 +199,7 @@ async def test_altered_and_forged_tokens_are_invalid():
         assert (await finished(eng, "f", "run1")).status == "Succeeded"
 
 
-@engine_test
+@bounded
 async def test_token_layout_matches_serverless_workflow():
     worker = Worker()
     async with make_engine({QUEUE: worker.queue}, token_secret=b"k" * 32) as eng:
@@ -214,7 +212,7 @@ async def test_token_layout_matches_serverless_workflow():
         assert request.token == mint_token(b"k" * 32, "f", "run1", uid, request.task_id)
 
 
-@engine_test
+@bounded
 async def test_well_formed_token_for_a_missing_execution():
     async with make_engine(token_secret=b"s" * 32) as eng:
         await eng.create_flow("f", CALLBACK)
@@ -225,7 +223,7 @@ async def test_well_formed_token_for_a_missing_execution():
         await refused("ExecutionNotExists", eng.report_task_failed(no_flow, "E"))
 
 
-@engine_test
+@bounded
 async def test_forged_tokens_cannot_tell_existing_executions_from_missing_ones():
     """The MAC is checked before any lookup; legacy tokens get one answer for both."""
     worker = Worker()
@@ -250,7 +248,7 @@ async def test_forged_tokens_cannot_tell_existing_executions_from_missing_ones()
         assert (await finished(eng, "f", "run1")).status == "Succeeded"
 
 
-@engine_test
+@bounded
 async def test_reported_error_names_reach_retry_and_catch():
     flow = fdl(f"""
     - type: task

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from relayflow.testing import fdl
-from tests.engine.helpers import engine_test, finished, history, make_engine
+from relayflow.testing import bounded, fdl, make_engine
+from tests.engine.helpers import finished, history
 
 
-@engine_test
+@bounded
 async def test_short_waits_finish():
     flow = fdl("""
     - type: wait
@@ -36,7 +36,7 @@ async def test_short_waits_finish():
         assert entered == ["nap", "nap2", "past", "after"]
 
 
-@engine_test
+@bounded
 async def test_a_wait_with_a_bad_duration_fails_with_runtime_error():
     flow = fdl("""
     - type: wait

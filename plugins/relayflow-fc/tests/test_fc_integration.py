@@ -28,6 +28,7 @@ from relayflow.engine.model import ERROR_INVALID_LOCAL, ERROR_RUNTIME, ERROR_TAS
 from relayflow.fdl import load_flow
 from relayflow.plugins import PluginManager
 from relayflow.testing import bounded
+from relayflow.testing import eventually as until
 from relayflow_fc import FcContext, FcIntegration, FcSettings, FunctionMeta, ServiceMeta
 
 TEST_TIMEOUT = 5.0
@@ -95,13 +96,6 @@ class FakeReporter:
     async def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
         self.calls.append(("failed", token, error, cause))
         return 42
-
-
-async def until(check: Callable[[], Any], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.01)
 
 
 # ---------------------------------------------------------------------------------------------

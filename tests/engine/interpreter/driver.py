@@ -8,7 +8,6 @@ right events, and that a finished execution holds nothing open.
 
 from __future__ import annotations
 
-import textwrap
 from typing import Any
 
 from relayflow.engine.interpreter import Interpreter
@@ -52,12 +51,6 @@ EXECUTION_ENDS = {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", 
 
 def mint(task_id: int) -> str:
     return f"token-{task_id}"
-
-
-def flow_yaml(steps: str, head: str = "") -> str:
-    """A flow document from the YAML of its steps (and optional extra top-level keys)."""
-    body = textwrap.indent(textwrap.dedent(steps).strip("\n"), "  ")
-    return f"version: v1\ntype: flow\n{textwrap.dedent(head).strip()}\nsteps:\n{body}\n"
 
 
 def types(transition: Transition) -> list[str]:

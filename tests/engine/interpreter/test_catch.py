@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tests.engine.interpreter.driver import FN, Driver, flow_yaml
+from relayflow.testing import fdl
+from tests.engine.interpreter.driver import FN, Driver
 
-CATCH_FLOW = flow_yaml(f"""
+CATCH_FLOW = fdl(f"""
     - type: pass
       name: seed
       outputMappings:
@@ -70,7 +71,7 @@ def test_catch_policies_are_matched_in_order():
 
 def test_caught_step_without_error_mappings_outputs_nothing():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: call
               resourceArn: {FN}
@@ -88,7 +89,7 @@ def test_caught_step_without_error_mappings_outputs_nothing():
 
 def test_error_without_a_matching_catch_propagates_to_the_execution():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: parallel
               name: outer
               branches:

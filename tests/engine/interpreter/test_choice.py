@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine.interpreter.driver import Driver, flow_yaml
+from relayflow.testing import fdl
+from tests.engine.interpreter.driver import Driver
 
-CHOICE_FLOW = flow_yaml("""
+CHOICE_FLOW = fdl("""
     - type: choice
       name: size
       choices:
@@ -63,7 +64,7 @@ def test_choice_runs_the_first_true_branch_then_its_goto(n, entered, output):
 
 def test_choice_without_a_match_or_default_continues():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: choice
               name: maybe
               choices:
@@ -92,7 +93,7 @@ def test_choice_without_a_match_or_default_continues():
 
 def test_choice_local_is_the_branch_local_and_output_mappings_read_it():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: choice
               name: compute
               inputMappings:
@@ -138,7 +139,7 @@ def test_choice_local_is_the_branch_local_and_output_mappings_read_it():
 
 def test_choice_conditions_can_read_the_context():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: choice
               name: who
               choices:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from tests.engine.interpreter.driver import Driver, flow_yaml
+from relayflow.testing import fdl
+from tests.engine.interpreter.driver import Driver
 
 
 def test_flow_mappings_and_context_names():
     d = Driver(
-        flow_yaml(
+        fdl(
             """
             - type: pass
               name: note
@@ -49,7 +50,7 @@ def test_flow_mappings_and_context_names():
 
 def test_flow_without_output_mappings_outputs_its_local():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: pass
               name: a
               outputMappings:
@@ -72,7 +73,7 @@ def test_mappings_do_not_change_the_recorded_input():
     # A dotted target written under an object copied from the input must not reach back into
     # the input: the history has already recorded it, and the flow's input is read again later.
     d = Driver(
-        flow_yaml(
+        fdl(
             """
             - type: pass
               name: enrich

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from relayflow.engine.model import CloseTask, Limits, TaskFailed, TaskSucceeded, Transition
-from tests.engine.interpreter.driver import FN, Driver, flow_yaml
+from relayflow.testing import fdl
+from tests.engine.interpreter.driver import FN, Driver
 
-FOREACH_FLOW = flow_yaml(f"""
+FOREACH_FLOW = fdl(f"""
     - type: foreach
       name: each
       iterationMapping:

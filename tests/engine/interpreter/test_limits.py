@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from relayflow.engine.model import CloseTask, InvokeTask, Limits, StartTimer, TimerFired
-from tests.engine.interpreter.driver import FN, T0, Driver, flow_yaml
+from relayflow.testing import fdl
+from tests.engine.interpreter.driver import FN, T0, Driver
 
 
 def test_step_input_over_the_data_limit_fails_the_step():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: pass
               name: big
         """),
@@ -21,7 +22,7 @@ def test_step_input_over_the_data_limit_fails_the_step():
 
 def test_step_output_over_the_data_limit_fails_the_step():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: big
               resourceArn: {FN}
@@ -36,7 +37,7 @@ def test_step_output_over_the_data_limit_fails_the_step():
 
 def test_step_output_under_the_data_limit_passes():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: big
               resourceArn: {FN}
@@ -51,7 +52,7 @@ def test_step_output_under_the_data_limit_passes():
 def test_task_local_over_the_data_limit_fails_the_step_even_when_mapped_down():
     # Limits.max_step_data_bytes: "size of a step's input, output or local as JSON"
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: big
               resourceArn: {FN}
@@ -68,7 +69,7 @@ def test_task_local_over_the_data_limit_fails_the_step_even_when_mapped_down():
 
 def test_data_limit_error_can_be_caught():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: big
               resourceArn: {FN}
@@ -93,7 +94,7 @@ def test_data_limit_error_can_be_caught():
 
 def test_event_limit_fails_an_endless_loop():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: pass
               name: tick
             - type: choice
@@ -112,7 +113,7 @@ def test_event_limit_fails_an_endless_loop():
 
 def test_event_limit_reached_mid_transition_ends_there():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: work
               resourceArn: {FN}
@@ -131,7 +132,7 @@ def test_event_limit_reached_mid_transition_ends_there():
 
 def test_event_limit_in_a_parallel_closes_the_other_branch():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: parallel
               name: fan
               branches:
@@ -166,7 +167,7 @@ def test_steps_per_transition_continue_with_a_timer_due_now():
         f"- type: pass\n  name: p{i}\n  outputMappings:\n    - target: v{i}\n      source: {i}"
         for i in range(1, 8)
     )
-    d = Driver(flow_yaml(steps), limits=Limits(steps_per_transition=3))
+    d = Driver(fdl(steps), limits=Limits(steps_per_transition=3))
     t = d.start()
     assert [e.step_name for e in t.events if e.type == "StepEntered"] == ["p1", "p2", "p3"]
     timer = d.timer("continue")
@@ -184,7 +185,7 @@ def test_steps_per_transition_continue_with_a_timer_due_now():
 
 def test_steps_per_transition_applies_to_parallel_branches():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: parallel
               name: fan
               branches:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from relayflow.engine.model import CancelTimer, CloseTask, InvokeTask, TaskSucceeded, TimerFired
-from tests.engine.interpreter.driver import FN, T0, Driver, flow_yaml, ignored, types
+from relayflow.testing import fdl
+from tests.engine.interpreter.driver import FN, T0, Driver, ignored, types
 
-PARALLEL_FLOW = flow_yaml(f"""
+PARALLEL_FLOW = fdl(f"""
     - type: pass
       name: seed
       outputMappings:
@@ -70,7 +71,7 @@ def test_parallel_starts_every_branch_at_once_and_keeps_branch_order():
 
 def test_parallel_catch_takes_a_branch_failure_with_error_mappings():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: parallel
               name: fan
               branches:
@@ -120,7 +121,7 @@ def test_parallel_catch_takes_a_branch_failure_with_error_mappings():
 
 def test_parallel_retry_runs_every_branch_again():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: parallel
               name: fan
               retry:

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 from relayflow.engine.model import CancelTimer, CloseTask, TaskFailed, TaskSucceeded
-from tests.engine.interpreter.driver import FN, QUEUE, T0, Driver, flow_yaml, ignored, mint
+from relayflow.testing import fdl
+from tests.engine.interpreter.driver import FN, QUEUE, T0, Driver, ignored, mint
 
 
 @pytest.mark.parametrize(
@@ -23,9 +24,7 @@ from tests.engine.interpreter.driver import FN, QUEUE, T0, Driver, flow_yaml, ig
 )
 def test_retry_back_off_and_attempt_count(policy, delays):
     policy_yaml = textwrap.indent(f"- errors: [Throttled]\n  {policy}", " " * 4)
-    d = Driver(
-        flow_yaml(f"- type: task\n  name: call\n  resourceArn: {FN}\n  retry:\n{policy_yaml}")
-    )
+    d = Driver(fdl(f"- type: task\n  name: call\n  resourceArn: {FN}\n  retry:\n{policy_yaml}"))
     d.start()
     for attempt, delay in enumerate(delays):
         invoke = d.task("call")
@@ -49,7 +48,7 @@ def test_retry_back_off_and_attempt_count(policy, delays):
     d.assert_failed("Throttled", "last")
 
 
-RETRY_ORDER_FLOW = flow_yaml(f"""
+RETRY_ORDER_FLOW = fdl(f"""
     - type: task
       name: call
       resourceArn: {FN}
@@ -97,7 +96,7 @@ def test_retry_fnf_all_matches_any_other_error():
 
 def test_retried_callback_task_gets_a_new_task_id_and_token():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: approve
               resourceArn: {QUEUE}
@@ -149,7 +148,7 @@ def test_retried_callback_task_gets_a_new_task_id_and_token():
 
 def test_retry_comes_before_catch():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: charge
               resourceArn: {FN}
@@ -181,7 +180,7 @@ def test_retry_comes_before_catch():
 
 def test_retry_count_starts_again_when_a_loop_reenters_the_step():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: call
               resourceArn: {FN}

@@ -12,12 +12,13 @@ from relayflow.engine.model import (
     TaskSucceeded,
     TimerFired,
 )
-from tests.engine.interpreter.driver import FN, T0, Driver, flow_yaml, ignored, types
+from relayflow.testing import fdl
+from tests.engine.interpreter.driver import FN, T0, Driver, ignored, types
 
 
 def test_serial_steps_record_linked_events_and_effects():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: fetch
               resourceArn: {FN}
@@ -69,7 +70,7 @@ def test_serial_steps_record_linked_events_and_effects():
 
 def test_a_flow_of_pass_steps_finishes_in_the_start_transition():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: pass
               name: a
               outputMappings:
@@ -90,7 +91,7 @@ def test_a_flow_of_pass_steps_finishes_in_the_start_transition():
 
 def test_end_true_finishes_the_list_after_its_step():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: pass
               name: first
               outputMappings:
@@ -116,7 +117,7 @@ def test_end_true_finishes_the_list_after_its_step():
 
 def test_end_true_inside_a_branch_ends_only_that_branch():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: parallel
               name: fan
               branches:
@@ -156,7 +157,7 @@ def test_end_true_inside_a_branch_ends_only_that_branch():
 )
 def test_goto_forwards_skips_the_steps_between(skip, entered, output):
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: choice
               name: route
               choices:
@@ -181,7 +182,7 @@ def test_goto_forwards_skips_the_steps_between(skip, entered, output):
 
 def test_goto_backwards_polls_until_the_task_says_done():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: poll
               resourceArn: {FN}
@@ -216,7 +217,7 @@ def test_goto_backwards_polls_until_the_task_says_done():
 
 def test_goto_inside_a_branch_loops_within_the_branch():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: parallel
               name: fan
               branches:
@@ -251,7 +252,7 @@ def test_goto_inside_a_branch_loops_within_the_branch():
 
 def test_succeed_ends_its_list_early_with_its_output():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: pass
               name: a
               outputMappings:
@@ -276,7 +277,7 @@ def test_succeed_ends_its_list_early_with_its_output():
 
 def test_succeed_inside_a_nested_list_ends_only_that_list():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: choice
               name: pick
               choices:
@@ -333,7 +334,7 @@ def test_succeed_inside_a_nested_list_ends_only_that_list():
 
 def test_fail_step_fails_the_execution_with_its_error_and_cause():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: pass
               name: a
             - type: fail
@@ -355,7 +356,7 @@ def test_fail_step_fails_the_execution_with_its_error_and_cause():
 
 def test_fail_in_a_parallel_branch_fails_the_step_and_cancels_the_other_branches():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: parallel
               name: fan
               branches:

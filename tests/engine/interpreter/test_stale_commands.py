@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from relayflow.engine.model import TaskFailed, TaskSubmitted, TaskSucceeded, TimerFired
-from tests.engine.interpreter.driver import FN, Driver, flow_yaml, ignored
+from relayflow.testing import fdl
+from tests.engine.interpreter.driver import FN, Driver, ignored
 
 
 def test_commands_for_unknown_tasks_and_timers_are_ignored():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: work
               resourceArn: {FN}
@@ -42,7 +43,7 @@ def test_commands_for_unknown_tasks_and_timers_are_ignored():
 
 def test_a_fired_timer_fired_again_is_ignored_while_running():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: wait
               name: nap
               duration: 10

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from relayflow.engine.model import CloseTask, InvokeTask, TaskSubmitted, TaskSucceeded
-from tests.engine.interpreter.driver import FN, QUEUE, Driver, flow_yaml, ignored, mint
+from relayflow.testing import fdl
+from tests.engine.interpreter.driver import FN, QUEUE, Driver, ignored, mint
 
 
 @pytest.mark.parametrize("pattern", ["requestResponse", "sync", "waitForCallback"])
 def test_task_invocation_carries_pattern_mapped_input_params_and_token(pattern):
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: pass
               name: prep
               outputMappings:
@@ -60,7 +61,7 @@ def test_task_invocation_carries_pattern_mapped_input_params_and_token(pattern):
 
 def test_task_with_an_action_is_invoked_with_the_action_as_resource():
     d = Driver(
-        flow_yaml("""
+        fdl("""
             - type: task
               name: startChild
               action: fnf:StartExecution
@@ -79,7 +80,7 @@ def test_task_with_an_action_is_invoked_with_the_action_as_resource():
 
 def test_task_submitted_records_an_event_and_changes_nothing_else():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: send
               resourceArn: {QUEUE}
@@ -106,7 +107,7 @@ def test_task_submitted_records_an_event_and_changes_nothing_else():
 @pytest.mark.parametrize("result", [[1, 2], "text", 3, None, True])
 def test_task_result_that_is_not_an_object_is_invalid_local(result):
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: call
               resourceArn: {FN}
@@ -125,7 +126,7 @@ def test_task_result_that_is_not_an_object_is_invalid_local(result):
 
 def test_invalid_local_can_be_caught():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: call
               resourceArn: {FN}

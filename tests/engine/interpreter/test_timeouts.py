@@ -14,12 +14,13 @@ from relayflow.engine.model import (
     TaskSucceeded,
     TimerFired,
 )
-from tests.engine.interpreter.driver import FN, QUEUE, T0, Driver, flow_yaml, ignored
+from relayflow.testing import fdl
+from tests.engine.interpreter.driver import FN, QUEUE, T0, Driver, ignored
 
 
 def test_task_timeout_fails_the_step_with_task_timeout():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: slow
               resourceArn: {FN}
@@ -46,7 +47,7 @@ def test_task_timeout_fails_the_step_with_task_timeout():
 
 def test_task_that_finishes_in_time_cancels_its_timeout():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: task
               name: slow
               resourceArn: {FN}
@@ -64,7 +65,7 @@ def test_task_that_finishes_in_time_cancels_its_timeout():
 
 def test_flow_timeout_times_the_execution_out_and_cancels_everything():
     d = Driver(
-        flow_yaml(
+        fdl(
             f"""
             - type: parallel
               name: fan
@@ -114,7 +115,7 @@ def test_flow_timeout_times_the_execution_out_and_cancels_everything():
 
 def test_flow_that_finishes_in_time_cancels_its_timer():
     d = Driver(
-        flow_yaml(
+        fdl(
             f"""
             - type: task
               name: work
@@ -132,7 +133,7 @@ def test_flow_that_finishes_in_time_cancels_its_timer():
 
 def test_stop_ends_the_execution_and_ignores_later_commands():
     d = Driver(
-        flow_yaml(f"""
+        fdl(f"""
             - type: parallel
               name: fan
               branches:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from relayflow.engine.model import Limits, StartTimer
-from tests.engine.interpreter.driver import T0, Driver, flow_yaml, types
+from relayflow.testing import fdl
+from tests.engine.interpreter.driver import T0, Driver, types
 
 WAIT_THEN_PASS = """
     - type: wait
@@ -33,7 +34,7 @@ WAIT_THEN_PASS = """
     ],
 )
 def test_wait_duration_sets_a_timer_and_continues_when_it_fires(spec, data, seconds):
-    d = Driver(flow_yaml(WAIT_THEN_PASS.format(spec=spec)))
+    d = Driver(fdl(WAIT_THEN_PASS.format(spec=spec)))
     t = d.start(data)
     timer = d.timer("wait")
     assert t.effects == [StartTimer(timer.timer_id, T0 + seconds, "wait")]
@@ -47,7 +48,7 @@ def test_wait_duration_sets_a_timer_and_continues_when_it_fires(spec, data, seco
 
 def test_wait_until_a_timestamp_in_the_future():
     resume = datetime(2030, 1, 1, tzinfo=UTC).timestamp()
-    d = Driver(flow_yaml(WAIT_THEN_PASS.format(spec="timestamp: 2030-01-01T08:00:00+08:00")))
+    d = Driver(fdl(WAIT_THEN_PASS.format(spec="timestamp: 2030-01-01T08:00:00+08:00")))
     d.now = resume - 3600
     d.start()
     assert d.timer("wait").fire_at == resume
@@ -57,13 +58,13 @@ def test_wait_until_a_timestamp_in_the_future():
 
 def test_wait_until_a_timestamp_from_the_input():
     resume = datetime(2030, 1, 1, 0, 0, 30, tzinfo=UTC).timestamp()
-    d = Driver(flow_yaml(WAIT_THEN_PASS.format(spec="timestamp: $.resumeAt")), now=resume - 90)
+    d = Driver(fdl(WAIT_THEN_PASS.format(spec="timestamp: $.resumeAt")), now=resume - 90)
     d.start({"resumeAt": "2030-01-01T00:00:30Z"})
     assert d.timer("wait").fire_at == resume
 
 
 def test_wait_until_a_timestamp_in_the_past_ends_at_once():
-    d = Driver(flow_yaml(WAIT_THEN_PASS.format(spec="timestamp: 2019-05-02T15:04:05Z")))
+    d = Driver(fdl(WAIT_THEN_PASS.format(spec="timestamp: 2019-05-02T15:04:05Z")))
     t = d.start()
     assert not any(isinstance(e, StartTimer) for e in t.effects)
     d.assert_succeeded({"after": True})
@@ -79,7 +80,7 @@ def test_wait_until_a_timestamp_in_the_past_ends_at_once():
 )
 def test_wait_longer_than_the_maximum_is_a_runtime_error(spec, data, limits):
     now = datetime(2030, 1, 1, tzinfo=UTC).timestamp()
-    d = Driver(flow_yaml(WAIT_THEN_PASS.format(spec=spec)), limits=limits, now=now)
+    d = Driver(fdl(WAIT_THEN_PASS.format(spec=spec)), limits=limits, now=now)
     d.start(data)
     assert d.started == {}
     assert d.one("StepFailed", "pause").detail["error"] == "FnF.RuntimeError"
@@ -99,6 +100,6 @@ def test_wait_longer_than_the_maximum_is_a_runtime_error(spec, data, limits):
     ],
 )
 def test_wait_with_an_unusable_value_is_a_runtime_error(spec, data):
-    d = Driver(flow_yaml(WAIT_THEN_PASS.format(spec=spec)))
+    d = Driver(fdl(WAIT_THEN_PASS.format(spec=spec)))
     d.start(data)
     d.assert_failed("FnF.RuntimeError")
