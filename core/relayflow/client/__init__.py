@@ -116,8 +116,9 @@ Both clients take an httpx transport, so tests can answer without a server:
 
 from __future__ import annotations
 
+from relayflow.client._async import AsyncClient
 from relayflow.client._calls import API_VERSION
-from relayflow.client._http import AsyncClient, Client
+from relayflow.client._http import Client
 from relayflow.client._models import (
     FINAL_STATUSES,
     ClientError,

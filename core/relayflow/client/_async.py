@@ -1,0 +1,238 @@
+"""`AsyncClient`: the actions over HTTP with httpx's asyncio client, one coroutine per action."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+import httpx
+
+from relayflow.client import _calls
+from relayflow.client._calls import Call
+from relayflow.client._http import USER_AGENT, _Base, _client_config
+from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page
+
+if TYPE_CHECKING:  # the configuration (pydantic-settings) is the caller's to load, not ours
+    from relayflow.config import ClientConfig, Config
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+class AsyncClient(_Base):
+    """The asyncio client: the same methods as `Client`, as coroutines.
+
+    Args:
+        endpoint: the server's URL.
+        access_key_id: the access key to sign requests with; None sends them unsigned.
+        access_key_secret: the key's secret.
+        timeout: seconds to wait for an answer; a long poll gets its wait on top.
+        transport: an httpx async transport to use instead of the network.
+
+    Raises:
+        ValueError: as for `Client`.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
+        timeout: float = 30.0,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(endpoint, access_key_id, access_key_secret, timeout)
+        self._http = httpx.AsyncClient(
+            base_url=self.endpoint,
+            timeout=self.timeout,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config | ClientConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> AsyncClient:
+        """A client for the `[client]` table of a configuration."""
+        table = _client_config(config)
+        return cls(
+            table.endpoint,
+            table.access_key_id,
+            table.access_key_secret,
+            table.timeout_seconds,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connections the client keeps open."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def call(self, call: Call[T]) -> T:
+        """Send one prepared call and read its answer.
+
+        Raises:
+            ClientError: the server refused the call, or could not be reached.
+        """
+        data = _calls.encode(call, self.credentials)
+        try:
+            response = await self._http.post("/", data=data, timeout=self._timeout(call))
+        except httpx.HTTPError as exc:
+            raise self._failed(call, exc) from None
+        return call.parse(_calls.decode(response.status_code, response.content))
+
+    async def create_flow(
+        self, name: str, definition: str, description: str = "", role_arn: str | None = None
+    ) -> FlowInfo:
+        """Create a flow (CreateFlow); see `Client.create_flow`."""
+        return await self.call(_calls.create_flow(name, definition, description, role_arn))
+
+    async def update_flow(
+        self,
+        name: str,
+        definition: str | None = None,
+        description: str | None = None,
+        role_arn: str | None = None,
+    ) -> FlowInfo:
+        """Change a flow (UpdateFlow); see `Client.update_flow`."""
+        return await self.call(_calls.update_flow(name, definition, description, role_arn))
+
+    async def describe_flow(self, name: str) -> FlowInfo:
+        """A flow (DescribeFlow)."""
+        return await self.call(_calls.describe_flow(name))
+
+    async def list_flows(
+        self, limit: int | None = None, next_token: str | None = None
+    ) -> Page[FlowInfo]:
+        """One page of flows (ListFlows)."""
+        return await self.call(_calls.list_flows(limit, next_token))
+
+    async def iter_flows(self, page_size: int | None = None) -> AsyncIterator[FlowInfo]:
+        """Every flow, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            page = await self.list_flows(page_size, token)
+            for flow in page.items:
+                yield flow
+            if page.last:
+                return
+            token = page.next_token
+
+    async def delete_flow(self, name: str) -> str:
+        """Delete a flow (DeleteFlow); returns the RequestId."""
+        return await self.call(_calls.delete_flow(name))
+
+    async def start_execution(
+        self,
+        flow_name: str,
+        input: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        callback_token: str | None = None,
+    ) -> ExecutionInfo:
+        """Start an execution (StartExecution); see `Client.start_execution`."""
+        return await self.call(_calls.start_execution(flow_name, input, name, callback_token))
+
+    async def describe_execution(
+        self, flow_name: str, name: str, wait_seconds: int = 0
+    ) -> ExecutionInfo:
+        """An execution (DescribeExecution), with an optional long poll of 0-60 seconds."""
+        return await self.call(_calls.describe_execution(flow_name, name, wait_seconds))
+
+    async def wait_for_execution(
+        self, flow_name: str, name: str, timeout: float | None = None
+    ) -> ExecutionInfo:
+        """Long-poll an execution until it ends, or ``timeout`` seconds pass; returns the last."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = _calls.MAX_WAIT_SECONDS
+            if deadline is not None:
+                wait = max(0, min(wait, int(deadline - time.monotonic())))
+            execution = await self.describe_execution(flow_name, name, wait)
+            if execution.done or wait == 0:
+                return execution
+
+    async def stop_execution(
+        self, flow_name: str, name: str, error: str = "", cause: str = ""
+    ) -> ExecutionInfo:
+        """Stop a running execution (StopExecution)."""
+        return await self.call(_calls.stop_execution(flow_name, name, error, cause))
+
+    async def list_executions(
+        self,
+        flow_name: str,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        limit: int | None = None,
+        next_token: str | None = None,
+        *,
+        started_after: datetime | str | None = None,
+        started_before: datetime | str | None = None,
+    ) -> Page[ExecutionInfo]:
+        """One page of a flow's executions (ListExecutions); see `Client.list_executions`."""
+        return await self.call(
+            _calls.list_executions(
+                flow_name, status, name_prefix, limit, next_token, started_after, started_before
+            )
+        )
+
+    async def iter_executions(
+        self,
+        flow_name: str,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[ExecutionInfo]:
+        """Every execution of a flow that matches, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            page = await self.list_executions(flow_name, status, name_prefix, page_size, token)
+            for execution in page.items:
+                yield execution
+            if page.last:
+                return
+            token = page.next_token
+
+    async def get_execution_history(
+        self, flow_name: str, name: str, limit: int | None = None, next_token: str | None = None
+    ) -> HistoryPage:
+        """One page of an execution's events (GetExecutionHistory)."""
+        return await self.call(_calls.get_execution_history(flow_name, name, limit, next_token))
+
+    async def iter_history(
+        self, flow_name: str, name: str, page_size: int | None = None
+    ) -> AsyncIterator[HistoryEvent]:
+        """Every event of an execution, oldest first, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            page = await self.get_execution_history(flow_name, name, page_size, token)
+            for event in page.items:
+                yield event
+            if page.last:
+                return
+            token = page.next_token
+
+    async def report_task_succeeded(self, token: str, output: Mapping[str, Any]) -> int:
+        """Complete a task by its token (ReportTaskSucceeded); returns the event id."""
+        return await self.call(_calls.report_task_succeeded(token, output))
+
+    async def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
+        """Fail a task by its token (ReportTaskFailed); returns the event id."""
+        return await self.call(_calls.report_task_failed(token, error, cause))
