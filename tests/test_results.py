@@ -18,8 +18,8 @@ import relayflow.client as client
 import relayflow.engine as engine
 from relayflow import results
 from relayflow.engine import SyncEngine
-from relayflow.engine.model import HistoryEvent as Record
 from relayflow.store import ExecutionRow, FlowRow, open_store
+from relayflow.store.records import HistoryEvent as Record
 from relayflow.testing import fdl
 from tests.api_server import KEYS
 

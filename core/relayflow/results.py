@@ -37,8 +37,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar
 
 if TYPE_CHECKING:  # only for annotations: the store and the engine are the server's side
-    from relayflow.engine.model import HistoryEvent as HistoryRecord
-    from relayflow.store import ExecutionRow, FlowRow
+    from relayflow.store.records import ExecutionRow, FlowRow
+    from relayflow.store.records import HistoryEvent as HistoryRecord
 
 __all__ = [
     "FINAL_STATUSES",
@@ -404,7 +404,7 @@ class HistoryEvent:
 
     def to_record(self) -> HistoryRecord:
         """The engine's stored shape of this event (`time` in seconds since the epoch)."""
-        from relayflow.engine.model import HistoryEvent as Record  # the engine's side, on use
+        from relayflow.store.records import HistoryEvent as Record  # the store's side, on use
 
         when = _seconds(self.time) or 0.0
         return Record(
