@@ -1,6 +1,6 @@
 """The synchronous client's own connections (relayflow.client._wire) against a real socket server.
 
-The API tests in test_client.py cover what is sent and how answers are read; these cover the
+The API tests in tests/client/ cover what is sent and how answers are read; these cover the
 connection handling underneath: reuse, a server that closes idle connections, threads sharing
 one client, an endpoint with a path.
 """
