@@ -66,7 +66,9 @@ def iso_time(value: datetime | float | None) -> str:
         return ""
     if not isinstance(value, datetime):
         value = datetime.fromtimestamp(value, UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    elif value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _utc(seconds: float | None) -> datetime | None:
@@ -498,4 +500,18 @@ class HistoryPage(Page[HistoryEvent]):
 
     def to_api(self) -> dict[str, Any]:
         """The fields of GetExecutionHistory's answer."""
-        return {"Events": [e.to_api() for e in self.items], "NextToken": self.next_token}
+        # Written out rather than calling each event's to_api(): a page holds up to 999 events.
+        return {
+            "Events": [
+                {
+                    "EventId": e.event_id,
+                    "ScheduleEventId": e.schedule_event_id,
+                    "StepName": e.step_name,
+                    "Type": e.type,
+                    "Time": iso_time(e.time),
+                    "EventDetail": json.dumps(e.detail),
+                }
+                for e in self.items
+            ],
+            "NextToken": self.next_token,
+        }
