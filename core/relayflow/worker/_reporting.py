@@ -41,8 +41,16 @@ CHECK_TOKEN = "relayflow-worker-credentials-check"
 class WorkerError(Exception):
     """The worker cannot start or must stop; the message is one sentence saying why.
 
-    An unknown transport, an unreachable broker, or a server that refuses its credentials.
+    Attributes:
+        code: a stable name for the reason: `UnknownTransport`, `BrokerUnreachable`,
+            `CredentialsRefused`, or `WorkerError` when none fits.
+        message: the sentence (also `str(error)`).
     """
+
+    def __init__(self, message: str, code: str = "WorkerError") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
 
 
 class Reporter(Protocol):
@@ -125,7 +133,8 @@ def credentials_refused(exc: BaseException) -> WorkerError:
     """The error a worker stops with when the server refused its credentials with ``exc``."""
     return WorkerError(
         f"the server refuses this worker's credentials ({_reason(exc)}); check [client] "
-        "access_key_id and access_key_secret"
+        "access_key_id and access_key_secret",
+        "CredentialsRefused",
     )
 
 

@@ -19,17 +19,21 @@ hidden while its task runs, and when a message whose report failed comes back.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from relayflow.cli._common import CONTEXT, EXIT_INVALID, Invalid, config_option, load_config_or_fail
 from relayflow.client import Client
-from relayflow.config import Config, ConfigError, load_config
+from relayflow.config import ConfigError
 from relayflow.importing import ImportTargetError, import_callable
+from relayflow.worker import WorkerError, check_credentials
 from relayflow_mns.integration import DEFAULT_TRANSPORT
-from relayflow_mns.worker import WorkerError, run_worker
+from relayflow_mns.worker import Worker, run_worker
+
+if TYPE_CHECKING:
+    from relayflow.config import Config
 
 __all__ = [
     "DEFAULT_TRANSPORT",
@@ -38,11 +42,9 @@ __all__ = [
     "HandlerError",
     "broker_settings",
     "load_handler",
+    "split_queues",
     "worker",
 ]
-
-#: Exit status when the handler, the configuration or the broker cannot be used.
-EXIT_INVALID = 2
 #: Seconds a received message stays hidden when the configuration does not say.
 DEFAULT_VISIBILITY_TIMEOUT = 30.0
 
@@ -92,16 +94,23 @@ def broker_settings(config: Config) -> tuple[str, dict[str, Any], float]:
     return url.strip(), dict(options), float(visibility)
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"relayflow worker: {' '.join(message.split())}", err=True)
-    sys.exit(EXIT_INVALID)
+def split_queues(names: tuple[str, ...] | list[str]) -> list[str]:
+    """Queue names from arguments that may each hold several, comma-separated (`a,b`).
+
+    Raises:
+        Invalid: no name is left, or one is empty (`a,,b`).
+    """
+    queues = [name.strip() for text in names for name in text.split(",")]
+    if not queues or not all(queues):
+        raise Invalid(
+            "InvalidArgument",
+            f"QUEUE must be one or more queue names separated by commas, got {','.join(names)!r}",
+        )
+    return list(dict.fromkeys(queues))
 
 
-@click.command(
-    "worker",
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
-@click.argument("queue")
+@click.command("worker", context_settings=CONTEXT)
+@click.argument("queues", nargs=-1, required=True, metavar="QUEUE[,QUEUE...]")
 @click.option(
     "--handler",
     "handler_path",
@@ -119,16 +128,14 @@ def _fail(message: str) -> NoReturn:
     type=click.IntRange(min=1, max=1024),
     help="How many messages to handle at once, each on its own thread.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    metavar="FILE",
-    type=click.Path(dir_okay=False),
+@config_option(
     help="relayflow.toml to use (default: $RELAYFLOW_CONFIG, then ./relayflow.toml). "
     "[integrations.mns] transport is the broker (default "
-    f"{DEFAULT_TRANSPORT}); [client] says where to report and with which key.",
+    f"{DEFAULT_TRANSPORT}); [client] says where to report and with which key."
 )
-def worker(queue: str, handler_path: str, concurrency: int, config_path: str | None) -> None:
+def worker(
+    queues: tuple[str, ...], handler_path: str, concurrency: int, config_path: str | None
+) -> None:
     """Run a Python function for every task message on QUEUE and report the results.
 
     For each message: call the handler with the body; report ReportTaskSucceeded with the dict
@@ -136,6 +143,9 @@ def worker(queue: str, handler_path: str, concurrency: int, config_path: str | N
     message's task token; only then delete the message. A message whose report cannot be
     made (the API is down) comes back after its visibility timeout and runs again; a report
     refused because the task already has its answer just deletes it.
+
+    One worker serves several queues: name them separated by commas (`warehouse,notify`, as
+    Celery's -Q a,b) or as several arguments.
 
     \b
     Example: a file jobs.py in the current directory,
@@ -146,29 +156,51 @@ def worker(queue: str, handler_path: str, concurrency: int, config_path: str | N
     and the worker for the queue of contrib/examples/seed-three-tasks.yaml:
         relayflow worker fnf-demo --handler jobs:handle --concurrency 4
 
-    SIGTERM or Ctrl-C stops taking messages, lets the tasks in progress finish, and exits 0.
-    Exit 2: the handler, the configuration or the broker cannot be used (one line on stderr).
+    At start the worker checks its access key with the server (one signed report that touches
+    no task) and stops if the server refuses it; so it does if a report is refused for the key
+    later, leaving the message on the queue. SIGTERM or Ctrl-C stops taking messages, lets the
+    tasks in progress finish, and exits 0. Exit 2: the handler, the configuration, the broker
+    or the access key cannot be used (one line on stderr: relayflow: <Code>: <message>).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    names = split_queues(queues)
+    config = load_config_or_fail(config_path)
     try:
-        config = load_config(config_path)
         url, options, visibility = broker_settings(config)
-        handler = load_handler(handler_path)
         client = Client.from_config(config)
-    except (ConfigError, HandlerError, ValueError) as exc:
-        _fail(str(exc))
+    except (ConfigError, ValueError) as exc:
+        raise Invalid("InvalidConfig", str(exc), mask=True) from None
+    try:
+        handler = load_handler(handler_path)
+    except ImportTargetError as exc:
+        raise Invalid("InvalidHandler", str(exc)) from None
     with client:
+        try:
+            # The broker first: a worker that cannot receive has nothing to report.
+            Worker(
+                names,
+                handler,
+                transport_url=url,
+                reporter=client,
+                transport_options=options,
+                visibility_timeout=visibility,
+            ).check_broker()
+            warning = check_credentials(client)
+        except WorkerError as exc:
+            raise Invalid(exc.code, exc.message, mask=True) from None
+        if warning:
+            log.warning("relayflow worker: %s; reports are retried as messages come", warning)
         log.info(
             "relayflow worker: queue %s, %d thread(s), handler %s, reporting to %s; "
             "SIGTERM or Ctrl-C stops it",
-            queue,
+            ", ".join(names),
             concurrency,
             handler_path,
             client.endpoint,
         )
         try:
             stats = run_worker(
-                queue,
+                names,
                 handler,
                 transport_url=url,
                 reporter=client,
@@ -176,8 +208,10 @@ def worker(queue: str, handler_path: str, concurrency: int, config_path: str | N
                 visibility_timeout=visibility,
                 transport_options=options,
             )
-        except (WorkerError, ValueError) as exc:
-            _fail(str(exc))
+        except WorkerError as exc:
+            raise Invalid(exc.code, exc.message, mask=True) from None
+        except ValueError as exc:
+            raise Invalid("InvalidArgument", str(exc)) from None
     log.info(
         "relayflow worker: stopped; %d message(s): %d succeeded, %d failed, %d already "
         "answered, %d without a token, %d left for redelivery",

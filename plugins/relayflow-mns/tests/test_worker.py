@@ -43,6 +43,7 @@ from relayflow.config import load_config
 from relayflow.engine import Engine, FunctionIntegration, Submitted, TaskRequest
 from relayflow.errors import EngineError
 from relayflow.store import open_store
+from relayflow.worker import CHECK_TOKEN
 from relayflow_mns import cli
 from relayflow_mns.worker import (
     INVALID_OUTPUT,
@@ -630,7 +631,7 @@ def test_cli_bad_handler_is_one_line_and_exit_2(tmp_path: Path, handler: str, me
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("relayflow worker: ")
+    assert lines[0].startswith("relayflow: InvalidHandler: ")
     assert message.replace("jobs", module) in lines[0]
 
 
@@ -641,7 +642,7 @@ def test_cli_unreachable_broker_is_one_line_and_exit_2(tmp_path: Path) -> None:
     result = run_cli(["q", "--handler", "jobs_ok:handle", "--config", str(config)], tmp_path)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "cannot reach the broker" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("relayflow: BrokerUnreachable: cannot reach")
 
 
 def test_cli_reads_the_broker_from_integrations_mns(tmp_path: Path) -> None:
@@ -833,11 +834,14 @@ class FakeApi:
                 length = int(self.headers.get("Content-Length") or 0)
                 params = dict(parse_qsl(self.rfile.read(length).decode()))
                 with api.lock:
-                    api.attempts.append(params)
                     token = params.get("TaskToken", "")
-                    if token in api.answered:
+                    if token == CHECK_TOKEN:  # the worker's credentials check at start
+                        status, doc = 400, {"Code": "TaskTokenMalformed", "Message": "no task"}
+                    elif token in api.answered:
+                        api.attempts.append(params)
                         status, doc = 409, {"Code": "TaskAlreadyCompleted", "Message": "won"}
                     else:
+                        api.attempts.append(params)
                         api.answered[token] = params
                         status, doc = 200, {"EventId": len(api.answered)}
                 data = json.dumps({**doc, "RequestId": "R"}).encode()

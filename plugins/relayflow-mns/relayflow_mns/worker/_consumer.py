@@ -211,10 +211,13 @@ class Worker:
             scheme = self.transport_url.partition(":")[0]
             raise WorkerError(
                 f"cannot load the transport '{scheme}' of {where}: "
-                f"{exc.args[0] if exc.args else exc}"
+                f"{exc.args[0] if exc.args else exc}",
+                "UnknownTransport",
             ) from exc
         except Exception as exc:  # kombu raises many kinds here
-            raise WorkerError(f"cannot reach the broker at {where}: {exc}") from exc
+            raise WorkerError(
+                f"cannot reach the broker at {where}: {exc}", "BrokerUnreachable"
+            ) from exc
         finally:
             if connection is not None:
                 connection.release()

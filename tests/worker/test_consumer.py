@@ -1,0 +1,108 @@
+"""relayflow_mns.worker's consumer: a lost broker is reconnected to, a bug stops the worker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import pytest
+from kombu import Connection, Producer, Queue
+
+from relayflow_mns.worker import Worker, _consumer
+
+MEMORY = "memory://"
+FAST = {"polling_interval": 0.01}
+
+
+class Reporter:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def report_task_succeeded(self, token: str, output: dict[str, Any]) -> Any:
+        self.calls.append(("succeeded", token, output))
+
+    def report_task_failed(self, token: str, error: str, cause: str) -> Any:
+        self.calls.append(("failed", token, error, cause))
+
+
+def publish(queue: str, body: dict[str, Any], token: str) -> None:
+    with Connection(MEMORY) as connection:
+        Producer(connection.default_channel).publish(
+            json.dumps(body),
+            routing_key=queue,
+            declare=[Queue(queue, routing_key=queue)],
+            content_type="application/json",
+            content_encoding="utf-8",
+            serializer=None,
+            headers={"x-relayflow-task-token": token},
+        )
+
+
+def worker(queue: str | list[str], reporter: Reporter) -> Worker:
+    return Worker(
+        queue,
+        lambda body: {"n": body["n"]},
+        transport_url=MEMORY,
+        reporter=reporter,
+        transport_options=FAST,
+        poll_interval=0.05,
+    )
+
+
+def test_a_bug_stops_the_worker_and_is_not_taken_for_a_lost_broker(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[Any] = []
+
+    def broken(message: Any) -> Any:
+        calls.append(message)
+        raise RuntimeError("a bug in decoding")
+
+    monkeypatch.setattr(_consumer, "decode_message", broken)
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    publish(queue, {"n": 1}, "tok")
+    reporter = Reporter()
+    running = worker(queue, reporter)
+    with caplog.at_level(logging.WARNING, logger="relayflow_mns.worker"):
+        running.start()
+        assert running.wait(10), "the worker did not stop by itself"
+        assert running.stop(10)
+    assert isinstance(running.error, RuntimeError)
+    assert len(calls) == 1 and reporter.calls == []
+    text = caplog.text
+    assert "this is a bug, not the broker" in text and "a bug in decoding" in text
+    assert "lost the broker" not in text
+
+
+def test_a_lost_broker_is_reconnected_to(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = Worker._consume
+    failures: list[str] = []
+
+    def flaky(self: Worker, connection: Any) -> None:
+        if not failures:
+            failures.append("once")
+            raise connection.connection_errors[0]("the broker went away")
+        real(self, connection)
+
+    monkeypatch.setattr(Worker, "_consume", flaky)
+    first, second = f"a-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}"
+    publish(first, {"n": 1}, "tok-a")
+    publish(second, {"n": 2}, "tok-b")
+    reporter = Reporter()
+    running = worker([first, second], reporter)
+    with caplog.at_level(logging.INFO, logger="relayflow_mns.worker"), running:
+        deadline = 200
+        while len(reporter.calls) < 2 and deadline:
+            running.wait(0.05)
+            deadline -= 1
+    assert running.error is None
+    assert sorted(reporter.calls) == [
+        ("succeeded", "tok-a", {"n": 1}),
+        ("succeeded", "tok-b", {"n": 2}),
+    ]
+    assert "lost the broker at memory://" in caplog.text
+    assert f"queue={first} " in caplog.text and f"queue={second} " in caplog.text
