@@ -22,6 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from relayflow.api import ApiApp, Authenticator
 from relayflow.config import Config, ConfigError, ServerConfig, mask_text
 from relayflow.engine import Engine, Integration
+from relayflow.engine.coverage import settings_problems
 from relayflow.plugins import PluginManager
 
 __all__ = ["check_listen_address", "run_server", "serve"]
@@ -335,8 +336,16 @@ async def serve(
     *,
     ready: asyncio.Event | None = None,
 ) -> None:
-    """Run the engine and the API until a stop signal, then shut both down cleanly."""
+    """Run the engine and the API until a stop signal, then shut both down cleanly.
+
+    Raises:
+        ConfigError: the server cannot listen where configured, or an integration's settings
+            cannot work (`relayflow.engine.coverage.settings_problems`); nothing was started.
+    """
     check_listen_address(config)
+    problems = settings_problems(integrations)
+    if problems:
+        raise ConfigError(f"{config.source}: {'; '.join(problems)}")
     settings = config.server
     engine = Engine.from_config(config, integrations=integrations, plugins=plugins)
     # IPPROTO_TCP, not 0: asyncio then sets TCP_NODELAY on every connection. Without it each

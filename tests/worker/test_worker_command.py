@@ -112,9 +112,12 @@ def wait_for(what: str, check: Callable[[], object], seconds: float = TIMEOUT) -
 
 def waiting(transport: str, queue: str) -> int:
     with Connection(transport) as connection:
-        declared = Queue(queue, routing_key=queue)(connection.default_channel).queue_declare(
-            passive=True
-        )
+        try:
+            declared = Queue(queue, routing_key=queue)(connection.default_channel).queue_declare(
+                passive=True
+            )
+        except connection.channel_errors:  # not declared yet: nothing sent to it so far
+            return 0
         return int(declared.message_count or 0)
 
 

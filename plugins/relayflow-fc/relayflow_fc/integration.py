@@ -24,6 +24,7 @@ from relayflow.engine.integration import (
     TaskRequest,
 )
 from relayflow.engine.model import ERROR_RUNTIME, ERROR_TASK_TIMEOUT
+from relayflow.importing import ImportTargetError, import_callable
 from relayflow_fc.context import FcContext, FunctionMeta, Reporter, ServiceMeta
 from relayflow_fc.runner import HandlerCall
 from relayflow_fc.settings import FcSettings, function_key, parse_fc_arn
@@ -75,6 +76,16 @@ class FcIntegration(Integration):
     def bind(self, reporter: Reporter) -> None:
         """Keep the engine as the reporter of in-process callbacks (called when it starts)."""
         self.reporter = reporter
+
+    def problems(self) -> list[str]:
+        """Every mapped handler must import and be callable; one sentence for each that is not."""
+        found = []
+        for key, target in self.settings.functions.items():
+            try:
+                import_callable(target)
+            except ImportTargetError as exc:
+                found.append(f'[integrations.fc.functions] "{key}" = "{target}": {exc}')
+        return found
 
     def claims(self, resource: str) -> bool:
         """Whether ``resource`` is an `acs:fc` function ARN whose `service/function` is mapped."""

@@ -25,6 +25,7 @@ from relayflow.engine import Failed, Integration, Submitted, Succeeded, TaskOutc
 from relayflow.engine.model import ERROR_RUNTIME
 from relayflow.fdl import parse_resource_arn
 from relayflow_mns import redis_transport
+from relayflow_mns._transports import transport_problem
 from relayflow_mns.sqlite_transport import mns_priority_to_kombu
 
 __all__ = [
@@ -104,6 +105,11 @@ class MnsIntegration(Integration):
             return parse_resource_arn(resource).service == "mns"
         except ValueError:
             return False
+
+    def problems(self) -> list[str]:
+        """The transport's scheme must be one kombu knows or one this plugin registers."""
+        problem = transport_problem(self.settings.transport)
+        return [] if problem is None else [problem]
 
     def queues_for(self, kind: str, name: str) -> list[str]:
         """The queues a message for this queue or topic goes to.

@@ -9,17 +9,14 @@ broker goes away.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from importlib.metadata import entry_points
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
 
 from kombu.connection import Connection
 from kombu.entity import Queue
@@ -35,6 +32,7 @@ from relayflow.worker import (
     run_handler,
 )
 from relayflow_mns import redis_transport
+from relayflow_mns._transports import register_transport_aliases, safe_url
 from relayflow_mns.worker._messages import TaskMessage, decode_message
 from relayflow_mns.worker._visibility import VisibilityHook, _Extenders, visibility_hook_for
 
@@ -55,31 +53,6 @@ class _Stopping(Exception):
 
 class _Restart(Exception):
     """The channel cannot be trusted any more (an ack failed): start over on a new connection."""
-
-
-@functools.cache
-def _register_transport_aliases() -> None:
-    """Make kombu find the transports installed distributions declare.
-
-    Distributions name their transports under the `kombu.transports` entry point group,
-    which kombu itself does not read; an alias that kombu already knows is left as it is.
-    """
-    from kombu.transport import TRANSPORT_ALIASES
-
-    for entry in entry_points(group="kombu.transports"):
-        TRANSPORT_ALIASES.setdefault(entry.name, entry.value)
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 class Worker:
@@ -164,7 +137,7 @@ class Worker:
 
     def __repr__(self) -> str:
         return (
-            f"Worker({self.queue!r}, transport_url={_safe_url(self.transport_url)!r}, "
+            f"Worker({self.queue!r}, transport_url={safe_url(self.transport_url)!r}, "
             f"concurrency={self.concurrency})"
         )
 
@@ -189,7 +162,7 @@ class Worker:
         return self._error
 
     def _connection(self) -> Any:
-        _register_transport_aliases()
+        register_transport_aliases()
         return Connection(  # type: ignore[no-untyped-call]
             self.transport_url,
             transport=redis_transport.transport_for(self.transport_url),
@@ -202,7 +175,7 @@ class Worker:
         Raises:
             WorkerError: the transport is unknown or the broker does not answer.
         """
-        where = _safe_url(self.transport_url)
+        where = safe_url(self.transport_url)
         connection: Any = None
         try:
             connection = self._connection()
@@ -327,7 +300,7 @@ class Worker:
                     self.log.warning(
                         "queue=%s: lost the broker at %s (%s: %s); connecting again",
                         self.queue,
-                        _safe_url(self.transport_url),
+                        safe_url(self.transport_url),
                         type(exc).__name__,
                         exc,
                     )
@@ -346,7 +319,7 @@ class Worker:
         self.log.warning(
             "queue=%s: cannot reach the broker at %s (%s: %s); trying again in %.1f s",
             self.queue,
-            _safe_url(self.transport_url),
+            safe_url(self.transport_url),
             type(exc).__name__,
             exc,
             interval,
