@@ -6,7 +6,10 @@ from relayflow.fdl.base import (
     Mapping,
     Step,
     StepBase,
+    StepFailed,
+    StepHandler,
     register_step_type,
+    step_handler,
     step_types,
     unregister_step_type,
 )
@@ -55,6 +58,8 @@ __all__ = [
     "RetryPolicy",
     "Step",
     "StepBase",
+    "StepFailed",
+    "StepHandler",
     "SucceedStep",
     "TaskStep",
     "WaitStep",
@@ -65,6 +70,7 @@ __all__ = [
     "load_flow_file",
     "parse_resource_arn",
     "register_step_type",
+    "step_handler",
     "step_types",
     "unregister_step_type",
 ]

@@ -1,23 +1,28 @@
 """Shared pieces of the FDL models: the base model, compiled field types and the step registry.
 
-Step types live in a registry rather than a fixed union so that a plugin can add one::
+Step types live in a registry rather than a fixed union so that a plugin can add one, with the
+handler that runs it::
 
     from typing import Literal
     from relayflow.fdl import StepBase, register_step_type
 
-    class NotifyStep(StepBase):
-        type: Literal["notify"]
-        channel: str
+    class StampStep(StepBase):
+        type: Literal["stamp"]
+        label: str
 
-    register_step_type(NotifyStep)
+    def stamp(step: StampStep, input: dict, context: dict) -> dict:
+        return {"label": step.label}
+
+    register_step_type(StampStep, handler=stamp)
 
 Every list of steps (the flow's, a branch's, a foreach's, a choice's) is validated against the
-registered types, discriminated on `type`, and the JSON Schema lists them all.
+registered types, discriminated on `type`, and the JSON Schema lists them all. The engine runs
+the built-in types itself and a plugin's type with its handler; a type without one is refused.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import (
     BaseModel,
@@ -41,6 +46,7 @@ from relayflow.dataflow import (
     compile_source,
     compile_target,
 )
+from relayflow.errors import RelayflowError
 from relayflow.fdl.resources import ResourceArn, parse_resource_arn
 
 __all__ = [
@@ -53,8 +59,11 @@ __all__ = [
     "SourceField",
     "Step",
     "StepBase",
+    "StepFailed",
+    "StepHandler",
     "TargetField",
     "register_step_type",
+    "step_handler",
     "step_types",
     "unregister_step_type",
 ]
@@ -231,19 +240,77 @@ def step_types() -> dict[str, type[StepBase]]:
     return dict(_REGISTRY)
 
 
-def register_step_type(model: type[StepBase], *, contains_steps: bool = False) -> None:
-    """Register a step type so that step lists accept it.
+class StepHandler(Protocol):
+    """Runs a plugin's step type: ``handler(step, input, context)`` gives the step's `$local`.
+
+    The engine calls it when the step begins (and again for each retry), inside a transition:
+    it must be quick, deterministic and free of I/O, like the rest of the interpreter (work
+    that talks to a service belongs in an integration, reached by a task step). ``step`` is
+    the validated step model, ``input`` a copy of the step's mapped input, and ``context`` what
+    `$context` reads (`flow.name`, `execution.name`). It returns a JSON object, which
+    outputMappings then read as `$local`, or raises `StepFailed` to fail the step, so that its
+    retry and catch policies (if the model has those fields) apply. Any other exception fails
+    the step with `FnF.RuntimeError`.
+    """
+
+    def __call__(self, step: Any, input: dict[str, Any], context: dict[str, Any]) -> Any:
+        """Run ``step`` on ``input``; its `$local`."""
+
+
+class StepFailed(RelayflowError):
+    """Raised by a `StepHandler`: the step fails with the error name `error` and `cause`."""
+
+    def __init__(self, error: str, cause: str = "") -> None:
+        super().__init__(f"{error}: {cause}" if cause else error)
+        self.error = error
+        self.cause = cause
+
+
+_HANDLERS: dict[str, StepHandler] = {}
+
+
+def register_step_type(model: type[StepBase], *, handler: StepHandler | None = None) -> None:
+    """Register a step type, and the handler that runs it, so that step lists accept it.
 
     Args:
         model: a `StepBase` subclass whose `type` field is a `Literal` of one name.
-        contains_steps: whether the model itself holds step lists (so that it is rebuilt
-            when later types are registered).
+        handler: runs the step (see `StepHandler`); required, so that a flow that validates
+            also runs.
+
+    Raises:
+        TypeError: `type` is not a single `Literal`, or there is no handler.
+        ValueError: another model has that type name already.
     """
+    name = _type_name(model)
+    if handler is None or not callable(handler):
+        raise TypeError(
+            f"register_step_type({model.__name__}) needs handler=, the function that runs a "
+            f"'{name}' step: the engine cannot run a step type without one"
+        )
+    _add_step_type(model)
+    _HANDLERS[name] = handler
+
+
+def step_handler(name: str) -> StepHandler | None:
+    """The handler a plugin registered for step type ``name`` (None for the built-in types)."""
+    return _HANDLERS.get(name)
+
+
+def _type_name(model: type[StepBase]) -> str:
     annotation = model.model_fields["type"].annotation
     names: tuple[object, ...] = getattr(annotation, "__args__", ())
     if len(names) != 1 or not isinstance(names[0], str):
         raise TypeError(f"{model.__name__}.type must be a Literal of exactly one name")
-    name = names[0]
+    return names[0]
+
+
+def _add_step_type(model: type[StepBase], *, contains_steps: bool = False) -> None:
+    """Add a step model to the union of step lists (the built-in types come this way).
+
+    ``contains_steps``: the model itself holds step lists, so it is rebuilt when later types
+    are registered.
+    """
+    name = _type_name(model)
     if name in _REGISTRY and _REGISTRY[name] is not model:
         raise ValueError(f"step type '{name}' is already registered by {_REGISTRY[name]!r}")
     _REGISTRY[name] = model
@@ -255,8 +322,9 @@ def register_step_type(model: type[StepBase], *, contains_steps: bool = False) -
 
 
 def unregister_step_type(name: str) -> None:
-    """Remove a registered step type (for plugins being unloaded, and tests)."""
+    """Remove a registered step type and its handler (for plugins being unloaded, and tests)."""
     model = _REGISTRY.pop(name, None)
+    _HANDLERS.pop(name, None)
     if model in _DEPENDENTS:
         _DEPENDENTS.remove(model)
     for dependent in _DEPENDENTS:

@@ -16,8 +16,8 @@ from relayflow.fdl.base import (
     ServiceParamsField,
     Step,
     StepBase,
+    _add_step_type,
     register_step_container,
-    register_step_type,
 )
 from relayflow.fdl.timestamps import parse_rfc3339
 
@@ -289,9 +289,9 @@ def _register_builtins() -> None:
         register_step_container(container)
     leaves: tuple[type[StepBase], ...] = (TaskStep, PassStep, WaitStep, SucceedStep, FailStep)
     for step in leaves:
-        register_step_type(step)
+        _add_step_type(step)  # the engine runs the built-in types itself: no handler
     for step in (ChoiceStep, ParallelStep, ForeachStep):
-        register_step_type(step, contains_steps=True)
+        _add_step_type(step, contains_steps=True)
 
 
 _register_builtins()
