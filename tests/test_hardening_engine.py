@@ -233,13 +233,13 @@ async def test_a_job_that_raises_fails_alone():
         await eng.create_flow("f", CALLBACK)
         for round_ in range(3):  # an internal job, an atomic one, both
             if round_ != 1:
-                eng.enqueue(poison)
+                eng._runtime.committer.enqueue(poison)
             jobs = [
                 asyncio.create_task(eng.start_execution("f", {}, name=f"r{round_}x{i}"))
                 for i in range(20)
             ]
             if round_ != 0:
-                jobs.append(asyncio.create_task(eng.submit(poison)))
+                jobs.append(asyncio.create_task(eng._runtime.committer.submit(poison)))
             results = await asyncio.gather(*jobs, return_exceptions=True)
             assert all(r.status == "Running" for r in results[:20]), results
             if round_ != 0:
@@ -251,7 +251,7 @@ def _corrupt(eng: Engine, sql: str, *args: Any) -> Any:
     def write(tx: Any, ctx: Any) -> None:
         tx.db.execute(sql, args)
 
-    return eng.submit(write)
+    return eng._runtime.committer.submit(write)
 
 
 @engine_test
@@ -355,8 +355,8 @@ async def test_a_definition_that_no_longer_loads_fails_only_its_execution():
         f_task = next(r for r in [await worker.take(1), await worker.take(2)] if r.flow_name == "f")
         g_task = next(r for r in worker.requests if r.flow_name == "g")
         await _corrupt(eng, "UPDATE flow_versions SET definition = 'steps: [' WHERE name = 'f'")
-        eng._flows.clear()  # as after a restart: the definition is read again
-        eng._flow_bytes = 0
+        eng._runtime.applier._flows.clear()  # as after a restart: the definition is read again
+        eng._runtime.applier._flow_bytes = 0
         err = await refused("ExecutionNotRunning", eng.report_task_succeeded(f_task.token, {}))
         assert "has been failed" in err.message
         info = await eng.describe_execution("f", "run1")
@@ -416,16 +416,20 @@ async def test_a_forged_callback_token_is_refused_at_start():
 @engine_test
 async def test_the_flow_cache_is_bounded_by_the_size_of_its_definitions(monkeypatch):
     """Found by fuzzing: 256 large definitions could hold a gigabyte of loaded flows."""
-    from relayflow.engine import runtime
+    from relayflow.engine import applier
 
-    monkeypatch.setattr(runtime, "FLOW_CACHE_TEXT_BYTES", 3000)
+    monkeypatch.setattr(applier, "FLOW_CACHE_TEXT_BYTES", 3000)
     async with make_engine() as eng:
         padding = "\n".join(f"# {'x' * 70}" for _ in range(12))  # ~1 KB of text per flow
         for i in range(6):
             await eng.create_flow(f"f{i}", PASS_FLOW + padding)
             assert (await eng.start_execution(f"f{i}", {})).status == "Succeeded"
-        assert len(eng._flows) <= 3
-        assert eng._flow_bytes == sum(entry[2] for entry in eng._flows.values()) <= 3000
+        assert len(eng._runtime.applier._flows) <= 3
+        assert (
+            eng._runtime.applier._flow_bytes
+            == sum(entry[2] for entry in eng._runtime.applier._flows.values())
+            <= 3000
+        )
 
 
 def test_long_numbers_parse_and_overflowing_ones_are_refused():

@@ -154,7 +154,8 @@ async def bench_waiting(synchronous: str, total: int) -> dict[str, Any]:
                 if done % (total // 10 or 1) == 0 or done == total:
                     memory.append((done, rss_mb()))
             started = time.perf_counter() - start
-            while engine._inflight:  # let the last dispatches record TaskSubmitted
+            # Let the last dispatches record TaskSubmitted.
+            while engine._runtime.dispatcher.inflight:
                 await asyncio.sleep(0.05)
             memory.append((total, rss_mb()))
             describe = []

@@ -195,10 +195,12 @@ async def _rolled_back_stop(url: str) -> None:
 
         def record_then_refuse(tx: Any, ctx: Any) -> None:
             row = tx.get_execution("f", "e")
-            eng.apply(tx, ctx, row, TaskSubmitted(request.task_id, {"Rolled": "back"}))
+            eng._runtime.applier.apply(
+                tx, ctx, row, TaskSubmitted(request.task_id, {"Rolled": "back"})
+            )
             raise EngineError("Refused", "the transaction's changes are undone")
 
-        await refused("Refused", eng.submit(record_then_refuse))
+        await refused("Refused", eng._runtime.committer.submit(record_then_refuse))
         # The event was rolled back, in the store and so in the state the next transition
         # starts from: event ids stay contiguous and the undone event is nowhere.
         await eng.report_task_succeeded(request.token, {"ok": True})
@@ -219,10 +221,12 @@ async def test_a_long_poll_wakes_for_its_own_execution_only_and_leaves_nothing_b
         first, second = await worker.take(1), await worker.take(2)
         tokens = {first.execution_name: first.token, second.execution_name: second.token}
         polls = {n: asyncio.create_task(eng.describe_execution("f", n, 30)) for n in "ab"}
-        await eventually(lambda: len(eng.end_waiters._waiters) == 2, what="both long polls to wait")
+        await eventually(
+            lambda: len(eng._runtime.end_waiters._waiters) == 2, what="both long polls to wait"
+        )
         await eng.report_task_succeeded(tokens["b"], {"n": "b"})
         assert (await polls["b"]).output == {"n": "b"}
-        assert not polls["a"].done() and set(eng.end_waiters._waiters) == {("f", "a")}
+        assert not polls["a"].done() and set(eng._runtime.end_waiters._waiters) == {("f", "a")}
         await eng.report_task_succeeded(tokens["a"], {"n": "a"})
         assert (await polls["a"]).output == {"n": "a"}
-        assert eng.end_waiters._waiters == {}
+        assert eng._runtime.end_waiters._waiters == {}

@@ -17,9 +17,10 @@ Patterns:
 - `sync` and `waitForCallback`: the child is started with the task's token as its callback
   token (what StartExecution's `CallbackFnFTaskToken` sets), and the task waits. When the child
   ends, the engine reports to the parent's task in the same transaction that ends the child
-  (see `Runtime.apply`): its output on success; on failure its error name and cause, which the
-  parent's `retry` and `catch` match; `fnf.ExecutionStopped` (or the stop's own error) when it
-  was stopped. The report cannot be lost between the two.
+  (`report_to_parent`, called as the child's end is recorded): its output on success; on
+  failure its error name and cause, which the parent's `retry` and `catch` match;
+  `fnf.ExecutionStopped` (or the stop's own error) when it was stopped. The report cannot be
+  lost between the two.
 
 Refusals of the start fail the task with the API's code behind the lower-case `fnf.` prefix the
 service uses for integrated calls: `fnf.ExecutionAlreadyExists`, `fnf.FlowNotExists`,
@@ -29,10 +30,12 @@ service uses for integrated calls: `fnf.ExecutionAlreadyExists`, `fnf.FlowNotExi
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from typing import Any, Protocol
 
+from relayflow.engine.batches import TxContext
 from relayflow.engine.integration import (
     Failed,
     Integration,
@@ -42,10 +45,21 @@ from relayflow.engine.integration import (
     TaskReporter,
     TaskRequest,
 )
+from relayflow.engine.model import Command, ExecutionState, TaskFailed, TaskSucceeded, Transition
 from relayflow.engine.records import ExecutionInfo, iso_time
-from relayflow.errors import EngineError
+from relayflow.engine.tokens import parse_token, verify_token
+from relayflow.errors import ERROR_RUNTIME, EngineError
+from relayflow.store import ExecutionRow, Transaction
 
-__all__ = ["ACTION", "ChildFlowIntegration", "ExecutionStarter"]
+__all__ = [
+    "ACTION",
+    "ChildFlowIntegration",
+    "ExecutionStarter",
+    "ParentApplier",
+    "report_to_parent",
+]
+
+log = logging.getLogger("relayflow.engine")
 
 #: The action name of the `action:` spelling.
 ACTION = "fnf:StartExecution"
@@ -82,7 +96,7 @@ class ChildFlowIntegration(Integration):
     async def invoke(self, request: TaskRequest) -> TaskOutcome:
         """Start the child; answer at once (requestResponse) or leave the task waiting."""
         if self._engine is None:
-            return Failed("FnF.RuntimeError", "child flows need a running engine to start them")
+            return Failed(ERROR_RUNTIME, "child flows need a running engine to start them")
         params = dict(request.service_params or {})
         found = _ARN.fullmatch(request.resource)
         flow_name = found["name"] if found else params.get("FlowName")
@@ -126,3 +140,68 @@ class ChildFlowIntegration(Integration):
 def _name_for(token: str) -> str:
     """A child execution name that only this task attempt makes."""
     return "child-" + uuid.uuid5(uuid.NAMESPACE_URL, token).hex
+
+
+class ParentApplier(Protocol):
+    """What reporting to a parent needs of the engine: its token secret, and applying commands."""
+
+    secret: bytes
+
+    def read_state(
+        self, tx: Transaction, ctx: TxContext, row: ExecutionRow
+    ) -> ExecutionState | None:
+        """The execution's state; None if it cannot be read (the execution is then failed)."""
+
+    def apply(
+        self,
+        tx: Transaction,
+        ctx: TxContext,
+        row: ExecutionRow,
+        command: Command,
+        state: ExecutionState | None = None,
+    ) -> Transition:
+        """Apply ``command`` to an execution inside ``tx``, recording what follows."""
+
+
+def report_to_parent(
+    applier: ParentApplier,
+    tx: Transaction,
+    ctx: TxContext,
+    child: ExecutionRow,
+    state: ExecutionState,
+) -> None:
+    """Finish the task waiting for ``child`` (its callback token) in the same transaction.
+
+    Called as the child's end is recorded: the child's end and the parent's report commit
+    together, so neither can be lost without the other. A token whose task is no longer open
+    (it timed out, or the parent was stopped) is dropped, as a late ReportTask call would be
+    refused.
+    """
+    try:
+        parts = parse_token(child.callback_token)
+        parent = tx.get_execution(parts.flow_name, parts.execution_name)
+        if parent is None:
+            raise EngineError.of("ExecutionNotExists", "the parent execution does not exist")
+        verify_token(applier.secret, parts, parent.uid)
+    except EngineError as exc:
+        log.warning(
+            "execution %s/%s ended, but its callback token leads nowhere: %s",
+            child.flow_name,
+            child.name,
+            exc,
+        )
+        return
+    if parent.status != "Running":
+        return
+    parent_state = applier.read_state(tx, ctx, parent)
+    if parent_state is None or parts.task_id not in parent_state.tasks:
+        return
+    command: Command
+    if state.status == "Succeeded":
+        command = TaskSucceeded(parts.task_id, state.output or {})
+    else:
+        default = {"Stopped": "fnf.ExecutionStopped", "TimedOut": "fnf.ExecutionTimedOut"}
+        error = state.error or default.get(state.status, ERROR_RUNTIME)
+        cause = state.cause or f"child execution {child.flow_name}/{child.name} {state.status}"
+        command = TaskFailed(parts.task_id, error, cause)
+    applier.apply(tx, ctx, parent, command, parent_state)

@@ -13,31 +13,35 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from relayflow import jsontext
+from relayflow.engine.applier import failed_as_unreadable
 from relayflow.engine.batches import TxContext
 from relayflow.engine.childflows import ChildFlowIntegration
+from relayflow.engine.hooks import EngineHooks
+from relayflow.engine.integration import Integration
 from relayflow.engine.model import ExecutionState, Start, Stop, TaskFailed, TaskSucceeded
 from relayflow.engine.outcomes import MAX_CAUSE_CHARS, MAX_ERROR_CHARS
 from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
-from relayflow.engine.runtime import Runtime, failed_as_unreadable
+from relayflow.engine.runtime import Runtime
 from relayflow.engine.snapshot import dump_state
 from relayflow.engine.tokens import check_issued, parse_token, verify_token
 from relayflow.errors import EngineError, first_line
-from relayflow.errors import error as refuse
 from relayflow.fdl import DefinitionError, load_flow
-from relayflow.store import ExecutionRow, FlowRow, Transaction, open_store
+from relayflow.limits import DEFAULT_LIMITS, DefinitionLimits, Limits
+from relayflow.store import ExecutionRow, FlowRow, Store, Transaction, open_store
 
 if TYPE_CHECKING:
     from relayflow.config import Config
-    from relayflow.engine.integration import Integration
-    from relayflow.plugins import PluginManager
 
 __all__ = ["Engine"]
+
+T = TypeVar("T")
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
 
@@ -50,7 +54,7 @@ def served(integrations: Sequence[Integration]) -> list[Integration]:
 def check_name(value: str, what: str) -> str:
     """Check a flow or execution name against Serverless Workflow's rules."""
     if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise refuse(
+        raise EngineError.of(
             "InvalidArgument",
             f"{what} {value!r} must be 1 to 128 characters of letters, "
             "digits, _ and -, starting with a letter or _",
@@ -68,11 +72,11 @@ def parse_object(value: Any, what: str, max_depth: int = jsontext.MAX_DEPTH) -> 
         except ValueError as exc:
             if "recursion limit" in str(exc):
                 raise _too_deep(what, max_depth) from None
-            raise refuse(
+            raise EngineError.of(
                 "InvalidArgument", f"{what} is not valid JSON: {first_line(exc)}"
             ) from None
     if not isinstance(value, dict):
-        raise refuse(
+        raise EngineError.of(
             "InvalidArgument", f"{what} must be a JSON object, not a {type(value).__name__}"
         )
     if jsontext.too_deep(value, max_depth):
@@ -81,7 +85,7 @@ def parse_object(value: Any, what: str, max_depth: int = jsontext.MAX_DEPTH) -> 
 
 
 def _too_deep(what: str, max_depth: int) -> EngineError:
-    return refuse(
+    return EngineError.of(
         "InvalidArgument",
         f"{what} nests objects and arrays more than {max_depth} levels deep "
         "(engine.max_json_depth)",
@@ -92,7 +96,7 @@ def check_text(value: str, what: str, top: int, *, required: bool = False) -> st
     """An Error or Cause field, held to the service's length (Error 1-128, Cause 0-4,096)."""
     if not isinstance(value, str) or len(value) > top or (required and not value):
         least = 1 if required else 0
-        raise refuse("InvalidArgument", f"{what} must be {least} to {top} characters")
+        raise EngineError.of("InvalidArgument", f"{what} must be {least} to {top} characters")
     return value
 
 
@@ -100,20 +104,54 @@ def _limit(value: int | None, default: int, top: int, what: str) -> int:
     if value is None:
         return default
     if not 1 <= value <= top:
-        raise refuse("InvalidArgument", f"{what} must be from 1 to {top}, got {value}")
+        raise EngineError.of("InvalidArgument", f"{what} must be from 1 to {top}, got {value}")
     return value
 
 
-class Engine(Runtime):
-    """The embedded engine: the runtime plus the operations of the Serverless Workflow API.
+class Engine:
+    """The embedded engine: the operations of the Serverless Workflow API on a runtime it holds.
 
     Every engine serves child flows (`relayflow.engine.childflows`) after the integrations
     it is given, so a plugin that claims `acs:fnf` resources comes first.
+
+    Args:
+        store: where everything is kept.
+        integrations: the integrations task steps can use, asked in order.
+        limits: engine limits.
+        token_secret: the HMAC secret for task tokens; by default the store makes and keeps one.
+        lease_seconds: how long a claimed outbox row stays with this engine without renewal.
+        poll_seconds: how often the engine looks for work it was not told about (timers due,
+            task attempts left by a crash).
+        clock: the time source (seconds since the epoch); tests may pass their own.
+        plugins: the plugins whose hooks see task requests and lifecycle events (a
+            `relayflow.plugins.PluginManager`, or anything with the `EngineHooks` methods).
+        definition_limits: the budgets a flow definition is read within.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.integrations = served(self.integrations)
+    def __init__(
+        self,
+        store: Store,
+        *,
+        integrations: Iterable[Integration] = (),
+        limits: Limits | None = None,
+        token_secret: bytes | None = None,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        plugins: EngineHooks | None = None,
+        definition_limits: DefinitionLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self._runtime = Runtime(
+            store,
+            integrations=served(list(integrations)),
+            limits=limits,
+            token_secret=token_secret,
+            lease_seconds=lease_seconds,
+            poll_seconds=poll_seconds,
+            clock=clock,
+            plugins=plugins,
+            definition_limits=definition_limits,
+        )
         self._definitions = ThreadPoolExecutor(1, thread_name_prefix="relayflow-definitions")
 
     @classmethod
@@ -122,7 +160,7 @@ class Engine(Runtime):
         config: Config,
         *,
         integrations: list[Integration],
-        plugins: PluginManager | None = None,
+        plugins: EngineHooks | None = None,
         store_url: str | None = None,
         poll_seconds: float | None = None,
     ) -> Engine:
@@ -143,15 +181,34 @@ class Engine(Runtime):
             plugins=plugins,
         )
 
+    @property
+    def store(self) -> Store:
+        """The store this engine runs on."""
+        return self._runtime.store
+
+    @property
+    def integrations(self) -> list[Integration]:
+        """The integrations task steps can use, in the order they are asked (child flows last)."""
+        return self._runtime.integrations
+
+    @property
+    def accepting(self) -> bool:
+        """Whether the engine runs and takes new work."""
+        return self._runtime.accepting
+
     async def start(self) -> None:
         """Take over the store, start the loops, and hand the integrations their reporter."""
-        await super().start()
-        for integration in self.integrations:
+        await self._runtime.start()
+        for integration in self._runtime.integrations:
             integration.bind(self)
 
     async def close(self, grace_seconds: float = 5.0) -> None:
-        """Stop the engine (see `Runtime.close`)."""
-        await super().close(grace_seconds)
+        """Stop taking new work; integrations still running get ``grace_seconds`` to finish.
+
+        Outcomes that arrive within the grace period are committed. Task attempts still
+        running after it are abandoned here and dispatched again by the next engine.
+        """
+        await self._runtime.close(grace_seconds)
         self._definitions.shutdown(wait=False)
 
     async def __aenter__(self) -> Engine:
@@ -161,6 +218,14 @@ class Engine(Runtime):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def read(self, fn: Callable[[Transaction], T]) -> T:
+        """Run ``fn`` on a read-only view of the store, off the event loop, and return its result.
+
+        For tools, tests and benchmarks that inspect what is stored (``tx.count_executions``,
+        say); it sees every change that has been answered. Changes go through the operations.
+        """
+        return await self._runtime.committer.read(fn)
+
     # -- flows --------------------------------------------------------------------------------
 
     async def _validate_definition(self, name: str, definition: str) -> None:
@@ -168,9 +233,9 @@ class Engine(Runtime):
 
         def validate() -> None:
             try:
-                load_flow(definition, name, limits=self.definition_limits)
+                load_flow(definition, name, limits=self._runtime.definition_limits)
             except DefinitionError as exc:
-                raise refuse("InvalidDefinition", str(exc)) from None
+                raise EngineError.of("InvalidDefinition", str(exc)) from None
 
         await asyncio.get_running_loop().run_in_executor(self._definitions, validate)
 
@@ -185,18 +250,18 @@ class Engine(Runtime):
         """Create a flow (CreateFlow)."""
         check_name(name, "flow name")
         await self._validate_definition(name, definition)
-        now = self.clock()
+        now = self._runtime.clock()
 
         def create(tx: Transaction, ctx: TxContext) -> FlowInfo:
             if tx.get_flow(name) is not None:
-                raise refuse("FlowAlreadyExists", f"flow '{name}' already exists")
+                raise EngineError.of("FlowAlreadyExists", f"flow '{name}' already exists")
             row = FlowRow(
                 name, str(uuid.uuid4()), definition, description, type, role_arn, 1, now, now
             )
             tx.put_flow(row)
             return FlowInfo.of(row)
 
-        return await self.submit(create)
+        return await self._runtime.committer.submit(create)
 
     async def update_flow(
         self,
@@ -208,12 +273,12 @@ class Engine(Runtime):
         """Change a flow (UpdateFlow); running executions keep the definition they started with."""
         if definition is not None:
             await self._validate_definition(name, definition)
-        now = self.clock()
+        now = self._runtime.clock()
 
         def update(tx: Transaction, ctx: TxContext) -> FlowInfo:
             old = tx.get_flow(name)
             if old is None:
-                raise refuse("FlowNotExists", f"flow '{name}' does not exist")
+                raise EngineError.of("FlowNotExists", f"flow '{name}' does not exist")
             row = FlowRow(
                 name,
                 old.id,
@@ -228,19 +293,19 @@ class Engine(Runtime):
             tx.put_flow(row)
             return FlowInfo.of(row)
 
-        return await self.submit(update)
+        return await self._runtime.committer.submit(update)
 
     async def describe_flow(self, name: str) -> FlowInfo:
         """A flow (DescribeFlow)."""
-        row = await self.read(lambda tx: tx.get_flow(name))
+        row = await self._runtime.committer.read(lambda tx: tx.get_flow(name))
         if row is None:
-            raise refuse("FlowNotExists", f"flow '{name}' does not exist")
+            raise EngineError.of("FlowNotExists", f"flow '{name}' does not exist")
         return FlowInfo.of(row)
 
     async def list_flows(self, limit: int | None = None, next_token: str = "") -> Page:
         """Flows by name (ListFlows); pass the page's `next_token` for the next page."""
         size = _limit(limit, 60, 999, "Limit")
-        rows = await self.read(lambda tx: tx.list_flows(next_token, size + 1))
+        rows = await self._runtime.committer.read(lambda tx: tx.list_flows(next_token, size + 1))
         more = len(rows) > size
         rows = rows[:size]
         return Page([FlowInfo.of(r) for r in rows], rows[-1].name if more else "")
@@ -250,9 +315,9 @@ class Engine(Runtime):
 
         def delete(tx: Transaction, ctx: TxContext) -> None:
             if not tx.delete_flow(name):
-                raise refuse("FlowNotExists", f"flow '{name}' does not exist")
+                raise EngineError.of("FlowNotExists", f"flow '{name}' does not exist")
 
-        await self.submit(delete)
+        await self._runtime.committer.submit(delete)
 
     # -- executions ---------------------------------------------------------------------------
 
@@ -264,28 +329,28 @@ class Engine(Runtime):
         The same name while that execution runs returns it; after it has finished the name is
         taken (`ExecutionAlreadyExists`). Without a name, one is generated.
         """
-        data = parse_object(input, "Input", self.limits.max_json_depth)
+        data = parse_object(input, "Input", self._runtime.limits.max_json_depth)
         exec_name = check_name(name, "execution name") if name else str(uuid.uuid4())
         if callback_token:
             try:
-                check_issued(self._secret or b"", parse_token(callback_token))
+                check_issued(self._runtime.secret, parse_token(callback_token))
             except EngineError:
-                raise refuse(
+                raise EngineError.of(
                     "InvalidArgument",
                     "CallbackFnFTaskToken is not a task token relayflow issued; pass the "
                     "waiting task's token exactly as the task received it",
                 ) from None
-        now = self.clock()
+        now = self._runtime.clock()
 
         def start(tx: Transaction, ctx: TxContext) -> ExecutionInfo:
             flow = tx.get_flow(flow_name)
             if flow is None:
-                raise refuse("FlowNotExists", f"flow '{flow_name}' does not exist")
+                raise EngineError.of("FlowNotExists", f"flow '{flow_name}' does not exist")
             existing = tx.get_execution(flow_name, exec_name)
             if existing is not None:
                 if existing.status == "Running":
                     return ExecutionInfo.of(existing, flow.definition)
-                raise refuse(
+                raise EngineError.of(
                     "ExecutionAlreadyExists",
                     f"execution '{exec_name}' of flow '{flow_name}' already ran "
                     f"({existing.status}); choose another name",
@@ -310,12 +375,12 @@ class Engine(Runtime):
             row_id = tx.insert_execution(row)
             stored = tx.lock_execution(row_id)
             assert stored is not None
-            self.apply(tx, ctx, stored, Start(data))
+            self._runtime.applier.apply(tx, ctx, stored, Start(data))
             final = tx.lock_execution(row_id)
             assert final is not None
             return ExecutionInfo.of(final, flow.definition)
 
-        return await self.submit(start)
+        return await self._runtime.committer.submit(start)
 
     async def _execution(self, flow_name: str, name: str) -> ExecutionInfo:
         def find(tx: Transaction) -> ExecutionInfo | None:
@@ -324,9 +389,9 @@ class Engine(Runtime):
                 return None
             return ExecutionInfo.of(row, tx.flow_definition(flow_name, row.flow_version) or "")
 
-        info = await self.read(find)
+        info = await self._runtime.committer.read(find)
         if info is None:
-            raise refuse(
+            raise EngineError.of(
                 "ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'"
             )
         return info
@@ -336,7 +401,7 @@ class Engine(Runtime):
     ) -> ExecutionInfo:
         """An execution (DescribeExecution); with ``wait_seconds`` (0-60), waits for its end."""
         if not 0 <= wait_seconds <= 60:
-            raise refuse(
+            raise EngineError.of(
                 "InvalidArgument", f"WaitTimeSeconds must be from 0 to 60, got {wait_seconds}"
             )
         info = await self._execution(flow_name, name)
@@ -349,7 +414,7 @@ class Engine(Runtime):
             latest = await self._execution(flow_name, name)
             return latest.done
 
-        await self.end_waiters.wait((flow_name, name), ended, wait_seconds)
+        await self._runtime.end_waiters.wait((flow_name, name), ended, wait_seconds)
         return latest
 
     async def list_executions(
@@ -379,9 +444,9 @@ class Engine(Runtime):
                 started_to=started_to,
             )
 
-        rows = await self.read(page)
+        rows = await self._runtime.committer.read(page)
         if rows is None:
-            raise refuse("FlowNotExists", f"flow '{flow_name}' does not exist")
+            raise EngineError.of("FlowNotExists", f"flow '{flow_name}' does not exist")
         more = len(rows) > size
         rows = rows[:size]
         return Page([ExecutionInfo.of(r) for r in rows], rows[-1].name if more else "")
@@ -395,7 +460,7 @@ class Engine(Runtime):
         if next_token and not (
             next_token.isascii() and next_token.isdigit() and len(next_token) <= 18
         ):
-            raise refuse(
+            raise EngineError.of(
                 "InvalidArgument", f"NextToken {next_token[:40]!r} is not one this API gave"
             )
         after = int(next_token) if next_token else 0
@@ -404,9 +469,9 @@ class Engine(Runtime):
             row = tx.get_execution(flow_name, name)
             return None if row is None else tx.list_events(row.id, after, size + 1)
 
-        events = await self.read(page)
+        events = await self._runtime.committer.read(page)
         if events is None:
-            raise refuse(
+            raise EngineError.of(
                 "ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'"
             )
         more = len(events) > size
@@ -423,28 +488,28 @@ class Engine(Runtime):
         def stop(tx: Transaction, ctx: TxContext) -> ExecutionInfo:
             row = tx.get_execution(flow_name, name)
             if row is None:
-                raise refuse(
+                raise EngineError.of(
                     "ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'"
                 )
             if row.status != "Running":
-                raise refuse(
+                raise EngineError.of(
                     "ExecutionNotRunning",
                     f"execution '{name}' is {row.status}; only a running one can be stopped",
                 )
-            self.apply(tx, ctx, row, Stop(error, cause))
+            self._runtime.applier.apply(tx, ctx, row, Stop(error, cause))
             final = tx.lock_execution(row.id)
             assert final is not None
             return ExecutionInfo.of(
                 final, tx.flow_definition(row.flow_name, row.flow_version) or ""
             )
 
-        return await self.submit(stop)
+        return await self._runtime.committer.submit(stop)
 
     # -- tasks --------------------------------------------------------------------------------
 
     async def report_task_succeeded(self, token: str, output: Any) -> int:
         """Finish a task attempt with its output (ReportTaskSucceeded); returns the EventId."""
-        data = parse_object(output, "Output", self.limits.max_json_depth)
+        data = parse_object(output, "Output", self._runtime.limits.max_json_depth)
         return await self._report(token, TaskSucceeded(0, data), "TaskSucceeded")
 
     async def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
@@ -455,37 +520,39 @@ class Engine(Runtime):
 
     async def _report(self, token: str, command: TaskSucceeded | TaskFailed, kind: str) -> int:
         parts = parse_token(token)
-        secret = self._secret or b""
+        secret = self._runtime.secret
         check_issued(secret, parts)  # before any lookup: a forgery learns nothing
 
         def report(tx: Transaction, ctx: TxContext) -> int:
             row = tx.get_execution(parts.flow_name, parts.execution_name)
             if row is None and parts.legacy:
-                raise refuse("TaskTokenInvalid", "the task token does not match any execution")
+                raise EngineError.of(
+                    "TaskTokenInvalid", "the task token does not match any execution"
+                )
             if row is None:
-                raise refuse(
+                raise EngineError.of(
                     "ExecutionNotExists",
                     f"the token's execution '{parts.execution_name}' of flow "
                     f"'{parts.flow_name}' does not exist",
                 )
             verify_token(secret, parts, row.uid)
-            state = self.read_state(tx, ctx, row)
+            state = self._runtime.applier.read_state(tx, ctx, row)
             if state is None:
                 raise failed_as_unreadable(row)
             # The MAC proves the attempt was issued: not open and not expired means completed.
             expired = state.expired.get(parts.task_id)
             if parts.task_id not in state.tasks and expired is None:
-                raise refuse(
+                raise EngineError.of(
                     "TaskAlreadyCompleted",
                     "this task attempt already has its result; the first report won",
                 )
             if row.status != "Running":
-                raise refuse(
+                raise EngineError.of(
                     "ExecutionNotRunning",
                     f"execution '{row.name}' is {row.status}; it takes no more reports",
                 )
             if expired is not None:
-                raise refuse(
+                raise EngineError.of(
                     "TaskExpired",
                     f"this task attempt is over ({expired}); a newer attempt has its own token",
                 )
@@ -494,10 +561,10 @@ class Engine(Runtime):
                 applied = TaskSucceeded(parts.task_id, command.output)
             else:
                 applied = TaskFailed(parts.task_id, command.error, command.cause)
-            transition = self.apply(tx, ctx, row, applied, state)
+            transition = self._runtime.applier.apply(tx, ctx, row, applied, state)
             for event in transition.events:
                 if event.type in (kind, "TaskFailed") and event.schedule_event_id == parts.task_id:
                     return event.event_id
-            raise EngineError("InternalError", "the report did not produce an event", 500)
+            raise EngineError.of("InternalError", "the report did not produce an event")
 
-        return await self.submit(report)
+        return await self._runtime.committer.submit(report)

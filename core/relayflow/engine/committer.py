@@ -1,0 +1,141 @@
+"""The group-commit writer: one queue, one writer thread, many jobs per store transaction.
+
+Every change goes through one queue to one writer task (the *committer*). It takes whatever
+jobs are waiting, runs them in a single store transaction with `run_batch` (each job in its own
+savepoint, so one refused request does not undo the others) and resolves their futures only
+after the commit: a caller is answered when its change is durable. Batching many jobs per
+commit is what lets a 2-core machine go well past the store's raw commit rate.
+
+What a transaction asks for afterwards (dispatching, waking timers and long polls) is noted in
+its `TxContext` and handed to the ``after_commit`` callback the runtime gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from relayflow.engine.batches import Isolate, Job, TxContext, nothing, run_batch
+from relayflow.store import Store, Transaction
+
+__all__ = ["BATCH_LIMIT", "Committer"]
+
+log = logging.getLogger("relayflow.engine")
+
+T = TypeVar("T")
+
+BATCH_LIMIT = 1024
+
+
+class Committer:
+    """Runs jobs on the store's one writer thread, batched, and reads on two reader threads.
+
+    Args:
+        store: the store to write to.
+        after_commit: called with each committed transaction's `TxContext`, before the callers
+            are answered.
+    """
+
+    def __init__(self, store: Store, after_commit: Callable[[TxContext], Awaitable[None]]) -> None:
+        self._store = store
+        self._after_commit = after_commit
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="relayflow-store")
+        self._readers = ThreadPoolExecutor(2, thread_name_prefix="relayflow-read")
+        self._queue: asyncio.Queue[Job[Any]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the commit loop runs and takes jobs."""
+        return self._task is not None
+
+    async def on_writer(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the writer thread, outside any batch (for work before `start`)."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn)
+
+    def start(self) -> None:
+        """Start the commit loop."""
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._commit_loop(), name="relayflow-committer")
+
+    async def stop(self) -> None:
+        """Commit every job queued so far, then stop the loop and the store's threads."""
+        if self._task is None:
+            return
+        await self.submit(nothing, atomic=False)  # every job queued before it has committed
+        task, self._task = self._task, None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+
+    async def submit(self, fn: Callable[[Transaction, TxContext], T], *, atomic: bool = True) -> T:
+        """Run ``fn`` in a write transaction; return its result once it has committed.
+
+        With ``atomic`` (the default) an `EngineError` raised by ``fn`` undoes what ``fn`` wrote
+        and reaches the caller, while the other jobs of the same transaction go on. Pass
+        ``atomic=False`` for internal jobs that never refuse, to spare the savepoint.
+        """
+        if self._queue is None or self._task is None:
+            raise RuntimeError("the engine is not running; call start() first")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(Job(fn, future, atomic=atomic))
+        return await future
+
+    def enqueue(self, fn: Callable[[Transaction, TxContext], None]) -> None:
+        """Queue an internal job that nobody waits for (its failure is only logged).
+
+        Used for task outcomes: if the transaction fails, the outbox row stays and is
+        dispatched again when its lease runs out.
+        """
+        if self._queue is not None and self._task is not None:
+            self._queue.put_nowait(Job(fn, None, atomic=False))
+
+    async def read(self, fn: Callable[[Transaction], T]) -> T:
+        """Run ``fn`` on a read-only view of the store."""
+
+        def run() -> T:
+            with self._store.reader() as tx:
+                return fn(tx)
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    async def _commit_loop(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < BATCH_LIMIT and not queue.empty():
+                batch.append(queue.get_nowait())
+            ctx = TxContext()
+            try:
+                try:
+                    await loop.run_in_executor(self._writer, run_batch, self._store, batch, ctx)
+                except Isolate:  # one job broke: the others must still commit
+                    ctx = TxContext()
+                    await loop.run_in_executor(
+                        self._writer, run_batch, self._store, batch, ctx, True
+                    )
+            except Exception as exc:  # the whole transaction failed: tell every caller
+                log.exception("store transaction failed")
+                for job in batch:
+                    if job.future is not None and not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            # Dispatch first: the task that sends the next message then runs before the
+            # callers' answers are written, which is what a worker waits for.
+            try:
+                await self._after_commit(ctx)
+            except Exception:  # committed all the same: the callers must get their answers
+                log.exception("after-commit work failed")
+            for job in batch:
+                if job.future is None or job.future.done():
+                    continue
+                if job.error is not None:
+                    job.future.set_exception(job.error)
+                else:
+                    job.future.set_result(job.result)
