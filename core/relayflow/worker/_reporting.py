@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
+from relayflow.errors import RelayflowError
+
 __all__ = [
     "CHECK_TOKEN",
     "REFUSED_CODES",
@@ -38,7 +40,7 @@ REFUSED_CODES = frozenset(
 CHECK_TOKEN = "relayflow-worker-credentials-check"
 
 
-class WorkerError(Exception):
+class WorkerError(RelayflowError):
     """The worker cannot start or must stop; the message is one sentence saying why.
 
     Attributes:
