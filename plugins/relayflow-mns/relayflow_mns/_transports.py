@@ -12,7 +12,10 @@ from kombu.transport import resolve_transport
 
 from relayflow_mns import redis_transport
 
-__all__ = ["register_transport_aliases", "safe_url", "transport_problem"]
+__all__ = ["DEFAULT_TRANSPORT", "register_transport_aliases", "safe_url", "transport_problem"]
+
+#: The embedded transport: SQLite with MNS queue semantics, no server needed.
+DEFAULT_TRANSPORT = "relayflow-sqlite:///relayflow-queues.db"
 
 Connection: Any = _KombuConnection  # kombu has no type hints
 

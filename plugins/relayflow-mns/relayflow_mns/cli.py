@@ -26,14 +26,17 @@ import click
 
 from relayflow.cli._common import CONTEXT, EXIT_INVALID, Invalid, config_option, load_config_or_fail
 from relayflow.client import Client
-from relayflow.config import ConfigError
 from relayflow.importing import ImportTargetError, import_callable
 from relayflow.worker import WorkerError, check_credentials
-from relayflow_mns.integration import DEFAULT_TRANSPORT
+from relayflow_mns._transports import DEFAULT_TRANSPORT
 from relayflow_mns.worker import Worker, run_worker
 
 if TYPE_CHECKING:
     from relayflow.config import Config
+
+# This module is imported only when `relayflow worker` runs (an entry point of the group
+# `relayflow.commands`); it loads neither the engine nor the queue integration: a worker
+# only receives and reports.
 
 __all__ = [
     "DEFAULT_TRANSPORT",
@@ -77,6 +80,8 @@ def broker_settings(config: Config) -> tuple[str, dict[str, Any], float]:
     Raises:
         ConfigError: a value has the wrong type.
     """
+    from relayflow.config import ConfigError
+
     table = config.integrations.get("mns", {})
     where = f"{config.source}: [integrations.mns]"
     url = table.get("transport", DEFAULT_TRANSPORT)
@@ -165,6 +170,8 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     names = split_queues(queues)
     config = load_config_or_fail(config_path)
+    from relayflow.config import ConfigError  # loaded by now
+
     try:
         url, options, visibility = broker_settings(config)
         client = Client.from_config(config)

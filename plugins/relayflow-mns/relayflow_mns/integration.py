@@ -25,7 +25,7 @@ from relayflow.engine import Failed, Integration, Submitted, Succeeded, TaskOutc
 from relayflow.engine.model import ERROR_RUNTIME
 from relayflow.fdl import parse_resource_arn
 from relayflow_mns import redis_transport
-from relayflow_mns._transports import transport_problem
+from relayflow_mns._transports import DEFAULT_TRANSPORT, transport_problem
 from relayflow_mns.sqlite_transport import mns_priority_to_kombu
 
 __all__ = [
@@ -36,8 +36,6 @@ __all__ = [
     "TopicSettings",
 ]
 
-#: The embedded transport: SQLite with MNS queue semantics, no server needed.
-DEFAULT_TRANSPORT = "relayflow-sqlite:///relayflow-queues.db"
 HEADER_TOKEN = "x-relayflow-task-token"
 # kombu has no type hints: call it through Any rather than scatter ignores.
 Connection: Any = _KombuConnection
