@@ -42,3 +42,26 @@ def test_the_plugin_worker_builds_on_the_core() -> None:
 
     for name in ("SETTLED_CODES", "INVALID_OUTPUT", "EngineReporter", "WorkerError", "WorkerStats"):
         assert getattr(mns, name) is getattr(core, name), name
+
+
+def test_the_worker_command_loads_no_engine(tmp_path) -> None:
+    # The broker is down, so the command ends at once; what it loaded by then is the point.
+    (tmp_path / "light_jobs.py").write_text("def handle(body):\n    return {}\n")
+    (tmp_path / "w.toml").write_text('[integrations.mns]\ntransport = "redis://127.0.0.1:9/0"\n')
+    code = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: print(json.dumps(sorted(sys.modules))))\n"
+        "sys.argv = ['relayflow', 'worker', 'q', '--handler', 'light_jobs:handle',"
+        " '--config', 'w.toml']\n"
+        "from relayflow.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and "BrokerUnreachable" in done.stderr, done.stderr
+    modules = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "relayflow_mns.worker" in modules
+    heavy = ("relayflow.engine", "relayflow.fdl", "relayflow.api", "relayflow.store")
+    found = [m for m in modules if m.startswith((*heavy, "relayflow_mns.integration"))]
+    assert found == [], f"relayflow worker loaded {found}"
