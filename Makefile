@@ -6,21 +6,36 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*)
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench soak fuzz clean
+.PHONY: install demo test lint typecheck unit bench bench-cli soak fuzz clean
 
 install: $(STAMP)
 
+# Runs only when .venv is missing or a pyproject.toml changed (then it says what it does, and
+# pip shows its progress); once installed, `make install` prints nothing.
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	@echo "==> creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> upgrading pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' $(addprefix -e ,$(PLUGINS))
-	touch $(STAMP)
+	@echo "==> installing relayflow and its plugins ($(notdir $(PLUGINS))) with the dev tools"
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]' $(addprefix -e ,$(PLUGINS))
+	@touch $(STAMP)
+	@echo "==> installed: $(BIN)/relayflow"
 
 demo: install
 	$(BIN)/relayflow validate contrib/examples/*.yaml
 	$(BIN)/relayflow outline contrib/examples/seed-three-tasks.yaml
 	$(BIN)/python contrib/examples/seed_demo.py
+	@echo
+	@echo "# greeting.yaml: a foreach over the names, a wait and a choice on how many were"
+	@echo "# greeted, with no integration installed; its output:"
 	$(BIN)/relayflow run contrib/examples/greeting.yaml --input '{"names": ["Ada", "Lin"]}'
+	@echo
+	@echo "# trip-saga.yaml, on local Function Compute handlers: the airline is busy once, so"
+	@echo "# bookFlight's retry books the flight on its 2nd attempt (flightAttempts: 2); the hotel"
+	@echo "# is down, so bookHotel's catch (FnF.ALL) goes on to withoutHotel and keeps the flight"
+	@echo "# (hotelError, note). With \"hotel\": \"soldout\" its other catch runs the compensation,"
+	@echo "# cancelFlight, and the trip fails with TripBookingFailed. Its output:"
 	cd contrib/examples/trip && ../../../$(BIN)/relayflow run trip-saga.yaml \
 		--config relayflow.toml --input '{"flightBusy": 1, "hotel": "down"}'
 
@@ -46,6 +61,10 @@ bench: install
 	$(BIN)/python contrib/bench/bench_api.py
 	$(BIN)/python -m pip install --quiet "celery[redis]>=5.3"   # the queue benchmark's reference
 	$(BIN)/python contrib/bench/bench_queue.py --count 1000
+	$(BIN)/python contrib/bench/bench_cli.py
+
+bench-cli: install
+	$(BIN)/python contrib/bench/bench_cli.py
 
 # Longer runs of the crash test and the property-based tests; not part of `make test`.
 soak: install
