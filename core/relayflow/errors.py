@@ -25,7 +25,7 @@ The `ERROR_*` names are different: they are the error names a flow's steps fail 
 
 from __future__ import annotations
 
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, Self, TypeAlias
 
 __all__ = [
     "CODES",
@@ -101,7 +101,7 @@ class EngineError(RelayflowError):
         return f"{self.code}: {self.message}"
 
     @classmethod
-    def of(cls, code: ErrorCode, message: str) -> EngineError:
+    def of(cls, code: ErrorCode, message: str) -> Self:
         """The refusal ``code`` with ``message``, and the HTTP status that belongs to the code."""
         return cls(code, message, CODES[code])
 

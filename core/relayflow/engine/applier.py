@@ -50,11 +50,10 @@ _BARE_FLOW = "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: end\n"
 
 def failed_as_unreadable(row: ExecutionRow) -> RefusedAfterChange:
     """The answer to a request on an execution that was just failed because it cannot be read."""
-    return RefusedAfterChange(
+    return RefusedAfterChange.of(
         "ExecutionNotRunning",
         f"execution '{row.name}' could not be read and has been failed; it takes no more "
         "reports or commands",
-        409,
     )
 
 

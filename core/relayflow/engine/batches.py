@@ -108,8 +108,6 @@ def run_batch(store: Store, batch: list[Job[Any]], ctx: TxContext, isolated: boo
             except Exception:
                 ctx.undo(mark)
                 log.exception("a store job failed; the rest of its batch goes on")
-                job.error = EngineError(
-                    "InternalError",
-                    "the engine failed on this request; see the server's log",
-                    500,
+                job.error = EngineError.of(
+                    "InternalError", "the engine failed on this request; see the server's log"
                 )
