@@ -7,6 +7,7 @@ sides used before (`Flow`, `Execution`, `started`, `definition`, `events`, ...) 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ import pytest
 import relayflow.client as client
 import relayflow.engine as engine
 from relayflow import results
-from relayflow.engine import SyncEngine
+from relayflow.engine import Engine, SyncEngine
 from relayflow.store import ExecutionRow, FlowRow, open_store
 from relayflow.store.records import HistoryEvent as Record
 from relayflow.testing import fdl
@@ -41,7 +42,7 @@ def test_the_engine_and_the_client_return_the_same_classes():
     assert engine.ExecutionInfo is client.ExecutionInfo is client.Execution
     assert engine.HistoryPage is client.HistoryPage is results.HistoryPage
     assert client.HistoryEvent is results.HistoryEvent and client.Page is results.Page
-    assert issubclass(engine.Page, results.Page)
+    assert engine.Page is results.Page
 
 
 def test_what_the_server_sends_reads_back_as_what_the_engine_returned():
@@ -137,3 +138,22 @@ def test_the_docs_move_from_embedded_to_remote_by_one_line(api_server, capsys):
         printed[where] = capsys.readouterr().out
     assert printed["remote"] == printed["embedded"]
     assert printed["embedded"].startswith("Succeeded {'greeting': 'Ada'}\n")
+
+
+def test_the_async_engine_waits_for_the_end_as_the_async_client_does():
+    async def main() -> None:
+        waiting = fdl("""
+  - type: wait
+    name: pause
+    duration: 3600
+""")
+        async with Engine(open_store("memory://")) as eng:
+            await eng.create_flow("quick", fdl("  - type: pass\n    name: only\n"))
+            await eng.create_flow("slow", waiting)
+            await eng.start_execution("quick", {}, "q")
+            await eng.start_execution("slow", {}, "s")
+            assert (await eng.wait_for_execution("quick", "q", timeout=30)).succeeded
+            still = await eng.wait_for_execution("slow", "s", timeout=0.05)
+            assert (still.status, still.done) == ("Running", False)
+
+    asyncio.run(main())

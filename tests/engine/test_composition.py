@@ -39,6 +39,7 @@ PUBLIC = {
     "stop_execution",
     "store",
     "update_flow",
+    "wait_for_execution",
 }
 
 FLOW = fdl("""

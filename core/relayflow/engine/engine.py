@@ -302,7 +302,7 @@ class Engine:
             raise EngineError.of("FlowNotExists", f"flow '{name}' does not exist")
         return FlowInfo.of(row)
 
-    async def list_flows(self, limit: int | None = None, next_token: str = "") -> Page:
+    async def list_flows(self, limit: int | None = None, next_token: str = "") -> Page[FlowInfo]:
         """Flows by name (ListFlows); pass the page's `next_token` for the next page."""
         size = _limit(limit, 60, 999, "Limit")
         rows = await self._runtime.committer.read(lambda tx: tx.list_flows(next_token, size + 1))
@@ -417,6 +417,17 @@ class Engine:
         await self._runtime.end_waiters.wait((flow_name, name), ended, wait_seconds)
         return latest
 
+    async def wait_for_execution(
+        self, flow_name: str, name: str, timeout: float | None = None
+    ) -> ExecutionInfo:
+        """Wait until the execution ends, or ``timeout`` seconds pass (as `AsyncClient`'s)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = 60.0 if deadline is None else max(0.0, min(60.0, deadline - time.monotonic()))
+            info = await self.describe_execution(flow_name, name, wait)
+            if info.done or wait == 0:
+                return info
+
     async def list_executions(
         self,
         flow_name: str,
@@ -427,7 +438,7 @@ class Engine:
         started_to: float | None = None,
         limit: int | None = None,
         next_token: str = "",
-    ) -> Page:
+    ) -> Page[ExecutionInfo]:
         """A page of a flow's executions by name (ListExecutions)."""
         size = _limit(limit, 60, 99, "Limit")
 

@@ -6,13 +6,6 @@ The embedded engine and the client return the same types; they live in `relayflo
 
 from __future__ import annotations
 
-from typing import Any
-
-from relayflow import results
-from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, iso_time
+from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page, iso_time
 
 __all__ = ["ExecutionInfo", "FlowInfo", "HistoryEvent", "HistoryPage", "Page", "iso_time"]
-
-
-class Page(results.Page[Any]):
-    """A `relayflow.results.Page` of flows or executions (the engine's annotations name it bare)."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
@@ -117,14 +116,7 @@ class SyncEngine:
 
         As `Client.wait_for_execution`: the result's `done` says whether it ended.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            wait = 60.0
-            if deadline is not None:
-                wait = max(0.0, min(wait, deadline - time.monotonic()))
-            execution = self.describe_execution(flow_name, name, wait)
-            if execution.done or wait == 0:
-                return execution
+        return self._call(self.engine.wait_for_execution(flow_name, name, timeout))
 
     def list_executions(
         self,
