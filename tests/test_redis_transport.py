@@ -27,9 +27,11 @@ def test_a_channel_keeps_one_client(redis_url: str) -> None:
         given = object()
         with channel.conn_or_acquire(given) as client:
             assert client is given
-        # kombu's Redis visibility hook still applies to the subclass
-        assert visibility_hook_for(connection) is not None
+        # the transport module brings its own visibility hook, as sqlite_transport does
+        assert visibility_hook_for(connection) is redis_transport.extend_visibility
         channel.close()
+    with kombu.Connection(url) as plain:  # kombu's own Redis transport gets the same hook
+        assert visibility_hook_for(plain) is redis_transport.extend_visibility
 
 
 def test_messages_cross_between_kombus_transport_and_this_one(redis_url: str) -> None:

@@ -106,3 +106,36 @@ def test_a_lost_broker_is_reconnected_to(
     ]
     assert "lost the broker at memory://" in caplog.text
     assert f"queue={first} " in caplog.text and f"queue={second} " in caplog.text
+
+
+def test_the_command_says_a_bug_in_one_line_after_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from relayflow_mns import cli
+
+    def broken(message: Any) -> Any:
+        raise RuntimeError("a bug in decoding")
+
+    monkeypatch.setattr(_consumer, "decode_message", broken)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bug_jobs.py").write_text("def handle(body):\n    return {}\n")
+    (tmp_path / "w.toml").write_text(
+        '[integrations.mns]\ntransport = "memory://"\n'
+        "transport_options = { polling_interval = 0.01 }\n\n"
+        '[client]\nendpoint = "http://127.0.0.1:9"\ntimeout_seconds = 1\n'
+    )
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    publish(queue, {"n": 1}, "tok")
+    result = CliRunner().invoke(
+        cli.worker, [queue, "--handler", "bug_jobs:handle", "--config", "w.toml"]
+    )
+    assert result.exit_code == 1, result.output
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "relayflow: WorkerFailed: the worker stopped on an unexpected error (RuntimeError: a bug"
+        )
+    )

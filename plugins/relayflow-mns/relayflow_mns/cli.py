@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from relayflow.cli._common import CONTEXT, EXIT_INVALID, Invalid, config_option, load_config_or_fail
+from relayflow.cli._common import (
+    CONTEXT,
+    EXIT_INVALID,
+    EXIT_REFUSED,
+    CommandError,
+    Invalid,
+    config_option,
+    load_config_or_fail,
+)
 from relayflow.client import Client
 from relayflow.importing import ImportTargetError, import_callable
 from relayflow.worker import WorkerError, check_credentials
@@ -97,6 +105,12 @@ def broker_settings(config: Config) -> tuple[str, dict[str, Any], float]:
             f"above 0, got {visibility!r}"
         )
     return url.strip(), dict(options), float(visibility)
+
+
+class WorkerFailed(CommandError):
+    """The worker stopped on a bug of its own (not a user's mistake): exit 1."""
+
+    exit_code = EXIT_REFUSED
 
 
 def split_queues(names: tuple[str, ...] | list[str]) -> list[str]:
@@ -219,6 +233,12 @@ def worker(
             raise Invalid(exc.code, exc.message, mask=True) from None
         except ValueError as exc:
             raise Invalid("InvalidArgument", str(exc)) from None
+        except Exception as exc:  # a bug in the worker, logged with its traceback already
+            raise WorkerFailed(
+                "WorkerFailed",
+                f"the worker stopped on an unexpected error ({type(exc).__name__}: {exc}); "
+                "its traceback is in the log above",
+            ) from None
     log.info(
         "relayflow worker: stopped; %d message(s): %d succeeded, %d failed, %d already "
         "answered, %d without a token, %d left for redelivery",
