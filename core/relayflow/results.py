@@ -84,7 +84,7 @@ def _seconds(value: datetime | None) -> float | None:
 
 def _invalid(message: str, request_id: str = "") -> NoReturn:
     # Imported here: only the client parses answers, and the client owns its error type.
-    from relayflow.client._models import ClientError
+    from relayflow.client._errors import ClientError
 
     raise ClientError("InvalidResponse", message, request_id=request_id)
 

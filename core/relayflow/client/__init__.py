@@ -118,16 +118,12 @@ from __future__ import annotations
 
 from relayflow.client._async import AsyncClient
 from relayflow.client._calls import API_VERSION
+from relayflow.client._errors import ClientError
 from relayflow.client._http import Client
-from relayflow.client._models import (
+from relayflow.results import (
     FINAL_STATUSES,
-    ClientError,
-    Execution,
     ExecutionInfo,
-    ExecutionPage,
-    Flow,
     FlowInfo,
-    FlowPage,
     HistoryEvent,
     HistoryPage,
     Page,
@@ -149,3 +145,15 @@ __all__ = [
     "HistoryPage",
     "Page",
 ]
+
+Flow = FlowInfo
+"""The client's former name for `FlowInfo`, the same class (not `relayflow.fdl.Flow`)."""
+
+Execution = ExecutionInfo
+"""The client's former name for `ExecutionInfo` (the same class)."""
+
+FlowPage = Page[FlowInfo]
+"""A page of `ListFlows`: `Page[FlowInfo]`."""
+
+ExecutionPage = Page[ExecutionInfo]
+"""A page of `ListExecutions`: `Page[ExecutionInfo]`."""

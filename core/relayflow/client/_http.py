@@ -13,7 +13,7 @@ import httpx
 from relayflow import __version__
 from relayflow.client import _calls, _wire
 from relayflow.client._calls import Call, Credentials
-from relayflow.client._models import ClientError
+from relayflow.client._errors import ClientError
 from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page
 
 if TYPE_CHECKING:  # the configuration (pydantic-settings) is the caller's to load, not ours

@@ -1,51 +1,10 @@
-"""The client's error, `ClientError`, and the names it has always given the shared results.
-
-The results themselves (`FlowInfo`, `ExecutionInfo`, `HistoryEvent`, `Page`, `HistoryPage`)
-live in `relayflow.results`, which the embedded engine returns too. `Flow` and `Execution` are
-the client's former names for `FlowInfo` and `ExecutionInfo`: the same classes.
-"""
+"""The client's one exception, `ClientError`."""
 
 from __future__ import annotations
 
 from relayflow.errors import RelayflowError
-from relayflow.results import (
-    FINAL_STATUSES,
-    ExecutionInfo,
-    FlowInfo,
-    HistoryEvent,
-    HistoryPage,
-    Page,
-    parse_object,
-    parse_time,
-)
 
-__all__ = [
-    "FINAL_STATUSES",
-    "ClientError",
-    "Execution",
-    "ExecutionInfo",
-    "ExecutionPage",
-    "Flow",
-    "FlowInfo",
-    "FlowPage",
-    "HistoryEvent",
-    "HistoryPage",
-    "Page",
-    "parse_object",
-    "parse_time",
-]
-
-Flow = FlowInfo
-"""The client's former name for `FlowInfo` (the same class)."""
-
-Execution = ExecutionInfo
-"""The client's former name for `ExecutionInfo` (the same class)."""
-
-FlowPage = Page[FlowInfo]
-"""A page of `ListFlows`."""
-
-ExecutionPage = Page[ExecutionInfo]
-"""A page of `ListExecutions`."""
+__all__ = ["ClientError"]
 
 
 class ClientError(RelayflowError):
