@@ -139,3 +139,34 @@ def test_the_command_says_a_bug_in_one_line_after_its_traceback(
             "relayflow: WorkerFailed: the worker stopped on an unexpected error (RuntimeError: a bug"
         )
     )
+
+
+def test_local_workers_import_every_handler_before_starting_any(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import asyncio
+    import threading
+
+    import relayflow_mns
+    from relayflow.importing import ImportTargetError
+    from relayflow_mns import MnsIntegration, MnsSettings
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "local_jobs.py").write_text("def handle(body):\n    return {}\n")
+    mns = MnsIntegration(MnsSettings(transport=MEMORY, transport_options=FAST))
+    name = f"lw-{uuid.uuid4().hex[:8]}"
+
+    async def main() -> None:
+        with pytest.raises(ImportTargetError, match="has no attribute 'missing'"):
+            relayflow_mns.relayflow_start_local_workers(
+                [(name, "local_jobs:handle"), ("other", "local_jobs:missing")], object(), [mns]
+            )
+        assert not [t for t in threading.enumerate() if name in t.name]
+        stop = relayflow_mns.relayflow_start_local_workers(
+            [(f"{name},{name}-2", "local_jobs:handle")], object(), [mns]
+        )
+        assert stop is not None
+        assert [t for t in threading.enumerate() if f"{name},{name}-2" in t.name]
+        stop()
+
+    asyncio.run(main())
