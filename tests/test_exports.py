@@ -164,13 +164,6 @@ EXPORTED: dict[str, list[str]] = {
     ],
 }
 
-# Exported but not documented yet, each in a file another part of issue 12 is changing: this
-# list may only shrink.
-NOT_YET_DOCUMENTED: dict[str, set[str]] = {
-    "relayflow.engine": {"TaskOutcome"},
-    "relayflow.fdl": {"DEFAULT_LIMITS", "SUPPORTED_VERSIONS", "Step"},
-}
-
 
 def exported(package: str) -> list[str]:
     """The names ``package`` exports: its `__all__`, or its public non-module globals."""
@@ -242,7 +235,7 @@ def test_every_exported_name_exists(package: str) -> None:
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_every_exported_name_is_documented(package: str) -> None:
-    assert set(undocumented(package)) <= NOT_YET_DOCUMENTED.get(package, set())
+    assert undocumented(package) == []
 
 
 @pytest.mark.parametrize("package", PACKAGES)

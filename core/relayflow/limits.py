@@ -68,3 +68,4 @@ class DefinitionLimits:
 
 
 DEFAULT_LIMITS = DefinitionLimits()
+"""The limits a definition is checked against when none are given."""

@@ -95,6 +95,7 @@ class Submitted:
 
 
 TaskOutcome = Succeeded | Failed | Submitted
+"""What an integration answers a task request with."""
 
 
 class Integration(ABC):

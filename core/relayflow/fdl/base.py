@@ -233,6 +233,7 @@ class _StepUnion:
 
 
 Step = Annotated[StepBase, _StepUnion]
+"""Any step: validated as the registered step type its `type` names."""
 
 
 def step_types() -> dict[str, type[StepBase]]:

@@ -12,6 +12,7 @@ from relayflow.fdl.base import FdlModel, MappingList, Step, StepBase, register_s
 __all__ = ["SUPPORTED_VERSIONS", "Flow"]
 
 SUPPORTED_VERSIONS = ("v1", "v1beta1", "v1.0")
+"""The FDL `version`s a definition may declare."""
 #: An execution lasts at most a year, as in Serverless Workflow.
 MAX_EXECUTION_SECONDS = 365 * 24 * 3600
 
