@@ -24,6 +24,9 @@ are not going away):
 | `FlowInfo.created`, `.modified` (float seconds) | `created_time`, `last_modified_time` |
 | `HistoryPage.events` (the engine's event records, `time` in seconds) | `items` |
 
+One thing did change for the client: `Page.items` was a tuple and is now a list, as the
+engine's always was (see `Page` for why); indexing, iterating and `len` are as before.
+
 This module is a leaf: it imports only the standard library, so that the client, which
 returns these types too, stays light (`tests/test_client_imports.py`).
 """
