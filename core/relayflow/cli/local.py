@@ -229,11 +229,14 @@ def config_group() -> None:
 def config_show(config_path: str | None, as_json: bool) -> None:
     """Print the effective configuration: file, defaults and environment, secrets hidden.
 
-    The text is TOML; --json prints the same document as JSON.
+    The text is TOML; --json prints the same document as JSON. Settings that cannot work (an
+    FC handler module that does not import, a transport kombu does not know) are then named on
+    stderr, one line each, and the exit code is 2.
     """
     from relayflow.config import redacted, to_toml
+    from relayflow.engine.coverage import settings_problems
 
-    config, manager, _ = setup(config_path)
+    config, manager, built = setup(config_path)
     doc: dict[str, Any] = {
         "engine": config.engine.model_dump(),
         "plugins": config.plugins.model_dump(),
@@ -257,6 +260,11 @@ def config_show(config_path: str | None, as_json: bool) -> None:
     else:
         click.echo(f"# effective configuration from {config.source}")
         click.echo(to_toml(doc), nl=False)
+    problems = settings_problems(built)
+    for problem in problems:
+        Invalid("InvalidConfig", problem, mask=True).show()
+    if problems:
+        raise click.exceptions.Exit(EXIT_INVALID)
 
 
 def register(cli: click.Group) -> None:
