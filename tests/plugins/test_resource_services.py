@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,3 +128,62 @@ def test_built_in_services_cannot_be_taken_over(forget_oss):
     }
     with pytest.raises(DefinitionError, match="not a valid acs:fc resourceArn"):
         load_flow(fdl("- {type: task, name: t, resourceArn: 'acs:fc:::nothing'}"))
+
+
+PLUGIN_MODULE = """
+from typing import Literal
+
+from relayflow.engine import Integration, Succeeded
+from relayflow.fdl import StepBase, register_step_type
+from relayflow.plugins import hookimpl
+
+
+class Oss(Integration):
+    name = "oss"
+
+    def __init__(self, settings=None):
+        pass
+
+    def claims(self, resource):
+        return resource.startswith("acs:oss:")
+
+    async def invoke(self, request):
+        return Succeeded({"fetched": request.resource.rsplit(":", 1)[1]})
+
+
+class StampStep(StepBase):
+    type: Literal["stamp"]
+
+
+register_step_type(StampStep, handler=lambda step, input, context: {"stamped": True})
+
+
+@hookimpl
+def relayflow_register_integrations(register):
+    register("oss", Oss, services=["oss"])
+"""
+
+
+def test_relayflow_run_loads_plugins_before_it_checks_the_flow(tmp_path: Path):
+    (tmp_path / "oss_plugin.py").write_text(PLUGIN_MODULE)
+    (tmp_path / "relayflow.toml").write_text('[plugins]\nmodules = ["oss_plugin"]\n')
+    flow = tmp_path / "photos.yaml"
+    flow.write_text(
+        fdl("""
+        - type: stamp
+          name: mark
+        - type: task
+          name: fetch
+          resourceArn: acs:oss:::photos/cat.jpg
+        """)
+    )
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("relayflow")), "run", str(flow)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "RELAYFLOW_DISABLE_PLUGINS": "mns"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"stamped": True, "fetched": "photos/cat.jpg"}

@@ -357,6 +357,7 @@ def run(
     from relayflow.store import StoreError
 
     data = one_of(("--input", input_data), ("--input-file", input_file_data)) or {}
+    config, plugins, integrations = setup(config_path)  # first: plugins add step types, services
     flow_obj, problems = check_file(flow)
     if flow_obj is None:
         fail_with_problems(problems)
@@ -367,7 +368,6 @@ def run(
             f"queue {queue}; this worker will get nothing",
             err=True,
         )
-    config, plugins, integrations = setup(config_path)
     progress = _Progress(flow_name_for(Path(flow)), _store_url(config))
     try:
         result = run_flow(
