@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from relayflow import jsontext
 from relayflow.engine.applier import failed_as_unreadable
+from relayflow.engine.arguments import check_name, check_text, page_size, parse_object
 from relayflow.engine.batches import TxContext
 from relayflow.engine.childflows import ChildFlowIntegration
 from relayflow.engine.hooks import EngineHooks
@@ -31,7 +30,7 @@ from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
 from relayflow.engine.runtime import Runtime
 from relayflow.engine.snapshot import dump_state
 from relayflow.engine.tokens import check_issued, parse_token, verify_token
-from relayflow.errors import EngineError, first_line
+from relayflow.errors import EngineError
 from relayflow.fdl import DefinitionError, load_flow
 from relayflow.limits import DEFAULT_LIMITS, DefinitionLimits, Limits
 from relayflow.store import ExecutionRow, FlowRow, Store, Transaction, open_store
@@ -43,69 +42,10 @@ __all__ = ["Engine"]
 
 T = TypeVar("T")
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
-
 
 def served(integrations: Sequence[Integration]) -> list[Integration]:
     """What an engine with ``integrations`` serves: them, then its own child flows."""
     return [*integrations, ChildFlowIntegration()]
-
-
-def check_name(value: str, what: str) -> str:
-    """Check a flow or execution name against Serverless Workflow's rules."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise EngineError.of(
-            "InvalidArgument",
-            f"{what} {value!r} must be 1 to 128 characters of letters, "
-            "digits, _ and -, starting with a letter or _",
-        )
-    return value
-
-
-def parse_object(value: Any, what: str, max_depth: int = jsontext.MAX_DEPTH) -> dict[str, Any]:
-    """A JSON object given as a dict or as JSON text, nested at most ``max_depth`` levels."""
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str | bytes):
-        try:
-            value = jsontext.loads_input(value)
-        except ValueError as exc:
-            if "recursion limit" in str(exc):
-                raise _too_deep(what, max_depth) from None
-            raise EngineError.of(
-                "InvalidArgument", f"{what} is not valid JSON: {first_line(exc)}"
-            ) from None
-    if not isinstance(value, dict):
-        raise EngineError.of(
-            "InvalidArgument", f"{what} must be a JSON object, not a {type(value).__name__}"
-        )
-    if jsontext.too_deep(value, max_depth):
-        raise _too_deep(what, max_depth)
-    return value
-
-
-def _too_deep(what: str, max_depth: int) -> EngineError:
-    return EngineError.of(
-        "InvalidArgument",
-        f"{what} nests objects and arrays more than {max_depth} levels deep "
-        "(engine.max_json_depth)",
-    )
-
-
-def check_text(value: str, what: str, top: int, *, required: bool = False) -> str:
-    """An Error or Cause field, held to the service's length (Error 1-128, Cause 0-4,096)."""
-    if not isinstance(value, str) or len(value) > top or (required and not value):
-        least = 1 if required else 0
-        raise EngineError.of("InvalidArgument", f"{what} must be {least} to {top} characters")
-    return value
-
-
-def _limit(value: int | None, default: int, top: int, what: str) -> int:
-    if value is None:
-        return default
-    if not 1 <= value <= top:
-        raise EngineError.of("InvalidArgument", f"{what} must be from 1 to {top}, got {value}")
-    return value
 
 
 class Engine:
@@ -304,7 +244,7 @@ class Engine:
 
     async def list_flows(self, limit: int | None = None, next_token: str = "") -> Page[FlowInfo]:
         """Flows by name (ListFlows); pass the page's `next_token` for the next page."""
-        size = _limit(limit, 60, 999, "Limit")
+        size = page_size(limit, 60, 999, "Limit")
         rows = await self._runtime.committer.read(lambda tx: tx.list_flows(next_token, size + 1))
         more = len(rows) > size
         rows = rows[:size]
@@ -440,7 +380,7 @@ class Engine:
         next_token: str = "",
     ) -> Page[ExecutionInfo]:
         """A page of a flow's executions by name (ListExecutions)."""
-        size = _limit(limit, 60, 99, "Limit")
+        size = page_size(limit, 60, 99, "Limit")
 
         def page(tx: Transaction) -> list[ExecutionRow] | None:
             if tx.get_flow(flow_name) is None:
@@ -466,7 +406,7 @@ class Engine:
         self, flow_name: str, name: str, limit: int | None = None, next_token: str = ""
     ) -> HistoryPage:
         """A page of an execution's history events, oldest first (GetExecutionHistory)."""
-        size = _limit(limit, 60, 999, "Limit")
+        size = page_size(limit, 60, 999, "Limit")
         # The token is an EventId this API gave: digits, and small enough for the store.
         if next_token and not (
             next_token.isascii() and next_token.isdigit() and len(next_token) <= 18
