@@ -10,6 +10,11 @@ Plugins come from three places, in this order:
 `[plugins] load` (or `RELAYFLOW_LOAD_PLUGINS=a,b`) keeps only the named entry-point plugins;
 `[plugins] disable` (or `RELAYFLOW_DISABLE_PLUGINS=a,b`) drops the named ones. A plugin that
 fails to import is reported by `relayflow plugins` and skipped; it never stops the engine.
+
+Every hook is called in pluggy's order (the last registered first, `tryfirst` and `trylast`
+applied). `relayflow_start_local_workers` is one pluggy call; the other hooks call each plugin
+through a pluggy call of its own (`PluginManager._each`), so that one failing plugin does not
+silence the others and hook-call monitoring still sees every call.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from relayflow.config import Config, ConfigError, describe_validation_error
-from relayflow.engine.model import HistoryEvent
 from relayflow.plugins import hookspecs
 from relayflow.plugins.events import HOOK_FOR_EVENT
 
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
 
     from relayflow.engine.engine import Engine
     from relayflow.engine.integration import Integration, TaskOutcome, TaskRequest
+    from relayflow.store.records import HistoryEvent
 
 __all__ = ["IntegrationSpec", "PluginInfo", "PluginManager"]
 
