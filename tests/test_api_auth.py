@@ -440,7 +440,7 @@ def test_open_host_without_access_keys_refuses_to_start(tmp_path):
     assert not running, f"relayflow server started on 0.0.0.0 without access keys:\n{stderr}"
     assert process.returncode == 2, stderr
     assert (
-        "relayflow: relayflow.toml: server.host is 0.0.0.0, but without [[server.access_keys]] "
+        "relayflow: InvalidConfig: relayflow.toml: server.host is 0.0.0.0, but without [[server.access_keys]] "
         "the API would accept anyone; add access keys, or listen on 127.0.0.1"
     ) in stderr
     assert "serving the API" not in stderr
