@@ -283,37 +283,39 @@ class Worker:
             if pause > 0 and self._stopping.wait(pause):
                 return
             last_start = time.monotonic()
-            with self._connection() as connection:
-                lost = (*connection.connection_errors, *connection.channel_errors, _Restart)
-                try:
-                    connection.ensure_connection(
-                        errback=self._unreachable,
-                        max_retries=None,
-                        callback=self._raise_if_stopping,
-                        **_RETRY,
-                    )
-                    self._consume(connection)
-                    return
-                except _Stopping:
-                    return
-                except lost as exc:
-                    self.log.warning(
-                        "queue=%s: lost the broker at %s (%s: %s); connecting again",
-                        self.queue,
-                        safe_url(self.transport_url),
-                        type(exc).__name__,
-                        exc,
-                    )
-                except Exception as exc:  # a bug: say so once, loudly, and stop
-                    self.log.exception(
-                        "queue=%s: the worker failed (%s: %s); this is a bug, not the broker; "
-                        "stopping",
-                        self.queue,
-                        type(exc).__name__,
-                        exc,
-                    )
-                    self._fail(exc)
-                    return
+            connection = self._connection()
+            lost = (*connection.connection_errors, *connection.channel_errors, _Restart)
+            try:
+                connection.ensure_connection(
+                    errback=self._unreachable,
+                    max_retries=None,
+                    callback=self._raise_if_stopping,
+                    **_RETRY,
+                )
+                self._consume(connection)
+                return
+            except _Stopping:
+                return
+            except lost as exc:
+                self.log.warning(
+                    "queue=%s: lost the broker at %s (%s: %s); connecting again",
+                    self.queue,
+                    safe_url(self.transport_url),
+                    type(exc).__name__,
+                    exc,
+                )
+            except Exception as exc:  # a bug: say so once, loudly, and stop
+                self.log.exception(
+                    "queue=%s: the worker failed (%s: %s); this is a bug, not the broker; stopping",
+                    self.queue,
+                    type(exc).__name__,
+                    exc,
+                )
+                self._fail(exc)
+                return
+            finally:
+                with contextlib.suppress(Exception):  # a broken connection may not close cleanly
+                    connection.release()
 
     def _unreachable(self, exc: BaseException, interval: float) -> None:
         self.log.warning(
