@@ -41,6 +41,8 @@ __all__ = [
     "echo_json",
     "json_option",
     "load_config_or_fail",
+    "one_of",
+    "parse_object",
     "read_file",
     "table",
 ]

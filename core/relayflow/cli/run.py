@@ -34,7 +34,15 @@ if TYPE_CHECKING:
     from relayflow.fdl import Flow
     from relayflow.plugins import PluginManager
 
-__all__ = ["NOTICE_SECONDS", "RunResult", "flow_name_for", "register", "run", "run_flow"]
+__all__ = [
+    "NOTICE_SECONDS",
+    "RunResult",
+    "flow_name_for",
+    "register",
+    "run",
+    "run_flow",
+    "unused_queues",
+]
 
 #: How long `relayflow run` waits before it says which task waits on what.
 NOTICE_SECONDS = 5
