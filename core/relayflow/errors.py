@@ -12,8 +12,9 @@ Every exception relayflow raises for a caller to handle derives from `RelayflowE
     ├── DefinitionError (ValueError)   relayflow.fdl: a flow definition is invalid
     ├── ExpressionError (ValueError)   relayflow.dataflow: a path or condition is invalid
     ├── ImportTargetError          relayflow.importing: a `module:attribute` cannot be loaded
+    │                              (the plugins' HandlerImportError and HandlerError are it)
     ├── ClientError                relayflow.client: the server refused a call, or none answered
-    └── WorkerError                relayflow_mns: a worker cannot start
+    └── WorkerError                relayflow.worker: a worker cannot start or go on
 
 Codes that Serverless Workflow defines keep its names (`ExecutionAlreadyExists`,
 `FlowNotExists`, ...). Codes for task tokens are relayflow's own, since the original service
