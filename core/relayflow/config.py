@@ -40,6 +40,7 @@ from pydantic_settings import (
 
 from relayflow.errors import RelayflowError
 from relayflow.limits import DefinitionLimits, Limits
+from relayflow.masking import SECRET_WORDS, mask_text
 
 __all__ = [
     "AccessKey",
@@ -59,36 +60,8 @@ __all__ = [
 
 DEFAULT_FILE = "relayflow.toml"
 ENV_PREFIX = "RELAYFLOW_"
-# A key naming one of these holds a secret: its value is never printed, whatever its shape.
-_SECRET_WORDS = (
-    "secret",
-    "password",
-    "passwd",
-    "token",
-    "credential",
-    "private",
-    "auth",
-    "apikey",
-    "api_key",
-    "cookie",
-)
 # Inside a list of keys (`access_keys`, any key ending in `keys`) only these fields are shown.
 _DESCRIPTIVE = ("id", "role", "name", "description")
-_WORDS = "|".join(_SECRET_WORDS)
-# `scheme://user:password@host`: the password runs to the word's last `@` (it may hold an
-# unescaped `@` or `/`, as SQLAlchemy allows).
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@'\"]*:)([^\s'\"]*)@")
-# `password=...` in a query string or in a libpq-style `key=value` list.
-_SECRET_PARAM = re.compile(
-    rf"((?:^|[?&;,\s])[\w.\-]*(?:{_WORDS})[\w.\-]*=)([^&;,\s#'\"]*)", re.IGNORECASE
-)
-# `'secret': '...'` or `"password": "..."` in a repr or in JSON text.
-_SECRET_QUOTED = re.compile(
-    rf"""((['"])[^'"\s]*(?:{_WORDS})[^'"\s]*\2\s*[:=]\s*)(['"])((?:\\.|(?!\3).)*)\3""",
-    re.IGNORECASE,
-)
-# `${NAME}` names an environment variable that holds the secret; the name is no secret.
-_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 # A key as people write them (or a list index). Another key under a secret, or an unknown key,
 # is shown as `*`: it may be a secret pasted in the wrong place.
 _PLAIN_NAME = re.compile(r"[a-z_][a-z_\-]{0,39}[0-9]?|[0-9]{1,9}")
@@ -270,34 +243,11 @@ def find_config(explicit: str | None = None) -> Path | None:
 
 def _names_secret(key: str) -> bool:
     lowered = key.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
+    return any(word in lowered for word in SECRET_WORDS)
 
 
 def _holds_keys(key: str) -> bool:
     return key.lower().endswith("keys")
-
-
-def mask_text(text: str) -> str:
-    """``text`` with the passwords of URLs and the values of secret parameters replaced by `***`.
-
-    Masks `scheme://user:password@`, `password=...` (and `token=`, `secret=`, ... in query
-    strings and `key=value` lists), and `'secret': '...'` in reprs and JSON. A `${NAME}`
-    reference to an environment variable stays.
-    """
-
-    def url(match: re.Match[str]) -> str:
-        if _REFERENCE.fullmatch(match.group(2)):
-            return match.group(0)
-        return f"{match.group(1)}***@"
-
-    def param(match: re.Match[str]) -> str:
-        if not match.group(2) or _REFERENCE.fullmatch(match.group(2)):
-            return match.group(0)
-        return f"{match.group(1)}***"
-
-    text = _URL_PASSWORD.sub(url, text)
-    text = _SECRET_PARAM.sub(param, text)
-    return _SECRET_QUOTED.sub(lambda m: f"{m.group(1)}{m.group(3)}***{m.group(3)}", text)
 
 
 def _secret_from(parts: list[str]) -> int:

@@ -44,7 +44,7 @@ def test_the_plugin_worker_builds_on_the_core() -> None:
         assert getattr(mns, name) is getattr(core, name), name
 
 
-def test_the_worker_command_loads_no_engine(tmp_path) -> None:
+def test_the_worker_command_loads_no_engine_nor_pydantic_settings(tmp_path) -> None:
     # The broker is down, so the command ends at once; what it loaded by then is the point.
     (tmp_path / "light_jobs.py").write_text("def handle(body):\n    return {}\n")
     (tmp_path / "w.toml").write_text('[integrations.mns]\ntransport = "redis://127.0.0.1:9/0"\n')
@@ -63,5 +63,33 @@ def test_the_worker_command_loads_no_engine(tmp_path) -> None:
     modules = json.loads(done.stdout.strip().splitlines()[-1])
     assert "relayflow_mns.worker" in modules
     heavy = ("relayflow.engine", "relayflow.fdl", "relayflow.api", "relayflow.store")
+    heavy += ("relayflow.config", "pydantic_settings")
     found = [m for m in modules if m.startswith((*heavy, "relayflow_mns.integration"))]
     assert found == [], f"relayflow worker loaded {found}"
+
+
+def test_the_worker_reads_a_wrong_broker_table_in_one_line_without_the_full_config(tmp_path):
+    (tmp_path / "light_jobs.py").write_text("def handle(body):\n    return {}\n")
+    (tmp_path / "w.toml").write_text("[integrations.mns]\ntransport_options = 3\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from relayflow.cli import main; main(prog_name='relayflow')",
+            "worker",
+            "q",
+            "--handler",
+            "light_jobs:handle",
+            "--config",
+            "w.toml",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "relayflow: InvalidConfig: w.toml: [integrations.mns] transport_options must be a table, "
+        "got 3"
+    ]

@@ -73,7 +73,7 @@ class CommandError(click.ClickException):
         message = " ".join(str(message).split())
         if mask:
             # Messages quoting URLs (a store's, a broker's) must not print their passwords.
-            from relayflow.config import mask_text
+            from relayflow.masking import mask_text
 
             message = mask_text(message)
         super().__init__(message)

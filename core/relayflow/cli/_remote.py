@@ -31,7 +31,16 @@ from relayflow.cli._common import Invalid, Refused, config_option, load_config_o
 if TYPE_CHECKING:
     from relayflow.client import Client, Execution
 
-__all__ = ["CLIENT_CONFIG_HELP", "client_config_option", "compact", "connect", "execution_doc"]
+__all__ = [
+    "CLIENT_CONFIG_HELP",
+    "RawConfig",
+    "client_config_option",
+    "compact",
+    "connect",
+    "execution_doc",
+    "fast_client_settings",
+    "raw_config",
+]
 
 DETAIL_WIDTH = 60
 CLIENT_CONFIG_HELP = (
@@ -57,30 +66,55 @@ class ClientSettings(NamedTuple):
 
 
 _ENV = "RELAYFLOW_CLIENT__"
+# The variables relayflow.config reads: a table's (RELAYFLOW_ENGINE, RELAYFLOW_SERVER__PORT...).
+# Others, such as RELAYFLOW_CONFIG, it does not apply to the configuration.
+_ENV_TABLES = ("RELAYFLOW_ENGINE", "RELAYFLOW_PLUGINS", "RELAYFLOW_SERVER", "RELAYFLOW_CLIENT")
 _KEYS = {"endpoint", "access_key_id", "access_key_secret", "timeout_seconds"}
 
 
-def _fast_settings(config_path: str | None) -> ClientSettings | None:
-    """`[client]` from the file and RELAYFLOW_CLIENT__* variables, or None when unsure."""
-    table: dict[str, Any] = {}
+class RawConfig(NamedTuple):
+    """relayflow.toml as TOML only, for commands that need one or two tables of it."""
+
+    source: str
+    tables: dict[str, Any]
+    client_env: dict[str, str]
+
+
+def raw_config(config_path: str | None) -> RawConfig | None:
+    """The configuration file's tables, unchecked, or None when only the full reading will do.
+
+    None when the file cannot be read or parsed, or when a variable that the configuration
+    reads (`RELAYFLOW_ENGINE__*`, `RELAYFLOW_SERVER__*`, `RELAYFLOW_PLUGINS__*`, a whole
+    `RELAYFLOW_CLIENT` table) is set. The full `relayflow.config.load_config` then reads
+    everything and says what is wrong.
+    """
+    tables: dict[str, Any] = {}
     explicit = config_path or os.environ.get("RELAYFLOW_CONFIG")
     path = Path(explicit) if explicit else Path("relayflow.toml")
+    source = "(defaults)"
     if explicit or path.is_file():
         try:
-            found = tomllib.loads(path.read_text(encoding="utf-8")).get("client", {})
+            tables = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
             return None
-        if not isinstance(found, dict):
-            return None
-        table = dict(found)
+        source = str(path)
+    client_env: dict[str, str] = {}
     for name, value in os.environ.items():
         upper = name.upper()
-        if not upper.startswith("RELAYFLOW_") or upper == "RELAYFLOW_CONFIG":
-            continue
-        key = upper.removeprefix(_ENV).lower()
-        if not upper.startswith(_ENV) or key not in _KEYS:
-            return None  # another table's variable: the full reading checks it
-        table[key] = value
+        if upper.startswith(_ENV):
+            client_env[upper.removeprefix(_ENV).lower()] = value
+        elif upper.startswith(_ENV_TABLES):
+            return None  # a variable the full reading applies to a table: it checks it
+    return RawConfig(source, tables, client_env)
+
+
+def fast_client_settings(raw: RawConfig) -> ClientSettings | None:
+    """`[client]` from an unchecked reading, or None when any of it looks unusual."""
+    found = raw.tables.get("client", {})
+    if not isinstance(found, dict):
+        return None
+    table = dict(found)
+    table.update(raw.client_env)
     if not set(table) <= _KEYS:
         return None
     timeout = table.get("timeout_seconds", 30.0)
@@ -100,6 +134,12 @@ def _fast_settings(config_path: str | None) -> ClientSettings | None:
         table.get("access_key_secret"),
         float(timeout),
     )
+
+
+def _fast_settings(config_path: str | None) -> ClientSettings | None:
+    """`[client]` from the file and RELAYFLOW_CLIENT__* variables, or None when unsure."""
+    raw = raw_config(config_path)
+    return None if raw is None else fast_client_settings(raw)
 
 
 def client_settings(config_path: str | None) -> ClientSettings:

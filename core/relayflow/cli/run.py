@@ -288,7 +288,7 @@ def _left_behind(progress: _Progress) -> str:
     """What Ctrl-C leaves: the execution, its status, and where it is kept."""
     if not progress.execution:
         return "relayflow: interrupted before the execution started; nothing was left behind"
-    from relayflow.config import mask_text
+    from relayflow.masking import mask_text
 
     where = mask_text(progress.store_url)
     if where.startswith("memory:"):

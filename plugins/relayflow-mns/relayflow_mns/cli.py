@@ -52,6 +52,7 @@ __all__ = [
     "EXIT_INVALID",
     "HandlerError",
     "broker_settings",
+    "broker_settings_from",
     "load_handler",
     "split_queues",
     "worker",
@@ -90,21 +91,59 @@ def broker_settings(config: Config) -> tuple[str, dict[str, Any], float]:
     """
     from relayflow.config import ConfigError
 
-    table = config.integrations.get("mns", {})
-    where = f"{config.source}: [integrations.mns]"
+    try:
+        return broker_settings_from(config.integrations.get("mns", {}), config.source)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def broker_settings_from(table: Any, source: str) -> tuple[str, dict[str, Any], float]:
+    """`broker_settings` from the `[integrations.mns]` table as read from ``source``.
+
+    Raises:
+        ValueError: a value has the wrong type; the message names the file and the key.
+    """
+    where = f"{source}: [integrations.mns]"
+    if not isinstance(table, dict):
+        raise ValueError(f"{where} must be a table, got {type(table).__name__}")
     url = table.get("transport", DEFAULT_TRANSPORT)
     if not isinstance(url, str) or not url.strip():
-        raise ConfigError(f"{where} transport must be a broker URL, got {url!r}")
+        raise ValueError(f"{where} transport must be a broker URL, got {url!r}")
     options = table.get("transport_options", {})
     if not isinstance(options, dict):
-        raise ConfigError(f"{where} transport_options must be a table, got {options!r}")
+        raise ValueError(f"{where} transport_options must be a table, got {options!r}")
     visibility = options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT)
     if isinstance(visibility, bool) or not isinstance(visibility, int | float) or visibility <= 0:
-        raise ConfigError(
+        raise ValueError(
             f"{where} transport_options.visibility_timeout must be a number of seconds "
             f"above 0, got {visibility!r}"
         )
     return url.strip(), dict(options), float(visibility)
+
+
+def _settings(config_path: str | None) -> tuple[Client, tuple[str, dict[str, Any], float]]:
+    """The client and the broker settings, read without pydantic when that is safe.
+
+    A worker needs two tables; loading the whole configuration would import pydantic-settings
+    and the plugins' models for nothing. Whenever the plain TOML reading is unsure (see
+    `relayflow.cli._remote.raw_config`), the full reading checks the file as before.
+
+    Raises:
+        Invalid: `InvalidConfig`, naming the file and the key.
+    """
+    from relayflow.cli._remote import fast_client_settings, raw_config
+
+    raw = raw_config(config_path)
+    fast = None if raw is None else fast_client_settings(raw)
+    try:
+        if raw is None or fast is None:
+            config = load_config_or_fail(config_path)
+            return Client.from_config(config), broker_settings(config)
+        integrations = raw.tables.get("integrations", {})
+        table = integrations.get("mns", {}) if isinstance(integrations, dict) else None
+        return Client(*fast), broker_settings_from(table, raw.source)
+    except ValueError as exc:  # ConfigError too
+        raise Invalid("InvalidConfig", str(exc), mask=True) from None
 
 
 class WorkerFailed(CommandError):
@@ -183,14 +222,7 @@ def worker(
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     names = split_queues(queues)
-    config = load_config_or_fail(config_path)
-    from relayflow.config import ConfigError  # loaded by now
-
-    try:
-        url, options, visibility = broker_settings(config)
-        client = Client.from_config(config)
-    except (ConfigError, ValueError) as exc:
-        raise Invalid("InvalidConfig", str(exc), mask=True) from None
+    client, (url, options, visibility) = _settings(config_path)
     try:
         handler = load_handler(handler_path)
     except ImportTargetError as exc:
