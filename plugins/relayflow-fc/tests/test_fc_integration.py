@@ -502,7 +502,7 @@ async def test_the_default_timeout_stops_waiting_for_a_slow_handler(
 
 def test_a_running_handler_does_not_keep_the_process_alive(tmp_path: Path) -> None:
     (tmp_path / "sleepy.py").write_text(
-        "import time\ndef handler(event, context):\n    time.sleep(30)\n"
+        "import time\ndef handler(event, context):\n    time.sleep(3600)\n"
     )
     script = textwrap.dedent(
         """
@@ -520,13 +520,12 @@ def test_a_running_handler_does_not_keep_the_process_alive(tmp_path: Path) -> No
         asyncio.run(main())
         """
     )
-    started = time.monotonic()
+    # The handler sleeps an hour: a process kept alive by its thread would hit the bound.
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=10
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ERROR_TASK_TIMEOUT
-    assert time.monotonic() - started < 4.5
 
 
 # ---------------------------------------------------------------------------------------------
