@@ -163,9 +163,10 @@ async def test_outcomes_that_arrive_within_the_close_grace_are_kept(engine_facto
         await eng.start_execution("f", {}, name="run1")
         await eventually(lambda: calls, what="the dispatch")
     finally:
+        # Close ends when the outcome is in, not when the grace runs out: an hour would show.
         t0 = time.monotonic()
-        await eng.close(grace_seconds=3)
-        assert time.monotonic() - t0 < 2.0
+        await eng.close(grace_seconds=3600)
+        assert time.monotonic() - t0 < 60
 
     async with engine_factory({"demo:Work": slow}, sqlite=True) as eng:
         info = await eng.describe_execution("f", "run1")
