@@ -16,10 +16,10 @@ import relayflow_audit
 
 from relayflow.config import ConfigError, load_config
 from relayflow.engine import Engine, Failed, FunctionIntegration, Submitted, TaskRequest
-from relayflow.engine.model import HistoryEvent
 from relayflow.plugins import PluginManager
 from relayflow.plugins.events import HOOK_FOR_EVENT
 from relayflow.store import open_store
+from relayflow.store.records import HistoryEvent
 
 HERE = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ from relayflow.engine.integration import (
     TaskOutcome,
     TaskRequest,
 )
-from relayflow.engine.model import ERROR_RUNTIME, ERROR_TASK_TIMEOUT
+from relayflow.errors import ERROR_RUNTIME, ERROR_TASK_TIMEOUT
 from relayflow.importing import ImportTargetError, import_callable
 from relayflow_fc.context import FcContext, FunctionMeta, Reporter, ServiceMeta
 from relayflow_fc.runner import HandlerCall

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from relayflow.engine.integration import Failed, Succeeded, TaskOutcome
-from relayflow.engine.model import ERROR_INVALID_LOCAL, ERROR_RUNTIME
+from relayflow.errors import ERROR_INVALID_LOCAL, ERROR_RUNTIME
 from relayflow.importing import ImportTargetError, import_callable
 from relayflow_fc.context import FcContext
 

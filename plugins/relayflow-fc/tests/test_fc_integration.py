@@ -24,7 +24,7 @@ from pydantic import ValidationError
 import relayflow_fc
 from relayflow.config import ConfigError, load_config
 from relayflow.engine import Failed, Submitted, Succeeded, TaskRequest
-from relayflow.engine.model import ERROR_INVALID_LOCAL, ERROR_RUNTIME, ERROR_TASK_TIMEOUT
+from relayflow.errors import ERROR_INVALID_LOCAL, ERROR_RUNTIME, ERROR_TASK_TIMEOUT
 from relayflow.fdl import load_flow
 from relayflow.plugins import PluginManager
 from relayflow.testing import bounded

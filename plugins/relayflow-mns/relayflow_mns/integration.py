@@ -22,7 +22,7 @@ from kombu.entity import Queue as _KombuQueue
 from pydantic import BaseModel, ConfigDict, Field
 
 from relayflow.engine import Failed, Integration, Submitted, Succeeded, TaskOutcome, TaskRequest
-from relayflow.engine.model import ERROR_RUNTIME
+from relayflow.errors import ERROR_RUNTIME
 from relayflow.fdl import parse_resource_arn
 from relayflow_mns import redis_transport
 from relayflow_mns._transports import DEFAULT_TRANSPORT, transport_problem

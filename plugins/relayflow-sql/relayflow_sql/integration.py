@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, TextClause, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from relayflow.engine import Failed, Integration, Succeeded, TaskOutcome, TaskRequest
-from relayflow.engine.model import ERROR_RUNTIME
+from relayflow.errors import ERROR_RUNTIME
 from relayflow_sql.connections import clear_refusal, connect_arguments, guard, take_refusal
 from relayflow_sql.errors import (
     ERROR_CONFIGURATION,

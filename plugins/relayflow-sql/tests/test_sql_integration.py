@@ -24,7 +24,7 @@ import relayflow_sql
 from relayflow.cli import main
 from relayflow.config import ConfigError, load_config
 from relayflow.engine import Failed, Succeeded, TaskRequest
-from relayflow.engine.model import ERROR_RUNTIME
+from relayflow.errors import ERROR_RUNTIME
 from relayflow.plugins import PluginManager
 from relayflow.testing import bounded
 from relayflow_sql import SqlIntegration, SqlSettings, json_safe, mask_url, resolve_url
