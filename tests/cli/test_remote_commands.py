@@ -11,7 +11,12 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from relayflow.remote_cli import executions, flows, register, tasks
+from relayflow.cli import executions as executions_module
+from relayflow.cli import flows as flows_module
+from relayflow.cli import tasks as tasks_module
+from relayflow.cli.executions import executions
+from relayflow.cli.flows import flows
+from relayflow.cli.tasks import tasks
 from tests.client.fake_server import (
     DEFINITION,
     KEY_ID,
@@ -22,6 +27,12 @@ from tests.client.fake_server import (
     free_port,
     serve_fake,
 )
+
+
+def register(main: click.Group) -> None:
+    """Add the three remote groups the way the relayflow command does."""
+    for module in (flows_module, executions_module, tasks_module):
+        module.register(main)
 
 
 @pytest.fixture
