@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from relayflow.cli import main
 
-DOC = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
 
 
 def test_every_command_is_documented_and_helps():
