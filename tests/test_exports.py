@@ -92,6 +92,7 @@ EXPORTED: dict[str, list[str]] = {
     ],
     "relayflow.errors": [
         "CODES",
+        "CallError",
         "ERROR_DATA_LIMIT",
         "ERROR_EVENT_LIMIT",
         "ERROR_INVALID_LOCAL",

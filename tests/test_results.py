@@ -157,3 +157,22 @@ def test_the_async_engine_waits_for_the_end_as_the_async_client_does():
             assert (still.status, still.done) == ("Running", False)
 
     asyncio.run(main())
+
+
+def test_a_refusal_is_one_catchable_class_on_both_sides(api_server):
+    from relayflow.errors import CallError, EngineError
+
+    key_id, secret = KEYS["admin"]
+    caught = {}
+    with SyncEngine(open_store("memory://")) as embedded:
+        with pytest.raises(CallError) as refused:
+            embedded.describe_execution("nowhere", "nothing")
+        caught["embedded"] = refused.value
+    with client.Client(api_server.url, key_id, secret) as remote:
+        with pytest.raises(CallError) as refused:
+            remote.describe_execution("nowhere", "nothing")
+        caught["remote"] = refused.value
+    assert isinstance(caught["embedded"], EngineError)
+    assert isinstance(caught["remote"], client.ClientError)
+    assert {(e.code, e.status) for e in caught.values()} == {(caught["embedded"].code, 404)}
+    assert caught["embedded"].code.endswith("NotExists")

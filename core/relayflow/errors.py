@@ -5,15 +5,16 @@ Every exception relayflow raises for a caller to handle derives from `RelayflowE
 (`ConfigError` is still a `ValueError`), so older ``except`` clauses keep working::
 
     RelayflowError
-    ├── EngineError                a request the engine or the API refuses: code, status, message
-    │   └── RefusedAfterChange     relayflow.engine.batches: refused, but what it wrote commits
+    ├── CallError                  a call that did not succeed, embedded or remote: code, message
+    │   ├── EngineError            a request the engine or the API refuses: code, status, message
+    │   │   └── RefusedAfterChange relayflow.engine.batches: refused, but what it wrote commits
+    │   └── ClientError            relayflow.client: the server refused a call, or none answered
     ├── ConfigError (ValueError)   relayflow.config: relayflow.toml or a setting is wrong
     ├── StoreError (RuntimeError)  relayflow.store: the store cannot be opened or used
     ├── DefinitionError (ValueError)   relayflow.fdl: a flow definition is invalid
     ├── ExpressionError (ValueError)   relayflow.dataflow: a path or condition is invalid
     ├── ImportTargetError          relayflow.importing: a `module:attribute` cannot be loaded
     │                              (the plugins' HandlerImportError and HandlerError are it)
-    ├── ClientError                relayflow.client: the server refused a call, or none answered
     └── WorkerError                relayflow.worker: a worker cannot start or go on
 
 Codes that Serverless Workflow defines keep its names (`ExecutionAlreadyExists`,
@@ -35,6 +36,7 @@ __all__ = [
     "ERROR_INVALID_LOCAL",
     "ERROR_RUNTIME",
     "ERROR_TASK_TIMEOUT",
+    "CallError",
     "EngineError",
     "ErrorCode",
     "RelayflowError",
@@ -80,7 +82,24 @@ CODES: Final[dict[ErrorCode, int]] = {
 }
 
 
-class EngineError(RelayflowError):
+class CallError(RelayflowError):
+    """A call that did not succeed, embedded or remote: one ``except`` for both.
+
+    The engine raises `EngineError`; `relayflow.client` raises `ClientError` (the server's
+    refusal, or no answer at all).
+
+    Attributes:
+        code: a stable name, such as `ExecutionNotExists`.
+        message: one sentence for a person.
+        status: the HTTP status that fits (0 when a remote call got no answer).
+    """
+
+    code: str
+    message: str
+    status: int
+
+
+class EngineError(CallError):
     """A request the engine refuses. Nothing was changed.
 
     The API answers with its own codes too (`SignatureDoesNotMatch`, ...), so the constructor

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from relayflow.errors import RelayflowError
+from relayflow.errors import CallError
 
 __all__ = ["ClientError"]
 
 
-class ClientError(RelayflowError):
+class ClientError(CallError):
     """A call that did not succeed: the server refused it, or it never got an answer.
 
     Attributes:
