@@ -115,3 +115,29 @@ def test_waiting_names_the_queue_and_ctrl_c_says_what_it_left(folder):
     assert "kept in memory only" in left[0]
     assert process.returncode == 130 and out == ""
     assert not any("Traceback" in line for line in said)
+
+
+def test_ctrl_c_ends_the_wait_even_when_the_waited_call_ignores_cancellation():
+    import asyncio
+
+    from relayflow.cli.run import Interrupted, _unless
+
+    async def stubborn() -> str:
+        # A call that absorbs a cancellation (as a library's retry loop may): Ctrl-C must not
+        # depend on it giving up.
+        for _ in range(50):
+            try:
+                await asyncio.sleep(0.1)
+            except asyncio.CancelledError:
+                continue
+        return "never mind"
+
+    async def main() -> None:
+        interrupted = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.05, interrupted.set)
+        with pytest.raises(Interrupted):
+            await _unless(interrupted, stubborn())
+        done = asyncio.Event()
+        assert await _unless(done, asyncio.sleep(0, "answer")) == "answer"
+
+    asyncio.run(asyncio.wait_for(main(), 30))

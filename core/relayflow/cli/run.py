@@ -8,14 +8,16 @@ left behind (the execution, its status, and the store it is kept in).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -29,6 +31,8 @@ from relayflow.cli._common import (
 )
 
 if TYPE_CHECKING:
+    import asyncio
+
     from relayflow.config import Config
     from relayflow.engine import Engine, Integration
     from relayflow.fdl import Flow
@@ -46,6 +50,8 @@ __all__ = [
 
 #: How long `relayflow run` waits before it says which task waits on what.
 NOTICE_SECONDS = 5
+
+T = TypeVar("T")
 #: Exit status after Ctrl-C, as shells report a process that SIGINT ended.
 EXIT_INTERRUPTED = 130
 _PENDING = {"TaskScheduled", "TaskSubmitted", "TaskStarted"}
@@ -191,9 +197,12 @@ async def _run(
             await engine.create_flow(flow_name, definition)
         info = await engine.start_execution(flow_name, data, name)
         progress.execution, progress.status = info.name, info.status
+        interrupted = _on_ctrl_c()
         while not info.done:
             wait = 60 if progress.noticed or flow is None else NOTICE_SECONDS
-            info = await engine.describe_execution(flow_name, info.name, wait_seconds=wait)
+            info = await _unless(
+                interrupted, engine.describe_execution(flow_name, info.name, wait_seconds=wait)
+            )
             progress.status = info.status
             if not info.done and not progress.noticed and flow is not None:
                 progress.noticed = True
@@ -201,12 +210,56 @@ async def _run(
                 if notice:
                     click.echo(notice, err=True)
     finally:
+        _ignore_ctrl_c_here()
         for stop in stoppers:
             stop()
         await engine.close(grace_seconds=0)
     if info.status == "Succeeded":
         return RunResult(0, info.output or {})
     return RunResult(1, {"status": info.status, "error": info.error, "cause": info.cause})
+
+
+class Interrupted(Exception):
+    """Ctrl-C during the wait: `run` says what it leaves behind and exits 130."""
+
+
+def _on_ctrl_c() -> asyncio.Event:
+    """An event that Ctrl-C (SIGINT) sets, instead of asyncio's cancelling of the main task.
+
+    A cancellation can be absorbed by the code it lands in; an event the wait loop checks
+    cannot, so Ctrl-C always ends the wait. Where the loop cannot take signals (not the main
+    thread), the event is never set and asyncio's own handling stays.
+    """
+    import asyncio
+
+    event = asyncio.Event()
+    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, event.set)
+    return event
+
+
+def _ignore_ctrl_c_here() -> None:
+    """Give SIGINT back to Python's default handler (a second Ctrl-C ends the process)."""
+    import asyncio
+
+    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+
+
+async def _unless(interrupted: asyncio.Event, call: Awaitable[T]) -> T:
+    """``call``'s result, or `Interrupted` as soon as ``interrupted`` is set."""
+    import asyncio
+
+    task = asyncio.ensure_future(call)
+    stop = asyncio.ensure_future(interrupted.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if interrupted.is_set():
+        task.cancel()
+        raise Interrupted
+    return task.result()
 
 
 def _start_workers(
@@ -399,7 +452,7 @@ def run(
     except StoreError as exc:
         Invalid("StoreUnavailable", str(exc), mask=True).show()
         _exit(EXIT_INVALID)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         click.echo(_left_behind(progress), err=True)
         _exit(EXIT_INTERRUPTED)
     click.echo(result.json())
