@@ -125,16 +125,16 @@ def test_ctrl_c_ends_the_wait_even_when_the_waited_call_ignores_cancellation():
     async def stubborn() -> str:
         # A call that absorbs a cancellation (as a library's retry loop may): Ctrl-C must not
         # depend on it giving up.
-        for _ in range(50):
+        for _ in range(20):
             try:
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.02)
             except asyncio.CancelledError:
                 continue
         return "never mind"
 
     async def main() -> None:
         interrupted = asyncio.Event()
-        asyncio.get_running_loop().call_later(0.05, interrupted.set)
+        asyncio.get_running_loop().call_later(0.01, interrupted.set)
         with pytest.raises(Interrupted):
             await _unless(interrupted, stubborn())
         done = asyncio.Event()
