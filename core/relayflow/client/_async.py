@@ -162,9 +162,7 @@ class AsyncClient(_Base):
         """Long-poll an execution until it ends, or ``timeout`` seconds pass; returns the last."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait = _calls.MAX_WAIT_SECONDS
-            if deadline is not None:
-                wait = max(0, min(wait, int(deadline - time.monotonic())))
+            wait = _calls.next_wait(deadline)
             execution = await self.describe_execution(flow_name, name, wait)
             if execution.done or wait == 0:
                 return execution

@@ -7,6 +7,7 @@ one place and the sync and async clients cannot drift apart.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,18 @@ __all__ = ["API_VERSION", "Call", "Credentials", "decode", "encode"]
 API_VERSION = "2019-03-15"
 """The version of Serverless Workflow's API the client speaks (its `Version` parameter)."""
 MAX_WAIT_SECONDS = 60
+
+
+def next_wait(deadline: float | None) -> int:
+    """The whole seconds of the next long poll of `wait_for_execution`, given its deadline.
+
+    ``deadline`` is a `time.monotonic()` value, or None to wait without end; 0 means the
+    deadline has passed and the next describe is the last.
+    """
+    if deadline is None:
+        return MAX_WAIT_SECONDS
+    return max(0, min(MAX_WAIT_SECONDS, int(deadline - time.monotonic())))
+
 
 T = TypeVar("T")
 

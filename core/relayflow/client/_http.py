@@ -300,9 +300,7 @@ class Client(_Base):
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait = _calls.MAX_WAIT_SECONDS
-            if deadline is not None:
-                wait = max(0, min(wait, int(deadline - time.monotonic())))
+            wait = _calls.next_wait(deadline)
             execution = self.describe_execution(flow_name, name, wait)
             if execution.done or wait == 0:
                 return execution
