@@ -286,15 +286,6 @@ class Engine:
             flow = tx.get_flow(flow_name)
             if flow is None:
                 raise EngineError.of("FlowNotExists", f"flow '{flow_name}' does not exist")
-            existing = tx.get_execution(flow_name, exec_name)
-            if existing is not None:
-                if existing.status == "Running":
-                    return ExecutionInfo.of(existing, flow.definition)
-                raise EngineError.of(
-                    "ExecutionAlreadyExists",
-                    f"execution '{exec_name}' of flow '{flow_name}' already ran "
-                    f"({existing.status}); choose another name",
-                )
             row = ExecutionRow(
                 0,
                 uuid.uuid4().hex,
@@ -312,7 +303,21 @@ class Engine:
                 dump_state(ExecutionState()),
                 callback_token,
             )
+            # Inserting first settles a race between replicas in the database: one insert
+            # wins, the other finds the name taken and answers as for any repeated start.
             row_id = tx.insert_execution(row)
+            if row_id is None:
+                existing = tx.get_execution(flow_name, exec_name, lock=True)
+                assert existing is not None
+                if existing.status == "Running":
+                    return ExecutionInfo.of(
+                        existing, tx.flow_definition(flow_name, existing.flow_version) or ""
+                    )
+                raise EngineError.of(
+                    "ExecutionAlreadyExists",
+                    f"execution '{exec_name}' of flow '{flow_name}' already ran "
+                    f"({existing.status}); choose another name",
+                )
             stored = tx.lock_execution(row_id)
             assert stored is not None
             self._runtime.applier.apply(tx, ctx, stored, Start(data))

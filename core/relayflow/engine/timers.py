@@ -145,9 +145,10 @@ class Loops:
 
     def _renew_leases(self, ids: list[int]) -> Callable[[Transaction, TxContext], None]:
         applier = self._applier
-        until = applier.clock() + applier.lease_seconds
+        now = applier.clock()
+        until = now + applier.lease_seconds
 
         def renew(tx: Transaction, ctx: TxContext) -> None:
-            tx.renew_outbox(ids, applier.owner, until)
+            tx.renew_outbox(ids, applier.owner, now, until)
 
         return renew

@@ -10,15 +10,17 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import cast
 
-from relayflow.store.base import Store, StoreError, Transaction
+from relayflow.store.base import Listener, Store, StoreConflict, StoreError, Transaction
 from relayflow.store.records import ExecutionRow, FlowRow, HistoryEvent, OutboxRow, TimerRow
 
 __all__ = [
     "ExecutionRow",
     "FlowRow",
     "HistoryEvent",
+    "Listener",
     "OutboxRow",
     "Store",
+    "StoreConflict",
     "StoreError",
     "TimerRow",
     "Transaction",

@@ -12,6 +12,24 @@ owner and a time until which nobody else may take it. A crashed owner's leases s
 A driver that serves a single engine process (SQLite) lets that process take over all leases
 when it starts.
 
+A driver for several engine processes (replicas) on one database (PostgreSQL) must also:
+
+- lock what a command reads with ``lock=True`` (`get_execution`, `get_flow`) and by
+  `lock_execution` until the transaction ends, so that two replicas never apply two commands to
+  one execution at once;
+- settle first-writer races in the database: `insert_execution` answers None when the name is
+  taken, `create_flow` False when the flow exists, `set_meta_if_absent` the value that won,
+  `use_nonce` False for a nonce seen before;
+- measure leases on one clock for every replica (the database's): a claim's ``lease_until`` is
+  read as a duration, ``lease_until - now``, from the driver's own clock;
+- raise `StoreConflict` for a transaction the database aborted to break a deadlock or a
+  serialization failure (the engine runs it again), and `StoreError` for anything else;
+- send `Transaction.notify` messages when the transaction commits, to every `Store.listen`
+  callback on every replica, if it can (``notifies``); the engine polls where it cannot.
+
+The conformance suite in `tests/store/` runs every operation against each driver; a new
+driver should only have to pass it.
+
 Writing a driver: implement `Store` and `Transaction` for your database, keep every SQL dialect
 detail inside the driver, and register the class under its URL scheme (see
 `relayflow.store.register_driver`). The records a transaction reads and writes are in
@@ -21,9 +39,9 @@ detail inside the driver, and register the class under its URL scheme (see
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Protocol
 
 from relayflow.errors import RelayflowError
 from relayflow.store.records import ExecutionRow, FlowRow, HistoryEvent, OutboxRow, TimerRow
@@ -32,8 +50,10 @@ __all__ = [
     "ExecutionRow",
     "FlowRow",
     "HistoryEvent",
+    "Listener",
     "OutboxRow",
     "Store",
+    "StoreConflict",
     "StoreError",
     "TimerRow",
     "Transaction",
@@ -42,6 +62,21 @@ __all__ = [
 
 class StoreError(RelayflowError, RuntimeError):
     """The store cannot be opened or used; the message says why in one sentence."""
+
+
+class StoreConflict(StoreError):
+    """The database aborted a transaction to resolve a conflict with another; run it again.
+
+    Raised for deadlocks, serialization failures, lock timeouts and a connection lost before
+    COMMIT was sent: in each case nothing of the transaction was written.
+    """
+
+
+class Listener(Protocol):
+    """A subscription made by `Store.listen`; closing it ends the subscription."""
+
+    async def close(self) -> None:
+        """Stop listening and release the connection."""
 
 
 class Transaction(ABC):
@@ -60,14 +95,37 @@ class Transaction(ABC):
     def set_meta(self, key: str, value: str) -> None:
         """Set a metadata value."""
 
+    @abstractmethod
+    def set_meta_if_absent(self, key: str, value: str) -> str:
+        """Set ``key`` to ``value`` unless it has a value already; return the value it has now.
+
+        Two replicas starting together on an empty store agree on one token secret this way.
+        """
+
+    @abstractmethod
+    def use_nonce(self, key: str, now: float, window: float) -> bool:
+        """Record a request nonce; False when it was recorded in the last ``window`` seconds.
+
+        Nonces older than ``window`` may be forgotten (the request's own timestamp check
+        refuses their replays), so the table stays small.
+        """
+
     # -- flows --------------------------------------------------------------------------------
     @abstractmethod
-    def get_flow(self, name: str) -> FlowRow | None:
-        """The flow named ``name``."""
+    def get_flow(self, name: str, *, lock: bool = False) -> FlowRow | None:
+        """The flow named ``name``; with ``lock``, locked for update until the transaction ends."""
+
+    @abstractmethod
+    def create_flow(self, row: FlowRow) -> bool:
+        """Add a flow and its first version; False (and nothing written) if the name is taken."""
 
     @abstractmethod
     def put_flow(self, row: FlowRow) -> None:
         """Create or replace a flow, and keep its definition under its version."""
+
+    @abstractmethod
+    def flow_versions(self, name: str) -> list[tuple[int, str]]:
+        """Every kept version of a flow's definition, ``(version, definition)`` ascending."""
 
     @abstractmethod
     def flow_definition(self, name: str, version: int) -> str | None:
@@ -83,12 +141,17 @@ class Transaction(ABC):
 
     # -- executions ---------------------------------------------------------------------------
     @abstractmethod
-    def insert_execution(self, row: ExecutionRow) -> int:
-        """Add an execution (its `id` is ignored); return the id it got."""
+    def insert_execution(self, row: ExecutionRow) -> int | None:
+        """Add an execution (its `id` is ignored); return the id it got.
+
+        None, with nothing written, when the flow already has an execution of that name.
+        """
 
     @abstractmethod
-    def get_execution(self, flow_name: str, name: str) -> ExecutionRow | None:
-        """An execution by its flow and name."""
+    def get_execution(
+        self, flow_name: str, name: str, *, lock: bool = False
+    ) -> ExecutionRow | None:
+        """An execution by its flow and name; with ``lock``, locked like `lock_execution`."""
 
     @abstractmethod
     def lock_execution(self, execution_id: int) -> ExecutionRow | None:
@@ -158,14 +221,22 @@ class Transaction(ABC):
         """Add a timer."""
 
     @abstractmethod
-    def delete_timer(self, execution_id: int, timer_id: int) -> bool:
-        """Remove a timer; whether it was there (a fired timer is applied only once)."""
+    def delete_timer(self, execution_id: int, timer_id: int, owner: str | None = None) -> bool:
+        """Remove a timer; whether it was there (a fired timer is applied only once).
+
+        With ``owner``, only while that owner holds its lease: a replica whose lease was taken
+        over finds nothing to fire.
+        """
 
     @abstractmethod
     def claim_due_timers(
         self, now: float, owner: str, lease_until: float, limit: int
     ) -> list[TimerRow]:
-        """Lease timers due by ``now`` that nobody holds."""
+        """Lease timers due by ``now`` that nobody holds (other replicas skip them)."""
+
+    @abstractmethod
+    def list_timers(self, execution_id: int) -> list[TimerRow]:
+        """An execution's timers, by timer id (for copying a store)."""
 
     @abstractmethod
     def next_timer_at(self) -> float | None:
@@ -186,15 +257,30 @@ class Transaction(ABC):
     def claim_outbox(
         self, now: float, owner: str, lease_until: float, limit: int
     ) -> list[OutboxRow]:
-        """Lease effects nobody holds, oldest first."""
+        """Lease effects nobody holds, oldest first (other replicas skip them)."""
 
     @abstractmethod
-    def renew_outbox(self, ids: Sequence[int], owner: str, lease_until: float) -> None:
-        """Extend the leases of effects still being carried out."""
+    def renew_outbox(self, ids: Sequence[int], owner: str, now: float, lease_until: float) -> None:
+        """Extend the leases ``owner`` still holds on effects still being carried out."""
 
     @abstractmethod
-    def release_leases(self) -> None:
-        """Drop every lease (a single-engine store does this when its engine starts)."""
+    def list_outbox(self, execution_id: int) -> list[OutboxRow]:
+        """An execution's outbox rows, by id (for copying a store)."""
+
+    @abstractmethod
+    def release_leases(self, owner: str | None = None) -> None:
+        """Drop the leases ``owner`` holds, so others take its work at once; None: every lease.
+
+        A single-engine store drops every lease when its engine starts; a replica told to stop
+        hands back its own.
+        """
+
+    # -- notifications ------------------------------------------------------------------------
+    def notify(self, channel: str, payload: str) -> None:  # noqa: B027 - optional for drivers
+        """Send ``payload`` to `Store.listen` callbacks on ``channel`` when the transaction commits.
+
+        Drivers that cannot notify (``Store.notifies`` False) ignore it.
+        """
 
 
 class Store(ABC):
@@ -202,6 +288,10 @@ class Store(ABC):
 
     #: Whether one engine process owns the store (and may drop stale leases at start).
     single_engine: bool = True
+    #: Whether `Transaction.notify` reaches `listen` callbacks (in every process).
+    notifies: bool = False
+    #: How long a claimed outbox row or timer stays with its engine by default, in seconds.
+    default_lease_seconds: float = 30.0
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Transaction]:
@@ -214,6 +304,14 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the store's connections and locks."""
+
+    async def listen(self, channel: str, callback: Callable[[str | None], None]) -> Listener | None:
+        """Call ``callback`` with each payload notified on ``channel``; None if not supported.
+
+        ``callback`` runs on the event loop. It gets None after a lost connection was made
+        again: notifications may have been missed, so anything may have changed.
+        """
+        return None
 
     def acquire_engine_lock(self) -> None:  # noqa: B027 - optional for drivers
         """Make sure no other engine process runs on a single-engine store.

@@ -74,6 +74,8 @@ CREATE INDEX IF NOT EXISTS timers_due ON timers (fire_at);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, execution_id INTEGER NOT NULL, payload TEXT NOT NULL,
     lease_owner TEXT, lease_until REAL);
+CREATE TABLE IF NOT EXISTS nonces (key TEXT PRIMARY KEY, seen REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nonces_seen ON nonces (seen);
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, execution_id INTEGER NOT NULL,
     data TEXT NOT NULL, reason TEXT NOT NULL, time REAL NOT NULL);
@@ -144,12 +146,41 @@ class _Tx(Transaction):
     def set_meta(self, key: str, value: str) -> None:
         self._write("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
+    def set_meta_if_absent(self, key: str, value: str) -> str:
+        self._write("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        found = self.get_meta(key)
+        assert found is not None
+        return found
+
+    def use_nonce(self, key: str, now: float, window: float) -> bool:
+        self._write("DELETE FROM nonces WHERE seen < ?", (now - window,))
+        return (
+            self._write(
+                "INSERT OR IGNORE INTO nonces (key, seen) VALUES (?, ?)", (key, now)
+            ).rowcount
+            > 0
+        )
+
     # flows
-    def get_flow(self, name: str) -> FlowRow | None:
+    def get_flow(self, name: str, *, lock: bool = False) -> FlowRow | None:
+        # A write transaction in SQLite already excludes other writers: nothing to lock.
         row = self.db.execute(
             f"SELECT {_FLOW_COLUMNS} FROM flows WHERE name = ?", (name,)
         ).fetchone()
         return FlowRow(*row) if row else None
+
+    def create_flow(self, row: FlowRow) -> bool:
+        if self.get_flow(row.name) is not None:
+            return False
+        self.put_flow(row)
+        return True
+
+    def flow_versions(self, name: str) -> list[tuple[int, str]]:
+        rows = self.db.execute(
+            "SELECT version, definition FROM flow_versions WHERE name = ? ORDER BY version",
+            (name,),
+        ).fetchall()
+        return [(int(r[0]), r[1]) for r in rows]
 
     def put_flow(self, row: FlowRow) -> None:
         self._write(
@@ -196,10 +227,10 @@ class _Tx(Transaction):
         return self._write("DELETE FROM flows WHERE name = ?", (name,)).rowcount > 0
 
     # executions
-    def insert_execution(self, row: ExecutionRow) -> int:
+    def insert_execution(self, row: ExecutionRow) -> int | None:
         cur = self._write(
-            "INSERT INTO executions (uid, flow_name, name, flow_id, flow_version, status, input, "
-            "output, error, cause, started, stopped, state, callback_token) "
+            "INSERT OR IGNORE INTO executions (uid, flow_name, name, flow_id, flow_version, "
+            "status, input, output, error, cause, started, stopped, state, callback_token) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.uid,
@@ -218,9 +249,11 @@ class _Tx(Transaction):
                 row.callback_token,
             ),
         )
-        return int(cur.lastrowid or 0)
+        return int(cur.lastrowid or 0) if cur.rowcount > 0 else None
 
-    def get_execution(self, flow_name: str, name: str) -> ExecutionRow | None:
+    def get_execution(
+        self, flow_name: str, name: str, *, lock: bool = False
+    ) -> ExecutionRow | None:
         row = self.db.execute(
             f"SELECT {_EXEC_COLUMNS} FROM executions WHERE flow_name = ? AND name = ?",
             (flow_name, name),
@@ -345,11 +378,21 @@ class _Tx(Transaction):
             (row.execution_id, row.timer_id, row.fire_at, row.kind),
         )
 
-    def delete_timer(self, execution_id: int, timer_id: int) -> bool:
-        cur = self._write(
-            "DELETE FROM timers WHERE execution_id = ? AND timer_id = ?", (execution_id, timer_id)
-        )
-        return cur.rowcount > 0
+    def delete_timer(self, execution_id: int, timer_id: int, owner: str | None = None) -> bool:
+        sql = "DELETE FROM timers WHERE execution_id = ? AND timer_id = ?"
+        args: tuple[Any, ...] = (execution_id, timer_id)
+        if owner is not None:
+            sql += " AND lease_owner = ?"
+            args += (owner,)
+        return self._write(sql, args).rowcount > 0
+
+    def list_timers(self, execution_id: int) -> list[TimerRow]:
+        rows = self.db.execute(
+            "SELECT execution_id, timer_id, fire_at, kind FROM timers WHERE execution_id = ? "
+            "ORDER BY timer_id",
+            (execution_id,),
+        ).fetchall()
+        return [TimerRow(*r) for r in rows]
 
     def claim_due_timers(
         self, now: float, owner: str, lease_until: float, limit: int
@@ -402,15 +445,23 @@ class _Tx(Transaction):
         )
         return [_outbox_row(*r) for r in rows]
 
-    def renew_outbox(self, ids: Sequence[int], owner: str, lease_until: float) -> None:
+    def renew_outbox(self, ids: Sequence[int], owner: str, now: float, lease_until: float) -> None:
         self._write_many(
             "UPDATE outbox SET lease_until = ? WHERE id = ? AND lease_owner = ?",
             [(lease_until, i, owner) for i in ids],
         )
 
-    def release_leases(self) -> None:
-        self._write("UPDATE outbox SET lease_owner = NULL, lease_until = NULL")
-        self._write("UPDATE timers SET lease_owner = NULL, lease_until = NULL")
+    def list_outbox(self, execution_id: int) -> list[OutboxRow]:
+        rows = self.db.execute(
+            "SELECT id, execution_id, payload FROM outbox WHERE execution_id = ? ORDER BY id",
+            (execution_id,),
+        ).fetchall()
+        return [_outbox_row(*r) for r in rows]
+
+    def release_leases(self, owner: str | None = None) -> None:
+        where, args = ("", ()) if owner is None else (" WHERE lease_owner = ?", (owner,))
+        self._write(f"UPDATE outbox SET lease_owner = NULL, lease_until = NULL{where}", args)
+        self._write(f"UPDATE timers SET lease_owner = NULL, lease_until = NULL{where}", args)
 
 
 class SQLiteStore(Store):
