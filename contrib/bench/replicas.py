@@ -1,0 +1,381 @@
+"""Several `relayflow server` replicas on one store, behind `balancer.py`, with workers.
+
+Shared by the scale-out benchmarks (bench_queue.py --replicas, bench_takeover.py) and the
+multi-replica process test (tests/replicas/). Also a private PostgreSQL server for the
+benchmarks, started the way tests/services.py starts the test suite's: a fresh cluster in a
+temporary folder, trust authentication, loopback only, stopped and removed afterwards.
+
+    with postgres_server() as server:             # postgresql://postgres@127.0.0.1:PORT/postgres
+        url = create_database(server, "bench1")
+        with Cluster(folder, url, "redis://127.0.0.1:6379/0", replicas=3) as cluster:
+            cluster.start_workers(2, concurrency=4)
+            ...                                    # cluster.url is the balancer
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from balancer import Balancer  # noqa: E402  (a sibling script, not a package)
+
+ROOT = HERE.parents[1]
+EXAMPLES = ROOT / "contrib" / "examples"
+EXE = str(Path(sys.executable).with_name("relayflow"))
+QUEUE = "fnf-demo"
+SERVING = re.compile(r"serving the API on http://[^\s:]+:(?P<port>\d+)")
+BALANCING = re.compile(r"balancing on (?P<url>http://\S+)")
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without RELAYFLOW_* variables (they would override the config)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYFLOW_")}
+    return {**env, **extra}
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+
+def _postgres_bin() -> str:
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda path: int(path.split("/")[4]) if path.split("/")[4].isdigit() else 0,
+    )
+    if found:
+        return os.path.dirname(found[-1])
+    pg_ctl = shutil.which("pg_ctl")
+    if pg_ctl is None:
+        raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
+    return os.path.dirname(pg_ctl)
+
+
+def _as_postgres(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    # The server refuses to run as root: as root, run its programs as the `postgres` user.
+    if os.geteuid() == 0:
+        args = ["su", "-s", "/bin/sh", "postgres", "-c", shlex.join(args)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@contextlib.contextmanager
+def postgres_server(*, fsync: bool = True) -> Iterator[str]:
+    """A private PostgreSQL server while the block runs; yields its `postgres` database's URL.
+
+    Args:
+        fsync: keep PostgreSQL's fsync on (the default, as in production); the test suite
+            turns it off.
+
+    Raises:
+        SystemExit: PostgreSQL is not installed or does not start.
+    """
+    bindir = _postgres_bin()
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise SystemExit("running as root needs the `postgres` user") from None
+    base = tempfile.mkdtemp(prefix="relayflow-bench-postgres-")
+    if os.geteuid() == 0:
+        shutil.chown(base, user="postgres")
+    data, logfile = os.path.join(base, "data"), os.path.join(base, "log")
+    pg_ctl = os.path.join(bindir, "pg_ctl")
+    try:
+        init = _as_postgres(
+            [os.path.join(bindir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres"], 60
+        )
+        if init.returncode != 0:
+            raise SystemExit(f"initdb failed: {init.stdout}{init.stderr}")
+        port = free_port()
+        options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not fsync:
+            options += " -c fsync=off"
+        start = _as_postgres(
+            [pg_ctl, "-D", data, "-l", logfile, "-o", options, "-w", "-t", "20", "start"], 30
+        )
+        if start.returncode != 0:
+            raise SystemExit(f"PostgreSQL did not start within 20 s: {start.stderr}")
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        if os.path.exists(os.path.join(data, "postmaster.pid")):
+            _as_postgres([pg_ctl, "-D", data, "-m", "fast", "-w", "-t", "20", "stop"], 30)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def create_database(server_url: str, name: str) -> str:
+    """Create the empty database ``name`` on the server of ``server_url``; returns its URL."""
+    import psycopg  # only the PostgreSQL runs need it
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def commits(url: str) -> int:
+    """Transactions committed in the database of ``url`` so far (pg_stat_database)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        # The statistics are collected at the end of each transaction of a backend and
+        # flushed at most every second: ask for a fresh snapshot.
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
+    """SIGTERM (after SIGCONT, should it be frozen), wait, then SIGKILL its session."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGCONT)
+            process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return process.wait()
+
+
+def spawn(command: list[str], folder: Path, log: str, **env: str) -> subprocess.Popen[bytes]:
+    """Start ``command`` in ``folder``, its output appended to ``folder/log``."""
+    with (folder / log).open("ab") as out:
+        return subprocess.Popen(
+            command,
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=clean_env(**env),
+            start_new_session=True,  # Ctrl-C reaches the caller only; it stops the rest
+        )
+
+
+def ready(url: str, timeout: float = 1.0) -> bool:
+    """Whether `GET /ready` answers 200 at ``url``."""
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(f"{url}/ready", timeout=timeout).status_code == 200
+    return False
+
+
+class Cluster:
+    """``replicas`` `relayflow server` processes on one store, behind a balancer.
+
+    Args:
+        folder: where the configuration, the logs and the workers' handler go.
+        store: the store URL every replica is given.
+        transport: the `[integrations.mns]` broker URL.
+        replicas: how many servers.
+        lease_seconds: `[engine] lease_seconds`.
+        poll_seconds: `[engine] poll_seconds`.
+        visibility_timeout: the broker's and the workers' visibility timeout, in seconds.
+        client_timeout: `[client] timeout_seconds` of the workers.
+        balancer_process: run the balancer as a process of its own (its CPU is then apart
+            from the caller's); otherwise in a thread of the caller.
+        handlers: extra handler modules for the workers ({file name: source}).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        store: str,
+        transport: str,
+        replicas: int = 3,
+        *,
+        lease_seconds: float = 3,
+        poll_seconds: float = 0.5,
+        visibility_timeout: float = 2,
+        client_timeout: float = 10,
+        balancer_process: bool = False,
+        handlers: dict[str, str] | None = None,
+    ) -> None:
+        self.folder, self.store, self.transport = folder, store, transport
+        self.count = replicas
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(EXAMPLES / "seed_worker.py", folder)
+        for name, source in (handlers or {}).items():
+            (folder / name).write_text(source, encoding="utf-8")
+        # Without access keys a replica answers only requests addressed to it (the Host
+        # header names its address and port, against DNS rebinding), and every replica also
+        # answers to `localhost:PORT`. So the replicas listen on one port, each on its own
+        # loopback address (127.0.0.2, .3, ...), the balancer on 127.0.0.1 and that port,
+        # and clients of the balancer call http://localhost:PORT.
+        self.port = free_port()
+        self.hosts = [f"127.0.0.{2 + i}" for i in range(replicas)]
+        self.engine_toml = (
+            f'[engine]\nstore = "{store}"\nlease_seconds = {lease_seconds}\n'
+            f"poll_seconds = {poll_seconds}\n\n"
+            f'[integrations.mns]\ntransport = "{transport}"\n'
+            f"transport_options = {{ visibility_timeout = {visibility_timeout} }}\n"
+        )
+        self.configs = []
+        for i, host in enumerate(self.hosts):
+            config = folder / f"replica{i}.toml"
+            config.write_text(
+                f'{self.engine_toml}\n[server]\nhost = "{host}"\nport = {self.port}\n',
+                encoding="utf-8",
+            )
+            self.configs.append(config)
+        self.client_timeout = client_timeout
+        self.balancer_process = balancer_process
+        self.servers: list[subprocess.Popen[bytes]] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.balancer: Balancer | None = None
+        self.balancer_proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.worker_config = folder / "worker.toml"
+
+    def __enter__(self) -> Cluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- starting ------------------------------------------------------------------------------
+
+    def start(self, timeout: float = 60) -> None:
+        """Start the replicas at once (they race to create the schema), then the balancer."""
+        self.servers = [
+            spawn([EXE, "server", "--config", str(config)], self.folder, f"server{i}.log")
+            for i, config in enumerate(self.configs)
+        ]
+        for i in range(self.count):
+            self._wait_until_ready(i, timeout)
+        backends = [(host, self.port) for host in self.hosts]
+        if self.balancer_process:
+            args = [sys.executable, str(HERE / "balancer.py"), "--port", str(self.port)]
+            for host, port in backends:
+                args += ["--backend", f"{host}:{port}"]
+            self.balancer_proc = spawn(args, self.folder, "balancer.log")
+            self._wait_for_log(self.balancer_proc, "balancer.log", BALANCING, timeout)
+        else:
+            self.balancer = Balancer(backends, port=self.port).start_in_thread()
+        self.url = f"http://localhost:{self.port}"
+        self.worker_config.write_text(
+            self.engine_toml
+            + f'\n[client]\nendpoint = "{self.url}"\ntimeout_seconds = {self.client_timeout}\n',
+            encoding="utf-8",
+        )
+
+    def _wait_for_log(
+        self, process: subprocess.Popen[bytes], log: str, pattern: re.Pattern[str], timeout: float
+    ) -> re.Match[str]:
+        path = self.folder / log
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            found = pattern.search(text)
+            if found:
+                return found
+            if process.poll() is not None:
+                raise RuntimeError(f"{log}: the process exited with {process.returncode}:\n{text}")
+            time.sleep(0.05)
+        raise RuntimeError(f"{log}: not started within {timeout} s:\n{path.read_text()[-3000:]}")
+
+    def _wait_until_ready(self, index: int, timeout: float) -> None:
+        self._wait_for_log(self.servers[index], f"server{index}.log", SERVING, timeout)
+        deadline = time.monotonic() + timeout
+        while not ready(self.endpoints[index]):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"replica {index} is not ready within {timeout} s")
+            time.sleep(0.05)
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Each replica's own `http://127.0.0.N:PORT`, by index."""
+        return [f"http://{host}:{self.port}" for host in self.hosts]
+
+    def alive(self) -> list[int]:
+        """Indexes of the replicas still running (frozen ones included)."""
+        return [i for i, server in enumerate(self.servers) if server.poll() is None]
+
+    def start_workers(
+        self, count: int, concurrency: int = 2, handler: str = "seed_worker:handle"
+    ) -> None:
+        """Start ``count`` `relayflow worker` processes reporting through the balancer."""
+        command = [EXE, "worker", QUEUE, "--handler", handler, "--concurrency", str(concurrency)]
+        command += ["--config", str(self.worker_config)]
+        first = len(self.workers)
+        for n in range(first, first + count):
+            self.workers.append(spawn(command, self.folder, f"worker{n}.log"))
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def kill(self, index: int) -> None:
+        """SIGKILL replica ``index`` and reap it."""
+        self.servers[index].send_signal(signal.SIGKILL)
+        self.servers[index].wait(timeout=10)
+
+    def freeze(self, index: int) -> None:
+        """SIGSTOP replica ``index``."""
+        self.servers[index].send_signal(signal.SIGSTOP)
+
+    def thaw(self, index: int) -> None:
+        """SIGCONT replica ``index``."""
+        self.servers[index].send_signal(signal.SIGCONT)
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def stop_workers(self) -> list[int]:
+        """Stop every worker; their exit codes."""
+        codes = [stop_process(worker) for worker in self.workers]
+        self.workers = []
+        return codes
+
+    def stop(self) -> dict[str, Any]:
+        """Stop workers, balancer and replicas; the replicas' exit codes (None: not started)."""
+        self.stop_workers()
+        if self.balancer is not None:
+            self.balancer.stop_thread()
+            self.balancer = None
+        if self.balancer_proc is not None:
+            stop_process(self.balancer_proc)
+            self.balancer_proc = None
+        codes = [stop_process(server) for server in self.servers]
+        self.servers = []
+        return {"replicas": codes}
+
+    def logs(self, tail: int = 2000) -> str:
+        """The end of every log in the folder, for a failure's message."""
+        parts = []
+        for path in sorted(self.folder.glob("*.log")):
+            parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-tail:]}")
+        return "\n".join(parts)
