@@ -36,7 +36,7 @@ from relayflow.engine.tokens import mint_token
 from relayflow.errors import ERROR_RUNTIME, EngineError, first_line
 from relayflow.fdl import DefinitionError, Flow, load_flow
 from relayflow.limits import DefinitionLimits, Limits
-from relayflow.store import ExecutionRow, OutboxRow, TimerRow, Transaction
+from relayflow.store import ExecutionRow, OutboxRow, StoreConflict, TimerRow, Transaction
 
 __all__ = ["FLOW_CACHE_ENTRIES", "FLOW_CACHE_TEXT_BYTES", "Applier", "failed_as_unreadable"]
 
@@ -93,6 +93,21 @@ class Applier:
         # a loaded flow takes about 15 times its text, so the cache is bounded by both.
         self._flows: OrderedDict[tuple[str, int], tuple[Flow, Interpreter, int]] = OrderedDict()
         self._flow_bytes = 0
+        # Flows loaded since the last commit: read inside a transaction that may yet be rolled
+        # back, where a version another engine then commits differently could have been seen.
+        self._uncommitted: list[tuple[str, int]] = []
+
+    def committed(self) -> None:
+        """The writer's transaction committed: what it loaded is the stored truth."""
+        self._uncommitted.clear()
+
+    def rolled_back(self) -> None:
+        """The writer's transaction was rolled back: forget the flows it loaded."""
+        for key in self._uncommitted:
+            cached = self._flows.pop(key, None)
+            if cached is not None:
+                self._flow_bytes -= cached[2]
+        self._uncommitted.clear()
 
     def flow_for(
         self, tx: Transaction, flow_name: str, flow_id: str, version: int
@@ -113,6 +128,7 @@ class Applier:
         interp = Interpreter(flow, self.limits)
         self._flows[key] = (flow, interp, len(text))
         self._flow_bytes += len(text)
+        self._uncommitted.append(key)
         while len(self._flows) > 1 and (
             len(self._flows) > FLOW_CACHE_ENTRIES or self._flow_bytes > FLOW_CACHE_TEXT_BYTES
         ):
@@ -240,6 +256,8 @@ class Applier:
                 self.apply(tx, ctx, row, command)
         except EngineError:
             ctx.undo(mark)
+        except StoreConflict:
+            raise  # the whole transaction is aborted: the writer runs it again
         except Exception as exc:
             ctx.undo(mark)
             log.exception(

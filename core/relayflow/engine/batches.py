@@ -8,18 +8,33 @@ transaction; callers are answered after the commit. What a transaction asks for 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from relayflow.errors import EngineError
-from relayflow.store import HistoryEvent, OutboxRow, Store, Transaction
+from relayflow.store import HistoryEvent, OutboxRow, Store, StoreConflict, Transaction
 
-__all__ = ["Job", "RefusedAfterChange", "TxContext", "nothing", "run_batch"]
+__all__ = [
+    "END_CHANNEL",
+    "Job",
+    "RefusedAfterChange",
+    "TxContext",
+    "end_payload",
+    "ended_keys",
+    "nothing",
+    "run_batch",
+]
 
 log = logging.getLogger("relayflow.engine")
 T = TypeVar("T")
+
+#: The channel on which a committing transaction names the executions it ended.
+END_CHANNEL = "relayflow_end"
+#: PostgreSQL refuses NOTIFY payloads of 8,000 bytes or more; above this, "*" says "any".
+MAX_END_PAYLOAD = 7900
 
 
 @dataclass
@@ -44,6 +59,29 @@ class TxContext:
         """Note a new timer, so that the timer loop wakes for it."""
         if self.earliest_timer is None or fire_at < self.earliest_timer:
             self.earliest_timer = fire_at
+
+
+def end_payload(ended: Iterable[tuple[str, str]]) -> str:
+    """The `END_CHANNEL` message for executions that ended: JSON ``[[flow, name], ...]``.
+
+    ``"*"`` (any execution may have ended) when the list would be too long for a notification.
+    """
+    text = json.dumps(sorted(ended), separators=(",", ":"), ensure_ascii=False)
+    return "*" if len(text.encode()) > MAX_END_PAYLOAD else text
+
+
+def ended_keys(payload: str | None) -> list[tuple[str, str]] | None:
+    """The executions an `END_CHANNEL` message names; None when it may be any of them.
+
+    None too for a message this version cannot read: waking every waiter is always safe.
+    """
+    if payload is None or payload == "*":
+        return None
+    try:
+        items = json.loads(payload)
+        return [(str(flow), str(name)) for flow, name in items]
+    except (ValueError, TypeError):
+        return None
 
 
 def nothing(tx: Transaction, ctx: TxContext) -> None:
@@ -84,6 +122,18 @@ def run_batch(store: Store, batch: list[Job[Any]], ctx: TxContext, isolated: boo
     alone: an atomic job's caller gets an `InternalError`, and an internal job, which runs
     without a savepoint, makes the whole batch run again (``isolated``) with savepoints all
     round, so that everything else in it still commits.
+
+    A `StoreConflict` is none of these: the database gave up the whole transaction (a deadlock
+    with another engine, a lock timeout), so it propagates and the writer runs the batch again.
+    Jobs must therefore be functions of ``tx`` and ``ctx`` alone: a job may run several times,
+    and only its last run counts.
+
+    When executions ended, the transaction notifies `END_CHANNEL` before it commits, so that
+    long polls on other engines wake (on stores that can notify).
+
+    Raises:
+        StoreConflict: the database aborted the transaction; nothing of it was written.
+        Isolate: an internal job failed; run the batch again with ``isolated``.
     """
     ctx.isolated = isolated
     with store.transaction() as tx:
@@ -92,6 +142,8 @@ def run_batch(store: Store, batch: list[Job[Any]], ctx: TxContext, isolated: boo
             if not job.atomic and not isolated:
                 try:
                     job.result = job.fn(tx, ctx)
+                except StoreConflict:
+                    raise
                 except Exception as exc:
                     raise Isolate from exc
                 continue
@@ -105,9 +157,13 @@ def run_batch(store: Store, batch: list[Job[Any]], ctx: TxContext, isolated: boo
             except EngineError as exc:
                 ctx.undo(mark)
                 job.error = exc
+            except StoreConflict:
+                raise
             except Exception:
                 ctx.undo(mark)
                 log.exception("a store job failed; the rest of its batch goes on")
                 job.error = EngineError.of(
                     "InternalError", "the engine failed on this request; see the server's log"
                 )
+        if ctx.ended and store.notifies:
+            tx.notify(END_CHANNEL, end_payload(ctx.ended))

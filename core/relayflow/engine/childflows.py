@@ -179,7 +179,11 @@ def report_to_parent(
     """
     try:
         parts = parse_token(child.callback_token)
-        parent = tx.get_execution(parts.flow_name, parts.execution_name)
+        # Lock order: the child is locked already (its end is being recorded), the parent now.
+        # Nothing locks a parent and then its child, so this cannot deadlock by itself; a
+        # batch that also holds the parent for another command may deadlock with another
+        # engine's, and the database then aborts one transaction, which the writer runs again.
+        parent = tx.get_execution(parts.flow_name, parts.execution_name, lock=True)
         if parent is None:
             raise EngineError.of("ExecutionNotExists", "the parent execution does not exist")
         verify_token(applier.secret, parts, parent.uid)

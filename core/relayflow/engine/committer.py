@@ -8,26 +8,44 @@ commit is what lets a 2-core machine go well past the store's raw commit rate.
 
 What a transaction asks for afterwards (dispatching, waking timers and long polls) is noted in
 its `TxContext` and handed to the ``after_commit`` callback the runtime gives.
+
+Several engines on one database can abort each other's transactions (a deadlock, a lock
+timeout): the store raises `StoreConflict` and nothing was written. The writer then runs the
+same batch again, a few times after a short random pause, and at last each job in a
+transaction of its own, so that one job that keeps conflicting fails only its own caller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from relayflow.engine.batches import Isolate, Job, TxContext, nothing, run_batch
-from relayflow.store import Store, Transaction
+from relayflow.store import Store, StoreConflict, Transaction
 
-__all__ = ["BATCH_LIMIT", "Committer"]
+__all__ = ["BATCH_LIMIT", "CONFLICT_RETRIES", "Committer"]
 
 log = logging.getLogger("relayflow.engine")
 
 T = TypeVar("T")
 
 BATCH_LIMIT = 1024
+#: How many times a batch the database aborted runs again before its jobs run one by one.
+CONFLICT_RETRIES = 3
+#: The same for one job alone in its transaction (after that its caller gets the conflict).
+ALONE_RETRIES = 2
+
+
+def conflict_pause() -> float:
+    """How long to wait before running an aborted transaction again: 5-50 ms, at random.
+
+    The randomness keeps two engines that deadlocked from colliding again in step.
+    """
+    return random.uniform(0.005, 0.05)
 
 
 class Committer:
@@ -37,11 +55,19 @@ class Committer:
         store: the store to write to.
         after_commit: called with each committed transaction's `TxContext`, before the callers
             are answered.
+        after_rollback: called on the writer's behalf after a batch's transaction was rolled
+            back as a whole, so that what its jobs kept in memory can be forgotten.
     """
 
-    def __init__(self, store: Store, after_commit: Callable[[TxContext], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        after_commit: Callable[[TxContext], Awaitable[None]],
+        after_rollback: Callable[[], None] = lambda: None,
+    ) -> None:
         self._store = store
         self._after_commit = after_commit
+        self._after_rollback = after_rollback
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="relayflow-store")
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="relayflow-read")
         self._queue: asyncio.Queue[Job[Any]] | None = None
@@ -56,16 +82,46 @@ class Committer:
         """Run ``fn`` on the writer thread, outside any batch (for work before `start`)."""
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn)
 
+    async def alone(self, fn: Callable[[Transaction], T]) -> T:
+        """Run ``fn`` now in a small write transaction of its own, not batched with other jobs.
+
+        For claims and lease renewals: they lock only outbox or timer rows and commit at once,
+        so they never hold those locks while a batch's jobs wait for executions. Runs again
+        after a `StoreConflict`, like a batch.
+
+        Raises:
+            StoreError: the transaction failed (after its retries, for a conflict).
+        """
+
+        def run() -> T:
+            with self._store.transaction() as tx:
+                return fn(tx)
+
+        loop = asyncio.get_running_loop()
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                return await loop.run_in_executor(self._writer, run)
+            except StoreConflict:
+                if attempt == CONFLICT_RETRIES:
+                    raise
+                await asyncio.sleep(conflict_pause())
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def start(self) -> None:
         """Start the commit loop."""
         self._queue = asyncio.Queue()
         self._task = asyncio.create_task(self._commit_loop(), name="relayflow-committer")
 
+    async def flush(self) -> None:
+        """Wait until every job queued so far has committed (or failed)."""
+        if self._task is not None:
+            await self.submit(nothing, atomic=False)
+
     async def stop(self) -> None:
         """Commit every job queued so far, then stop the loop and the store's threads."""
         if self._task is None:
             return
-        await self.submit(nothing, atomic=False)  # every job queued before it has committed
+        await self.flush()
         task, self._task = self._task, None
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -106,36 +162,74 @@ class Committer:
     async def _commit_loop(self) -> None:
         assert self._queue is not None
         queue = self._queue
-        loop = asyncio.get_running_loop()
         while True:
             batch = [await queue.get()]
             while len(batch) < BATCH_LIMIT and not queue.empty():
                 batch.append(queue.get_nowait())
-            ctx = TxContext()
+            await self._commit(batch, CONFLICT_RETRIES)
+
+    async def _commit(self, batch: list[Job[Any]], retries: int) -> None:
+        """Commit ``batch`` and answer its callers, running it again after conflicts."""
+        for attempt in range(retries + 1):
             try:
-                try:
-                    await loop.run_in_executor(self._writer, run_batch, self._store, batch, ctx)
-                except Isolate:  # one job broke: the others must still commit
-                    ctx = TxContext()
-                    await loop.run_in_executor(
-                        self._writer, run_batch, self._store, batch, ctx, True
-                    )
-            except Exception as exc:  # the whole transaction failed: tell every caller
-                log.exception("store transaction failed")
-                for job in batch:
-                    if job.future is not None and not job.future.done():
-                        job.future.set_exception(exc)
-                continue
-            # Dispatch first: the task that sends the next message then runs before the
-            # callers' answers are written, which is what a worker waits for.
-            try:
-                await self._after_commit(ctx)
-            except Exception:  # committed all the same: the callers must get their answers
-                log.exception("after-commit work failed")
-            for job in batch:
-                if job.future is None or job.future.done():
+                ctx = await self._run(batch)
+            except StoreConflict as exc:
+                self._after_rollback()
+                if attempt < retries:
+                    log.info("store transaction aborted by a conflict; running it again: %s", exc)
+                    await asyncio.sleep(conflict_pause())
                     continue
-                if job.error is not None:
-                    job.future.set_exception(job.error)
-                else:
-                    job.future.set_result(job.result)
+                if len(batch) > 1:
+                    # One job may conflict every time (say, with a long lock on its execution):
+                    # on their own, the others still commit.
+                    log.warning(
+                        "store transaction of %d jobs aborted %d times; running them one by one",
+                        len(batch),
+                        attempt + 1,
+                    )
+                    for job in batch:
+                        await self._commit([job], ALONE_RETRIES)
+                    return
+                log.error("store transaction aborted %d times; giving up: %s", attempt + 1, exc)
+                self._fail(batch, exc)
+                return
+            except Exception as exc:  # the whole transaction failed: tell every caller
+                self._after_rollback()
+                log.exception("store transaction failed")
+                self._fail(batch, exc)
+                return
+            await self._answer(batch, ctx)
+            return
+
+    async def _run(self, batch: list[Job[Any]]) -> TxContext:
+        """Run ``batch`` in one transaction on the writer thread; its `TxContext` once committed."""
+        loop = asyncio.get_running_loop()
+        ctx = TxContext()
+        try:
+            await loop.run_in_executor(self._writer, run_batch, self._store, batch, ctx)
+        except Isolate:  # one job broke: the others must still commit
+            self._after_rollback()
+            ctx = TxContext()
+            await loop.run_in_executor(self._writer, run_batch, self._store, batch, ctx, True)
+        return ctx
+
+    @staticmethod
+    def _fail(batch: list[Job[Any]], exc: BaseException) -> None:
+        for job in batch:
+            if job.future is not None and not job.future.done():
+                job.future.set_exception(exc)
+
+    async def _answer(self, batch: list[Job[Any]], ctx: TxContext) -> None:
+        # Dispatch first: the task that sends the next message then runs before the
+        # callers' answers are written, which is what a worker waits for.
+        try:
+            await self._after_commit(ctx)
+        except Exception:  # committed all the same: the callers must get their answers
+            log.exception("after-commit work failed")
+        for job in batch:
+            if job.future is None or job.future.done():
+                continue
+            if job.error is not None:
+                job.future.set_exception(job.error)
+            else:
+                job.future.set_result(job.result)

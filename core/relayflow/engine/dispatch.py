@@ -125,11 +125,13 @@ class Dispatcher:
     def _complete(
         self, tx: Transaction, ctx: TxContext, row: OutboxRow, outcome: TaskOutcome
     ) -> None:
+        # The execution first, then its outbox row: every command locks in that order, so two
+        # engines never hold one each while waiting for the other (a deadlock).
+        execution = tx.lock_execution(row.execution_id)
         if not tx.delete_outbox(row.id):
-            return  # another dispatch of the same row already finished it
+            return  # another dispatch of the same row (maybe on another engine) finished it
         applier = self._applier
         command = outcome_command(row.payload["task_id"], outcome, applier.limits)
-        execution = tx.lock_execution(row.execution_id)
         if execution is not None and execution.status == "Running":
             # An attempt no longer open is ignored. The job is internal: if this raises, its
             # batch runs again isolated, and then the savepoint contains it.
@@ -137,11 +139,11 @@ class Dispatcher:
 
     def set_aside(self, tx: Transaction, ctx: TxContext, row: OutboxRow, reason: str) -> None:
         """Move an outbox row nobody can carry out to the quarantine and fail its execution."""
+        execution = tx.lock_execution(row.execution_id)  # before its row, as in `_complete`
         if not tx.delete_outbox(row.id):
             return
         log.error("outbox row %s cannot be carried out (%s); set aside", row.id, reason)
         tx.quarantine("outbox", row.execution_id, row.raw or jsontext.dumps(row.payload), reason)
-        execution = tx.lock_execution(row.execution_id)
         if execution is not None:
             self._applier.fail_execution(
                 tx,

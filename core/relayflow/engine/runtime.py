@@ -10,8 +10,15 @@
 After each commit the runtime carries out what the transaction noted: lifecycle events go to
 the plugins, outbox rows to the dispatcher, new timers wake the timer loop, ended executions
 wake their long polls. Effects are recorded in the same transaction as the events that caused
-them, so a crash loses none: at start the runtime takes over every lease of its store and
-re-dispatches what was in flight.
+them, so a crash loses none: at start the runtime of a single-engine store takes over every
+lease and re-dispatches what was in flight.
+
+Several runtimes (replicas) may share one store that is not single-engine (PostgreSQL). Nobody
+owns an execution: each command locks its execution, outbox rows and timers are leased, and a
+replica that dies leaves leases that the others take over once they run out. Executions that
+end on one replica wake the long polls of the others through the store's notifications
+(`Store.listen`), with polling as the fallback. Stopping is in two steps: `begin_shutdown`
+(no more new work, long polls answered), then `close`, which hands this replica's leases back.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterable
 
 from relayflow.engine.applier import Applier
-from relayflow.engine.batches import TxContext
+from relayflow.engine.batches import END_CHANNEL, TxContext, ended_keys
 from relayflow.engine.committer import Committer
 from relayflow.engine.dispatch import Dispatcher
 from relayflow.engine.hooks import EngineHooks
@@ -31,7 +38,7 @@ from relayflow.engine.integration import Integration
 from relayflow.engine.timers import Loops
 from relayflow.engine.waiters import EndWaiters
 from relayflow.limits import DEFAULT_LIMITS, DefinitionLimits, Limits
-from relayflow.store import Store
+from relayflow.store import Listener, Store, Transaction
 
 __all__ = ["Runtime"]
 
@@ -46,7 +53,8 @@ class Runtime:
         integrations: the integrations task steps can use, asked in order.
         limits: engine limits.
         token_secret: the HMAC secret for task tokens; by default the store makes and keeps one.
-        lease_seconds: how long a claimed outbox row stays with this engine without renewal.
+        lease_seconds: how long a claimed outbox row stays with this engine without renewal;
+            None: the store's default (`Store.default_lease_seconds`).
         poll_seconds: how often the loops look for work they were not told about.
         clock: the time source (seconds since the epoch); tests may pass their own.
         plugins: the plugins whose hooks see task requests and lifecycle events.
@@ -60,7 +68,7 @@ class Runtime:
         integrations: Iterable[Integration] = (),
         limits: Limits | None = None,
         token_secret: bytes | None = None,
-        lease_seconds: float = 30.0,
+        lease_seconds: float | None = None,
         poll_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
         plugins: EngineHooks | None = None,
@@ -77,15 +85,24 @@ class Runtime:
             definition_limits=definition_limits,
             clock=clock,
             owner=uuid.uuid4().hex,
-            lease_seconds=lease_seconds,
+            lease_seconds=store.default_lease_seconds if lease_seconds is None else lease_seconds,
             observed=plugins is not None and plugins.observes_lifecycle,
         )
-        self.committer = Committer(store, self._after_commit)
+        self.committer = Committer(store, self._after_commit, self.applier.rolled_back)
         self.dispatcher = Dispatcher(list(integrations), plugins, self.committer, self.applier)
-        self.loops = Loops(self.committer, self.applier, self.dispatcher, poll_seconds)
+        self.loops = Loops(
+            self.committer,
+            self.applier,
+            self.dispatcher,
+            poll_seconds,
+            jitter=not store.single_engine,
+        )
+        self.poll_seconds = poll_seconds
         self.end_waiters = EndWaiters(clock)
+        self._listener: Listener | None = None
         self._running = False
-        self._stopping = False
+        self._stopping = False  # close() has begun
+        self._shutting_down = False  # begin_shutdown() was called
 
     @property
     def integrations(self) -> list[Integration]:
@@ -98,14 +115,26 @@ class Runtime:
         return self.applier.secret
 
     @property
+    def lease_seconds(self) -> float:
+        """How long a claimed outbox row or timer stays with this engine without renewal."""
+        return self.applier.lease_seconds
+
+    @property
     def accepting(self) -> bool:
-        """Whether the runtime runs and takes new work."""
-        return self._running and not self._stopping
+        """Whether the runtime runs and takes new work (False from `begin_shutdown` on)."""
+        return self._running and not self._stopping and not self._shutting_down
 
     async def start(self) -> None:
         """Take over the store and start the writer and the loops."""
-        self.store.acquire_engine_lock()
+        if self.store.single_engine:
+            self.store.acquire_engine_lock()
         self.applier.secret = await self.committer.on_writer(self._load_secret)
+        if self.store.notifies:
+            self._listener = await self.store.listen(END_CHANNEL, self._ended_elsewhere)
+        if not self.store.single_engine and self._listener is None:
+            # Ends committed by other replicas reach this one's long polls by notification;
+            # without one, waiters look again as often as the loops look for work.
+            self.end_waiters.recheck_seconds = self.poll_seconds
         self._running = True
         self.dispatcher.open = True
         self.committer.start()
@@ -114,27 +143,65 @@ class Runtime:
     def _load_secret(self) -> bytes:
         with self.store.transaction() as tx:
             if self.store.single_engine:
+                # Nobody else can hold a lease: whatever is leased was left by a crash.
                 tx.release_leases()
             if self._secret is not None:
                 return self._secret
-            value = tx.get_meta("token_secret")
-            if value is None:
-                value = secrets.token_hex(32)
-                tx.set_meta("token_secret", value)
+            # Replicas starting together on a new store agree on the first secret written.
+            value = tx.set_meta_if_absent("token_secret", secrets.token_hex(32))
             return bytes.fromhex(value)
+
+    def _ended_elsewhere(self, payload: str | None) -> None:
+        """A store notification: executions ended (None or "*": any may have)."""
+        keys = ended_keys(payload)
+        if keys is None:
+            self.end_waiters.wake_all()
+        else:
+            self.end_waiters.wake(keys)
+
+    def begin_shutdown(self) -> None:
+        """Start stopping: take no new work and answer every long poll now.
+
+        From now on `accepting` is False (a load balancer's readiness check sees it), pending
+        and later long polls return promptly with the execution's current state, no new
+        outbox rows are dispatched and the loops stop claiming. What is being dispatched goes
+        on; `close` then waits for it and hands the remaining leases back. Safe to call
+        more than once, and from a signal handler on the event loop (it does not block).
+        """
+        self._shutting_down = True
+        self.dispatcher.open = False
+        self.loops.halt()
+        self.end_waiters.close()
 
     async def close(self, grace_seconds: float = 5.0) -> None:
         """Stop taking new work; integrations still running get ``grace_seconds`` to finish.
 
         Outcomes that arrive within the grace period are committed. Task attempts still
-        running after it are abandoned here and dispatched again by the next engine.
+        running after it are abandoned, and every lease this engine holds is handed back, so
+        that another engine on the store (or the next one to start) dispatches them at once.
         """
         if not self._running or self._stopping:
             return
+        self.begin_shutdown()
         self._stopping = True
-        self.dispatcher.open = False
         await self.loops.stop()
         await self.dispatcher.drain(grace_seconds)
+        if self._listener is not None:
+            try:
+                await self._listener.close()
+            except Exception:  # closing goes on: the store must still be released
+                log.exception("the store's listener failed to close")
+            self._listener = None
+        await self.committer.flush()
+        owner = self.applier.owner
+
+        def release(tx: Transaction) -> None:
+            tx.release_leases(owner)
+
+        try:
+            await self.committer.alone(release)
+        except Exception:  # the leases then run out by themselves
+            log.exception("could not hand back this engine's leases")
         await self.committer.stop()
         self._running = False
         for integration in self.integrations:
@@ -148,6 +215,7 @@ class Runtime:
         if self.hooks is not None:
             for flow_name, execution_name, events in ctx.committed:
                 self.hooks.notify(flow_name, execution_name, events)
+        self.applier.committed()
         for row in ctx.outbox:
             self.dispatcher.start(row)
         if ctx.earliest_timer is not None:

@@ -1,9 +1,16 @@
 """The timer and recovery loops: due timers fire, leases are renewed, orphaned outbox rows claimed.
 
-The timer loop fires due timers in batches through the writer and sleeps until the next one is
-due (or until a commit that adds an earlier timer wakes it). The recovery loop claims outbox
-rows nobody holds (left by a crash, or by another engine whose lease ran out), hands them to
-the dispatcher, and renews the leases of the rows this engine is dispatching.
+The timer loop claims due timers in a small transaction of its own, fires them in a job of the
+writer, and sleeps until the next one is due (or until a commit that adds an earlier timer wakes
+it). The recovery loop claims outbox rows nobody holds (left by a crash, or by another engine
+whose lease ran out), hands them to the dispatcher, and renews the leases of the rows this
+engine is dispatching, about four times per lease.
+
+Several engines on one store claim with leases, so each timer and each row goes to one of them;
+a claim is a transaction of its own that locks nothing but timer or outbox rows, and firing a
+timer locks its execution before it deletes the timer, as every command does (execution first,
+then its rows), so that engines never deadlock on the order. On such stores the loops also
+spread their polls at random by a tenth, so that replicas started together do not claim in step.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import time
 from collections.abc import Awaitable, Callable
 
 from relayflow.engine.applier import Applier
@@ -18,7 +27,7 @@ from relayflow.engine.batches import TxContext
 from relayflow.engine.committer import Committer
 from relayflow.engine.dispatch import Dispatcher
 from relayflow.engine.model import TimerFired
-from relayflow.store import OutboxRow, Transaction
+from relayflow.store import OutboxRow, TimerRow, Transaction
 
 __all__ = ["CLAIM_BATCH", "TIMER_BATCH", "Loops"]
 
@@ -36,6 +45,7 @@ class Loops:
         applier: applies fired timers.
         dispatcher: takes claimed outbox rows, and says which rows are in flight.
         poll_seconds: how often the loops look for work they were not told about.
+        jitter: spread each poll at random by a tenth (for engines sharing a store).
     """
 
     def __init__(
@@ -44,11 +54,14 @@ class Loops:
         applier: Applier,
         dispatcher: Dispatcher,
         poll_seconds: float,
+        *,
+        jitter: bool = False,
     ) -> None:
         self._committer = committer
         self._applier = applier
         self._dispatcher = dispatcher
         self._poll_seconds = poll_seconds
+        self._jitter = jitter
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -62,13 +75,23 @@ class Loops:
             asyncio.create_task(self._recovery_loop(), name="relayflow-recovery"),
         ]
 
+    def halt(self) -> None:
+        """Stop claiming and firing at once (the engine is shutting down); see `stop`."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+
     async def stop(self) -> None:
         """Cancel both loops and wait for them to end."""
-        self._stopping = True
+        self.halt()
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _poll(self) -> float:
+        """The time until the next look for work: ``poll_seconds``, spread if asked to."""
+        if self._jitter:
+            return self._poll_seconds * random.uniform(0.9, 1.1)
+        return self._poll_seconds
 
     def wake(self) -> None:
         """A commit added a timer: look again at when the next one is due."""
@@ -94,11 +117,13 @@ class Loops:
     async def _timer_round(self) -> None:
         while True:
             self._wake.clear()
-            fired = await self._committer.submit(self._fire_due_timers)
-            if fired >= TIMER_BATCH:
+            due = await self._committer.alone(self._claim_timers)
+            if due:
+                await self._committer.submit(self._fire(due))
+            if len(due) >= TIMER_BATCH:
                 continue
             next_at = await self._committer.read(lambda tx: tx.next_timer_at())
-            delay = self._poll_seconds
+            delay = self._poll()
             if next_at is not None:
                 delay = min(delay, max(0.0, next_at - self._applier.clock()))
             if delay > 0:
@@ -107,17 +132,29 @@ class Loops:
                     async with asyncio.timeout(delay):
                         await self._wake.wait()
 
-    def _fire_due_timers(self, tx: Transaction, ctx: TxContext) -> int:
+    def _claim_timers(self, tx: Transaction) -> list[TimerRow]:
         applier = self._applier
         now = applier.clock()
-        due = tx.claim_due_timers(now, applier.owner, now + applier.lease_seconds, TIMER_BATCH)
-        for timer in due:
-            if not tx.delete_timer(timer.execution_id, timer.timer_id):
-                continue
-            execution = tx.lock_execution(timer.execution_id)
-            if execution is not None:
-                applier.apply_alone(tx, ctx, execution, TimerFired(timer.timer_id))
-        return len(due)
+        return tx.claim_due_timers(now, applier.owner, now + applier.lease_seconds, TIMER_BATCH)
+
+    def _fire(self, due: list[TimerRow]) -> Callable[[Transaction, TxContext], None]:
+        """A job that fires the timers this engine claimed, each once."""
+        applier = self._applier
+        # Executions in ascending id order: two engines firing timers of the same executions
+        # then lock them in the same order.
+        ordered = sorted(due, key=lambda t: (t.execution_id, t.timer_id))
+
+        def fire(tx: Transaction, ctx: TxContext) -> None:
+            for timer in ordered:
+                execution = tx.lock_execution(timer.execution_id)
+                # Only while this engine still holds the lease: if it was too slow and another
+                # engine claimed the timer since, that one fires it.
+                if not tx.delete_timer(timer.execution_id, timer.timer_id, owner=applier.owner):
+                    continue
+                if execution is not None:
+                    applier.apply_alone(tx, ctx, execution, TimerFired(timer.timer_id))
+
+        return fire
 
     # -- recovery -----------------------------------------------------------------------------
 
@@ -126,29 +163,45 @@ class Loops:
         await self._forever(self._recovery_round, "recovery")
 
     async def _recovery_round(self) -> None:
+        # Leases are renewed about four times per lease: a renewal lost to a busy moment
+        # still leaves time for the next.
+        renew_every = self._applier.lease_seconds / 4
+        next_claim = next_renew = time.monotonic()
         while True:
-            rows = await self._committer.submit(self._claim_outbox)
+            now = time.monotonic()
+            if now >= next_claim:
+                rows = await self._committer.alone(self._claim_outbox)
+                unreadable = [row for row in rows if row.unreadable]
+                if unreadable:
+                    await self._committer.submit(self._set_aside(unreadable))
+                for row in rows:
+                    if not row.unreadable:
+                        self._dispatcher.start(row)
+                next_claim = time.monotonic() + (self._poll() if len(rows) < CLAIM_BATCH else 0)
+            if now >= next_renew:
+                inflight = list(self._dispatcher.inflight)
+                if inflight:
+                    await self._committer.alone(self._renew(inflight))
+                next_renew = time.monotonic() + renew_every
+            await asyncio.sleep(max(0.0, min(next_claim, next_renew) - time.monotonic()))
+
+    def _claim_outbox(self, tx: Transaction) -> list[OutboxRow]:
+        applier = self._applier
+        now = applier.clock()
+        return tx.claim_outbox(now, applier.owner, now + applier.lease_seconds, CLAIM_BATCH)
+
+    def _set_aside(self, rows: list[OutboxRow]) -> Callable[[Transaction, TxContext], None]:
+        def set_aside(tx: Transaction, ctx: TxContext) -> None:
             for row in rows:
-                self._dispatcher.start(row)
-            if self._dispatcher.inflight:
-                await self._committer.submit(self._renew_leases(list(self._dispatcher.inflight)))
-            await asyncio.sleep(self._poll_seconds if len(rows) < CLAIM_BATCH else 0)
-
-    def _claim_outbox(self, tx: Transaction, ctx: TxContext) -> list[OutboxRow]:
-        applier = self._applier
-        now = applier.clock()
-        rows = tx.claim_outbox(now, applier.owner, now + applier.lease_seconds, CLAIM_BATCH)
-        for row in rows:
-            if row.unreadable:
                 self._dispatcher.set_aside(tx, ctx, row, row.unreadable)
-        return [row for row in rows if not row.unreadable]
 
-    def _renew_leases(self, ids: list[int]) -> Callable[[Transaction, TxContext], None]:
+        return set_aside
+
+    def _renew(self, ids: list[int]) -> Callable[[Transaction], None]:
         applier = self._applier
-        now = applier.clock()
-        until = now + applier.lease_seconds
 
-        def renew(tx: Transaction, ctx: TxContext) -> None:
-            tx.renew_outbox(ids, applier.owner, now, until)
+        def renew(tx: Transaction) -> None:
+            now = applier.clock()
+            tx.renew_outbox(ids, applier.owner, now, now + applier.lease_seconds)
 
         return renew
