@@ -1,4 +1,4 @@
-"""Benchmark the durable engine on its embedded SQLite store.
+"""Benchmark the durable engine on its embedded SQLite store, or on PostgreSQL.
 
 Three measurements, each printed next to the raw SQLite commit rate measured in the same run:
 
@@ -9,26 +9,38 @@ Three measurements, each printed next to the raw SQLite commit rate measured in 
 3. ``waiting``: 100,000 executions parked on waitForCallback tasks — the engine's memory as
    they pile up, and the time to describe one and to list a page.
 
+With ``--store postgresql://USER@HOST:PORT/DB`` (or ``--store pg``: a private PostgreSQL
+server started for the run, fsync on, and stopped at the end) each measurement runs on a fresh
+database of that server (created next to DB, dropped afterwards), and again on the embedded
+SQLite store as the reference, in the same run. For PostgreSQL it also prints the raw one-row
+commit rate of one connection, and the database's commits (`xact_commit` of
+pg_stat_database, read before the executions start and after the engine has closed its
+connections, so every backend has flushed its counts) per step transition.
+
     .venv/bin/python contrib/bench/bench_engine.py [steps|throughput|waiting|all]
-        [--waiting 100000] [--synchronous full|normal] [--json]
+        [--store sqlite|pg|postgresql://...] [--waiting 100000] [--synchronous full|normal]
+        [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_fdl import sqlite_commits_per_second
+from replicas import commits, create_database, drop_database, postgres_server
 
 from relayflow.engine import Engine, FunctionIntegration, Limits, Submitted, Succeeded
 from relayflow.engine.integration import TaskOutcome, TaskRequest
@@ -83,18 +95,86 @@ async def park(req: TaskRequest) -> TaskOutcome:
     return Submitted({"MessageId": str(req.task_id)})
 
 
-def new_engine(folder: str, synchronous: str, **kwargs: Any) -> Engine:
-    store = open_store(f"sqlite:///{folder}/bench.db?synchronous={synchronous}")
+class Stores:
+    """Fresh stores for one kind: an SQLite file in a temporary folder, or a new database.
+
+    Args:
+        server: None for SQLite; else a PostgreSQL URL whose server gets the new databases.
+        synchronous: SQLite's `synchronous` setting.
+    """
+
+    def __init__(self, server: str | None, synchronous: str) -> None:
+        self.server, self.synchronous = server, synchronous
+        self.made = 0
+
+    @property
+    def label(self) -> str:
+        """What the figures were measured on."""
+        if self.server is None:
+            return f"SQLite WAL, synchronous={self.synchronous}"
+        return "PostgreSQL"
+
+    @contextlib.contextmanager
+    def fresh(self) -> Iterator[str]:
+        """A store URL nobody used yet, removed afterwards."""
+        if self.server is None:
+            with tempfile.TemporaryDirectory() as folder:
+                yield f"sqlite:///{folder}/bench.db?synchronous={self.synchronous}"
+            return
+        self.made += 1
+        name = f"bench_engine_{os.getpid()}_{self.made}"
+        url = create_database(self.server, name)
+        try:
+            yield url
+        finally:
+            drop_database(self.server, name)
+
+    def size_mb(self, url: str) -> float:
+        """The store's size on disk, in MiB."""
+        if self.server is None:
+            return os.path.getsize(url.split("sqlite:///", 1)[1].split("?", 1)[0]) / 2**20
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        return int(row[0]) / 2**20 if row else 0.0
+
+
+def postgres_commits_per_second(server: str, seconds: float = 1.0) -> float:
+    """One-row insert per commit on one connection: the raw rate the engine builds on."""
+    import psycopg
+
+    name = f"bench_commit_{os.getpid()}"
+    url = create_database(server, name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE events (id bigserial PRIMARY KEY, body text)")
+            n = 0
+            start = time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                with conn.transaction():
+                    conn.execute(
+                        "INSERT INTO events (body) VALUES (%s)", ('{"type": "StepEntered"}',)
+                    )
+                n += 1
+            elapsed = time.perf_counter() - start
+    finally:
+        drop_database(server, name)
+    return n / elapsed
+
+
+def new_engine(url: str, **kwargs: Any) -> Engine:
+    store = open_store(url)
     integration = FunctionIntegration({"bench:Work": work, "acs:mns:::/queues/jobs/messages": park})
     return Engine(store, integrations=[integration], poll_seconds=0.05, **kwargs)
 
 
-async def bench_steps(synchronous: str) -> dict[str, Any]:
+async def bench_steps(stores: Stores) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for label, per_transition in (("batched", 2000), ("one_transaction_per_step", 1)):
-        with tempfile.TemporaryDirectory() as folder:
+        with stores.fresh() as url:
             limits = Limits(steps_per_transition=per_transition)
-            async with new_engine(folder, synchronous, limits=limits) as engine:
+            async with new_engine(url, limits=limits) as engine:
                 await engine.create_flow("passes", pass_flow(1000))
                 samples = []
                 for run in range(3 if per_transition > 1 else 1):
@@ -109,10 +189,12 @@ async def bench_steps(synchronous: str) -> dict[str, Any]:
     return results
 
 
-async def bench_throughput(synchronous: str, executions: int, steps: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as folder:
-        async with new_engine(folder, synchronous) as engine:
+async def bench_throughput(stores: Stores, executions: int, steps: int) -> dict[str, Any]:
+    with stores.fresh() as url:
+        engine = new_engine(url)
+        async with engine:
             await engine.create_flow("tasks", task_flow(steps))
+            before = commits(url) if stores.server else 0
             start = time.perf_counter()
             await asyncio.gather(
                 *(engine.start_execution("tasks", {}, name=f"e{i}") for i in range(executions))
@@ -127,18 +209,24 @@ async def bench_throughput(synchronous: str, executions: int, steps: int) -> dic
             elapsed = time.perf_counter() - start
             succeeded = await engine.read(lambda tx: tx.count_executions("Succeeded"))
             assert succeeded == executions, succeeded
+        # After the engine has closed its connections: their counts are flushed.
+        committed = commits(url) - before if stores.server else None
     transitions = executions * steps
-    return {
+    figures: dict[str, Any] = {
         "executions": executions,
         "steps_each": steps,
         "seconds": elapsed,
         "transitions_per_s": transitions / elapsed,
     }
+    if committed is not None:
+        figures["commits"] = committed
+        figures["commits_per_transition"] = committed / transitions
+    return figures
 
 
-async def bench_waiting(synchronous: str, total: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as folder:
-        async with new_engine(folder, synchronous) as engine:
+async def bench_waiting(stores: Stores, total: int) -> dict[str, Any]:
+    with stores.fresh() as url:
+        async with new_engine(url) as engine:
             await engine.create_flow("parked", CALLBACK_FLOW)
             memory = [(0, rss_mb())]
             start = time.perf_counter()
@@ -172,7 +260,7 @@ async def bench_waiting(synchronous: str, total: int) -> dict[str, Any]:
                 pages.append(time.perf_counter() - t)
                 token = page.next_token
             running = await engine.read(lambda tx: tx.count_executions("Running"))
-            db_mb = os.path.getsize(f"{folder}/bench.db") / 2**20
+            db_mb = stores.size_mb(url)
     return {
         "executions": total,
         "running": running,
@@ -185,61 +273,52 @@ async def bench_waiting(synchronous: str, total: int) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "which", nargs="?", default="all", choices=["steps", "throughput", "waiting", "all"]
-    )
-    parser.add_argument("--waiting", type=int, default=100_000, help="executions to park")
-    parser.add_argument("--executions", type=int, default=1000)
-    parser.add_argument("--synchronous", default="full", choices=["full", "normal"])
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-
-    figures: dict[str, Any] = {
-        "synchronous": args.synchronous,
-        "reference_sqlite_commits_per_s_full": sqlite_commits_per_second("FULL"),
-        "reference_sqlite_commits_per_s_normal": sqlite_commits_per_second("NORMAL"),
-    }
-    ref = figures[f"reference_sqlite_commits_per_s_{args.synchronous}"]
-    commit_ms = 1000 / ref
+def measure(stores: Stores, args: argparse.Namespace) -> dict[str, Any]:
+    """The measurements asked for, on fresh stores of one kind."""
+    figures: dict[str, Any] = {"store": stores.label}
     if args.which in ("steps", "all"):
-        figures["steps"] = asyncio.run(bench_steps(args.synchronous))
+        figures["steps"] = asyncio.run(bench_steps(stores))
     if args.which in ("throughput", "all"):
-        figures["throughput"] = asyncio.run(bench_throughput(args.synchronous, args.executions, 10))
+        rounds = [
+            asyncio.run(bench_throughput(stores, args.executions, 10)) for _ in range(args.rounds)
+        ]
+        figures["throughput"] = sorted(rounds, key=lambda r: r["transitions_per_s"])[
+            len(rounds) // 2
+        ]
+        figures["throughput"]["each_round"] = [r["transitions_per_s"] for r in rounds]
     if args.which in ("waiting", "all"):
-        figures["waiting"] = asyncio.run(bench_waiting(args.synchronous, args.waiting))
-    if args.json:
-        print(json.dumps(figures, indent=2))
-        return 0
-    print(f"store: SQLite WAL, synchronous={args.synchronous}")
-    print(
-        f"reference: one-row commit, synchronous=FULL    "
-        f"{figures['reference_sqlite_commits_per_s_full']:>10,.0f} commits/s"
-    )
-    print(
-        f"reference: one-row commit, synchronous=NORMAL  "
-        f"{figures['reference_sqlite_commits_per_s_normal']:>10,.0f} commits/s"
-    )
+        figures["waiting"] = asyncio.run(bench_waiting(stores, args.waiting))
+    return figures
+
+
+def print_figures(figures: dict[str, Any], commit_ms: float, target: str) -> None:
+    """One store's lines."""
+    print(f"store: {figures['store']}")
     if "steps" in figures:
-        s = figures["steps"]
-        for label, data in s.items():
+        for label, data in figures["steps"].items():
             print(
-                f"1,000 pass steps, {label.replace('_', ' '):<27} "
+                f"  1,000 pass steps, {label.replace('_', ' '):<27} "
                 f"{data['ms_per_step']:.4f} ms/step  ({data['ms_per_step'] / commit_ms:.2f} x "
-                "one commit; target <= 0.25 ms)"
+                "one commit)"
             )
     if "throughput" in figures:
         t = figures["throughput"]
+        each = ", ".join(f"{r:,.0f}" for r in t["each_round"])
         print(
-            f"{t['executions']:,} executions x {t['steps_each']} task steps: "
+            f"  {t['executions']:,} executions x {t['steps_each']} task steps: "
             f"{t['transitions_per_s']:,.0f} step transitions/s in {t['seconds']:.1f} s "
-            f"(target >= 10,000/s)"
+            f"(median of {each}; target {target})"
         )
+        if "commits" in t:
+            print(
+                f"  PostgreSQL commits: {t['commits']:,} for {t['executions'] * t['steps_each']:,}"
+                f" transitions = {t['commits_per_transition']:.3f} a transition "
+                "(target <= 0.05)"
+            )
     if "waiting" in figures:
         w = figures["waiting"]
         print(
-            f"{w['executions']:,} executions parked on callbacks ({w['running']:,} running), "
+            f"  {w['executions']:,} executions parked on callbacks ({w['running']:,} running), "
             f"started at {w['starts_per_s']:,.0f}/s, store {w['db_mb']:.0f} MiB"
         )
         print(
@@ -250,6 +329,69 @@ def main(argv: list[str] | None = None) -> int:
             f"  describe one: {w['describe_ms_median']:.2f} ms (median); "
             f"list a page of 60: {w['list_page_ms_median']:.2f} ms (median)"
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "which", nargs="?", default="all", choices=["steps", "throughput", "waiting", "all"]
+    )
+    parser.add_argument(
+        "--store",
+        default="sqlite",
+        help="sqlite (the default), pg (a private PostgreSQL for the run) or a postgresql:// URL",
+    )
+    parser.add_argument("--waiting", type=int, default=100_000, help="executions to park")
+    parser.add_argument("--executions", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=1, help="throughput runs (median shown)")
+    parser.add_argument("--synchronous", default="full", choices=["full", "normal"])
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.store not in ("sqlite", "pg") and not args.store.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        parser.error("--store must be sqlite, pg or a postgresql:// URL")
+
+    with contextlib.ExitStack() as stack:
+        server = None
+        if args.store == "pg":
+            server = stack.enter_context(postgres_server())
+        elif args.store != "sqlite":
+            server = args.store
+        figures: dict[str, Any] = {
+            "synchronous": args.synchronous,
+            "reference_sqlite_commits_per_s_full": sqlite_commits_per_second("FULL"),
+            "reference_sqlite_commits_per_s_normal": sqlite_commits_per_second("NORMAL"),
+        }
+        sqlite = Stores(None, args.synchronous)
+        if server is not None:
+            figures["reference_postgres_commits_per_s"] = postgres_commits_per_second(server)
+            figures["postgresql"] = measure(Stores(server, args.synchronous), args)
+        # On PostgreSQL runs, the embedded store is the reference of the same run.
+        figures["sqlite"] = measure(sqlite, args)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(
+        f"reference: one-row commit, SQLite synchronous=FULL    "
+        f"{figures['reference_sqlite_commits_per_s_full']:>10,.0f} commits/s"
+    )
+    print(
+        f"reference: one-row commit, SQLite synchronous=NORMAL  "
+        f"{figures['reference_sqlite_commits_per_s_normal']:>10,.0f} commits/s"
+    )
+    sqlite_ms = 1000 / figures[f"reference_sqlite_commits_per_s_{args.synchronous}"]
+    if "postgresql" in figures:
+        pg_rate = figures["reference_postgres_commits_per_s"]
+        print(f"reference: one-row commit, PostgreSQL, one connection {pg_rate:>8,.0f} commits/s")
+        print_figures(figures["postgresql"], 1000 / pg_rate, ">= 3,000/s")
+    print_figures(figures["sqlite"], sqlite_ms, ">= 10,000/s")
+    if "postgresql" in figures and "throughput" in figures["postgresql"]:
+        ratio = (
+            figures["postgresql"]["throughput"]["transitions_per_s"]
+            / figures["sqlite"]["throughput"]["transitions_per_s"]
+        )
+        print(f"PostgreSQL / embedded SQLite, step transitions/s: {ratio:.2f}")
     return 0
 
 

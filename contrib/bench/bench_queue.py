@@ -26,28 +26,35 @@ the reference round by round. On a shared machine one run can be 20 % off the ne
 turns spreads a noisy neighbour over all three.
 
 The reference, in the same run and on the same redis-server (another database): a Celery
-chain of three tasks doing the same jobs, one `celery worker -c 2 --pool prefork` process,
-Redis as broker and result backend: chains per second for ``--count`` chains submitted at
-once, and the latency of one chain, one after the other. Every process started here
-(servers, workers, redis-server, the Celery worker) is stopped at the end, errors included.
+chain of three tasks doing the same jobs (celery_reference.py). Every process started here
+(servers, workers, redis-server, the Celery worker, PostgreSQL) is stopped at the end, errors
+included.
+
+Scale-out (``--store pg`` for a private PostgreSQL started for the run, or ``--store
+postgresql://...`` for a server of yours, on which a fresh database is made for each
+configuration): the seed scenario on Redis with the store on PostgreSQL and 1 .. ``--replicas``
+`relayflow server` replicas behind balancer.py (round robin, /ready checks; a process of its
+own), the clients and the workers calling the balancer. The reference, in the same run and
+rounds: one replica on the embedded SQLite store behind the same balancer. Figures as above
+(executions/s by round, CPU per execution, report -> next message with 1 replica), and the
+ratios to the targets: 1 replica on PostgreSQL >= 0.65 x the embedded store, N replicas >=
+0.85 x 1 replica, report -> next message p50 <= 3 ms with 1 replica.
 
     .venv/bin/python contrib/bench/bench_queue.py [--count 500] [--concurrency 4]
         [--workers 2] [--latency 200] [--sequential 50] [--rounds 3] [--json]
+        [--store sqlite|pg|postgresql://...] [--replicas 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -57,231 +64,31 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 from kombu import Connection, Consumer, Queue
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from celery_reference import CELERY, bench_celery
+from replicas import (
+    EXAMPLES,
+    QUEUE,
+    Cluster,
+    CpuMeter,
+    Processes,
+    create_database,
+    drop_database,
+    postgres_pid,
+    postgres_server,
+    start_redis,
+    summary_ms,
+)
 
 from relayflow.client import Client
 from relayflow_mns import sqlite_transport  # noqa: F401  (registers relayflow-sqlite)
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "contrib" / "examples"
-EXE = str(Path(sys.executable).with_name("relayflow"))
-CELERY = str(Path(sys.executable).with_name("celery"))
-QUEUE = "fnf-demo"
 FLOW = "seed"
-SERVING = re.compile(r"serving the API on http://[^\s:]+:(?P<port>\d+)")
 EXPECTED = {"rows": [{"id": i, "seen": True} for i in (1, 2, 3)], "loaded": 3}
-
-CELERY_TASKS = '''\
-"""The seed scenario's three jobs as a Celery chain: extract -> transform -> load."""
-
-import os
-
-from celery import Celery
-
-URL = os.environ["BENCH_CELERY_REDIS"]
-app = Celery("bench_celery_tasks", broker=URL, backend=URL)
-app.conf.update(
-    task_default_queue="bench-celery",
-    worker_prefetch_multiplier=1,
-    task_acks_late=True,
-    broker_connection_retry_on_startup=True,
-    result_expires=600,
-)
-
-
-@app.task
-def extract(source):
-    return {"rows": [{"id": 1}, {"id": 2}, {"id": 3}]}
-
-
-@app.task
-def transform(local):
-    return {"rows": [dict(row, seen=True) for row in local["rows"]]}
-
-
-@app.task
-def load(local):
-    return {"rows": local["rows"], "loaded": len(local["rows"])}
-'''
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """The q-th percentile (0-100) of samples, nearest rank."""
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
-def summary_ms(samples: list[float]) -> dict[str, float]:
-    return {
-        "n": len(samples),
-        "p50_ms": percentile(samples, 50) * 1000,
-        "p90_ms": percentile(samples, 90) * 1000,
-        "p99_ms": percentile(samples, 99) * 1000,
-        "mean_ms": statistics.fmean(samples) * 1000,
-    }
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and of its living descendants, from /proc.
-
-    For this script itself, only its own time: the processes it started are counted apart.
-    """
-    if pid == os.getpid():
-        return time.process_time()
-    tick = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        child = int(entry.name)
-        children.setdefault(int(fields[1]), []).append(child)
-        times[child] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += times.get(current, 0.0)
-        todo.extend(children.get(current, []))
-    return total
-
-
-class CpuMeter:
-    """CPU seconds spent by named processes (and by this one) between start() and stop()."""
-
-    def __init__(self, processes: dict[str, int]) -> None:
-        self.processes = {**processes, "this script (client)": os.getpid()}
-
-    def __enter__(self) -> dict[str, float]:
-        self.before = {name: cpu_seconds(pid) for name, pid in self.processes.items()}
-        self.spent: dict[str, float] = {}
-        return self.spent
-
-    def __exit__(self, *exc: object) -> None:
-        for name, pid in self.processes.items():
-            self.spent[name] = cpu_seconds(pid) - self.before[name]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
-    """SIGTERM, wait, then SIGKILL the process (and its session, for Celery's children)."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        return process.wait()
-
-
-class Processes:
-    """Every process this script starts, stopped in reverse order on the way out."""
-
-    def __init__(self) -> None:
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def start(self, command: list[str], folder: Path, log: str, **env: str) -> Any:
-        out = (folder / log).open("ab")
-        process = subprocess.Popen(
-            command,
-            cwd=folder,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**{k: v for k, v in os.environ.items() if not k.startswith("RELAYFLOW_")}, **env},
-            start_new_session=True,  # Ctrl-C reaches this script only; it stops the rest
-        )
-        out.close()
-        self.started.append(process)
-        return process
-
-    def stop(self, process: subprocess.Popen[bytes]) -> int:
-        code = stop_process(process)
-        if process in self.started:
-            self.started.remove(process)
-        return code
-
-    def stop_all(self) -> None:
-        while self.started:
-            self.stop(self.started[-1])
-
-
-def start_redis(procs: Processes, folder: Path) -> tuple[str, int]:
-    if shutil.which("redis-server") is None:
-        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
-    command += ["--save", "", "--appendonly", "no"]
-    process = procs.start(command, folder, "redis.log")
-    deadline = time.monotonic() + 10
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2) as c:
-            c.sendall(b"PING\r\n")
-            if c.recv(16).startswith(b"+PONG"):
-                return f"redis://127.0.0.1:{port}", process.pid
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"redis-server did not start:\n{(folder / 'redis.log').read_text()}")
-        time.sleep(0.05)
-
-
-class Topology:
-    """`relayflow server` on one transport, and the worker processes when asked for."""
-
-    def __init__(self, procs: Processes, folder: Path, transport: str) -> None:
-        self.procs, self.folder, self.transport = procs, folder, transport
-        folder.mkdir(parents=True)
-        shutil.copy(EXAMPLES / "seed_worker.py", folder)
-        self.config = folder / "relayflow.toml"
-        self.config.write_text(
-            f'[engine]\nstore = "sqlite:///{folder}/store.db"\n\n[server]\nport = 0\n\n'
-            f'[integrations.mns]\ntransport = "{transport}"\n',
-            encoding="utf-8",
-        )
-        self.server = procs.start(
-            [EXE, "server", "--config", str(self.config)], folder, "server.log"
-        )
-        self.port = self._wait_for_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        with self.config.open("a", encoding="utf-8") as config:
-            config.write(f'\n[client]\nendpoint = "{self.endpoint}"\n')
-        self.workers: list[subprocess.Popen[bytes]] = []
-
-    def _wait_for_port(self, timeout: float = 30) -> int:
-        log = self.folder / "server.log"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise SystemExit(f"relayflow server exited:\n{log.read_text()}")
-            found = SERVING.search(log.read_text(encoding="utf-8", errors="replace"))
-            if found:
-                port = int(found["port"])
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                        return port
-            time.sleep(0.05)
-        raise SystemExit(f"relayflow server did not start within {timeout} s:\n{log.read_text()}")
-
-    def start_workers(self, count: int, concurrency: int) -> None:
-        command = [EXE, "worker", QUEUE, "--handler", "seed_worker:handle"]
-        command += ["--concurrency", str(concurrency), "--config", str(self.config)]
-        for n in range(count):
-            self.workers.append(self.procs.start(command, self.folder, f"worker{n}.log"))
-
-    def stop(self) -> int:
-        for worker in self.workers:
-            self.procs.stop(worker)
-        return self.procs.stop(self.server)
+SEED = (EXAMPLES / "seed-three-tasks.yaml").read_text()
 
 
 # -- 1. report -> next message --------------------------------------------------------------
@@ -319,13 +126,13 @@ class Inbox:
         self.connection.release()
 
 
-def bench_latency(top: Topology, count: int, label: str, options: dict[str, Any]) -> dict[str, Any]:
+def bench_latency(endpoint: str, transport: str, count: int, label: str) -> dict[str, Any]:
     """Report task 1, time until task 2's message is received; then finish the execution."""
-    inbox = Inbox(top.transport, options)
+    inbox = Inbox(transport, {})
     latencies: list[float] = []
     round_trips: list[float] = []
     try:
-        with Client(top.endpoint) as client:
+        with Client(endpoint) as client:
             for n in range(count):
                 name = f"lat-{label}-{n:05d}"
                 client.start_execution(FLOW, {"source": name}, name=name)
@@ -359,7 +166,7 @@ def bench_latency(top: Topology, count: int, label: str, options: dict[str, Any]
 
 
 def bench_throughput(
-    top: Topology, count: int, in_flight: int, prefix: str, others: dict[str, int]
+    endpoint: str, processes: dict[str, int], count: int, in_flight: int, prefix: str
 ) -> dict:
     """Start ``count`` executions, wait until every one has Succeeded; executions per second.
 
@@ -371,7 +178,7 @@ def bench_throughput(
 
     def client() -> Client:
         if not hasattr(local, "client"):
-            local.client = Client(top.endpoint, timeout=120)
+            local.client = Client(endpoint, timeout=120)
         return local.client
 
     def start(name: str) -> None:
@@ -381,8 +188,6 @@ def bench_throughput(
         return client().wait_for_execution(FLOW, name, timeout=120)
 
     names = [f"{prefix}-{n:06d}" for n in range(count)]
-    processes = {"relayflow server": top.server.pid, **others}
-    processes.update({f"worker {n}": w.pid for n, w in enumerate(top.workers)})
     with ThreadPoolExecutor(in_flight) as pool, CpuMeter(processes) as cpu:
         began = time.perf_counter()
         list(pool.map(start, names))
@@ -421,89 +226,69 @@ def bench_sequential(endpoint: str, count: int, prefix: str) -> dict[str, float]
     return summary_ms(samples)
 
 
+def run_cluster(
+    cluster: Cluster, args: argparse.Namespace, others: dict[str, int], full: bool
+) -> dict[str, Any]:
+    """One round on one cluster: throughput; with ``full``, latency and one-at-a-time too."""
+    figures: dict[str, Any] = {"transport": cluster.transport}
+    try:
+        cluster.start()
+        with Client(cluster.url) as client:
+            client.create_flow(FLOW, SEED)
+        if full:
+            figures["latency"] = bench_latency(cluster.url, cluster.transport, args.latency, "lat")
+        cluster.start_workers(args.workers, args.concurrency)
+        processes = {**cluster.pids(), **others}
+        figures["throughput"] = bench_throughput(
+            cluster.url, processes, args.count, args.in_flight, "tp"
+        )
+        if full:
+            figures["sequential"] = bench_sequential(cluster.url, args.sequential, "seq")
+    finally:
+        codes = cluster.stop()["replicas"]
+        figures["server_exit_code"] = max(codes, key=abs) if codes else None
+    return figures
+
+
 def bench_transport(
-    procs: Processes,
+    folder: Path, transport: str, args: argparse.Namespace, others: dict[str, int], full: bool
+) -> dict[str, Any]:
+    """One round of `relayflow server` on the embedded store and ``transport``, no balancer."""
+    store = f"sqlite:///{folder}/store.db"
+    cluster = Cluster(
+        folder,
+        store,
+        transport,
+        1,
+        lease_seconds=None,
+        poll_seconds=None,
+        visibility_timeout=30,
+        balancer=None,
+    )
+    return run_cluster(cluster, args, others, full)
+
+
+def bench_scaleout(
     folder: Path,
-    transport: str,
+    store: str,
+    replicas: int,
     args: argparse.Namespace,
     others: dict[str, int],
     full: bool,
 ) -> dict[str, Any]:
-    """One round on one transport: throughput; with ``full``, latency and one-at-a-time too."""
-    top = Topology(procs, folder, transport)
-    figures: dict[str, Any] = {"transport": transport}
-    try:
-        with Client(top.endpoint) as client:
-            client.create_flow(FLOW, (EXAMPLES / "seed-three-tasks.yaml").read_text())
-        if full:
-            figures["latency"] = bench_latency(top, args.latency, "lat", {})
-        top.start_workers(args.workers, args.concurrency)
-        figures["throughput"] = bench_throughput(top, args.count, args.in_flight, "tp", others)
-        if full:
-            figures["sequential"] = bench_sequential(top.endpoint, args.sequential, "seq")
-    finally:
-        figures["server_exit_code"] = top.stop()
-    return figures
-
-
-# -- 3. the Celery reference ----------------------------------------------------------------
-
-
-def bench_celery(
-    procs: Processes,
-    where: Path,
-    redis: str,
-    redis_pid: int,
-    args: argparse.Namespace,
-    full: bool,
-) -> dict:
-    """One round of the reference: chains per second; with ``full``, one at a time too."""
-    where.mkdir(parents=True)
-    (where / "bench_celery_tasks.py").write_text(CELERY_TASKS, encoding="utf-8")
-    url = f"{redis}/1"
-    os.environ["BENCH_CELERY_REDIS"] = url
-    if "bench_celery_tasks" in sys.modules:  # a later round: a fresh app (the last was closed)
-        tasks = importlib.reload(sys.modules["bench_celery_tasks"])
-    else:
-        sys.path.insert(0, str(where))
-        import bench_celery_tasks as tasks  # type: ignore[import-not-found]
-    from celery import chain
-
-    command = [CELERY, "-A", "bench_celery_tasks", "worker", "-c", "2", "--pool", "prefork"]
-    command += ["-Q", "bench-celery", "-l", "warning", "--without-gossip", "--without-mingle"]
-    command += ["--without-heartbeat"]
-    worker = procs.start(command, where, "celery.log", BENCH_CELERY_REDIS=url)
-    figures: dict[str, Any] = {"broker": url, "worker": "1 process, prefork -c 2"}
-
-    def one(n: int) -> Any:
-        return chain(tasks.extract.s(f"c{n}"), tasks.transform.s(), tasks.load.s()).apply_async()
-
-    try:
-        one(-1).get(timeout=60)  # the worker is up and the connections are made
-        meter = CpuMeter({"celery worker": worker.pid, "redis-server": redis_pid})
-        with meter as cpu:
-            began = time.perf_counter()
-            results = [one(n) for n in range(args.count)]
-            for result in results:
-                assert result.get(timeout=120) == EXPECTED
-            seconds = time.perf_counter() - began
-        figures["throughput"] = {
-            "chains": args.count,
-            "seconds": seconds,
-            "chains_per_s": args.count / seconds,
-            "cpu_seconds": cpu,
-        }
-        if full:
-            samples = []
-            for n in range(args.sequential):
-                began = time.perf_counter()
-                assert one(n).get(timeout=60) == EXPECTED
-                samples.append(time.perf_counter() - began)
-            figures["sequential"] = summary_ms(samples)
-    finally:
-        with contextlib.suppress(Exception):
-            tasks.app.close()
-        figures["worker_exit_code"] = procs.stop(worker)
+    """One round of ``replicas`` servers on ``store`` behind the balancer, on Redis."""
+    cluster = Cluster(
+        folder,
+        store,
+        args.redis_db,
+        replicas,
+        lease_seconds=None,
+        poll_seconds=None,
+        visibility_timeout=30,
+        balancer="process",
+    )
+    figures = run_cluster(cluster, args, others, full)
+    figures["replicas"] = replicas
     return figures
 
 
@@ -603,6 +388,98 @@ def terminate_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+# -- scale-out: replicas on PostgreSQL ------------------------------------------------------
+
+
+SCALEOUT_TITLES = {"embedded": "embedded SQLite, 1 replica (ref.)"}
+
+
+def scaleout_rounds(
+    folder: Path, server: str, redis: str, redis_pid: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The embedded store and 1 .. N replicas on PostgreSQL in turn, ``--rounds`` times."""
+    args.redis_db = f"{redis}/0"
+    others = {"redis-server": redis_pid}
+    pg_others = {**others, "postgresql": postgres_pid(server)}
+    keys = ["embedded"] + [f"pg{n}" for n in range(1, args.replicas + 1)]
+    figures: dict[str, Any] = {"rounds": [], "configurations": keys}
+    for r in range(args.rounds):
+        # Each configuration in turn, round after round: a noisy neighbour then weighs on all.
+        one = {}
+        for key in keys:
+            here, full = folder / f"round{r}" / key, r == 0
+            if key == "embedded":
+                one[key] = bench_scaleout(here, f"sqlite:///{here}/store.db", 1, args, others, full)
+                continue
+            name = f"bench_queue_{os.getpid()}_{r}_{key}"
+            store = create_database(server, name)
+            try:
+                one[key] = bench_scaleout(here, store, int(key[2:]), args, pg_others, full)
+            finally:
+                drop_database(server, name)
+        if r == 0:
+            figures.update(one)
+        figures["rounds"].append({k: v["throughput"] for k, v in one.items()})
+        print(f"round {r + 1} of {args.rounds} done", file=sys.stderr)
+    return figures
+
+
+def print_scaleout(figures: dict[str, Any]) -> None:
+    """The scale-out table: the embedded store, then 1 .. N replicas on PostgreSQL."""
+    print(
+        f"seed scenario on Redis, balancer.py in front, {os.cpu_count()} cores; "
+        f"{figures['count']} executions, {figures['workers']} `relayflow worker` processes "
+        f"x --concurrency {figures['concurrency']}, {figures['in_flight']} starts in flight"
+    )
+    rounds, keys = figures["rounds"], figures["configurations"]
+
+    def rates(key: str) -> list[float]:
+        return [r[key]["executions_per_s"] for r in rounds]
+
+    def cpu_ms(key: str) -> float:
+        spent = [sum(r[key]["cpu_seconds"].values()) / r[key]["executions"] for r in rounds]
+        return statistics.median(spent) * 1000
+
+    head = (
+        f"{'':<34} {'exec/s':>7} {'each round':>17} {'CPU/exec':>9} "
+        f"{'report->next msg p50':>21} {'p99':>8} {'one at a time p50':>18}"
+    )
+    print(head)
+    print("-" * len(head))
+    for key in keys:
+        n = int(key[2:]) if key != "embedded" else 1
+        title = SCALEOUT_TITLES.get(key, f"PostgreSQL, {n} replica{'s' if n > 1 else ''}")
+        latency = figures[key]["latency"]["report_to_next_message"]
+        print(
+            f"{title:<34} {statistics.median(rates(key)):>7,.0f} "
+            f"{'/'.join(f'{v:.0f}' for v in rates(key)):>17} {cpu_ms(key):>6.2f} ms "
+            f"{latency['p50_ms']:>18.2f} ms {latency['p99_ms']:>5.2f} ms "
+            f"{figures[key]['sequential']['p50_ms']:>15.1f} ms"
+        )
+    print()
+
+    def ratios(top: str, bottom: str, target: float, what: str) -> None:
+        each = [a / b for a, b in zip(rates(top), rates(bottom), strict=True)]
+        print(
+            f"{what}, round by round: {', '.join(f'{r:.2f}' for r in each)} "
+            f"(median {statistics.median(each):.2f}; target >= {target})"
+        )
+
+    if "pg1" in keys:
+        ratios("pg1", "embedded", 0.65, "PostgreSQL 1 replica / embedded SQLite")
+        for key in keys[2:]:
+            ratios(key, "pg1", 0.85, f"PostgreSQL {key[2:]} replicas / 1 replica")
+        p50 = figures["pg1"]["latency"]["report_to_next_message"]["p50_ms"]
+        print(f"report -> next message p50, 1 replica on PostgreSQL: {p50:.2f} ms (target <= 3)")
+    print("server exit codes: " + ", ".join(f"{k} {figures[k]['server_exit_code']}" for k in keys))
+    print()
+    print("CPU seconds spent during the first round's throughput run, per process:")
+    for key in keys:
+        spent = figures[key]["throughput"]["cpu_seconds"]
+        parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in spent.items())
+        print(f"  {key}: {parts}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500, help="executions (and chains)")
@@ -612,9 +489,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=int, default=200, help="sequential report samples")
     parser.add_argument("--sequential", type=int, default=50, help="one-at-a-time executions")
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds of all three")
+    parser.add_argument(
+        "--store", default="sqlite", help="sqlite (default), pg (private) or a postgresql:// URL"
+    )
+    parser.add_argument("--replicas", type=int, default=3, help="most replicas on PostgreSQL")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    if shutil.which(CELERY) is None:
+    scaleout = args.store != "sqlite"
+    if (
+        scaleout
+        and args.store != "pg"
+        and not args.store.startswith(("postgres://", "postgresql://"))
+    ):
+        parser.error("--store must be sqlite, pg or a postgresql:// URL")
+    if not scaleout and shutil.which(CELERY) is None:
         raise SystemExit("celery is not installed: .venv/bin/pip install celery")
 
     figures: dict[str, Any] = {
@@ -624,35 +512,47 @@ def main(argv: list[str] | None = None) -> int:
         "in_flight": args.in_flight,
     }
     procs = Processes()
-    with terminate_as_exit(), tempfile.TemporaryDirectory() as name:
+    stack = contextlib.ExitStack()
+    with terminate_as_exit(), tempfile.TemporaryDirectory() as name, stack:
         folder = Path(name)
         try:
             redis, redis_pid = start_redis(procs, folder)
-            figures["rounds"] = []
-            for n in range(args.rounds):
-                # The three in turn, round after round: a noisy neighbour then weighs on all.
-                here, full = folder / f"round{n}", n == 0
-                sqlite_url = f"relayflow-sqlite:///{here}/sqlite/queues.db"
-                redis_cpu = {"redis-server": redis_pid}
-                one = {
-                    "sqlite": bench_transport(procs, here / "sqlite", sqlite_url, args, {}, full),
-                    "redis": bench_transport(
-                        procs, here / "redis", f"{redis}/0", args, redis_cpu, full
-                    ),
-                    "celery": bench_celery(procs, here / "celery", redis, redis_pid, args, full),
-                }
-                if full:
-                    figures.update(one)
-                figures["rounds"].append({k: v["throughput"] for k, v in one.items()})
-                print(f"round {n + 1} of {args.rounds} done", file=sys.stderr)
+            if scaleout:
+                server = args.store
+                if server == "pg":
+                    server = stack.enter_context(postgres_server())
+                figures.update(scaleout_rounds(folder, server, redis, redis_pid, args))
+            else:
+                figures["rounds"] = []
+                for n in range(args.rounds):
+                    # The three in turn, round after round: a noisy neighbour then weighs on all.
+                    here, full = folder / f"round{n}", n == 0
+                    sqlite_url = f"relayflow-sqlite:///{here}/sqlite/queues.db"
+                    redis_cpu = {"redis-server": redis_pid}
+                    one = {
+                        "sqlite": bench_transport(here / "sqlite", sqlite_url, args, {}, full),
+                        "redis": bench_transport(
+                            here / "redis", f"{redis}/0", args, redis_cpu, full
+                        ),
+                        "celery": bench_celery(
+                            procs, here / "celery", redis, redis_pid, args, full
+                        ),
+                    }
+                    if full:
+                        figures.update(one)
+                    figures["rounds"].append({k: v["throughput"] for k, v in one.items()})
+                    print(f"round {n + 1} of {args.rounds} done", file=sys.stderr)
         finally:
             procs.stop_all()
+    keys = figures["configurations"] if scaleout else ["sqlite", "redis"]
     if args.json:
         print(json.dumps(figures, indent=2))
+    elif scaleout:
+        print_scaleout(figures)
     else:
         print_table(figures)
-    codes = [figures[k]["server_exit_code"] for k in ("sqlite", "redis")]
-    return 0 if codes == [0, 0] else 1
+    codes = [figures[k]["server_exit_code"] for k in keys]
+    return 0 if all(code == 0 for code in codes) else 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,25 @@ def create_database(server_url: str, name: str) -> str:
     return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 
+def drop_database(server_url: str, name: str) -> None:
+    """Drop the database ``name`` on the server of ``server_url``, closing its sessions."""
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_pid(url: str) -> int:
+    """The postmaster's process id of the server of ``url`` (its backends are its children)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT current_setting('data_directory')").fetchone()
+    assert row is not None
+    # As root, the data folder belongs to `postgres`; root reads it all the same.
+    return int(Path(row[0], "postmaster.pid").read_text().split()[0])
+
+
 def commits(url: str) -> int:
     """Transactions committed in the database of ``url`` so far (pg_stat_database)."""
     import psycopg
@@ -182,6 +202,111 @@ def spawn(command: list[str], folder: Path, log: str, **env: str) -> subprocess.
         )
 
 
+# -- measuring and process bookkeeping for the benchmarks ----------------------------------
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of samples, nearest rank."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def summary_ms(samples: list[float]) -> dict[str, float]:
+    """Count, p50, p90, p99 and mean of durations in seconds, in milliseconds."""
+    return {
+        "n": len(samples),
+        "p50_ms": percentile(samples, 50) * 1000,
+        "p90_ms": percentile(samples, 90) * 1000,
+        "p99_ms": percentile(samples, 99) * 1000,
+        "mean_ms": statistics.fmean(samples) * 1000,
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and of its living descendants, from /proc.
+
+    For this script itself, only its own time: the processes it started are counted apart.
+    """
+    if pid == os.getpid():
+        return time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        child = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(child)
+        times[child] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo.extend(children.get(current, []))
+    return total
+
+
+class CpuMeter:
+    """CPU seconds spent by named processes (and by this one) between start() and stop()."""
+
+    def __init__(self, processes: dict[str, int]) -> None:
+        self.processes = {**processes, "this script (client)": os.getpid()}
+
+    def __enter__(self) -> dict[str, float]:
+        self.before = {name: cpu_seconds(pid) for name, pid in self.processes.items()}
+        self.spent: dict[str, float] = {}
+        return self.spent
+
+    def __exit__(self, *exc: object) -> None:
+        for name, pid in self.processes.items():
+            self.spent[name] = cpu_seconds(pid) - self.before[name]
+
+
+class Processes:
+    """Every process this script starts, stopped in reverse order on the way out."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, command: list[str], folder: Path, log: str, **env: str) -> Any:
+        process = spawn(command, folder, log, **env)
+        self.started.append(process)
+        return process
+
+    def stop(self, process: subprocess.Popen[bytes]) -> int:
+        code = stop_process(process)
+        if process in self.started:
+            self.started.remove(process)
+        return code
+
+    def stop_all(self) -> None:
+        while self.started:
+            self.stop(self.started[-1])
+
+
+def start_redis(procs: Processes, folder: Path) -> tuple[str, int]:
+    if shutil.which("redis-server") is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+    command += ["--save", "", "--appendonly", "no"]
+    process = procs.start(command, folder, "redis.log")
+    deadline = time.monotonic() + 10
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2) as c:
+            c.sendall(b"PING\r\n")
+            if c.recv(16).startswith(b"+PONG"):
+                return f"redis://127.0.0.1:{port}", process.pid
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"redis-server did not start:\n{(folder / 'redis.log').read_text()}")
+        time.sleep(0.05)
+
+
 def ready(url: str, timeout: float = 1.0) -> bool:
     """Whether `GET /ready` answers 200 at ``url``."""
     with contextlib.suppress(httpx.HTTPError):
@@ -197,12 +322,13 @@ class Cluster:
         store: the store URL every replica is given.
         transport: the `[integrations.mns]` broker URL.
         replicas: how many servers.
-        lease_seconds: `[engine] lease_seconds`.
-        poll_seconds: `[engine] poll_seconds`.
+        lease_seconds: `[engine] lease_seconds`; None leaves the store's default.
+        poll_seconds: `[engine] poll_seconds`; None leaves the default.
         visibility_timeout: the broker's and the workers' visibility timeout, in seconds.
         client_timeout: `[client] timeout_seconds` of the workers.
-        balancer_process: run the balancer as a process of its own (its CPU is then apart
-            from the caller's); otherwise in a thread of the caller.
+        balancer: "thread" runs the balancer in a thread of the caller, "process" as a
+            process of its own (its CPU is then apart from the caller's); None runs none, and
+            `url` is the first replica's own.
         handlers: extra handler modules for the workers ({file name: source}).
     """
 
@@ -213,11 +339,11 @@ class Cluster:
         transport: str,
         replicas: int = 3,
         *,
-        lease_seconds: float = 3,
-        poll_seconds: float = 0.5,
+        lease_seconds: float | None = 3,
+        poll_seconds: float | None = 0.5,
         visibility_timeout: float = 2,
         client_timeout: float = 10,
-        balancer_process: bool = False,
+        balancer: str | None = "thread",
         handlers: dict[str, str] | None = None,
     ) -> None:
         self.folder, self.store, self.transport = folder, store, transport
@@ -233,10 +359,13 @@ class Cluster:
         # and clients of the balancer call http://localhost:PORT.
         self.port = free_port()
         self.hosts = [f"127.0.0.{2 + i}" for i in range(replicas)]
+        engine = f'[engine]\nstore = "{store}"\n'
+        if lease_seconds is not None:
+            engine += f"lease_seconds = {lease_seconds}\n"
+        if poll_seconds is not None:
+            engine += f"poll_seconds = {poll_seconds}\n"
         self.engine_toml = (
-            f'[engine]\nstore = "{store}"\nlease_seconds = {lease_seconds}\n'
-            f"poll_seconds = {poll_seconds}\n\n"
-            f'[integrations.mns]\ntransport = "{transport}"\n'
+            f'{engine}\n[integrations.mns]\ntransport = "{transport}"\n'
             f"transport_options = {{ visibility_timeout = {visibility_timeout} }}\n"
         )
         self.configs = []
@@ -248,7 +377,9 @@ class Cluster:
             )
             self.configs.append(config)
         self.client_timeout = client_timeout
-        self.balancer_process = balancer_process
+        if balancer not in ("thread", "process", None):
+            raise ValueError(f"balancer must be 'thread', 'process' or None, got {balancer!r}")
+        self.balancer_mode = balancer
         self.servers: list[subprocess.Popen[bytes]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
         self.balancer: Balancer | None = None
@@ -280,7 +411,9 @@ class Cluster:
         for i in range(self.count):
             self._wait_until_ready(i, timeout)
         backends = [(host, self.port) for host in self.hosts]
-        if self.balancer_process:
+        if self.balancer_mode is None:
+            self.url = self.endpoints[0]
+        elif self.balancer_mode == "process":
             args = [sys.executable, str(HERE / "balancer.py"), "--port", str(self.port)]
             for host, port in backends:
                 args += ["--backend", f"{host}:{port}"]
@@ -288,7 +421,8 @@ class Cluster:
             self._wait_for_log(self.balancer_proc, "balancer.log", BALANCING, timeout)
         else:
             self.balancer = Balancer(backends, port=self.port).start_in_thread()
-        self.url = f"http://localhost:{self.port}"
+        if self.balancer_mode is not None:
+            self.url = f"http://localhost:{self.port}"
         self.worker_config.write_text(
             self.engine_toml
             + f'\n[client]\nendpoint = "{self.url}"\ntimeout_seconds = {self.client_timeout}\n',
@@ -322,6 +456,14 @@ class Cluster:
     def endpoints(self) -> list[str]:
         """Each replica's own `http://127.0.0.N:PORT`, by index."""
         return [f"http://{host}:{self.port}" for host in self.hosts]
+
+    def pids(self) -> dict[str, int]:
+        """The process ids of the replicas, workers and balancer process, by name."""
+        found = {f"replica {i}": server.pid for i, server in enumerate(self.servers)}
+        found.update({f"worker {i}": worker.pid for i, worker in enumerate(self.workers)})
+        if self.balancer_proc is not None:
+            found["balancer"] = self.balancer_proc.pid
+        return found
 
     def alive(self) -> list[int]:
         """Indexes of the replicas still running (frozen ones included)."""
