@@ -1,0 +1,482 @@
+"""The PostgreSQL store, for several engine processes (replicas) on one database.
+
+URL: `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (or `postgres://`). Options in the
+query string go to libpq: `?sslmode=verify-full&sslrootcert=/etc/ca.pem`, `connect_timeout`,
+`keepalives_idle`, `options=-csearch_path=relayflow` and the like. `${NAME}` anywhere in the URL
+is read from the environment (URL-quoted, so a password may hold any character; a URL that is
+exactly `${NAME}` is taken as it is). The password is never printed, logged or quoted in an
+error: messages name the store as `postgresql://USER@HOST:PORT/DATABASE`.
+
+The schema is made at the first open (`relayflow.store.postgres_schema`), safely when several
+replicas open an empty database at once. Needs psycopg 3: `pip install relayflow[postgresql]`.
+
+Connections, at most five per process: one for the engine's writer thread (every
+`transaction()`, one at a time), up to three for `reader()`, and one per `listen()`. Each
+session ends a transaction left idle for 5 s (so that a frozen replica cannot hold its locks
+for long), waits at most 2 s for a lock and 30 s for a statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from relayflow.errors import first_line
+from relayflow.store import postgres_schema, versions
+from relayflow.store.base import Listener, Store, StoreConflict, StoreError, Transaction
+from relayflow.store.postgres_tx import CONFLICT_STATES, _PgTx
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["PostgresStore"]
+
+log = logging.getLogger("relayflow.store")
+
+#: Connections `reader()` may hold at once (the engine reads on two threads).
+READERS: Final = 3
+#: Settings of every session: see the module docstring.
+SESSION: Final = (
+    "-c idle_in_transaction_session_timeout=5s -c lock_timeout=2s -c statement_timeout=30s"
+)
+#: The query options passed on to libpq; anything else is refused as a likely typo.
+LIBPQ_OPTIONS: Final = frozenset(
+    {
+        "application_name",
+        "channel_binding",
+        "connect_timeout",
+        "gssencmode",
+        "hostaddr",
+        "keepalives",
+        "keepalives_count",
+        "keepalives_idle",
+        "keepalives_interval",
+        "krbsrvname",
+        "load_balance_hosts",
+        "options",
+        "passfile",
+        "require_auth",
+        "service",
+        "sslcert",
+        "sslcompression",
+        "sslcrl",
+        "sslkey",
+        "sslmode",
+        "sslnegotiation",
+        "sslpassword",
+        "sslrootcert",
+        "target_session_attrs",
+        "tcp_user_timeout",
+    }
+)
+# SQLSTATEs of a session the server ended: shutdown, crash, idle-in-transaction timeout.
+_GONE_STATES: Final = frozenset({"57P01", "57P02", "57P03", "25P03"})
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(url: str) -> str:
+    """Replace each `${NAME}` with the environment's value (URL-quoted inside a URL)."""
+    whole = _VARIABLE.fullmatch(url.strip())
+
+    def value(match: re.Match[str]) -> str:
+        found = os.environ.get(match[1])
+        if found is None:
+            raise StoreError(
+                f"the store URL reads the environment variable {match[1]}, which is not set"
+            )
+        return found if whole else quote(found, safe="")
+
+    return _VARIABLE.sub(value, url)
+
+
+def _psycopg(where: str) -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise StoreError(
+            f"the PostgreSQL store {where} needs psycopg: install relayflow[postgresql]"
+        ) from None
+    return psycopg
+
+
+class PostgresStore(Store):
+    """A store on a PostgreSQL database, shared by any number of replicas.
+
+    Args:
+        url: `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?libpq options]`.
+
+    Raises:
+        StoreError: the URL is wrong, psycopg is missing, the database cannot be reached, or
+            its schema was written by a newer relayflow.
+    """
+
+    single_engine = False
+    notifies = True
+    default_lease_seconds = 10.0
+
+    def __init__(self, url: str) -> None:
+        self.where, self._password, self._params = _parse(url)
+        # The URL as it can be shown; the password lives only in the connection parameters.
+        self.url = self.where
+        self._psycopg = _psycopg(self.where)
+        self._write_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(READERS)
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._listeners: set[_PgListener] = set()
+        self._last_prune = float("-inf")
+        self._closed = False
+        self._writer: psycopg.Connection[Any] | None = self._connect()
+        #: The schema version after opening; ``upgraded_from``: the one before an upgrade.
+        self.schema_version = versions.SCHEMA_VERSION
+        self.upgraded_from: int | None = None
+        try:
+            self.schema_version = postgres_schema.prepare(self._writer, self.where)
+        except self._psycopg.Error as exc:
+            self.close()
+            raise StoreError(
+                f"cannot make the schema of the PostgreSQL store {self.where}: {self._reason(exc)}"
+            ) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.where!r})"
+
+    # -- connections --------------------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn: psycopg.Connection[Any] = self._psycopg.connect(
+                **self._params, autocommit=True, prepare_threshold=0
+            )
+        except self._psycopg.Error as exc:
+            raise StoreError(
+                f"cannot connect to the PostgreSQL store {self.where}: {self._reason(exc)}"
+            ) from None
+        return conn
+
+    def _reason(self, exc: BaseException) -> str:
+        """Why psycopg failed, in a few words, without the password (libpq's text varies)."""
+        diag = getattr(exc, "diag", None)
+        text = getattr(diag, "message_primary", None) or first_line(exc)
+        text = text.rsplit(" failed: ", 1)[-1]
+        text = " ".join(text.replace("FATAL:", "").split()).rstrip(".")
+        if self._password:
+            for secret in {self._password, quote(self._password, safe="")}:
+                text = text.replace(secret, "***")
+        return text or type(exc).__name__
+
+    def _reword(self, exc: Exception) -> tuple[StoreError, bool]:
+        """The `StoreError` for a failed statement, and whether it dooms the transaction."""
+        state = getattr(exc, "sqlstate", None)
+        reason = self._reason(exc)
+        if state in CONFLICT_STATES:
+            return (
+                StoreConflict(
+                    f"the PostgreSQL store {self.where} aborted the transaction to resolve a "
+                    f"conflict with another ({reason}): nothing was written, run it again"
+                ),
+                True,
+            )
+        if _lost(exc):
+            return (
+                StoreConflict(
+                    f"the connection to the PostgreSQL store {self.where} was lost before the "
+                    f"commit ({reason}): nothing was written, run it again"
+                ),
+                True,
+            )
+        return StoreError(f"the PostgreSQL store {self.where} refused a statement: {reason}"), False
+
+    def _begin(self, conn: psycopg.Connection[Any] | None, begin: str) -> psycopg.Connection[Any]:
+        """``conn`` (or a new connection if it is gone) inside a new transaction."""
+        if self._closed:
+            raise StoreError(f"the PostgreSQL store {self.where} is closed")
+        for attempt in (1, 2):
+            if conn is None or conn.closed or conn.broken:
+                if conn is not None:
+                    conn.close()
+                conn = self._connect()
+            try:
+                conn.execute(begin)
+                return conn
+            except self._psycopg.Error as exc:
+                if not _lost(exc) or attempt == 2:
+                    conn.close()
+                    raise self._reword(exc)[0] from None
+                conn.close()  # it died between transactions: nothing lost, connect again
+        raise AssertionError("unreachable")
+
+    def _end(self, conn: psycopg.Connection[Any], statement: str) -> None:
+        """Roll back (or end a read) quietly: a connection that cannot is closed."""
+        if conn.closed:
+            return
+        try:
+            if not conn.broken:
+                conn.execute(statement)
+                return
+        except self._psycopg.Error:
+            pass
+        conn.close()
+
+    # -- transactions -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A read-write transaction on the writer's connection, one at a time."""
+        with self._write_lock:
+            conn = self._writer = self._begin(self._writer, "BEGIN")
+            tx = _PgTx(conn, self._reword, prune_nonces=self._prune_due)
+            try:
+                yield tx
+            except BaseException:
+                self._end(conn, "ROLLBACK")
+                raise
+            if tx.doomed is not None:
+                self._end(conn, "ROLLBACK")
+                raise StoreConflict(str(tx.doomed))
+            self._commit(conn, tx)
+
+    def _commit(self, conn: psycopg.Connection[Any], tx: _PgTx) -> None:
+        if tx.notices:
+            # Sent last, just before COMMIT: PostgreSQL delivers them when it commits, once
+            # each (it drops duplicates within a transaction; so do we, to send fewer).
+            notices = list(dict.fromkeys(tx.notices))
+            try:
+                conn.execute(
+                    "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS n(c, p)",
+                    ([c for c, _ in notices], [p for _, p in notices]),
+                )
+            except self._psycopg.Error as exc:
+                self._end(conn, "ROLLBACK")
+                raise self._reword(exc)[0] from None
+        try:
+            conn.execute("COMMIT")
+        except self._psycopg.Error as exc:
+            if _lost(exc) or conn.closed or conn.broken:
+                conn.close()
+                raise StoreError(
+                    f"the connection to the PostgreSQL store {self.where} was lost during "
+                    f"COMMIT ({self._reason(exc)}): the outcome is unknown"
+                ) from None
+            self._end(conn, "ROLLBACK")
+            raise self._reword(exc)[0] from None
+
+    @contextmanager
+    def reader(self) -> Iterator[Transaction]:
+        """A read-only snapshot (REPEATABLE READ) on one of the readers' connections."""
+        with self._slots:
+            with self._pool_lock:
+                idle = self._idle.pop() if self._idle else None
+            conn = self._begin(idle, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            ok = False
+            try:
+                yield _PgTx(conn, self._reword, read_only=True)
+                ok = True
+            finally:
+                self._end(conn, "COMMIT" if ok else "ROLLBACK")
+                if not conn.closed:
+                    with self._pool_lock:
+                        self._idle.append(conn)
+
+    def _prune_due(self, now: float) -> bool:
+        """Whether `use_nonce` should forget old nonces now (once a minute is plenty)."""
+        if now - self._last_prune < 60.0:
+            return False
+        self._last_prune = now
+        return True
+
+    # -- notifications ------------------------------------------------------------------------
+    async def listen(self, channel: str, callback: Callable[[str | None], None]) -> Listener:
+        """Call ``callback`` on the event loop with each payload notified on ``channel``.
+
+        Listening has begun when this returns. A lost connection is made again with backoff,
+        then ``callback(None)`` says that notifications may have been missed.
+
+        Raises:
+            StoreError: the database cannot be reached.
+        """
+        listener = _PgListener(self, channel, callback)
+        await listener.start()
+        self._listeners.add(listener)
+        return listener
+
+    async def _listen_connection(self, channel: str) -> psycopg.AsyncConnection[Any]:
+        sql = self._psycopg.sql
+        try:
+            conn: psycopg.AsyncConnection[Any] = await self._psycopg.AsyncConnection.connect(
+                **self._params, autocommit=True
+            )
+        except self._psycopg.Error as exc:
+            raise StoreError(
+                f"cannot connect to the PostgreSQL store {self.where}: {self._reason(exc)}"
+            ) from None
+        try:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        except self._psycopg.Error as exc:
+            await conn.close()
+            raise self._reword(exc)[0] from None
+        return conn
+
+    def close(self) -> None:
+        """Close every connection; listeners still open are cancelled."""
+        self._closed = True
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+        for listener in list(self._listeners):
+            listener.cancel()
+
+
+class _PgListener:
+    """A LISTEN on a connection of its own, read by a task on the event loop."""
+
+    def __init__(
+        self, store: PostgresStore, channel: str, callback: Callable[[str | None], None]
+    ) -> None:
+        self._store = store
+        self._channel = channel
+        self._callback = callback
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self._conn = await self._store._listen_connection(self._channel)
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name=f"relayflow-listen-{self._channel}")
+
+    def _call(self, payload: str | None) -> None:
+        try:
+            self._callback(payload)
+        except Exception:
+            log.exception("a listener of %s failed", self._channel)
+
+    async def _run(self) -> None:
+        psycopg = self._store._psycopg
+        try:
+            while True:
+                assert self._conn is not None
+                try:
+                    async for note in self._conn.notifies():
+                        self._call(note.payload)
+                except psycopg.Error as exc:
+                    log.warning(
+                        "lost the notifications of %s (%s); connecting again",
+                        self._store.where,
+                        self._store._reason(exc),
+                    )
+                with contextlib.suppress(psycopg.Error):
+                    await self._conn.close()
+                self._conn = await self._reconnect()
+                self._call(None)  # anything may have changed meanwhile
+        finally:
+            if self._conn is not None:
+                with contextlib.suppress(psycopg.Error):
+                    await self._conn.close()
+                self._conn = None
+
+    async def _reconnect(self) -> psycopg.AsyncConnection[Any]:
+        delay = 0.1
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                return await self._store._listen_connection(self._channel)
+            except StoreError as exc:
+                log.debug("listening again failed: %s", exc)
+                delay = min(delay * 2, 5.0)
+
+    def cancel(self) -> None:
+        """End the task from any thread (the store is closing)."""
+        task, loop = self._task, self._loop
+        if task is not None and loop is not None and not task.done():
+            with contextlib.suppress(RuntimeError):  # the loop is closed already
+                loop.call_soon_threadsafe(task.cancel)
+
+    async def close(self) -> None:
+        """Stop listening and close the connection."""
+        self._store._listeners.discard(self)
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def _lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection is gone (so the transaction is gone with it)."""
+    state = getattr(exc, "sqlstate", None)
+    if state is not None:
+        return state.startswith("08") or state in _GONE_STATES
+    # Errors without a SQLSTATE come from the client side: the socket closed, the server
+    # vanished. psycopg raises them as OperationalError (InterfaceError when already closed).
+    import psycopg
+
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def _parse(url: str) -> tuple[str, str, dict[str, Any]]:
+    """``(shown URL, password, connection parameters)`` of a store URL.
+
+    Raises:
+        StoreError: the URL is malformed or has an unknown option.
+    """
+    expanded = _expand(url)
+    scheme = expanded.split("://", 1)[0]
+    try:
+        parts = urlsplit(expanded)
+        port = parts.port
+    except ValueError:
+        raise StoreError(
+            f"the store URL {scheme}://... is malformed; write "
+            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+        ) from None
+    user = unquote(parts.username or "")
+    password = unquote(parts.password or "")
+    host = parts.hostname or ""
+    database = unquote(parts.path.lstrip("/"))
+    shown = f"postgresql://{user + '@' if user else ''}{host}{f':{port}' if port else ''}"
+    shown += f"/{database}"
+    params: dict[str, Any] = {
+        "application_name": "relayflow",
+        "connect_timeout": 10,
+        # A database that vanished without closing the connection is noticed in about 25 s.
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+    }
+    if host:
+        params["host"] = host
+    if port:
+        params["port"] = port
+    if user:
+        params["user"] = user
+    if password:
+        params["password"] = password
+    if database:
+        params["dbname"] = database
+    options = SESSION
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in LIBPQ_OPTIONS:
+            raise StoreError(
+                f"unknown option {key[:40]!r} in the store URL {shown}; the PostgreSQL store "
+                "passes libpq's options such as sslmode, sslrootcert, connect_timeout, options"
+            )
+        if key == "options":
+            options = f"{options} {value}"  # the user's settings come later and win
+        else:
+            params[key] = value
+    params["options"] = options
+    return shown, password, params

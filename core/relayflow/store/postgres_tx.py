@@ -1,0 +1,547 @@
+"""Reads and writes of one PostgreSQL transaction (`relayflow.store.postgres`'s `Transaction`).
+
+Leases are measured on the database's clock, so that every replica agrees on when one runs
+out: a claim or renewal reads its ``lease_until - now`` as a duration and stores the database's
+`clock_timestamp()` plus that duration; "expired" means before the database's clock. Timers
+are due by the caller's ``now`` (their ``fire_at`` was set by an engine's clock).
+
+An error that aborted the transaction (a deadlock, a serialization failure, a lock timeout, a
+lost connection) is raised as `StoreConflict` and dooms the transaction: every later call
+raises it again without touching the database, and the transaction can only roll back, even if
+the caller caught the first one in a savepoint.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+from relayflow import jsontext
+from relayflow.errors import first_line
+from relayflow.store.base import (
+    ExecutionRow,
+    FlowRow,
+    OutboxRow,
+    StoreError,
+    TimerRow,
+    Transaction,
+)
+from relayflow.store.records import HistoryEvent
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["CONFLICT_STATES", "detail", "outbox_row"]
+
+#: SQLSTATEs after which the transaction wrote nothing and may simply run again: serialization
+#: failure, deadlock, lock not available (lock_timeout, NOWAIT).
+CONFLICT_STATES: Final = frozenset({"40001", "40P01", "55P03"})
+#: The longest NOTIFY payload PostgreSQL takes is 8,000 bytes (less one for the terminator).
+MAX_PAYLOAD: Final = 7999
+# The database's clock, as epoch seconds.
+NOW: Final = "extract(epoch from clock_timestamp())::float8"
+
+_EXEC_COLUMNS = (
+    "id, uid, flow_name, name, flow_id, flow_version, status, input, output, error, cause, "
+    "started, stopped, state, callback_token"
+)
+_FLOW_COLUMNS = "name, id, definition, description, type, role_arn, version, created, modified"
+_INSERT_EXECUTION = (
+    "INSERT INTO executions (uid, flow_name, name, flow_id, flow_version, status, input, "
+    "output, error, cause, started, stopped, state, callback_token) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (flow_name, name) DO NOTHING RETURNING id"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (execution_id, event_id, schedule_event_id, type, step_name, time, "
+    "detail) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+_UPSERT_VERSION = (
+    "INSERT INTO flow_versions (name, version, definition) VALUES (%s, %s, %s) "
+    "ON CONFLICT (name, version) DO UPDATE SET definition = excluded.definition"
+)
+_CLAIM_TIMERS = (
+    "WITH due AS (SELECT execution_id, timer_id FROM timers WHERE fire_at <= %s "
+    f"AND (lease_until IS NULL OR lease_until < {NOW}) ORDER BY fire_at LIMIT %s "
+    "FOR UPDATE SKIP LOCKED) "
+    f"UPDATE timers t SET lease_owner = %s, lease_until = {NOW} + %s FROM due "
+    "WHERE t.execution_id = due.execution_id AND t.timer_id = due.timer_id "
+    "RETURNING t.execution_id, t.timer_id, t.fire_at, t.kind"
+)
+_CLAIM_OUTBOX = (
+    "WITH free AS (SELECT id FROM outbox "
+    f"WHERE lease_until IS NULL OR lease_until < {NOW} ORDER BY id LIMIT %s "
+    "FOR UPDATE SKIP LOCKED) "
+    f"UPDATE outbox o SET lease_owner = %s, lease_until = {NOW} + %s FROM free "
+    "WHERE o.id = free.id RETURNING o.id, o.execution_id, o.payload"
+)
+
+
+def _unreadable(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {first_line(exc)}"
+
+
+def detail(text: str) -> dict[str, Any]:
+    """A stored event detail, or ``{"unreadable": reason}`` when it cannot be parsed."""
+    try:
+        value = jsontext.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return {"unreadable": _unreadable(exc)}
+    return value if isinstance(value, dict) else {"unreadable": "not a JSON object"}
+
+
+def outbox_row(row_id: int, execution_id: int, text: str) -> OutboxRow:
+    """An outbox row as stored; an unparseable payload comes back marked unreadable."""
+    try:
+        payload = jsontext.loads(text)
+        if not isinstance(payload, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, RecursionError) as exc:
+        return OutboxRow(row_id, execution_id, {}, _unreadable(exc), text)
+    return OutboxRow(row_id, execution_id, payload)
+
+
+class _PgTx(Transaction):
+    """One transaction on one psycopg connection (autocommit; BEGIN and COMMIT are the store's).
+
+    Args:
+        conn: the connection, inside BEGIN.
+        reword: turns a psycopg error into the `StoreError` to raise (and says whether it
+            dooms the transaction).
+        read_only: refuse writes (the reader's view).
+        prune_nonces: asked by `use_nonce` whether it is time to forget old nonces.
+    """
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        reword: Callable[[Exception], tuple[StoreError, bool]],
+        *,
+        read_only: bool = False,
+        prune_nonces: Callable[[float], bool] | None = None,
+    ) -> None:
+        self.conn = conn
+        self._cur = conn.cursor()
+        self._reword = reword
+        self.read_only = read_only
+        self._prune_nonces = prune_nonces
+        self.doomed: StoreError | None = None
+        self.notices: list[tuple[str, str]] = []
+        self._depth = 0
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _failed(self, exc: Exception) -> StoreError:
+        error, dooms = self._reword(exc)
+        if dooms and self.doomed is None:
+            self.doomed = error
+        return error
+
+    def _run(self, sql: str, args: Sequence[Any] | None = None) -> psycopg.Cursor[Any]:
+        if self.doomed is not None:
+            raise self.doomed
+        try:
+            return self._cur.execute(sql, args)
+        except Exception as exc:
+            if not _is_psycopg(exc):
+                raise
+            raise self._failed(exc) from None
+
+    def _write(self, sql: str, args: Sequence[Any] | None = None) -> psycopg.Cursor[Any]:
+        if self.read_only:
+            raise StoreError("this is a read-only view of the store")
+        return self._run(sql, args)
+
+    def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self.read_only:
+            raise StoreError("this is a read-only view of the store")
+        if self.doomed is not None:
+            raise self.doomed
+        if not rows:
+            return
+        try:
+            self._cur.executemany(sql, rows)
+        except Exception as exc:
+            if not _is_psycopg(exc):
+                raise
+            raise self._failed(exc) from None
+
+    def _one(self, sql: str, args: Sequence[Any]) -> Any:
+        return self._run(sql, args).fetchone()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self._depth += 1
+        name = f"rf{self._depth}"
+        notices = len(self.notices)
+        self._run(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            del self.notices[notices:]
+            # A doomed transaction only rolls back as a whole: its connection may be gone.
+            if self.doomed is None:
+                self._run(f"ROLLBACK TO SAVEPOINT {name}")
+                self._run(f"RELEASE SAVEPOINT {name}")
+            raise
+        finally:
+            self._depth -= 1
+        self._run(f"RELEASE SAVEPOINT {name}")
+
+    # -- metadata -----------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = %s", (key,))
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write(
+            "INSERT INTO meta (key, value) VALUES (%s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def set_meta_if_absent(self, key: str, value: str) -> str:
+        row = self._write(
+            "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING "
+            "RETURNING value",
+            (key, value),
+        ).fetchone()
+        if row is not None:
+            return str(row[0])
+        # Another transaction's value won; a new statement sees it once it has committed.
+        found = self.get_meta(key)
+        assert found is not None
+        return found
+
+    def use_nonce(self, key: str, now: float, window: float) -> bool:
+        self._check_writable()
+        if self._prune_nonces is not None and self._prune_nonces(now):
+            self._write("DELETE FROM nonces WHERE seen < %s", (now - window,))
+        # A nonce seen before the window counts as new: it replaces the old row.
+        row = self._write(
+            "INSERT INTO nonces (key, seen) VALUES (%s, %s) ON CONFLICT (key) "
+            "DO UPDATE SET seen = excluded.seen WHERE nonces.seen < %s RETURNING 1",
+            (key, now, now - window),
+        ).fetchone()
+        return row is not None
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise StoreError("this is a read-only view of the store")
+
+    # -- flows --------------------------------------------------------------------------------
+    def get_flow(self, name: str, *, lock: bool = False) -> FlowRow | None:
+        sql = f"SELECT {_FLOW_COLUMNS} FROM flows WHERE name = %s"
+        row = self._one(sql + " FOR UPDATE" if lock else sql, (name,))
+        return FlowRow(*row) if row else None
+
+    def create_flow(self, row: FlowRow) -> bool:
+        created = self._write(
+            f"INSERT INTO flows ({_FLOW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (name) DO NOTHING RETURNING 1",
+            _flow_values(row),
+        ).fetchone()
+        if created is None:
+            return False
+        self._write(_UPSERT_VERSION, (row.name, row.version, row.definition))
+        return True
+
+    def put_flow(self, row: FlowRow) -> None:
+        self._write(
+            f"INSERT INTO flows ({_FLOW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET id = excluded.id, "
+            "definition = excluded.definition, description = excluded.description, "
+            "type = excluded.type, role_arn = excluded.role_arn, version = excluded.version, "
+            "created = excluded.created, modified = excluded.modified",
+            _flow_values(row),
+        )
+        self._write(_UPSERT_VERSION, (row.name, row.version, row.definition))
+
+    def flow_versions(self, name: str) -> list[tuple[int, str]]:
+        rows = self._run(
+            "SELECT version, definition FROM flow_versions WHERE name = %s ORDER BY version",
+            (name,),
+        ).fetchall()
+        return [(int(r[0]), r[1]) for r in rows]
+
+    def flow_definition(self, name: str, version: int) -> str | None:
+        row = self._one(
+            "SELECT definition FROM flow_versions WHERE name = %s AND version = %s",
+            (name, version),
+        )
+        return row[0] if row else None
+
+    def list_flows(self, after: str, limit: int) -> list[FlowRow]:
+        rows = self._run(
+            f"SELECT {_FLOW_COLUMNS} FROM flows WHERE name > %s ORDER BY name LIMIT %s",
+            (after, limit),
+        ).fetchall()
+        return [FlowRow(*r) for r in rows]
+
+    def delete_flow(self, name: str) -> bool:
+        self._check_writable()
+        mine = "(SELECT id FROM executions WHERE flow_name = %s)"
+        for table in ("events", "timers", "outbox", "quarantine"):
+            self._write(f"DELETE FROM {table} WHERE execution_id IN {mine}", (name,))
+        self._write("DELETE FROM executions WHERE flow_name = %s", (name,))
+        self._write("DELETE FROM flow_versions WHERE name = %s", (name,))
+        return self._write("DELETE FROM flows WHERE name = %s", (name,)).rowcount > 0
+
+    # -- executions ---------------------------------------------------------------------------
+    def insert_execution(self, row: ExecutionRow) -> int | None:
+        found = self._write(
+            _INSERT_EXECUTION,
+            (
+                row.uid,
+                row.flow_name,
+                row.name,
+                row.flow_id,
+                row.flow_version,
+                row.status,
+                row.input,
+                row.output,
+                row.error,
+                row.cause,
+                row.started,
+                row.stopped,
+                row.state,
+                row.callback_token,
+            ),
+        ).fetchone()
+        return int(found[0]) if found else None
+
+    def get_execution(
+        self, flow_name: str, name: str, *, lock: bool = False
+    ) -> ExecutionRow | None:
+        sql = f"SELECT {_EXEC_COLUMNS} FROM executions WHERE flow_name = %s AND name = %s"
+        row = self._one(sql + " FOR UPDATE" if lock else sql, (flow_name, name))
+        return ExecutionRow(*row) if row else None
+
+    def lock_execution(self, execution_id: int) -> ExecutionRow | None:
+        row = self._one(
+            f"SELECT {_EXEC_COLUMNS} FROM executions WHERE id = %s FOR UPDATE", (execution_id,)
+        )
+        return ExecutionRow(*row) if row else None
+
+    def update_execution(
+        self,
+        execution_id: int,
+        *,
+        status: str,
+        state: str,
+        output: str | None,
+        error: str,
+        cause: str,
+        stopped: float | None,
+    ) -> None:
+        self._write(
+            "UPDATE executions SET status = %s, state = %s, output = %s, error = %s, "
+            "cause = %s, stopped = %s WHERE id = %s",
+            (status, state, output, error, cause, stopped, execution_id),
+        )
+
+    def list_executions(
+        self,
+        flow_name: str,
+        *,
+        after: str,
+        limit: int,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        started_from: float | None = None,
+        started_to: float | None = None,
+    ) -> list[ExecutionRow]:
+        where = ["flow_name = %s", "name > %s"]
+        args: list[Any] = [flow_name, after]
+        if status:
+            where.append("status = %s")
+            args.append(status)
+        if name_prefix:
+            # The range lets the (flow_name, name) index find the start; starts_with decides.
+            where.append("name >= %s AND starts_with(name, %s)")
+            args += [name_prefix, name_prefix]
+        if started_from is not None:
+            where.append("started >= %s")
+            args.append(started_from)
+        if started_to is not None:
+            where.append("started <= %s")
+            args.append(started_to)
+        rows = self._run(
+            f"SELECT {_EXEC_COLUMNS} FROM executions WHERE {' AND '.join(where)} "
+            "ORDER BY name LIMIT %s",
+            [*args, limit],
+        ).fetchall()
+        return [ExecutionRow(*r) for r in rows]
+
+    def count_executions(self, status: str | None = None) -> int:
+        if status is None:
+            row = self._one("SELECT count(*) FROM executions", ())
+        else:
+            row = self._one("SELECT count(*) FROM executions WHERE status = %s", (status,))
+        return int(row[0])
+
+    # -- history ------------------------------------------------------------------------------
+    def append_events(self, execution_id: int, events: Sequence[HistoryEvent]) -> None:
+        rows = [
+            (
+                execution_id,
+                e.event_id,
+                e.schedule_event_id,
+                e.type,
+                e.step_name,
+                e.time,
+                jsontext.dumps(e.detail) if e.detail else "{}",
+            )
+            for e in events
+        ]
+        if len(rows) == 1:
+            self._write(_INSERT_EVENT, rows[0])
+        else:
+            self._write_many(_INSERT_EVENT, rows)
+
+    def list_events(self, execution_id: int, after: int, limit: int) -> list[HistoryEvent]:
+        rows = self._run(
+            "SELECT event_id, schedule_event_id, type, step_name, time, detail FROM events "
+            "WHERE execution_id = %s AND event_id > %s ORDER BY event_id LIMIT %s",
+            (execution_id, after, limit),
+        ).fetchall()
+        return [HistoryEvent(r[0], r[1], r[2], r[3], r[4], detail(r[5])) for r in rows]
+
+    def last_event_id(self, execution_id: int) -> int:
+        row = self._one("SELECT max(event_id) FROM events WHERE execution_id = %s", (execution_id,))
+        return int(row[0] or 0)
+
+    # -- quarantine ---------------------------------------------------------------------------
+    def quarantine(self, kind: str, execution_id: int, data: str, reason: str) -> None:
+        self._write(
+            "INSERT INTO quarantine (kind, execution_id, data, reason, time) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (kind, execution_id, data, reason, time.time()),
+        )
+
+    def drop_work(self, execution_id: int) -> None:
+        self._write("DELETE FROM timers WHERE execution_id = %s", (execution_id,))
+        self._write("DELETE FROM outbox WHERE execution_id = %s", (execution_id,))
+
+    # -- timers -------------------------------------------------------------------------------
+    def add_timer(self, row: TimerRow) -> None:
+        self._write(
+            "INSERT INTO timers (execution_id, timer_id, fire_at, kind) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (execution_id, timer_id) DO UPDATE SET fire_at = excluded.fire_at, "
+            "kind = excluded.kind, lease_owner = NULL, lease_until = NULL",
+            (row.execution_id, row.timer_id, row.fire_at, row.kind),
+        )
+
+    def delete_timer(self, execution_id: int, timer_id: int, owner: str | None = None) -> bool:
+        if owner is None:
+            cur = self._write(
+                "DELETE FROM timers WHERE execution_id = %s AND timer_id = %s",
+                (execution_id, timer_id),
+            )
+        else:
+            cur = self._write(
+                "DELETE FROM timers WHERE execution_id = %s AND timer_id = %s AND lease_owner = %s",
+                (execution_id, timer_id, owner),
+            )
+        return cur.rowcount > 0
+
+    def claim_due_timers(
+        self, now: float, owner: str, lease_until: float, limit: int
+    ) -> list[TimerRow]:
+        rows = self._write(_CLAIM_TIMERS, (now, limit, owner, lease_until - now)).fetchall()
+        return sorted((TimerRow(*r) for r in rows), key=lambda t: (t.fire_at, t.execution_id))
+
+    def list_timers(self, execution_id: int) -> list[TimerRow]:
+        rows = self._run(
+            "SELECT execution_id, timer_id, fire_at, kind FROM timers WHERE execution_id = %s "
+            "ORDER BY timer_id",
+            (execution_id,),
+        ).fetchall()
+        return [TimerRow(*r) for r in rows]
+
+    def next_timer_at(self) -> float | None:
+        # A timer whose lease ran out (its claimer died) is due again.
+        row = self._one(
+            "SELECT fire_at FROM timers "
+            f"WHERE lease_until IS NULL OR lease_until < {NOW} ORDER BY fire_at LIMIT 1",
+            (),
+        )
+        return float(row[0]) if row else None
+
+    # -- outbox -------------------------------------------------------------------------------
+    def add_outbox(
+        self, execution_id: int, payload: dict[str, Any], owner: str, lease_until: float
+    ) -> int:
+        # No `now` comes with the lease: it is read against this machine's clock.
+        row = self._write(
+            "INSERT INTO outbox (execution_id, payload, lease_owner, lease_until) "
+            f"VALUES (%s, %s, %s, {NOW} + %s) RETURNING id",
+            (execution_id, jsontext.dumps(payload), owner, lease_until - time.time()),
+        ).fetchone()
+        assert row is not None  # RETURNING of an INSERT
+        return int(row[0])
+
+    def delete_outbox(self, outbox_id: int) -> bool:
+        return self._write("DELETE FROM outbox WHERE id = %s", (outbox_id,)).rowcount > 0
+
+    def claim_outbox(
+        self, now: float, owner: str, lease_until: float, limit: int
+    ) -> list[OutboxRow]:
+        rows = self._write(_CLAIM_OUTBOX, (limit, owner, lease_until - now)).fetchall()
+        return [outbox_row(*r) for r in sorted(rows)]
+
+    def renew_outbox(self, ids: Sequence[int], owner: str, now: float, lease_until: float) -> None:
+        if not ids:
+            return
+        self._write(
+            f"UPDATE outbox SET lease_until = {NOW} + %s WHERE id = ANY(%s) AND lease_owner = %s",
+            (lease_until - now, list(ids), owner),
+        )
+
+    def list_outbox(self, execution_id: int) -> list[OutboxRow]:
+        rows = self._run(
+            "SELECT id, execution_id, payload FROM outbox WHERE execution_id = %s ORDER BY id",
+            (execution_id,),
+        ).fetchall()
+        return [outbox_row(*r) for r in rows]
+
+    def release_leases(self, owner: str | None = None) -> None:
+        args: tuple[str, ...] = ()
+        if owner is None:
+            where = " WHERE lease_owner IS NOT NULL"
+        else:
+            where, args = " WHERE lease_owner = %s", (owner,)
+        self._write(f"UPDATE outbox SET lease_owner = NULL, lease_until = NULL{where}", args)
+        self._write(f"UPDATE timers SET lease_owner = NULL, lease_until = NULL{where}", args)
+
+    # -- notifications ------------------------------------------------------------------------
+    def notify(self, channel: str, payload: str) -> None:
+        self._check_writable()
+        if len(payload.encode()) > MAX_PAYLOAD:
+            raise StoreError(
+                f"a notification on {channel[:60]!r} of {len(payload.encode())} bytes is "
+                f"longer than PostgreSQL's {MAX_PAYLOAD}"
+            )
+        self.notices.append((channel, payload))
+
+
+def _flow_values(row: FlowRow) -> tuple[Any, ...]:
+    return (
+        row.name,
+        row.id,
+        row.definition,
+        row.description,
+        row.type,
+        row.role_arn,
+        row.version,
+        row.created,
+        row.modified,
+    )
+
+
+def _is_psycopg(exc: BaseException) -> bool:
+    # psycopg is imported lazily by the store; its errors all derive from psycopg.Error.
+    import psycopg
+
+    return isinstance(exc, psycopg.Error)
