@@ -14,21 +14,20 @@ second engine on the same file is refused with a clear message. Describe and lis
 read the file from other processes at any time.
 
 A new store is made only where no file exists; an empty, damaged or foreign file is refused
-with one sentence saying what to do, never silently replaced.
+with one sentence saying what to do, never silently replaced. A store written by an older
+relayflow is upgraded when it is opened (see `relayflow.store.sqlite_file`); one written by a
+newer relayflow is refused.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from relayflow import jsontext
 from relayflow.errors import first_line
@@ -43,43 +42,9 @@ from relayflow.store.base import (
     Transaction,
 )
 from relayflow.store.records import HistoryEvent
+from relayflow.store.versions import SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS flows (
-    name TEXT PRIMARY KEY, id TEXT NOT NULL, definition TEXT NOT NULL, description TEXT NOT NULL,
-    type TEXT NOT NULL, role_arn TEXT NOT NULL, version INTEGER NOT NULL,
-    created REAL NOT NULL, modified REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS flow_versions (
-    name TEXT NOT NULL, version INTEGER NOT NULL, definition TEXT NOT NULL,
-    PRIMARY KEY (name, version)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS executions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL, flow_name TEXT NOT NULL,
-    name TEXT NOT NULL, flow_id TEXT NOT NULL, flow_version INTEGER NOT NULL,
-    status TEXT NOT NULL, input TEXT NOT NULL, output TEXT, error TEXT NOT NULL,
-    cause TEXT NOT NULL, started REAL NOT NULL, stopped REAL, state TEXT NOT NULL,
-    callback_token TEXT NOT NULL, UNIQUE (flow_name, name));
-CREATE INDEX IF NOT EXISTS executions_status ON executions (status);
-CREATE TABLE IF NOT EXISTS events (
-    execution_id INTEGER NOT NULL, event_id INTEGER NOT NULL, schedule_event_id INTEGER NOT NULL,
-    type TEXT NOT NULL, step_name TEXT NOT NULL, time REAL NOT NULL, detail TEXT NOT NULL,
-    PRIMARY KEY (execution_id, event_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS timers (
-    execution_id INTEGER NOT NULL, timer_id INTEGER NOT NULL, fire_at REAL NOT NULL,
-    kind TEXT NOT NULL, lease_owner TEXT, lease_until REAL,
-    PRIMARY KEY (execution_id, timer_id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS timers_due ON timers (fire_at);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, execution_id INTEGER NOT NULL, payload TEXT NOT NULL,
-    lease_owner TEXT, lease_until REAL);
-CREATE TABLE IF NOT EXISTS nonces (key TEXT PRIMARY KEY, seen REAL NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS nonces_seen ON nonces (seen);
-CREATE TABLE IF NOT EXISTS quarantine (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, execution_id INTEGER NOT NULL,
-    data TEXT NOT NULL, reason TEXT NOT NULL, time REAL NOT NULL);
-"""
 
 _EXEC_COLUMNS = (
     "id, uid, flow_name, name, flow_id, flow_version, status, input, output, error, cause, "
@@ -468,70 +433,53 @@ class SQLiteStore(Store):
     """The embedded store. See the module docstring for URLs and options.
 
     Opening a file store checks it first, so that a damaged store is refused at start in one
-    sentence instead of being served with every write failing:
-
-    - a path that does not exist becomes a new store, made whole under a temporary name and
-      then linked into place (so a crash never leaves a half-made store behind);
-    - an existing file must be a relayflow store: an empty file, a file that is not a SQLite
-      database, or another program's database is refused with what to do (delete an empty
-      file to start a new store; nothing is written into a file that is not ours);
-    - a write-ahead log (`<db>-wal`) without its database is refused: it holds commits;
-    - `PRAGMA quick_check` reads every page (`?check=quick`, the default; `?check=full` runs
-      `integrity_check`, which also compares indexes with their tables; `?check=off` skips it).
-      On a store of 100,000 executions (500 MB) it takes about 0.7 s with the file in the page
-      cache and about 9 s from a cold disk on a slow machine.
-
-    Making and checking the file is done by `relayflow.store.sqlite_file`.
+    sentence instead of being served with every write failing. A missing file becomes a new
+    store made whole under a temporary name; an empty file, a file that is not a SQLite
+    database, another program's database or a write-ahead log without its database is refused
+    with what to do. `PRAGMA quick_check` reads every page (`?check=quick`, the default, about
+    0.7 s for 500 MB in the page cache; `?check=full` runs `integrity_check`; `?check=off`
+    skips it). An older store is then upgraded, a newer one refused. Making, checking and
+    upgrading the file is done by `relayflow.store.sqlite_file`.
     """
 
     single_engine = True
     # The mark in the file's header; also here, where callers and tests have always read it.
     APPLICATION_ID = sqlite_file.APPLICATION_ID
 
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        shown = url.split("?", 1)[0]  # options may be misspelt secrets: never quoted
-        options = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
-        unknown = set(options) - {"synchronous", "check"}
-        if unknown:
-            raise StoreError(
-                f"unknown option {sorted(unknown)[0][:40]!r} in store URL {shown!r}; "
-                "the SQLite store takes synchronous=full|normal and check=quick|full|off"
-            )
-        self.synchronous = options.get("synchronous", "full")
-        if self.synchronous not in ("full", "normal"):
-            raise StoreError(f"synchronous={self.synchronous} in {shown!r} must be full or normal")
-        self.check = options.get("check", "quick")
-        if self.check not in sqlite_file.CHECKS:
-            raise StoreError(f"check={self.check} in {shown!r} must be quick, full or off")
+    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+        """Open (or make) the store at ``url``.
+
+        Args:
+            url: `sqlite:///path.db` with options, or `memory://`.
+            upgrade: bring a store written by an older relayflow to this schema (and refuse
+                one written by a newer relayflow). Tools that only look at a store's version
+                pass False, then call `upgrade` if they mean to.
+
+        Raises:
+            StoreError: the store cannot be made, read, checked or upgraded.
+        """
         self.url = url
-        self.memory = parts.scheme == "memory"
-        self.path: Path | None = None
-        if not self.memory:
-            raw = url.split("://", 1)[1].split("?", 1)[0]
-            if not raw.startswith("/") or raw == "/":
-                raise StoreError(
-                    f"store URL {shown!r} needs a path: sqlite:///relative.db or "
-                    "sqlite:////absolute/path.db"
-                )
-            self.path = Path(raw[1:]).expanduser()
-            if not self.path.parent.exists():
-                raise StoreError(f"the folder of the store {self.path} does not exist")
-            sqlite_file.prepare(self.path, SCHEMA)
+        self.path, self.synchronous, self.check = sqlite_file.parse_url(url)
+        self.memory = self.path is None
+        if self.path is not None:
+            sqlite_file.prepare(self.path, sqlite_file.CREATE)
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._shared: sqlite3.Connection | None = None
         self._lock_file: int | None = None
         self._connections: list[sqlite3.Connection] = []
+        #: The store's schema version (`relayflow.store.versions`) as it stands now.
+        self.schema_version = SCHEMA_VERSION
+        #: The version this opening upgraded the store from; None when it upgraded nothing.
+        self.upgraded_from: int | None = None
         try:
             if self.path is not None:
-                sqlite_file.check_database(self._connect(), self.path, self.check)
-            with self.transaction() as tx:
-                db: sqlite3.Connection = tx.db  # type: ignore[attr-defined]
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                sqlite_file.mark_store(db)
+                db = self._connect()
+                sqlite_file.check_database(db, self.path, self.check)
+                found = sqlite_file.read_version(db, self._where)
+                self.schema_version = SCHEMA_VERSION if found is None else found
+            if upgrade or self.memory:
+                self.upgrade()
         except sqlite3.OperationalError as exc:
             self.close()
             raise StoreError(f"cannot open the store {self._where}: {exc}") from None
@@ -601,21 +549,42 @@ class SQLiteStore(Store):
         finally:
             db.execute("COMMIT")
 
+    def upgrade(self) -> int | None:
+        """Bring the store to this release's schema in one transaction, under the engine lock.
+
+        Returns:
+            The version the store was upgraded from; None when it was current already.
+
+        Raises:
+            StoreError: the store is newer than this release, another engine runs on it, or a
+                step failed (the store is then left as it was).
+        """
+        held = self._lock_file is not None
+        if self.schema_version < SCHEMA_VERSION and not held:
+            self.acquire_engine_lock()  # no engine may write the old schema meanwhile
+        try:
+            with self.transaction() as tx:
+                db: sqlite3.Connection = tx.db  # type: ignore[attr-defined]
+                upgraded_from = sqlite_file.settle_schema(db, self._where)
+                sqlite_file.mark_store(db)
+        finally:
+            if not held:
+                self._release_engine_lock()
+        self.schema_version = SCHEMA_VERSION
+        if upgraded_from is not None:
+            self.upgraded_from = upgraded_from
+        return upgraded_from
+
     def acquire_engine_lock(self) -> None:
         """Hold `<db>.lock` so that a second engine on the same file is refused."""
         if self.path is None or self._lock_file is not None:
             return
-        lock_path = f"{self.path}.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise StoreError(
-                f"another relayflow engine is running on {self.path} (it holds {lock_path}); "
-                "stop it first, or give this one its own store"
-            ) from None
-        self._lock_file = fd
+        self._lock_file = sqlite_file.lock(self.path)
+
+    def _release_engine_lock(self) -> None:
+        if self._lock_file is not None:
+            os.close(self._lock_file)
+            self._lock_file = None
 
     def close(self) -> None:
         """Close every connection and release the engine lock."""
@@ -624,6 +593,4 @@ class SQLiteStore(Store):
         self._connections.clear()
         self._shared = None
         self._local = threading.local()
-        if self._lock_file is not None:
-            os.close(self._lock_file)
-            self._lock_file = None
+        self._release_engine_lock()

@@ -1,4 +1,4 @@
-"""The SQLite store's file: made whole before anyone uses it, checked before it is trusted.
+"""The SQLite store's file: made whole before anyone uses it, checked, and kept at this schema.
 
 A new store is made only where no file exists, under a temporary name and then linked into
 place, so that a crash never leaves a half-made store behind and a store that another process
@@ -8,21 +8,99 @@ file that is not a SQLite database, another program's database (told apart by th
 saying what to do. The integrity check at open (`check=quick|full|off`) refuses a damaged store
 at start, instead of serving it with every write failing.
 
+The schema is `SCHEMA`; a new store records `versions.SCHEMA_VERSION` as it is made. An older
+store is upgraded by the steps in `UPGRADES` (one entry per schema version), all of them and the
+new version in one transaction, while this process holds the engine lock (`lock`): a crash or an
+error leaves the store as it was, and no engine runs on it meanwhile.
+
 `relayflow.store.sqlite.SQLiteStore` calls these; nothing here holds a connection open.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import secrets
 import sqlite3
 from pathlib import Path
 from typing import Final
+from urllib.parse import parse_qs, urlsplit
 
 from relayflow.store.base import StoreError
+from relayflow.store.versions import (
+    META_KEY,
+    SCHEMA_VERSION,
+    Upgrades,
+    stored_version,
+    upgrade_plan,
+)
 
-__all__ = ["APPLICATION_ID", "CHECKS", "check_database", "damaged", "mark_store", "prepare"]
+__all__ = [
+    "APPLICATION_ID",
+    "CHECKS",
+    "CREATE",
+    "SCHEMA",
+    "UPGRADES",
+    "check_database",
+    "damaged",
+    "lock",
+    "mark_store",
+    "parse_url",
+    "prepare",
+    "read_version",
+    "settle_schema",
+]
+
+#: The tables of a store at `SCHEMA_VERSION`, statements separated by semicolons.
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS flows (
+    name TEXT PRIMARY KEY, id TEXT NOT NULL, definition TEXT NOT NULL, description TEXT NOT NULL,
+    type TEXT NOT NULL, role_arn TEXT NOT NULL, version INTEGER NOT NULL,
+    created REAL NOT NULL, modified REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS flow_versions (
+    name TEXT NOT NULL, version INTEGER NOT NULL, definition TEXT NOT NULL,
+    PRIMARY KEY (name, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS executions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL, flow_name TEXT NOT NULL,
+    name TEXT NOT NULL, flow_id TEXT NOT NULL, flow_version INTEGER NOT NULL,
+    status TEXT NOT NULL, input TEXT NOT NULL, output TEXT, error TEXT NOT NULL,
+    cause TEXT NOT NULL, started REAL NOT NULL, stopped REAL, state TEXT NOT NULL,
+    callback_token TEXT NOT NULL, UNIQUE (flow_name, name));
+CREATE INDEX IF NOT EXISTS executions_status ON executions (status);
+CREATE TABLE IF NOT EXISTS events (
+    execution_id INTEGER NOT NULL, event_id INTEGER NOT NULL, schedule_event_id INTEGER NOT NULL,
+    type TEXT NOT NULL, step_name TEXT NOT NULL, time REAL NOT NULL, detail TEXT NOT NULL,
+    PRIMARY KEY (execution_id, event_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS timers (
+    execution_id INTEGER NOT NULL, timer_id INTEGER NOT NULL, fire_at REAL NOT NULL,
+    kind TEXT NOT NULL, lease_owner TEXT, lease_until REAL,
+    PRIMARY KEY (execution_id, timer_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS timers_due ON timers (fire_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, execution_id INTEGER NOT NULL, payload TEXT NOT NULL,
+    lease_owner TEXT, lease_until REAL);
+CREATE TABLE IF NOT EXISTS nonces (key TEXT PRIMARY KEY, seen REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nonces_seen ON nonces (seen);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, execution_id INTEGER NOT NULL,
+    data TEXT NOT NULL, reason TEXT NOT NULL, time REAL NOT NULL);
+"""
+
+#: A new store: the schema and the version it is at.
+CREATE: Final = f"{SCHEMA}INSERT INTO meta (key, value) VALUES ('{META_KEY}', '{SCHEMA_VERSION}');"
+
+#: How an older store is brought to each later version. Steps are history: never edit one
+#: that was released; a schema change adds the next version here and changes `SCHEMA` alike
+#: (tests/store/test_upgrade.py checks that a store upgraded from version 1 equals a new one).
+UPGRADES: Final[Upgrades] = {
+    # Request nonces (SignatureNonce) shared by every process on the store.
+    2: (
+        "CREATE TABLE nonces (key TEXT PRIMARY KEY, seen REAL NOT NULL) WITHOUT ROWID",
+        "CREATE INDEX nonces_seen ON nonces (seen)",
+    ),
+}
 
 # `PRAGMA application_id` of relayflow stores ("RFLW"), so that tools such as file(1) and the
 # check at opening tell them from other SQLite databases.
@@ -34,6 +112,41 @@ CHECKS: Final[dict[str, str]] = {
     "full": "integrity_check(1)",
     "off": "",
 }
+
+
+def parse_url(url: str) -> tuple[Path | None, str, str]:
+    """The file (None for `memory://`), `synchronous` and `check` options a store URL gives.
+
+    Raises:
+        StoreError: an option is unknown or wrong, or a file URL has no path or no folder.
+    """
+    parts = urlsplit(url)
+    shown = url.split("?", 1)[0]  # options may be misspelt secrets: never quoted
+    options = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    unknown = set(options) - {"synchronous", "check"}
+    if unknown:
+        raise StoreError(
+            f"unknown option {sorted(unknown)[0][:40]!r} in store URL {shown!r}; "
+            "the SQLite store takes synchronous=full|normal and check=quick|full|off"
+        )
+    synchronous = options.get("synchronous", "full")
+    if synchronous not in ("full", "normal"):
+        raise StoreError(f"synchronous={synchronous} in {shown!r} must be full or normal")
+    check = options.get("check", "quick")
+    if check not in CHECKS:
+        raise StoreError(f"check={check} in {shown!r} must be quick, full or off")
+    if parts.scheme == "memory":
+        return None, synchronous, check
+    raw = url.split("://", 1)[1].split("?", 1)[0]
+    if not raw.startswith("/") or raw == "/":
+        raise StoreError(
+            f"store URL {shown!r} needs a path: sqlite:///relative.db or "
+            "sqlite:////absolute/path.db"
+        )
+    path = Path(raw[1:]).expanduser()
+    if not path.parent.exists():
+        raise StoreError(f"the folder of the store {path} does not exist")
+    return path, synchronous, check
 
 
 def damaged(where: str, detail: str) -> str:
@@ -94,9 +207,7 @@ def _create(path: Path, schema: str) -> None:
         try:
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute("BEGIN")
-            for statement in schema.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            _run(db, schema)
             db.execute("COMMIT")
             db.execute("PRAGMA journal_mode=WAL")
         finally:
@@ -149,6 +260,82 @@ def check_database(db: sqlite3.Connection, path: Path, check: str) -> None:
         rows = db.execute(f"PRAGMA {pragma}").fetchall()
         if rows != [("ok",)]:
             raise StoreError(damaged(str(path.resolve()), str(rows[0][0]) if rows else "no answer"))
+
+
+def read_version(db: sqlite3.Connection, where: str) -> int | None:
+    """The schema version of the store on ``db``; None for a database without tables yet.
+
+    Raises:
+        StoreError: the recorded version is not one relayflow writes.
+    """
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (META_KEY,)).fetchone()
+        return stored_version(row[0] if row else None, where)
+    return None
+
+
+def settle_schema(db: sqlite3.Connection, where: str) -> int | None:
+    """Inside a write transaction: make an empty database a store, or upgrade an older one.
+
+    Args:
+        db: a connection inside ``BEGIN IMMEDIATE``; the caller commits, or rolls back on an
+            exception (which leaves an older store exactly as it was).
+        where: the store, as messages name it.
+
+    Returns:
+        The version the store was upgraded from; None when nothing needed upgrading.
+
+    Raises:
+        StoreError: the store is newer than this release, or a step failed.
+    """
+    found = read_version(db, where)
+    if found is None:
+        _run(db, CREATE)
+        return None
+    plan = upgrade_plan(found, UPGRADES, where)
+    if not plan:
+        return None
+    try:
+        for statement in plan:
+            db.execute(statement)
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            (META_KEY, str(SCHEMA_VERSION)),
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"cannot upgrade the store {where} from schema version {found} to "
+            f"{SCHEMA_VERSION} ({exc}); it was left at version {found}"
+        ) from None
+    return found
+
+
+def _run(db: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def lock(path: Path) -> int:
+    """Take ``<path>.lock`` for this process: no other engine, copy or upgrade runs meanwhile.
+
+    Returns:
+        The lock file's descriptor; closing it releases the lock.
+
+    Raises:
+        StoreError: another process holds the lock.
+    """
+    lock_path = f"{path}.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(
+            f"another relayflow engine is running on {path} (it holds {lock_path}); "
+            "stop it first, or give this one its own store"
+        ) from None
+    return fd
 
 
 def mark_store(db: sqlite3.Connection) -> None:
