@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -32,6 +33,7 @@ import httpx
 import pytest
 
 from relayflow.client import Client
+from relayflow.testing import bounded, make_engine
 from tests.api_server import EXE, server_env, start_server, stop_server
 from tests.helpers import ROOT
 from tests.services import _missing, free_port
@@ -388,3 +390,73 @@ def test_replica_toml_is_accepted(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "not-a-real-password" not in shown.stdout + shown.stderr
     assert "postgresql://" in shown.stdout
+
+
+# -- docs/deploy.md ---------------------------------------------------------------------------
+
+DEPLOY_MD = ROOT / "docs" / "deploy.md"
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+_FENCED = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def test_deploy_md_links_resolve() -> None:
+    text = DEPLOY_MD.read_text(encoding="utf-8")
+    anchors = {_slug(line.lstrip("#")) for line in text.splitlines() if line.startswith("#")}
+    broken = []
+    for target in _LINK.findall(text):
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        found = (DEPLOY_MD.parent / path).exists() if path else anchor in anchors
+        if not found:
+            broken.append(target)
+    assert not broken, f"docs/deploy.md links to what does not exist: {broken}"
+
+
+def test_deploy_md_quotes_the_examples() -> None:
+    """The snippets of the example files in docs/deploy.md are what the files say."""
+    text = DEPLOY_MD.read_text(encoding="utf-8")
+    sources = {"toml": REPLICA_TOML, "ini": UNIT}
+    for kind, body in _FENCED.findall(text):
+        if kind not in sources:
+            continue
+        lines = set(_directives(sources[kind].read_text(encoding="utf-8")))
+        shown = [line for line in _directives(body) if not line.startswith("[")]
+        missing = [line for line in shown if line not in lines]
+        assert not missing, f"docs/deploy.md shows lines {sources[kind].name} lacks: {missing}"
+    cfg = set(_directives(HAPROXY_CFG.read_text(encoding="utf-8")))
+    quoted = re.findall(r"`((?:option|timeout|retries|balance|http-check) [^`]+)`", text)
+    assert quoted
+    missing = [line for line in quoted if line not in cfg]
+    assert not missing, f"docs/deploy.md quotes haproxy lines haproxy.cfg lacks: {missing}"
+
+
+# -- backups of the embedded store, as docs/deploy.md shows them ------------------------------
+
+WAITING = "version: v1\ntype: flow\nsteps:\n  - type: wait\n    name: later\n    duration: 3600\n"
+
+
+@bounded(seconds=60)
+async def test_sqlite_online_backup_is_a_store(tmp_path: Path) -> None:
+    """`VACUUM INTO` and `.backup`, taken while an engine runs, are stores that carry on."""
+    live = tmp_path / "relayflow.db"
+    copies = [tmp_path / "vacuumed.db"]
+    async with make_engine(store=f"sqlite:///{live}") as engine:
+        await engine.create_flow("waits", WAITING)
+        await engine.start_execution("waits", {}, name="held")
+        with contextlib.closing(sqlite3.connect(live)) as db:
+            db.execute("VACUUM INTO ?", (str(copies[0]),))
+        cli = _program("sqlite3")
+        if cli is not None:  # the command docs/deploy.md shows, where it is installed
+            copies.append(tmp_path / "backed-up.db")
+            subprocess.run([cli, str(live), f".backup {copies[1]}"], check=True, timeout=30)
+    for copy in copies:
+        async with make_engine(store=f"sqlite:///{copy}") as restored:
+            run = await restored.describe_execution("waits", "held")
+            assert run.status == "Running", (copy.name, run)
