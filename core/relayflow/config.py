@@ -5,7 +5,8 @@ with none of them the defaults apply. Environment variables override the file, w
 between table and key: `RELAYFLOW_ENGINE__STORE=sqlite:///other.db`.
 
     [engine]                           # the engine; every key is optional
-    store = "sqlite:///relayflow.db"   # or sqlite:////abs/path.db, memory://
+    store = "sqlite:///relayflow.db"   # or sqlite:////abs/path.db, memory://,
+                                       # postgresql://user:${PGPASSWORD}@host:5432/db
     max_events = 5000
 
     [plugins]
@@ -103,7 +104,8 @@ class EngineConfig(BaseModel):
     max_wait_seconds: float = Field(default=2 * 24 * 3600, gt=0)
     foreach_concurrency: int = Field(default=100, ge=1, le=10000)
     steps_per_transition: int = Field(default=2000, ge=1)
-    lease_seconds: float = Field(default=30.0, gt=0)
+    # None: the store's own default (`Store.default_lease_seconds`: 10 s on PostgreSQL).
+    lease_seconds: float | None = Field(default=None, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
     def definition_limits(self) -> DefinitionLimits:

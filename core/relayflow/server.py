@@ -1,4 +1,11 @@
-"""`relayflow server`: the engine and its HTTP API in one process, until SIGTERM or SIGINT."""
+"""`relayflow server`: the engine and its HTTP API in one process, until SIGTERM or SIGINT.
+
+Told to stop, a server at once answers `/ready` with 503 (so that a load balancer sends its
+traffic elsewhere) and answers its pending long polls with the execution as it stands; then it
+stops taking connections, finishes the requests under way, and closes the engine, which gives
+running integration calls a third of the lease to finish and hands back its leases. A second
+signal skips the wait for requests under way.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,8 @@ import resource
 import signal
 import socket
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar, cast
 
 import uvicorn
@@ -296,6 +305,18 @@ class _Protocol(HttpToolsProtocol):
         self.transport.write(head.encode() + body)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handlers: `serve` handles the stop signals.
+
+    uvicorn's own handler would only stop accepting connections and then wait for every
+    request under way, a pending 20-second long poll included.
+    """
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def _protocol(settings: ServerConfig) -> type[_Protocol]:
     """The protocol class with the limits of ``settings``."""
     return type(
@@ -370,7 +391,9 @@ async def serve(
     app = ApiApp(engine, auth, settings.max_body_bytes, address=(bound_host, bound_port))
     _raise_file_limit(settings.max_connections)
     logging.getLogger("uvicorn.error").addFilter(_QuietAboutClients())
-    server = uvicorn.Server(
+    # The grace for integration calls, and for requests under way, follows the effective lease.
+    grace = (config.engine.lease_seconds or engine.store.default_lease_seconds) / 3
+    server = _Server(
         uvicorn.Config(
             app,
             log_level="warning",
@@ -378,12 +401,21 @@ async def serve(
             access_log=False,
             http=_protocol(settings),
             ws="none",
+            timeout_graceful_shutdown=max(1, math.ceil(grace)),
         )
     )
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second signal: do not wait for the requests under way
+            server.force_exit = True
+            return
+        engine.begin_shutdown()  # /ready fails and long polls answer, before anything else
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     await engine.start()
     # Everything loaded so far (plugins, their libraries, the flows' code) lives as long as the
     # process: keep it out of the garbage collector's full passes, which otherwise walk it all.
@@ -400,15 +432,16 @@ async def serve(
     )
     if ready is not None:
         ready.set()
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait(
-            [serving, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
         log.info("stopping: finishing in-flight requests and work")
     finally:
+        stopping.cancel()
+        engine.begin_shutdown()
         server.should_exit = True
         await asyncio.gather(serving, return_exceptions=True)
-        await engine.close(grace_seconds=config.engine.lease_seconds / 3)
+        await engine.close(grace_seconds=grace)
         sock.close()
     log.info("stopped")
 

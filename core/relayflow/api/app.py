@@ -7,7 +7,12 @@ Routes:
   (see `relayflow.api.auth`). Answers are JSON with a `RequestId`; refusals are JSON with
   `Code`, `Message` and `RequestId`, and an HTTP status that fits.
 - `GET /health` — 200 while the process runs.
-- `GET /ready` — 200 while the engine takes work, 503 otherwise.
+- `GET /ready` — for load balancers: 200 only while the engine takes work and its store answers
+  a read within a second; otherwise 503 with `Status` (`starting`, `stopping` or
+  `unavailable`) and a `Reason`. From the moment the server is told to stop it answers 503.
+
+With a store shared by several replicas, each signed request's nonce is also recorded in the
+store (`Authenticator.check_shared`), so a request replayed to another replica is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from urllib.parse import parse_qsl
 
 from relayflow import jsontext
 from relayflow.api.actions import run_action
-from relayflow.api.auth import READ_ACTIONS, Authenticator
+from relayflow.api.auth import READ_ACTIONS, Authenticator, SharedNonces
 from relayflow.engine.engine import Engine
 from relayflow.errors import EngineError
 
@@ -36,6 +41,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 _FORM = "application/x-www-form-urlencoded"
+# How long the store may take to answer /ready's read before the replica counts as sick.
+READY_TIMEOUT = 1.0
 _SAME_ORIGIN = frozenset({"same-origin", "none"})  # Sec-Fetch-Site of a page's own requests
 
 
@@ -89,6 +96,10 @@ class ApiApp:
         self.origins = frozenset(
             f"{scheme}://{host}" for scheme in ("http", "https") for host in self.hosts
         )
+        # One process's nonce cache cannot see replays sent to another replica: the store can.
+        self.shared_nonces: SharedNonces | None = (
+            None if engine.store.single_engine else engine.use_nonce
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection."""
@@ -101,8 +112,7 @@ class ApiApp:
         if path == "/health":
             await self._json(send, 200, {"Status": "ok"})
         elif path == "/ready":
-            ready = self.engine.accepting
-            await self._json(send, 200 if ready else 503, {"Status": "ok" if ready else "starting"})
+            await self._json(send, *await self._readiness())
         elif path != "/":
             await self._error(
                 send,
@@ -115,6 +125,20 @@ class ApiApp:
             )
         else:
             await self._rpc(scope, receive, send)
+
+    async def _readiness(self) -> tuple[int, dict[str, Any]]:
+        """/ready's status and answer: ready only if the engine runs and the store answers."""
+        engine = self.engine
+        if engine.closing:
+            return 503, {"Status": "stopping", "Reason": "the server is shutting down"}
+        if not engine.accepting:
+            return 503, {"Status": "starting", "Reason": "the engine has not started yet"}
+        if not await engine.ping(READY_TIMEOUT):
+            return 503, {
+                "Status": "unavailable",
+                "Reason": f"the store did not answer a read within {READY_TIMEOUT:g} s",
+            }
+        return 200, {"Status": "ok"}
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -265,7 +289,10 @@ class ApiApp:
                     f"Version {version!r} is not supported; use {API_VERSION}",
                     400,
                 )
-            self.auth.check(scope["method"], params, action)
+            if self.shared_nonces is None:
+                self.auth.check(scope["method"], params, action)
+            else:
+                await self.auth.check_shared(scope["method"], params, action, self.shared_nonces)
             result = await run_action(self.engine, action, params)
         except EngineError as exc:
             await self._error(send, exc, request_id)

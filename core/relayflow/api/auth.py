@@ -11,23 +11,33 @@ earlier: a key that has `max_nonces_per_key` of them is throttled instead, so th
 flood of requests neither grows the server's memory without bound nor makes another key's
 captured request replayable.
 
+Replicas on one store share their nonces: a nonce that passes this process's cache is then
+recorded in the store (`check_shared`, given `Engine.use_nonce`), and refused there when
+another replica recorded it first, with the same `SignatureNonceUsed` as a replay to one
+process. The cache stays the first check, so a replay to the same replica costs no write.
+
 Roles: `admin` may call every action; `worker` may only report task results; `reader` may only
 describe, list and read history.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from relayflow.api.signature import SIGNATURE_METHOD, SIGNATURE_VERSION, sign
 from relayflow.config import AccessKey
 from relayflow.errors import EngineError
 
-__all__ = ["READ_ACTIONS", "ROLE_ACTIONS", "Authenticator", "NonceCache"]
+__all__ = ["READ_ACTIONS", "ROLE_ACTIONS", "Authenticator", "NonceCache", "SharedNonces"]
+
+#: Records a nonce for every replica: ``(key, window) -> False`` if it was recorded before.
+SharedNonces = Callable[[str, float], Awaitable[bool]]
 
 READ_ACTIONS = frozenset(
     {"DescribeFlow", "ListFlows", "DescribeExecution", "ListExecutions", "GetExecutionHistory"}
@@ -43,6 +53,17 @@ _SLICES = 4  # a window's worth of nonces is kept in this many sets, dropped who
 
 def _refuse(code: str, message: str, status: int) -> EngineError:
     return EngineError(code, message, status)
+
+
+def _replayed() -> EngineError:
+    return _refuse(
+        "SignatureNonceUsed", "this SignatureNonce was used already: a replayed request", 400
+    )
+
+
+def _shared_key(key_id: str, nonce: str) -> str:
+    """The store's key for a nonce of an access key: a digest, short and of one size."""
+    return hashlib.sha256(json.dumps([key_id, nonce]).encode()).hexdigest()
 
 
 def _parse_time(value: str) -> float:
@@ -99,11 +120,7 @@ class NonceCache:
         digest = hash(nonce)
         for seen in entry.slices.values():
             if digest in seen:
-                raise _refuse(
-                    "SignatureNonceUsed",
-                    "this SignatureNonce was used already: a replayed request",
-                    400,
-                )
+                raise _replayed()
         if entry.count >= self.per_key:
             raise _refuse(
                 "Throttling.SignatureNonce",
@@ -164,6 +181,38 @@ class Authenticator:
         Raises:
             EngineError: the request is refused; the code says why.
         """
+        key = self._verify(method, params, now)
+        if key is not None:
+            self._authorize(key, action)
+        return key
+
+    async def check_shared(
+        self,
+        method: str,
+        params: Mapping[str, str],
+        action: str,
+        shared: SharedNonces,
+        now: float | None = None,
+    ) -> AccessKey | None:
+        """`check`, with the nonce also recorded in ``shared``, which every replica sees.
+
+        Raises:
+            EngineError: the request is refused; the code says why.
+        """
+        key = self._verify(method, params, now)
+        if key is None:
+            return None
+        # A request's Timestamp may be up to a window before or after its first use, and its
+        # replays pass the timestamp check until a window after it: two windows in all.
+        if not await shared(_shared_key(key.id, params["SignatureNonce"]), 2 * self.window):
+            raise _replayed()
+        self._authorize(key, action)
+        return key
+
+    def _verify(
+        self, method: str, params: Mapping[str, str], now: float | None
+    ) -> AccessKey | None:
+        """The request's key once its signature, timestamp and nonce pass; None without keys."""
         if not self.keys:
             return None
         now = time.time() if now is None else now
@@ -216,6 +265,10 @@ class Authenticator:
             )
         # Only now, with the signature checked: a forged request must not use up nonces.
         self._nonces.check_and_remember(key.id, params["SignatureNonce"], stamp + self.window, now)
+        return key
+
+    @staticmethod
+    def _authorize(key: AccessKey, action: str) -> None:
         allowed = ROLE_ACTIONS[key.role]
         if allowed is not None and action not in allowed:
             raise _refuse(
@@ -223,4 +276,3 @@ class Authenticator:
                 f"access key {key.id!r} has role {key.role}, which may not call {action}",
                 403,
             )
-        return key

@@ -59,7 +59,8 @@ class Engine:
         integrations: the integrations task steps can use, asked in order.
         limits: engine limits.
         token_secret: the HMAC secret for task tokens; by default the store makes and keeps one.
-        lease_seconds: how long a claimed outbox row stays with this engine without renewal.
+        lease_seconds: how long a claimed outbox row stays with this engine without renewal;
+            by default the store's (`Store.default_lease_seconds`).
         poll_seconds: how often the engine looks for work it was not told about (timers due,
             task attempts left by a crash).
         clock: the time source (seconds since the epoch); tests may pass their own.
@@ -75,7 +76,7 @@ class Engine:
         integrations: Iterable[Integration] = (),
         limits: Limits | None = None,
         token_secret: bytes | None = None,
-        lease_seconds: float = 30.0,
+        lease_seconds: float | None = None,
         poll_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
         plugins: EngineHooks | None = None,
@@ -86,13 +87,17 @@ class Engine:
             integrations=served(list(integrations)),
             limits=limits,
             token_secret=token_secret,
-            lease_seconds=lease_seconds,
+            lease_seconds=store.default_lease_seconds if lease_seconds is None else lease_seconds,
             poll_seconds=poll_seconds,
             clock=clock,
             plugins=plugins,
             definition_limits=definition_limits,
         )
         self._definitions = ThreadPoolExecutor(1, thread_name_prefix="relayflow-definitions")
+        # From `begin_shutdown` on, long polls answer at once and `accepting` is False.
+        self._closing = False
+        self._closing_signal: asyncio.Future[None] | None = None
+        self._ping: asyncio.Future[str | None] | None = None
 
     @classmethod
     def from_config(
@@ -133,8 +138,13 @@ class Engine:
 
     @property
     def accepting(self) -> bool:
-        """Whether the engine runs and takes new work."""
-        return self._runtime.accepting
+        """Whether the engine runs and takes new work (False from `begin_shutdown` on)."""
+        return self._runtime.accepting and not self._closing
+
+    @property
+    def closing(self) -> bool:
+        """Whether `begin_shutdown` (or `close`) was called."""
+        return self._closing
 
     async def start(self) -> None:
         """Take over the store, start the loops, and hand the integrations their reporter."""
@@ -142,12 +152,29 @@ class Engine:
         for integration in self._runtime.integrations:
             integration.bind(self)
 
+    def begin_shutdown(self) -> None:
+        """Start stopping: `accepting` turns False and pending long polls answer at once.
+
+        A server calls it as soon as it is told to stop, before it stops serving requests, so
+        that its readiness check fails and no caller waits out a long poll. Operations other
+        than long polls still work until `close`.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        if self._closing_signal is not None and not self._closing_signal.done():
+            self._closing_signal.set_result(None)
+        shutdown = getattr(self._runtime, "begin_shutdown", None)
+        if shutdown is not None:
+            shutdown()
+
     async def close(self, grace_seconds: float = 5.0) -> None:
         """Stop taking new work; integrations still running get ``grace_seconds`` to finish.
 
         Outcomes that arrive within the grace period are committed. Task attempts still
         running after it are abandoned here and dispatched again by the next engine.
         """
+        self.begin_shutdown()
         await self._runtime.close(grace_seconds)
         self._definitions.shutdown(wait=False)
 
@@ -165,6 +192,35 @@ class Engine:
         say); it sees every change that has been answered. Changes go through the operations.
         """
         return await self._runtime.committer.read(fn)
+
+    async def ping(self, timeout: float = 1.0) -> bool:
+        """Whether the store answers a read within ``timeout`` seconds (for `/ready`).
+
+        Callers that come while a read is outstanding wait for that one rather than start
+        another: a store that hangs holds one reader thread, not one per readiness check.
+        """
+        probe = self._ping
+        if probe is None or probe.done():
+            probe = self._ping = asyncio.ensure_future(
+                self._runtime.committer.read(lambda tx: tx.get_meta("schema_version"))
+            )
+            # Its outcome may come after every caller gave up: retrieve it, so it is not logged.
+            probe.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(probe)
+        except Exception:  # a timeout, a store error or a stopped engine: all mean not ready
+            return False
+        return True
+
+    async def use_nonce(self, key: str, window: float) -> bool:
+        """Record a request nonce in the store; False when it was recorded there before.
+
+        Shared by every replica on the store, so a signed request replayed to another replica
+        is refused too. Nonces are kept at least ``window`` seconds.
+        """
+        now = self._runtime.clock()
+        return await self._runtime.committer.submit(lambda tx, ctx: tx.use_nonce(key, now, window))
 
     # -- flows --------------------------------------------------------------------------------
 
@@ -193,12 +249,12 @@ class Engine:
         now = self._runtime.clock()
 
         def create(tx: Transaction, ctx: TxContext) -> FlowInfo:
-            if tx.get_flow(name) is not None:
-                raise EngineError.of("FlowAlreadyExists", f"flow '{name}' already exists")
             row = FlowRow(
                 name, str(uuid.uuid4()), definition, description, type, role_arn, 1, now, now
             )
-            tx.put_flow(row)
+            # The store settles two replicas creating one name at once: one of them wins.
+            if not tx.create_flow(row):
+                raise EngineError.of("FlowAlreadyExists", f"flow '{name}' already exists")
             return FlowInfo.of(row)
 
         return await self._runtime.committer.submit(create)
@@ -216,7 +272,7 @@ class Engine:
         now = self._runtime.clock()
 
         def update(tx: Transaction, ctx: TxContext) -> FlowInfo:
-            old = tx.get_flow(name)
+            old = tx.get_flow(name, lock=True)  # another replica's update waits: none is lost
             if old is None:
                 raise EngineError.of("FlowNotExists", f"flow '{name}' does not exist")
             row = FlowRow(
@@ -350,7 +406,7 @@ class Engine:
                 "InvalidArgument", f"WaitTimeSeconds must be from 0 to 60, got {wait_seconds}"
             )
         info = await self._execution(flow_name, name)
-        if info.done or wait_seconds == 0:
+        if info.done or wait_seconds == 0 or self._closing:
             return info
         latest = info
 
@@ -359,7 +415,18 @@ class Engine:
             latest = await self._execution(flow_name, name)
             return latest.done
 
-        await self._runtime.end_waiters.wait((flow_name, name), ended, wait_seconds)
+        waiting = asyncio.ensure_future(
+            self._runtime.end_waiters.wait((flow_name, name), ended, wait_seconds)
+        )
+        if self._closing_signal is None:
+            self._closing_signal = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait((waiting, self._closing_signal), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+        if not waiting.done() or waiting.cancelled():  # shutting down: answer what is now
+            return await self._execution(flow_name, name)
+        waiting.result()
         return latest
 
     async def wait_for_execution(
@@ -442,7 +509,7 @@ class Engine:
         check_text(cause, "Cause", MAX_CAUSE_CHARS)
 
         def stop(tx: Transaction, ctx: TxContext) -> ExecutionInfo:
-            row = tx.get_execution(flow_name, name)
+            row = tx.get_execution(flow_name, name, lock=True)
             if row is None:
                 raise EngineError.of(
                     "ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'"
@@ -480,7 +547,9 @@ class Engine:
         check_issued(secret, parts)  # before any lookup: a forgery learns nothing
 
         def report(tx: Transaction, ctx: TxContext) -> int:
-            row = tx.get_execution(parts.flow_name, parts.execution_name)
+            # Locked: a report to another replica for the same execution waits for this one
+            # and then reads the state it left (the task is no longer open).
+            row = tx.get_execution(parts.flow_name, parts.execution_name, lock=True)
             if row is None and parts.legacy:
                 raise EngineError.of(
                     "TaskTokenInvalid", "the task token does not match any execution"
