@@ -330,6 +330,7 @@ class Cluster:
             process of its own (its CPU is then apart from the caller's); None runs none, and
             `url` is the first replica's own.
         handlers: extra handler modules for the workers ({file name: source}).
+        extra_toml: more configuration for every replica (tables after `[integrations.mns]`).
     """
 
     def __init__(
@@ -345,6 +346,7 @@ class Cluster:
         client_timeout: float = 10,
         balancer: str | None = "thread",
         handlers: dict[str, str] | None = None,
+        extra_toml: str = "",
     ) -> None:
         self.folder, self.store, self.transport = folder, store, transport
         self.count = replicas
@@ -367,6 +369,7 @@ class Cluster:
         self.engine_toml = (
             f'{engine}\n[integrations.mns]\ntransport = "{transport}"\n'
             f"transport_options = {{ visibility_timeout = {visibility_timeout} }}\n"
+            f"{extra_toml}"
         )
         self.configs = []
         for i, host in enumerate(self.hosts):
