@@ -1,0 +1,260 @@
+"""The runtime's parts for replicas, on SQLite: conflict retries, end notices, shutdown, leases.
+
+A `StoreConflict` is raised here by the jobs themselves, as the PostgreSQL driver raises it for
+a deadlock or a lock timeout (tests/engine/test_replicas.py provokes real ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from relayflow.engine import Engine, FunctionIntegration, TaskRequest
+from relayflow.engine.batches import END_CHANNEL, TxContext, end_payload, ended_keys
+from relayflow.engine.runtime import Runtime
+from relayflow.engine.waiters import EndWaiters
+from relayflow.errors import EngineError
+from relayflow.store import StoreConflict, Transaction, open_store
+from relayflow.store.sqlite import SQLiteStore
+from relayflow.testing import EngineFactory, bounded, eventually, make_engine
+from tests.engine.helpers import CALLBACK, QUEUE, Worker, action_flow
+
+
+def write_meta(tx: Transaction, ctx: TxContext) -> str:
+    """A job that writes something to find afterwards."""
+    tx.set_meta("written", "yes")
+    return "written"
+
+
+def written(tx: Transaction) -> str | None:
+    return tx.get_meta("written")
+
+
+def conflicting(times: int, runs: list[int]) -> Callable[[Transaction, TxContext], str]:
+    """A job that the database aborts ``times`` times, then writes its flow and answers."""
+
+    def job(tx: Transaction, ctx: TxContext) -> str:
+        runs.append(1)
+        if len(runs) <= times:
+            raise StoreConflict("deadlock detected (a test's)")
+        return "done"
+
+    return job
+
+
+@bounded
+async def test_a_batch_aborted_by_a_conflict_runs_again_and_every_caller_is_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "relayflow.engine")
+    async with make_engine() as eng:
+        committer = eng._runtime.committer
+        runs: list[int] = []
+        answers = await asyncio.gather(
+            committer.submit(conflicting(2, runs)), committer.submit(write_meta)
+        )
+        assert list(answers) == ["done", "written"]
+        assert len(runs) == 3
+        assert caplog.text.count("aborted by a conflict") == 2
+        assert await eng.read(written) == "yes"
+
+
+@bounded
+async def test_a_job_that_always_conflicts_fails_alone_after_its_batch_ran_job_by_job() -> None:
+    async with make_engine() as eng:
+        committer = eng._runtime.committer
+        runs: list[int] = []
+        always, other = list(
+            await asyncio.gather(
+                committer.submit(conflicting(1000, runs)),
+                committer.submit(write_meta),
+                return_exceptions=True,
+            )
+        )
+        assert isinstance(always, StoreConflict)
+        assert other == "written"
+        # Four runs with the batch, then three on its own.
+        assert len(runs) == 7
+        assert await eng.read(written) == "yes"
+
+
+@bounded
+async def test_flows_loaded_by_a_rolled_back_transaction_are_forgotten() -> None:
+    async with make_engine() as eng:
+        await eng.create_flow("f", CALLBACK)
+        flow = await eng.describe_flow("f")
+        applier = eng._runtime.applier
+        runs: list[int] = []
+
+        cached_before: list[bool] = []
+
+        def load_then_conflict(tx: Transaction, ctx: TxContext) -> None:
+            runs.append(1)
+            cached_before.append((flow.id, 1) in applier._flows)
+            applier.flow_for(tx, "f", flow.id, 1)
+            if len(runs) == 1:
+                raise StoreConflict("serialization failure (a test's)")
+
+        await eng._runtime.committer.submit(load_then_conflict)
+        # The first run's load was forgotten with its transaction.
+        assert cached_before == [False, False]
+        # The second run committed: what it loaded stays.
+        assert (flow.id, 1) in applier._flows and applier._uncommitted == []
+        applier.rolled_back()
+        assert (flow.id, 1) in applier._flows
+
+
+def test_the_end_notice_names_executions_or_says_any() -> None:
+    text = end_payload({("f", "b"), ("f", "a")})
+    assert json.loads(text) == [["f", "a"], ["f", "b"]]
+    assert ended_keys(text) == [("f", "a"), ("f", "b")]
+    many = {("flow", f"execution-{i:05}") for i in range(1000)}
+    assert end_payload(many) == "*"
+    assert ended_keys("*") is None and ended_keys(None) is None
+    assert ended_keys("not json") is None and ended_keys('[["only one"]]') is None
+
+
+class NotifyingStore(SQLiteStore):
+    """An in-memory store that says it notifies, and records what it was asked to send."""
+
+    notifies = True
+    single_engine = False
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.sent: list[tuple[str, str]] = []
+        self.callbacks: list[Any] = []
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with super().transaction() as tx:
+            tx.notify = lambda channel, payload: self.sent.append((channel, payload))  # type: ignore[method-assign]
+            yield tx
+
+    async def listen(self, channel: str, callback: Any) -> Any:
+        self.callbacks.append(callback)
+        return None
+
+
+def note(woken: list[str], name: str, _: object) -> None:
+    woken.append(name)
+
+
+@bounded
+async def test_ends_are_notified_in_the_committing_transaction_and_notices_wake_waiters() -> None:
+    store = NotifyingStore("memory://")
+    worker = Worker()
+    eng = Engine(store, integrations=[FunctionIntegration({QUEUE: worker.queue})], poll_seconds=0.1)
+    async with eng:
+        assert store.callbacks, "the runtime listens for ends"
+        # Without a working listener, waiters look again as often as the loops poll.
+        assert eng._runtime.end_waiters.recheck_seconds == 0.1
+        await eng.create_flow("f", CALLBACK)
+        await eng.start_execution("f", {}, name="e")
+        request = await worker.take()
+        assert store.sent == []
+        await eng.report_task_succeeded(request.token, {})
+        assert store.sent == [(END_CHANNEL, '[["f","e"]]')]
+        # A notice from another engine wakes the named waiter only; None wakes them all.
+        waiters = eng._runtime.end_waiters
+        woken: list[str] = []
+        for name in ("a", "b"):
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future.add_done_callback(functools.partial(note, woken, name))
+            waiters._waiters[("f", name)] = {future}
+        store.callbacks[0]('[["f","a"]]')
+        await asyncio.sleep(0)
+        assert woken == ["a"]
+        store.callbacks[0](None)
+        await asyncio.sleep(0)
+        assert woken == ["a", "b"]
+
+
+@bounded
+async def test_closed_waiters_answer_pending_and_later_waits_after_one_check() -> None:
+    waiters = EndWaiters(lambda: asyncio.get_running_loop().time())
+    checks: list[str] = []
+
+    async def check(who: str) -> bool:
+        checks.append(who)
+        return False
+
+    pending = asyncio.create_task(waiters.wait(("f", "e"), lambda: check("pending"), 30))
+    await eventually(lambda: waiters._waiters, what="the wait to start")
+    waiters.close()
+    await asyncio.wait_for(pending, 5)
+    assert checks == ["pending", "pending"]  # once more after the close: the current state
+    await asyncio.wait_for(waiters.wait(("f", "e"), lambda: check("later"), 30), 5)
+    assert checks[2:] == ["later"]
+    assert waiters._waiters == {}
+
+
+@bounded
+async def test_begin_shutdown_stops_accepting_and_answers_long_polls() -> None:
+    worker = Worker()
+    async with make_engine({QUEUE: worker.queue}) as eng:
+        await eng.create_flow("f", CALLBACK)
+        await eng.start_execution("f", {}, name="e")
+        await worker.take()
+        poll = asyncio.create_task(eng.describe_execution("f", "e", wait_seconds=30))
+        await eventually(lambda: eng._runtime.end_waiters._waiters, what="the poll to wait")
+        assert eng.accepting
+        eng._runtime.begin_shutdown()
+        eng._runtime.begin_shutdown()  # twice is harmless
+        assert not eng.accepting
+        assert (await asyncio.wait_for(poll, 5)).status == "Running"
+
+
+def test_the_lease_defaults_to_the_stores() -> None:
+    store = open_store("memory://")
+    try:
+        assert Runtime(store).lease_seconds == store.default_lease_seconds
+        assert Runtime(store, lease_seconds=4).lease_seconds == 4
+    finally:
+        store.close()
+
+
+@bounded
+async def test_close_hands_back_the_leases_of_attempts_still_running(
+    engine_factory: EngineFactory,
+) -> None:
+    started: list[TaskRequest] = []
+
+    async def stuck(request: TaskRequest) -> Any:
+        started.append(request)
+        await asyncio.Event().wait()
+
+    eng = engine_factory({"demo:Work": stuck}, sqlite=True)
+    await eng.start()
+    try:
+        await eng.create_flow("f", action_flow())
+        await eng.start_execution("f", {}, name="e")
+        await eventually(lambda: started, what="the task to be dispatched")
+    finally:
+        await eng.close(grace_seconds=0.1)
+    path = engine_factory.sqlite_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT lease_owner, lease_until FROM outbox").fetchall()
+    assert rows == [(None, None)]
+
+
+@bounded
+async def test_a_refusal_is_not_mistaken_for_a_conflict() -> None:
+    async with make_engine() as eng:
+        runs: list[int] = []
+
+        def refuse(tx: Transaction, ctx: TxContext) -> None:
+            runs.append(1)
+            raise EngineError.of("InvalidArgument", "no")
+
+        with pytest.raises(EngineError):
+            await eng._runtime.committer.submit(refuse)
+        assert runs == [1]
