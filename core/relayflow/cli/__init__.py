@@ -6,7 +6,8 @@ signature of the `relayflow_register_commands` hook that plugins implement:
 - `local`: `validate`, `outline`, `schema`, `plugins`, `config show`;
 - `run`: `run` (one execution on the embedded engine);
 - `serve`: `server`;
-- `flows`, `executions`, `tasks`: the HTTP API from the shell.
+- `flows`, `executions`, `tasks`: the HTTP API from the shell;
+- `store`: `store version`, `store upgrade`, `store copy` (a store, without a server).
 
 The built-ins are registered from an internal list rather than through the plugin manager:
 loading the manager means loading the configuration (pydantic) and importing every plugin,
@@ -47,6 +48,7 @@ _BUILTINS = (
     "relayflow.cli.flows",
     "relayflow.cli.executions",
     "relayflow.cli.tasks",
+    "relayflow.cli.store",
 )
 
 
