@@ -23,6 +23,7 @@ import socket
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ UNIT = DEPLOY / "relayflow.service"
 REPLICA_TOML = DEPLOY / "relayflow-replica.toml"
 ADMIN = ("deploy-admin", "deploy-admin-secret-0123456789")
 FLOW = "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: hello\n"
+WAITING = "version: v1\ntype: flow\nsteps:\n  - type: wait\n    name: later\n    duration: 3600\n"
 # The most DescribeExecution's WaitTimeSeconds may ask for (docs/api.md).
 LONGEST_POLL = 60
 # Bounds for waits on real processes: far above what they take, so a slow machine passes.
@@ -343,6 +345,44 @@ def test_haproxy_routes_around_a_stopped_replica(cluster: Cluster, stop: signal.
     assert proxy.servers()["replica2"]["status"] == "UP"
 
 
+def test_a_stopping_replica_answers_its_long_poll_through_haproxy(cluster: Cluster) -> None:
+    """A long poll held by a replica told to stop is answered, neither cut nor left to run out."""
+    if not cluster.shared:
+        pytest.skip("a long poll through haproxy needs one store shared by the replicas")
+    proxy = cluster.haproxy
+    cluster.client.create_flow("waits", WAITING)
+    cluster.client.start_execution("waits", {}, name="held")
+    answers: list[object] = []
+
+    def poll() -> None:
+        with Client(proxy.endpoint, *ADMIN, timeout=30) as own:
+            try:
+                answers.append(own.describe_execution("waits", "held", wait_seconds=LONGEST_POLL))
+            except Exception as exc:  # reported by the assertion below
+                answers.append(exc)
+
+    waiting = threading.Thread(target=poll, daemon=True)
+    waiting.start()
+    deadline = time.monotonic() + UP_WITHIN
+    while True:
+        holding = [name for name, row in proxy.servers().items() if int(row["scur"]) > 0]
+        if holding:
+            break
+        assert time.monotonic() < deadline, "the long poll never reached a replica"
+        time.sleep(0.05)
+    stopping = cluster.replicas[int(holding[0].removeprefix("replica")) - 1]
+    stopping.send_signal(signal.SIGTERM)
+    # Half the poll's 60 s: a replica that let its long polls run out would not answer by then.
+    waiting.join(timeout=LONGEST_POLL / 2)
+    assert not waiting.is_alive(), "the stopping replica did not answer its pending long poll"
+    [answer] = answers
+    assert getattr(answer, "status", None) == "Running", answer
+    stopping.wait(timeout=EXIT_WITHIN)
+    assert stopping.returncode == 0
+    # The execution is still there for the replica that remains.
+    assert cluster.client.describe_execution("waits", "held").status == "Running"
+
+
 # -- the unit and the replica's configuration -------------------------------------------------
 
 
@@ -438,8 +478,6 @@ def test_deploy_md_quotes_the_examples() -> None:
 
 
 # -- backups of the embedded store, as docs/deploy.md shows them ------------------------------
-
-WAITING = "version: v1\ntype: flow\nsteps:\n  - type: wait\n    name: later\n    duration: 3600\n"
 
 
 @bounded(seconds=60)
