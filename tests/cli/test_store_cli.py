@@ -176,3 +176,30 @@ def test_ctrl_c_during_a_copy_exits_130_in_one_line(
     result = run("store", "copy", old_store, f"sqlite:///{tmp_path / 'new.db'}")
     assert result.exit_code == 130
     assert "nothing was written" in one_line(result, "Interrupted")
+
+
+def test_a_release_store_moves_to_postgresql_from_the_command_line(
+    old_store: str, postgres_url: str
+) -> None:
+    import psycopg
+
+    name = "rf_store_cli"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    target = postgres_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        copied = run("store", "copy", old_store, target, "--json")
+        assert copied.exit_code == 0, copied.output
+        assert json.loads(copied.stdout)["executions"] == 4
+        shown = run("store", "version", "--store", target, "--json")
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout)["store_version"] == SCHEMA_VERSION
+        upgraded = run("store", "upgrade", "--store", target)
+        assert upgraded.stdout.endswith(f": already at version {SCHEMA_VERSION}\n")
+        # Copying upgraded the source first, as a server would have.
+        source = run("store", "version", "--store", old_store).stdout
+        assert f"schema:  version {SCHEMA_VERSION}\n" in source
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
