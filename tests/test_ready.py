@@ -18,7 +18,7 @@ import httpx
 
 from relayflow.api import ApiApp, Authenticator
 from relayflow.engine import Engine, FunctionIntegration, Submitted, TaskRequest
-from relayflow.store import Transaction, open_store
+from relayflow.store import StoreError, Transaction, open_store
 from relayflow.testing import fdl
 
 QUEUE = "acs:mns:::/queues/q/messages"
@@ -190,3 +190,31 @@ def test_use_nonce_refuses_a_nonce_the_store_has_seen():
             await engine.close()
 
     assert run(scenario()) == [True, False, True]
+
+
+def test_a_store_that_cannot_be_used_answers_503_without_a_traceback(caplog):
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        engine = make_engine()
+        await engine.start()
+        store = engine.store
+        original = store.reader
+
+        @contextmanager
+        def reader() -> Iterator[Transaction]:
+            raise StoreError("the database at db.internal:5432 does not answer")
+            yield  # a generator, as the real one
+
+        store.reader = reader  # type: ignore[method-assign]
+        try:
+            async with client_for(engine) as client:
+                answer = await client.post("/", data={"Action": "DescribeFlow", "Name": "f"})
+            return answer.status_code, answer.json()
+        finally:
+            store.reader = original  # type: ignore[method-assign]
+            await engine.close()
+
+    status, doc = run(scenario())
+    assert (status, doc["Code"]) == (503, "ServiceUnavailable")
+    assert "db.internal:5432 does not answer" in doc["Message"]
+    logged = [r for r in caplog.records if "DescribeFlow failed" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is None  # one line, no traceback

@@ -28,6 +28,8 @@ from relayflow.api.actions import run_action
 from relayflow.api.auth import READ_ACTIONS, Authenticator, SharedNonces
 from relayflow.engine.engine import Engine
 from relayflow.errors import EngineError
+from relayflow.masking import mask_text
+from relayflow.store import StoreError
 
 __all__ = ["API_VERSION", "ApiApp"]
 
@@ -296,6 +298,21 @@ class ApiApp:
             result = await run_action(self.engine, action, params)
         except EngineError as exc:
             await self._error(send, exc, request_id)
+            return
+        except StoreError as exc:
+            # The database is away or refused: the caller may retry, here or on another
+            # replica. One line in the log, not a traceback per request.
+            message = mask_text(str(exc))
+            log.error("action %s failed (request %s): %s", action, request_id, message)
+            await self._error(
+                send,
+                EngineError(
+                    "ServiceUnavailable",
+                    f"the store cannot be used now: {message}; retry later",
+                    503,
+                ),
+                request_id,
+            )
             return
         except Exception:
             log.exception("action %s failed (request %s)", action, request_id)

@@ -87,16 +87,14 @@ class Engine:
             integrations=served(list(integrations)),
             limits=limits,
             token_secret=token_secret,
-            lease_seconds=store.default_lease_seconds if lease_seconds is None else lease_seconds,
+            lease_seconds=lease_seconds,
             poll_seconds=poll_seconds,
             clock=clock,
             plugins=plugins,
             definition_limits=definition_limits,
         )
         self._definitions = ThreadPoolExecutor(1, thread_name_prefix="relayflow-definitions")
-        # From `begin_shutdown` on, long polls answer at once and `accepting` is False.
-        self._closing = False
-        self._closing_signal: asyncio.Future[None] | None = None
+        self._closing = False  # `begin_shutdown` was called
         self._ping: asyncio.Future[str | None] | None = None
 
     @classmethod
@@ -139,7 +137,7 @@ class Engine:
     @property
     def accepting(self) -> bool:
         """Whether the engine runs and takes new work (False from `begin_shutdown` on)."""
-        return self._runtime.accepting and not self._closing
+        return self._runtime.accepting
 
     @property
     def closing(self) -> bool:
@@ -159,14 +157,8 @@ class Engine:
         that its readiness check fails and no caller waits out a long poll. Operations other
         than long polls still work until `close`.
         """
-        if self._closing:
-            return
         self._closing = True
-        if self._closing_signal is not None and not self._closing_signal.done():
-            self._closing_signal.set_result(None)
-        shutdown = getattr(self._runtime, "begin_shutdown", None)
-        if shutdown is not None:
-            shutdown()
+        self._runtime.begin_shutdown()
 
     async def close(self, grace_seconds: float = 5.0) -> None:
         """Stop taking new work; integrations still running get ``grace_seconds`` to finish.
@@ -406,7 +398,7 @@ class Engine:
                 "InvalidArgument", f"WaitTimeSeconds must be from 0 to 60, got {wait_seconds}"
             )
         info = await self._execution(flow_name, name)
-        if info.done or wait_seconds == 0 or self._closing:
+        if info.done or wait_seconds == 0:
             return info
         latest = info
 
@@ -415,18 +407,8 @@ class Engine:
             latest = await self._execution(flow_name, name)
             return latest.done
 
-        waiting = asyncio.ensure_future(
-            self._runtime.end_waiters.wait((flow_name, name), ended, wait_seconds)
-        )
-        if self._closing_signal is None:
-            self._closing_signal = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait((waiting, self._closing_signal), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiting.cancel()
-        if not waiting.done() or waiting.cancelled():  # shutting down: answer what is now
-            return await self._execution(flow_name, name)
-        waiting.result()
+        # After `begin_shutdown` the wait ends at once: `latest` is the state as it stands.
+        await self._runtime.end_waiters.wait((flow_name, name), ended, wait_seconds)
         return latest
 
     async def wait_for_execution(
@@ -437,7 +419,7 @@ class Engine:
         while True:
             wait = 60.0 if deadline is None else max(0.0, min(60.0, deadline - time.monotonic()))
             info = await self.describe_execution(flow_name, name, wait)
-            if info.done or wait == 0:
+            if info.done or wait == 0 or self._closing:  # a stopping engine waits no more
                 return info
 
     async def list_executions(
