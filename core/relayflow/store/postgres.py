@@ -3,9 +3,8 @@
 URL: `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (or `postgres://`). Options in the
 query string go to libpq: `?sslmode=verify-full&sslrootcert=/etc/ca.pem`, `connect_timeout`,
 `keepalives_idle`, `options=-csearch_path=relayflow` and the like. `${NAME}` anywhere in the URL
-is read from the environment (URL-quoted, so a password may hold any character; a URL that is
-exactly `${NAME}` is taken as it is). The password is never printed, logged or quoted in an
-error: messages name the store as `postgresql://USER@HOST:PORT/DATABASE`.
+is read from the environment (URL-quoted, so a password may hold any character). The password
+is never printed, logged or quoted in an error: messages name the store as `postgresql://USER@HOST:PORT/DATABASE`.
 
 The schema is made at the first open (`relayflow.store.postgres_schema`), safely when several
 replicas open an empty database at once. Needs psycopg 3: `pip install relayflow[postgresql]`.
@@ -83,8 +82,7 @@ _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _expand(url: str) -> str:
-    """Replace each `${NAME}` with the environment's value (URL-quoted inside a URL)."""
-    whole = _VARIABLE.fullmatch(url.strip())
+    """Replace each `${NAME}` with the environment's value, URL-quoted."""
 
     def value(match: re.Match[str]) -> str:
         found = os.environ.get(match[1])
@@ -92,7 +90,7 @@ def _expand(url: str) -> str:
             raise StoreError(
                 f"the store URL reads the environment variable {match[1]}, which is not set"
             )
-        return found if whole else quote(found, safe="")
+        return quote(found, safe="")
 
     return _VARIABLE.sub(value, url)
 
@@ -438,10 +436,15 @@ def _parse(url: str) -> tuple[str, str, dict[str, Any]]:
     try:
         parts = urlsplit(expanded)
         port = parts.port
+        # An unquoted @, / , ? or # in a password splits the URL elsewhere: refuse it rather
+        # than show a piece of the password as a host or a database.
+        if parts.fragment or "@" in parts.path or "@" in parts.query:
+            raise ValueError("unquoted character")
     except ValueError:
         raise StoreError(
             f"the store URL {scheme}://... is malformed; write "
-            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE, with @ / ? # : in the password "
+            "URL-quoted (%40 %2F %3F %23 %3A)"
         ) from None
     user = unquote(parts.username or "")
     password = unquote(parts.password or "")
@@ -470,8 +473,9 @@ def _parse(url: str) -> tuple[str, str, dict[str, Any]]:
     options = SESSION
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key not in LIBPQ_OPTIONS:
+            named = repr(key) if re.fullmatch(r"[A-Za-z_]{1,40}", key) else "an option"
             raise StoreError(
-                f"unknown option {key[:40]!r} in the store URL {shown}; the PostgreSQL store "
+                f"unknown option {named} in the store URL {shown}; the PostgreSQL store "
                 "passes libpq's options such as sslmode, sslrootcert, connect_timeout, options"
             )
         if key == "options":
