@@ -79,6 +79,7 @@ from replicas import (
     drop_database,
     postgres_pid,
     postgres_server,
+    settled_commits,
     start_redis,
     summary_ms,
 )
@@ -289,6 +290,11 @@ def bench_scaleout(
     )
     figures = run_cluster(cluster, args, others, full)
     figures["replicas"] = replicas
+    if store.startswith("postgres"):
+        # Over the cluster's life (schema, flow and every execution it ran), read once its
+        # replicas have exited and their backends have flushed their counts.
+        executions = args.count + (args.latency + args.sequential if full else 0)
+        figures["commits_per_execution"] = settled_commits(store) / executions
     return figures
 
 
@@ -471,6 +477,12 @@ def print_scaleout(figures: dict[str, Any]) -> None:
             ratios(key, "pg1", 0.85, f"PostgreSQL {key[2:]} replicas / 1 replica")
         p50 = figures["pg1"]["latency"]["report_to_next_message"]["p50_ms"]
         print(f"report -> next message p50, 1 replica on PostgreSQL: {p50:.2f} ms (target <= 3)")
+    pg = [k for k in keys if "commits_per_execution" in figures[k]]
+    if pg:
+        print(
+            "PostgreSQL commits per execution (first round, the whole cluster's life): "
+            + ", ".join(f"{k} {figures[k]['commits_per_execution']:.2f}" for k in pg)
+        )
     print("server exit codes: " + ", ".join(f"{k} {figures[k]['server_exit_code']}" for k in keys))
     print()
     print("CPU seconds spent during the first round's throughput run, per process:")

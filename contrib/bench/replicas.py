@@ -171,6 +171,19 @@ def commits(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def settled_commits(url: str, seconds: float = 5.0) -> int:
+    """`commits(url)` once two readings 0.3 s apart agree (each reading adds one)."""
+    last = commits(url)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = commits(url)
+        if now - last <= 1:
+            return last
+        last = now
+    return last
+
+
 # -- processes -------------------------------------------------------------------------------
 
 
