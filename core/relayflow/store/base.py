@@ -245,9 +245,18 @@ class Transaction(ABC):
     # -- outbox -------------------------------------------------------------------------------
     @abstractmethod
     def add_outbox(
-        self, execution_id: int, payload: dict[str, Any], owner: str, lease_until: float
+        self,
+        execution_id: int,
+        payload: dict[str, Any],
+        owner: str,
+        lease_until: float,
+        now: float | None = None,
     ) -> int:
-        """Add an effect to carry out, leased to its creator; return its id."""
+        """Add an effect to carry out, leased to its creator; return its id.
+
+        ``now`` is the caller's clock when it computed ``lease_until`` (None: `time.time()`),
+        for drivers that keep leases on their own clock.
+        """
 
     @abstractmethod
     def delete_outbox(self, outbox_id: int) -> bool:

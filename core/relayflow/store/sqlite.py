@@ -383,7 +383,12 @@ class _Tx(Transaction):
 
     # outbox
     def add_outbox(
-        self, execution_id: int, payload: dict[str, Any], owner: str, lease_until: float
+        self,
+        execution_id: int,
+        payload: dict[str, Any],
+        owner: str,
+        lease_until: float,
+        now: float | None = None,
     ) -> int:
         cur = self._write(
             "INSERT INTO outbox (execution_id, payload, lease_owner, lease_until) "
