@@ -4,6 +4,9 @@ The poll must be answered at once with the execution as it stands, and the proce
 cleanly well before the poll's 20 seconds are up (the bound asserted is 15 s: a bound far from
 the work, not a timing). Before this, the server waited the poll out.
 
+Both stores: SQLite, and PostgreSQL (a fresh database per test), where the server also
+listens for notifications and hands its leases back when it stops.
+
 The long poll goes over a raw socket, and the signal is sent only once the server has read the
 whole request from its socket (its receive queue in /proc/net/tcp is empty): from then on the
 outcome does not depend on how fast either side is.
@@ -16,6 +19,8 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -71,9 +76,27 @@ def _read_answer(sock: socket.socket) -> tuple[int, dict]:
     return int(lines[0].split()[1]), json.loads(body)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The server's store: a SQLite file in its folder, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield "sqlite:///relayflow.db"
+        return
+    import psycopg
+
+    server: str = request.getfixturevalue("postgres_url")
+    name = "rf_sigterm_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture()
-def server(tmp_path: Path):
-    (tmp_path / "relayflow.toml").write_text(config_text(), encoding="utf-8")
+def server(tmp_path: Path, store_url: str):
+    config = config_text().replace("sqlite:///relayflow.db", store_url)
+    (tmp_path / "relayflow.toml").write_text(config, encoding="utf-8")
     (tmp_path / "queue_plugin.py").write_text(QUEUE_PLUGIN, encoding="utf-8")
     process, port = start_server(tmp_path)
     try:
