@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*)
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench bench-cli soak fuzz clean
+.PHONY: install demo test lint typecheck unit bench bench-cli bench-replicas soak soak-replicas fuzz clean
 
 install: $(STAMP)
 
@@ -66,10 +66,25 @@ bench: install
 bench-cli: install
 	$(BIN)/python contrib/bench/bench_cli.py
 
+# Scale-out (issue 13): the engine and the seed scenario on a private PostgreSQL that the scripts
+# start and remove, 1 to 3 replicas behind contrib/bench/balancer.py with the embedded store as
+# the reference, and the takeover time after a SIGKILL; not part of `make bench`.
+bench-replicas: install
+	$(BIN)/python contrib/bench/bench_engine.py throughput --store pg --rounds 3
+	$(BIN)/python contrib/bench/bench_queue.py --store pg --replicas 3 --count 1000
+	$(BIN)/python contrib/bench/bench_takeover.py --lease 5 --poll 1
+
 # Longer runs of the crash test and the property-based tests; not part of `make test`.
 soak: install
 	RELAYFLOW_CRASH_KILLS=40 RELAYFLOW_HYPOTHESIS_EXAMPLES=2000 $(BIN)/pytest -q \
 		tests/test_crash.py tests/test_properties.py tests/test_interpreter_stateful.py
+
+# The multi-replica crash test (tests/replicas) with 1,000 executions, three times in a row;
+# not part of `make test`.
+soak-replicas: install
+	for run in 1 2 3; do \
+		RELAYFLOW_REPLICAS_EXECUTIONS=1000 $(BIN)/pytest -q tests/replicas || exit 1; \
+	done
 
 # Longer fuzzing against a real server (hostile requests and definitions), with new examples
 # each run (failures are kept in .hypothesis and tried first next time); not part of `make test`.
