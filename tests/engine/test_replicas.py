@@ -142,7 +142,7 @@ async def test_a_row_of_an_engine_that_stopped_working_is_taken_over_and_runs_on
         await a.start_execution("f", {}, name="e")
         await eventually(lambda: on_a, 5, "engine A to dispatch the task")
         # A stops renewing and claiming, as a frozen process would; its attempt never ends.
-        a._runtime.loops.halt()
+        await a._runtime.loops.stop()
         info = await b.describe_execution("f", "e", wait_seconds=1 + POLL + 15)
         assert (info.status, info.output) == ("Succeeded", {"by": "b"})
         assert [r.task_id for r in on_b] == [on_a[0].task_id]
@@ -376,3 +376,30 @@ async def test_begin_shutdown_answers_long_polls_and_close_hands_back_leases(
         done = await b.describe_execution("f", "e", wait_seconds=20)
         assert (done.status, done.output) == ("Succeeded", {"by": "b"})
         assert [r.task_id for r in on_b] == [on_a[0].task_id]
+
+
+@bounded(seconds=60)
+async def test_an_attempt_finishing_in_the_close_grace_keeps_its_lease(pg_url: str) -> None:
+    on_b: list[TaskRequest] = []
+    started = asyncio.Event()
+
+    async def slow(request: TaskRequest) -> Succeeded:
+        started.set()
+        await asyncio.sleep(2.0)  # twice the lease: only renewals keep it with A
+        return Succeeded({"by": "a"})
+
+    async def quick(request: TaskRequest) -> Succeeded:
+        on_b.append(request)
+        return Succeeded({"by": "b"})
+
+    a = make_engine({"demo:Work": slow}, store=pg_url, lease_seconds=1)
+    b = make_engine({"demo:Work": quick}, store=pg_url, lease_seconds=1)
+    async with running(a, b):
+        await a.create_flow("f", action_flow())
+        await a.start_execution("f", {}, name="e")
+        await asyncio.wait_for(started.wait(), 5)
+        a._runtime.begin_shutdown()
+        await a.close(grace_seconds=20)
+        info = await b.describe_execution("f", "e")
+        assert (info.status, info.output) == ("Succeeded", {"by": "a"})
+        assert on_b == []

@@ -121,7 +121,10 @@ class Committer:
         """Commit every job queued so far, then stop the loop and the store's threads."""
         if self._task is None:
             return
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:  # the store is failing; its callers were told
+            log.warning("the last jobs did not commit before the engine stopped")
         task, self._task = self._task, None
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -170,7 +170,7 @@ class Runtime:
         """
         self._shutting_down = True
         self.dispatcher.open = False
-        self.loops.halt()
+        self.loops.stop_claiming()
         self.end_waiters.close()
 
     async def close(self, grace_seconds: float = 5.0) -> None:
@@ -184,23 +184,23 @@ class Runtime:
             return
         self.begin_shutdown()
         self._stopping = True
+        await self.dispatcher.drain(grace_seconds)  # the recovery loop renews meanwhile
         await self.loops.stop()
-        await self.dispatcher.drain(grace_seconds)
         if self._listener is not None:
             try:
                 await self._listener.close()
             except Exception:  # closing goes on: the store must still be released
                 log.exception("the store's listener failed to close")
             self._listener = None
-        await self.committer.flush()
         owner = self.applier.owner
 
         def release(tx: Transaction) -> None:
             tx.release_leases(owner)
 
         try:
+            await self.committer.flush()  # outcomes of the grace period first
             await self.committer.alone(release)
-        except Exception:  # the leases then run out by themselves
+        except Exception:  # the store is failing: the leases run out by themselves
             log.exception("could not hand back this engine's leases")
         await self.committer.stop()
         self._running = False

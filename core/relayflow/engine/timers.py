@@ -65,26 +65,35 @@ class Loops:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._claiming = False
 
     def start(self) -> None:
         """Start both loops."""
         self._wake = asyncio.Event()  # bound to the running loop
         self._stopping = False
+        self._claiming = True
         self._tasks = [
             asyncio.create_task(self._timer_loop(), name="relayflow-timers"),
             asyncio.create_task(self._recovery_loop(), name="relayflow-recovery"),
         ]
 
-    def halt(self) -> None:
-        """Stop claiming and firing at once (the engine is shutting down); see `stop`."""
-        self._stopping = True
-        for task in self._tasks:
-            task.cancel()
+    def stop_claiming(self) -> None:
+        """Take no more work (the engine is shutting down): no timers, no outbox claims.
+
+        The leases of the rows being dispatched are still renewed until `stop`, so that
+        attempts finishing in the close's grace period are not dispatched again elsewhere.
+        """
+        self._claiming = False
+        if self._tasks:
+            self._tasks[0].cancel()  # the timer loop
 
     async def stop(self) -> None:
         """Cancel both loops and wait for them to end."""
-        self.halt()
+        self._stopping = True
+        self._claiming = False
         tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _poll(self) -> float:
@@ -169,7 +178,9 @@ class Loops:
         next_claim = next_renew = time.monotonic()
         while True:
             now = time.monotonic()
-            if now >= next_claim:
+            if not self._claiming:
+                next_claim = now + renew_every  # only renewals from now on
+            elif now >= next_claim:
                 rows = await self._committer.alone(self._claim_outbox)
                 unreadable = [row for row in rows if row.unreadable]
                 if unreadable:
