@@ -96,8 +96,7 @@ class NonceCache:
 
     Only a hash of each nonce is kept (about 70 bytes a nonce). A hash collision can only
     refuse a request as a replay, never let a replay through, and only within one key.
-    The seam for sharing nonces between replicas: another implementation of
-    `check_and_remember`.
+    Replicas share their nonces through the store beside it (`Authenticator.check_shared`).
     """
 
     def __init__(self, per_key: int, slice_seconds: float) -> None:
