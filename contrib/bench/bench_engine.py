@@ -189,7 +189,11 @@ async def bench_steps(stores: Stores) -> dict[str, Any]:
     return results
 
 
-async def bench_throughput(stores: Stores, executions: int, steps: int) -> dict[str, Any]:
+async def bench_throughput(stores: Stores | str, executions: int, steps: int) -> dict[str, Any]:
+    """Step transitions per second; ``stores`` may be SQLite's `synchronous` setting alone
+    (count_transitions.py passes "normal")."""
+    if isinstance(stores, str):
+        stores = Stores(None, stores)
     with stores.fresh() as url:
         engine = new_engine(url)
         async with engine:
