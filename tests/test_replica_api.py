@@ -70,10 +70,12 @@ def replicas(
             servers.append(ApiServer(folder, port, process))
         yield servers[0], servers[1]
     finally:
+        codes = []
         for server in servers:
             server.http.close()
-            code = stop_server(server.process)
-            assert code == 0, f"a replica exited with {code} on SIGTERM:\n{server.log()}"
+            codes.append(stop_server(server.process))
+    for server, code in zip(servers, codes, strict=True):
+        assert code == 0, f"{server.folder.name} exited with {code} on SIGTERM:\n{server.log()}"
     for server in servers:
         bad = [line for line in server.log().splitlines() if re.search(r"Traceback| ERROR ", line)]
         assert not bad, f"{server.folder.name} logged errors:\n{server.log()[-5000:]}"
