@@ -229,11 +229,17 @@ def test_a_new_store_records_this_version(tmp_path: Path) -> None:
     memory.close()
 
 
-def test_an_opening_that_upgrades_says_from_which_version(release_1: Path) -> None:
-    store = open_store(url(release_1))
+def test_an_opening_that_upgrades_says_from_which_version(
+    release_1: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="relayflow.store"):
+        store = open_store(url(release_1))
     assert isinstance(store, SQLiteStore)
     assert (store.schema_version, store.upgraded_from) == (SCHEMA_VERSION, 1)
     store.close()
+    assert caplog.messages == [
+        f"upgraded the store {release_1} from schema version 1 to {SCHEMA_VERSION}"
+    ]
 
 
 def test_upgrade_plans_run_every_step_above_the_store_in_order() -> None:

@@ -119,12 +119,8 @@ class _Tx(Transaction):
 
     def use_nonce(self, key: str, now: float, window: float) -> bool:
         self._write("DELETE FROM nonces WHERE seen < ?", (now - window,))
-        return (
-            self._write(
-                "INSERT OR IGNORE INTO nonces (key, seen) VALUES (?, ?)", (key, now)
-            ).rowcount
-            > 0
-        )
+        cur = self._write("INSERT OR IGNORE INTO nonces (key, seen) VALUES (?, ?)", (key, now))
+        return cur.rowcount > 0
 
     # flows
     def get_flow(self, name: str, *, lock: bool = False) -> FlowRow | None:
@@ -578,6 +574,7 @@ class SQLiteStore(Store):
         self.schema_version = SCHEMA_VERSION
         if upgraded_from is not None:
             self.upgraded_from = upgraded_from
+            sqlite_file.log_upgrade(self._where, upgraded_from)
         return upgraded_from
 
     def acquire_engine_lock(self) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import secrets
 import sqlite3
@@ -45,6 +46,7 @@ __all__ = [
     "check_database",
     "damaged",
     "lock",
+    "log_upgrade",
     "mark_store",
     "parse_url",
     "prepare",
@@ -101,6 +103,8 @@ UPGRADES: Final[Upgrades] = {
         "CREATE INDEX nonces_seen ON nonces (seen)",
     ),
 }
+
+log = logging.getLogger("relayflow.store")
 
 # `PRAGMA application_id` of relayflow stores ("RFLW"), so that tools such as file(1) and the
 # check at opening tell them from other SQLite databases.
@@ -308,6 +312,11 @@ def settle_schema(db: sqlite3.Connection, where: str) -> int | None:
             f"{SCHEMA_VERSION} ({exc}); it was left at version {found}"
         ) from None
     return found
+
+
+def log_upgrade(where: str, found: int) -> None:
+    """Say in the log that the store was upgraded (after its transaction committed)."""
+    log.info("upgraded the store %s from schema version %d to %d", where, found, SCHEMA_VERSION)
 
 
 def _run(db: sqlite3.Connection, script: str) -> None:
