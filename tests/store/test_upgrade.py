@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,6 +199,41 @@ def test_an_upgrade_interrupted_midway_leaves_the_store_as_it_was(
     monkeypatch.undo()
     open_store(url(release_1)).close()  # and it upgrades later
     assert "nonces" in tables(release_1)
+
+
+CRASHING_UPGRADE = """
+import sys, time
+from relayflow.store import open_store, sqlite_file
+
+def plan(found, steps, where):
+    yield sqlite_file.UPGRADES[2][0]
+    print("midway", flush=True)
+    time.sleep(60)  # killed here
+    yield from ()
+
+sqlite_file.upgrade_plan = plan
+open_store(sys.argv[1])
+"""
+
+
+def test_a_process_killed_midway_through_an_upgrade_leaves_the_store_as_it_was(
+    release_1: Path,
+) -> None:
+    before = shape(release_1)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_UPGRADE, url(release_1)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "midway\n"
+    finally:
+        child.kill()
+        child.wait(30)
+    assert shape(release_1) == before
+    assert "schema_version" not in meta(release_1)
+    assert upgrade(url(release_1)).sentence() == f"upgraded from version 1 to {SCHEMA_VERSION}"
 
 
 def test_an_upgrade_waits_for_no_running_engine(release_1: Path) -> None:
