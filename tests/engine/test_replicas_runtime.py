@@ -22,7 +22,7 @@ from relayflow.engine.batches import END_CHANNEL, TxContext, end_payload, ended_
 from relayflow.engine.runtime import Runtime
 from relayflow.engine.waiters import EndWaiters
 from relayflow.errors import EngineError
-from relayflow.store import StoreConflict, Transaction, open_store
+from relayflow.store import StoreConflict, StoreError, Transaction, open_store
 from relayflow.store.sqlite import SQLiteStore
 from relayflow.testing import EngineFactory, bounded, eventually, make_engine
 from tests.engine.helpers import CALLBACK, QUEUE, Worker, action_flow
@@ -258,3 +258,32 @@ async def test_a_refusal_is_not_mistaken_for_a_conflict() -> None:
         with pytest.raises(EngineError):
             await eng._runtime.committer.submit(refuse)
         assert runs == [1]
+
+
+@bounded
+async def test_a_store_outage_is_logged_once_per_loop_and_so_is_its_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "relayflow.engine")
+    async with make_engine() as eng:
+        store = eng.store
+        real = store.transaction
+        tries: list[int] = []
+        down = True
+
+        def transaction() -> Any:
+            if down:
+                tries.append(1)
+                raise StoreError("cannot connect to the database (a test's)")
+            return real()
+
+        store.transaction = transaction  # type: ignore[method-assign]
+        # Both loops fail several rounds each (they poll every 0.1 s).
+        await eventually(lambda: len(tries) >= 8, what="the loops to fail a few rounds")
+        assert caplog.text.count("the store cannot be used") == 2
+        assert "Traceback" not in caplog.text
+        down = False
+        await eventually(
+            lambda: caplog.text.count("the store works again") == 2, what="both loops to recover"
+        )
+        store.transaction = real  # type: ignore[method-assign]

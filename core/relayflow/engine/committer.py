@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from relayflow.engine.batches import Isolate, Job, TxContext, nothing, run_batch
-from relayflow.store import Store, StoreConflict, Transaction
+from relayflow.store import Store, StoreConflict, StoreError, Transaction
 
 __all__ = ["BATCH_LIMIT", "CONFLICT_RETRIES", "Committer"]
 
@@ -196,7 +196,12 @@ class Committer:
                 log.error("store transaction aborted %d times; giving up: %s", attempt + 1, exc)
                 self._fail(batch, exc)
                 return
-            except Exception as exc:  # the whole transaction failed: tell every caller
+            except StoreError as exc:  # the database failed it (or is away): tell every caller
+                self._after_rollback()
+                log.error("store transaction failed: %s", exc)
+                self._fail(batch, exc)
+                return
+            except Exception as exc:  # a bug: the same, with its traceback
                 self._after_rollback()
                 log.exception("store transaction failed")
                 self._fail(batch, exc)

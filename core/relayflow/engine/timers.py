@@ -27,7 +27,8 @@ from relayflow.engine.batches import TxContext
 from relayflow.engine.committer import Committer
 from relayflow.engine.dispatch import Dispatcher
 from relayflow.engine.model import TimerFired
-from relayflow.store import OutboxRow, TimerRow, Transaction
+from relayflow.errors import first_line
+from relayflow.store import OutboxRow, StoreError, TimerRow, Transaction
 
 __all__ = ["CLAIM_BATCH", "TIMER_BATCH", "Loops"]
 
@@ -66,6 +67,7 @@ class Loops:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._claiming = False
+        self._failing: set[str] = set()  # loops whose last round the store failed
 
     def start(self) -> None:
         """Start both loops."""
@@ -112,11 +114,31 @@ class Loops:
                 await round()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except StoreError as exc:
                 if self._stopping:  # the store may be gone already
+                    return
+                # An outage of the database: one line when it begins (and one when it ends,
+                # see `_store_works`), not a traceback every poll.
+                if what not in self._failing:
+                    self._failing.add(what)
+                    log.warning(
+                        "%s loop: the store cannot be used (%s); trying again every %g s",
+                        what,
+                        first_line(exc),
+                        self._poll_seconds,
+                    )
+                await asyncio.sleep(self._poll_seconds)
+            except Exception:
+                if self._stopping:
                     return
                 log.exception("%s loop: will try again", what)
                 await asyncio.sleep(self._poll_seconds)
+
+    def _store_works(self, what: str) -> None:
+        """A loop's transaction went through: say so once if the store had been failing."""
+        if what in self._failing:
+            self._failing.discard(what)
+            log.warning("%s loop: the store works again", what)
 
     # -- timers -------------------------------------------------------------------------------
 
@@ -127,6 +149,7 @@ class Loops:
         while True:
             self._wake.clear()
             due = await self._committer.alone(self._claim_timers)
+            self._store_works("timer")
             if due:
                 await self._committer.submit(self._fire(due))
             if len(due) >= TIMER_BATCH:
@@ -182,6 +205,7 @@ class Loops:
                 next_claim = now + renew_every  # only renewals from now on
             elif now >= next_claim:
                 rows = await self._committer.alone(self._claim_outbox)
+                self._store_works("recovery")
                 unreadable = [row for row in rows if row.unreadable]
                 if unreadable:
                     await self._committer.submit(self._set_aside(unreadable))
