@@ -246,3 +246,22 @@ def test_both_replicas_are_ready(replicas):
     for server in replicas:
         answer = server.http.get("/ready")
         assert (answer.status_code, answer.json()) == (200, {"Status": "ok"})
+
+
+def test_ready_fails_while_the_database_does_not_answer_and_recovers(replicas, database):
+    import psycopg
+
+    a, b = replicas
+    # /ready's read waits for this lock: to the replicas the database hangs.
+    with psycopg.connect(database) as blocker:
+        blocker.execute("LOCK TABLE meta IN ACCESS EXCLUSIVE MODE")
+        for server in (a, b):
+            answer = server.http.get("/ready")
+            assert (answer.status_code, answer.json()["Status"]) == (503, "unavailable")
+        assert b.http.get("/health").status_code == 200  # the process itself is fine
+        blocker.rollback()
+    deadline = time.monotonic() + BOUND
+    for server in (a, b):
+        while (answer := server.http.get("/ready")).status_code != 200:
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.05)
