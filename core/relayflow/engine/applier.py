@@ -287,7 +287,9 @@ class Applier:
                 # engine can dispatch it with nothing but the row.
                 payload = {f: getattr(effect, f) for f in InvokeTask.__slots__}
                 payload["flow_name"], payload["execution_name"] = row.flow_name, row.name
-                outbox_id = tx.add_outbox(row.id, payload, self.owner, now + self.lease_seconds)
+                outbox_id = tx.add_outbox(
+                    row.id, payload, self.owner, now + self.lease_seconds, now=now
+                )
                 ctx.outbox.append(OutboxRow(outbox_id, row.id, payload))
             elif isinstance(effect, StartTimer):
                 tx.add_timer(TimerRow(row.id, effect.timer_id, effect.fire_at, effect.kind))
