@@ -27,13 +27,16 @@ from typing import Any, TypeVar
 from relayflow.engine.batches import Isolate, Job, TxContext, nothing, run_batch
 from relayflow.store import Store, StoreConflict, StoreError, Transaction
 
-__all__ = ["BATCH_LIMIT", "CONFLICT_RETRIES", "Committer"]
+__all__ = ["BATCH_LIMIT", "CONFLICT_RETRIES", "SHARED_BATCH_LIMIT", "Committer"]
 
 log = logging.getLogger("relayflow.engine")
 
 T = TypeVar("T")
 
 BATCH_LIMIT = 1024
+#: The same where several engines share the store: a batch holds its executions' row locks
+#: until it commits, and other engines may be waiting for them.
+SHARED_BATCH_LIMIT = 256
 #: How many times a batch the database aborted runs again before its jobs run one by one.
 CONFLICT_RETRIES = 3
 #: The same for one job alone in its transaction (after that its caller gets the conflict).
@@ -68,6 +71,7 @@ class Committer:
         self._store = store
         self._after_commit = after_commit
         self._after_rollback = after_rollback
+        self._batch_limit = BATCH_LIMIT if store.single_engine else SHARED_BATCH_LIMIT
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="relayflow-store")
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="relayflow-read")
         self._queue: asyncio.Queue[Job[Any]] | None = None
@@ -167,7 +171,7 @@ class Committer:
         queue = self._queue
         while True:
             batch = [await queue.get()]
-            while len(batch) < BATCH_LIMIT and not queue.empty():
+            while len(batch) < self._batch_limit and not queue.empty():
                 batch.append(queue.get_nowait())
             await self._commit(batch, CONFLICT_RETRIES)
 
