@@ -94,8 +94,14 @@ def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture()
-def server(tmp_path: Path, store_url: str):
-    config = config_text().replace("sqlite:///relayflow.db", store_url)
+def server_keys() -> dict[str, float]:
+    """More `[server]` keys for the test's server (a test parametrizes it to change them)."""
+    return {}
+
+
+@pytest.fixture()
+def server(tmp_path: Path, store_url: str, server_keys: dict[str, float]):
+    config = config_text(server=server_keys).replace("sqlite:///relayflow.db", store_url)
     (tmp_path / "relayflow.toml").write_text(config, encoding="utf-8")
     (tmp_path / "queue_plugin.py").write_text(QUEUE_PLUGIN, encoding="utf-8")
     process, port = start_server(tmp_path)
@@ -166,4 +172,38 @@ def test_ready_is_never_200_once_the_server_is_stopping(server):
         else:
             assert answer.status_code == 503, answer.text
             assert answer.json()["Status"] == "stopping"
+    assert process.wait(timeout=EXIT_BOUND) == 0
+
+
+@pytest.mark.parametrize("server_keys", [{"drain_seconds": 600}])
+def test_a_draining_server_serves_with_ready_failing_until_a_second_signal(server):
+    folder, process, port = server
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        created = http.post(
+            "/", data={"Action": "CreateFlow", "Name": "f", "Definition": TOKEN_FLOW}
+        )
+        assert created.status_code == 200, created.text
+        process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + EXIT_BOUND
+        while "drain_seconds" not in (folder / "server.log").read_text(errors="replace"):
+            assert time.monotonic() < deadline, "the server did not log that it drains"
+            time.sleep(0.01)
+        # Draining: /ready fails, the API still answers, long polls do not wait.
+        ready = http.get("/ready")
+        assert (ready.status_code, ready.json()["Status"]) == (503, "stopping")
+        started = http.post(
+            "/", data={"Action": "StartExecution", "FlowName": "f", "ExecutionName": "late"}
+        )
+        assert started.status_code == 200, started.text
+        polled = http.post(
+            "/",
+            data={
+                "Action": "DescribeExecution",
+                "FlowName": "f",
+                "ExecutionName": "late",
+                "WaitTimeSeconds": "20",
+            },
+        )
+        assert (polled.status_code, polled.json()["Status"]) == (200, "Running")
+    process.send_signal(signal.SIGTERM)  # the second signal ends the 600 s drain
     assert process.wait(timeout=EXIT_BOUND) == 0

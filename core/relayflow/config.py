@@ -159,6 +159,9 @@ class ServerConfig(BaseModel):
     # never forgotten earlier; a key that has this many kept is throttled instead.
     max_nonces_per_key: int = Field(default=2_000_000, ge=1)
     max_nonce_length: int = Field(default=128, ge=16, le=4096)
+    # After a stop signal, how long to go on serving (with /ready failing) so that a load
+    # balancer stops sending calls before the listener closes.
+    drain_seconds: float = Field(default=0.0, ge=0, le=600)
 
 
 class ClientConfig(BaseModel):

@@ -1,10 +1,11 @@
 """`relayflow server`: the engine and its HTTP API in one process, until SIGTERM or SIGINT.
 
 Told to stop, a server at once answers `/ready` with 503 (so that a load balancer sends its
-traffic elsewhere) and answers its pending long polls with the execution as it stands; then it
+traffic elsewhere) and answers its pending long polls with the execution as it stands. It goes
+on serving for `[server] drain_seconds` (0 by default), time for the balancer to notice; then it
 stops taking connections, finishes the requests under way, and closes the engine, which gives
 running integration calls a third of the lease to finish and hands back its leases. A second
-signal skips the wait for requests under way.
+signal ends the drain and skips the wait for requests under way.
 """
 
 from __future__ import annotations
@@ -404,10 +405,11 @@ async def serve(
             timeout_graceful_shutdown=max(1, math.ceil(grace)),
         )
     )
-    stop = asyncio.Event()
+    stop, hurry = asyncio.Event(), asyncio.Event()
 
     def on_signal() -> None:
-        if stop.is_set():  # a second signal: do not wait for the requests under way
+        if stop.is_set():  # a second signal: no drain, no wait for the requests under way
+            hurry.set()
             server.force_exit = True
             return
         engine.begin_shutdown()  # /ready fails and long polls answer, before anything else
@@ -433,11 +435,23 @@ async def serve(
     if ready is not None:
         ready.set()
     stopping = asyncio.create_task(stop.wait())
+    hurrying = asyncio.create_task(hurry.wait())
     try:
         await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set() and settings.drain_seconds > 0:
+            log.info(
+                "stopping: /ready answers 503; serving %g s more (server.drain_seconds)",
+                settings.drain_seconds,
+            )
+            await asyncio.wait(
+                [serving, hurrying],
+                timeout=settings.drain_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         log.info("stopping: finishing in-flight requests and work")
     finally:
         stopping.cancel()
+        hurrying.cancel()
         engine.begin_shutdown()
         server.should_exit = True
         await asyncio.gather(serving, return_exceptions=True)
