@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 
 from relayflow.engine import Engine, FunctionIntegration, TaskRequest
-from relayflow.engine.batches import END_CHANNEL, TxContext, end_payload, ended_keys
+from relayflow.engine.batches import (
+    END_CHANNEL,
+    Job,
+    TxContext,
+    end_payload,
+    ended_keys,
+    lock_order,
+)
 from relayflow.engine.runtime import Runtime
 from relayflow.engine.waiters import EndWaiters
 from relayflow.errors import EngineError
@@ -287,3 +294,35 @@ async def test_a_store_outage_is_logged_once_per_loop_and_so_is_its_end(
             lambda: caplog.text.count("the store works again") == 2, what="both loops to recover"
         )
         store.transaction = real  # type: ignore[method-assign]
+
+
+def test_keyed_jobs_run_in_execution_order_and_the_others_keep_their_places() -> None:
+    def job(name: str, key: tuple[str, str] | None) -> Job[Any]:
+        return Job(lambda tx, ctx: name, None, key=key)
+
+    batch = [
+        job("b1", ("f", "b")),
+        job("plain", None),
+        job("a", ("f", "a")),
+        job("b2", ("f", "b")),
+        job("last", None),
+    ]
+    lock_order(batch)
+    names = [j.fn(None, None) for j in batch]  # type: ignore[arg-type]
+    assert names == ["a", "plain", "b1", "b2", "last"]
+
+
+@bounded
+async def test_an_engine_sharing_its_store_runs_a_batch_in_lock_order() -> None:
+    store = NotifyingStore("memory://")
+    async with Engine(store, poll_seconds=0.1) as eng:
+        committer = eng._runtime.committer
+        ran: list[str] = []
+
+        def job(name: str) -> Callable[[Transaction, TxContext], None]:
+            return lambda tx, ctx: ran.append(name)
+
+        await asyncio.gather(
+            *(committer.submit(job(n), key=("f", n)) for n in ("c", "a", "b")),
+        )
+        assert ran == ["a", "b", "c"]

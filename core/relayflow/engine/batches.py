@@ -24,6 +24,7 @@ __all__ = [
     "TxContext",
     "end_payload",
     "ended_keys",
+    "lock_order",
     "nothing",
     "run_batch",
 ]
@@ -111,8 +112,29 @@ class Job(Generic[T]):
     fn: Callable[[Transaction, TxContext], T]
     future: asyncio.Future[T] | None
     atomic: bool = True
+    #: The execution the job locks first, ``(flow, name)``, when known (see `lock_order`).
+    key: tuple[str, str] | None = None
     result: Any = None
     error: BaseException | None = None
+
+
+def lock_order(batch: list[Job[Any]]) -> None:
+    """Put the jobs of ``batch`` that name their execution in ``(flow, name)`` order, in place.
+
+    Engines sharing a store then lock executions in one order, so that two batches on two
+    engines cannot each hold an execution the other waits for (a deadlock costs the database's
+    deadlock timeout, a second by default, before one of them is aborted). Only the places of
+    keyed jobs are reordered: jobs without a key (such as the writer's `nothing`, which must
+    stay behind what was queued before it) keep theirs. Jobs of one execution keep their
+    order, and jobs of different callers were concurrent, so any order of them is one a client
+    could have seen.
+    """
+    places = [i for i, job in enumerate(batch) if job.key is not None]
+    if len(places) < 2:
+        return
+    keyed = sorted((batch[i] for i in places), key=lambda job: job.key or ("", ""))
+    for i, job in zip(places, keyed, strict=True):
+        batch[i] = job
 
 
 def run_batch(store: Store, batch: list[Job[Any]], ctx: TxContext, isolated: bool = False) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from relayflow.engine.batches import Isolate, Job, TxContext, nothing, run_batch
+from relayflow.engine.batches import Isolate, Job, TxContext, lock_order, nothing, run_batch
 from relayflow.store import Store, StoreConflict, StoreError, Transaction
 
 __all__ = ["BATCH_LIMIT", "CONFLICT_RETRIES", "SHARED_BATCH_LIMIT", "Committer"]
@@ -72,6 +72,7 @@ class Committer:
         self._after_commit = after_commit
         self._after_rollback = after_rollback
         self._batch_limit = BATCH_LIMIT if store.single_engine else SHARED_BATCH_LIMIT
+        self._ordered = not store.single_engine  # one writer needs no lock order
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="relayflow-store")
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="relayflow-read")
         self._queue: asyncio.Queue[Job[Any]] | None = None
@@ -135,27 +136,40 @@ class Committer:
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
 
-    async def submit(self, fn: Callable[[Transaction, TxContext], T], *, atomic: bool = True) -> T:
+    async def submit(
+        self,
+        fn: Callable[[Transaction, TxContext], T],
+        *,
+        atomic: bool = True,
+        key: tuple[str, str] | None = None,
+    ) -> T:
         """Run ``fn`` in a write transaction; return its result once it has committed.
 
         With ``atomic`` (the default) an `EngineError` raised by ``fn`` undoes what ``fn`` wrote
         and reaches the caller, while the other jobs of the same transaction go on. Pass
         ``atomic=False`` for internal jobs that never refuse, to spare the savepoint.
+
+        ``key`` names the execution ``fn`` locks first, ``(flow, name)``: where engines share
+        the store, a batch runs its keyed jobs in key order so that engines lock executions
+        in one order (`relayflow.engine.batches.lock_order`). ``fn`` may run more than once
+        (after a conflict): it must be a function of its transaction and context alone.
         """
         if self._queue is None or self._task is None:
             raise RuntimeError("the engine is not running; call start() first")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(Job(fn, future, atomic=atomic))
+        self._queue.put_nowait(Job(fn, future, atomic=atomic, key=key))
         return await future
 
-    def enqueue(self, fn: Callable[[Transaction, TxContext], None]) -> None:
+    def enqueue(
+        self, fn: Callable[[Transaction, TxContext], None], key: tuple[str, str] | None = None
+    ) -> None:
         """Queue an internal job that nobody waits for (its failure is only logged).
 
         Used for task outcomes: if the transaction fails, the outbox row stays and is
-        dispatched again when its lease runs out.
+        dispatched again when its lease runs out. ``key`` is as for `submit`.
         """
         if self._queue is not None and self._task is not None:
-            self._queue.put_nowait(Job(fn, None, atomic=False))
+            self._queue.put_nowait(Job(fn, None, atomic=False, key=key))
 
     async def read(self, fn: Callable[[Transaction], T]) -> T:
         """Run ``fn`` on a read-only view of the store."""
@@ -173,6 +187,8 @@ class Committer:
             batch = [await queue.get()]
             while len(batch) < self._batch_limit and not queue.empty():
                 batch.append(queue.get_nowait())
+            if self._ordered:
+                lock_order(batch)
             await self._commit(batch, CONFLICT_RETRIES)
 
     async def _commit(self, batch: list[Job[Any]], retries: int) -> None:

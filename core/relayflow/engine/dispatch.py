@@ -21,9 +21,15 @@ from relayflow.engine.outcomes import outcome_command
 from relayflow.errors import ERROR_RUNTIME
 from relayflow.store import OutboxRow, Transaction
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "execution_key"]
 
 log = logging.getLogger("relayflow.engine")
+
+
+def execution_key(row: OutboxRow) -> tuple[str, str] | None:
+    """The execution an outbox row belongs to, ``(flow, name)``, if its payload says."""
+    flow, name = row.payload.get("flow_name"), row.payload.get("execution_name")
+    return (flow, name) if isinstance(flow, str) and isinstance(name, str) else None
 
 
 class Dispatcher:
@@ -91,7 +97,9 @@ class Dispatcher:
             request = TaskRequest(**row.payload)
         except TypeError as exc:  # written by a bug or damaged: set aside, never retried forever
             reason = f"TypeError: {exc}"
-            self._committer.enqueue(lambda tx, ctx: self.set_aside(tx, ctx, row, reason))
+            self._committer.enqueue(
+                lambda tx, ctx: self.set_aside(tx, ctx, row, reason), execution_key(row)
+            )
             return
         if self._hooks is not None:
             request = self._hooks.prepare_request(request)
@@ -120,7 +128,9 @@ class Dispatcher:
                 outcome = Failed(ERROR_RUNTIME, f"{type(exc).__name__}: {exc}")
         if self._hooks is not None:
             self._hooks.task_outcome(request, outcome)
-        self._committer.enqueue(lambda tx, ctx: self._complete(tx, ctx, row, outcome))
+        self._committer.enqueue(
+            lambda tx, ctx: self._complete(tx, ctx, row, outcome), execution_key(row)
+        )
 
     def _complete(
         self, tx: Transaction, ctx: TxContext, row: OutboxRow, outcome: TaskOutcome
