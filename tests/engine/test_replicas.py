@@ -403,3 +403,38 @@ async def test_an_attempt_finishing_in_the_close_grace_keeps_its_lease(pg_url: s
         info = await b.describe_execution("f", "e")
         assert (info.status, info.output) == ("Succeeded", {"by": "a"})
         assert on_b == []
+
+
+TWO_STEPS = fdl(f"""
+- type: task
+  name: first
+  resourceArn: {QUEUE}
+  pattern: waitForCallback
+- type: task
+  name: second
+  action: demo:Work
+""")
+
+
+@bounded(seconds=60)
+async def test_a_task_made_by_a_stopping_engine_goes_to_another_at_once(pg_url: str) -> None:
+    worker = Worker()
+    on_b: list[TaskRequest] = []
+
+    async def quick(request: TaskRequest) -> Succeeded:
+        on_b.append(request)
+        return Succeeded({"by": "b"})
+
+    # A lease of a minute: only an unleased row lets B take the task within the test.
+    a = make_engine({QUEUE: worker.queue}, store=pg_url, lease_seconds=60)
+    b = make_engine({"demo:Work": quick}, store=pg_url, lease_seconds=60)
+    async with running(a, b):
+        await a.create_flow("f", TWO_STEPS)
+        await a.start_execution("f", {}, name="e")
+        request = await worker.take()
+        a._runtime.begin_shutdown()
+        # A still answers the requests under way; the task that follows is B's to run.
+        await a.report_task_succeeded(request.token, {})
+        info = await b.describe_execution("f", "e", wait_seconds=20)
+        assert (info.status, info.output) == ("Succeeded", {"by": "b"})
+        assert [r.step_name for r in on_b] == ["second"]

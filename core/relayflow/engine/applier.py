@@ -86,6 +86,9 @@ class Applier:
         self.observed = observed
         #: The HMAC secret for task tokens; the runtime sets it when it starts.
         self.secret = b""
+        #: Whether new outbox rows stay leased to this engine (which dispatches them at once).
+        #: False once it shuts down: its new rows are then free for other engines at once.
+        self.keeps_new_work = True
         # A stored definition passed the size budget when it was made: lowering it later must
         # not stop its executions.
         self._stored_limits = replace(definition_limits, max_bytes=1 << 30)
@@ -287,9 +290,8 @@ class Applier:
                 # engine can dispatch it with nothing but the row.
                 payload = {f: getattr(effect, f) for f in InvokeTask.__slots__}
                 payload["flow_name"], payload["execution_name"] = row.flow_name, row.name
-                outbox_id = tx.add_outbox(
-                    row.id, payload, self.owner, now + self.lease_seconds, now=now
-                )
+                until = now + self.lease_seconds if self.keeps_new_work else now
+                outbox_id = tx.add_outbox(row.id, payload, self.owner, until, now=now)
                 ctx.outbox.append(OutboxRow(outbox_id, row.id, payload))
             elif isinstance(effect, StartTimer):
                 tx.add_timer(TimerRow(row.id, effect.timer_id, effect.fire_at, effect.kind))

@@ -164,12 +164,15 @@ class Runtime:
 
         From now on `accepting` is False (a load balancer's readiness check sees it), pending
         and later long polls return promptly with the execution's current state, no new
-        outbox rows are dispatched and the loops stop claiming. What is being dispatched goes
-        on; `close` then waits for it and hands the remaining leases back. Safe to call
-        more than once, and from a signal handler on the event loop (it does not block).
+        outbox rows are dispatched and the loops stop claiming. Requests still served write
+        their task attempts unleased, for other engines to take at once. What is being
+        dispatched goes on; `close` then waits for it and hands the remaining leases back.
+        Safe to call more than once, and from a signal handler on the event loop (it does not
+        block).
         """
         self._shutting_down = True
         self.dispatcher.open = False
+        self.applier.keeps_new_work = False  # requests still served: their tasks go to peers
         self.loops.stop_claiming()
         self.end_waiters.close()
 
