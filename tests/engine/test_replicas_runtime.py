@@ -136,14 +136,16 @@ class NotifyingStore(SQLiteStore):
     single_engine = False
 
     def __init__(self, url: str) -> None:
-        super().__init__(url)
         self.sent: list[tuple[str, str]] = []
         self.callbacks: list[Any] = []
+        self.locked: list[list[tuple[str, str]]] = []
+        super().__init__(url)  # opens a transaction: the lists must be there
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         with super().transaction() as tx:
             tx.notify = lambda channel, payload: self.sent.append((channel, payload))  # type: ignore[method-assign]
+            tx.lock_executions = self.locked.append  # type: ignore[attr-defined]
             yield tx
 
     async def listen(self, channel: str, callback: Any) -> Any:
@@ -323,6 +325,8 @@ async def test_an_engine_sharing_its_store_runs_a_batch_in_lock_order() -> None:
             return lambda tx, ctx: ran.append(name)
 
         await asyncio.gather(
-            *(committer.submit(job(n), key=("f", n)) for n in ("c", "a", "b")),
+            *(committer.submit(job(n), key=("f", n)) for n in ("c", "a", "b", "a")),
         )
-        assert ran == ["a", "b", "c"]
+        assert ran == ["a", "a", "b", "c"]
+        # The executions were locked first, in one call, each once.
+        assert store.locked[-1] == [("f", "a"), ("f", "b"), ("f", "c")]
