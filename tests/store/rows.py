@@ -92,4 +92,5 @@ def raw(tx: Transaction, sql: str) -> list[tuple[Any, ...]]:
     if conn is None:
         pytest.skip(f"no raw SQL access to {type(tx).__name__} (add it to tests/store/rows.py)")
     cursor = conn.execute(sql)
-    return list(cursor.fetchall()) if cursor.description else []
+    # (In PostgreSQL's pipeline mode the description comes only with the rows.)
+    return list(cursor.fetchall()) if sql.lstrip().upper().startswith("SELECT") else []

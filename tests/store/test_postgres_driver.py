@@ -234,7 +234,15 @@ def test_a_connection_lost_during_commit_has_an_unknown_outcome(pg_url: str, adm
     store = open_store(pg_url)
     with pytest.raises(StoreError, match="outcome is unknown") as info, store.transaction() as tx:
         tx.set_meta("k", "v")
-        admin.execute("SELECT pg_terminate_backend(%s)", (tx.conn.info.backend_pid,))  # type: ignore[attr-defined]
+        conn = tx.conn  # type: ignore[attr-defined]
+        execute = conn.execute
+
+        def lose_at_commit(sql: Any, *args: Any, **kwargs: Any) -> Any:
+            if sql == "COMMIT":
+                admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+            return execute(sql, *args, **kwargs)
+
+        conn.execute = lose_at_commit
     assert not isinstance(info.value, StoreConflict)
     write(store, lambda tx: tx.set_meta("k", "again"))
     store.close()
@@ -258,8 +266,7 @@ def test_an_idle_transaction_is_ended_by_the_server(pg_url: str, admin: Any) -> 
     execution = write(frozen, lambda tx: tx.set_meta("k", "v"))
     assert execution is None
     with pytest.raises(StoreConflict), frozen.transaction() as tx:
-        tx.get_meta("k")
-        tx.conn.execute("SELECT 1 FROM meta FOR UPDATE")  # type: ignore[attr-defined]
+        tx.set_meta("k", "frozen")  # holds the row's lock
         pid = tx.conn.info.backend_pid  # type: ignore[attr-defined]
         deadline = time.monotonic() + WAIT
         while pid in _backends(admin, pg_url) and time.monotonic() < deadline:

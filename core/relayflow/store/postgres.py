@@ -130,6 +130,9 @@ class PostgresStore(Store):
         self._slots = threading.BoundedSemaphore(READERS)
         self._idle: list[psycopg.Connection[Any]] = []
         self._listeners: set[_PgListener] = set()
+        # Outbox ids taken from the sequence in blocks, for the writer (see `_PgTx.add_outbox`).
+        self._outbox_ids: list[int] = []
+        self._outbox_sequence = "outbox_id_seq"
         self._last_prune = float("-inf")
         self._closed = False
         self._writer: psycopg.Connection[Any] | None = self._connect()
@@ -138,6 +141,9 @@ class PostgresStore(Store):
         self.upgraded_from: int | None = None
         try:
             self.schema_version = postgres_schema.prepare(self._writer, self.where)
+            row = self._writer.execute("SELECT pg_get_serial_sequence('outbox', 'id')").fetchone()
+            if row is not None and row[0]:
+                self._outbox_sequence = str(row[0])
         except self._psycopg.Error as exc:
             self.close()
             raise StoreError(
@@ -232,30 +238,39 @@ class PostgresStore(Store):
         """A read-write transaction on the writer's connection, one at a time."""
         with self._write_lock:
             conn = self._writer = self._begin(self._writer, "BEGIN")
-            tx = _PgTx(conn, self._reword, prune_nonces=self._prune_due)
+            tx = _PgTx(
+                conn,
+                self._reword,
+                buffered=True,
+                prune_nonces=self._prune_due,
+                outbox_ids=self._outbox_ids,
+                outbox_sequence=self._outbox_sequence,
+            )
             try:
                 yield tx
+                if tx.notices and tx.doomed is None:
+                    # Sent last, just before COMMIT: PostgreSQL delivers them when it commits,
+                    # once each (it drops duplicates in a transaction; so do we, to send fewer).
+                    notices = list(dict.fromkeys(tx.notices))
+                    tx._run(
+                        "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS n(c, p)",
+                        ([c for c, _ in notices], [p for _, p in notices]),
+                    )
+                if tx.doomed is None:
+                    tx.flush()  # an error of anything held back comes here, before COMMIT
+            except StoreError:
+                if tx.doomed is None:
+                    self._end(conn, "ROLLBACK")
+                    raise
             except BaseException:
                 self._end(conn, "ROLLBACK")
                 raise
             if tx.doomed is not None:
                 self._end(conn, "ROLLBACK")
-                raise StoreConflict(str(tx.doomed))
-            self._commit(conn, tx)
+                raise type(tx.doomed)(str(tx.doomed))
+            self._commit(conn)
 
-    def _commit(self, conn: psycopg.Connection[Any], tx: _PgTx) -> None:
-        if tx.notices:
-            # Sent last, just before COMMIT: PostgreSQL delivers them when it commits, once
-            # each (it drops duplicates within a transaction; so do we, to send fewer).
-            notices = list(dict.fromkeys(tx.notices))
-            try:
-                conn.execute(
-                    "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS n(c, p)",
-                    ([c for c, _ in notices], [p for _, p in notices]),
-                )
-            except self._psycopg.Error as exc:
-                self._end(conn, "ROLLBACK")
-                raise self._reword(exc)[0] from None
+    def _commit(self, conn: psycopg.Connection[Any]) -> None:
         try:
             conn.execute("COMMIT")
         except self._psycopg.Error as exc:

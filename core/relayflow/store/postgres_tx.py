@@ -24,6 +24,7 @@ from relayflow.store.base import (
     ExecutionRow,
     FlowRow,
     OutboxRow,
+    StoreConflict,
     StoreError,
     TimerRow,
     Transaction,
@@ -40,6 +41,8 @@ __all__ = ["CONFLICT_STATES", "detail", "outbox_row"]
 CONFLICT_STATES: Final = frozenset({"40001", "40P01", "55P03"})
 #: The longest NOTIFY payload PostgreSQL takes is 8,000 bytes (less one for the terminator).
 MAX_PAYLOAD: Final = 7999
+#: How many outbox ids a store takes from the sequence at once.
+OUTBOX_ID_BLOCK: Final = 64
 # The database's clock, as epoch seconds.
 NOW: Final = "extract(epoch from clock_timestamp())::float8"
 
@@ -57,6 +60,11 @@ _INSERT_EXECUTION = (
 _INSERT_EVENT = (
     "INSERT INTO events (execution_id, event_id, schedule_event_id, type, step_name, time, "
     "detail) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+_INSERT_EVENTS = (
+    "INSERT INTO events (execution_id, event_id, schedule_event_id, type, step_name, time, "
+    "detail) SELECT %s, * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], "
+    "%s::float8[], %s::text[])"
 )
 _UPSERT_VERSION = (
     "INSERT INTO flow_versions (name, version, definition) VALUES (%s, %s, %s) "
@@ -106,12 +114,23 @@ def outbox_row(row_id: int, execution_id: int, text: str) -> OutboxRow:
 class _PgTx(Transaction):
     """One transaction on one psycopg connection (autocommit; BEGIN and COMMIT are the store's).
 
+    The writer's statements whose result nobody needs (events, state updates, new outbox rows
+    and timers, savepoints) wait in a buffer and go to the server together with the next
+    statement whose result is needed, in one round trip (pipeline mode), or before COMMIT.
+    Between calls nothing is left half-sent: the session is idle in its transaction, where
+    `idle_in_transaction_session_timeout` ends a replica frozen mid-transaction. An error of
+    a buffered statement comes back with a later call, so a database error there dooms the
+    whole transaction (it cannot be told which savepoint it belonged to).
+
     Args:
         conn: the connection, inside BEGIN.
         reword: turns a psycopg error into the `StoreError` to raise (and says whether it
             dooms the transaction).
         read_only: refuse writes (the reader's view).
+        buffered: hold back statements whose results are not needed (the writer).
         prune_nonces: asked by `use_nonce` whether it is time to forget old nonces.
+        outbox_ids: new outbox ids, taken from the end; `_fill_ids` adds a block when empty.
+        outbox_sequence: the sequence outbox ids come from.
     """
 
     def __init__(
@@ -120,55 +139,140 @@ class _PgTx(Transaction):
         reword: Callable[[Exception], tuple[StoreError, bool]],
         *,
         read_only: bool = False,
+        buffered: bool = False,
         prune_nonces: Callable[[float], bool] | None = None,
+        outbox_ids: list[int] | None = None,
+        outbox_sequence: str = "outbox_id_seq",
     ) -> None:
         self.conn = conn
         self._cur = conn.cursor()
         self._reword = reword
         self.read_only = read_only
+        self._buffered = buffered
+        # Held-back statements: SQL, arguments, and whether it must touch exactly one row.
+        self._pending: list[tuple[str, Sequence[Any] | None, bool]] = []
+        # The outbox rows of executions this transaction has locked, by id: their execution.
+        self._outbox_rows: dict[int, int] = {}
+        self._locked: set[int] = set()  # the executions whose outbox rows are known
+        self._sends = 0  # how many times the buffer went out
+        self._mogrify: Callable[[str, Sequence[Any] | None], str] | None = None
         self._prune_nonces = prune_nonces
+        self._outbox_ids = outbox_ids if outbox_ids is not None else []
+        self._outbox_sequence = outbox_sequence
         self.doomed: StoreError | None = None
         self.notices: list[tuple[str, str]] = []
         self._depth = 0
 
     # -- plumbing -----------------------------------------------------------------------------
-    def _failed(self, exc: Exception) -> StoreError:
+    def _failed(self, exc: Exception, *, buffered: bool = False) -> StoreError:
         error, dooms = self._reword(exc)
-        if dooms and self.doomed is None:
+        if (dooms or buffered) and self.doomed is None:
             self.doomed = error
         return error
 
-    def _run(self, sql: str, args: Sequence[Any] | None = None) -> psycopg.Cursor[Any]:
+    def _run(self, sql: str, args: Sequence[Any] | None = None) -> None:
+        """A statement whose result is not needed: held back in the writer, else run now."""
         if self.doomed is not None:
             raise self.doomed
-        try:
-            return self._cur.execute(sql, args)
-        except Exception as exc:
-            if not _is_psycopg(exc):
-                raise
-            raise self._failed(exc) from None
-
-    def _write(self, sql: str, args: Sequence[Any] | None = None) -> psycopg.Cursor[Any]:
-        if self.read_only:
-            raise StoreError("this is a read-only view of the store")
-        return self._run(sql, args)
-
-    def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if self.read_only:
-            raise StoreError("this is a read-only view of the store")
-        if self.doomed is not None:
-            raise self.doomed
-        if not rows:
+        if self._buffered:
+            self._pending.append((sql, args, False))
             return
         try:
-            self._cur.executemany(sql, rows)
+            self._cur.execute(sql, args)
         except Exception as exc:
             if not _is_psycopg(exc):
                 raise
             raise self._failed(exc) from None
 
-    def _one(self, sql: str, args: Sequence[Any]) -> Any:
-        return self._run(sql, args).fetchone()
+    def _send(self, queries: Sequence[tuple[str, Sequence[Any] | None]] = ()) -> list[list[Any]]:
+        """Send the held-back statements and ``queries`` at once; the queries' rows.
+
+        They go as one message of several statements, with their values written in (a simple
+        query): one round trip, one wakeup of the server, whatever their number.
+        """
+        pending, self._pending = self._pending, []
+        try:
+            cur = self.conn.cursor()
+            if not pending and len(queries) <= 1:
+                if queries:  # alone: as a prepared statement
+                    cur.execute(*queries[0])
+                    return [cur.fetchall()]
+                return []
+            self._sends += 1 if pending else 0
+            texts = [self._render(sql, args) for sql, args, _ in pending]
+            texts += [self._render(sql, args) for sql, args in queries]
+            cur.execute(";\n".join(texts), prepare=False)
+            missed = 0
+            for _, _, one_row in pending:
+                if one_row and cur.rowcount != 1:
+                    missed += 1
+                cur.nextset()
+            results = []
+            for _ in queries:
+                results.append(cur.fetchall())
+                cur.nextset()
+        except Exception as exc:
+            if not _is_psycopg(exc):
+                raise
+            raise self._failed(exc, buffered=bool(pending)) from None
+        if missed:
+            # An outbox row said to be deleted was gone after all (see `delete_outbox`):
+            # this transaction acted on a wrong answer, so it must not commit.
+            self.doomed = StoreConflict(
+                "an outbox row of a locked execution was deleted by another transaction; "
+                "run the transaction again"
+            )
+            raise self.doomed
+        return results
+
+    def _render(self, sql: str, args: Sequence[Any] | None) -> str:
+        if self._mogrify is None:
+            import psycopg
+
+            self._mogrify = psycopg.ClientCursor(self.conn).mogrify
+        return self._mogrify(sql, args) if args else sql
+
+    def flush(self) -> None:
+        """Send every held-back statement now (before COMMIT, say).
+
+        Raises:
+            StoreError: one of them failed (the transaction is doomed).
+        """
+        if self.doomed is not None:
+            raise self.doomed
+        self._send()
+
+    def _fetch(self, sql: str, args: Sequence[Any] | None, many: bool) -> Any:
+        if self.doomed is not None:
+            raise self.doomed
+        rows = self._send([(sql, args)])[0]
+        return rows if many else (rows[0] if rows else None)
+
+    def _one(self, sql: str, args: Sequence[Any] | None = None) -> Any:
+        """The first row of a statement's result (None without one)."""
+        return self._fetch(sql, args, False)
+
+    def _all(self, sql: str, args: Sequence[Any] | None = None) -> list[Any]:
+        """Every row of a statement's result."""
+        rows: list[Any] = self._fetch(sql, args, True)
+        return rows
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise StoreError("this is a read-only view of the store")
+
+    def _forget_outbox(self, execution_id: int) -> None:
+        self._locked.discard(execution_id)
+        for outbox_id in [k for k, v in self._outbox_rows.items() if v == execution_id]:
+            del self._outbox_rows[outbox_id]
+
+    def _write(self, sql: str, args: Sequence[Any] | None = None) -> None:
+        self._check_writable()
+        self._run(sql, args)
+
+    def _write_one(self, sql: str, args: Sequence[Any] | None = None) -> Any:
+        self._check_writable()
+        return self._one(sql, args)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -176,18 +280,39 @@ class _PgTx(Transaction):
         name = f"rf{self._depth}"
         notices = len(self.notices)
         self._run(f"SAVEPOINT {name}")
+        # Where the SAVEPOINT waits in the buffer, while the buffer has not been sent.
+        sends, index = self._sends, len(self._pending) - 1
         try:
             yield
         except BaseException:
             del self.notices[notices:]
-            # A doomed transaction only rolls back as a whole: its connection may be gone.
             if self.doomed is None:
-                self._run(f"ROLLBACK TO SAVEPOINT {name}")
-                self._run(f"RELEASE SAVEPOINT {name}")
+                self._roll_back_to(name, sends, index)
             raise
         finally:
             self._depth -= 1
-        self._run(f"RELEASE SAVEPOINT {name}")
+        if self._buffered and self._sends == sends and self.doomed is None:
+            # Nothing of it was sent: its statements simply go without the savepoint.
+            del self._pending[index]
+        else:
+            self._run(f"RELEASE SAVEPOINT {name}")
+
+    def _roll_back_to(self, name: str, sends: int, index: int) -> None:
+        self._outbox_rows.clear()  # what it knew may have been undone
+        self._locked.clear()
+        if self._buffered and self._sends == sends:
+            del self._pending[index:]  # nothing of it was sent: forget it
+            return
+        self._pending.clear()  # what it wrote since the last send: never sent
+        try:
+            # Outside any pipeline: psycopg drops its prepared statements on seeing a
+            # ROLLBACK, which must not happen while statements naming them are in flight.
+            self._cur.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self._cur.execute(f"RELEASE SAVEPOINT {name}")
+        except Exception as exc:
+            if not _is_psycopg(exc):
+                raise
+            self._failed(exc, buffered=True)
 
     # -- metadata -----------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -202,11 +327,11 @@ class _PgTx(Transaction):
         )
 
     def set_meta_if_absent(self, key: str, value: str) -> str:
-        row = self._write(
+        row = self._write_one(
             "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING "
             "RETURNING value",
             (key, value),
-        ).fetchone()
+        )
         if row is not None:
             return str(row[0])
         # Another transaction's value won; a new statement sees it once it has committed.
@@ -219,16 +344,12 @@ class _PgTx(Transaction):
         if self._prune_nonces is not None and self._prune_nonces(now):
             self._write("DELETE FROM nonces WHERE seen < %s", (now - window,))
         # A nonce seen before the window counts as new: it replaces the old row.
-        row = self._write(
+        row = self._write_one(
             "INSERT INTO nonces (key, seen) VALUES (%s, %s) ON CONFLICT (key) "
             "DO UPDATE SET seen = excluded.seen WHERE nonces.seen < %s RETURNING 1",
             (key, now, now - window),
-        ).fetchone()
+        )
         return row is not None
-
-    def _check_writable(self) -> None:
-        if self.read_only:
-            raise StoreError("this is a read-only view of the store")
 
     # -- flows --------------------------------------------------------------------------------
     def get_flow(self, name: str, *, lock: bool = False) -> FlowRow | None:
@@ -237,11 +358,11 @@ class _PgTx(Transaction):
         return FlowRow(*row) if row else None
 
     def create_flow(self, row: FlowRow) -> bool:
-        created = self._write(
+        created = self._write_one(
             f"INSERT INTO flows ({_FLOW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (name) DO NOTHING RETURNING 1",
             _flow_values(row),
-        ).fetchone()
+        )
         if created is None:
             return False
         self._write(_UPSERT_VERSION, (row.name, row.version, row.definition))
@@ -259,10 +380,10 @@ class _PgTx(Transaction):
         self._write(_UPSERT_VERSION, (row.name, row.version, row.definition))
 
     def flow_versions(self, name: str) -> list[tuple[int, str]]:
-        rows = self._run(
+        rows = self._all(
             "SELECT version, definition FROM flow_versions WHERE name = %s ORDER BY version",
             (name,),
-        ).fetchall()
+        )
         return [(int(r[0]), r[1]) for r in rows]
 
     def flow_definition(self, name: str, version: int) -> str | None:
@@ -273,24 +394,27 @@ class _PgTx(Transaction):
         return row[0] if row else None
 
     def list_flows(self, after: str, limit: int) -> list[FlowRow]:
-        rows = self._run(
+        rows = self._all(
             f"SELECT {_FLOW_COLUMNS} FROM flows WHERE name > %s ORDER BY name LIMIT %s",
             (after, limit),
-        ).fetchall()
+        )
         return [FlowRow(*r) for r in rows]
 
     def delete_flow(self, name: str) -> bool:
         self._check_writable()
+        self._outbox_rows.clear()
+        self._locked.clear()
         mine = "(SELECT id FROM executions WHERE flow_name = %s)"
         for table in ("events", "timers", "outbox", "quarantine"):
             self._write(f"DELETE FROM {table} WHERE execution_id IN {mine}", (name,))
         self._write("DELETE FROM executions WHERE flow_name = %s", (name,))
         self._write("DELETE FROM flow_versions WHERE name = %s", (name,))
-        return self._write("DELETE FROM flows WHERE name = %s", (name,)).rowcount > 0
+        deleted = self._write_one("DELETE FROM flows WHERE name = %s RETURNING 1", (name,))
+        return deleted is not None
 
     # -- executions ---------------------------------------------------------------------------
     def insert_execution(self, row: ExecutionRow) -> int | None:
-        found = self._write(
+        found = self._write_one(
             _INSERT_EXECUTION,
             (
                 row.uid,
@@ -308,7 +432,7 @@ class _PgTx(Transaction):
                 row.state,
                 row.callback_token,
             ),
-        ).fetchone()
+        )
         return int(found[0]) if found else None
 
     def get_execution(
@@ -319,10 +443,23 @@ class _PgTx(Transaction):
         return ExecutionRow(*row) if row else None
 
     def lock_execution(self, execution_id: int) -> ExecutionRow | None:
-        row = self._one(
-            f"SELECT {_EXEC_COLUMNS} FROM executions WHERE id = %s FOR UPDATE", (execution_id,)
+        lock = (f"SELECT {_EXEC_COLUMNS} FROM executions WHERE id = %s FOR UPDATE", (execution_id,))
+        if not self._buffered:
+            row = self._one(*lock)
+            return ExecutionRow(*row) if row else None
+        # With the lock, the ids of its outbox rows, read after the lock is held (a statement
+        # of its own sees what committed meanwhile): while this transaction holds the lock,
+        # nobody else deletes them, and `delete_outbox` answers without a round trip.
+        if self.doomed is not None:
+            raise self.doomed
+        rows, ids = self._send(
+            [lock, ("SELECT array_agg(id) FROM outbox WHERE execution_id = %s", (execution_id,))]
         )
-        return ExecutionRow(*row) if row else None
+        if not rows:
+            return None
+        for outbox_id in ids[0][0] if ids and ids[0][0] else ():
+            self._outbox_rows[int(outbox_id)] = execution_id
+        return ExecutionRow(*rows[0])
 
     def update_execution(
         self,
@@ -367,11 +504,11 @@ class _PgTx(Transaction):
         if started_to is not None:
             where.append("started <= %s")
             args.append(started_to)
-        rows = self._run(
+        rows = self._all(
             f"SELECT {_EXEC_COLUMNS} FROM executions WHERE {' AND '.join(where)} "
             "ORDER BY name LIMIT %s",
             [*args, limit],
-        ).fetchall()
+        )
         return [ExecutionRow(*r) for r in rows]
 
     def count_executions(self, status: str | None = None) -> int:
@@ -383,29 +520,43 @@ class _PgTx(Transaction):
 
     # -- history ------------------------------------------------------------------------------
     def append_events(self, execution_id: int, events: Sequence[HistoryEvent]) -> None:
-        rows = [
+        if not events:
+            return
+        if len(events) <= 16:
+            for e in events:
+                self._write(
+                    _INSERT_EVENT,
+                    (
+                        execution_id,
+                        e.event_id,
+                        e.schedule_event_id,
+                        e.type,
+                        e.step_name,
+                        e.time,
+                        jsontext.dumps(e.detail) if e.detail else "{}",
+                    ),
+                )
+            return
+        # Many events in one statement (one array a column) rather than one each.
+        self._write(
+            _INSERT_EVENTS,
             (
                 execution_id,
-                e.event_id,
-                e.schedule_event_id,
-                e.type,
-                e.step_name,
-                e.time,
-                jsontext.dumps(e.detail) if e.detail else "{}",
-            )
-            for e in events
-        ]
-        if len(rows) == 1:
-            self._write(_INSERT_EVENT, rows[0])
-        else:
-            self._write_many(_INSERT_EVENT, rows)
+                [e.event_id for e in events],
+                [e.schedule_event_id for e in events],
+                [e.type for e in events],
+                [e.step_name for e in events],
+                [e.time for e in events],
+                [jsontext.dumps(e.detail) if e.detail else "{}" for e in events],
+            ),
+        )
 
     def list_events(self, execution_id: int, after: int, limit: int) -> list[HistoryEvent]:
-        rows = self._run(
+        rows = self._all(
             "SELECT event_id, schedule_event_id, type, step_name, time, detail FROM events "
             "WHERE execution_id = %s AND event_id > %s ORDER BY event_id LIMIT %s",
             (execution_id, after, limit),
-        ).fetchall()
+        )
         return [HistoryEvent(r[0], r[1], r[2], r[3], r[4], detail(r[5])) for r in rows]
 
     def last_event_id(self, execution_id: int) -> int:
@@ -421,6 +572,7 @@ class _PgTx(Transaction):
         )
 
     def drop_work(self, execution_id: int) -> None:
+        self._forget_outbox(execution_id)
         self._write("DELETE FROM timers WHERE execution_id = %s", (execution_id,))
         self._write("DELETE FROM outbox WHERE execution_id = %s", (execution_id,))
 
@@ -435,29 +587,31 @@ class _PgTx(Transaction):
 
     def delete_timer(self, execution_id: int, timer_id: int, owner: str | None = None) -> bool:
         if owner is None:
-            cur = self._write(
-                "DELETE FROM timers WHERE execution_id = %s AND timer_id = %s",
+            found = self._write_one(
+                "DELETE FROM timers WHERE execution_id = %s AND timer_id = %s RETURNING 1",
                 (execution_id, timer_id),
             )
         else:
-            cur = self._write(
-                "DELETE FROM timers WHERE execution_id = %s AND timer_id = %s AND lease_owner = %s",
+            found = self._write_one(
+                "DELETE FROM timers WHERE execution_id = %s AND timer_id = %s "
+                "AND lease_owner = %s RETURNING 1",
                 (execution_id, timer_id, owner),
             )
-        return cur.rowcount > 0
+        return found is not None
 
     def claim_due_timers(
         self, now: float, owner: str, lease_until: float, limit: int
     ) -> list[TimerRow]:
-        rows = self._write(_CLAIM_TIMERS, (now, limit, owner, lease_until - now)).fetchall()
+        self._check_writable()
+        rows = self._all(_CLAIM_TIMERS, (now, limit, owner, lease_until - now))
         return sorted((TimerRow(*r) for r in rows), key=lambda t: (t.fire_at, t.execution_id))
 
     def list_timers(self, execution_id: int) -> list[TimerRow]:
-        rows = self._run(
+        rows = self._all(
             "SELECT execution_id, timer_id, fire_at, kind FROM timers WHERE execution_id = %s "
             "ORDER BY timer_id",
             (execution_id,),
-        ).fetchall()
+        )
         return [TimerRow(*r) for r in rows]
 
     def next_timer_at(self) -> float | None:
@@ -471,24 +625,53 @@ class _PgTx(Transaction):
 
     # -- outbox -------------------------------------------------------------------------------
     def add_outbox(
-        self, execution_id: int, payload: dict[str, Any], owner: str, lease_until: float
+        self,
+        execution_id: int,
+        payload: dict[str, Any],
+        owner: str,
+        lease_until: float,
+        now: float | None = None,
     ) -> int:
-        # No `now` comes with the lease: it is read against this machine's clock.
-        row = self._write(
-            "INSERT INTO outbox (execution_id, payload, lease_owner, lease_until) "
-            f"VALUES (%s, %s, %s, {NOW} + %s) RETURNING id",
-            (execution_id, jsontext.dumps(payload), owner, lease_until - time.time()),
-        ).fetchone()
-        assert row is not None  # RETURNING of an INSERT
-        return int(row[0])
+        self._check_writable()
+        if not self._outbox_ids:
+            self._fill_ids()
+        outbox_id = self._outbox_ids.pop()
+        lease = lease_until - (time.time() if now is None else now)
+        self._run(
+            "INSERT INTO outbox (id, execution_id, payload, lease_owner, lease_until) "
+            f"VALUES (%s, %s, %s, %s, {NOW} + %s)",
+            (outbox_id, execution_id, jsontext.dumps(payload), owner, lease),
+        )
+        if execution_id in self._locked:
+            self._outbox_rows[outbox_id] = execution_id
+        return outbox_id
+
+    def _fill_ids(self) -> None:
+        """Take a block of outbox ids, so that adding a row need not wait for its id."""
+        rows = self._all(
+            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
+            (self._outbox_sequence, OUTBOX_ID_BLOCK),
+        )
+        # Popped from the end: kept in descending order, the ids come out ascending.
+        self._outbox_ids[:] = sorted((int(r[0]) for r in rows), reverse=True)
 
     def delete_outbox(self, outbox_id: int) -> bool:
-        return self._write("DELETE FROM outbox WHERE id = %s", (outbox_id,)).rowcount > 0
+        self._check_writable()
+        if self._outbox_rows.pop(outbox_id, None) is not None:
+            if self.doomed is not None:
+                raise self.doomed
+            # Known to be there (its execution is locked): deleted with the next round trip,
+            # which checks that it did delete one row and dooms the transaction if not.
+            self._pending.append(("DELETE FROM outbox WHERE id = %s", (outbox_id,), True))
+            return True
+        deleted = self._write_one("DELETE FROM outbox WHERE id = %s RETURNING 1", (outbox_id,))
+        return deleted is not None
 
     def claim_outbox(
         self, now: float, owner: str, lease_until: float, limit: int
     ) -> list[OutboxRow]:
-        rows = self._write(_CLAIM_OUTBOX, (limit, owner, lease_until - now)).fetchall()
+        self._check_writable()
+        rows = self._all(_CLAIM_OUTBOX, (limit, owner, lease_until - now))
         return [outbox_row(*r) for r in sorted(rows)]
 
     def renew_outbox(self, ids: Sequence[int], owner: str, now: float, lease_until: float) -> None:
@@ -500,10 +683,10 @@ class _PgTx(Transaction):
         )
 
     def list_outbox(self, execution_id: int) -> list[OutboxRow]:
-        rows = self._run(
+        rows = self._all(
             "SELECT id, execution_id, payload FROM outbox WHERE execution_id = %s ORDER BY id",
             (execution_id,),
-        ).fetchall()
+        )
         return [outbox_row(*r) for r in rows]
 
     def release_leases(self, owner: str | None = None) -> None:
