@@ -225,3 +225,34 @@ def test_many_nonces(store: Store) -> None:
         assert all(tx.use_nonce(f"n{i}", t + i / 1000, 60.0) for i in range(200))
     with store.transaction() as tx:
         assert not any(tx.use_nonce(f"n{i}", t + 1, 60.0) for i in range(200))
+
+
+def test_delete_outbox_under_a_locked_execution(store: Store) -> None:
+    from tests.store.rows import exec_row
+
+    def seed(tx: Transaction) -> tuple[int, int, int, int]:
+        a = tx.insert_execution(exec_row("f", "a"))
+        b = tx.insert_execution(exec_row("f", "b"))
+        assert a is not None and b is not None
+        return (
+            a,
+            tx.add_outbox(a, {"n": 1}, "me", now() + LONG),
+            tx.add_outbox(a, {"n": 2}, "me", now() + LONG),
+            tx.add_outbox(b, {"n": 3}, "me", now() + LONG),
+        )
+
+    a, first, second, other = write(store, seed)
+    with store.transaction() as tx:
+        assert tx.lock_execution(a) is not None
+        assert tx.delete_outbox(first) is True
+        assert tx.delete_outbox(first) is False
+        with pytest.raises(KeyError), tx.savepoint():
+            assert tx.delete_outbox(second) is True
+            raise KeyError("undone")
+        assert tx.delete_outbox(second) is True  # the savepoint gave it back
+        assert tx.delete_outbox(other) is True  # of an execution not locked here
+        assert tx.delete_outbox(10_000) is False
+        added = tx.add_outbox(a, {"n": 4}, "me", now() + LONG)
+        assert tx.delete_outbox(added) is True
+        assert tx.list_outbox(a) == []
+    assert read(store, lambda tx: tx.list_outbox(a)) == []

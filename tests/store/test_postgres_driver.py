@@ -329,3 +329,26 @@ def test_a_listener_comes_back_after_a_lost_connection(pg_url: str, admin: Any) 
     _until_gone(admin, pg_url, "LISTEN%")
     store.close()
     sender.close()
+
+
+def test_an_outbox_row_deleted_behind_a_locked_execution_dooms_the_transaction(
+    pg_url: str, admin: Any
+) -> None:
+    # delete_outbox answers from what lock_execution read; if another transaction deleted
+    # the row without locking its execution, the answer was wrong and nothing may commit.
+    from tests.store.rows import LONG, exec_row, now
+
+    store = open_store(pg_url)
+
+    def seed(tx: Any) -> tuple[int, int]:
+        execution_id = tx.insert_execution(exec_row())
+        return execution_id, tx.add_outbox(execution_id, {"n": 1}, "me", now() + LONG)
+
+    execution_id, row_id = write(store, seed)
+    with pytest.raises(StoreConflict, match="run the transaction again"), store.transaction() as tx:
+        tx.lock_execution(execution_id)
+        admin.execute("DELETE FROM outbox WHERE id = %s", (row_id,))
+        assert tx.delete_outbox(row_id) is True
+        tx.set_meta("acted", "on a wrong answer")
+    assert read(store, lambda tx: tx.get_meta("acted")) is None
+    store.close()
