@@ -373,7 +373,8 @@ class Engine:
             assert final is not None
             return ExecutionInfo.of(final, flow.definition)
 
-        return await self._runtime.committer.submit(start)
+        # Keyed: batches lock executions in one order on every replica (no deadlocks).
+        return await self._runtime.committer.submit(start, key=(flow_name, exec_name))
 
     async def _execution(self, flow_name: str, name: str) -> ExecutionInfo:
         def find(tx: Transaction) -> ExecutionInfo | None:
@@ -508,7 +509,7 @@ class Engine:
                 final, tx.flow_definition(row.flow_name, row.flow_version) or ""
             )
 
-        return await self._runtime.committer.submit(stop)
+        return await self._runtime.committer.submit(stop, key=(flow_name, name))
 
     # -- tasks --------------------------------------------------------------------------------
 
@@ -574,4 +575,6 @@ class Engine:
                     return event.event_id
             raise EngineError.of("InternalError", "the report did not produce an event")
 
-        return await self._runtime.committer.submit(report)
+        return await self._runtime.committer.submit(
+            report, key=(parts.flow_name, parts.execution_name)
+        )
