@@ -352,3 +352,40 @@ def test_an_outbox_row_deleted_behind_a_locked_execution_dooms_the_transaction(
         tx.set_meta("acted", "on a wrong answer")
     assert read(store, lambda tx: tx.get_meta("acted")) is None
     store.close()
+
+
+def test_lock_executions_locks_in_one_statement_and_answers_from_memory(
+    pg_url: str, admin: Any
+) -> None:
+    from tests.store.rows import LONG, exec_row, now
+
+    store, other = open_store(pg_url), open_store(pg_url)
+
+    def seed(tx: Any) -> tuple[int, int, int]:
+        a = tx.insert_execution(exec_row("f", "a"))
+        b = tx.insert_execution(exec_row("f", "b"))
+        return a, b, tx.add_outbox(a, {"n": 1}, "me", now() + LONG)
+
+    a, b, row_id = write(store, seed)
+    with store.transaction() as tx:
+        tx.lock_executions([("f", "a"), ("f", "b"), ("f", "missing")])
+        # Held: the other store's locking read waits for this transaction (lock_timeout 2 s).
+        with pytest.raises(StoreConflict):
+            write(other, lambda tx2: tx2.lock_execution(a))
+        tx.update_execution(
+            a, status="Running", state='{"s": 2}', output=None, error="", cause="", stopped=None
+        )
+        assert tx.lock_execution(a).state == '{"s": 2}'
+        assert tx.get_execution("f", "b", lock=True).id == b
+        assert tx.delete_outbox(row_id) is True
+        assert tx.delete_outbox(row_id) is False
+        with pytest.raises(KeyError), tx.savepoint():
+            tx.update_execution(
+                b, status="Failed", state="{}", output=None, error="", cause="", stopped=1.0
+            )
+            raise KeyError("undone")
+        assert tx.lock_execution(b).status == "Running"  # read again after the rollback
+    assert read(store, lambda tx: tx.get_execution("f", "a")).state == '{"s": 2}'
+    assert read(store, lambda tx: tx.list_outbox(a)) == []
+    store.close()
+    other.close()

@@ -140,7 +140,9 @@ class PostgresStore(Store):
         self.schema_version = versions.SCHEMA_VERSION
         self.upgraded_from: int | None = None
         try:
-            self.schema_version = postgres_schema.prepare(self._writer, self.where)
+            before, self.schema_version = postgres_schema.prepare(self._writer, self.where)
+            if before != self.schema_version:
+                self.upgraded_from = before
             row = self._writer.execute("SELECT pg_get_serial_sequence('outbox', 'id')").fetchone()
             if row is not None and row[0]:
                 self._outbox_sequence = str(row[0])

@@ -23,7 +23,11 @@ from relayflow.store import versions
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["ADVISORY_KEY", "SCHEMA", "prepare"]
+__all__ = ["ADVISORY_KEY", "SCHEMA", "UPGRADES", "prepare"]
+
+#: Upgrade steps, by the version each brings a store to (see `relayflow.store.versions`).
+#: PostgreSQL stores began at version 2: there is nothing to upgrade yet.
+UPGRADES: Final[versions.Upgrades] = {}
 
 #: The advisory lock that serialises making the schema ("RFLW").
 ADVISORY_KEY: Final = 0x52464C57
@@ -72,7 +76,7 @@ SCHEMA: Final[tuple[str, ...]] = (
 )
 
 
-def prepare(conn: psycopg.Connection[Any], where: str) -> int:
+def prepare(conn: psycopg.Connection[Any], where: str) -> tuple[int, int]:
     """Make the schema if the database has none; refuse one written by a newer relayflow.
 
     Runs in a transaction of its own on ``conn`` (an autocommit connection).
@@ -82,8 +86,7 @@ def prepare(conn: psycopg.Connection[Any], where: str) -> int:
         where: the store's URL without its password, for messages.
 
     Returns:
-        The schema version of the store (PostgreSQL stores began at version 2: no store of
-        an older version can exist, so there is nothing to upgrade yet).
+        The schema version the store had and the one it has now (the same unless upgraded).
 
     Raises:
         StoreError: the schema is newer than this release's.
@@ -94,15 +97,23 @@ def prepare(conn: psycopg.Connection[Any], where: str) -> int:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_KEY,))
         found = _version(conn)
         if found is not None:
-            versions.check_not_newer(found, where)
-            return found
+            plan = versions.upgrade_plan(found, UPGRADES, where)
+            if plan:
+                for statement in plan:
+                    conn.execute(statement)
+                conn.execute(
+                    "UPDATE meta SET value = %s WHERE key = %s",
+                    (str(versions.SCHEMA_VERSION), versions.META_KEY),
+                )
+                return found, versions.SCHEMA_VERSION
+            return found, found
         for statement in SCHEMA:
             conn.execute(statement)
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
             (versions.META_KEY, str(versions.SCHEMA_VERSION)),
         )
-    return versions.SCHEMA_VERSION
+    return versions.SCHEMA_VERSION, versions.SCHEMA_VERSION
 
 
 def _version(conn: psycopg.Connection[Any]) -> int | None:

@@ -13,6 +13,7 @@ the caller caught the first one in a savepoint.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -60,6 +61,17 @@ _INSERT_EXECUTION = (
 _INSERT_EVENT = (
     "INSERT INTO events (execution_id, event_id, schedule_event_id, type, step_name, time, "
     "detail) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+_KEYS = "unnest(%s::text[], %s::text[]) AS k(flow_name, name)"
+_LOCK_KEYS = (
+    f"SELECT {_EXEC_COLUMNS} FROM executions e WHERE EXISTS (SELECT 1 FROM {_KEYS} "
+    'WHERE e.flow_name = k.flow_name COLLATE "C" AND e.name = k.name COLLATE "C") '
+    "ORDER BY e.flow_name, e.name FOR UPDATE"
+)
+_OUTBOX_OF_KEYS = (
+    "SELECT o.execution_id, o.id FROM outbox o JOIN executions e ON e.id = o.execution_id "
+    f"WHERE EXISTS (SELECT 1 FROM {_KEYS} "
+    'WHERE e.flow_name = k.flow_name COLLATE "C" AND e.name = k.name COLLATE "C")'
 )
 _INSERT_EVENTS = (
     "INSERT INTO events (execution_id, event_id, schedule_event_id, type, step_name, time, "
@@ -154,6 +166,9 @@ class _PgTx(Transaction):
         # The outbox rows of executions this transaction has locked, by id: their execution.
         self._outbox_rows: dict[int, int] = {}
         self._locked: set[int] = set()  # the executions whose outbox rows are known
+        # Execution rows this transaction has locked, by id, and their ids by (flow, name).
+        self._rows: dict[int, ExecutionRow] = {}
+        self._by_key: dict[tuple[str, str], int] = {}
         self._sends = 0  # how many times the buffer went out
         self._mogrify: Callable[[str, Sequence[Any] | None], str] | None = None
         self._prune_nonces = prune_nonces
@@ -298,8 +313,7 @@ class _PgTx(Transaction):
             self._run(f"RELEASE SAVEPOINT {name}")
 
     def _roll_back_to(self, name: str, sends: int, index: int) -> None:
-        self._outbox_rows.clear()  # what it knew may have been undone
-        self._locked.clear()
+        self._forget_rows()  # what it knew may have been undone
         if self._buffered and self._sends == sends:
             del self._pending[index:]  # nothing of it was sent: forget it
             return
@@ -402,12 +416,20 @@ class _PgTx(Transaction):
 
     def delete_flow(self, name: str) -> bool:
         self._check_writable()
-        self._outbox_rows.clear()
-        self._locked.clear()
-        mine = "(SELECT id FROM executions WHERE flow_name = %s)"
-        for table in ("events", "timers", "outbox", "quarantine"):
-            self._write(f"DELETE FROM {table} WHERE execution_id IN {mine}", (name,))
-        self._write("DELETE FROM executions WHERE flow_name = %s", (name,))
+        self._forget_rows()
+        # The flow, then its executions in the engine's lock order, as every command locks
+        # them: a command on another replica either finishes first or finds nothing.
+        self._all("SELECT 1 FROM flows WHERE name = %s FOR UPDATE", (name,))
+        ids = [
+            int(r[0])
+            for r in self._all(
+                "SELECT id FROM executions WHERE flow_name = %s ORDER BY name FOR UPDATE", (name,)
+            )
+        ]
+        if ids:
+            for table in ("events", "timers", "outbox", "quarantine"):
+                self._write(f"DELETE FROM {table} WHERE execution_id = ANY(%s)", (ids,))
+            self._write("DELETE FROM executions WHERE id = ANY(%s)", (ids,))
         self._write("DELETE FROM flow_versions WHERE name = %s", (name,))
         deleted = self._write_one("DELETE FROM flows WHERE name = %s RETURNING 1", (name,))
         return deleted is not None
@@ -438,11 +460,57 @@ class _PgTx(Transaction):
     def get_execution(
         self, flow_name: str, name: str, *, lock: bool = False
     ) -> ExecutionRow | None:
+        if lock and (flow_name, name) in self._by_key:
+            return self._rows[self._by_key[flow_name, name]]
         sql = f"SELECT {_EXEC_COLUMNS} FROM executions WHERE flow_name = %s AND name = %s"
         row = self._one(sql + " FOR UPDATE" if lock else sql, (flow_name, name))
-        return ExecutionRow(*row) if row else None
+        if row is None:
+            return None
+        found = ExecutionRow(*row)
+        if lock and self._buffered:
+            self._keep(found)
+        return found
+
+    def lock_executions(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Lock these executions (flow, name) now, in this order, in one round trip.
+
+        A hint from the engine at the start of a batch: the locking reads of its jobs are then
+        answered from memory (`lock_execution`, `get_execution` with ``lock``), and so are
+        `delete_outbox`'s of their outbox rows. Keys must come sorted (the engine's lock order);
+        unknown ones are skipped.
+        """
+        if not keys or not self._buffered:
+            return
+        flows, names = [k[0] for k in keys], [k[1] for k in keys]
+        rows, outbox = self._send(
+            [
+                (_LOCK_KEYS, (flows, names)),
+                # A statement of its own: it runs once the locks are held, and sees what
+                # the transactions it waited for committed.
+                (_OUTBOX_OF_KEYS, (flows, names)),
+            ]
+        )
+        for row in rows:
+            self._keep(ExecutionRow(*row))
+        for execution_id, outbox_id in outbox:
+            self._outbox_rows[int(outbox_id)] = int(execution_id)
+
+    def _keep(self, row: ExecutionRow) -> None:
+        """Remember a row this transaction has locked (and so nobody else changes)."""
+        self._rows[row.id] = row
+        self._by_key[row.flow_name, row.name] = row.id
+        self._locked.add(row.id)
+
+    def _forget_rows(self) -> None:
+        """Forget every remembered row: a savepoint rolled back may have changed them."""
+        self._rows.clear()
+        self._by_key.clear()
+        self._outbox_rows.clear()
+        self._locked.clear()
 
     def lock_execution(self, execution_id: int) -> ExecutionRow | None:
+        if execution_id in self._rows:
+            return self._rows[execution_id]
         lock = (f"SELECT {_EXEC_COLUMNS} FROM executions WHERE id = %s FOR UPDATE", (execution_id,))
         if not self._buffered:
             row = self._one(*lock)
@@ -457,9 +525,11 @@ class _PgTx(Transaction):
         )
         if not rows:
             return None
-        for outbox_id in ids[0][0] if ids and ids[0][0] else ():
+        found = ExecutionRow(*rows[0])
+        self._keep(found)
+        for outbox_id in ids[0][0] or ():
             self._outbox_rows[int(outbox_id)] = execution_id
-        return ExecutionRow(*rows[0])
+        return found
 
     def update_execution(
         self,
@@ -477,6 +547,17 @@ class _PgTx(Transaction):
             "cause = %s, stopped = %s WHERE id = %s",
             (status, state, output, error, cause, stopped, execution_id),
         )
+        row = self._rows.get(execution_id)
+        if row is not None:
+            self._rows[execution_id] = dataclasses.replace(
+                row,
+                status=status,
+                state=state,
+                output=output,
+                error=error,
+                cause=cause,
+                stopped=stopped,
+            )
 
     def list_executions(
         self,
