@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -217,14 +218,39 @@ def start_haproxy(folder: Path, replicas: list[int]) -> Haproxy:
 # -- the replicas -----------------------------------------------------------------------------
 
 
+def example_timings() -> tuple[dict[str, float], dict[str, float]]:
+    """The example replica's `[engine]` lease and poll and its `[server]` drain, as it sets them."""
+    example = tomllib.loads(REPLICA_TOML.read_text(encoding="utf-8"))
+    engine = {k: v for k, v in example["engine"].items() if k in ("lease_seconds", "poll_seconds")}
+    server = {k: v for k, v in example["server"].items() if k == "drain_seconds"}
+    return engine, server
+
+
 def replica_config(store: str) -> str:
-    """relayflow.toml for one test replica: the store, any free port, one admin key."""
+    """relayflow.toml for one test replica: the store, any free port, one admin key.
+
+    The lease, poll and drain are the example replica's, so that the test stops replicas the
+    way docs/deploy.md says they stop.
+    """
     key_id, secret = ADMIN
+    engine, server = example_timings()
     return (
-        f'[engine]\nstore = "{store}"\n\n[server]\nhost = "127.0.0.1"\nport = 0\n\n'
-        f'[[server.access_keys]]\nid = "{key_id}"\nsecret = "{secret}"\nrole = "admin"\n\n'
-        '[plugins]\ndisable = ["mns"]\n'
+        f'[engine]\nstore = "{store}"\n'
+        + "".join(f"{key} = {value}\n" for key, value in engine.items())
+        + '\n[server]\nhost = "127.0.0.1"\nport = 0\n'
+        + "".join(f"{key} = {value}\n" for key, value in server.items())
+        + f'\n[[server.access_keys]]\nid = "{key_id}"\nsecret = "{secret}"\nrole = "admin"\n\n'
+        + '[plugins]\ndisable = ["mns"]\n'
     )
+
+
+def test_drain_outlasts_the_checks_that_take_a_replica_out() -> None:
+    """The example replica serves after SIGTERM until haproxy has marked it down."""
+    lines = _directives(HAPROXY_CFG.read_text(encoding="utf-8"))
+    [words] = [line.split() for line in lines if line.startswith("default-server ")]
+    inter, fall = (words[words.index(name) + 1] for name in ("inter", "fall"))
+    _, drain = example_timings()
+    assert drain.get("drain_seconds", 0) >= _seconds(inter) * int(fall), (drain, inter, fall)
 
 
 def wait_ready(port: int) -> None:
