@@ -12,7 +12,8 @@ Three measurements, each printed next to the raw SQLite commit rate measured in 
 With ``--store postgresql://USER@HOST:PORT/DB`` (or ``--store pg``: a private PostgreSQL
 server started for the run, fsync on, and stopped at the end) each measurement runs on a fresh
 database of that server (created next to DB, dropped afterwards), and again on the embedded
-SQLite store as the reference, in the same run. For PostgreSQL it also prints the raw one-row
+SQLite store as the reference, in the same run; with ``--rounds N`` the throughput runs N
+times on each, taking turns, and the median is shown. For PostgreSQL it also prints the raw one-row
 commit rate of one connection, and the database's commits (`xact_commit` of
 pg_stat_database, read before the executions start and after the engine has closed its
 connections, so every backend has flushed its counts) per step transition.
@@ -281,21 +282,27 @@ async def bench_waiting(stores: Stores, total: int) -> dict[str, Any]:
     }
 
 
-def measure(stores: Stores, args: argparse.Namespace) -> dict[str, Any]:
-    """The measurements asked for, on fresh stores of one kind."""
-    figures: dict[str, Any] = {"store": stores.label}
-    if args.which in ("steps", "all"):
-        figures["steps"] = asyncio.run(bench_steps(stores))
+def measure(kinds: dict[str, Stores], args: argparse.Namespace) -> dict[str, Any]:
+    """The measurements asked for, on fresh stores of each kind; the throughput rounds take
+    turns between the kinds (a noisy neighbour then weighs on all)."""
+    figures: dict[str, Any] = {key: {"store": stores.label} for key, stores in kinds.items()}
+    for key, stores in kinds.items():
+        if args.which in ("steps", "all"):
+            figures[key]["steps"] = asyncio.run(bench_steps(stores))
     if args.which in ("throughput", "all"):
-        rounds = [
-            asyncio.run(bench_throughput(stores, args.executions, 10)) for _ in range(args.rounds)
-        ]
-        figures["throughput"] = sorted(rounds, key=lambda r: r["transitions_per_s"])[
-            len(rounds) // 2
-        ]
-        figures["throughput"]["each_round"] = [r["transitions_per_s"] for r in rounds]
-    if args.which in ("waiting", "all"):
-        figures["waiting"] = asyncio.run(bench_waiting(stores, args.waiting))
+        rounds: dict[str, list[dict[str, Any]]] = {key: [] for key in kinds}
+        for _ in range(args.rounds):
+            for key, stores in kinds.items():
+                rounds[key].append(asyncio.run(bench_throughput(stores, args.executions, 10)))
+        for key, runs in rounds.items():
+            median = sorted(runs, key=lambda r: r["transitions_per_s"])[len(runs) // 2]
+            figures[key]["throughput"] = {
+                **median,
+                "each_round": [r["transitions_per_s"] for r in runs],
+            }
+    for key, stores in kinds.items():
+        if args.which in ("waiting", "all"):
+            figures[key]["waiting"] = asyncio.run(bench_waiting(stores, args.waiting))
     return figures
 
 
@@ -371,12 +378,13 @@ def main(argv: list[str] | None = None) -> int:
             "reference_sqlite_commits_per_s_full": sqlite_commits_per_second("FULL"),
             "reference_sqlite_commits_per_s_normal": sqlite_commits_per_second("NORMAL"),
         }
-        sqlite = Stores(None, args.synchronous)
+        kinds = {}
         if server is not None:
             figures["reference_postgres_commits_per_s"] = postgres_commits_per_second(server)
-            figures["postgresql"] = measure(Stores(server, args.synchronous), args)
+            kinds["postgresql"] = Stores(server, args.synchronous)
         # On PostgreSQL runs, the embedded store is the reference of the same run.
-        figures["sqlite"] = measure(sqlite, args)
+        kinds["sqlite"] = Stores(None, args.synchronous)
+        figures.update(measure(kinds, args))
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
