@@ -389,3 +389,23 @@ def test_lock_executions_locks_in_one_statement_and_answers_from_memory(
     assert read(store, lambda tx: tx.list_outbox(a)) == []
     store.close()
     other.close()
+
+
+def test_values_written_into_held_back_statements_come_back_exactly(pg_url: str) -> None:
+    # The writer sends held-back statements with their values written in as literals.
+    from relayflow.store import TimerRow
+
+    store = open_store(pg_url)
+    tricky = ["it's", "back\\slash\\'", "%s %(x)s %%", "ünïcödé ✓ 𝄞", "'; DROP TABLE meta; --", ""]
+    times = [0.1 + 0.2, 1e-300, -2.5, 1796182030.2791234, float("inf")]
+    with store.transaction() as tx:
+        for i, text in enumerate(tricky):
+            tx.set_meta(f"k{i}", text)
+        for i, at in enumerate(times):
+            tx.add_timer(TimerRow(-7, i, at, tricky[i % len(tricky)]))
+    with store.reader() as tx:
+        assert [tx.get_meta(f"k{i}") for i in range(len(tricky))] == tricky
+        assert [t.fire_at for t in tx.list_timers(-7)] == times
+    with pytest.raises(StoreError, match="NUL"), store.transaction() as tx:
+        tx.set_meta("k", "a\x00b")
+    store.close()

@@ -31,7 +31,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from relayflow.errors import first_line
 from relayflow.store import postgres_schema, versions
 from relayflow.store.base import Listener, Store, StoreConflict, StoreError, Transaction
-from relayflow.store.postgres_tx import CONFLICT_STATES, _PgTx
+from relayflow.store.postgres_sql import CONFLICT_STATES
+from relayflow.store.postgres_tx import _PgTx
 
 if TYPE_CHECKING:
     import psycopg

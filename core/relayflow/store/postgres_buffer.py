@@ -1,0 +1,270 @@
+"""The PostgreSQL writer's buffer: statements held back and sent with the next query.
+
+`Buffered` is the plumbing of `relayflow.store.postgres_tx`'s transactions: running
+statements, holding back those whose result nobody needs and sending them in one message with
+the next query, savepoints, turning psycopg's errors into the store's, and the execution rows
+and outbox ids the transaction has locked (answered from memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from relayflow.store.base import ExecutionRow, StoreConflict, StoreError
+from relayflow.store.postgres_sql import render
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["Buffered"]
+
+
+class Buffered:
+    """One transaction on one psycopg connection (autocommit; BEGIN and COMMIT are the store's).
+
+    The writer's statements whose result nobody needs (events, state updates, new outbox rows
+    and timers, savepoints) wait in a buffer and go to the server together with the next
+    statement whose result is needed, as one message of several statements with their values
+    written in (one round trip), or before COMMIT.
+    Between calls nothing is left half-sent: the session is idle in its transaction, where
+    `idle_in_transaction_session_timeout` ends a replica frozen mid-transaction. An error of
+    a buffered statement comes back with a later call, so a database error there dooms the
+    whole transaction (it cannot be told which savepoint it belonged to).
+
+    Args:
+        conn: the connection, inside BEGIN.
+        reword: turns a psycopg error into the `StoreError` to raise (and says whether it
+            dooms the transaction).
+        read_only: refuse writes (the reader's view).
+        buffered: hold back statements whose results are not needed (the writer).
+        prune_nonces: asked by `use_nonce` whether it is time to forget old nonces.
+        outbox_ids: new outbox ids, taken from the end; `_fill_ids` adds a block when empty.
+        outbox_sequence: the sequence outbox ids come from.
+    """
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        reword: Callable[[Exception], tuple[StoreError, bool]],
+        *,
+        read_only: bool = False,
+        buffered: bool = False,
+        prune_nonces: Callable[[float], bool] | None = None,
+        outbox_ids: list[int] | None = None,
+        outbox_sequence: str = "outbox_id_seq",
+    ) -> None:
+        self.conn = conn
+        self._cur = conn.cursor()
+        self._reword = reword
+        self.read_only = read_only
+        self._buffered = buffered
+        # Held-back statements: SQL, arguments, and whether it must touch exactly one row.
+        # Held-back statements, their values written in (so that a value the database cannot
+        # take is refused by the call that gave it), and whether each must touch one row.
+        self._pending: list[tuple[str, bool]] = []
+        # The outbox rows of executions this transaction has locked, by id: their execution.
+        self._outbox_rows: dict[int, int] = {}
+        self._locked: set[int] = set()  # the executions whose outbox rows are known
+        # Execution rows this transaction has locked, by id, and their ids by (flow, name).
+        self._rows: dict[int, ExecutionRow] = {}
+        self._by_key: dict[tuple[str, str], int] = {}
+        self._sends = 0  # how many times the buffer went out
+        self._mogrify: Callable[[str, Sequence[Any] | None], str] | None = None
+        # Whether a quote is the only special character in a string literal (as it is unless
+        # a server was set up otherwise); `render` relies on it.
+        self._plain_quotes = conn.info.parameter_status("standard_conforming_strings") == "on"
+        self._prune_nonces = prune_nonces
+        self._outbox_ids = outbox_ids if outbox_ids is not None else []
+        self._outbox_sequence = outbox_sequence
+        self.doomed: StoreError | None = None
+        self.notices: list[tuple[str, str]] = []
+        self._depth = 0
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _failed(self, exc: Exception, *, buffered: bool = False) -> StoreError:
+        error, dooms = self._reword(exc)
+        if (dooms or buffered) and self.doomed is None:
+            self.doomed = error
+        return error
+
+    def _run(self, sql: str, args: Sequence[Any] | None = None) -> None:
+        """A statement whose result is not needed: held back in the writer, else run now."""
+        if self.doomed is not None:
+            raise self.doomed
+        if self._buffered:
+            self._pending.append((self._render(sql, args), False))
+            return
+        try:
+            self._cur.execute(sql, args)
+        except Exception as exc:
+            if not _is_psycopg(exc):
+                raise
+            raise self._failed(exc) from None
+
+    def _send(self, queries: Sequence[tuple[str, Sequence[Any] | None]] = ()) -> list[list[Any]]:
+        """Send the held-back statements and ``queries`` at once; the queries' rows.
+
+        They go as one message of several statements, with their values written in (a simple
+        query): one round trip, one wakeup of the server, whatever their number.
+        """
+        if not self._pending and len(queries) <= 1:
+            return self._send_alone(queries)
+        texts = [text for text, _ in self._pending]
+        texts += [self._render(sql, args) for sql, args in queries]
+        pending, self._pending = self._pending, []
+        self._sends += 1 if pending else 0
+        try:
+            cur = self.conn.cursor()
+            cur.execute(";\n".join(texts), prepare=False)
+            missed = 0
+            for _, one_row in pending:
+                if one_row and cur.rowcount != 1:
+                    missed += 1
+                cur.nextset()
+            results = []
+            for _ in queries:
+                results.append(cur.fetchall())
+                cur.nextset()
+        except Exception as exc:
+            if not _is_psycopg(exc):
+                if pending and self.doomed is None:  # they may not have run: never commit
+                    self.doomed = StoreError(f"sending held-back statements failed: {exc!r}")
+                raise
+            raise self._failed(exc, buffered=bool(pending)) from None
+        if missed:
+            # An outbox row said to be deleted was gone after all (see `delete_outbox`):
+            # this transaction acted on a wrong answer, so it must not commit.
+            self.doomed = StoreConflict(
+                "an outbox row of a locked execution was deleted by another transaction; "
+                "run the transaction again"
+            )
+            raise self.doomed
+        return results
+
+    def _send_alone(self, queries: Sequence[tuple[str, Sequence[Any] | None]]) -> list[list[Any]]:
+        """One query and nothing held back: as a prepared statement."""
+        if not queries:
+            return []
+        try:
+            cur = self.conn.cursor()
+            cur.execute(*queries[0])
+            return [cur.fetchall()]
+        except Exception as exc:
+            if not _is_psycopg(exc):
+                raise
+            raise self._failed(exc) from None
+
+    def _render(self, sql: str, args: Sequence[Any] | None) -> str:
+        if not args:
+            return sql
+        if self._plain_quotes:
+            return render(sql, args)
+        if self._mogrify is None:  # a server quoting strings the old way: psycopg's quoting
+            import psycopg
+
+            self._mogrify = psycopg.ClientCursor(self.conn).mogrify
+        return self._mogrify(sql, args)
+
+    def flush(self) -> None:
+        """Send every held-back statement now (before COMMIT, say).
+
+        Raises:
+            StoreError: one of them failed (the transaction is doomed).
+        """
+        if self.doomed is not None:
+            raise self.doomed
+        self._send()
+
+    def _fetch(self, sql: str, args: Sequence[Any] | None, many: bool) -> Any:
+        if self.doomed is not None:
+            raise self.doomed
+        rows = self._send([(sql, args)])[0]
+        return rows if many else (rows[0] if rows else None)
+
+    def _one(self, sql: str, args: Sequence[Any] | None = None) -> Any:
+        """The first row of a statement's result (None without one)."""
+        return self._fetch(sql, args, False)
+
+    def _all(self, sql: str, args: Sequence[Any] | None = None) -> list[Any]:
+        """Every row of a statement's result."""
+        rows: list[Any] = self._fetch(sql, args, True)
+        return rows
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise StoreError("this is a read-only view of the store")
+
+    def _forget_outbox(self, execution_id: int) -> None:
+        self._locked.discard(execution_id)
+        for outbox_id in [k for k, v in self._outbox_rows.items() if v == execution_id]:
+            del self._outbox_rows[outbox_id]
+
+    def _write(self, sql: str, args: Sequence[Any] | None = None) -> None:
+        self._check_writable()
+        self._run(sql, args)
+
+    def _write_one(self, sql: str, args: Sequence[Any] | None = None) -> Any:
+        self._check_writable()
+        return self._one(sql, args)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested scope: an exception inside it undoes only what it wrote, then propagates."""
+        self._depth += 1
+        name = f"rf{self._depth}"
+        notices = len(self.notices)
+        self._run(f"SAVEPOINT {name}")
+        # Where the SAVEPOINT waits in the buffer, while the buffer has not been sent.
+        sends, index = self._sends, len(self._pending) - 1
+        try:
+            yield
+        except BaseException:
+            del self.notices[notices:]
+            if self.doomed is None:
+                self._roll_back_to(name, sends, index)
+            raise
+        finally:
+            self._depth -= 1
+        if self._buffered and self._sends == sends and self.doomed is None:
+            # Nothing of it was sent: its statements simply go without the savepoint.
+            del self._pending[index]
+        else:
+            self._run(f"RELEASE SAVEPOINT {name}")
+
+    def _roll_back_to(self, name: str, sends: int, index: int) -> None:
+        self._forget_rows()  # what it knew may have been undone
+        if self._buffered and self._sends == sends:
+            del self._pending[index:]  # nothing of it was sent: forget it
+            return
+        self._pending.clear()  # what it wrote since the last send: never sent
+        try:
+            # Outside any pipeline: psycopg drops its prepared statements on seeing a
+            # ROLLBACK, which must not happen while statements naming them are in flight.
+            self._cur.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self._cur.execute(f"RELEASE SAVEPOINT {name}")
+        except Exception as exc:
+            if not _is_psycopg(exc):
+                raise
+            self._failed(exc, buffered=True)
+
+    def _keep(self, row: ExecutionRow) -> None:
+        """Remember a row this transaction has locked (and so nobody else changes)."""
+        self._rows[row.id] = row
+        self._by_key[row.flow_name, row.name] = row.id
+        self._locked.add(row.id)
+
+    def _forget_rows(self) -> None:
+        """Forget every remembered row: a savepoint rolled back may have changed them."""
+        self._rows.clear()
+        self._by_key.clear()
+        self._outbox_rows.clear()
+        self._locked.clear()
+
+
+def _is_psycopg(exc: BaseException) -> bool:
+    # psycopg is imported lazily by the store; its errors all derive from psycopg.Error.
+    import psycopg
+
+    return isinstance(exc, psycopg.Error)
