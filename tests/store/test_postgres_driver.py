@@ -220,6 +220,7 @@ def test_a_connection_lost_before_commit_is_a_conflict(pg_url: str, admin: Any) 
     write(store, lambda tx: tx.set_meta("k", "old"))
     with pytest.raises(StoreConflict, match="nothing was written"), store.transaction() as tx:
         tx.set_meta("k", "new")
+        assert tx.get_meta("k") == "new"  # the transaction has reached the server
         pid = tx.conn.info.backend_pid  # type: ignore[attr-defined]
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         tx.set_meta("k", "newer")
@@ -266,7 +267,8 @@ def test_an_idle_transaction_is_ended_by_the_server(pg_url: str, admin: Any) -> 
     execution = write(frozen, lambda tx: tx.set_meta("k", "v"))
     assert execution is None
     with pytest.raises(StoreConflict), frozen.transaction() as tx:
-        tx.set_meta("k", "frozen")  # holds the row's lock
+        tx.set_meta("k", "frozen")
+        assert tx.get_meta("k") == "frozen"  # sent: the transaction holds the row's lock
         pid = tx.conn.info.backend_pid  # type: ignore[attr-defined]
         deadline = time.monotonic() + WAIT
         while pid in _backends(admin, pg_url) and time.monotonic() < deadline:

@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from relayflow.errors import first_line
 from relayflow.store import postgres_schema, versions
 from relayflow.store.base import Listener, Store, StoreConflict, StoreError, Transaction
+from relayflow.store.postgres_buffer import lost
 from relayflow.store.postgres_sql import CONFLICT_STATES
 from relayflow.store.postgres_tx import _PgTx
 
@@ -77,8 +78,6 @@ LIBPQ_OPTIONS: Final = frozenset(
         "tcp_user_timeout",
     }
 )
-# SQLSTATEs of a session the server ended: shutdown, crash, idle-in-transaction timeout.
-_GONE_STATES: Final = frozenset({"57P01", "57P02", "57P03", "25P03"})
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -194,7 +193,7 @@ class PostgresStore(Store):
                 ),
                 True,
             )
-        if _lost(exc):
+        if lost(exc):
             return (
                 StoreConflict(
                     f"the connection to the PostgreSQL store {self.where} was lost before the "
@@ -217,7 +216,7 @@ class PostgresStore(Store):
                 conn.execute(begin)
                 return conn
             except self._psycopg.Error as exc:
-                if not _lost(exc) or attempt == 2:
+                if not lost(exc) or attempt == 2:
                     conn.close()
                     raise self._reword(exc)[0] from None
                 conn.close()  # it died between transactions: nothing lost, connect again
@@ -238,9 +237,19 @@ class PostgresStore(Store):
     # -- transactions -------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """A read-write transaction on the writer's connection, one at a time."""
+        """A read-write transaction on the writer's connection, one at a time.
+
+        Its BEGIN goes to the server with the first statement that needs an answer (or with
+        the statements held back at the end), and COMMIT after them.
+        """
         with self._write_lock:
-            conn = self._writer = self._begin(self._writer, "BEGIN")
+            if self._closed:
+                raise StoreError(f"the PostgreSQL store {self.where} is closed")
+            conn = self._writer
+            if conn is None or conn.closed or conn.broken:
+                if conn is not None:
+                    conn.close()
+                conn = self._writer = self._connect()
             tx = _PgTx(
                 conn,
                 self._reword,
@@ -248,6 +257,8 @@ class PostgresStore(Store):
                 prune_nonces=self._prune_due,
                 outbox_ids=self._outbox_ids,
                 outbox_sequence=self._outbox_sequence,
+                begin="BEGIN",
+                reconnect=self._reconnect_writer,
             )
             try:
                 yield tx
@@ -263,21 +274,35 @@ class PostgresStore(Store):
                     tx.flush()  # an error of anything held back comes here, before COMMIT
             except StoreError:
                 if tx.doomed is None:
-                    self._end(conn, "ROLLBACK")
+                    self._abort(tx)
                     raise
             except BaseException:
-                self._end(conn, "ROLLBACK")
+                self._abort(tx)
                 raise
             if tx.doomed is not None:
-                self._end(conn, "ROLLBACK")
+                self._abort(tx)
                 raise type(tx.doomed)(str(tx.doomed))
-            self._commit(conn)
+            if tx.begun:
+                self._commit(tx.conn)
+
+    def _abort(self, tx: _PgTx) -> None:
+        """Roll back what reached the server (nothing did before the first message)."""
+        if tx.begun:
+            self._end(tx.conn, "ROLLBACK")
+
+    def _reconnect_writer(self) -> psycopg.Connection[Any]:
+        """A new connection for the writer, whose connection was found dead."""
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = None
+        self._writer = self._connect()
+        return self._writer
 
     def _commit(self, conn: psycopg.Connection[Any]) -> None:
         try:
             conn.execute("COMMIT")
         except self._psycopg.Error as exc:
-            if _lost(exc) or conn.closed or conn.broken:
+            if lost(exc) or conn.closed or conn.broken:
                 conn.close()
                 raise StoreError(
                     f"the connection to the PostgreSQL store {self.where} was lost during "
@@ -429,18 +454,6 @@ class _PgListener:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-
-
-def _lost(exc: BaseException) -> bool:
-    """Whether ``exc`` says the connection is gone (so the transaction is gone with it)."""
-    state = getattr(exc, "sqlstate", None)
-    if state is not None:
-        return state.startswith("08") or state in _GONE_STATES
-    # Errors without a SQLSTATE come from the client side: the socket closed, the server
-    # vanished. psycopg raises them as OperationalError (InterfaceError when already closed).
-    import psycopg
-
-    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def _parse(url: str) -> tuple[str, str, dict[str, Any]]:

@@ -18,7 +18,7 @@ from relayflow.store.postgres_sql import render
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["Buffered"]
+__all__ = ["GONE_STATES", "Buffered", "lost"]
 
 
 class Buffered:
@@ -54,6 +54,8 @@ class Buffered:
         prune_nonces: Callable[[float], bool] | None = None,
         outbox_ids: list[int] | None = None,
         outbox_sequence: str = "outbox_id_seq",
+        begin: str | None = None,
+        reconnect: Callable[[], psycopg.Connection[Any]] | None = None,
     ) -> None:
         self.conn = conn
         self._cur = conn.cursor()
@@ -64,6 +66,11 @@ class Buffered:
         # Held-back statements, their values written in (so that a value the database cannot
         # take is refused by the call that gave it), and whether each must touch one row.
         self._pending: list[tuple[str, bool]] = []
+        # BEGIN goes with the first message; if the connection turns out to have died
+        # before it (between transactions), that message is sent again on a new one.
+        if begin is not None:
+            self._pending.append((begin, False))
+        self._reconnect = reconnect
         # The outbox rows of executions this transaction has locked, by id: their execution.
         self._outbox_rows: dict[int, int] = {}
         self._locked: set[int] = set()  # the executions whose outbox rows are known
@@ -114,10 +121,10 @@ class Buffered:
         texts = [text for text, _ in self._pending]
         texts += [self._render(sql, args) for sql, args in queries]
         pending, self._pending = self._pending, []
+        first = self._sends == 0 and self._reconnect is not None
         self._sends += 1 if pending else 0
         try:
-            cur = self.conn.cursor()
-            cur.execute(";\n".join(texts), prepare=False)
+            cur = self._execute(";\n".join(texts), retry=first)
             missed = 0
             for _, one_row in pending:
                 if one_row and cur.rowcount != 1:
@@ -142,6 +149,31 @@ class Buffered:
             )
             raise self.doomed
         return results
+
+    def _execute(self, text: str, *, retry: bool) -> Any:
+        """Run a message of statements, with ``retry`` once more if the connection was dead.
+
+        Only a transaction's first message is sent again, on a new connection: nothing of the
+        transaction had reached the server.
+        """
+        try:
+            cur = self.conn.cursor()
+            cur.execute(text, prepare=False)
+            return cur
+        except Exception as exc:
+            if not (retry and _is_psycopg(exc) and lost(exc)) or self._reconnect is None:
+                raise
+        self.conn = self._reconnect()
+        self._cur = self.conn.cursor()
+        self._plain_quotes = self.conn.info.parameter_status("standard_conforming_strings") == "on"
+        cur = self.conn.cursor()
+        cur.execute(text, prepare=False)
+        return cur
+
+    @property
+    def begun(self) -> bool:
+        """Whether anything of the transaction (its BEGIN first) was sent."""
+        return self._sends > 0
 
     def _send_alone(self, queries: Sequence[tuple[str, Sequence[Any] | None]]) -> list[list[Any]]:
         """One query and nothing held back: as a prepared statement."""
@@ -268,3 +300,19 @@ def _is_psycopg(exc: BaseException) -> bool:
     import psycopg
 
     return isinstance(exc, psycopg.Error)
+
+
+#: SQLSTATEs of a session the server ended: shutdown, crash, idle-in-transaction timeout.
+GONE_STATES = frozenset({"57P01", "57P02", "57P03", "25P03"})
+
+
+def lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection is gone (so the transaction is gone with it)."""
+    state = getattr(exc, "sqlstate", None)
+    if state is not None:
+        return bool(state.startswith("08") or state in GONE_STATES)
+    # Errors without a SQLSTATE come from the client side: the socket closed, the server
+    # vanished. psycopg raises them as OperationalError (InterfaceError when already closed).
+    import psycopg
+
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
