@@ -77,6 +77,8 @@ class Buffered:
         # Execution rows this transaction has locked, by id, and their ids by (flow, name).
         self._rows: dict[int, ExecutionRow] = {}
         self._by_key: dict[tuple[str, str], int] = {}
+        # Flows read in this transaction (the writer's: starts of one batch read one flow).
+        self._flows: dict[str, Any] = {}
         self._sends = 0  # how many times the buffer went out
         self._mogrify: Callable[[str, Sequence[Any] | None], str] | None = None
         # Whether a quote is the only special character in a string literal (as it is unless
@@ -291,6 +293,7 @@ class Buffered:
         """Forget every remembered row: a savepoint rolled back may have changed them."""
         self._rows.clear()
         self._by_key.clear()
+        self._flows.clear()
         self._outbox_rows.clear()
         self._locked.clear()
 

@@ -32,7 +32,7 @@ CONFLICT_STATES: Final = frozenset({"40001", "40P01", "55P03"})
 #: The longest NOTIFY payload PostgreSQL takes is 8,000 bytes (less one for the terminator).
 MAX_PAYLOAD: Final = 7999
 #: How many outbox ids a store takes from the sequence at once.
-OUTBOX_ID_BLOCK: Final = 64
+OUTBOX_ID_BLOCK: Final = 256
 # The database's clock, as epoch seconds.
 NOW: Final = "extract(epoch from clock_timestamp())::float8"
 

@@ -79,11 +79,20 @@ class _PgTx(Buffered, Transaction):
 
     # -- flows --------------------------------------------------------------------------------
     def get_flow(self, name: str, *, lock: bool = False) -> FlowRow | None:
+        if not lock and name in self._flows:
+            found: FlowRow | None = self._flows[name]
+            return found
         sql = f"SELECT {q.FLOW_COLUMNS} FROM flows WHERE name = %s"
         row = self._one(sql + " FOR UPDATE" if lock else sql, (name,))
-        return FlowRow(*row) if row else None
+        found = FlowRow(*row) if row else None
+        if self._buffered:
+            # Read once a transaction (the starts of a batch read one flow again and again);
+            # this transaction's own changes to it forget it.
+            self._flows[name] = found
+        return found
 
     def create_flow(self, row: FlowRow) -> bool:
+        self._flows.pop(row.name, None)
         created = self._write_one(
             f"INSERT INTO flows ({q.FLOW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (name) DO NOTHING RETURNING 1",
@@ -95,6 +104,7 @@ class _PgTx(Buffered, Transaction):
         return True
 
     def put_flow(self, row: FlowRow) -> None:
+        self._flows.pop(row.name, None)
         self._write(
             f"INSERT INTO flows ({q.FLOW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (name) DO UPDATE SET id = excluded.id, "
