@@ -203,25 +203,6 @@ class PostgresStore(Store):
             )
         return StoreError(f"the PostgreSQL store {self.where} refused a statement: {reason}"), False
 
-    def _begin(self, conn: psycopg.Connection[Any] | None, begin: str) -> psycopg.Connection[Any]:
-        """``conn`` (or a new connection if it is gone) inside a new transaction."""
-        if self._closed:
-            raise StoreError(f"the PostgreSQL store {self.where} is closed")
-        for attempt in (1, 2):
-            if conn is None or conn.closed or conn.broken:
-                if conn is not None:
-                    conn.close()
-                conn = self._connect()
-            try:
-                conn.execute(begin)
-                return conn
-            except self._psycopg.Error as exc:
-                if not lost(exc) or attempt == 2:
-                    conn.close()
-                    raise self._reword(exc)[0] from None
-                conn.close()  # it died between transactions: nothing lost, connect again
-        raise AssertionError("unreachable")
-
     def _end(self, conn: psycopg.Connection[Any], statement: str) -> None:
         """Roll back (or end a read) quietly: a connection that cannot is closed."""
         if conn.closed:
@@ -313,20 +294,42 @@ class PostgresStore(Store):
 
     @contextmanager
     def reader(self) -> Iterator[Transaction]:
-        """A read-only snapshot (REPEATABLE READ) on one of the readers' connections."""
+        """A read-only snapshot (REPEATABLE READ) on one of the readers' connections.
+
+        Its BEGIN goes with its first query, in one round trip.
+        """
         with self._slots:
+            if self._closed:
+                raise StoreError(f"the PostgreSQL store {self.where} is closed")
             with self._pool_lock:
-                idle = self._idle.pop() if self._idle else None
-            conn = self._begin(idle, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                conn = self._idle.pop() if self._idle else None
+            if conn is None or conn.closed or conn.broken:
+                if conn is not None:
+                    conn.close()
+                conn = self._connect()
+            tx = _PgTx(
+                conn,
+                self._reword,
+                read_only=True,
+                begin="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                reconnect=lambda: self._replace(tx.conn),
+            )
             ok = False
             try:
-                yield _PgTx(conn, self._reword, read_only=True)
+                yield tx
                 ok = True
             finally:
-                self._end(conn, "COMMIT" if ok else "ROLLBACK")
+                conn = tx.conn
+                if tx.begun:
+                    self._end(conn, "COMMIT" if ok else "ROLLBACK")
                 if not conn.closed:
                     with self._pool_lock:
                         self._idle.append(conn)
+
+    def _replace(self, conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+        """A new connection in place of ``conn``, which was found dead."""
+        conn.close()
+        return self._connect()
 
     def _prune_due(self, now: float) -> bool:
         """Whether `use_nonce` should forget old nonces now (once a minute is plenty)."""
