@@ -3,6 +3,10 @@
 The runtime's single writer takes whatever jobs are queued and runs them with `run_batch` in one
 transaction; callers are answered after the commit. What a transaction asks for afterwards
 (dispatching outbox rows, waking the timer loop, waking long polls) is noted in a `TxContext`.
+
+Where several engines share the store, a batch locks the executions its jobs name in one
+order (`lock_order`, `lock_first`), and names the executions it ended on `END_CHANNEL` before
+it commits, so that the other engines' long polls wake.
 """
 
 from __future__ import annotations
