@@ -149,6 +149,33 @@ async def test_a_row_of_an_engine_that_stopped_working_is_taken_over_and_runs_on
         assert (await types_of(b, "f", "e")).count("TaskSucceeded") == 1
 
 
+@bounded(seconds=60)
+async def test_a_row_of_an_engine_whose_connections_died_is_taken_over(pg_url: str) -> None:
+    on_a: list[TaskRequest] = []
+    on_b: list[TaskRequest] = []
+
+    async def stuck(request: TaskRequest) -> Succeeded:
+        on_a.append(request)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def quick(request: TaskRequest) -> Succeeded:
+        on_b.append(request)
+        return Succeeded({"by": "b"})
+
+    a = make_engine({"demo:Work": stuck}, store=pg_url, lease_seconds=1)
+    b = make_engine({"demo:Work": quick}, store=pg_url, lease_seconds=1)
+    async with running(a, b):
+        await a.create_flow("f", action_flow())
+        await a.start_execution("f", {}, name="e")
+        await eventually(lambda: on_a, 5, "engine A to dispatch the task")
+        # As if A's process were killed: its connections go, nothing is handed back.
+        a.store.close()
+        info = await b.describe_execution("f", "e", wait_seconds=1 + POLL + 15)
+        assert (info.status, info.output) == ("Succeeded", {"by": "b"})
+        assert [r.task_id for r in on_b] == [on_a[0].task_id]
+
+
 # -- long polls -------------------------------------------------------------------------------
 
 

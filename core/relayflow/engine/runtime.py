@@ -38,7 +38,7 @@ from relayflow.engine.integration import Integration
 from relayflow.engine.timers import Loops
 from relayflow.engine.waiters import EndWaiters
 from relayflow.limits import DEFAULT_LIMITS, DefinitionLimits, Limits
-from relayflow.store import Listener, Store, Transaction
+from relayflow.store import Listener, Store, StoreError, Transaction
 
 __all__ = ["Runtime"]
 
@@ -203,7 +203,9 @@ class Runtime:
         try:
             await self.committer.flush()  # outcomes of the grace period first
             await self.committer.alone(release)
-        except Exception:  # the store is failing: the leases run out by themselves
+        except StoreError as exc:  # the store is failing: the leases run out by themselves
+            log.warning("could not hand back this engine's leases: %s", exc)
+        except Exception:
             log.exception("could not hand back this engine's leases")
         await self.committer.stop()
         self._running = False
