@@ -48,6 +48,9 @@ READERS: Final = 3
 SESSION: Final = (
     "-c idle_in_transaction_session_timeout=5s -c lock_timeout=2s -c statement_timeout=30s"
 )
+#: Settings that the writer's literals rely on (`relayflow.store.postgres_sql.literal`): set
+#: after the user's `options`, and checked on every new connection.
+PINNED: Final = {"standard_conforming_strings": "on", "client_encoding": "UTF8"}
 #: The query options passed on to libpq; anything else is refused as a likely typo.
 LIBPQ_OPTIONS: Final = frozenset(
     {
@@ -168,6 +171,17 @@ class PostgresStore(Store):
             raise StoreError(
                 f"cannot connect to the PostgreSQL store {self.where}: {self._reason(exc)}"
             ) from None
+        for name, value in PINNED.items():
+            found = conn.info.parameter_status(name)
+            if found != value:
+                # A proxy that drops startup options, say: the writer's literals would not be
+                # safe there, so the store is not used at all.
+                conn.close()
+                raise StoreError(
+                    f"the PostgreSQL store {self.where} reports {name}={found}; relayflow needs "
+                    f"{name}={value} (a connection pooler that drops startup options cannot "
+                    "be used)"
+                )
         return conn
 
     def _reason(self, exc: BaseException) -> str:
@@ -516,5 +530,7 @@ def _parse(url: str) -> tuple[str, str, dict[str, Any]]:
             options = f"{options} {value}"  # the user's settings come later and win
         else:
             params[key] = value
-    params["options"] = options
+    # ... except these, which come last.
+    params["options"] = options + "".join(f" -c {k}={v}" for k, v in PINNED.items())
+    params["client_encoding"] = PINNED["client_encoding"]
     return shown, password, params

@@ -80,10 +80,6 @@ class Buffered:
         # Flows read in this transaction (the writer's: starts of one batch read one flow).
         self._flows: dict[str, Any] = {}
         self._sends = 0  # how many times the buffer went out
-        self._mogrify: Callable[[str, Sequence[Any] | None], str] | None = None
-        # Whether a quote is the only special character in a string literal (as it is unless
-        # a server was set up otherwise); `render` relies on it.
-        self._plain_quotes = conn.info.parameter_status("standard_conforming_strings") == "on"
         self._prune_nonces = prune_nonces
         self._outbox_ids = outbox_ids if outbox_ids is not None else []
         self._outbox_sequence = outbox_sequence
@@ -167,7 +163,6 @@ class Buffered:
                 raise
         self.conn = self._reconnect()
         self._cur = self.conn.cursor()
-        self._plain_quotes = self.conn.info.parameter_status("standard_conforming_strings") == "on"
         cur = self.conn.cursor()
         cur.execute(text, prepare=False)
         return cur
@@ -191,15 +186,9 @@ class Buffered:
             raise self._failed(exc) from None
 
     def _render(self, sql: str, args: Sequence[Any] | None) -> str:
-        if not args:
-            return sql
-        if self._plain_quotes:
-            return render(sql, args)
-        if self._mogrify is None:  # a server quoting strings the old way: psycopg's quoting
-            import psycopg
-
-            self._mogrify = psycopg.ClientCursor(self.conn).mogrify
-        return self._mogrify(sql, args)
+        # Safe: the store only keeps connections with the settings literals rely on
+        # (see `relayflow.store.postgres_sql`).
+        return render(sql, args) if args else sql
 
     def flush(self) -> None:
         """Send every held-back statement now (before COMMIT, say).

@@ -1,7 +1,35 @@
-"""The SQL of the PostgreSQL store's transactions, and how stored text is read back.
+"""The SQL of the PostgreSQL store's transactions, its literals, and how stored text is read back.
 
-`relayflow.store.postgres_tx` runs these statements; this module only holds them, the values
-they share (the database's clock, the SQLSTATEs of conflicts) and the readers of stored JSON.
+`relayflow.store.postgres_tx` runs these statements; this module holds them, the values they
+share (the database's clock, the SQLSTATEs of conflicts), the readers of stored JSON and
+`literal`, which writes a value into SQL text.
+
+Why literals. The engine runs many small jobs in one transaction, and with one round trip a
+statement the writer spent its time waiting: `contrib/bench/bench_engine.py throughput` went
+313 transitions/s with a round trip a statement, 877 once the statements that need no answer
+were held back and sent in one message with the next query, 1,226 with a batch's executions
+locked in one statement, and about 1,900-2,000 with these literals instead of psycopg's
+client-side quoting and with BEGIN sent with the first query (SQLite: 3,000-5,400 in the same
+runs; a loaded 2-core machine, so the figures move by a third from run to run). A message of
+several statements is a simple query, which takes no parameters: hence literals.
+
+psycopg's pipeline mode was measured too and not kept: one transition (lock, delete, three
+events, an outbox row, an update) cost 755 us pipelined against 781 us with a round trip
+each, because a Sync is needed after each statement (without one the session counts as
+active, not idle in a transaction, and `idle_in_transaction_session_timeout` never ends a
+frozen replica's transaction: seen holding a row lock for 8 s), and psycopg forgets its
+prepared statements on a ROLLBACK TO SAVEPOINT while later statements already name them
+("prepared statement does not exist").
+
+Why literals are safe here. Every connection is opened with `standard_conforming_strings=on`
+and `client_encoding=UTF8`, set after any options of the user's, and the store refuses a
+connection that reports anything else (`relayflow.store.postgres.PINNED`). With both, the only
+special character inside '...' is the quote, which `literal` doubles: a backslash is an
+ordinary character, and no UTF-8 multi-byte sequence contains the byte of a quote (unlike
+SJIS or GBK, where quote-doubling is unsafe). NUL, which text cannot hold, is refused. Numbers
+are written by Python (`repr` of a float reads back as the same float), lists as ARRAY[...].
+The SQL itself is the module's own and holds no other ``%``. tests/store/
+test_postgres_literals.py sends hostile text through every statement that is held back.
 """
 
 from __future__ import annotations
