@@ -6,82 +6,10 @@ tests/store/.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
-
 import pytest
 
-from relayflow.engine.model import HistoryEvent
-from relayflow.store import (
-    ExecutionRow,
-    FlowRow,
-    Store,
-    StoreError,
-    Transaction,
-    open_store,
-)
-
-
-@pytest.fixture(params=["memory", "file"])
-def store(request, tmp_path) -> Iterator[Store]:
-    url = "memory://" if request.param == "memory" else "sqlite:///" + str(tmp_path / "s.db")
-    opened = open_store(url)
-    yield opened
-    opened.close()
-
-
-def flow_row(name: str = "f", version: int = 1, definition: str = "def-1") -> FlowRow:
-    return FlowRow(name, f"id-{name}", definition, "desc", "FDL", "", version, 10.0, 10.0 + version)
-
-
-def exec_row(
-    flow: str = "f", name: str = "e1", status: str = "Running", started: float = 100.0
-) -> ExecutionRow:
-    return ExecutionRow(
-        0,
-        f"uid-{flow}-{name}",
-        flow,
-        name,
-        f"id-{flow}",
-        1,
-        status,
-        '{"a": 1}',
-        None,
-        "",
-        "",
-        started,
-        None,
-        "{}",
-        "",
-    )
-
-
-def event(event_id: int, kind: str = "StepEntered", detail: Any = None) -> HistoryEvent:
-    return HistoryEvent(event_id, 0, kind, "step", 100.0 + event_id, detail or {"n": event_id})
-
-
-class _Rollback(Exception):
-    pass
-
-
-def peek(store: Store, fn: Callable[[Transaction], Any]) -> Any:
-    """Run ``fn`` in a write transaction that is then rolled back (to look at leases)."""
-    result = None
-    with pytest.raises(_Rollback), store.transaction() as tx:
-        result = fn(tx)
-        raise _Rollback
-    return result
-
-
-def write(store: Store, fn: Callable[[Transaction], Any]) -> Any:
-    with store.transaction() as tx:
-        return fn(tx)
-
-
-def read(store: Store, fn: Callable[[Transaction], Any]) -> Any:
-    with store.reader() as tx:
-        return fn(tx)
-
+from relayflow.store import StoreError, open_store
+from tests.store.rows import event, exec_row, flow_row, read, write
 
 # ---------------------------------------------------------------------------------------------
 # Opening
