@@ -34,7 +34,7 @@ class Buffered:
     whole transaction (it cannot be told which savepoint it belonged to).
 
     Args:
-        conn: the connection, inside BEGIN.
+        conn: the connection (autocommit).
         reword: turns a psycopg error into the `StoreError` to raise (and says whether it
             dooms the transaction).
         read_only: refuse writes (the reader's view).
@@ -42,6 +42,8 @@ class Buffered:
         prune_nonces: asked by `use_nonce` whether it is time to forget old nonces.
         outbox_ids: new outbox ids, taken from the end; `_fill_ids` adds a block when empty.
         outbox_sequence: the sequence outbox ids come from.
+        begin: the statement that begins the transaction, sent with the first message.
+        reconnect: a new connection in place of one found dead by that first message.
     """
 
     def __init__(
@@ -62,7 +64,6 @@ class Buffered:
         self._reword = reword
         self.read_only = read_only
         self._buffered = buffered
-        # Held-back statements: SQL, arguments, and whether it must touch exactly one row.
         # Held-back statements, their values written in (so that a value the database cannot
         # take is refused by the call that gave it), and whether each must touch one row.
         self._pending: list[tuple[str, bool]] = []
