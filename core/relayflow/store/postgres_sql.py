@@ -87,9 +87,9 @@ LOCK_KEYS = (
     "ORDER BY e.flow_name, e.name FOR UPDATE"
 )
 OUTBOX_OF_KEYS = (
-    "SELECT o.execution_id, o.id FROM outbox o JOIN executions e ON e.id = o.execution_id "
-    f"WHERE EXISTS (SELECT 1 FROM {KEYS} "
-    'WHERE e.flow_name = k.flow_name COLLATE "C" AND e.name = k.name COLLATE "C")'
+    "SELECT execution_id, id FROM outbox WHERE execution_id = ANY(ARRAY("
+    f"SELECT e.id FROM executions e WHERE EXISTS (SELECT 1 FROM {KEYS} "
+    'WHERE e.flow_name = k.flow_name COLLATE "C" AND e.name = k.name COLLATE "C")))'
 )
 UPSERT_VERSION = (
     "INSERT INTO flow_versions (name, version, definition) VALUES (%s, %s, %s) "
