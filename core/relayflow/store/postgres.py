@@ -4,7 +4,8 @@ URL: `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (or `postgres://`). Opt
 query string go to libpq: `?sslmode=verify-full&sslrootcert=/etc/ca.pem`, `connect_timeout`,
 `keepalives_idle`, `options=-csearch_path=relayflow` and the like. `${NAME}` anywhere in the URL
 is read from the environment (URL-quoted, so a password may hold any character). The password
-is never printed, logged or quoted in an error: messages name the store as `postgresql://USER@HOST:PORT/DATABASE`.
+is never printed, logged or quoted in an error: messages name the store as
+`postgresql://USER@HOST:PORT/DATABASE`.
 
 The schema is made at the first open (`relayflow.store.postgres_schema`), safely when several
 replicas open an empty database at once. Needs psycopg 3: `pip install relayflow[postgresql]`.
@@ -13,6 +14,12 @@ Connections, at most five per process: one for the engine's writer thread (every
 `transaction()`, one at a time), up to three for `reader()`, and one per `listen()`. Each
 session ends a transaction left idle for 5 s (so that a frozen replica cannot hold its locks
 for long), waits at most 2 s for a lock and 30 s for a statement.
+
+Round trips are what a transaction costs here, so the writer holds back the statements whose
+result nobody needs and sends them with the next query in one message, locks a batch's
+executions in one statement (`lock_executions`) and answers its jobs' locking reads from memory
+(`relayflow.store.postgres_buffer`); why its values are written into the SQL as literals, and
+why that is safe, is in `relayflow.store.postgres_sql`.
 """
 
 from __future__ import annotations
