@@ -411,3 +411,25 @@ def test_values_written_into_held_back_statements_come_back_exactly(pg_url: str)
     with pytest.raises(StoreError, match="NUL"), store.transaction() as tx:
         tx.set_meta("k", "a\x00b")
     store.close()
+
+
+def test_lock_executions_of_one_key(pg_url: str) -> None:
+    from tests.store.rows import LONG, exec_row, now
+
+    store, other = open_store(pg_url), open_store(pg_url)
+
+    def seed(tx: Any) -> tuple[int, int]:
+        a = tx.insert_execution(exec_row("f", "a"))
+        return a, tx.add_outbox(a, {"n": 1}, "me", now() + LONG)
+
+    a, row_id = write(store, seed)
+    with store.transaction() as tx:
+        tx.lock_executions([("f", "a")])
+        with pytest.raises(StoreConflict):
+            write(other, lambda tx2: tx2.get_execution("f", "a", lock=True))
+        assert tx.lock_execution(a).name == "a"
+        assert tx.delete_outbox(row_id) is True
+        tx.lock_executions([("f", "missing")])
+    assert read(store, lambda tx: tx.list_outbox(a)) == []
+    store.close()
+    other.close()

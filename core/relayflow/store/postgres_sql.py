@@ -86,6 +86,11 @@ LOCK_KEYS = (
     'WHERE e.flow_name = k.flow_name COLLATE "C" AND e.name = k.name COLLATE "C") '
     "ORDER BY e.flow_name, e.name FOR UPDATE"
 )
+LOCK_KEY = f"SELECT {EXEC_COLUMNS} FROM executions WHERE flow_name = %s AND name = %s FOR UPDATE"
+OUTBOX_OF_KEY = (
+    "SELECT execution_id, id FROM outbox WHERE execution_id = "
+    "(SELECT id FROM executions WHERE flow_name = %s AND name = %s)"
+)
 OUTBOX_OF_KEYS = (
     "SELECT execution_id, id FROM outbox WHERE execution_id = ANY(ARRAY("
     f"SELECT e.id FROM executions e WHERE EXISTS (SELECT 1 FROM {KEYS} "
