@@ -256,3 +256,30 @@ def test_delete_outbox_under_a_locked_execution(store: Store) -> None:
         assert tx.delete_outbox(added) is True
         assert tx.list_outbox(a) == []
     assert read(store, lambda tx: tx.list_outbox(a)) == []
+
+
+def test_delete_timer_under_a_locked_execution(store: Store) -> None:
+    from tests.store.rows import exec_row
+
+    def seed(tx: Transaction) -> int:
+        a = tx.insert_execution(exec_row("f", "a"))
+        assert a is not None
+        tx.add_timer(TimerRow(a, 1, 10.0, "wait"))
+        tx.add_timer(TimerRow(a, 2, 20.0, "retry"))
+        return a
+
+    a = write(store, seed)
+    with store.transaction() as tx:
+        assert tx.lock_execution(a) is not None
+        assert tx.delete_timer(a, 1) is True
+        assert tx.delete_timer(a, 1) is False
+        with pytest.raises(KeyError), tx.savepoint():
+            assert tx.delete_timer(a, 2) is True
+            raise KeyError("undone")
+        assert tx.delete_timer(a, 2, owner="nobody") is False  # not leased to it
+        assert tx.delete_timer(a, 2) is True  # the savepoint gave it back
+        tx.add_timer(TimerRow(a, 3, 30.0, "wait"))
+        assert tx.delete_timer(a, 3) is True
+        assert tx.delete_timer(a, 9) is False
+        assert tx.list_timers(a) == []
+    assert read(store, lambda tx: tx.list_timers(a)) == []

@@ -433,3 +433,26 @@ def test_lock_executions_of_one_key(pg_url: str) -> None:
     assert read(store, lambda tx: tx.list_outbox(a)) == []
     store.close()
     other.close()
+
+
+def test_a_timer_deleted_behind_a_locked_execution_dooms_the_transaction(
+    pg_url: str, admin: Any
+) -> None:
+    from relayflow.store import TimerRow
+    from tests.store.rows import exec_row
+
+    store = open_store(pg_url)
+
+    def seed(tx: Any) -> int:
+        execution_id = tx.insert_execution(exec_row())
+        tx.add_timer(TimerRow(execution_id, 1, 10.0, "wait"))
+        return execution_id
+
+    execution_id = write(store, seed)
+    with pytest.raises(StoreConflict, match="run the transaction again"), store.transaction() as tx:
+        tx.lock_executions([("f", "e1")])
+        admin.execute("DELETE FROM timers WHERE execution_id = %s", (execution_id,))
+        assert tx.delete_timer(execution_id, 1) is True
+        tx.set_meta("acted", "on a wrong answer")
+    assert read(store, lambda tx: tx.get_meta("acted")) is None
+    store.close()

@@ -74,7 +74,8 @@ class Buffered:
         self._reconnect = reconnect
         # The outbox rows of executions this transaction has locked, by id: their execution.
         self._outbox_rows: dict[int, int] = {}
-        self._locked: set[int] = set()  # the executions whose outbox rows are known
+        self._locked: set[int] = set()  # the executions whose outbox rows and timers are known
+        self._timers: set[tuple[int, int]] = set()  # their timers: (execution id, timer id)
         # Execution rows this transaction has locked, by id, and their ids by (flow, name).
         self._rows: dict[int, ExecutionRow] = {}
         self._by_key: dict[tuple[str, str], int] = {}
@@ -143,7 +144,8 @@ class Buffered:
             # An outbox row said to be deleted was gone after all (see `delete_outbox`):
             # this transaction acted on a wrong answer, so it must not commit.
             self.doomed = StoreConflict(
-                "an outbox row of a locked execution was deleted by another transaction; "
+                "an outbox row or timer of a locked execution was deleted by another "
+                "transaction; "
                 "run the transaction again"
             )
             raise self.doomed
@@ -222,6 +224,7 @@ class Buffered:
 
     def _forget_outbox(self, execution_id: int) -> None:
         self._locked.discard(execution_id)
+        self._timers = {t for t in self._timers if t[0] != execution_id}
         for outbox_id in [k for k, v in self._outbox_rows.items() if v == execution_id]:
             del self._outbox_rows[outbox_id]
 
@@ -279,6 +282,14 @@ class Buffered:
         self._by_key[row.flow_name, row.name] = row.id
         self._locked.add(row.id)
 
+    def _know_work(self, rows: Sequence[Any]) -> None:
+        """Remember the outbox rows and timers of locked executions (see `_PgTx`'s queries)."""
+        for kind, execution_id, key in rows:
+            if kind == "o":
+                self._outbox_rows[int(key)] = int(execution_id)
+            else:
+                self._timers.add((int(execution_id), int(key)))
+
     def _forget_rows(self) -> None:
         """Forget every remembered row: a savepoint rolled back may have changed them."""
         self._rows.clear()
@@ -286,6 +297,7 @@ class Buffered:
         self._flows.clear()
         self._outbox_rows.clear()
         self._locked.clear()
+        self._timers.clear()
 
 
 def _is_psycopg(exc: BaseException) -> bool:

@@ -87,15 +87,18 @@ LOCK_KEYS = (
     "ORDER BY e.flow_name, e.name FOR UPDATE"
 )
 LOCK_KEY = f"SELECT {EXEC_COLUMNS} FROM executions WHERE flow_name = %s AND name = %s FOR UPDATE"
-OUTBOX_OF_KEY = (
-    "SELECT execution_id, id FROM outbox WHERE execution_id = "
-    "(SELECT id FROM executions WHERE flow_name = %s AND name = %s)"
+# The outbox rows ("o", execution, id) and timers ("t", execution, timer id) of executions.
+_WORK = (
+    "SELECT 'o', execution_id, id FROM outbox WHERE execution_id = ANY(ARRAY(SELECT id FROM e)) "
+    "UNION ALL SELECT 't', execution_id, timer_id FROM timers "
+    "WHERE execution_id = ANY(ARRAY(SELECT id FROM e))"
 )
-OUTBOX_OF_KEYS = (
-    "SELECT execution_id, id FROM outbox WHERE execution_id = ANY(ARRAY("
-    f"SELECT e.id FROM executions e WHERE EXISTS (SELECT 1 FROM {KEYS} "
-    'WHERE e.flow_name = k.flow_name COLLATE "C" AND e.name = k.name COLLATE "C")))'
+WORK_OF_KEY = "WITH e AS (SELECT id FROM executions WHERE flow_name = %s AND name = %s) " + _WORK
+WORK_OF_KEYS = (
+    f"WITH e AS (SELECT e.id FROM executions e WHERE EXISTS (SELECT 1 FROM {KEYS} "
+    'WHERE e.flow_name = k.flow_name COLLATE "C" AND e.name = k.name COLLATE "C")) ' + _WORK
 )
+WORK_OF_ID = "WITH e AS (SELECT %s::bigint AS id) " + _WORK
 UPSERT_VERSION = (
     "INSERT INTO flow_versions (name, version, definition) VALUES (%s, %s, %s) "
     "ON CONFLICT (name, version) DO UPDATE SET definition = excluded.definition"

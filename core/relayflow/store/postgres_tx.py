@@ -198,27 +198,26 @@ class _PgTx(Buffered, Transaction):
 
         A hint from the engine at the start of a batch: the locking reads of its jobs are then
         answered from memory (`lock_execution`, `get_execution` with ``lock``), and so are
-        `delete_outbox`'s of their outbox rows. Keys must come sorted (the engine's lock order);
-        unknown ones are skipped.
+        `delete_outbox` of their outbox rows and `delete_timer` (without an owner) of their
+        timers. Keys must come sorted (the engine's lock order); unknown ones are skipped.
         """
         if not keys or not self._buffered:
             return
         lock: tuple[str, Sequence[Any]]
-        outbox_of: tuple[str, Sequence[Any]]
+        work_of: tuple[str, Sequence[Any]]
         if len(keys) == 1:
             # One execution (a report, a stop): statements the server plans in a fraction of
             # the time the arrays' take.
-            lock, outbox_of = (q.LOCK_KEY, keys[0]), (q.OUTBOX_OF_KEY, keys[0])
+            lock, work_of = (q.LOCK_KEY, keys[0]), (q.WORK_OF_KEY, keys[0])
         else:
             flows, names = [k[0] for k in keys], [k[1] for k in keys]
-            lock, outbox_of = (q.LOCK_KEYS, (flows, names)), (q.OUTBOX_OF_KEYS, (flows, names))
-        # The outbox ids in a statement of their own: it runs once the locks are held, and
-        # sees what the transactions it waited for committed.
-        rows, outbox = self._send([lock, outbox_of])
+            lock, work_of = (q.LOCK_KEYS, (flows, names)), (q.WORK_OF_KEYS, (flows, names))
+        # Their outbox rows and timers in a statement of its own: it runs once the locks are
+        # held, and sees what the transactions it waited for committed.
+        rows, work = self._send([lock, work_of])
         for row in rows:
             self._keep(ExecutionRow(*row))
-        for execution_id, outbox_id in outbox:
-            self._outbox_rows[int(outbox_id)] = int(execution_id)
+        self._know_work(work)
 
     def lock_execution(self, execution_id: int) -> ExecutionRow | None:
         if execution_id in self._rows:
@@ -235,15 +234,12 @@ class _PgTx(Buffered, Transaction):
         # nobody else deletes them, and `delete_outbox` answers without a round trip.
         if self.doomed is not None:
             raise self.doomed
-        rows, ids = self._send(
-            [lock, ("SELECT array_agg(id) FROM outbox WHERE execution_id = %s", (execution_id,))]
-        )
+        rows, work = self._send([lock, (q.WORK_OF_ID, (execution_id,))])
         if not rows:
             return None
         found = ExecutionRow(*rows[0])
         self._keep(found)
-        for outbox_id in ids[0][0] or ():
-            self._outbox_rows[int(outbox_id)] = execution_id
+        self._know_work(work)
         return found
 
     def update_execution(
@@ -365,8 +361,25 @@ class _PgTx(Buffered, Transaction):
             "kind = excluded.kind, lease_owner = NULL, lease_until = NULL",
             (row.execution_id, row.timer_id, row.fire_at, row.kind),
         )
+        if row.execution_id in self._locked:
+            self._timers.add((row.execution_id, row.timer_id))
 
     def delete_timer(self, execution_id: int, timer_id: int, owner: str | None = None) -> bool:
+        self._check_writable()
+        if owner is None and (execution_id, timer_id) in self._timers:
+            if self.doomed is not None:
+                raise self.doomed
+            # Known to be there (its execution is locked; a lease does not matter without an
+            # owner): deleted with the next round trip, checked as `delete_outbox`'s are.
+            self._timers.discard((execution_id, timer_id))
+            self._pending.append(
+                (
+                    f"DELETE FROM timers WHERE execution_id = {int(execution_id)} "
+                    f"AND timer_id = {int(timer_id)}",
+                    True,
+                )
+            )
+            return True
         if owner is None:
             found = self._write_one(
                 "DELETE FROM timers WHERE execution_id = %s AND timer_id = %s RETURNING 1",
