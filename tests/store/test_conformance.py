@@ -137,6 +137,21 @@ def test_flows_and_their_versions(store: Store) -> None:
     assert read(store, lambda tx: tx.flow_versions("f")) == [(1, "one"), (2, "two again")]
 
 
+def test_a_transaction_reads_its_own_flow_changes(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.get_flow("f") is None
+        assert tx.flow_definition("f", 1) is None
+        tx.put_flow(flow_row(version=1, definition="one"))
+        assert tx.get_flow("f") == flow_row(version=1, definition="one")
+        assert tx.flow_definition("f", 1) == "one"
+        tx.put_flow(flow_row(version=1, definition="uno"))
+        assert tx.flow_definition("f", 1) == "uno"
+        assert tx.get_flow("f") == flow_row(version=1, definition="uno")
+        assert tx.delete_flow("f") is True
+        assert tx.get_flow("f") is None
+        assert tx.flow_definition("f", 1) is None
+
+
 def test_create_flow_refuses_a_taken_name(store: Store) -> None:
     assert write(store, lambda tx: tx.create_flow(flow_row(definition="mine"))) is True
     assert write(store, lambda tx: tx.create_flow(flow_row(version=5, definition="x"))) is False

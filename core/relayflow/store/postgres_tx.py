@@ -92,7 +92,7 @@ class _PgTx(Buffered, Transaction):
         return found
 
     def create_flow(self, row: FlowRow) -> bool:
-        self._flows.pop(row.name, None)
+        self._forget_flow(row.name)
         created = self._write_one(
             f"INSERT INTO flows ({q.FLOW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (name) DO NOTHING RETURNING 1",
@@ -104,7 +104,7 @@ class _PgTx(Buffered, Transaction):
         return True
 
     def put_flow(self, row: FlowRow) -> None:
-        self._flows.pop(row.name, None)
+        self._forget_flow(row.name)
         self._write(
             f"INSERT INTO flows ({q.FLOW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (name) DO UPDATE SET id = excluded.id, "
@@ -115,6 +115,11 @@ class _PgTx(Buffered, Transaction):
         )
         self._write(q.UPSERT_VERSION, (row.name, row.version, row.definition))
 
+    def _forget_flow(self, name: str) -> None:
+        """Forget what this transaction read of a flow it changes."""
+        for key in [k for k in self._flows if k == name or k.startswith(name + "\x00")]:
+            del self._flows[key]
+
     def flow_versions(self, name: str) -> list[tuple[int, str]]:
         rows = self._all(
             "SELECT version, definition FROM flow_versions WHERE name = %s ORDER BY version",
@@ -123,11 +128,18 @@ class _PgTx(Buffered, Transaction):
         return [(int(r[0]), r[1]) for r in rows]
 
     def flow_definition(self, name: str, version: int) -> str | None:
+        key = f"{name}\x00{version}"  # beside the flows' names, which hold no NUL
+        if key in self._flows:
+            found: str | None = self._flows[key]
+            return found
         row = self._one(
             "SELECT definition FROM flow_versions WHERE name = %s AND version = %s",
             (name, version),
         )
-        return row[0] if row else None
+        definition = row[0] if row else None
+        if self._buffered:
+            self._flows[key] = definition
+        return definition
 
     def list_flows(self, after: str, limit: int) -> list[FlowRow]:
         rows = self._all(
