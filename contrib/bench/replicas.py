@@ -85,12 +85,14 @@ def _as_postgres(args: list[str], timeout: float) -> subprocess.CompletedProcess
 
 
 @contextlib.contextmanager
-def postgres_server(*, fsync: bool = True) -> Iterator[str]:
+def postgres_server(*, fsync: bool = True, settings: str = "") -> Iterator[str]:
     """A private PostgreSQL server while the block runs; yields its `postgres` database's URL.
 
     Args:
         fsync: keep PostgreSQL's fsync on (the default, as in production); the test suite
             turns it off.
+        settings: more server settings, as `-c name=value` options (for example
+            `-c shared_preload_libraries=pg_stat_statements` to see where the statements go).
 
     Raises:
         SystemExit: PostgreSQL is not installed or does not start.
@@ -116,6 +118,8 @@ def postgres_server(*, fsync: bool = True) -> Iterator[str]:
         options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if not fsync:
             options += " -c fsync=off"
+        if settings:
+            options += f" {settings}"
         start = _as_postgres(
             [pg_ctl, "-D", data, "-l", logfile, "-o", options, "-w", "-t", "20", "start"], 30
         )
