@@ -39,7 +39,7 @@ from relayflow.errors import first_line
 from relayflow.store import postgres_schema, versions
 from relayflow.store.base import Listener, Store, StoreConflict, StoreError, Transaction
 from relayflow.store.postgres_buffer import lost
-from relayflow.store.postgres_sql import CONFLICT_STATES
+from relayflow.store.postgres_sql import CONFLICT_STATES, prepare_named
 from relayflow.store.postgres_tx import _PgTx
 
 if TYPE_CHECKING:
@@ -143,6 +143,8 @@ class PostgresStore(Store):
         # Outbox ids taken from the sequence in blocks, for the writer (see `_PgTx.add_outbox`).
         self._outbox_ids: list[int] = []
         self._outbox_sequence = "outbox_id_seq"
+        # The writer's connection that has `postgres_sql.NAMED` prepared.
+        self._named: psycopg.Connection[Any] | None = None
         self._last_prune = float("-inf")
         self._closed = False
         self._writer: psycopg.Connection[Any] | None = self._connect()
@@ -261,6 +263,7 @@ class PostgresStore(Store):
                 outbox_sequence=self._outbox_sequence,
                 begin="BEGIN",
                 reconnect=self._reconnect_writer,
+                named=self._name_statements(conn),
             )
             try:
                 yield tx
@@ -298,7 +301,29 @@ class PostgresStore(Store):
             self._writer.close()
         self._writer = None
         self._writer = self._connect()
+        if self._named is not None:
+            self._name_statements(self._writer)
         return self._writer
+
+    def _name_statements(self, conn: psycopg.Connection[Any]) -> bool:
+        """Prepare the writer's frequent statements on ``conn`` once (see `postgres_sql.NAMED`).
+
+        psycopg's own prepared statements are off on this connection: psycopg drops all
+        prepared statements (`DEALLOCATE ALL`) when it sees a ROLLBACK of its own ones.
+        """
+        if self._named is conn:
+            return True
+        conn.prepare_threshold = None
+        try:
+            conn.execute(prepare_named(), prepare=False)
+        except self._psycopg.Error as exc:
+            if conn.closed or conn.broken:
+                raise self._reword(exc)[0] from None
+            log.warning("preparing statements on %s failed (%s)", self.where, self._reason(exc))
+            self._named = None
+            return False
+        self._named = conn
+        return True
 
     def _commit(self, conn: psycopg.Connection[Any]) -> None:
         try:

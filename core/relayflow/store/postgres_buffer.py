@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from relayflow.store.base import ExecutionRow, StoreConflict, StoreError
-from relayflow.store.postgres_sql import render
+from relayflow.store.postgres_sql import execute_named, render
 
 if TYPE_CHECKING:
     import psycopg
@@ -43,6 +43,8 @@ class Buffered:
         outbox_ids: new outbox ids, taken from the end; `_fill_ids` adds a block when empty.
         outbox_sequence: the sequence outbox ids come from.
         begin: the statement that begins the transaction, sent with the first message.
+        named: the connection has the writer's frequent statements prepared (and a new one
+            from ``reconnect`` has them too).
         reconnect: a new connection in place of one found dead by that first message.
     """
 
@@ -58,6 +60,7 @@ class Buffered:
         outbox_sequence: str = "outbox_id_seq",
         begin: str | None = None,
         reconnect: Callable[[], psycopg.Connection[Any]] | None = None,
+        named: bool = False,
     ) -> None:
         self.conn = conn
         self._cur = conn.cursor()
@@ -72,6 +75,7 @@ class Buffered:
         if begin is not None:
             self._pending.append((begin, False))
         self._reconnect = reconnect
+        self._named = named  # the connection has `postgres_sql.NAMED` prepared
         # The outbox rows of executions this transaction has locked, by id: their execution.
         self._outbox_rows: dict[int, int] = {}
         self._locked: set[int] = set()  # the executions whose outbox rows and timers are known
@@ -191,7 +195,13 @@ class Buffered:
     def _render(self, sql: str, args: Sequence[Any] | None) -> str:
         # Safe: the store only keeps connections with the settings literals rely on
         # (see `relayflow.store.postgres_sql`).
-        return render(sql, args) if args else sql
+        if not args:
+            return sql
+        if self._named:
+            executed = execute_named(sql, args)
+            if executed is not None:
+                return executed
+        return render(sql, args)
 
     def flush(self) -> None:
         """Send every held-back statement now (before COMMIT, say).

@@ -178,3 +178,51 @@ def literal(value: Any) -> str:
 def render(sql: str, args: Sequence[Any]) -> str:
     """``sql`` with each ``%s`` replaced by its argument's literal (the SQL has no other ``%``)."""
     return sql % tuple(literal(a) for a in args)
+
+
+UPDATE_EXECUTION = (
+    "UPDATE executions SET status = %s, state = %s, output = %s, error = %s, cause = %s, "
+    "stopped = %s WHERE id = %s"
+)
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (id, execution_id, payload, lease_owner, lease_until) "
+    f"VALUES (%s, %s, %s, %s, {NOW} + %s)"
+)
+INSERT_TIMER = (
+    "INSERT INTO timers (execution_id, timer_id, fire_at, kind) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (execution_id, timer_id) DO UPDATE SET fire_at = excluded.fire_at, "
+    "kind = excluded.kind, lease_owner = NULL, lease_until = NULL"
+)
+INSERT_EVENT = INSERT_EVENTS_HEAD + EVENT_ROW
+DELETE_OUTBOX = "DELETE FROM outbox WHERE id = %s"
+DELETE_TIMER = "DELETE FROM timers WHERE execution_id = %s AND timer_id = %s"
+
+#: The writer's most frequent statements, prepared once on its connection (name, parameter
+#: types) and sent as ``EXECUTE name(literals)``: the server then parses and plans them once
+#: per connection instead of once per statement (planning was a third of its time).
+NAMED: Final[dict[str, tuple[str, str]]] = {
+    UPDATE_EXECUTION: ("rf_update_execution", "text, text, text, text, text, float8, bigint"),
+    INSERT_OUTBOX: ("rf_insert_outbox", "bigint, bigint, text, text, float8"),
+    INSERT_TIMER: ("rf_insert_timer", "bigint, bigint, float8, text"),
+    INSERT_EVENT: ("rf_insert_event", "bigint, bigint, bigint, text, text, float8, text"),
+    DELETE_OUTBOX: ("rf_delete_outbox", "bigint"),
+    DELETE_TIMER: ("rf_delete_timer", "bigint, bigint"),
+}
+
+
+def prepare_named() -> str:
+    """The message that prepares `NAMED` on a connection."""
+    statements = []
+    for sql, (name, types) in NAMED.items():
+        first, *rest = sql.split("%s")
+        body = first + "".join(f"${i}{part}" for i, part in enumerate(rest, start=1))
+        statements.append(f"PREPARE {name} ({types}) AS {body}")
+    return ";\n".join(statements)
+
+
+def execute_named(sql: str, args: Sequence[Any]) -> str | None:
+    """``EXECUTE`` of a prepared `NAMED` statement with these arguments; None for other SQL."""
+    named = NAMED.get(sql)
+    if named is None:
+        return None
+    return f"EXECUTE {named[0]}({', '.join(literal(a) for a in args)})"

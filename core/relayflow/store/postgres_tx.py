@@ -266,9 +266,7 @@ class _PgTx(Buffered, Transaction):
         stopped: float | None,
     ) -> None:
         self._write(
-            "UPDATE executions SET status = %s, state = %s, output = %s, error = %s, "
-            "cause = %s, stopped = %s WHERE id = %s",
-            (status, state, output, error, cause, stopped, execution_id),
+            q.UPDATE_EXECUTION, (status, state, output, error, cause, stopped, execution_id)
         )
         row = self._rows.get(execution_id)
         if row is not None:
@@ -324,20 +322,26 @@ class _PgTx(Buffered, Transaction):
 
     # -- history ------------------------------------------------------------------------------
     def append_events(self, execution_id: int, events: Sequence[HistoryEvent]) -> None:
-        # One multi-row INSERT (a few hundred rows each) rather than a statement an event.
-        for start in range(0, len(events), 500):
-            chunk = events[start : start + 500]
-            args: list[Any] = []
-            for e in chunk:
-                args += (
-                    execution_id,
-                    e.event_id,
-                    e.schedule_event_id,
-                    e.type,
-                    e.step_name,
-                    e.time,
-                    jsontext.dumps(e.detail) if e.detail else "{}",
-                )
+        rows = [
+            (
+                execution_id,
+                e.event_id,
+                e.schedule_event_id,
+                e.type,
+                e.step_name,
+                e.time,
+                jsontext.dumps(e.detail) if e.detail else "{}",
+            )
+            for e in events
+        ]
+        if self._named:
+            for row in rows:  # each an EXECUTE of the prepared insert
+                self._write(q.INSERT_EVENT, row)
+            return
+        # Else one multi-row INSERT (a few hundred rows each) rather than a statement an event.
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            args = [value for row in chunk for value in row]
             self._write(q.INSERT_EVENTS_HEAD + ", ".join([q.EVENT_ROW] * len(chunk)), args)
 
     def list_events(self, execution_id: int, after: int, limit: int) -> list[HistoryEvent]:
@@ -367,12 +371,7 @@ class _PgTx(Buffered, Transaction):
 
     # -- timers -------------------------------------------------------------------------------
     def add_timer(self, row: TimerRow) -> None:
-        self._write(
-            "INSERT INTO timers (execution_id, timer_id, fire_at, kind) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (execution_id, timer_id) DO UPDATE SET fire_at = excluded.fire_at, "
-            "kind = excluded.kind, lease_owner = NULL, lease_until = NULL",
-            (row.execution_id, row.timer_id, row.fire_at, row.kind),
-        )
+        self._write(q.INSERT_TIMER, (row.execution_id, row.timer_id, row.fire_at, row.kind))
         if row.execution_id in self._locked:
             self._timers.add((row.execution_id, row.timer_id))
 
@@ -385,11 +384,7 @@ class _PgTx(Buffered, Transaction):
             # owner): deleted with the next round trip, checked as `delete_outbox`'s are.
             self._timers.discard((execution_id, timer_id))
             self._pending.append(
-                (
-                    f"DELETE FROM timers WHERE execution_id = {int(execution_id)} "
-                    f"AND timer_id = {int(timer_id)}",
-                    True,
-                )
+                (self._render(q.DELETE_TIMER, (int(execution_id), int(timer_id))), True)
             )
             return True
         if owner is None:
@@ -443,11 +438,7 @@ class _PgTx(Buffered, Transaction):
             self._fill_ids()
         outbox_id = self._outbox_ids.pop()
         lease = lease_until - (time.time() if now is None else now)
-        self._run(
-            "INSERT INTO outbox (id, execution_id, payload, lease_owner, lease_until) "
-            f"VALUES (%s, %s, %s, %s, {q.NOW} + %s)",
-            (outbox_id, execution_id, jsontext.dumps(payload), owner, lease),
-        )
+        self._run(q.INSERT_OUTBOX, (outbox_id, execution_id, jsontext.dumps(payload), owner, lease))
         if execution_id in self._locked:
             self._outbox_rows[outbox_id] = execution_id
         return outbox_id
@@ -468,7 +459,7 @@ class _PgTx(Buffered, Transaction):
                 raise self.doomed
             # Known to be there (its execution is locked): deleted with the next round trip,
             # which checks that it did delete one row and dooms the transaction if not.
-            self._pending.append((f"DELETE FROM outbox WHERE id = {int(outbox_id)}", True))
+            self._pending.append((self._render(q.DELETE_OUTBOX, (int(outbox_id),)), True))
             return True
         deleted = self._write_one("DELETE FROM outbox WHERE id = %s RETURNING 1", (outbox_id,))
         return deleted is not None
