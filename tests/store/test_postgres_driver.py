@@ -456,3 +456,40 @@ def test_a_timer_deleted_behind_a_locked_execution_dooms_the_transaction(
         tx.set_meta("acted", "on a wrong answer")
     assert read(store, lambda tx: tx.get_meta("acted")) is None
     store.close()
+
+
+def test_prepared_statements_survive_rollbacks_and_come_back_on_a_new_connection(
+    pg_url: str, admin: Any
+) -> None:
+    # The writer's frequent statements are prepared on its connection (postgres_sql.NAMED).
+    from tests.store.rows import exec_row
+
+    store = open_store(pg_url)
+    execution_id = write(store, lambda tx: tx.insert_execution(exec_row()))
+
+    def update(state: str) -> Any:
+        return lambda tx: tx.update_execution(
+            execution_id,
+            status="Running",
+            state=state,
+            output=None,
+            error="",
+            cause="",
+            stopped=None,
+        )
+
+    write(store, update('{"n": 1}'))
+    with store.transaction() as tx:  # a ROLLBACK TO SAVEPOINT, then a ROLLBACK
+        tx.get_meta("k")
+        with pytest.raises(KeyError), tx.savepoint():
+            tx.get_meta("k")
+            raise KeyError("undone")
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.get_meta("k")
+        raise RuntimeError("rolled back")
+    write(store, update('{"n": 2}'))
+    for pid in _backends(admin, pg_url):  # the writer's connection dies between transactions
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    write(store, update('{"n": 3}'))
+    assert read(store, lambda tx: tx.get_execution("f", "e1")).state == '{"n": 3}'
+    store.close()
