@@ -31,7 +31,7 @@ from relayflow.engine.waiters import EndWaiters
 from relayflow.errors import EngineError
 from relayflow.store import StoreConflict, StoreError, Transaction, open_store
 from relayflow.store.sqlite import SQLiteStore
-from relayflow.testing import EngineFactory, bounded, eventually, make_engine
+from relayflow.testing import EngineFactory, bounded, eventually, fdl, make_engine
 from tests.engine.helpers import CALLBACK, QUEUE, Worker, action_flow
 
 
@@ -330,3 +330,36 @@ async def test_an_engine_sharing_its_store_runs_a_batch_in_lock_order() -> None:
         assert ran == ["a", "a", "b", "c"]
         # The executions were locked first, in one call, each once.
         assert store.locked[-1] == [("f", "a"), ("f", "b"), ("f", "c")]
+
+
+def napping(seconds: float) -> str:
+    return fdl(f"""
+    - type: wait
+      name: nap
+      duration: {seconds}
+    """)
+
+
+@bounded
+async def test_only_a_timer_due_before_the_next_poll_wakes_the_timer_loop() -> None:
+    # A poll of a minute: a timer due sooner is found only if its commit wakes the loop.
+    async with make_engine(poll_seconds=60) as eng:
+        loops = eng._runtime.loops
+        claims: list[int] = []
+        claim = loops._claim_timers
+
+        def counting(tx: Transaction) -> Any:
+            claims.append(1)
+            return claim(tx)
+
+        loops._claim_timers = counting  # type: ignore[method-assign]
+        await eng.create_flow("far", napping(3600))
+        await eng.create_flow("near", napping(0.2))
+        await eventually(lambda: loops._looking_at is not None, what="the loop to sleep")
+        before = len(claims)
+        await eng.start_execution("far", {}, name="e")
+        await asyncio.sleep(0.2)  # time for a wake-up, were there one
+        assert len(claims) == before
+        await eng.start_execution("near", {}, name="e")
+        info = await eng.describe_execution("near", "e", wait_seconds=10)
+        assert info.status == "Succeeded"

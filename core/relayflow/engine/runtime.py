@@ -224,5 +224,5 @@ class Runtime:
         for row in ctx.outbox:
             self.dispatcher.start(row)
         if ctx.earliest_timer is not None:
-            self.loops.wake()
+            self.loops.wake(ctx.earliest_timer)
         self.end_waiters.wake(ctx.ended)

@@ -68,6 +68,10 @@ class Loops:
         self._stopping = False
         self._claiming = False
         self._failing: set[str] = set()  # loops whose last round the store failed
+        # When the timer loop looks for due timers next (None: it is looking now), and the
+        # earliest timer committed while it was looking.
+        self._looking_at: float | None = None
+        self._pending: float | None = None
 
     def start(self) -> None:
         """Start both loops."""
@@ -104,9 +108,17 @@ class Loops:
             return self._poll_seconds * random.uniform(0.9, 1.1)
         return self._poll_seconds
 
-    def wake(self) -> None:
-        """A commit added a timer: look again at when the next one is due."""
-        self._wake.set()
+    def wake(self, fire_at: float) -> None:
+        """A commit added a timer due at ``fire_at``: look for it in time.
+
+        Only a timer due before the loop would look anyway wakes it (most timers are far off,
+        such as task timeouts); timers added by other engines are found by the poll.
+        """
+        if self._looking_at is None:  # the loop is looking now: take it into its next sleep
+            self._pending = fire_at if self._pending is None else min(self._pending, fire_at)
+        elif fire_at < self._looking_at:
+            self._looking_at = fire_at
+            self._wake.set()
 
     async def _forever(self, round: Callable[[], Awaitable[None]], what: str) -> None:
         while True:
@@ -146,7 +158,9 @@ class Loops:
         await self._forever(self._timer_round, "timer")
 
     async def _timer_round(self) -> None:
+        clock = self._applier.clock
         while True:
+            self._looking_at, self._pending = None, None
             self._wake.clear()
             due = await self._committer.alone(self._claim_timers)
             self._store_works("timer")
@@ -155,13 +169,15 @@ class Loops:
             if len(due) >= TIMER_BATCH:
                 continue
             next_at = await self._committer.read(lambda tx: tx.next_timer_at())
-            delay = self._poll()
-            if next_at is not None:
-                delay = min(delay, max(0.0, next_at - self._applier.clock()))
-            if delay > 0:
+            now = clock()
+            # When to look next (on the engine's clock, as timers are): the next poll, the
+            # earliest timer, or a timer committed while this round was looking.
+            at = min(t for t in (now + self._poll(), next_at, self._pending) if t is not None)
+            self._looking_at = at
+            if at > now:
                 # asyncio.timeout, unlike wait_for on 3.11, never swallows a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
+                    async with asyncio.timeout(at - now):
                         await self._wake.wait()
 
     def _claim_timers(self, tx: Transaction) -> list[TimerRow]:
