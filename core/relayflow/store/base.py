@@ -157,6 +157,13 @@ class Transaction(ABC):
     def lock_execution(self, execution_id: int) -> ExecutionRow | None:
         """An execution by id, locked for update until the transaction ends."""
 
+    def lock_executions(self, keys: Sequence[tuple[str, str]]) -> None:  # noqa: B027 - a hint
+        """Lock these executions, ``(flow_name, name)`` in the order given, ahead of their jobs.
+
+        A hint the engine gives at the start of a batch, in its lock order, so that a driver
+        for several engines can take every lock in one round trip. Drivers may ignore it.
+        """
+
     @abstractmethod
     def update_execution(
         self,

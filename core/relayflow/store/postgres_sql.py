@@ -40,10 +40,6 @@ import math
 from collections.abc import Sequence
 from typing import Any, Final
 
-from relayflow import jsontext
-from relayflow.errors import first_line
-from relayflow.store.base import OutboxRow
-
 __all__ = [
     "CONFLICT_STATES",
     "EXEC_COLUMNS",
@@ -51,8 +47,6 @@ __all__ = [
     "MAX_PAYLOAD",
     "NOW",
     "OUTBOX_ID_BLOCK",
-    "detail",
-    "outbox_row",
     "render",
 ]
 
@@ -120,30 +114,6 @@ CLAIM_OUTBOX = (
     f"UPDATE outbox o SET lease_owner = %s, lease_until = {NOW} + %s FROM free "
     "WHERE o.id = free.id RETURNING o.id, o.execution_id, o.payload"
 )
-
-
-def _unreadable(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {first_line(exc)}"
-
-
-def detail(text: str) -> dict[str, Any]:
-    """A stored event detail, or ``{"unreadable": reason}`` when it cannot be parsed."""
-    try:
-        value = jsontext.loads(text)
-    except (ValueError, RecursionError) as exc:
-        return {"unreadable": _unreadable(exc)}
-    return value if isinstance(value, dict) else {"unreadable": "not a JSON object"}
-
-
-def outbox_row(row_id: int, execution_id: int, text: str) -> OutboxRow:
-    """An outbox row as stored; an unparseable payload comes back marked unreadable."""
-    try:
-        payload = jsontext.loads(text)
-        if not isinstance(payload, dict):
-            raise ValueError("not a JSON object")
-    except (ValueError, RecursionError) as exc:
-        return OutboxRow(row_id, execution_id, {}, _unreadable(exc), text)
-    return OutboxRow(row_id, execution_id, payload)
 
 
 def literal(value: Any) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from relayflow import jsontext
+from relayflow.store import decoding
 from relayflow.store import postgres_sql as q
 from relayflow.store.base import (
     ExecutionRow,
@@ -350,7 +351,7 @@ class _PgTx(Buffered, Transaction):
             "WHERE execution_id = %s AND event_id > %s ORDER BY event_id LIMIT %s",
             (execution_id, after, limit),
         )
-        return [HistoryEvent(r[0], r[1], r[2], r[3], r[4], q.detail(r[5])) for r in rows]
+        return [HistoryEvent(r[0], r[1], r[2], r[3], r[4], decoding.detail(r[5])) for r in rows]
 
     def last_event_id(self, execution_id: int) -> int:
         row = self._one("SELECT max(event_id) FROM events WHERE execution_id = %s", (execution_id,))
@@ -469,7 +470,7 @@ class _PgTx(Buffered, Transaction):
     ) -> list[OutboxRow]:
         self._check_writable()
         rows = self._all(q.CLAIM_OUTBOX, (limit, owner, lease_until - now))
-        return [q.outbox_row(*r) for r in sorted(rows)]
+        return [decoding.outbox_row(*r) for r in sorted(rows)]
 
     def renew_outbox(self, ids: Sequence[int], owner: str, now: float, lease_until: float) -> None:
         if not ids:
@@ -484,7 +485,7 @@ class _PgTx(Buffered, Transaction):
             "SELECT id, execution_id, payload FROM outbox WHERE execution_id = %s ORDER BY id",
             (execution_id,),
         )
-        return [q.outbox_row(*r) for r in rows]
+        return [decoding.outbox_row(*r) for r in rows]
 
     def release_leases(self, owner: str | None = None) -> None:
         args: tuple[str, ...] = ()

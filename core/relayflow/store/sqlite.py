@@ -30,8 +30,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from relayflow import jsontext
-from relayflow.errors import first_line
-from relayflow.store import sqlite_file
+from relayflow.store import decoding, sqlite_file
 from relayflow.store.base import (
     ExecutionRow,
     FlowRow,
@@ -51,28 +50,6 @@ _EXEC_COLUMNS = (
     "started, stopped, state, callback_token"
 )
 _FLOW_COLUMNS = "name, id, definition, description, type, role_arn, version, created, modified"
-
-
-def _unreadable(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {first_line(exc)}"
-
-
-def _detail(text: str) -> dict[str, Any]:
-    try:
-        value = jsontext.loads(text)
-    except (ValueError, RecursionError) as exc:
-        return {"unreadable": _unreadable(exc)}
-    return value if isinstance(value, dict) else {"unreadable": "not a JSON object"}
-
-
-def _outbox_row(row_id: int, execution_id: int, text: str) -> OutboxRow:
-    try:
-        payload = jsontext.loads(text)
-        if not isinstance(payload, dict):
-            raise ValueError("not a JSON object")
-    except (ValueError, RecursionError) as exc:
-        return OutboxRow(row_id, execution_id, {}, _unreadable(exc), text)
-    return OutboxRow(row_id, execution_id, payload)
 
 
 class _Tx(Transaction):
@@ -311,7 +288,7 @@ class _Tx(Transaction):
             "WHERE execution_id = ? AND event_id > ? ORDER BY event_id LIMIT ?",
             (execution_id, after, limit),
         ).fetchall()
-        return [HistoryEvent(r[0], r[1], r[2], r[3], r[4], _detail(r[5])) for r in rows]
+        return [HistoryEvent(r[0], r[1], r[2], r[3], r[4], decoding.detail(r[5])) for r in rows]
 
     def last_event_id(self, execution_id: int) -> int:
         row = self.db.execute(
@@ -409,7 +386,7 @@ class _Tx(Transaction):
             "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id = ?",
             [(owner, lease_until, r[0]) for r in rows],
         )
-        return [_outbox_row(*r) for r in rows]
+        return [decoding.outbox_row(*r) for r in rows]
 
     def renew_outbox(self, ids: Sequence[int], owner: str, now: float, lease_until: float) -> None:
         self._write_many(
@@ -422,7 +399,7 @@ class _Tx(Transaction):
             "SELECT id, execution_id, payload FROM outbox WHERE execution_id = ? ORDER BY id",
             (execution_id,),
         ).fetchall()
-        return [_outbox_row(*r) for r in rows]
+        return [decoding.outbox_row(*r) for r in rows]
 
     def release_leases(self, owner: str | None = None) -> None:
         where, args = ("", ()) if owner is None else (" WHERE lease_owner = ?", (owner,))
