@@ -144,15 +144,12 @@ def lock_order(batch: list[Job[Any]]) -> None:
 def lock_first(tx: Transaction, batch: list[Job[Any]]) -> None:
     """Lock the executions the batch's keyed jobs name, in key order, before any job runs.
 
-    One statement instead of one per job, where the driver offers it (``lock_executions``);
+    One statement instead of one per job where the driver can (`Transaction.lock_executions`);
     the jobs' own locking reads then find their rows locked already.
     """
-    lock_executions = getattr(tx, "lock_executions", None)
-    if lock_executions is None:
-        return
     keys = sorted({job.key for job in batch if job.key is not None})
     if keys:
-        lock_executions(keys)
+        tx.lock_executions(keys)
 
 
 def run_batch(store: Store, batch: list[Job[Any]], ctx: TxContext, isolated: bool = False) -> None:
