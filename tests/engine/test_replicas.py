@@ -17,7 +17,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +28,8 @@ from relayflow.testing import bounded, eventually, fdl, make_engine
 from tests.engine.helpers import CALLBACK, QUEUE, Worker, action_flow, history, types_of
 
 psycopg = pytest.importorskip("psycopg")
+
+Action = Callable[[TaskRequest], Awaitable[Succeeded]]
 
 POLL = 0.1  # make_engine's default: claims and timers come due quickly
 
@@ -119,6 +121,27 @@ async def test_a_timer_fires_once_with_three_engines(pg_url: str) -> None:
 # -- takeover ---------------------------------------------------------------------------------
 
 
+def stuck(calls: list[TaskRequest]) -> Action:
+    """An action that notes each request in ``calls`` and never answers: a frozen worker."""
+
+    async def action(request: TaskRequest) -> Succeeded:
+        calls.append(request)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    return action
+
+
+def quick(calls: list[TaskRequest]) -> Action:
+    """An action that notes each request in ``calls`` and succeeds with ``{"by": "b"}``."""
+
+    async def action(request: TaskRequest) -> Succeeded:
+        calls.append(request)
+        return Succeeded({"by": "b"})
+
+    return action
+
+
 @bounded(seconds=60)
 async def test_a_row_of_an_engine_that_stopped_working_is_taken_over_and_runs_once(
     pg_url: str,
@@ -126,17 +149,8 @@ async def test_a_row_of_an_engine_that_stopped_working_is_taken_over_and_runs_on
     on_a: list[TaskRequest] = []
     on_b: list[TaskRequest] = []
 
-    async def stuck(request: TaskRequest) -> Succeeded:
-        on_a.append(request)
-        await asyncio.Event().wait()  # a frozen worker: never answers
-        raise AssertionError("unreachable")
-
-    async def quick(request: TaskRequest) -> Succeeded:
-        on_b.append(request)
-        return Succeeded({"by": "b"})
-
-    a = make_engine({"demo:Work": stuck}, store=pg_url, lease_seconds=1)
-    b = make_engine({"demo:Work": quick}, store=pg_url, lease_seconds=1)
+    a = make_engine({"demo:Work": stuck(on_a)}, store=pg_url, lease_seconds=1)
+    b = make_engine({"demo:Work": quick(on_b)}, store=pg_url, lease_seconds=1)
     async with running(a, b):
         await a.create_flow("f", action_flow())
         await a.start_execution("f", {}, name="e")
@@ -154,17 +168,8 @@ async def test_a_row_of_an_engine_whose_connections_died_is_taken_over(pg_url: s
     on_a: list[TaskRequest] = []
     on_b: list[TaskRequest] = []
 
-    async def stuck(request: TaskRequest) -> Succeeded:
-        on_a.append(request)
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    async def quick(request: TaskRequest) -> Succeeded:
-        on_b.append(request)
-        return Succeeded({"by": "b"})
-
-    a = make_engine({"demo:Work": stuck}, store=pg_url, lease_seconds=1)
-    b = make_engine({"demo:Work": quick}, store=pg_url, lease_seconds=1)
+    a = make_engine({"demo:Work": stuck(on_a)}, store=pg_url, lease_seconds=1)
+    b = make_engine({"demo:Work": quick(on_b)}, store=pg_url, lease_seconds=1)
     async with running(a, b):
         await a.create_flow("f", action_flow())
         await a.start_execution("f", {}, name="e")
@@ -371,18 +376,9 @@ async def test_begin_shutdown_answers_long_polls_and_close_hands_back_leases(
     on_a: list[TaskRequest] = []
     on_b: list[TaskRequest] = []
 
-    async def stuck(request: TaskRequest) -> Succeeded:
-        on_a.append(request)
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    async def quick(request: TaskRequest) -> Succeeded:
-        on_b.append(request)
-        return Succeeded({"by": "b"})
-
     # A lease of a minute: only a handed-back lease lets B take the task within the test.
-    a = make_engine({"demo:Work": stuck, QUEUE: worker.queue}, store=pg_url, lease_seconds=60)
-    b = make_engine({"demo:Work": quick}, store=pg_url, lease_seconds=60)
+    a = make_engine({"demo:Work": stuck(on_a), QUEUE: worker.queue}, store=pg_url, lease_seconds=60)
+    b = make_engine({"demo:Work": quick(on_b)}, store=pg_url, lease_seconds=60)
     async with running(a, b):
         await a.create_flow("f", action_flow())
         await a.create_flow("w", CALLBACK)
@@ -415,12 +411,8 @@ async def test_an_attempt_finishing_in_the_close_grace_keeps_its_lease(pg_url: s
         await asyncio.sleep(2.0)  # twice the lease: only renewals keep it with A
         return Succeeded({"by": "a"})
 
-    async def quick(request: TaskRequest) -> Succeeded:
-        on_b.append(request)
-        return Succeeded({"by": "b"})
-
     a = make_engine({"demo:Work": slow}, store=pg_url, lease_seconds=1)
-    b = make_engine({"demo:Work": quick}, store=pg_url, lease_seconds=1)
+    b = make_engine({"demo:Work": quick(on_b)}, store=pg_url, lease_seconds=1)
     async with running(a, b):
         await a.create_flow("f", action_flow())
         await a.start_execution("f", {}, name="e")
@@ -448,13 +440,9 @@ async def test_a_task_made_by_a_stopping_engine_goes_to_another_at_once(pg_url: 
     worker = Worker()
     on_b: list[TaskRequest] = []
 
-    async def quick(request: TaskRequest) -> Succeeded:
-        on_b.append(request)
-        return Succeeded({"by": "b"})
-
     # A lease of a minute: only an unleased row lets B take the task within the test.
     a = make_engine({QUEUE: worker.queue}, store=pg_url, lease_seconds=60)
-    b = make_engine({"demo:Work": quick}, store=pg_url, lease_seconds=60)
+    b = make_engine({"demo:Work": quick(on_b)}, store=pg_url, lease_seconds=60)
     async with running(a, b):
         await a.create_flow("f", TWO_STEPS)
         await a.start_execution("f", {}, name="e")
