@@ -94,7 +94,6 @@ class Engine:
             definition_limits=definition_limits,
         )
         self._definitions = ThreadPoolExecutor(1, thread_name_prefix="relayflow-definitions")
-        self._closing = False  # `begin_shutdown` was called
         self._ping: asyncio.Future[str | None] | None = None
 
     @classmethod
@@ -142,7 +141,7 @@ class Engine:
     @property
     def closing(self) -> bool:
         """Whether `begin_shutdown` (or `close`) was called."""
-        return self._closing
+        return self._runtime.shutting_down
 
     async def start(self) -> None:
         """Take over the store, start the loops, and hand the integrations their reporter."""
@@ -157,7 +156,6 @@ class Engine:
         that its readiness check fails and no caller waits out a long poll. Operations other
         than long polls still work until `close`.
         """
-        self._closing = True
         self._runtime.begin_shutdown()
 
     async def close(self, grace_seconds: float = 5.0) -> None:
@@ -420,7 +418,7 @@ class Engine:
         while True:
             wait = 60.0 if deadline is None else max(0.0, min(60.0, deadline - time.monotonic()))
             info = await self.describe_execution(flow_name, name, wait)
-            if info.done or wait == 0 or self._closing:  # a stopping engine waits no more
+            if info.done or wait == 0 or self.closing:  # a stopping engine waits no more
                 return info
 
     async def list_executions(

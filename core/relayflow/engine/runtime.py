@@ -120,6 +120,11 @@ class Runtime:
         return self.applier.lease_seconds
 
     @property
+    def shutting_down(self) -> bool:
+        """Whether `begin_shutdown` (or `close`) was called."""
+        return self._shutting_down
+
+    @property
     def accepting(self) -> bool:
         """Whether the runtime runs and takes new work (False from `begin_shutdown` on)."""
         return self._running and not self._stopping and not self._shutting_down
