@@ -16,18 +16,12 @@ from typing import Any
 
 import httpx
 
+from relayflow import testing
 from relayflow.api import ApiApp, Authenticator
-from relayflow.engine import Engine, FunctionIntegration, Submitted, TaskRequest
-from relayflow.store import StoreError, Transaction, open_store
-from relayflow.testing import fdl
+from relayflow.engine import Engine, Submitted, TaskRequest
+from relayflow.store import StoreError, Transaction
+from tests.engine.helpers import CALLBACK, QUEUE
 
-QUEUE = "acs:mns:::/queues/q/messages"
-CALLBACK = fdl(f"""
-- type: task
-  name: work
-  resourceArn: {QUEUE}
-  pattern: waitForCallback
-""")
 BOUND = 10.0  # every wait of these tests ends well within this, or the test fails
 
 
@@ -36,11 +30,7 @@ async def submitted(request: TaskRequest) -> Submitted:
 
 
 def make_engine() -> Engine:
-    return Engine(
-        open_store("memory://"),
-        integrations=[FunctionIntegration({QUEUE: submitted})],
-        poll_seconds=0.1,
-    )
+    return testing.make_engine({QUEUE: submitted})
 
 
 def client_for(engine: Engine) -> httpx.AsyncClient:
