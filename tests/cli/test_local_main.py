@@ -11,20 +11,10 @@ from click.testing import CliRunner
 
 from relayflow import __version__
 from relayflow.cli import main
+from tests.engine.helpers import BROKEN
 from tests.helpers import EXAMPLES, corpus_files
 
 SEED = EXAMPLES / "seed-three-tasks.yaml"
-BROKEN = """version: v1
-type: flow
-steps:
-  - type: choice
-    name: c
-    choices:
-      - condition: $.ok
-        goto: nowhere
-  - type: pass
-    name: b
-"""
 
 
 @pytest.fixture
