@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from relayflow import jsontext
 from relayflow.store import decoding
@@ -31,9 +31,6 @@ from relayflow.store.base import (
 )
 from relayflow.store.postgres_buffer import Buffered
 from relayflow.store.records import HistoryEvent
-
-if TYPE_CHECKING:
-    pass
 
 __all__: list[str] = []
 
