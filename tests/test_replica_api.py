@@ -14,6 +14,7 @@ through a barrier, so that both replicas work on them concurrently:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -27,12 +28,10 @@ import pytest
 
 from tests.api_server import (
     KEYS,
-    QUEUE_PLUGIN,
     TOKEN_FLOW,
     ApiServer,
     config_text,
-    start_server,
-    stop_server,
+    serving,
 )
 
 T = TypeVar("T")
@@ -60,23 +59,13 @@ def replicas(
 ) -> Iterator[tuple[ApiServer, ApiServer]]:
     """Two replicas on the database, A and B; each must exit 0 on SIGTERM at the end."""
     config = config_text(keys=KEYS).replace("sqlite:///relayflow.db", database)
-    servers = []
-    try:
-        for name in ("a", "b"):
-            folder = tmp_path_factory.mktemp(f"replica-{name}")
-            (folder / "relayflow.toml").write_text(config, encoding="utf-8")
-            (folder / "queue_plugin.py").write_text(QUEUE_PLUGIN, encoding="utf-8")
-            process, port = start_server(folder)
-            servers.append(ApiServer(folder, port, process))
-        yield servers[0], servers[1]
-    finally:
-        codes = []
-        for server in servers:
-            server.http.close()
-            codes.append(stop_server(server.process))
-    for server, code in zip(servers, codes, strict=True):
-        assert code == 0, f"{server.folder.name} exited with {code} on SIGTERM:\n{server.log()}"
-    for server in servers:
+    with contextlib.ExitStack() as stack:
+        a, b = (
+            stack.enter_context(serving(tmp_path_factory.mktemp(f"replica-{name}"), config))
+            for name in ("a", "b")
+        )
+        yield a, b
+    for server in (a, b):
         bad = [line for line in server.log().splitlines() if re.search(r"Traceback| ERROR ", line)]
         assert not bad, f"{server.folder.name} logged errors:\n{server.log()[-5000:]}"
 
