@@ -1,8 +1,8 @@
-"""The SQL of the PostgreSQL store's transactions, its literals, and how stored text is read back.
+"""The SQL of the PostgreSQL store's transactions, and its literals.
 
 `relayflow.store.postgres_tx` runs these statements; this module holds them, the values they
-share (the database's clock, the SQLSTATEs of conflicts), the readers of stored JSON and
-`literal`, which writes a value into SQL text.
+share (the database's clock, the SQLSTATEs of conflicts) and `literal`, which writes a value
+into SQL text. Stored JSON is read back by `relayflow.store.decoding`, as in every driver.
 
 Why literals. The engine runs many small jobs in one transaction, and with one round trip a
 statement the writer spent its time waiting: `contrib/bench/bench_engine.py throughput` went
