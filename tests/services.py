@@ -144,6 +144,24 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def fresh_database(server_url: str, name: str) -> Iterator[str]:
+    """A new, empty database ``name`` on the PostgreSQL server of ``server_url``: its URL.
+
+    Made anew (one left by an interrupted run is dropped first) and dropped afterwards.
+    """
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield server_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def _process_tree(root: int) -> list[int]:
     """``root`` and every process descended from it (read from /proc, so Linux only).
 

@@ -33,6 +33,7 @@ from tests.api_server import (
     config_text,
     serving,
 )
+from tests.services import fresh_database
 
 T = TypeVar("T")
 ROUNDS = 5  # races per test: each a fresh name, sent to both replicas at once
@@ -42,15 +43,8 @@ BOUND = 10.0  # seconds: a wait that takes longer fails the test
 @pytest.fixture(scope="module")
 def database(postgres_url: str) -> Iterator[str]:
     """A fresh database for this module: its URL."""
-    import psycopg
-
-    name = "rf_test_replica_api"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
-    yield postgres_url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(postgres_url, "rf_test_replica_api") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from tests.api_server import QUEUE_PLUGIN, TOKEN_FLOW, config_text, start_server
+from tests.services import fresh_database
 
 EXIT_BOUND = 15.0  # seconds: the poll waits 20; an exit within this did not wait it out
 SETTLE_BOUND = 10.0  # seconds for the server to read a request it was sent
@@ -82,15 +83,9 @@ def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "sqlite":
         yield "sqlite:///relayflow.db"
         return
-    import psycopg
-
     server: str = request.getfixturevalue("postgres_url")
-    name = "rf_sigterm_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    yield server.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(server, "rf_sigterm_" + uuid.uuid4().hex[:12]) as url:
+        yield url
 
 
 @pytest.fixture()

@@ -16,7 +16,7 @@ from relayflow.cli import main
 from relayflow.store import open_store
 from relayflow.store.versions import SCHEMA_VERSION
 from tests.cli.test_imports import HEAVY, SERVER_SIDE, among, loaded
-from tests.services import free_port
+from tests.services import free_port, fresh_database
 
 RELEASE_1 = Path(__file__).parents[1] / "store" / "data" / "release-1.db"
 EXE = str(Path(sys.executable).with_name("relayflow"))
@@ -181,14 +181,7 @@ def test_ctrl_c_during_a_copy_exits_130_in_one_line(
 def test_a_release_store_moves_to_postgresql_from_the_command_line(
     old_store: str, postgres_url: str
 ) -> None:
-    import psycopg
-
-    name = "rf_store_cli"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
-    target = postgres_url.rsplit("/", 1)[0] + "/" + name
-    try:
+    with fresh_database(postgres_url, "rf_store_cli") as target:
         copied = run("store", "copy", old_store, target, "--json")
         assert copied.exit_code == 0, copied.output
         assert json.loads(copied.stdout)["executions"] == 4
@@ -200,6 +193,3 @@ def test_a_release_store_moves_to_postgresql_from_the_command_line(
         # Copying upgraded the source first, as a server would have.
         source = run("store", "version", "--store", old_store).stdout
         assert f"schema:  version {SCHEMA_VERSION}\n" in source
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -26,6 +26,7 @@ from relayflow.engine import Engine, Succeeded, TaskRequest
 from relayflow.engine.model import Command, TimerFired
 from relayflow.testing import bounded, eventually, fdl, make_engine
 from tests.engine.helpers import CALLBACK, QUEUE, Worker, action_flow, history, types_of
+from tests.services import fresh_database
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -37,12 +38,8 @@ POLL = 0.1  # make_engine's default: claims and timers come due quickly
 @pytest.fixture
 def pg_url(postgres_url: str) -> Iterator[str]:
     """A fresh database on the session's PostgreSQL server, dropped after the test."""
-    name = "replicas_" + uuid.uuid4().hex[:16]
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield postgres_url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(postgres_url, "replicas_" + uuid.uuid4().hex[:16]) as url:
+        yield url
 
 
 @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from relayflow.store import Store, open_store
+from tests.services import fresh_database
 
 # Every table of the PostgreSQL store, emptied between tests.
 PG_TABLES = "meta, flows, flow_versions, executions, events, timers, outbox, nonces, quarantine"
@@ -25,16 +26,10 @@ PG_TABLES = "meta, flows, flow_versions, executions, events, timers, outbox, non
 @pytest.fixture(scope="module")
 def pg_database(request: pytest.FixtureRequest) -> Iterator[str]:
     """A database of its own for this test module on the session's PostgreSQL: its URL."""
-    import psycopg
-
     server: str = request.getfixturevalue("postgres_url")
     name = "rf_" + re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1]).lower()
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
-    yield server.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(server, name) as url:
+        yield url
 
 
 def _postgresql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:

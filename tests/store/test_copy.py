@@ -24,6 +24,7 @@ from relayflow.store.copy import DestinationNotEmpty, copy_store, copy_urls
 from relayflow.store.records import TimerRow
 from relayflow.testing import bounded, eventually, fdl, make_engine
 from tests.engine.helpers import CALLBACK, PASS, QUEUE, finished
+from tests.services import fresh_database
 from tests.store.rows import event, exec_row, flow_row
 
 HANG = "acs:mns:::/queues/stuck/messages"
@@ -44,14 +45,8 @@ _numbers = itertools.count()
 @pytest.fixture
 def pg_empty(postgres_url: str) -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database of this test's own."""
-    import psycopg
-
-    name = f"rf_copy_{os.getpid()}_{next(_numbers)}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    yield postgres_url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(postgres_url, f"rf_copy_{os.getpid()}_{next(_numbers)}") as url:
+        yield url
 
 
 def sqlite_url(path: Path) -> str:
