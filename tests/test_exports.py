@@ -176,6 +176,7 @@ EXPORTED: dict[str, list[str]] = {
         "Transaction",
         "open_store",
         "register_driver",
+        "scheme_of",
     ],
     "relayflow.testing": [
         "DEFAULT_TEST_SECONDS",

@@ -39,6 +39,7 @@ from relayflow.engine.timers import Loops
 from relayflow.engine.waiters import EndWaiters
 from relayflow.limits import DEFAULT_LIMITS, DefinitionLimits, Limits
 from relayflow.store import Listener, Store, StoreError, Transaction
+from relayflow.store.base import TOKEN_SECRET
 
 __all__ = ["Runtime"]
 
@@ -153,7 +154,7 @@ class Runtime:
             if self._secret is not None:
                 return self._secret
             # Replicas starting together on a new store agree on the first secret written.
-            value = tx.set_meta_if_absent("token_secret", secrets.token_hex(32))
+            value = tx.set_meta_if_absent(TOKEN_SECRET, secrets.token_hex(32))
             return bytes.fromhex(value)
 
     def _ended_elsewhere(self, payload: str | None) -> None:

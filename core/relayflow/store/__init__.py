@@ -26,6 +26,7 @@ __all__ = [
     "Transaction",
     "open_store",
     "register_driver",
+    "scheme_of",
 ]
 
 STORE_DRIVERS = "relayflow.stores"
@@ -37,13 +38,18 @@ def register_driver(scheme: str, driver: type[Store]) -> None:
     _DRIVERS[scheme] = driver
 
 
+def scheme_of(url: str) -> str:
+    """The scheme of a store URL (``sqlite`` of ``sqlite:///x.db``); empty without one."""
+    return url.split("://", 1)[0] if "://" in url else ""
+
+
 def open_store(url: str) -> Store:
     """Open the store a URL names; drivers are found by scheme through stevedore.
 
     Raises:
         StoreError: the scheme is unknown or the store cannot be opened.
     """
-    scheme = url.split("://", 1)[0] if "://" in url else ""
+    scheme = scheme_of(url)
     installed = {ep.name for ep in entry_points(group=STORE_DRIVERS)}
     driver = _DRIVERS.get(scheme)
     # Asked only for an installed name: stevedore would log its own warning for a missing one.

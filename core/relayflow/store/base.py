@@ -60,6 +60,10 @@ __all__ = [
 ]
 
 
+#: The metadata key of the store's HMAC secret for task tokens (copied with the store).
+TOKEN_SECRET = "token_secret"
+
+
 class StoreError(RelayflowError, RuntimeError):
     """The store cannot be opened or used; the message says why in one sentence."""
 

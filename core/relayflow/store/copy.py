@@ -29,7 +29,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from relayflow.store.base import ExecutionRow, FlowRow, Store, StoreError, TimerRow, Transaction
+from relayflow.store.base import (
+    TOKEN_SECRET,
+    ExecutionRow,
+    FlowRow,
+    Store,
+    StoreError,
+    TimerRow,
+    Transaction,
+)
 
 __all__ = [
     "TOKEN_SECRET",
@@ -39,9 +47,6 @@ __all__ = [
     "copy_store",
     "copy_urls",
 ]
-
-#: The metadata key of the task-token secret (see `relayflow.engine.runtime`).
-TOKEN_SECRET = "token_secret"
 
 #: Told ``(executions copied, executions in all)`` after each execution.
 Progress = Callable[[int, int], None]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relayflow.masking import mask_text
-from relayflow.store import open_store
+from relayflow.store import open_store, scheme_of
 from relayflow.store.base import Store, StoreError
 from relayflow.store.versions import META_KEY, SCHEMA_VERSION, stored_version
 
@@ -51,10 +51,6 @@ class SchemaState:
         }
 
 
-def _scheme(url: str) -> str:
-    return url.split("://", 1)[0] if "://" in url else ""
-
-
 def open_unchanged(url: str) -> Store:
     """Open the store at ``url`` without upgrading it, where its driver allows that (SQLite).
 
@@ -64,7 +60,7 @@ def open_unchanged(url: str) -> Store:
         StoreError: the store cannot be opened (or, for drivers that upgrade at opening, is
             newer than this release).
     """
-    if _scheme(url) not in _SQLITE_SCHEMES:
+    if scheme_of(url) not in _SQLITE_SCHEMES:
         return open_store(url)
     from relayflow.store import sqlite_file
     from relayflow.store.sqlite import SQLiteStore
