@@ -393,7 +393,7 @@ async def serve(
     _raise_file_limit(settings.max_connections)
     logging.getLogger("uvicorn.error").addFilter(_QuietAboutClients())
     # The grace for integration calls, and for requests under way, follows the effective lease.
-    grace = engine.lease_seconds / 3
+    grace = (config.engine.lease_seconds or engine.store.default_lease_seconds) / 3
     server = _Server(
         uvicorn.Config(
             app,

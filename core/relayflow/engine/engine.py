@@ -139,11 +139,6 @@ class Engine:
         return self._runtime.accepting
 
     @property
-    def lease_seconds(self) -> float:
-        """How long claimed work stays with this engine without renewal, in seconds."""
-        return self._runtime.lease_seconds
-
-    @property
     def closing(self) -> bool:
         """Whether `begin_shutdown` (or `close`) was called."""
         return self._runtime.shutting_down
