@@ -165,6 +165,7 @@ EXPORTED: dict[str, list[str]] = {
     ],
     "relayflow.store": [
         "ExecutionRow",
+        "FlowObjectRow",
         "FlowRow",
         "HistoryEvent",
         "Listener",

@@ -159,7 +159,7 @@ class FlowInfo:
         role_arn: the RoleArn given at creation ("" when none).
         created_time: when it was created (UTC).
         last_modified_time: when it was last updated (UTC).
-        execution_mode: `Standard`.
+        execution_mode: `Standard` or `Express`.
         version: the engine's revision of the definition, 1 at creation, one more for each
             update that changes it. The API does not send it: 0 from the client.
         raw: the API's fields as the server sent them (with `RequestId` when the flow is a
@@ -201,7 +201,7 @@ class FlowInfo:
             row.role_arn,
             _utc(row.created),
             _utc(row.modified),
-            "Standard",
+            row.execution_mode,
             row.version,
         )
 

@@ -41,6 +41,23 @@ PUBLIC = {
     "update_flow",
     "wait_for_execution",
 }
+# The groups Engine inherits (issue 14): schedules, published versions and aliases, Express.
+PUBLIC |= {
+    "create_schedule",
+    "describe_schedule",
+    "list_schedules",
+    "update_schedule",
+    "delete_schedule",
+    "publish_flow_version",
+    "list_flow_versions",
+    "delete_flow_version",
+    "create_flow_alias",
+    "describe_flow_alias",
+    "list_flow_aliases",
+    "update_flow_alias",
+    "delete_flow_alias",
+    "start_sync_execution",
+}
 
 FLOW = fdl("""
     - type: task

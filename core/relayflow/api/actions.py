@@ -2,48 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from relayflow.api import express_actions, schedule_actions, version_actions
+from relayflow.api.params import Params, optional_int, optional_time, required
 from relayflow.engine.engine import Engine
 from relayflow.errors import EngineError
 
 __all__ = ["ACTIONS", "run_action"]
 
-Params = Mapping[str, str]
 Handler = Callable[[Engine, Params], Awaitable[dict[str, Any]]]
-
-
-def _required(params: Params, name: str) -> str:
-    value = params.get(name)
-    if value is None or value == "":
-        raise EngineError("MissingParameter", f"the parameter {name} is required", 400)
-    return value
-
-
-def _optional_int(params: Params, name: str) -> int | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise EngineError(
-            "InvalidArgument", f"{name} must be a whole number, got {value!r}", 400
-        ) from None
-
-
-def _optional_time(params: Params, name: str) -> float | None:
-    value = params.get(name)
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise EngineError(
-            "InvalidArgument", f"{name} must be an RFC 3339 time, got {value!r}", 400
-        ) from None
 
 
 async def create_flow(engine: Engine, p: Params) -> dict[str, Any]:
@@ -51,58 +20,61 @@ async def create_flow(engine: Engine, p: Params) -> dict[str, Any]:
     if kind != "FDL":
         raise EngineError("InvalidArgument", f"Type must be FDL, got {kind!r}", 400)
     info = await engine.create_flow(
-        _required(p, "Name"),
-        _required(p, "Definition"),
+        required(p, "Name"),
+        required(p, "Definition"),
         p.get("Description", ""),
         kind,
         p.get("RoleArn", ""),
+        execution_mode=p.get("ExecutionMode") or "Standard",
+        environment=p.get("Environment", ""),
     )
     return info.to_api()
 
 
 async def update_flow(engine: Engine, p: Params) -> dict[str, Any]:
     info = await engine.update_flow(
-        _required(p, "Name"), p.get("Definition") or None, p.get("Description"), p.get("RoleArn")
+        required(p, "Name"), p.get("Definition") or None, p.get("Description"), p.get("RoleArn")
     )
     return info.to_api()
 
 
 async def describe_flow(engine: Engine, p: Params) -> dict[str, Any]:
-    return (await engine.describe_flow(_required(p, "Name"))).to_api()
+    return (await engine.describe_flow(required(p, "Name"))).to_api()
 
 
 async def list_flows(engine: Engine, p: Params) -> dict[str, Any]:
-    page = await engine.list_flows(_optional_int(p, "Limit"), p.get("NextToken", ""))
+    page = await engine.list_flows(optional_int(p, "Limit"), p.get("NextToken", ""))
     return {"Flows": [f.to_api() for f in page.items], "NextToken": page.next_token}
 
 
 async def delete_flow(engine: Engine, p: Params) -> dict[str, Any]:
-    await engine.delete_flow(_required(p, "Name"))
+    await engine.delete_flow(required(p, "Name"))
     return {}
 
 
 async def start_execution(engine: Engine, p: Params) -> dict[str, Any]:
     info = await engine.start_execution(
-        _required(p, "FlowName"),
+        required(p, "FlowName"),
         p.get("Input"),
         p.get("ExecutionName") or None,
         p.get("CallbackFnFTaskToken", ""),
+        qualifier=p.get("Qualifier", ""),
     )
     return info.to_api()
 
 
 async def describe_execution(engine: Engine, p: Params) -> dict[str, Any]:
-    wait = _optional_int(p, "WaitTimeSeconds") or 0
+    wait = optional_int(p, "WaitTimeSeconds") or 0
     info = await engine.describe_execution(
-        _required(p, "FlowName"), _required(p, "ExecutionName"), wait
+        required(p, "FlowName"), required(p, "ExecutionName"), wait
     )
     return info.to_api()
 
 
 async def stop_execution(engine: Engine, p: Params) -> dict[str, Any]:
     info = await engine.stop_execution(
-        _required(p, "FlowName"),
-        _required(p, "ExecutionName"),
+        required(p, "FlowName"),
+        required(p, "ExecutionName"),
         p.get("Error", ""),
         p.get("Cause", ""),
     )
@@ -111,40 +83,41 @@ async def stop_execution(engine: Engine, p: Params) -> dict[str, Any]:
 
 async def list_executions(engine: Engine, p: Params) -> dict[str, Any]:
     page = await engine.list_executions(
-        _required(p, "FlowName"),
+        required(p, "FlowName"),
         status=p.get("Status") or None,
         name_prefix=p.get("ExecutionNamePrefix") or None,
-        started_from=_optional_time(p, "StartedTimeBegin"),
-        started_to=_optional_time(p, "StartedTimeEnd"),
-        limit=_optional_int(p, "Limit"),
+        started_from=optional_time(p, "StartedTimeBegin"),
+        started_to=optional_time(p, "StartedTimeEnd"),
+        limit=optional_int(p, "Limit"),
         next_token=p.get("NextToken", ""),
+        qualifier=p.get("Qualifier", ""),
     )
     return {"Executions": [e.to_api() for e in page.items], "NextToken": page.next_token}
 
 
 async def get_execution_history(engine: Engine, p: Params) -> dict[str, Any]:
     page = await engine.get_execution_history(
-        _required(p, "FlowName"),
-        _required(p, "ExecutionName"),
-        _optional_int(p, "Limit"),
+        required(p, "FlowName"),
+        required(p, "ExecutionName"),
+        optional_int(p, "Limit"),
         p.get("NextToken", ""),
     )
     return page.to_api()
 
 
 async def report_task_succeeded(engine: Engine, p: Params) -> dict[str, Any]:
-    event_id = await engine.report_task_succeeded(_required(p, "TaskToken"), _required(p, "Output"))
+    event_id = await engine.report_task_succeeded(required(p, "TaskToken"), required(p, "Output"))
     return {"EventId": event_id}
 
 
 async def report_task_failed(engine: Engine, p: Params) -> dict[str, Any]:
     event_id = await engine.report_task_failed(
-        _required(p, "TaskToken"), _required(p, "Error"), p.get("Cause", "")
+        required(p, "TaskToken"), required(p, "Error"), p.get("Cause", "")
     )
     return {"EventId": event_id}
 
 
-ACTIONS: dict[str, Handler] = {
+CORE_ACTIONS: dict[str, Handler] = {
     "CreateFlow": create_flow,
     "UpdateFlow": update_flow,
     "DescribeFlow": describe_flow,
@@ -157,6 +130,14 @@ ACTIONS: dict[str, Handler] = {
     "GetExecutionHistory": get_execution_history,
     "ReportTaskSucceeded": report_task_succeeded,
     "ReportTaskFailed": report_task_failed,
+}
+
+# Each group of actions lives in a module of its own; their handlers have the same shape.
+ACTIONS: dict[str, Handler] = {
+    **CORE_ACTIONS,
+    **schedule_actions.ACTIONS,
+    **version_actions.ACTIONS,
+    **express_actions.ACTIONS,
 }
 
 

@@ -40,7 +40,20 @@ __all__ = ["READ_ACTIONS", "ROLE_ACTIONS", "Authenticator", "NonceCache", "Share
 SharedNonces = Callable[[str, float], Awaitable[bool]]
 
 READ_ACTIONS = frozenset(
-    {"DescribeFlow", "ListFlows", "DescribeExecution", "ListExecutions", "GetExecutionHistory"}
+    {
+        "DescribeFlow",
+        "ListFlows",
+        "DescribeExecution",
+        "ListExecutions",
+        "GetExecutionHistory",
+        "DescribeSchedule",
+        "ListSchedules",
+        "ListFlowVersions",
+        "DescribeFlowAlias",
+        "ListFlowAliases",
+        "DescribeRegions",
+        "DescribeMapRun",
+    }
 )
 REPORT_ACTIONS = frozenset({"ReportTaskSucceeded", "ReportTaskFailed"})
 ROLE_ACTIONS: dict[str, frozenset[str] | None] = {

@@ -46,7 +46,9 @@ _BUILTINS = (
     "relayflow.cli.run",
     "relayflow.cli.serve",
     "relayflow.cli.flows",
+    "relayflow.cli.aliases",
     "relayflow.cli.executions",
+    "relayflow.cli.schedules",
     "relayflow.cli.tasks",
     "relayflow.cli.store",
 )

@@ -22,14 +22,17 @@ from relayflow.engine.applier import failed_as_unreadable
 from relayflow.engine.arguments import check_name, check_text, page_size, parse_object
 from relayflow.engine.batches import TxContext
 from relayflow.engine.childflows import ChildFlowIntegration
+from relayflow.engine.express import EXECUTION_MODES, ExpressOperations
 from relayflow.engine.hooks import EngineHooks
 from relayflow.engine.integration import Integration
 from relayflow.engine.model import ExecutionState, Start, Stop, TaskFailed, TaskSucceeded
 from relayflow.engine.outcomes import MAX_CAUSE_CHARS, MAX_ERROR_CHARS
 from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
 from relayflow.engine.runtime import Runtime
+from relayflow.engine.schedules import ScheduleOperations
 from relayflow.engine.snapshot import dump_state
 from relayflow.engine.tokens import check_issued, parse_token, verify_token
+from relayflow.engine.versions import VersionOperations
 from relayflow.errors import EngineError
 from relayflow.fdl import DefinitionError, load_flow
 from relayflow.limits import DEFAULT_LIMITS, DefinitionLimits, Limits
@@ -48,8 +51,11 @@ def served(integrations: Sequence[Integration]) -> list[Integration]:
     return [*integrations, ChildFlowIntegration()]
 
 
-class Engine:
+class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
     """The embedded engine: the operations of the Serverless Workflow API on a runtime it holds.
+
+    Flows, executions and reports are here; schedules, published versions and aliases, and
+    Express executions are in the modules of the classes it inherits, one group each.
 
     Every engine serves child flows (`relayflow.engine.childflows`) after the integrations
     it is given, so a plugin that claims `acs:fnf` resources comes first.
@@ -232,15 +238,42 @@ class Engine:
         description: str = "",
         type: str = "FDL",
         role_arn: str = "",
+        execution_mode: str = "Standard",
+        environment: str = "",
     ) -> FlowInfo:
-        """Create a flow (CreateFlow)."""
+        """Create a flow (CreateFlow).
+
+        Args:
+            name: the flow's name.
+            definition: its FDL text.
+            description: free text.
+            type: `FDL`, the only type.
+            role_arn: kept and shown, not used.
+            execution_mode: `Standard` or `Express` (`relayflow.engine.express`).
+            environment: the flow's `Environment`, JSON text ("" for none).
+        """
         check_name(name, "flow name")
+        if execution_mode not in EXECUTION_MODES:
+            raise EngineError.of(
+                "InvalidArgument",
+                f"ExecutionMode must be Standard or Express, got {execution_mode!r}",
+            )
         await self._validate_definition(name, definition)
         now = self._runtime.clock()
 
         def create(tx: Transaction, ctx: TxContext) -> FlowInfo:
             row = FlowRow(
-                name, str(uuid.uuid4()), definition, description, type, role_arn, 1, now, now
+                name,
+                str(uuid.uuid4()),
+                definition,
+                description,
+                type,
+                role_arn,
+                1,
+                now,
+                now,
+                execution_mode,
+                environment,
             )
             # The store settles two replicas creating one name at once: one of them wins.
             if not tx.create_flow(row):
@@ -255,6 +288,7 @@ class Engine:
         definition: str | None = None,
         description: str | None = None,
         role_arn: str | None = None,
+        environment: str | None = None,
     ) -> FlowInfo:
         """Change a flow (UpdateFlow); running executions keep the definition they started with."""
         if definition is not None:
@@ -275,6 +309,8 @@ class Engine:
                 old.version + (definition is not None and definition != old.definition),
                 old.created,
                 now,
+                old.execution_mode,
+                environment if environment is not None else old.environment,
             )
             tx.put_flow(row)
             return FlowInfo.of(row)
@@ -308,7 +344,12 @@ class Engine:
     # -- executions ---------------------------------------------------------------------------
 
     async def start_execution(
-        self, flow_name: str, input: Any = None, name: str | None = None, callback_token: str = ""
+        self,
+        flow_name: str,
+        input: Any = None,
+        name: str | None = None,
+        callback_token: str = "",
+        qualifier: str = "",
     ) -> ExecutionInfo:
         """Start an execution (StartExecution), idempotent by name.
 
@@ -431,6 +472,7 @@ class Engine:
         started_to: float | None = None,
         limit: int | None = None,
         next_token: str = "",
+        qualifier: str = "",
     ) -> Page[ExecutionInfo]:
         """A page of a flow's executions by name (ListExecutions)."""
         size = page_size(limit, 60, 99, "Limit")

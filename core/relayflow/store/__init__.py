@@ -11,10 +11,18 @@ from importlib.metadata import entry_points
 from typing import cast
 
 from relayflow.store.base import Listener, Store, StoreConflict, StoreError, Transaction
-from relayflow.store.records import ExecutionRow, FlowRow, HistoryEvent, OutboxRow, TimerRow
+from relayflow.store.records import (
+    ExecutionRow,
+    FlowObjectRow,
+    FlowRow,
+    HistoryEvent,
+    OutboxRow,
+    TimerRow,
+)
 
 __all__ = [
     "ExecutionRow",
+    "FlowObjectRow",
     "FlowRow",
     "HistoryEvent",
     "Listener",

@@ -44,7 +44,14 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from relayflow.errors import RelayflowError
-from relayflow.store.records import ExecutionRow, FlowRow, HistoryEvent, OutboxRow, TimerRow
+from relayflow.store.records import (
+    ExecutionRow,
+    FlowObjectRow,
+    FlowRow,
+    HistoryEvent,
+    OutboxRow,
+    TimerRow,
+)
 
 __all__ = [
     "ExecutionRow",
@@ -294,6 +301,52 @@ class Transaction(ABC):
         A single-engine store drops every lease when its engine starts; a replica told to stop
         hands back its own.
         """
+
+    # -- a flow's objects: schedules, aliases, published versions ------------------------------
+    # Not abstract until both drivers implement them (issue 14); then they become abstract.
+    def get_object(
+        self, flow_name: str, kind: str, name: str, *, lock: bool = False
+    ) -> FlowObjectRow | None:
+        """One object of a flow; with ``lock``, locked for update until the transaction ends."""
+        raise NotImplementedError
+
+    def create_object(self, row: FlowObjectRow) -> bool:
+        """Add an object; False (and nothing written) if the flow has one of that kind and name."""
+        raise NotImplementedError
+
+    def put_object(self, row: FlowObjectRow, *, owner: str | None = None) -> bool:
+        """Create or replace an object (data, modified, due_at) and drop its claim.
+
+        With ``owner``, only while ``owner`` still holds the object's claim (taken by
+        `claim_due_objects`); False, with nothing written, when it does not, or when the
+        object is gone.
+        """
+        raise NotImplementedError
+
+    def delete_object(self, flow_name: str, kind: str, name: str) -> bool:
+        """Delete one object; whether it existed."""
+        raise NotImplementedError
+
+    def list_objects(
+        self, flow_name: str, kind: str, after: str = "", limit: int = 100
+    ) -> list[FlowObjectRow]:
+        """A flow's objects of one kind ordered by name, those after ``after``."""
+        raise NotImplementedError
+
+    def claim_due_objects(
+        self, kind: str, now: float, owner: str, lease_until: float, limit: int
+    ) -> list[FlowObjectRow]:
+        """Claim objects of ``kind`` (any flow) that are due at ``now``, earliest first.
+
+        Due: `due_at` at or before ``now``, and no one else holds the object (no claim, or one
+        that expired). They are ``owner``'s until ``lease_until`` or until `put_object`;
+        `release_leases` drops these claims too.
+        """
+        raise NotImplementedError
+
+    def next_object_due(self, kind: str) -> float | None:
+        """The earliest `due_at` of any object of ``kind``, claimed or not; None if none has one."""
+        raise NotImplementedError
 
     # -- notifications ------------------------------------------------------------------------
     def notify(self, channel: str, payload: str) -> None:  # noqa: B027 - optional for drivers

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ExecutionRow", "FlowRow", "HistoryEvent", "OutboxRow", "TimerRow"]
+__all__ = ["ExecutionRow", "FlowObjectRow", "FlowRow", "HistoryEvent", "OutboxRow", "TimerRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,9 @@ class FlowRow:
     version: int
     created: float
     modified: float
+    execution_mode: str = "Standard"
+    environment: str = ""
+    """The flow's `Environment` as JSON text ("" when it has none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,8 @@ class ExecutionRow:
     stopped: float | None
     state: str
     callback_token: str
+    published_version: int = 0
+    """The published flow version the execution runs (0: the flow's current definition)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +90,22 @@ class OutboxRow:
     payload: dict[str, Any]
     unreadable: str = ""
     raw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FlowObjectRow:
+    """A named resource that belongs to a flow: a schedule, an alias, a published version.
+
+    The store keeps the feature's fields as JSON text in `data` and does not read them; it
+    orders a flow's objects of one kind by `name`, deletes them with their flow, and hands out
+    objects of a kind whose `due_at` has come (`Transaction.claim_due_objects`) to one owner
+    at a time.
+    """
+
+    flow_name: str
+    kind: str
+    name: str
+    data: str
+    created: float
+    modified: float
+    due_at: float | None = None

@@ -1,0 +1,11 @@
+"""`relayflow aliases`: aliases of flows on a relayflow server."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["register"]
+
+
+def register(cli: click.Group) -> None:
+    """Add the `aliases` commands to ``cli``."""
