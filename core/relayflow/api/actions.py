@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from relayflow.api import express_actions, schedule_actions, version_actions
+from relayflow.api import express_actions, schedule_actions, service_actions, version_actions
 from relayflow.api.params import Params, optional_int, optional_time, required
 from relayflow.engine.engine import Engine
 from relayflow.errors import EngineError
@@ -138,6 +138,7 @@ ACTIONS: dict[str, Handler] = {
     **schedule_actions.ACTIONS,
     **version_actions.ACTIONS,
     **express_actions.ACTIONS,
+    **service_actions.ACTIONS,
 }
 
 
