@@ -18,8 +18,11 @@ Every exception relayflow raises for a caller to handle derives from `RelayflowE
     └── WorkerError                relayflow.worker: a worker cannot start or go on
 
 Codes that Serverless Workflow defines keep its names (`ExecutionAlreadyExists`,
-`FlowNotExists`, ...). Codes for task tokens are relayflow's own, since the original service
-documents none; each bad report gets its own code so that a worker can tell them apart.
+`FlowNotExists`, `ScheduleNotExists`, ...), and so do the messages that tools match on: a
+missing resource is `<Kind> '<name>' does not exist` with a capital first letter, as in
+`Flow 'orders' does not exist` (`not_exists` and `already_exists` write them). Codes for task
+tokens are relayflow's own, since the original service documents none; each bad report gets
+its own code so that a worker can tell them apart.
 
 The `ERROR_*` names are different: they are the error names a flow's steps fail with, which
 `retry` and `catch` match (`FnF.TaskTimeout`, ...).
@@ -40,8 +43,10 @@ __all__ = [
     "EngineError",
     "ErrorCode",
     "RelayflowError",
+    "already_exists",
     "error",
     "first_line",
+    "not_exists",
 ]
 
 
@@ -62,6 +67,13 @@ ErrorCode: TypeAlias = Literal[
     "TaskTokenInvalid",
     "TaskAlreadyCompleted",
     "TaskExpired",
+    "ScheduleAlreadyExists",
+    "ScheduleNotExists",
+    "FlowVersionNotExists",
+    "FlowVersionInUse",
+    "FlowAliasAlreadyExists",
+    "FlowAliasNotExists",
+    "MapRunNotExists",
     "InternalError",
 ]
 
@@ -78,6 +90,13 @@ CODES: Final[dict[ErrorCode, int]] = {
     "TaskTokenInvalid": 403,
     "TaskAlreadyCompleted": 409,
     "TaskExpired": 409,
+    "ScheduleAlreadyExists": 409,
+    "ScheduleNotExists": 404,
+    "FlowVersionNotExists": 404,
+    "FlowVersionInUse": 409,
+    "FlowAliasAlreadyExists": 409,
+    "FlowAliasNotExists": 404,
+    "MapRunNotExists": 404,
     "InternalError": 500,
 }
 
@@ -129,6 +148,35 @@ class EngineError(CallError):
 def error(code: ErrorCode, message: str) -> EngineError:
     """An `EngineError` with the status that belongs to ``code`` (as `EngineError.of`)."""
     return EngineError(code, message, CODES[code])
+
+
+def not_exists(code: ErrorCode, kind: str, name: str, flow: str | None = None) -> EngineError:
+    """The service's refusal for a missing resource: `Flow 'orders' does not exist`.
+
+    Tools match on this text, so its shape is fixed: ``kind`` with a capital letter, the name
+    in single quotes, then `does not exist`; a resource inside a flow adds `in flow '<flow>'`.
+
+    Args:
+        code: the code, such as `FlowNotExists` or `ScheduleNotExists`.
+        kind: what is missing, as a person calls it: `Flow`, `Execution`, `Schedule`, ...
+        name: its name.
+        flow: the flow it belongs to, for resources inside a flow.
+    """
+    where = "" if flow is None else f" in flow '{flow}'"
+    return EngineError(code, f"{kind} '{name}' does not exist{where}", CODES[code])
+
+
+def already_exists(code: ErrorCode, kind: str, name: str, flow: str | None = None) -> EngineError:
+    """The service's refusal for a name that is taken: `Flow 'orders' already exists`.
+
+    Args:
+        code: the code, such as `FlowAlreadyExists` or `ScheduleAlreadyExists`.
+        kind: what exists, as a person calls it: `Flow`, `Schedule`, `Flow alias`, ...
+        name: its name.
+        flow: the flow it belongs to, for resources inside a flow.
+    """
+    where = "" if flow is None else f" in flow '{flow}'"
+    return EngineError(code, f"{kind} '{name}' already exists{where}", CODES[code])
 
 
 #: A task exceeded its `timeoutSeconds`.
