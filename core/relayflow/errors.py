@@ -43,10 +43,8 @@ __all__ = [
     "EngineError",
     "ErrorCode",
     "RelayflowError",
-    "already_exists",
     "error",
     "first_line",
-    "not_exists",
 ]
 
 
