@@ -20,7 +20,10 @@ from relayflow.store import Store, open_store
 from tests.services import fresh_database
 
 # Every table of the PostgreSQL store, emptied between tests.
-PG_TABLES = "meta, flows, flow_versions, executions, events, timers, outbox, nonces, quarantine"
+PG_TABLES = (
+    "meta, flows, flow_versions, executions, events, timers, outbox, nonces, quarantine, "
+    "flow_objects"
+)
 
 
 @pytest.fixture(scope="module")

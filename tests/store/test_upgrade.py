@@ -168,7 +168,9 @@ def test_a_version_no_relayflow_writes_is_refused(tmp_path: Path, value: str) ->
 def broken_step(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The upgrade to version 2 fails at its second statement."""
     good = sqlite_file.UPGRADES[2][0]
-    monkeypatch.setattr(sqlite_file, "UPGRADES", {2: (good, "CREATE TABLE broken (")})
+    monkeypatch.setattr(
+        sqlite_file, "UPGRADES", {**sqlite_file.UPGRADES, 2: (good, "CREATE TABLE broken (")}
+    )
     yield
 
 

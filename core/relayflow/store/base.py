@@ -55,6 +55,7 @@ from relayflow.store.records import (
 
 __all__ = [
     "ExecutionRow",
+    "FlowObjectRow",
     "FlowRow",
     "HistoryEvent",
     "Listener",
@@ -331,6 +332,10 @@ class Transaction(ABC):
         self, flow_name: str, kind: str, after: str = "", limit: int = 100
     ) -> list[FlowObjectRow]:
         """A flow's objects of one kind ordered by name, those after ``after``."""
+        raise NotImplementedError
+
+    def object_kinds(self, flow_name: str) -> list[str]:
+        """The kinds of object a flow has, ascending (for copying a store)."""
         raise NotImplementedError
 
     def claim_due_objects(

@@ -1,14 +1,16 @@
 """Copying a whole store to another, of any driver: what `relayflow store copy` does.
 
-Everything an engine needs to carry on goes across: flows with every kept version, executions
-(running ones included) with their histories, timers and outbox rows, and the task-token secret,
+Everything an engine needs to carry on goes across: flows with every kept version and their
+objects (schedules, aliases, published versions), executions (running ones included) with their
+histories, timers and outbox rows, and the task-token secret,
 so that tokens handed out before the copy stay valid after it. Only the `Store` and
 `Transaction` interface is used, so any pair of drivers works.
 
 - Execution ids are the destination's own: each execution is inserted, and its history, timers
   and outbox rows follow it under the id it got. Names, uids and states are kept as they were,
   and tokens name executions by flow, name and uid, never by id.
-- Outbox rows arrive unleased, so the first engine on the destination dispatches them at once.
+- Outbox rows arrive unleased, so the first engine on the destination dispatches them at once;
+  flow objects arrive unclaimed, with the times they are due.
 - The destination must be empty (no flows, no executions) and is written in ONE transaction: an
   error or an interruption part way leaves it as empty as it was, never half-copied.
 - The source is read in one read transaction, a consistent view of it.
@@ -32,6 +34,7 @@ from typing import TypeVar
 from relayflow.store.base import (
     TOKEN_SECRET,
     ExecutionRow,
+    FlowObjectRow,
     FlowRow,
     Store,
     StoreError,
@@ -70,6 +73,8 @@ class CopyCounts:
     events: int = 0
     timers: int = 0
     outbox: int = 0
+    #: A flow's schedules, aliases and published versions (`FlowObjectRow`s).
+    objects: int = 0
     #: Outbox rows whose payload could not be read: quarantined in the destination instead.
     quarantined: int = 0
     #: Whether the source had a task-token secret (and the destination now has it).
@@ -81,6 +86,8 @@ class CopyCounts:
             f"copied {self.flows} flows, {self.executions} executions ({self.running} running), "
             f"{self.events} events, {self.timers} timers, {self.outbox} outbox rows"
         )
+        if self.objects:
+            line += f", {self.objects} flow objects"
         if self.quarantined:
             line += f" ({self.quarantined} unreadable, set aside)"
         return line
@@ -192,6 +199,18 @@ def _copy_flow(src: Transaction, dst: Transaction, flow: FlowRow, counts: CopyCo
         counts.flow_versions += 1
     dst.put_flow(flow)
     counts.flows += 1
+    for kind in src.object_kinds(flow.name):
+        for row in _pages(functools.partial(_objects_after, src, flow.name, kind), _name_of):
+            dst.put_object(row)  # unclaimed: the destination's engines take it when it is due
+            counts.objects += 1
+
+
+def _objects_after(src: Transaction, flow_name: str, kind: str, after: str) -> list[FlowObjectRow]:
+    return src.list_objects(flow_name, kind, after, _PAGE)
+
+
+def _name_of(row: FlowObjectRow) -> str:
+    return row.name
 
 
 def _copy_execution(

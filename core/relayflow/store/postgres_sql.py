@@ -62,13 +62,17 @@ NOW: Final = "extract(epoch from clock_timestamp())::float8"
 
 EXEC_COLUMNS = (
     "id, uid, flow_name, name, flow_id, flow_version, status, input, output, error, cause, "
-    "started, stopped, state, callback_token"
+    "started, stopped, state, callback_token, published_version"
 )
-FLOW_COLUMNS = "name, id, definition, description, type, role_arn, version, created, modified"
+FLOW_COLUMNS = (
+    "name, id, definition, description, type, role_arn, version, created, modified, "
+    "execution_mode, environment"
+)
+FLOW_VALUES = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 INSERT_EXECUTION = (
     "INSERT INTO executions (uid, flow_name, name, flow_id, flow_version, status, input, "
-    "output, error, cause, started, stopped, state, callback_token) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "output, error, cause, started, stopped, state, callback_token, published_version) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
     "ON CONFLICT (flow_name, name) DO NOTHING RETURNING id"
 )
 INSERT_EVENTS_HEAD = (

@@ -30,12 +30,13 @@ from relayflow.store.base import (
     Transaction,
 )
 from relayflow.store.postgres_buffer import Buffered
+from relayflow.store.postgres_objects import _ObjectsMixin
 from relayflow.store.records import HistoryEvent
 
 __all__: list[str] = []
 
 
-class _PgTx(Buffered, Transaction):
+class _PgTx(Buffered, _ObjectsMixin, Transaction):
     """The store's operations on a `Buffered` connection (see the module docstring)."""
 
     # -- metadata -----------------------------------------------------------------------------
@@ -92,7 +93,7 @@ class _PgTx(Buffered, Transaction):
     def create_flow(self, row: FlowRow) -> bool:
         self._forget_flow(row.name)
         created = self._write_one(
-            f"INSERT INTO flows ({q.FLOW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            f"INSERT INTO flows ({q.FLOW_COLUMNS}) VALUES {q.FLOW_VALUES} "
             "ON CONFLICT (name) DO NOTHING RETURNING 1",
             _flow_values(row),
         )
@@ -104,11 +105,12 @@ class _PgTx(Buffered, Transaction):
     def put_flow(self, row: FlowRow) -> None:
         self._forget_flow(row.name)
         self._write(
-            f"INSERT INTO flows ({q.FLOW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            f"INSERT INTO flows ({q.FLOW_COLUMNS}) VALUES {q.FLOW_VALUES} "
             "ON CONFLICT (name) DO UPDATE SET id = excluded.id, "
             "definition = excluded.definition, description = excluded.description, "
             "type = excluded.type, role_arn = excluded.role_arn, version = excluded.version, "
-            "created = excluded.created, modified = excluded.modified",
+            "created = excluded.created, modified = excluded.modified, "
+            "execution_mode = excluded.execution_mode, environment = excluded.environment",
             _flow_values(row),
         )
         self._write(q.UPSERT_VERSION, (row.name, row.version, row.definition))
@@ -163,6 +165,7 @@ class _PgTx(Buffered, Transaction):
                 self._write(f"DELETE FROM {table} WHERE execution_id = ANY(%s)", (ids,))
             self._write("DELETE FROM executions WHERE id = ANY(%s)", (ids,))
         self._write("DELETE FROM flow_versions WHERE name = %s", (name,))
+        self._write("DELETE FROM flow_objects WHERE flow_name = %s", (name,))
         deleted = self._write_one("DELETE FROM flows WHERE name = %s RETURNING 1", (name,))
         return deleted is not None
 
@@ -185,6 +188,7 @@ class _PgTx(Buffered, Transaction):
                 row.stopped,
                 row.state,
                 row.callback_token,
+                row.published_version,
             ),
         )
         return int(found[0]) if found else None
@@ -492,6 +496,8 @@ class _PgTx(Buffered, Transaction):
             where, args = " WHERE lease_owner = %s", (owner,)
         self._write(f"UPDATE outbox SET lease_owner = NULL, lease_until = NULL{where}", args)
         self._write(f"UPDATE timers SET lease_owner = NULL, lease_until = NULL{where}", args)
+        where = where.replace("lease_owner", "claim_owner")
+        self._write(f"UPDATE flow_objects SET claim_owner = NULL, claim_until = NULL{where}", args)
 
     # -- notifications ------------------------------------------------------------------------
     def notify(self, channel: str, payload: str) -> None:
@@ -515,4 +521,6 @@ def _flow_values(row: FlowRow) -> tuple[Any, ...]:
         row.version,
         row.created,
         row.modified,
+        row.execution_mode,
+        row.environment,
     )

@@ -41,18 +41,22 @@ from relayflow.store.base import (
     Transaction,
 )
 from relayflow.store.records import HistoryEvent
+from relayflow.store.sqlite_objects import _ObjectsMixin
 from relayflow.store.versions import SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
 
 _EXEC_COLUMNS = (
     "id, uid, flow_name, name, flow_id, flow_version, status, input, output, error, cause, "
-    "started, stopped, state, callback_token"
+    "started, stopped, state, callback_token, published_version"
 )
-_FLOW_COLUMNS = "name, id, definition, description, type, role_arn, version, created, modified"
+_FLOW_COLUMNS = (
+    "name, id, definition, description, type, role_arn, version, created, modified, "
+    "execution_mode, environment"
+)
 
 
-class _Tx(Transaction):
+class _Tx(_ObjectsMixin, Transaction):
     def __init__(self, db: sqlite3.Connection, *, read_only: bool = False) -> None:
         self.db = db
         self.read_only = read_only
@@ -122,7 +126,8 @@ class _Tx(Transaction):
 
     def put_flow(self, row: FlowRow) -> None:
         self._write(
-            f"INSERT OR REPLACE INTO flows ({_FLOW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO flows ({_FLOW_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.name,
                 row.id,
@@ -133,6 +138,8 @@ class _Tx(Transaction):
                 row.version,
                 row.created,
                 row.modified,
+                row.execution_mode,
+                row.environment,
             ),
         )
         self._write(
@@ -162,14 +169,15 @@ class _Tx(Transaction):
             self._write_many(f"DELETE FROM {table} WHERE execution_id = ?", [(i,) for i in ids])
         self._write("DELETE FROM executions WHERE flow_name = ?", (name,))
         self._write("DELETE FROM flow_versions WHERE name = ?", (name,))
+        self._write("DELETE FROM flow_objects WHERE flow_name = ?", (name,))
         return self._write("DELETE FROM flows WHERE name = ?", (name,)).rowcount > 0
 
     # executions
     def insert_execution(self, row: ExecutionRow) -> int | None:
         cur = self._write(
             "INSERT OR IGNORE INTO executions (uid, flow_name, name, flow_id, flow_version, "
-            "status, input, output, error, cause, started, stopped, state, callback_token) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "status, input, output, error, cause, started, stopped, state, callback_token, "
+            "published_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.uid,
                 row.flow_name,
@@ -185,6 +193,7 @@ class _Tx(Transaction):
                 row.stopped,
                 row.state,
                 row.callback_token,
+                row.published_version,
             ),
         )
         return int(cur.lastrowid or 0) if cur.rowcount > 0 else None
@@ -405,6 +414,8 @@ class _Tx(Transaction):
         where, args = ("", ()) if owner is None else (" WHERE lease_owner = ?", (owner,))
         self._write(f"UPDATE outbox SET lease_owner = NULL, lease_until = NULL{where}", args)
         self._write(f"UPDATE timers SET lease_owner = NULL, lease_until = NULL{where}", args)
+        where = "" if owner is None else " WHERE claim_owner = ?"
+        self._write(f"UPDATE flow_objects SET claim_owner = NULL, claim_until = NULL{where}", args)
 
 
 class SQLiteStore(Store):

@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS flows (
     name TEXT PRIMARY KEY, id TEXT NOT NULL, definition TEXT NOT NULL, description TEXT NOT NULL,
     type TEXT NOT NULL, role_arn TEXT NOT NULL, version INTEGER NOT NULL,
-    created REAL NOT NULL, modified REAL NOT NULL);
+    created REAL NOT NULL, modified REAL NOT NULL,
+    execution_mode TEXT NOT NULL DEFAULT 'Standard', environment TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS flow_versions (
     name TEXT NOT NULL, version INTEGER NOT NULL, definition TEXT NOT NULL,
     PRIMARY KEY (name, version)) WITHOUT ROWID;
@@ -69,7 +70,8 @@ CREATE TABLE IF NOT EXISTS executions (
     name TEXT NOT NULL, flow_id TEXT NOT NULL, flow_version INTEGER NOT NULL,
     status TEXT NOT NULL, input TEXT NOT NULL, output TEXT, error TEXT NOT NULL,
     cause TEXT NOT NULL, started REAL NOT NULL, stopped REAL, state TEXT NOT NULL,
-    callback_token TEXT NOT NULL, UNIQUE (flow_name, name));
+    callback_token TEXT NOT NULL, published_version INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (flow_name, name));
 CREATE INDEX IF NOT EXISTS executions_status ON executions (status);
 CREATE TABLE IF NOT EXISTS events (
     execution_id INTEGER NOT NULL, event_id INTEGER NOT NULL, schedule_event_id INTEGER NOT NULL,
@@ -88,6 +90,11 @@ CREATE INDEX IF NOT EXISTS nonces_seen ON nonces (seen);
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, execution_id INTEGER NOT NULL,
     data TEXT NOT NULL, reason TEXT NOT NULL, time REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS flow_objects (
+    flow_name TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL,
+    created REAL NOT NULL, modified REAL NOT NULL, due_at REAL, claim_owner TEXT,
+    claim_until REAL, PRIMARY KEY (flow_name, kind, name)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS flow_objects_due ON flow_objects (kind, due_at);
 """
 
 #: A new store: the schema and the version it is at.
@@ -101,6 +108,18 @@ UPGRADES: Final[Upgrades] = {
     2: (
         "CREATE TABLE nonces (key TEXT PRIMARY KEY, seen REAL NOT NULL) WITHOUT ROWID",
         "CREATE INDEX nonces_seen ON nonces (seen)",
+    ),
+    # Issue 14: a flow's objects (schedules, aliases, published versions), the flow's mode
+    # and environment, and the published version an execution runs.
+    3: (
+        "ALTER TABLE flows ADD COLUMN execution_mode TEXT NOT NULL DEFAULT 'Standard'",
+        "ALTER TABLE flows ADD COLUMN environment TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE executions ADD COLUMN published_version INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE flow_objects (flow_name TEXT NOT NULL, kind TEXT NOT NULL, "
+        "name TEXT NOT NULL, data TEXT NOT NULL, created REAL NOT NULL, modified REAL NOT NULL, "
+        "due_at REAL, claim_owner TEXT, claim_until REAL, "
+        "PRIMARY KEY (flow_name, kind, name)) WITHOUT ROWID",
+        "CREATE INDEX flow_objects_due ON flow_objects (kind, due_at)",
     ),
 }
 

@@ -36,8 +36,10 @@ __all__ = [
 
 #: The metadata key the version is kept under.
 META_KEY = "schema_version"
-#: The schema this release writes. 1: the first release; 2: request nonces shared by replicas.
-SCHEMA_VERSION = 2
+#: The schema this release writes. 1: the first release; 2: request nonces shared by replicas;
+#: 3: a flow's objects (schedules, aliases, published versions), its execution mode and
+#: environment, and the published version each execution runs.
+SCHEMA_VERSION = 3
 #: The version a store had before versions were recorded.
 FIRST_VERSION = 1
 
