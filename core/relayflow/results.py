@@ -258,6 +258,8 @@ class ExecutionInfo:
         stopped_time: when it ended (UTC); None while it runs.
         flow_definition: the definition it runs, as it was when the execution started ("" in
             listings).
+        flow_version: the published version it runs, as the API writes it (`"2"`); "" when it
+            runs the flow's current definition (started without a Qualifier).
         raw: the API's fields as the server sent them (`Input` and `Output` as JSON text);
             `{}` from the embedded engine (`to_api()` gives the same fields).
     """
@@ -272,6 +274,7 @@ class ExecutionInfo:
     started_time: datetime | None
     stopped_time: datetime | None
     flow_definition: str = ""
+    flow_version: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -313,6 +316,7 @@ class ExecutionInfo:
             _utc(row.started),
             _utc(row.stopped),
             definition,
+            str(row.published_version) if row.published_version else "",
         )
 
     @classmethod
@@ -334,6 +338,7 @@ class ExecutionInfo:
             started_time=parse_time(doc.get("StartedTime")),
             stopped_time=parse_time(doc.get("StoppedTime")),
             flow_definition=_str(doc, "FlowDefinition"),
+            flow_version=_str(doc, "FlowVersion"),
             raw=doc,
         )
 
@@ -352,6 +357,8 @@ class ExecutionInfo:
             doc["Output"] = json.dumps(self.output)
         if self.error or self.cause:
             doc["Error"], doc["Cause"] = self.error, self.cause
+        if self.flow_version:
+            doc["FlowVersion"] = self.flow_version
         return doc
 
 

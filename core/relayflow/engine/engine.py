@@ -11,7 +11,9 @@ Every write returns once it is durable. Refusals are `EngineError`s with a stabl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -32,8 +34,14 @@ from relayflow.engine.runtime import Runtime
 from relayflow.engine.schedules import ScheduleOperations
 from relayflow.engine.snapshot import dump_state
 from relayflow.engine.tokens import check_issued, parse_token, verify_token
-from relayflow.engine.versions import VersionOperations
-from relayflow.errors import EngineError
+from relayflow.engine.versions import (
+    Target,
+    VersionOperations,
+    flow_not_exists,
+    list_qualified,
+    resolve_qualifier,
+)
+from relayflow.errors import EngineError, already_exists
 from relayflow.fdl import DefinitionError, load_flow
 from relayflow.limits import DEFAULT_LIMITS, DefinitionLimits, Limits
 from relayflow.store import ExecutionRow, FlowRow, Store, Transaction, open_store
@@ -73,6 +81,8 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
         plugins: the plugins whose hooks see task requests and lifecycle events (a
             `relayflow.plugins.PluginManager`, or anything with the `EngineHooks` methods).
         definition_limits: the budgets a flow definition is read within.
+        routing_random: where aliases draw the version each start runs from; tests pass a
+            seeded `random.Random` to make it repeatable.
     """
 
     def __init__(
@@ -87,6 +97,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
         clock: Callable[[], float] = time.time,
         plugins: EngineHooks | None = None,
         definition_limits: DefinitionLimits = DEFAULT_LIMITS,
+        routing_random: random.Random | None = None,
     ) -> None:
         self._runtime = Runtime(
             store,
@@ -101,6 +112,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
         )
         self._definitions = ThreadPoolExecutor(1, thread_name_prefix="relayflow-definitions")
         self._ping: asyncio.Future[str | None] | None = None
+        self._routing = routing_random or random.Random()
 
     @classmethod
     def from_config(
@@ -277,7 +289,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
             )
             # The store settles two replicas creating one name at once: one of them wins.
             if not tx.create_flow(row):
-                raise EngineError.of("FlowAlreadyExists", f"flow '{name}' already exists")
+                raise already_exists("FlowAlreadyExists", "Flow", name)
             return FlowInfo.of(row)
 
         return await self._runtime.committer.submit(create)
@@ -298,7 +310,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
         def update(tx: Transaction, ctx: TxContext) -> FlowInfo:
             old = tx.get_flow(name, lock=True)  # another replica's update waits: none is lost
             if old is None:
-                raise EngineError.of("FlowNotExists", f"flow '{name}' does not exist")
+                raise flow_not_exists(name)
             row = FlowRow(
                 name,
                 old.id,
@@ -317,11 +329,25 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
 
         return await self._runtime.committer.submit(update)
 
-    async def describe_flow(self, name: str) -> FlowInfo:
-        """A flow (DescribeFlow)."""
+    async def describe_flow(self, name: str, flow_version: str | int = "") -> FlowInfo:
+        """A flow (DescribeFlow); with ``flow_version``, as that published version has it.
+
+        A published version shows the definition, description, environment and role the flow
+        had when it was published; its name, id, type and creation time are the flow's.
+        """
+        if flow_version:
+            flow, version, definition = await self._flow_version(name, str(flow_version))
+            return dataclasses.replace(
+                FlowInfo.of(flow),
+                definition=definition,
+                description=version.flow_description,
+                role_arn=version.role_arn,
+                last_modified_time=version.created_time,
+                version=version.revision,
+            )
         row = await self._runtime.committer.read(lambda tx: tx.get_flow(name))
         if row is None:
-            raise EngineError.of("FlowNotExists", f"flow '{name}' does not exist")
+            raise flow_not_exists(name)
         return FlowInfo.of(row)
 
     async def list_flows(self, limit: int | None = None, next_token: str = "") -> Page[FlowInfo]:
@@ -337,7 +363,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
 
         def delete(tx: Transaction, ctx: TxContext) -> None:
             if not tx.delete_flow(name):
-                raise EngineError.of("FlowNotExists", f"flow '{name}' does not exist")
+                raise flow_not_exists(name)
 
         await self._runtime.committer.submit(delete)
 
@@ -355,6 +381,10 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
 
         The same name while that execution runs returns it; after it has finished the name is
         taken (`ExecutionAlreadyExists`). Without a name, one is generated.
+
+        ``qualifier`` runs a published version (its number) or what an alias routes to (its
+        name) instead of the flow's current definition (`relayflow.engine.versions`); the
+        execution records the version it runs (`ExecutionInfo.flow_version`).
         """
         data = parse_object(input, "Input", self._runtime.limits.max_json_depth)
         exec_name = check_name(name, "execution name") if name else str(uuid.uuid4())
@@ -372,14 +402,19 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
         def start(tx: Transaction, ctx: TxContext) -> ExecutionInfo:
             flow = tx.get_flow(flow_name)
             if flow is None:
-                raise EngineError.of("FlowNotExists", f"flow '{flow_name}' does not exist")
+                raise flow_not_exists(flow_name)
+            target = (
+                resolve_qualifier(tx, flow, qualifier, self._routing)
+                if qualifier
+                else Target(0, flow.version, flow.environment)
+            )
             row = ExecutionRow(
                 0,
                 uuid.uuid4().hex,
                 flow_name,
                 exec_name,
                 flow.id,
-                flow.version,
+                target.revision,
                 "Running",
                 json.dumps(data),
                 None,
@@ -389,6 +424,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
                 None,
                 dump_state(ExecutionState()),
                 callback_token,
+                target.published_version,
             )
             # Inserting first settles a race between replicas in the database: one insert
             # wins, the other finds the name taken and answers as for any repeated start.
@@ -410,7 +446,9 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
             self._runtime.applier.apply(tx, ctx, stored, Start(data))
             final = tx.lock_execution(row_id)
             assert final is not None
-            return ExecutionInfo.of(final, flow.definition)
+            if target.revision == flow.version:
+                return ExecutionInfo.of(final, flow.definition)
+            return ExecutionInfo.of(final, tx.flow_definition(flow_name, target.revision) or "")
 
         # Keyed: batches lock executions in one order on every replica (no deadlocks).
         return await self._runtime.committer.submit(start, key=(flow_name, exec_name))
@@ -474,28 +512,32 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
         next_token: str = "",
         qualifier: str = "",
     ) -> Page[ExecutionInfo]:
-        """A page of a flow's executions by name (ListExecutions)."""
-        size = page_size(limit, 60, 99, "Limit")
+        """A page of a flow's executions by name (ListExecutions).
 
-        def page(tx: Transaction) -> list[ExecutionRow] | None:
+        With ``qualifier``, only those that ran that published version, or one of the versions
+        the alias of that name routes to now (`relayflow.engine.versions.list_qualified`).
+        """
+        size = page_size(limit, 60, 99, "Limit")
+        filters: dict[str, Any] = {
+            "status": status,
+            "name_prefix": name_prefix,
+            "started_from": started_from,
+            "started_to": started_to,
+        }
+
+        def page(tx: Transaction) -> tuple[list[ExecutionRow], str] | None:
             if tx.get_flow(flow_name) is None:
                 return None
-            return tx.list_executions(
-                flow_name,
-                after=next_token,
-                limit=size + 1,
-                status=status,
-                name_prefix=name_prefix,
-                started_from=started_from,
-                started_to=started_to,
-            )
+            if qualifier:
+                return list_qualified(tx, flow_name, qualifier, next_token, size, filters)
+            rows = tx.list_executions(flow_name, after=next_token, limit=size + 1, **filters)
+            return rows[:size], rows[size - 1].name if len(rows) > size else ""
 
-        rows = await self._runtime.committer.read(page)
-        if rows is None:
-            raise EngineError.of("FlowNotExists", f"flow '{flow_name}' does not exist")
-        more = len(rows) > size
-        rows = rows[:size]
-        return Page([ExecutionInfo.of(r) for r in rows], rows[-1].name if more else "")
+        found = await self._runtime.committer.read(page)
+        if found is None:
+            raise flow_not_exists(flow_name)
+        rows, token = found
+        return Page([ExecutionInfo.of(r) for r in rows], token)
 
     async def get_execution_history(
         self, flow_name: str, name: str, limit: int | None = None, next_token: str = ""
