@@ -8,6 +8,7 @@ the task tokens handed out before, and every history reads the same event by eve
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import sqlite3
@@ -21,7 +22,7 @@ from relayflow.engine import Engine, Submitted, TaskRequest
 from relayflow.store import Store, StoreError, open_store
 from relayflow.store import copy as store_copy
 from relayflow.store.copy import DestinationNotEmpty, copy_store, copy_urls
-from relayflow.store.records import TimerRow
+from relayflow.store.records import FlowObjectRow, TimerRow
 from relayflow.testing import bounded, eventually, fdl, make_engine
 from tests.engine.helpers import CALLBACK, PASS, QUEUE, finished
 from tests.services import fresh_database
@@ -273,3 +274,38 @@ def test_an_unreadable_task_message_is_set_aside_in_the_destination(tmp_path: Pa
     db = sqlite3.connect(tmp_path / "b.db")
     assert db.execute("SELECT kind, data FROM quarantine").fetchall() == [("outbox", "{not json")]
     db.close()
+
+
+def test_flow_objects_and_the_version_3_columns_go_across_unclaimed(
+    tmp_path: Path, pg_empty: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_copy, "_PAGE", 2)
+    source = open_store(sqlite_url(tmp_path / "a.db"))
+    flow = dataclasses.replace(flow_row("f"), execution_mode="Express", environment='{"v": 1}')
+    objects = [
+        FlowObjectRow("f", "schedule", f"s{i}", f'{{"i": {i}}}', 1.0, 2.0, 3.0 + i)
+        for i in range(5)
+    ]
+    objects.append(FlowObjectRow("f", "alias", "live", "{}", 1.0, 2.0))
+    with source.transaction() as tx:
+        tx.put_flow(flow)
+        tx.insert_execution(dataclasses.replace(exec_row("f", "e"), published_version=4))
+        for row in objects:
+            tx.create_object(row)
+        tx.claim_due_objects("schedule", 1e9, "old-owner", 1e12, 2)  # held far ahead
+    source.close()
+
+    counts = copy_urls(sqlite_url(tmp_path / "a.db"), pg_empty)
+    assert counts.objects == 6 and counts.summary().endswith(", 6 flow objects")
+    destination = open_store(pg_empty)
+    try:
+        with destination.transaction() as tx:
+            assert tx.get_flow("f") == flow
+            assert tx.get_execution("f", "e").published_version == 4
+            copied = tx.list_objects("f", "schedule", "", 10) + tx.list_objects("f", "alias")
+            assert sorted(copied, key=lambda o: o.name) == sorted(objects, key=lambda o: o.name)
+            # Nobody holds them on the destination: the first engine takes every due one.
+            claimed = tx.claim_due_objects("schedule", 1e9, "new", 1e12, 10)
+            assert [o.name for o in claimed] == [f"s{i}" for i in range(5)]
+    finally:
+        destination.close()
