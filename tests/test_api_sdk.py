@@ -1,6 +1,6 @@
 """The HTTP API through the OFFICIAL Alibaba Cloud SDK (aliyun-python-sdk-fnf), against a real server.
 
-Every one of the twelve actions is called the way Serverless Workflow's users call it, with
+Every one of the twelve flow and execution actions is called the way Serverless Workflow's users call it, with
 `AcsClient.do_action_with_exception`, and refusals arrive as the SDK's `ServerException` with
 the server's code, HTTP status and RequestId. The seed scenario runs end to end: three serial
 waitForCallback tasks on a queue, a worker that reads each message and reports with its own
@@ -189,6 +189,8 @@ def test_create_describe_update_delete_flow(api_server):
     api_server.call(sdk(DeleteFlowRequest, Name=name))
     gone = api_server.refused(sdk(DescribeFlowRequest, Name=name))
     check_refusal(gone, "FlowNotExists", 404)
+    # A tool creates the flow when it reads exactly this sentence, as the service writes it.
+    assert gone.get_error_msg() == f"Flow '{name}' does not exist"
     check_refusal(api_server.refused(sdk(DeleteFlowRequest, Name=name)), "FlowNotExists", 404)
     check_refusal(
         api_server.refused(sdk(UpdateFlowRequest, Name=name, Description="x")),
@@ -267,8 +269,12 @@ def test_list_flows_pages(api_server):
     whole = api_server.call(sdk(ListFlowsRequest, Limit=999))
     assert [f["Name"] for f in whole["Flows"]] == seen
     assert whole["NextToken"] == ""
+    # Tools list flows with Limit=1000, one more than the SDK's comment allows: it works.
+    assert api_server.call(sdk(ListFlowsRequest, Limit=1000))["Flows"] == whole["Flows"]
     check_refusal(api_server.refused(sdk(ListFlowsRequest, Limit=0)), "InvalidArgument", 400)
-    check_refusal(api_server.refused(sdk(ListFlowsRequest, Limit=1000)), "InvalidArgument", 400)
+    too_many = api_server.refused(sdk(ListFlowsRequest, Limit=1001))
+    check_refusal(too_many, "InvalidArgument", 400)
+    assert too_many.get_error_msg() == "Limit must be from 1 to 1000, got 1001"
 
 
 def test_delete_flow_removes_its_executions(api_server):
@@ -481,8 +487,9 @@ def test_list_executions_filters_and_pages(api_server):
     assert (one["Name"], one["FlowName"], one["Status"]) == ("a-1", flow, "Running")
     assert json.loads(one["Input"]) == {"n": 0}
     assert one["StartedTime"].endswith("Z")
+    assert listed(Limit=100) == (names, "")
     check_refusal(
-        api_server.refused(sdk(ListExecutionsRequest, FlowName=flow, Limit=100)),
+        api_server.refused(sdk(ListExecutionsRequest, FlowName=flow, Limit=101)),
         "InvalidArgument",
         400,
     )

@@ -1,12 +1,27 @@
-"""The RPC actions: parameters in, engine operation, Serverless Workflow's response fields out."""
+"""The RPC actions: parameters in, engine operation, Serverless Workflow's response fields out.
+
+Parameters are read with `relayflow.api.params`, as the official SDKs send them: numbers and
+booleans as text (`Limit=1000`, `MetadataOnly=True` or `true`), structures as JSON text
+(`Environment`). Parameters the service defines and relayflow has no use for
+(`ResourceGroupId`, `ExternalStorageLocation`, `MapRunName`, ...) are accepted and ignored.
+"""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from relayflow.api import express_actions, schedule_actions, service_actions, version_actions
-from relayflow.api.params import Params, optional_int, optional_time, required
+from relayflow.api.params import (
+    Params,
+    optional_bool,
+    optional_environment,
+    optional_int,
+    optional_status,
+    optional_time,
+    required,
+)
 from relayflow.engine.engine import Engine
 from relayflow.errors import EngineError
 
@@ -15,10 +30,16 @@ __all__ = ["ACTIONS", "run_action"]
 Handler = Callable[[Engine, Params], Awaitable[dict[str, Any]]]
 
 
-async def create_flow(engine: Engine, p: Params) -> dict[str, Any]:
+def _flow_type(p: Params) -> str:
+    """`Type`, which Serverless Workflow takes only as `FDL` (the default here)."""
     kind = p.get("Type") or "FDL"
     if kind != "FDL":
-        raise EngineError("InvalidArgument", f"Type must be FDL, got {kind!r}", 400)
+        raise EngineError("InvalidArgument", f"Type must be FDL, got {kind[:40]!r}", 400)
+    return kind
+
+
+async def create_flow(engine: Engine, p: Params) -> dict[str, Any]:
+    kind = _flow_type(p)
     info = await engine.create_flow(
         required(p, "Name"),
         required(p, "Definition"),
@@ -26,20 +47,27 @@ async def create_flow(engine: Engine, p: Params) -> dict[str, Any]:
         kind,
         p.get("RoleArn", ""),
         execution_mode=p.get("ExecutionMode") or "Standard",
-        environment=p.get("Environment", ""),
+        environment=optional_environment(p) or "",
     )
     return info.to_api()
 
 
 async def update_flow(engine: Engine, p: Params) -> dict[str, Any]:
+    _flow_type(p)
     info = await engine.update_flow(
-        required(p, "Name"), p.get("Definition") or None, p.get("Description"), p.get("RoleArn")
+        required(p, "Name"),
+        p.get("Definition") or None,
+        p.get("Description"),
+        p.get("RoleArn"),
+        environment=optional_environment(p),
     )
     return info.to_api()
 
 
 async def describe_flow(engine: Engine, p: Params) -> dict[str, Any]:
-    return (await engine.describe_flow(required(p, "Name"))).to_api()
+    name, version = required(p, "Name"), p.get("FlowVersion", "")
+    info = await (engine.describe_flow(name, version) if version else engine.describe_flow(name))
+    return info.to_api()
 
 
 async def list_flows(engine: Engine, p: Params) -> dict[str, Any]:
@@ -82,9 +110,10 @@ async def stop_execution(engine: Engine, p: Params) -> dict[str, Any]:
 
 
 async def list_executions(engine: Engine, p: Params) -> dict[str, Any]:
+    metadata_only = optional_bool(p, "MetadataOnly")
     page = await engine.list_executions(
         required(p, "FlowName"),
-        status=p.get("Status") or None,
+        status=optional_status(p),
         name_prefix=p.get("ExecutionNamePrefix") or None,
         started_from=optional_time(p, "StartedTimeBegin"),
         started_to=optional_time(p, "StartedTimeEnd"),
@@ -92,7 +121,13 @@ async def list_executions(engine: Engine, p: Params) -> dict[str, Any]:
         next_token=p.get("NextToken", ""),
         qualifier=p.get("Qualifier", ""),
     )
-    return {"Executions": [e.to_api() for e in page.items], "NextToken": page.next_token}
+    executions = [e.to_api() for e in page.items]
+    if metadata_only:  # the service's MetadataOnly: without the data, Input and Output
+        executions = [{k: v for k, v in e.items() if k not in _DATA} for e in executions]
+    return {"Executions": executions, "NextToken": page.next_token}
+
+
+_DATA = frozenset({"Input", "Output"})
 
 
 async def get_execution_history(engine: Engine, p: Params) -> dict[str, Any]:
@@ -151,8 +186,12 @@ async def run_action(engine: Engine, action: str, params: Params) -> dict[str, A
     """
     handler = ACTIONS.get(action)
     if handler is None:
-        known = ", ".join(sorted(ACTIONS))
+        close = difflib.get_close_matches(action, ACTIONS, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
         raise EngineError(
-            "ActionNotSupported", f"action {action!r} is not supported; supported: {known}", 400
+            "ActionNotSupported",
+            f"the action {action[:100]!r} is not one of Serverless Workflow's; {hint}"
+            f"the actions are {', '.join(sorted(ACTIONS))}",
+            400,
         )
     return await handler(engine, params)

@@ -46,6 +46,9 @@ _FORM = "application/x-www-form-urlencoded"
 # How long the store may take to answer /ready's read before the replica counts as sick.
 READY_TIMEOUT = 1.0
 _SAME_ORIGIN = frozenset({"same-origin", "none"})  # Sec-Fetch-Site of a page's own requests
+# What GET may call without access keys: the read actions, and UpdateMapRun, which the new
+# SDK sends as GET and which changes nothing here (FDL has no distributed map: not found).
+_KEYLESS_GET = READ_ACTIONS | {"UpdateMapRun"}
 
 
 class _TooLarge(Exception):
@@ -276,11 +279,11 @@ class ApiApp:
         try:
             if not action:
                 raise EngineError("MissingParameter", "the parameter Action is required", 400)
-            if scope["method"] == "GET" and not self.auth.enabled and action not in READ_ACTIONS:
+            if scope["method"] == "GET" and not self.auth.enabled and action not in _KEYLESS_GET:
                 # A link or an image on any web page can send a GET, with no Origin.
                 raise EngineError(
                     "MethodNotAllowed",
-                    f"without access keys, GET may only call {', '.join(sorted(READ_ACTIONS))}; "
+                    f"without access keys, GET may only call {', '.join(sorted(_KEYLESS_GET))}; "
                     f"send {action[:100]} as POST with a form body",
                     405,
                 )
