@@ -140,6 +140,28 @@ def parse_object(value: Any, what: str) -> dict[str, Any]:
     return data
 
 
+def _variables(text: str, *, descriptions: bool = True) -> dict[str, Any]:
+    """A stored Environment (JSON text, "" for none) as the API shows it: `{"Variables": [...]}`.
+
+    An execution's variables have `Name` and `Value` only (``descriptions=False``), as the
+    service's execution answers do.
+    """
+    variables = json.loads(text)["Variables"] if text else []
+    if not descriptions:
+        variables = [{"Name": v["Name"], "Value": v["Value"]} for v in variables]
+    return {"Variables": variables}
+
+
+def _environment(doc: Mapping[str, Any]) -> dict[str, Any]:
+    value = doc.get("Environment")
+    if isinstance(value, str) and value:
+        value = parse_object(value, "an Environment")
+    if not isinstance(value, dict):
+        return {"Variables": []}
+    variables = value.get("Variables")
+    return {"Variables": variables if isinstance(variables, list) else []}
+
+
 # -- the results -------------------------------------------------------------------------------
 
 
@@ -162,6 +184,8 @@ class FlowInfo:
         execution_mode: `Standard` or `Express`.
         version: the engine's revision of the definition, 1 at creation, one more for each
             update that changes it. The API does not send it: 0 from the client.
+        environment: the flow's `Environment`, `{"Variables": [{"Name", "Value",
+            "Description"}, ...]}` (`{"Variables": []}` when it has none).
         raw: the API's fields as the server sent them (with `RequestId` when the flow is a
             whole answer); `{}` from the embedded engine, which sent nothing (`to_api()` gives
             the same fields the server would).
@@ -177,6 +201,7 @@ class FlowInfo:
     last_modified_time: datetime | None
     execution_mode: str = "Standard"
     version: int = 0
+    environment: dict[str, Any] = field(default_factory=lambda: {"Variables": []})
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -203,6 +228,7 @@ class FlowInfo:
             _utc(row.modified),
             row.execution_mode,
             row.version,
+            _variables(row.environment),
         )
 
     @classmethod
@@ -222,6 +248,7 @@ class FlowInfo:
             created_time=parse_time(doc.get("CreatedTime")),
             last_modified_time=parse_time(doc.get("LastModifiedTime")),
             execution_mode=_str(doc, "ExecutionMode"),
+            environment=_environment(doc),
             raw=doc,
         )
 
@@ -237,6 +264,7 @@ class FlowInfo:
             "CreatedTime": iso_time(self.created_time),
             "LastModifiedTime": iso_time(self.last_modified_time),
             "ExecutionMode": self.execution_mode,
+            "Environment": self.environment,
         }
 
 
@@ -260,6 +288,8 @@ class ExecutionInfo:
             listings).
         flow_version: the published version it runs, as the API writes it (`"2"`); "" when it
             runs the flow's current definition (started without a Qualifier).
+        environment: the Environment it runs with, `{"Variables": [{"Name", "Value"}, ...]}`:
+            the published version's, or the flow's as it is now.
         raw: the API's fields as the server sent them (`Input` and `Output` as JSON text);
             `{}` from the embedded engine (`to_api()` gives the same fields).
     """
@@ -275,6 +305,7 @@ class ExecutionInfo:
     stopped_time: datetime | None
     flow_definition: str = ""
     flow_version: str = ""
+    environment: dict[str, Any] = field(default_factory=lambda: {"Variables": []})
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -303,8 +334,8 @@ class ExecutionInfo:
         return self.flow_definition
 
     @classmethod
-    def of(cls, row: ExecutionRow, definition: str = "") -> ExecutionInfo:
-        """From the store's row and the definition the execution runs (the engine's side)."""
+    def of(cls, row: ExecutionRow, definition: str = "", environment: str = "") -> ExecutionInfo:
+        """From the store's row, the definition it runs and its Environment (stored JSON text)."""
         return cls(
             row.name,
             row.flow_name,
@@ -317,6 +348,7 @@ class ExecutionInfo:
             _utc(row.stopped),
             definition,
             str(row.published_version) if row.published_version else "",
+            _variables(environment, descriptions=False),
         )
 
     @classmethod
@@ -339,6 +371,7 @@ class ExecutionInfo:
             stopped_time=parse_time(doc.get("StoppedTime")),
             flow_definition=_str(doc, "FlowDefinition"),
             flow_version=_str(doc, "FlowVersion"),
+            environment=_environment(doc),
             raw=doc,
         )
 
@@ -352,6 +385,7 @@ class ExecutionInfo:
             "Status": self.status,
             "StartedTime": iso_time(self.started_time),
             "StoppedTime": iso_time(self.stopped_time),
+            "Environment": self.environment,
         }
         if self.output is not None:
             doc["Output"] = json.dumps(self.output)

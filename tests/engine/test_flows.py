@@ -146,7 +146,7 @@ async def test_list_flows_pages_by_name():
         assert everything.next_token == ""
         exact = await eng.list_flows(limit=5)
         assert len(exact.items) == 5 and exact.next_token == ""
-        for bad in (0, 1000, -1):
+        for bad in (0, 1001, -1):
             await refused("InvalidArgument", eng.list_flows(limit=bad))
 
 

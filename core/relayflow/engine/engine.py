@@ -21,7 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from relayflow.engine.applier import failed_as_unreadable
-from relayflow.engine.arguments import check_name, check_text, page_size, parse_object
+from relayflow.engine.arguments import (
+    DEFAULT_PAGE,
+    MAX_EXECUTIONS_PAGE,
+    MAX_FLOWS_PAGE,
+    MAX_HISTORY_PAGE,
+    check_environment,
+    check_name,
+    check_text,
+    page_size,
+    parse_object,
+)
 from relayflow.engine.batches import TxContext
 from relayflow.engine.childflows import ChildFlowIntegration
 from relayflow.engine.express import EXECUTION_MODES, ExpressOperations
@@ -37,11 +47,12 @@ from relayflow.engine.tokens import check_issued, parse_token, verify_token
 from relayflow.engine.versions import (
     Target,
     VersionOperations,
+    execution_info,
     flow_not_exists,
     list_qualified,
     resolve_qualifier,
 )
-from relayflow.errors import EngineError, already_exists
+from relayflow.errors import EngineError, already_exists, not_exists
 from relayflow.fdl import DefinitionError, load_flow
 from relayflow.limits import DEFAULT_LIMITS, DefinitionLimits, Limits
 from relayflow.store import ExecutionRow, FlowRow, Store, Transaction, open_store
@@ -270,6 +281,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
                 "InvalidArgument",
                 f"ExecutionMode must be Standard or Express, got {execution_mode!r}",
             )
+        environment = check_environment(environment)
         await self._validate_definition(name, definition)
         now = self._runtime.clock()
 
@@ -302,7 +314,12 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
         role_arn: str | None = None,
         environment: str | None = None,
     ) -> FlowInfo:
-        """Change a flow (UpdateFlow); running executions keep the definition they started with."""
+        """Change a flow (UpdateFlow); running executions keep the definition they started with.
+
+        ``environment`` None keeps the flow's Environment; "" clears it.
+        """
+        if environment is not None:
+            environment = check_environment(environment)
         if definition is not None:
             await self._validate_definition(name, definition)
         now = self._runtime.clock()
@@ -337,14 +354,16 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
         """
         if flow_version:
             flow, version, definition = await self._flow_version(name, str(flow_version))
-            return dataclasses.replace(
-                FlowInfo.of(flow),
+            published = dataclasses.replace(
+                flow,
                 definition=definition,
                 description=version.flow_description,
                 role_arn=version.role_arn,
-                last_modified_time=version.created_time,
                 version=version.revision,
+                modified=version.created_time.timestamp(),
+                environment=version.environment,
             )
+            return FlowInfo.of(published)
         row = await self._runtime.committer.read(lambda tx: tx.get_flow(name))
         if row is None:
             raise flow_not_exists(name)
@@ -352,7 +371,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
 
     async def list_flows(self, limit: int | None = None, next_token: str = "") -> Page[FlowInfo]:
         """Flows by name (ListFlows); pass the page's `next_token` for the next page."""
-        size = page_size(limit, 60, 999, "Limit")
+        size = page_size(limit, DEFAULT_PAGE, MAX_FLOWS_PAGE, "Limit")
         rows = await self._runtime.committer.read(lambda tx: tx.list_flows(next_token, size + 1))
         more = len(rows) > size
         rows = rows[:size]
@@ -433,12 +452,10 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
                 existing = tx.get_execution(flow_name, exec_name, lock=True)
                 assert existing is not None
                 if existing.status == "Running":
-                    return ExecutionInfo.of(
-                        existing, tx.flow_definition(flow_name, existing.flow_version) or ""
-                    )
+                    return execution_info(tx, existing)
                 raise EngineError.of(
                     "ExecutionAlreadyExists",
-                    f"execution '{exec_name}' of flow '{flow_name}' already ran "
+                    f"Execution '{exec_name}' already exists in flow '{flow_name}' and has ended "
                     f"({existing.status}); choose another name",
                 )
             stored = tx.lock_execution(row_id)
@@ -446,9 +463,9 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
             self._runtime.applier.apply(tx, ctx, stored, Start(data))
             final = tx.lock_execution(row_id)
             assert final is not None
-            if target.revision == flow.version:
-                return ExecutionInfo.of(final, flow.definition)
-            return ExecutionInfo.of(final, tx.flow_definition(flow_name, target.revision) or "")
+            same = target.revision == flow.version
+            definition = flow.definition if same else tx.flow_definition(flow_name, target.revision)
+            return ExecutionInfo.of(final, definition or "", target.environment)
 
         # Keyed: batches lock executions in one order on every replica (no deadlocks).
         return await self._runtime.committer.submit(start, key=(flow_name, exec_name))
@@ -458,13 +475,11 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
             row = tx.get_execution(flow_name, name)
             if row is None:
                 return None
-            return ExecutionInfo.of(row, tx.flow_definition(flow_name, row.flow_version) or "")
+            return execution_info(tx, row)
 
         info = await self._runtime.committer.read(find)
         if info is None:
-            raise EngineError.of(
-                "ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'"
-            )
+            raise not_exists("ExecutionNotExists", "Execution", name, flow_name)
         return info
 
     async def describe_execution(
@@ -517,7 +532,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
         With ``qualifier``, only those that ran that published version, or one of the versions
         the alias of that name routes to now (`relayflow.engine.versions.list_qualified`).
         """
-        size = page_size(limit, 60, 99, "Limit")
+        size = page_size(limit, DEFAULT_PAGE, MAX_EXECUTIONS_PAGE, "Limit")
         filters: dict[str, Any] = {
             "status": status,
             "name_prefix": name_prefix,
@@ -525,25 +540,27 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
             "started_to": started_to,
         }
 
-        def page(tx: Transaction) -> tuple[list[ExecutionRow], str] | None:
+        def page(tx: Transaction) -> Page[ExecutionInfo] | None:
             if tx.get_flow(flow_name) is None:
                 return None
             if qualifier:
-                return list_qualified(tx, flow_name, qualifier, next_token, size, filters)
-            rows = tx.list_executions(flow_name, after=next_token, limit=size + 1, **filters)
-            return rows[:size], rows[size - 1].name if len(rows) > size else ""
+                rows, token = list_qualified(tx, flow_name, qualifier, next_token, size, filters)
+            else:
+                rows = tx.list_executions(flow_name, after=next_token, limit=size + 1, **filters)
+                rows, token = rows[:size], rows[size - 1].name if len(rows) > size else ""
+            seen: dict[int, str] = {}
+            return Page([execution_info(tx, r, "", seen) for r in rows], token)
 
         found = await self._runtime.committer.read(page)
         if found is None:
             raise flow_not_exists(flow_name)
-        rows, token = found
-        return Page([ExecutionInfo.of(r) for r in rows], token)
+        return found
 
     async def get_execution_history(
         self, flow_name: str, name: str, limit: int | None = None, next_token: str = ""
     ) -> HistoryPage:
         """A page of an execution's history events, oldest first (GetExecutionHistory)."""
-        size = page_size(limit, 60, 999, "Limit")
+        size = page_size(limit, DEFAULT_PAGE, MAX_HISTORY_PAGE, "Limit")
         # The token is an EventId this API gave: digits, and small enough for the store.
         if next_token and not (
             next_token.isascii() and next_token.isdigit() and len(next_token) <= 18
@@ -559,9 +576,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
 
         events = await self._runtime.committer.read(page)
         if events is None:
-            raise EngineError.of(
-                "ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'"
-            )
+            raise not_exists("ExecutionNotExists", "Execution", name, flow_name)
         more = len(events) > size
         events = events[:size]
         return HistoryPage(events, str(events[-1].event_id) if more else "")
@@ -576,20 +591,16 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
         def stop(tx: Transaction, ctx: TxContext) -> ExecutionInfo:
             row = tx.get_execution(flow_name, name, lock=True)
             if row is None:
-                raise EngineError.of(
-                    "ExecutionNotExists", f"flow '{flow_name}' has no execution named '{name}'"
-                )
+                raise not_exists("ExecutionNotExists", "Execution", name, flow_name)
             if row.status != "Running":
                 raise EngineError.of(
                     "ExecutionNotRunning",
-                    f"execution '{name}' is {row.status}; only a running one can be stopped",
+                    f"Execution '{name}' is {row.status}; only a running execution can be stopped",
                 )
             self._runtime.applier.apply(tx, ctx, row, Stop(error, cause))
             final = tx.lock_execution(row.id)
             assert final is not None
-            return ExecutionInfo.of(
-                final, tx.flow_definition(row.flow_name, row.flow_version) or ""
-            )
+            return execution_info(tx, final)
 
         return await self._runtime.committer.submit(stop, key=(flow_name, name))
 
@@ -622,8 +633,8 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
             if row is None:
                 raise EngineError.of(
                     "ExecutionNotExists",
-                    f"the token's execution '{parts.execution_name}' of flow "
-                    f"'{parts.flow_name}' does not exist",
+                    f"Execution '{parts.execution_name}' does not exist in flow "
+                    f"'{parts.flow_name}' (the task token's execution)",
                 )
             verify_token(secret, parts, row.uid)
             state = self._runtime.applier.read_state(tx, ctx, row)
@@ -639,7 +650,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
             if row.status != "Running":
                 raise EngineError.of(
                     "ExecutionNotRunning",
-                    f"execution '{row.name}' is {row.status}; it takes no more reports",
+                    f"Execution '{row.name}' is {row.status}; it takes no more reports",
                 )
             if expired is not None:
                 raise EngineError.of(

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from relayflow.engine.arguments import check_name, page_size
-from relayflow.engine.records import Page
+from relayflow.engine.arguments import DEFAULT_PAGE, MAX_OBJECTS_PAGE, check_name, page_size
+from relayflow.engine.records import ExecutionInfo, Page
 from relayflow.engine.version_records import (
     ALIAS_KIND,
     COUNTER_KIND,
@@ -52,14 +52,13 @@ __all__ = [
     "MAX_QUALIFIED_SCAN",
     "Target",
     "VersionOperations",
+    "environment_of",
+    "execution_info",
     "flow_not_exists",
     "list_qualified",
     "qualified_versions",
     "resolve_qualifier",
 ]
-
-#: Default and largest Limit of ListFlowVersions and ListFlowAliases.
-DEFAULT_PAGE, MAX_PAGE = 60, 1000
 
 
 def flow_not_exists(name: str) -> EngineError:
@@ -132,8 +131,7 @@ def resolve_qualifier(tx: Transaction, flow: FlowRow, qualifier: str, rng: rando
     if row is None:
         raise error(
             "FlowAliasNotExists",
-            f"Qualifier '{qualifier[:128]}' is neither a version number nor an alias of flow "
-            f"'{flow.name}'",
+            f"Qualifier '{qualifier[:128]}' names no version or alias of flow '{flow.name}'",
         )
     alias = FlowAliasInfo.of(row)
     number = pick_route(alias.routes, rng.randrange(TOTAL_WEIGHT))
@@ -141,6 +139,48 @@ def resolve_qualifier(tx: Transaction, flow: FlowRow, qualifier: str, rng: rando
     if found is None:  # deleting a version an alias routes to is refused: a broken store
         raise version_not_exists(flow.name, number)
     return Target(number, found.revision, found.environment)
+
+
+def environment_of(
+    tx: Transaction, flow_name: str, published_version: int, seen: dict[int, str]
+) -> str:
+    """The Environment (stored text) an execution runs with: its version's, else the flow's.
+
+    ``seen`` keeps what was read, by version (0: the flow's), for a listing's next rows.
+    """
+    if published_version in seen:
+        return seen[published_version]
+    found = _published(tx, flow_name, published_version) if published_version else None
+    if found is not None:
+        text = found.environment
+    else:  # no version, or one deleted since: the flow's Environment as it is now
+        flow = tx.get_flow(flow_name)
+        text = "" if flow is None else flow.environment
+    seen[published_version] = text
+    return text
+
+
+def execution_info(
+    tx: Transaction,
+    row: ExecutionRow,
+    definition: str | None = None,
+    seen: dict[int, str] | None = None,
+) -> ExecutionInfo:
+    """An execution as the API shows it, with the Environment of the version it runs.
+
+    Args:
+        tx: the transaction the row was read in.
+        row: the execution.
+        definition: the definition it runs when the caller has it; None reads it ("" leaves
+            it out, as listings do).
+        seen: Environments already read for other rows (`environment_of`).
+    """
+    if definition is None:
+        definition = tx.flow_definition(row.flow_name, row.flow_version) or ""
+    environment = environment_of(
+        tx, row.flow_name, row.published_version, {} if seen is None else seen
+    )
+    return ExecutionInfo.of(row, definition, environment)
 
 
 #: ListExecutions with a Qualifier filters the store's pages: it reads at most this many
@@ -173,8 +213,7 @@ def qualified_versions(tx: Transaction, flow_name: str, qualifier: str) -> set[i
     if alias is None:
         raise error(
             "FlowAliasNotExists",
-            f"Qualifier '{qualifier[:128]}' is neither a version number nor an alias of flow "
-            f"'{flow_name}'",
+            f"Qualifier '{qualifier[:128]}' names no version or alias of flow '{flow_name}'",
         )
     return FlowAliasInfo.of(alias).versions()
 
@@ -309,7 +348,7 @@ class VersionOperations:
 
         The `next_token` of a page is the number of its last version.
         """
-        size = page_size(limit, DEFAULT_PAGE, MAX_PAGE, "Limit")
+        size = page_size(limit, DEFAULT_PAGE, MAX_OBJECTS_PAGE, "Limit")
         after = version_key(parse_version(next_token, "NextToken")) if next_token else ""
 
         def page(tx: Transaction) -> list[FlowObjectRow] | None:
@@ -412,7 +451,7 @@ class VersionOperations:
         self, flow_name: str, limit: int | None = None, next_token: str = ""
     ) -> Page[FlowAliasInfo]:
         """A page of a flow's aliases by name (ListFlowAliases); `next_token` is a name."""
-        size = page_size(limit, DEFAULT_PAGE, MAX_PAGE, "Limit")
+        size = page_size(limit, DEFAULT_PAGE, MAX_OBJECTS_PAGE, "Limit")
         after = _page_token(next_token, "ListFlowAliases")
 
         def page(tx: Transaction) -> list[FlowObjectRow] | None:
