@@ -18,8 +18,10 @@ A driver for several engine processes (replicas) on one database (PostgreSQL) mu
   `lock_execution` until the transaction ends, so that two replicas never apply two commands to
   one execution at once;
 - settle first-writer races in the database: `insert_execution` answers None when the name is
-  taken, `create_flow` False when the flow exists, `set_meta_if_absent` the value that won,
-  `use_nonce` False for a nonce seen before;
+  taken, `create_flow` False when the flow exists, `create_object` False when the object
+  does, `set_meta_if_absent` the value that won, `use_nonce` False for a nonce seen before;
+- hand a due flow object to one replica at a time (`claim_due_objects`), and write one back
+  with ``owner`` only while that owner's claim stands (`put_object`);
 - measure leases on one clock for every replica (the database's): a claim's ``lease_until`` is
   read as a duration, ``lease_until - now``, from the driver's own clock;
 - raise `StoreConflict` for a transaction the database aborted to break a deadlock or a
@@ -304,40 +306,43 @@ class Transaction(ABC):
         """
 
     # -- a flow's objects: schedules, aliases, published versions ------------------------------
-    # Not abstract until both drivers implement them (issue 14); then they become abstract.
+    @abstractmethod
     def get_object(
         self, flow_name: str, kind: str, name: str, *, lock: bool = False
     ) -> FlowObjectRow | None:
         """One object of a flow; with ``lock``, locked for update until the transaction ends."""
-        raise NotImplementedError
 
+    @abstractmethod
     def create_object(self, row: FlowObjectRow) -> bool:
         """Add an object; False (and nothing written) if the flow has one of that kind and name."""
-        raise NotImplementedError
 
+    @abstractmethod
     def put_object(self, row: FlowObjectRow, *, owner: str | None = None) -> bool:
         """Create or replace an object (data, modified, due_at) and drop its claim.
+
+        A replaced object keeps its `created`; the row's counts only for a new one. Always
+        True without ``owner``.
 
         With ``owner``, only while ``owner`` still holds the object's claim (taken by
         `claim_due_objects`); False, with nothing written, when it does not, or when the
         object is gone.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def delete_object(self, flow_name: str, kind: str, name: str) -> bool:
         """Delete one object; whether it existed."""
-        raise NotImplementedError
 
+    @abstractmethod
     def list_objects(
         self, flow_name: str, kind: str, after: str = "", limit: int = 100
     ) -> list[FlowObjectRow]:
         """A flow's objects of one kind ordered by name, those after ``after``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def object_kinds(self, flow_name: str) -> list[str]:
         """The kinds of object a flow has, ascending (for copying a store)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def claim_due_objects(
         self, kind: str, now: float, owner: str, lease_until: float, limit: int
     ) -> list[FlowObjectRow]:
@@ -347,11 +352,10 @@ class Transaction(ABC):
         that expired). They are ``owner``'s until ``lease_until`` or until `put_object`;
         `release_leases` drops these claims too.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def next_object_due(self, kind: str) -> float | None:
         """The earliest `due_at` of any object of ``kind``, claimed or not; None if none has one."""
-        raise NotImplementedError
 
     # -- notifications ------------------------------------------------------------------------
     def notify(self, channel: str, payload: str) -> None:  # noqa: B027 - optional for drivers
