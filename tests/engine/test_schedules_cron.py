@@ -82,8 +82,8 @@ def test_ticks_of_an_expression(text: str, start: str, expected: list[str]) -> N
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("*/5 * * * *", ["six fields", "got 5", "add the seconds first", "0 */5 * * * *"]),
-        ("0 0 0 * * * 2026", ["six fields", "got 7"]),
+        ("*/5 * * * *", ["has 5 fields", "needs 6", "seconds first", "'0 */5 * * * *'"]),
+        ("0 0 0 * * * 2026", ["has 7 fields", "needs 6"]),
         ("", ["empty"]),
         ("0 61 * * * *", ["minutes field", "0-59", "61"]),
         ("0 0 24 * * *", ["hours field", "0-23"]),

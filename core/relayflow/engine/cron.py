@@ -232,10 +232,9 @@ def parse_cron(text: str) -> CronExpression:
         return _special(text, body, zone)
     parts = body.split()
     if len(parts) != 6:
-        hint = " (add the seconds first)" if len(parts) == 5 else ""
         raise CronError(
-            f"CronExpression must have six fields (seconds minutes hours day-of-month month "
-            f"day-of-week), got {len(parts)} in {body!r}{hint}, such as '0 */5 * * * *'"
+            f"CronExpression {body!r} has {len(parts)} fields; it needs 6 (seconds minutes "
+            "hours day-of-month month day-of-week), seconds first, such as '0 */5 * * * *'"
         )
     sets = [_parse_field(part, spec) for part, spec in zip(parts, _FIELDS, strict=True)]
     weekdays = {0 if day == 7 else day for day in sets[5]}

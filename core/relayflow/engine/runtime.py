@@ -5,6 +5,7 @@
 - `applier.Applier`: applies commands to executions inside those transactions;
 - `dispatch.Dispatcher`: hands committed outbox rows (task attempts) to integrations;
 - `timers.Loops`: fires due timers and recovers outbox rows nobody holds;
+- `ticker.Ticker`: starts the executions of schedules whose tick has come;
 - `waiters.EndWaiters`: long polls waiting for an execution to end.
 
 After each commit the runtime carries out what the transaction noted: lifecycle events go to
@@ -35,6 +36,7 @@ from relayflow.engine.committer import Committer
 from relayflow.engine.dispatch import Dispatcher
 from relayflow.engine.hooks import EngineHooks
 from relayflow.engine.integration import Integration
+from relayflow.engine.ticker import Ticker
 from relayflow.engine.timers import Loops
 from relayflow.engine.waiters import EndWaiters
 from relayflow.limits import DEFAULT_LIMITS, DefinitionLimits, Limits
@@ -98,6 +100,9 @@ class Runtime:
             poll_seconds,
             jitter=not store.single_engine,
         )
+        self.ticker = Ticker(
+            self.committer, self.applier, poll_seconds, jitter=not store.single_engine
+        )
         self.poll_seconds = poll_seconds
         self.end_waiters = EndWaiters(clock)
         self._listener: Listener | None = None
@@ -145,6 +150,7 @@ class Runtime:
         self.dispatcher.open = True
         self.committer.start()
         self.loops.start()
+        self.ticker.start()
 
     def _load_secret(self) -> bytes:
         with self.store.transaction() as tx:
@@ -180,6 +186,7 @@ class Runtime:
         self.dispatcher.open = False
         self.applier.keeps_new_work = False  # requests still served: their tasks go to peers
         self.loops.stop_claiming()
+        self.ticker.stop_claiming()
         self.end_waiters.close()
 
     async def close(self, grace_seconds: float = 5.0) -> None:
@@ -195,6 +202,7 @@ class Runtime:
         self._stopping = True
         await self.dispatcher.drain(grace_seconds)  # the recovery loop renews meanwhile
         await self.loops.stop()
+        await self.ticker.stop()
         if self._listener is not None:
             try:
                 await self._listener.close()
