@@ -10,12 +10,18 @@ The server certificate names `localhost`, `127.0.0.1` and `::1`, is valid from a
 30 days, and is signed by the CA; the keys are P-256 ECDSA (quick to make).
 `make_certs` never reuses files: every call makes a new CA, so a second call gives a CA that
 the first server's certificate does not chain to (for "wrong CA" tests).
+
+`server_tls_lines(certs)` is the `[server]` TOML that serves HTTPS with them, and
+`start_https_server(folder)` starts `relayflow server` there and returns its HTTPS port.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["TlsFiles", "make_certs"]
+__all__ = ["TlsFiles", "make_certs", "server_tls_lines", "start_https_server"]
 
 HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -143,3 +149,46 @@ def make_certs(folder: Path, hosts: tuple[str, ...] = HOSTS, *, days: int = 30) 
     files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(files.key_file, key)
     return files
+
+
+def server_tls_lines(files: TlsFiles) -> str:
+    """The `[server]` lines that make a server serve HTTPS with ``files`` (TOML text)."""
+    return f'tls_cert_file = "{files.cert_file}"\ntls_key_file = "{files.key_file}"\n'
+
+
+_SERVING = re.compile(r"relayflow serving the API on (?P<scheme>https?)://[^\s:]+:(?P<port>\d+)")
+
+
+def start_https_server(folder: Path, timeout: float = 20.0) -> tuple[subprocess.Popen[bytes], int]:
+    """Start `relayflow server` with ``folder``/relayflow.toml; the process and its HTTPS port.
+
+    As `tests.api_server.start_server`, for a configuration with `server_tls_lines`: the log
+    line says `https://`. Stop it with `tests.api_server.stop_server`.
+    """
+    from tests.api_server import EXE, server_env
+
+    log_path = folder / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [EXE, "server", "--config", "relayflow.toml"],
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=server_env(),
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+        found = _SERVING.search(text)
+        if found:
+            assert found["scheme"] == "https", text
+            return process, int(found["port"])
+        if process.poll() is not None:
+            raise RuntimeError(f"relayflow server exited with {process.returncode}:\n{text}")
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    raise RuntimeError(
+        f"relayflow server did not start within {timeout} s:\n{log_path.read_text()}"
+    )

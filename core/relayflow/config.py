@@ -162,6 +162,17 @@ class ServerConfig(BaseModel):
     # After a stop signal, how long to go on serving (with /ready failing) so that a load
     # balancer stops sending calls before the listener closes.
     drain_seconds: float = Field(default=0.0, ge=0, le=600)
+    # HTTPS: both files or neither (checked, with the files, when the server starts). The key
+    # may be encrypted with tls_key_password. TLS 1.2 is the oldest protocol accepted.
+    tls_cert_file: str | None = Field(default=None, min_length=1, max_length=4096)
+    tls_key_file: str | None = Field(default=None, min_length=1, max_length=4096)
+    tls_key_password: str | None = Field(default=None, max_length=1024)
+    tls_min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    # What DescribeRegions answers: the one region this server is. region_endpoint defaults
+    # to where the server listens (host:port, as the SDKs take an endpoint).
+    region_id: str = Field(default="local", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    region_name: str | None = Field(default=None, min_length=1, max_length=128)
+    region_endpoint: str | None = Field(default=None, pattern=r"^\S+$", max_length=255)
 
 
 class ClientConfig(BaseModel):
@@ -173,6 +184,9 @@ class ClientConfig(BaseModel):
     access_key_id: str | None = None
     access_key_secret: str | None = None
     timeout_seconds: float = Field(default=30.0, gt=0)
+    # A PEM file (or a folder of them) of the CAs to trust for an https:// endpoint, instead
+    # of the public ones: for a server whose certificate a private CA signed.
+    ca_file: str | None = Field(default=None, min_length=1, max_length=4096)
 
 
 class PluginsConfig(BaseModel):

@@ -20,9 +20,11 @@ import math
 import resource
 import signal
 import socket
+import ssl
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar, cast
 
 import uvicorn
@@ -30,12 +32,13 @@ import uvloop
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from relayflow.api import ApiApp, Authenticator
+from relayflow.api.service_actions import Region, set_region
 from relayflow.config import Config, ConfigError, ServerConfig, mask_text
 from relayflow.engine import Engine, Integration
 from relayflow.engine.coverage import settings_problems
 from relayflow.plugins import PluginManager
 
-__all__ = ["check_listen_address", "run_server", "serve"]
+__all__ = ["check_listen_address", "run_server", "serve", "tls_context"]
 
 log = logging.getLogger("relayflow.server")
 
@@ -85,7 +88,10 @@ class _CoalescingTransport:
 
     def write_eof(self) -> None:
         self._flush()
-        self._transport.write_eof()
+        # TLS has no half-close: the refused client reads `connection: close` and closes, or
+        # the linger deadline does.
+        if self._transport.can_write_eof():
+            self._transport.write_eof()
 
     def close(self) -> None:
         self._flush()
@@ -306,6 +312,107 @@ class _Protocol(HttpToolsProtocol):
         self.transport.write(head.encode() + body)
 
 
+_TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def _read_pem(source: str, key: str, path: str) -> bytes:
+    """The bytes of the file ``server.<key>`` names, or `ConfigError` saying why not."""
+    where = f"{source}: server.{key}"
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{where}: {path} is a folder, not a PEM file") from None
+    except PermissionError:
+        raise ConfigError(
+            f"{where}: {path} cannot be read by this user (permission denied)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror}") from None
+
+
+def tls_context(settings: ServerConfig, source: str = "(defaults)") -> ssl.SSLContext | None:
+    """The TLS context `[server] tls_cert_file` and `tls_key_file` make, or None for HTTP.
+
+    Both files are read and checked here, before anything starts: each must exist, be
+    readable and hold PEM of the right kind, and the key must belong to the certificate.
+    The context accepts `tls_min_version` (TLS 1.2 by default) and newer, with Python's
+    default cipher list (forward-secret AES-GCM and ChaCha20 suites only).
+
+    Raises:
+        ConfigError: one sentence naming the key and what is wrong with its file.
+    """
+    cert, key = settings.tls_cert_file, settings.tls_key_file
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        given, missing = (
+            ("tls_cert_file", "tls_key_file")
+            if key is None
+            else (
+                "tls_key_file",
+                "tls_cert_file",
+            )
+        )
+        raise ConfigError(
+            f"{source}: server.{given} is set but server.{missing} is not; give both to serve "
+            "HTTPS, or neither for plain HTTP"
+        )
+    cert_pem = _read_pem(source, "tls_cert_file", cert)
+    key_pem = _read_pem(source, "tls_key_file", key)
+    if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
+        raise ConfigError(
+            f"{source}: server.tls_cert_file: {cert} holds no PEM certificate "
+            "(a -----BEGIN CERTIFICATE----- block)"
+        )
+    if b"PRIVATE KEY-----" not in key_pem:
+        raise ConfigError(
+            f"{source}: server.tls_key_file: {key} holds no PEM private key "
+            "(a -----BEGIN PRIVATE KEY----- block)"
+        )
+    encrypted = b"ENCRYPTED" in key_pem
+    if encrypted and not settings.tls_key_password:
+        raise ConfigError(
+            f"{source}: server.tls_key_file: {key} is encrypted; set server.tls_key_password "
+            "(or $RELAYFLOW_SERVER__TLS_KEY_PASSWORD), or give the key unencrypted"
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = _TLS_VERSIONS[settings.tls_min_version]
+    context.set_alpn_protocols(["http/1.1"])
+    password = (settings.tls_key_password or "").encode()
+    try:
+        # A callable password: OpenSSL never prompts on a terminal for it.
+        context.load_cert_chain(cert, key, password=lambda: password)
+    except ssl.SSLError as exc:
+        reason = str(exc.reason or exc)
+        if "KEY_VALUES_MISMATCH" in reason or "key values mismatch" in reason.lower():
+            message = (
+                f"server.tls_key_file: {key} is not the private key of the certificate in "
+                f"server.tls_cert_file ({cert})"
+            )
+        elif encrypted and any(word in reason.lower() for word in ("decrypt", "pem lib")):
+            # OpenSSL says only "PEM lib" when the password does not open the key.
+            message = f"server.tls_key_password does not decrypt server.tls_key_file ({key})"
+        else:
+            message = (
+                f"server.tls_cert_file ({cert}) and server.tls_key_file ({key}) cannot be used "
+                f"for TLS: {reason}"
+            )
+        raise ConfigError(f"{source}: {message}") from None
+    return context
+
+
+def _region(settings: ServerConfig, host: str, port: int) -> Region:
+    """What DescribeRegions answers: the configured region, reached where the server listens."""
+    endpoint = settings.region_endpoint
+    if endpoint is None:
+        if host in ("0.0.0.0", "::", ""):  # every address: the machine's name reaches one
+            host = socket.gethostname()
+        endpoint = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return Region(settings.region_id, endpoint, settings.region_name or "")
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server without its signal handlers: `serve` handles the stop signals.
 
@@ -369,6 +476,7 @@ async def serve(
     if problems:
         raise ConfigError(f"{config.source}: {'; '.join(problems)}")
     settings = config.server
+    tls = tls_context(settings, config.source)
     engine = Engine.from_config(config, integrations=integrations, plugins=plugins)
     # IPPROTO_TCP, not 0: asyncio then sets TCP_NODELAY on every connection. Without it each
     # answer waits for the client's delayed ACK, some 40 ms.
@@ -390,6 +498,7 @@ async def serve(
         settings.max_nonce_length,
     )
     app = ApiApp(engine, auth, settings.max_body_bytes, address=(bound_host, bound_port))
+    set_region(engine, _region(settings, bound_host, bound_port))
     _raise_file_limit(settings.max_connections)
     logging.getLogger("uvicorn.error").addFilter(_QuietAboutClients())
     # The grace for integration calls, and for requests under way, follows the effective lease.
@@ -403,6 +512,7 @@ async def serve(
             http=_protocol(settings),
             ws="none",
             timeout_graceful_shutdown=max(1, math.ceil(grace)),
+            ssl_context_factory=None if tls is None else (lambda _config, _default: tls),
         )
     )
     stop, hurry = asyncio.Event(), asyncio.Event()
@@ -426,7 +536,8 @@ async def serve(
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)
     log.info(
-        "relayflow serving the API on http://%s:%s, engine on %s (config: %s)",
+        "relayflow serving the API on %s://%s:%s, engine on %s (config: %s)",
+        "http" if tls is None else "https",
         bound_host,
         bound_port,
         mask_text(config.engine.store),

@@ -3,7 +3,9 @@
 These commands talk to a running `relayflow server` through `relayflow.client`. The endpoint and
 the access key come from the `[client]` table of relayflow.toml (found from `--config`,
 `$RELAYFLOW_CONFIG`, then `./relayflow.toml`) or from `RELAYFLOW_CLIENT__ENDPOINT`,
-`RELAYFLOW_CLIENT__ACCESS_KEY_ID` and `RELAYFLOW_CLIENT__ACCESS_KEY_SECRET`.
+`RELAYFLOW_CLIENT__ACCESS_KEY_ID` and `RELAYFLOW_CLIENT__ACCESS_KEY_SECRET`. For an `https://`
+endpoint whose certificate a private CA signed, `--ca-file` (or `[client] ca_file`,
+`RELAYFLOW_CLIENT__CA_FILE`) names that CA's certificate; certificates are always verified.
 
 Exit codes: 0 done; 1 the server refused (or could not be reached), or a waited-for execution
 did not succeed; 2 bad local input (JSON, files, configuration). Errors are one line on stderr,
@@ -21,25 +23,31 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+
+import click
 
 from relayflow.cli._common import Invalid, Refused, config_option, load_config_or_fail
 
 if TYPE_CHECKING:
     from relayflow.client import Client, Execution
+    from relayflow.config import ClientConfig
 
 __all__ = [
     "CLIENT_CONFIG_HELP",
+    "ClientSettings",
     "RawConfig",
+    "ca_file_option",
     "client_config_option",
     "compact",
     "connect",
     "execution_doc",
     "fast_client_settings",
     "raw_config",
+    "with_ca_option",
 ]
 
 DETAIL_WIDTH = 60
@@ -48,8 +56,35 @@ CLIENT_CONFIG_HELP = (
     "./relayflow.toml)."
 )
 
-#: `--config` as the remote commands describe it.
-client_config_option = config_option(help=CLIENT_CONFIG_HELP)
+F = TypeVar("F", bound=Callable[..., Any])
+# Where `--ca-file` leaves its value for `client_settings` (the click context's meta).
+_CA_FILE_META = "relayflow.client.ca_file"
+
+
+def _remember_ca_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta[_CA_FILE_META] = value
+
+
+def ca_file_option(func: F) -> F:
+    """`--ca-file FILE`: the CA to trust for an https:// endpoint, over `[client] ca_file`.
+
+    The command does not get it as an argument: `client_settings` reads it from the context.
+    """
+    return click.option(
+        "--ca-file",
+        metavar="FILE",
+        type=click.Path(dir_okay=True),
+        expose_value=False,
+        callback=_remember_ca_file,
+        help="PEM file of the CA that signed the server's certificate, for an https:// "
+        "endpoint (default: [client] ca_file, $RELAYFLOW_CLIENT__CA_FILE, else the public CAs).",
+    )(func)
+
+
+def client_config_option(func: F) -> F:
+    """`--config` as the remote commands describe it, and `--ca-file`."""
+    return config_option(help=CLIENT_CONFIG_HELP)(ca_file_option(func))
 
 
 #: The `[client]` endpoint when nothing says otherwise (the server's default address).
@@ -57,19 +92,47 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:8765"
 
 
 class ClientSettings(NamedTuple):
-    """The `[client]` table's four keys."""
+    """The `[client]` table's keys."""
 
     endpoint: str = DEFAULT_ENDPOINT
     access_key_id: str | None = None
     access_key_secret: str | None = None
     timeout_seconds: float = 30.0
+    ca_file: str | None = None
+
+    @classmethod
+    def of(cls, table: ClientConfig) -> ClientSettings:
+        """The settings of a checked `[client]` table."""
+        return cls(
+            table.endpoint,
+            table.access_key_id,
+            table.access_key_secret,
+            table.timeout_seconds,
+            table.ca_file,
+        )
+
+    def client(self) -> Client:
+        """A `relayflow.client.Client` with these settings.
+
+        Raises:
+            ValueError: the endpoint, the key or the CA file cannot be used.
+        """
+        from relayflow.client import Client
+
+        return Client(
+            self.endpoint,
+            self.access_key_id,
+            self.access_key_secret,
+            self.timeout_seconds,
+            ca_file=self.ca_file,
+        )
 
 
 _ENV = "RELAYFLOW_CLIENT__"
 # The variables relayflow.config reads: a table's (RELAYFLOW_ENGINE, RELAYFLOW_SERVER__PORT...).
 # Others, such as RELAYFLOW_CONFIG, it does not apply to the configuration.
 _ENV_TABLES = ("RELAYFLOW_ENGINE", "RELAYFLOW_PLUGINS", "RELAYFLOW_SERVER", "RELAYFLOW_CLIENT")
-_KEYS = {"endpoint", "access_key_id", "access_key_secret", "timeout_seconds"}
+_KEYS = {"endpoint", "access_key_id", "access_key_secret", "timeout_seconds", "ca_file"}
 
 
 class RawConfig(NamedTuple):
@@ -123,16 +186,20 @@ def fast_client_settings(raw: RawConfig) -> ClientSettings | None:
             timeout = float(timeout)
         except ValueError:
             return None
-    texts = [table.get(key) for key in ("endpoint", "access_key_id", "access_key_secret")]
+    names = ("endpoint", "access_key_id", "access_key_secret", "ca_file")
+    texts = [table.get(key) for key in names]
     if not all(text is None or isinstance(text, str) for text in texts):
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
         return None
+    if table.get("ca_file") == "":
+        return None  # the full reading says why an empty ca_file is wrong
     return ClientSettings(
         table.get("endpoint", DEFAULT_ENDPOINT),
         table.get("access_key_id"),
         table.get("access_key_secret"),
         float(timeout),
+        table.get("ca_file"),
     )
 
 
@@ -143,24 +210,32 @@ def _fast_settings(config_path: str | None) -> ClientSettings | None:
 
 
 def client_settings(config_path: str | None) -> ClientSettings:
-    """The `[client]` settings; `Invalid` (`InvalidConfig`) when the configuration is wrong."""
-    fast = _fast_settings(config_path)
-    if fast is not None:
-        return fast
-    table = load_config_or_fail(config_path).client
-    return ClientSettings(
-        table.endpoint, table.access_key_id, table.access_key_secret, table.timeout_seconds
-    )
+    """The `[client]` settings, with `--ca-file` when the command was given one.
+
+    Raises:
+        Invalid: `InvalidConfig` when the configuration is wrong.
+    """
+    settings = _fast_settings(config_path)
+    if settings is None:
+        settings = ClientSettings.of(load_config_or_fail(config_path).client)
+    return with_ca_option(settings)
+
+
+def with_ca_option(settings: ClientSettings) -> ClientSettings:
+    """``settings`` with the running command's `--ca-file`, when it was given one."""
+    context = click.get_current_context(silent=True)
+    ca_file = None if context is None else context.meta.get(_CA_FILE_META)
+    return settings if ca_file is None else settings._replace(ca_file=ca_file)
 
 
 @contextmanager
 def connect(config_path: str | None) -> Iterator[Client]:
     """A client for `[client]`; the server's refusals become `Refused` (exit 1)."""
-    from relayflow.client import Client, ClientError
+    from relayflow.client import ClientError
 
     settings = client_settings(config_path)
     try:
-        client = Client(*settings)
+        client = settings.client()
     except ValueError as exc:
         raise Invalid("InvalidConfig", str(exc)) from None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
@@ -31,6 +32,7 @@ class AsyncClient(_Base):
         access_key_id: the access key to sign requests with; None sends them unsigned.
         access_key_secret: the key's secret.
         timeout: seconds to wait for an answer; a long poll gets its wait on top.
+        ca_file: for an `https://` endpoint, the CA certificates to trust (see `Client`).
         transport: an httpx async transport to use instead of the network.
 
     Raises:
@@ -44,14 +46,17 @@ class AsyncClient(_Base):
         access_key_secret: str | None = None,
         timeout: float = 30.0,
         *,
+        ca_file: str | os.PathLike[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(endpoint, access_key_id, access_key_secret, timeout)
+        super().__init__(endpoint, access_key_id, access_key_secret, timeout, ca_file)
         self._http = httpx.AsyncClient(
             base_url=self.endpoint,
             timeout=self.timeout,
             transport=transport,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            # Never False: an http:// endpoint has no context and makes no TLS connection.
+            verify=self._tls if self._tls is not None else True,
         )
 
     @classmethod
@@ -68,6 +73,7 @@ class AsyncClient(_Base):
             table.access_key_id,
             table.access_key_secret,
             table.timeout_seconds,
+            ca_file=table.ca_file,
             transport=transport,
         )
 

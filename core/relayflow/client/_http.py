@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -14,6 +16,7 @@ from relayflow import __version__
 from relayflow.client import _calls, _wire
 from relayflow.client._calls import Call, Credentials
 from relayflow.client._errors import ClientError
+from relayflow.client._tls import client_context, tls_failure
 from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page
 
 if TYPE_CHECKING:  # the configuration (pydantic-settings) is the caller's to load, not ours
@@ -56,12 +59,18 @@ class _Base:
         access_key_id: str | None = None,
         access_key_secret: str | None = None,
         timeout: float = 30.0,
+        ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be more than 0 seconds, got {timeout}")
         self.endpoint = _endpoint(endpoint)
         self.credentials = Credentials(access_key_id or None, access_key_secret or None)
         self.timeout = float(timeout)
+        self.ca_file = None if ca_file is None else str(ca_file)
+        # Made now, for https:// only: a wrong ca_file is refused before any call.
+        self._tls: ssl.SSLContext | None = (
+            client_context(ca_file) if self.endpoint.startswith("https://") else None
+        )
 
     @property
     def access_key_id(self) -> str | None:
@@ -85,7 +94,13 @@ class _Base:
                 "RequestTimeout",
                 f"{call.action}: no answer from {self.endpoint} within {seconds:g} seconds",
             )
+        tls = tls_failure(exc, self.endpoint)
+        if tls is not None:
+            return ClientError(*tls)
         reason = str(exc) or type(exc).__name__
+        if self._tls is None and isinstance(exc, ConnectionResetError | httpx.RemoteProtocolError):
+            # What a server that expects a TLS handshake does with a plain request.
+            reason += "; if the server serves HTTPS, the endpoint must start with https://"
         return ClientError(
             "ConnectionFailed", f"cannot reach the server at {self.endpoint}: {reason}"
         )
@@ -102,17 +117,20 @@ class Client(_Base):
         access_key_secret: the key's secret.
         timeout: seconds to wait for an answer. A long poll
             (`describe_execution(..., wait_seconds=N)`) gets N seconds more.
+        ca_file: for an `https://` endpoint, a PEM file of the CA certificates to trust
+            instead of the public ones (a private CA); a folder of them works too. The
+            server's certificate and host name are always verified.
         transport: an httpx transport to use instead of the network, such as
-            `httpx.MockTransport` in tests. Without one, an `http://` endpoint gets
-            the client's own keep-alive connections on plain sockets, which cost several
-            times less CPU a call than httpx; `https://` goes through httpx.
+            `httpx.MockTransport` in tests. Without one, the client keeps its own
+            keep-alive connections on plain (or TLS) sockets, which cost several times less
+            CPU a call than httpx.
 
     The client is safe to share between threads: each call takes an idle connection or opens
     one.
 
     Raises:
         ValueError: the endpoint is not an http(s) URL, only one of the key's two parts is
-            given, or the timeout is not positive.
+            given, the timeout is not positive, or ``ca_file`` cannot be read as PEM.
     """
 
     def __init__(
@@ -122,14 +140,15 @@ class Client(_Base):
         access_key_secret: str | None = None,
         timeout: float = 30.0,
         *,
+        ca_file: str | os.PathLike[str] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(endpoint, access_key_id, access_key_secret, timeout)
+        super().__init__(endpoint, access_key_id, access_key_secret, timeout, ca_file)
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         self._http: httpx.Client | None = None
         self._wire: _wire.WirePool | None = None
-        if transport is None and self.endpoint.startswith("http://"):
-            self._wire = _wire.WirePool(self.endpoint, headers, self.timeout)
+        if transport is None:
+            self._wire = _wire.WirePool(self.endpoint, headers, self.timeout, tls=self._tls)
         else:
             self._http = httpx.Client(
                 base_url=self.endpoint, timeout=self.timeout, transport=transport, headers=headers
@@ -146,6 +165,7 @@ class Client(_Base):
             table.access_key_id,
             table.access_key_secret,
             table.timeout_seconds,
+            ca_file=table.ca_file,
             transport=transport,
         )
 

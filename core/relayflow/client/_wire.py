@@ -1,18 +1,20 @@
-"""Keep-alive HTTP/1.1 connections for the synchronous client, on plain sockets.
+"""Keep-alive HTTP/1.1 connections for the synchronous client, on plain or TLS sockets.
 
 Every action is one small form POST to one server, so the synchronous `Client` needs none of a
 general HTTP client's machinery (URL merging, cookies, redirects, streaming models, e-mail
 style header parsing). A worker reports once per task, so this is on its hot path: a call
 through httpx cost a worker about 0.5 ms of CPU, through `http.client` about 0.2 ms, and
 through this module less still. It writes the request in one piece and reads answers framed
-by Content-Length, chunked encoding, or the end of the connection. `Client(transport=...)`
-still goes through httpx, for tests that answer in-process.
+by Content-Length, chunked encoding, or the end of the connection. For `https://` it wraps
+each socket in TLS (`ssl`, verifying the certificate and the host name) and is otherwise the
+same. `Client(transport=...)` still goes through httpx, for tests that answer in-process.
 """
 
 from __future__ import annotations
 
 import select
 import socket
+import ssl
 import threading
 from typing import BinaryIO
 from urllib.parse import urlencode, urlsplit
@@ -48,6 +50,8 @@ class _Connection:
         Reusing it would send a request the server never reads; checking first means a POST
         is never sent twice.
         """
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return True  # TLS data nobody asked for: not a connection to reuse
         try:
             readable, _, _ = select.select([self.sock], [], [], 0)
         except (OSError, ValueError):
@@ -59,16 +63,26 @@ class WirePool:
     """Idle connections to one server, taken by one request at a time; thread-safe.
 
     Args:
-        endpoint: the server's `http://` URL; its path is where requests go. (The client
-            sends `https://` through httpx.)
+        endpoint: the server's `http://` or `https://` URL; its path is where requests go.
         headers: sent with every request.
-        connect_timeout: seconds to wait for a new connection.
+        connect_timeout: seconds to wait for a new connection (and its TLS handshake).
+        tls: for `https://`, the context that verifies the server's certificate.
     """
 
-    def __init__(self, endpoint: str, headers: dict[str, str], connect_timeout: float) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        headers: dict[str, str],
+        connect_timeout: float,
+        *,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         parts = urlsplit(endpoint)
+        if (parts.scheme == "https") != (tls is not None):
+            raise ValueError(f"{endpoint}: a TLS context goes with https:// and only with it")
         self._host = parts.hostname or ""
-        self._port = parts.port or 80
+        self._port = parts.port or (443 if tls is not None else 80)
+        self._tls = tls
         path = (parts.path.rstrip("/") or "") + "/"
         fixed = {"Host": parts.netloc, **headers}
         fixed["Content-Type"] = "application/x-www-form-urlencoded"
@@ -129,6 +143,12 @@ class WirePool:
         # A timeout here is an OSError: the caller reports that the server cannot be reached.
         sock = socket.create_connection((self._host, self._port), timeout=self._connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._tls is not None:
+            try:  # the handshake, certificate check included, within the connect timeout
+                sock = self._tls.wrap_socket(sock, server_hostname=self._host)
+            except BaseException:
+                sock.close()
+                raise
         return _Connection(sock)
 
     def _give_back(self, connection: _Connection) -> None:

@@ -45,7 +45,7 @@ class WorkerError(RelayflowError):
 
     Attributes:
         code: a stable name for the reason: `UnknownTransport`, `BrokerUnreachable`,
-            `CredentialsRefused`, or `WorkerError` when none fits.
+            `CredentialsRefused`, `InvalidCertificate`, or `WorkerError` when none fits.
         message: the sentence (also `str(error)`).
     """
 
@@ -153,7 +153,9 @@ def check_credentials(reporter: Reporter) -> str:
         them (the server cannot be reached, say), one sentence for a warning.
 
     Raises:
-        WorkerError: the server refuses the credentials.
+        WorkerError: the server refuses the credentials (`CredentialsRefused`), or the worker
+            does not accept the server's TLS certificate (`InvalidCertificate`): neither
+            gets better by waiting.
     """
     try:
         reporter.report_task_failed(CHECK_TOKEN, "relayflow.CredentialsCheck", "")
@@ -161,6 +163,8 @@ def check_credentials(reporter: Reporter) -> str:
         if refused_credentials(exc):
             raise credentials_refused(exc) from exc
         code = getattr(exc, "code", None)
+        if code == "InvalidCertificate":
+            raise WorkerError(str(getattr(exc, "message", exc)), "InvalidCertificate") from exc
         if isinstance(code, str) and code.startswith("TaskToken"):
             return ""
         return f"cannot check the credentials yet ({_reason(exc)})"

@@ -8,9 +8,11 @@ The plugin registers `worker` with the `relayflow` command. It reads two tables 
     transport_options = { visibility_timeout = 60 }  # kombu transport options (optional)
 
     [client]
-    endpoint = "http://127.0.0.1:8765"             # where reports go
+    endpoint = "http://127.0.0.1:8765"             # where reports go (https:// works too)
     access_key_id = "worker-key"
     access_key_secret = "worker-secret-change-me"
+    # ca_file = "/etc/relayflow/ca.pem"            # a private CA that signed the server's
+                                                   # certificate (or --ca-file)
 
 `visibility_timeout` in `transport_options` is also the worker's own: how long a message stays
 hidden while its task runs, and when a message whose report failed comes back.
@@ -33,6 +35,7 @@ from relayflow.cli._common import (
     config_option,
     load_config_or_fail,
 )
+from relayflow.cli._remote import ca_file_option
 from relayflow.client import Client
 from relayflow.importing import ImportTargetError, import_callable
 from relayflow.worker import WorkerError, check_credentials
@@ -131,17 +134,23 @@ def _settings(config_path: str | None) -> tuple[Client, tuple[str, dict[str, Any
     Raises:
         Invalid: `InvalidConfig`, naming the file and the key.
     """
-    from relayflow.cli._remote import fast_client_settings, raw_config
+    from relayflow.cli._remote import (
+        ClientSettings,
+        fast_client_settings,
+        raw_config,
+        with_ca_option,
+    )
 
     raw = raw_config(config_path)
     fast = None if raw is None else fast_client_settings(raw)
     try:
         if raw is None or fast is None:
             config = load_config_or_fail(config_path)
-            return Client.from_config(config), broker_settings(config)
+            settings = with_ca_option(ClientSettings.of(config.client))
+            return settings.client(), broker_settings(config)
         integrations = raw.tables.get("integrations", {})
         table = integrations.get("mns", {}) if isinstance(integrations, dict) else None
-        return Client(*fast), broker_settings_from(table, raw.source)
+        return with_ca_option(fast).client(), broker_settings_from(table, raw.source)
     except ValueError as exc:  # ConfigError too
         raise Invalid("InvalidConfig", str(exc), mask=True) from None
 
@@ -191,6 +200,7 @@ def split_queues(names: tuple[str, ...] | list[str]) -> list[str]:
     "[integrations.mns] transport is the broker (default "
     f"{DEFAULT_TRANSPORT}); [client] says where to report and with which key."
 )
+@ca_file_option
 def worker(
     queues: tuple[str, ...], handler_path: str, concurrency: int, config_path: str | None
 ) -> None:
