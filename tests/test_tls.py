@@ -1,0 +1,290 @@
+"""HTTPS end to end: a real `relayflow server` with a certificate this module's CA signed.
+
+One server for the module (admin and worker keys, the mns plugin on the embedded SQLite
+transport). Checked: it serves HTTPS only; both clients, the remote CLI and `relayflow worker`
+work with the CA (`ca_file`, `--ca-file`, `$RELAYFLOW_CLIENT__CA_FILE`) and fail without it
+with `InvalidCertificate`, whose sentence names the certificate problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from relayflow.client import AsyncClient, Client, ClientError
+from relayflow.worker import WorkerError, check_credentials, report
+from tests.api_server import EXE, server_env, stop_server
+from tests.tls_certs import TlsFiles, make_certs, server_tls_lines, start_https_server
+
+ADMIN = ("tls-admin", "tls-admin-secret-0123")
+WORKER = ("tls-worker", "tls-worker-secret-0123")
+TIMEOUT = 60.0
+QUEUE_FLOW = """version: v1
+type: flow
+steps:
+  - type: task
+    name: job
+    resourceArn: acs:mns:::/queues/tls-jobs/messages
+    pattern: waitForCallback
+    inputMappings:
+      - target: n
+        source: $input.n
+      - target: taskToken
+        source: $context.task.token
+    serviceParams:
+      MessageBody: $
+"""
+JOBS = "def handle(body):\n    return {'twice': body['n'] * 2}\n"
+
+
+@dataclass
+class HttpsServer:
+    folder: Path
+    port: int
+    certs: TlsFiles
+    transport: str
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def admin(self, **options: object) -> Client:
+        return Client(self.url, *ADMIN, timeout=10, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsServer]:
+    folder = tmp_path_factory.mktemp("https-server")
+    certs = make_certs(folder)
+    transport = f"relayflow-sqlite:///{folder}/queues.db"
+    keys = "".join(
+        f'\n[[server.access_keys]]\nid = "{key_id}"\nsecret = "{secret}"\nrole = "{role}"\n'
+        for role, (key_id, secret) in (("admin", ADMIN), ("worker", WORKER))
+    )
+    (folder / "relayflow.toml").write_text(
+        f'[engine]\nstore = "sqlite:///{folder}/store.db"\n\n'
+        f'[server]\nhost = "127.0.0.1"\nport = 0\n{server_tls_lines(certs)}{keys}\n'
+        f'[integrations.mns]\ntransport = "{transport}"\n',
+        encoding="utf-8",
+    )
+    process, port = start_https_server(folder)
+    try:
+        yield HttpsServer(folder, port, certs, transport)
+    finally:
+        assert stop_server(process) == 0, (folder / "server.log").read_text()
+
+
+def test_the_api_is_served_over_https_to_a_client_that_trusts_the_ca(https: HttpsServer) -> None:
+    with https.admin(ca_file=https.certs.ca_file) as client:
+        client.create_flow("tls-flow", QUEUE_FLOW)
+        assert client.describe_flow("tls-flow").name == "tls-flow"
+        for _ in range(3):  # one kept-alive TLS connection serves them all
+            assert [f.name for f in client.list_flows().items] == ["tls-flow"]
+
+    async def call() -> str:
+        async with AsyncClient(https.url, *ADMIN, ca_file=str(https.certs.ca_file)) as client:
+            return (await client.describe_flow("tls-flow")).name
+
+    assert asyncio.run(call()) == "tls-flow"
+
+
+def test_a_client_without_the_ca_is_refused_naming_the_certificate(https: HttpsServer) -> None:
+    with https.admin() as client, pytest.raises(ClientError) as caught:
+        client.list_flows()
+    assert caught.value.code == "InvalidCertificate"
+    assert "unable to get local issuer certificate" in caught.value.message
+    assert "ca_file" in caught.value.message
+
+    async def call() -> None:
+        async with AsyncClient(https.url, *ADMIN) as client:
+            await client.list_flows()
+
+    with pytest.raises(ClientError) as caught:
+        asyncio.run(call())
+    assert caught.value.code == "InvalidCertificate"
+
+
+def test_another_ca_is_not_trusted(https: HttpsServer, tmp_path: Path) -> None:
+    other = make_certs(tmp_path)
+    with https.admin(ca_file=other.ca_file) as client, pytest.raises(ClientError) as caught:
+        client.list_flows()
+    assert caught.value.code == "InvalidCertificate"
+
+
+def test_plain_http_to_the_https_port_says_to_use_https(https: HttpsServer) -> None:
+    plain = Client(f"http://127.0.0.1:{https.port}", *ADMIN, timeout=10)
+    with plain, pytest.raises(ClientError) as caught:
+        plain.list_flows()
+    assert caught.value.code == "ConnectionFailed"
+    assert "the endpoint must start with https://" in caught.value.message
+
+
+def test_a_certificate_for_another_name_is_refused(tmp_path: Path) -> None:
+    # A TLS listener whose certificate names only relayflow.test, reached as 127.0.0.1.
+    certs = make_certs(tmp_path, ("relayflow.test",))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certs.cert_file, certs.key_file)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve_one() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(ssl.SSLError):  # the client ends the handshake
+            context.wrap_socket(conn, server_side=True).close()
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    try:
+        client = Client(f"https://127.0.0.1:{port}", timeout=10, ca_file=certs.ca_file)
+        with client, pytest.raises(ClientError) as caught:
+            client.list_flows()
+    finally:
+        thread.join(10)
+        listener.close()
+    assert caught.value.code == "InvalidCertificate"
+    assert "mismatch" in caught.value.message and "127.0.0.1" in caught.value.message
+
+
+def run_cli(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EXE, *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**server_env(), **(env or {})},
+    )
+
+
+def test_remote_commands_take_the_ca_from_the_option_the_table_or_the_environment(
+    https: HttpsServer, tmp_path: Path
+) -> None:
+    client_table = (
+        f'[client]\nendpoint = "{https.url}"\naccess_key_id = "{ADMIN[0]}"\n'
+        f'access_key_secret = "{ADMIN[1]}"\n'
+    )
+    plain = tmp_path / "plain.toml"
+    plain.write_text(client_table, encoding="utf-8")
+    with_ca = tmp_path / "with-ca.toml"
+    with_ca.write_text(client_table + f'ca_file = "{https.certs.ca_file}"\n', encoding="utf-8")
+
+    refused = run_cli(tmp_path, "flows", "list", "--config", str(plain))
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.startswith("relayflow: InvalidCertificate: the server at https://")
+
+    for done in (
+        run_cli(tmp_path, "flows", "list", "--config", str(with_ca)),
+        run_cli(
+            tmp_path, "flows", "list", "--config", str(plain), "--ca-file", str(https.certs.ca_file)
+        ),
+        run_cli(
+            tmp_path,
+            "flows",
+            "list",
+            "--config",
+            str(plain),
+            env={"RELAYFLOW_CLIENT__CA_FILE": str(https.certs.ca_file)},
+        ),
+    ):
+        assert done.returncode == 0, done.stderr
+
+    missing = run_cli(tmp_path, "flows", "list", "--config", str(plain), "--ca-file", "nope.pem")
+    assert missing.returncode == 2, missing.stderr
+    assert missing.stderr.strip() == (
+        "relayflow: InvalidConfig: ca_file 'nope.pem' does not exist; give the PEM file of the "
+        "server's CA"
+    )
+
+
+def test_a_client_reports_tasks_over_https(https: HttpsServer) -> None:
+    """The generic worker half (`relayflow.worker`) with a `Client` over HTTPS as its reporter."""
+    with https.admin(ca_file=https.certs.ca_file) as admin:
+        admin.create_flow("tls-report", QUEUE_FLOW.replace("tls-jobs", "tls-report"))
+        admin.start_execution("tls-report", {"n": 1}, name="run")
+        with Client(https.url, *WORKER, timeout=10, ca_file=https.certs.ca_file) as worker:
+            assert check_credentials(worker) == ""
+            token = _wait_for_token(https, "tls-report")
+            outcome = report(worker, token, {"done": True}, None)
+        assert outcome.ack and outcome.stop is None, outcome
+        done = admin.wait_for_execution("tls-report", "run", timeout=TIMEOUT)
+    assert done.status == "Succeeded" and done.output == {"done": True}
+
+    with Client(https.url, *WORKER, timeout=10) as untrusting, pytest.raises(WorkerError) as caught:
+        check_credentials(untrusting)
+    assert caught.value.code == "InvalidCertificate"
+
+
+def _wait_for_token(https: HttpsServer, queue: str) -> str:
+    from kombu import Connection
+
+    import relayflow_mns.sqlite_transport  # noqa: F401  (registers relayflow-sqlite://)
+
+    with Connection(https.transport) as connection:
+        messages = connection.SimpleQueue(queue)
+        try:
+            message = messages.get(timeout=TIMEOUT)
+            message.ack()
+        finally:
+            messages.close()
+    body = message.decode() if not isinstance(message.payload, dict) else message.payload
+    token = body["taskToken"] if isinstance(body, dict) else None
+    assert isinstance(token, str), body
+    return token
+
+
+def test_relayflow_worker_reports_over_https(https: HttpsServer, tmp_path: Path) -> None:
+    (tmp_path / "tls_jobs.py").write_text(JOBS, encoding="utf-8")
+    config = tmp_path / "worker.toml"
+    config.write_text(
+        f'[integrations.mns]\ntransport = "{https.transport}"\n'
+        "transport_options = { visibility_timeout = 5 }\n\n"
+        f'[client]\nendpoint = "{https.url}"\naccess_key_id = "{WORKER[0]}"\n'
+        f'access_key_secret = "{WORKER[1]}"\ntimeout_seconds = 5\n',
+        encoding="utf-8",
+    )
+    command = ["worker", "tls-jobs", "--handler", "tls_jobs:handle", "--config", str(config)]
+    refused = run_cli(tmp_path, *command)
+    assert refused.returncode == 2, refused.stderr
+    lines = [line for line in refused.stderr.splitlines() if line and not line[:4].isdigit()]
+    assert len(lines) == 1 and lines[0].startswith("relayflow: InvalidCertificate: "), lines
+
+    with https.admin(ca_file=https.certs.ca_file) as admin:
+        admin.start_execution("tls-flow", {"n": 21}, name="by-worker")
+        log = (tmp_path / "worker.log").open("w")
+        worker = subprocess.Popen(
+            [EXE, *command, "--ca-file", str(https.certs.ca_file)],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+            env=server_env(),
+        )
+        log.close()
+        try:
+            done = admin.wait_for_execution("tls-flow", "by-worker", timeout=TIMEOUT)
+        finally:
+            worker.terminate()
+            assert worker.wait(TIMEOUT) == 0, (tmp_path / "worker.log").read_text()
+    assert done.status == "Succeeded", (done.status, done.error, done.cause)
+    assert done.output == {"twice": 42}
+    assert f"reporting to {https.url}" in (tmp_path / "worker.log").read_text()
+
+
+def test_no_setting_turns_verification_off() -> None:
+    # The client takes no verify=False: an insecure switch would have to be explicit, and
+    # there is none.
+    with pytest.raises(TypeError):
+        Client("https://127.0.0.1:1", verify=False)  # type: ignore[call-arg]
+    assert "RELAYFLOW_CLIENT__VERIFY" not in os.environ
