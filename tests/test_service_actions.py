@@ -82,7 +82,9 @@ def test_map_runs_never_exist(api_server: ApiServer) -> None:
         status, doc = refused(api_server, {"Action": action, **names})
         assert status == 404, doc
         assert doc["Code"] == "MapRunNotExists"
-        assert doc["Message"].startswith("MapRun 'm-1' does not exist")
+        assert doc["Message"].startswith(
+            "Map run 'm-1' does not exist in execution 'run' of flow 'maps': "
+        )
         assert "no distributed Map step" in doc["Message"]
 
 

@@ -7,14 +7,15 @@ engine served without it, as in tests, is the region `local` at `127.0.0.1:8765`
 DescribeMapRun and UpdateMapRun belong with the service's distributed Map steps, whose items
 run as a "map run" of child executions. FDL has no such step, so no execution of relayflow
 ever has a map run: both actions check the flow and the execution they name, as the service
-would, and then answer that the map run does not exist (`MapRunNotExists`, 404).
+would, and then answer that the map run does not exist (`MapRunNotExists`, 404, `Map run
+'<name>' does not exist in execution '<execution>' of flow '<flow>': ...`).
 """
 
 from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from relayflow.api.params import optional_int, required
 from relayflow.errors import EngineError
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["ACTIONS", "DEFAULT_REGION", "MAP_RUN_NOT_EXISTS", "Region", "region_of", "set_region"]
 
 #: The code DescribeMapRun and UpdateMapRun answer with (HTTP 404).
-MAP_RUN_NOT_EXISTS = "MapRunNotExists"
+MAP_RUN_NOT_EXISTS: Final = "MapRunNotExists"
 # Longest names the map-run actions accept (the service's names are at most 128 characters).
 _MAX_NAME = 128
 
@@ -102,11 +103,10 @@ async def _map_run_missing(engine: Engine, p: Mapping[str, str]) -> EngineError:
     )
     await engine.describe_flow(flow)
     await engine.describe_execution(flow, execution)
-    return EngineError(
-        MAP_RUN_NOT_EXISTS,
-        f"MapRun '{map_run}' does not exist: execution '{execution}' of flow '{flow}' has no "
-        "map runs, since FDL has no distributed Map step",
-        404,
+    return EngineError.of(
+        "MapRunNotExists",
+        f"Map run '{map_run}' does not exist in execution '{execution}' of flow '{flow}': FDL "
+        "has no distributed Map step, so no execution has map runs",
     )
 
 
