@@ -1,0 +1,199 @@
+"""Schedules with three engines (replicas) on one PostgreSQL database: each tick fires once.
+
+Three `Engine` objects, each with its own connections as separate `relayflow server` processes
+would have, share a fresh database and one clock that the test moves a second at a time. Every
+tick of every schedule must start exactly one execution, on whichever replica claims it, and a
+tick claimed by a replica that died is fired by another once the claim's lease runs out.
+
+Each firing is watched: a replica that moved a schedule on under its claim and then found the
+tick's execution already there would mean two replicas fired the same tick (the execution's
+name stopped the second start). That must not happen either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from relayflow.engine import Engine
+from relayflow.engine.schedule_info import KIND
+from relayflow.engine.ticker import execution_name
+from relayflow.store import open_store
+from relayflow.testing import bounded, eventually, fdl, make_engine
+from tests.services import fresh_database
+
+pytest.importorskip("psycopg")
+
+FLOW = fdl("""
+- type: pass
+  name: hello
+""")
+FLOWS, PER_FLOW, TICKS = 3, 8, 4
+START = "2026-01-01T00:00:00.5"
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+class Clock:
+    def __init__(self, start: str) -> None:
+        self.now = at(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def pg_url(postgres_url: str) -> Iterator[str]:
+    with fresh_database(postgres_url, "schedules_" + uuid.uuid4().hex[:12]) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def running(*engines: Engine) -> AsyncIterator[None]:
+    started: list[Engine] = []
+    try:
+        for engine in engines:
+            await engine.start()
+            started.append(engine)
+        yield
+    finally:
+        for engine in started:
+            await engine.close(grace_seconds=0.5)
+
+
+class Recording:
+    """A transaction that notes whether `put_object` moved the schedule on."""
+
+    def __init__(self, tx: Any) -> None:
+        self._tx = tx
+        self.moved = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    def put_object(self, row: Any, *, owner: str | None = None) -> bool:
+        self.moved = bool(self._tx.put_object(row, owner=owner))
+        return self.moved
+
+
+class Watch:
+    """What each replica's firings did: started a tick, or found it started already."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[int, str]] = []
+        self.doubled: list[tuple[int, str]] = []
+
+    def attach(self, index: int, engine: Engine) -> None:
+        ticker = engine._runtime.ticker
+        plan = ticker._firing
+
+        def firing(moved: Any, name: str, payload: Any, now: float) -> Callable[..., bool]:
+            fire = plan(moved, name, payload, now)
+
+            def watched(tx: Any, ctx: Any) -> bool:
+                seen = Recording(tx)
+                done = fire(seen, ctx)
+                if done:
+                    self.started.append((index, name))
+                elif seen.moved:
+                    self.doubled.append((index, name))  # moved on, yet the tick had started
+                return done
+
+            return watched
+
+        ticker._firing = firing  # type: ignore[method-assign]
+
+
+async def execution_names(engine: Engine, flow: str) -> set[str]:
+    page = await engine.list_executions(flow, limit=100)
+    assert page.next_token == ""
+    return {e.name for e in page.items}
+
+
+@bounded(seconds=90)
+async def test_each_tick_fires_once_with_three_replicas(pg_url: str) -> None:
+    clock = Clock(START)
+    engines = [make_engine(store=pg_url, clock=clock, poll_seconds=0.05) for _ in range(3)]
+    watch = Watch()
+    for i, engine in enumerate(engines):
+        watch.attach(i, engine)
+    flows = [f"f{i}" for i in range(FLOWS)]
+    schedules = [(flow, f"s{j}") for flow in flows for j in range(PER_FLOW)]
+    async with running(*engines):
+        for flow in flows:
+            await engines[0].create_flow(flow, FLOW)
+        for k, (flow, name) in enumerate(schedules):
+            await engines[k % 3].create_schedule(flow, name, "* * * * * *", {"s": name})
+
+        for tick in range(1, TICKS + 1):
+            clock.now = at(START) + tick - 0.5  # the whole second `tick`
+            expected = {
+                flow: {execution_name(name, clock.now) for f, name in schedules if f == flow}
+                for flow in flows
+            }
+
+            async def all_started(
+                expected: dict[str, set[str]] = expected, reader: Engine = engines[tick % 3]
+            ) -> bool:
+                for flow, names in expected.items():
+                    if not names <= await execution_names(reader, flow):
+                        return False
+                return True
+
+            await eventually(all_started, 20, f"every schedule's execution for tick {tick}")
+
+        for flow in flows:
+            names = await execution_names(engines[1], flow)
+            wanted = {
+                execution_name(name, at(START) + tick - 0.5)
+                for f, name in schedules
+                if f == flow
+                for tick in range(1, TICKS + 1)
+            }
+            assert names == wanted, flow
+    assert watch.doubled == []
+    assert sorted(name for _, name in watch.started) == sorted(
+        execution_name(name, at(START) + tick - 0.5)
+        for _, name in schedules
+        for tick in range(1, TICKS + 1)
+    )
+
+
+@bounded(seconds=60)
+async def test_a_tick_held_by_a_replica_that_died_fires_once_elsewhere(pg_url: str) -> None:
+    clock = Clock(START)
+    engines = [make_engine(store=pg_url, clock=clock, poll_seconds=0.05) for _ in range(3)]
+    watch = Watch()
+    for i, engine in enumerate(engines):
+        watch.attach(i, engine)
+    async with running(*engines):
+        await engines[0].create_flow("f", FLOW)
+        # The clock stands still: nothing is due until the test says so.
+        await engines[1].create_schedule("f", "s", "0 * * * * *")
+        # A fourth replica claims the first tick for one second and dies without firing it.
+        clock.now = at("2026-01-01T00:01:00")
+        store = open_store(pg_url)
+        try:
+            with store.transaction() as tx:
+                claimed = tx.claim_due_objects(KIND, clock.now, "dead-replica", clock.now + 1, 10)
+        finally:
+            store.close()
+        if claimed:  # else a live replica claimed it first, which is as good
+            assert [row.name for row in claimed] == ["s"]
+        name = execution_name("s", at("2026-01-01T00:01:00"))
+
+        async def started() -> bool:
+            return name in await execution_names(engines[2], "f")
+
+        await eventually(started, 20, "the tick to fire after the dead replica's lease")
+        info = await engines[0].describe_schedule("f", "s")
+        assert info.next_tick == at("2026-01-01T00:02:00")
+        assert await execution_names(engines[0], "f") == {name}
+    assert [n for _, n in watch.started] == [name] and watch.doubled == []
