@@ -20,12 +20,10 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from relayflow.engine.applier import failed_as_unreadable
 from relayflow.engine.arguments import (
     DEFAULT_PAGE,
     MAX_EXECUTIONS_PAGE,
     MAX_FLOWS_PAGE,
-    MAX_HISTORY_PAGE,
     check_environment,
     check_name,
     check_text,
@@ -34,16 +32,22 @@ from relayflow.engine.arguments import (
 )
 from relayflow.engine.batches import TxContext
 from relayflow.engine.childflows import ChildFlowIntegration
-from relayflow.engine.express import EXECUTION_MODES, ExpressOperations
+from relayflow.engine.express import (
+    EXECUTION_MODES,
+    ExpressOperations,
+    check_express_flow,
+    refuse_express_start,
+)
 from relayflow.engine.hooks import EngineHooks
 from relayflow.engine.integration import Integration
-from relayflow.engine.model import ExecutionState, Start, Stop, TaskFailed, TaskSucceeded
+from relayflow.engine.model import ExecutionState, Start, Stop
 from relayflow.engine.outcomes import MAX_CAUSE_CHARS, MAX_ERROR_CHARS
-from relayflow.engine.records import ExecutionInfo, FlowInfo, HistoryPage, Page
+from relayflow.engine.records import ExecutionInfo, FlowInfo, Page
+from relayflow.engine.reports import ReportOperations
 from relayflow.engine.runtime import Runtime
 from relayflow.engine.schedules import ScheduleOperations
 from relayflow.engine.snapshot import dump_state
-from relayflow.engine.tokens import check_issued, parse_token, verify_token
+from relayflow.engine.tokens import check_issued, parse_token
 from relayflow.engine.versions import (
     Target,
     VersionOperations,
@@ -53,7 +57,7 @@ from relayflow.engine.versions import (
     resolve_qualifier,
 )
 from relayflow.errors import EngineError, already_exists, not_exists
-from relayflow.fdl import DefinitionError, load_flow
+from relayflow.fdl import DefinitionError, Flow, load_flow
 from relayflow.limits import DEFAULT_LIMITS, DefinitionLimits, Limits
 from relayflow.store import ExecutionRow, FlowRow, Store, Transaction, open_store
 
@@ -70,11 +74,11 @@ def served(integrations: Sequence[Integration]) -> list[Integration]:
     return [*integrations, ChildFlowIntegration()]
 
 
-class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
+class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOperations):
     """The embedded engine: the operations of the Serverless Workflow API on a runtime it holds.
 
-    Flows, executions and reports are here; schedules, published versions and aliases, and
-    Express executions are in the modules of the classes it inherits, one group each.
+    Flows and executions are here; schedules, published versions and aliases, Express
+    executions and task reports are in the modules of the classes it inherits, one group each.
 
     Every engine serves child flows (`relayflow.engine.childflows`) after the integrations
     it is given, so a plugin that claims `acs:fnf` resources comes first.
@@ -194,6 +198,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
         running after it are abandoned here and dispatched again by the next engine.
         """
         self.begin_shutdown()
+        await self._express_drain(grace_seconds)
         await self._runtime.close(grace_seconds)
         self._definitions.shutdown(wait=False)
 
@@ -243,16 +248,16 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
 
     # -- flows --------------------------------------------------------------------------------
 
-    async def _validate_definition(self, name: str, definition: str) -> None:
+    async def _validate_definition(self, name: str, definition: str) -> Flow:
         """Load ``definition`` on a thread of its own: a large one must not stall the API."""
 
-        def validate() -> None:
+        def validate() -> Flow:
             try:
-                load_flow(definition, name, limits=self._runtime.definition_limits)
+                return load_flow(definition, name, limits=self._runtime.definition_limits)
             except DefinitionError as exc:
                 raise EngineError.of("InvalidDefinition", str(exc)) from None
 
-        await asyncio.get_running_loop().run_in_executor(self._definitions, validate)
+        return await asyncio.get_running_loop().run_in_executor(self._definitions, validate)
 
     async def create_flow(
         self,
@@ -282,7 +287,9 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
                 f"ExecutionMode must be Standard or Express, got {execution_mode!r}",
             )
         environment = check_environment(environment)
-        await self._validate_definition(name, definition)
+        flow = await self._validate_definition(name, definition)
+        if execution_mode == "Express":
+            check_express_flow(flow, name)
         now = self._runtime.clock()
 
         def create(tx: Transaction, ctx: TxContext) -> FlowInfo:
@@ -321,13 +328,17 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
         if environment is not None:
             environment = check_environment(environment)
         if definition is not None:
-            await self._validate_definition(name, definition)
+            checked: Flow | None = await self._validate_definition(name, definition)
+        else:
+            checked = None
         now = self._runtime.clock()
 
         def update(tx: Transaction, ctx: TxContext) -> FlowInfo:
             old = tx.get_flow(name, lock=True)  # another replica's update waits: none is lost
             if old is None:
                 raise flow_not_exists(name)
+            if checked is not None and old.execution_mode == "Express":
+                check_express_flow(checked, name)
             row = FlowRow(
                 name,
                 old.id,
@@ -422,6 +433,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
             flow = tx.get_flow(flow_name)
             if flow is None:
                 raise flow_not_exists(flow_name)
+            refuse_express_start(flow)
             target = (
                 resolve_qualifier(tx, flow, qualifier, self._routing)
                 if qualifier
@@ -556,31 +568,6 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
             raise flow_not_exists(flow_name)
         return found
 
-    async def get_execution_history(
-        self, flow_name: str, name: str, limit: int | None = None, next_token: str = ""
-    ) -> HistoryPage:
-        """A page of an execution's history events, oldest first (GetExecutionHistory)."""
-        size = page_size(limit, DEFAULT_PAGE, MAX_HISTORY_PAGE, "Limit")
-        # The token is an EventId this API gave: digits, and small enough for the store.
-        if next_token and not (
-            next_token.isascii() and next_token.isdigit() and len(next_token) <= 18
-        ):
-            raise EngineError.of(
-                "InvalidArgument", f"NextToken {next_token[:40]!r} is not one this API gave"
-            )
-        after = int(next_token) if next_token else 0
-
-        def page(tx: Transaction) -> list[Any] | None:
-            row = tx.get_execution(flow_name, name)
-            return None if row is None else tx.list_events(row.id, after, size + 1)
-
-        events = await self._runtime.committer.read(page)
-        if events is None:
-            raise not_exists("ExecutionNotExists", "Execution", name, flow_name)
-        more = len(events) > size
-        events = events[:size]
-        return HistoryPage(events, str(events[-1].event_id) if more else "")
-
     async def stop_execution(
         self, flow_name: str, name: str, error: str = "", cause: str = ""
     ) -> ExecutionInfo:
@@ -603,71 +590,3 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations):
             return execution_info(tx, final)
 
         return await self._runtime.committer.submit(stop, key=(flow_name, name))
-
-    # -- tasks --------------------------------------------------------------------------------
-
-    async def report_task_succeeded(self, token: str, output: Any) -> int:
-        """Finish a task attempt with its output (ReportTaskSucceeded); returns the EventId."""
-        data = parse_object(output, "Output", self._runtime.limits.max_json_depth)
-        return await self._report(token, TaskSucceeded(0, data), "TaskSucceeded")
-
-    async def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
-        """Fail a task attempt (ReportTaskFailed); returns the EventId."""
-        check_text(error, "Error", MAX_ERROR_CHARS, required=True)
-        check_text(cause or "", "Cause", MAX_CAUSE_CHARS)
-        return await self._report(token, TaskFailed(0, error, cause or ""), "TaskFailed")
-
-    async def _report(self, token: str, command: TaskSucceeded | TaskFailed, kind: str) -> int:
-        parts = parse_token(token)
-        secret = self._runtime.secret
-        check_issued(secret, parts)  # before any lookup: a forgery learns nothing
-
-        def report(tx: Transaction, ctx: TxContext) -> int:
-            # Locked: a report to another replica for the same execution waits for this one
-            # and then reads the state it left (the task is no longer open).
-            row = tx.get_execution(parts.flow_name, parts.execution_name, lock=True)
-            if row is None and parts.legacy:
-                raise EngineError.of(
-                    "TaskTokenInvalid", "the task token does not match any execution"
-                )
-            if row is None:
-                raise EngineError.of(
-                    "ExecutionNotExists",
-                    f"Execution '{parts.execution_name}' does not exist in flow "
-                    f"'{parts.flow_name}' (the task token's execution)",
-                )
-            verify_token(secret, parts, row.uid)
-            state = self._runtime.applier.read_state(tx, ctx, row)
-            if state is None:
-                raise failed_as_unreadable(row)
-            # The MAC proves the attempt was issued: not open and not expired means completed.
-            expired = state.expired.get(parts.task_id)
-            if parts.task_id not in state.tasks and expired is None:
-                raise EngineError.of(
-                    "TaskAlreadyCompleted",
-                    "this task attempt already has its result; the first report won",
-                )
-            if row.status != "Running":
-                raise EngineError.of(
-                    "ExecutionNotRunning",
-                    f"Execution '{row.name}' is {row.status}; it takes no more reports",
-                )
-            if expired is not None:
-                raise EngineError.of(
-                    "TaskExpired",
-                    f"this task attempt is over ({expired}); a newer attempt has its own token",
-                )
-            applied: TaskSucceeded | TaskFailed
-            if isinstance(command, TaskSucceeded):
-                applied = TaskSucceeded(parts.task_id, command.output)
-            else:
-                applied = TaskFailed(parts.task_id, command.error, command.cause)
-            transition = self._runtime.applier.apply(tx, ctx, row, applied, state)
-            for event in transition.events:
-                if event.type in (kind, "TaskFailed") and event.schedule_event_id == parts.task_id:
-                    return event.event_id
-            raise EngineError.of("InternalError", "the report did not produce an event")
-
-        return await self._runtime.committer.submit(
-            report, key=(parts.flow_name, parts.execution_name)
-        )
