@@ -163,23 +163,26 @@ class Ticker:
 
     async def _round(self) -> None:
         clock = self._applier.clock
+        claimed_at = float("-inf")  # when this engine last claimed
         while True:
             self._looking_at, self._pending = None, None
             self._wake.clear()
-            claimed_at, due = await self._committer.alone(self._claim)
+            # A read first: an engine whose schedules are not due writes nothing to look.
+            next_due = await self._committer.read(lambda tx: tx.next_object_due(KIND))
             if self._failing:
                 self._failing = False
                 log.warning("schedule loop: the store works again")
-            if due:
-                await self._fire_all(due)
-            if len(due) >= SCHEDULE_BATCH:
-                continue
-            next_due = await self._committer.read(lambda tx: tx.next_object_due(KIND))
             now = clock()
             if next_due is not None and claimed_at < next_due <= now:
-                continue  # it came due while this round fired: claim it at once
-            # A due_at already passed at the claim is another engine's (it holds the claim):
-            # it is looked at again at the next poll, when that claim may have run out.
+                claimed_at, due = await self._committer.alone(self._claim)
+                if due:
+                    await self._fire_all(due)
+                if len(due) >= SCHEDULE_BATCH:
+                    claimed_at = float("-inf")  # a full batch: more may be due already
+                continue  # look again: more may have come due while these fired
+            # A due_at that had passed at this engine's last claim is another engine's (it
+            # holds the claim): it is looked at again at the next poll, by when that claim may
+            # have run out.
             times = [now + self._poll(), self._pending]
             if next_due is not None and next_due > now:
                 times.append(next_due)
@@ -189,6 +192,7 @@ class Ticker:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(at - now):
                         await self._wake.wait()
+            claimed_at = float("-inf")  # after a poll, claim what is due even if seen before
 
     def _claim(self, tx: Transaction) -> tuple[float, list[FlowObjectRow]]:
         applier = self._applier
