@@ -77,9 +77,6 @@ LONG_WAIT = fdl("""
       duration: 400
 """)
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-AWAITING_B = pytest.mark.xfail(
-    strict=True, reason="helper B wires the Express checks into engine.py (B-requests.md)"
-)
 
 
 async def refused(code: str, awaitable: Awaitable[Any]) -> EngineError:
@@ -141,7 +138,6 @@ async def test_the_recorded_execution_shows_in_describe_and_list_but_keeps_no_hi
 
 
 @bounded
-@AWAITING_B
 async def test_get_execution_history_refuses_an_express_execution():
     async with make_engine() as engine:
         await engine.create_flow("five", FIVE, execution_mode="Express")
@@ -234,7 +230,6 @@ def test_check_express_flow_names_the_task_that_waits_for_a_report():
 
 
 @bounded
-@AWAITING_B
 async def test_create_and_update_refuse_a_callback_task_in_an_express_flow():
     async with make_engine() as engine:
         await refused(
@@ -261,7 +256,6 @@ async def test_start_sync_execution_refuses_a_standard_flow_and_a_missing_one():
 
 
 @bounded
-@AWAITING_B
 async def test_start_execution_refuses_an_express_flow():
     async with make_engine() as engine:
         await engine.create_flow("five", FIVE, execution_mode="Express")
@@ -320,7 +314,6 @@ async def test_plugins_that_observe_lifecycles_see_the_events_once_recorded():
 
 
 @bounded
-@AWAITING_B
 async def test_closing_stops_a_running_express_execution_and_records_it(engine_factory):
     started = asyncio.Event()
 
