@@ -248,7 +248,16 @@ def connect(config_path: str | None) -> Iterator[Client]:
 def execution_doc(execution: Execution) -> dict[str, Any]:
     """The execution as DescribeExecution has it, without the fields that are not set."""
     raw = execution.raw
-    keys = ("Name", "FlowName", "Status", "Input", "Output", "StartedTime", "StoppedTime")
+    keys = (
+        "Name",
+        "FlowName",
+        "FlowVersion",
+        "Status",
+        "Input",
+        "Output",
+        "StartedTime",
+        "StoppedTime",
+    )
     doc = {key: raw[key] for key in keys if key in raw}
     doc.update({key: raw[key] for key in ("Error", "Cause") if raw.get(key)})
     return doc

@@ -121,9 +121,9 @@ class AsyncClient(_Base):
         """Change a flow (UpdateFlow); see `Client.update_flow`."""
         return await self.call(_calls.update_flow(name, definition, description, role_arn))
 
-    async def describe_flow(self, name: str) -> FlowInfo:
-        """A flow (DescribeFlow)."""
-        return await self.call(_calls.describe_flow(name))
+    async def describe_flow(self, name: str, *, flow_version: int | str | None = None) -> FlowInfo:
+        """A flow (DescribeFlow), or one of its published versions; see `Client.describe_flow`."""
+        return await self.call(_calls.describe_flow(name, flow_version))
 
     async def list_flows(
         self, limit: int | None = None, next_token: str | None = None
@@ -152,9 +152,13 @@ class AsyncClient(_Base):
         input: Mapping[str, Any] | None = None,
         name: str | None = None,
         callback_token: str | None = None,
+        *,
+        qualifier: str | None = None,
     ) -> ExecutionInfo:
         """Start an execution (StartExecution); see `Client.start_execution`."""
-        return await self.call(_calls.start_execution(flow_name, input, name, callback_token))
+        return await self.call(
+            _calls.start_execution(flow_name, input, name, callback_token, qualifier)
+        )
 
     async def describe_execution(
         self, flow_name: str, name: str, wait_seconds: int = 0
@@ -189,11 +193,19 @@ class AsyncClient(_Base):
         *,
         started_after: datetime | str | None = None,
         started_before: datetime | str | None = None,
+        qualifier: str | None = None,
     ) -> Page[ExecutionInfo]:
         """One page of a flow's executions (ListExecutions); see `Client.list_executions`."""
         return await self.call(
             _calls.list_executions(
-                flow_name, status, name_prefix, limit, next_token, started_after, started_before
+                flow_name,
+                status,
+                name_prefix,
+                limit,
+                next_token,
+                started_after,
+                started_before,
+                qualifier,
             )
         )
 
@@ -203,11 +215,15 @@ class AsyncClient(_Base):
         status: str | None = None,
         name_prefix: str | None = None,
         page_size: int | None = None,
+        *,
+        qualifier: str | None = None,
     ) -> AsyncIterator[ExecutionInfo]:
         """Every execution of a flow that matches, fetching pages as needed."""
         token: str | None = None
         while True:
-            page = await self.list_executions(flow_name, status, name_prefix, page_size, token)
+            page = await self.list_executions(
+                flow_name, status, name_prefix, page_size, token, qualifier=qualifier
+            )
             for execution in page.items:
                 yield execution
             if page.last:

@@ -182,9 +182,11 @@ def update_flow(
     return Call("UpdateFlow", params, FlowInfo.from_api)
 
 
-def describe_flow(name: str) -> Call[FlowInfo]:
-    """DescribeFlow."""
-    return Call("DescribeFlow", {"Name": name}, FlowInfo.from_api)
+def describe_flow(name: str, flow_version: int | str | None = None) -> Call[FlowInfo]:
+    """DescribeFlow; with ``flow_version``, as that published version has it."""
+    params = {"Name": name}
+    _put(params, "FlowVersion", flow_version)
+    return Call("DescribeFlow", params, FlowInfo.from_api)
 
 
 def list_flows(limit: int | None, next_token: str | None) -> Call[Page[FlowInfo]]:
@@ -205,13 +207,15 @@ def start_execution(
     input: Mapping[str, Any] | None,
     name: str | None,
     callback_token: str | None,
+    qualifier: str | None = None,
 ) -> Call[ExecutionInfo]:
-    """StartExecution."""
+    """StartExecution; ``qualifier`` is a published version or an alias."""
     params = {"FlowName": flow_name}
     _put(params, "ExecutionName", name or None)
     if input is not None:
         params["Input"] = _object_text(input, "input")
     _put(params, "CallbackFnFTaskToken", callback_token or None)
+    _put(params, "Qualifier", qualifier or None)
     return Call("StartExecution", params, ExecutionInfo.from_api)
 
 
@@ -244,8 +248,9 @@ def list_executions(
     next_token: str | None,
     started_after: datetime | str | None,
     started_before: datetime | str | None,
+    qualifier: str | None = None,
 ) -> Call[Page[ExecutionInfo]]:
-    """ListExecutions."""
+    """ListExecutions; ``qualifier`` keeps the executions of a version or an alias."""
     params = {"FlowName": flow_name}
     _put(params, "Status", status or None)
     _put(params, "ExecutionNamePrefix", name_prefix or None)
@@ -253,6 +258,7 @@ def list_executions(
     _put(params, "NextToken", next_token or None)
     _put(params, "StartedTimeBegin", _rfc3339(started_after, "started_after"))
     _put(params, "StartedTimeEnd", _rfc3339(started_before, "started_before"))
+    _put(params, "Qualifier", qualifier or None)
     return Call("ListExecutions", params, _executions)
 
 

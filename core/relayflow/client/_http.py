@@ -241,13 +241,13 @@ class Client(_Base):
         """
         return self.call(_calls.update_flow(name, definition, description, role_arn))
 
-    def describe_flow(self, name: str) -> FlowInfo:
-        """A flow (DescribeFlow).
+    def describe_flow(self, name: str, *, flow_version: int | str | None = None) -> FlowInfo:
+        """A flow (DescribeFlow); with ``flow_version``, as that published version has it.
 
         Raises:
             ClientError: for example `FlowNotExists`.
         """
-        return self.call(_calls.describe_flow(name))
+        return self.call(_calls.describe_flow(name, flow_version))
 
     def list_flows(self, limit: int | None = None, next_token: str | None = None) -> Page[FlowInfo]:
         """One page of flows (ListFlows); `iter_flows` walks every page."""
@@ -279,6 +279,8 @@ class Client(_Base):
         input: Mapping[str, Any] | None = None,
         name: str | None = None,
         callback_token: str | None = None,
+        *,
+        qualifier: str | None = None,
     ) -> ExecutionInfo:
         """Start an execution (StartExecution).
 
@@ -290,11 +292,13 @@ class Client(_Base):
                 `ExecutionAlreadyExists`.
             callback_token: a task token to report to when this execution ends (a parent
                 flow's waitForCallback step).
+            qualifier: run a published version (its number) or an alias instead of the
+                flow's current definition.
 
         Raises:
             ClientError: for example `FlowNotExists` or `ExecutionAlreadyExists`.
         """
-        return self.call(_calls.start_execution(flow_name, input, name, callback_token))
+        return self.call(_calls.start_execution(flow_name, input, name, callback_token, qualifier))
 
     def describe_execution(self, flow_name: str, name: str, wait_seconds: int = 0) -> ExecutionInfo:
         """An execution (DescribeExecution).
@@ -345,6 +349,7 @@ class Client(_Base):
         *,
         started_after: datetime | str | None = None,
         started_before: datetime | str | None = None,
+        qualifier: str | None = None,
     ) -> Page[ExecutionInfo]:
         """One page of a flow's executions (ListExecutions); `iter_executions` walks them all.
 
@@ -357,10 +362,18 @@ class Client(_Base):
             started_after: only executions started at or after this time: an aware
                 datetime, or RFC 3339 UTC text.
             started_before: only executions started at or before this time.
+            qualifier: only executions of this published version or alias.
         """
         return self.call(
             _calls.list_executions(
-                flow_name, status, name_prefix, limit, next_token, started_after, started_before
+                flow_name,
+                status,
+                name_prefix,
+                limit,
+                next_token,
+                started_after,
+                started_before,
+                qualifier,
             )
         )
 
@@ -370,11 +383,15 @@ class Client(_Base):
         status: str | None = None,
         name_prefix: str | None = None,
         page_size: int | None = None,
+        *,
+        qualifier: str | None = None,
     ) -> Iterator[ExecutionInfo]:
         """Every execution of a flow that matches, fetching pages as needed."""
         token: str | None = None
         while True:
-            page = self.list_executions(flow_name, status, name_prefix, page_size, token)
+            page = self.list_executions(
+                flow_name, status, name_prefix, page_size, token, qualifier=qualifier
+            )
             yield from page.items
             if page.last:
                 return
