@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import Awaitable
 from typing import Any
 
@@ -358,3 +359,26 @@ async def test_many_at_once_are_each_recorded_once():
             if not token:
                 break
     assert names == {r.name for r in runs}
+
+
+@bounded
+async def test_on_postgresql_the_row_is_recorded_and_shown(postgres_url):
+    pytest.importorskip("psycopg")
+    from tests.services import fresh_database
+
+    async def ask(request: TaskRequest) -> Any:
+        return Succeeded({"answer": request.input["q"]})
+
+    with fresh_database(postgres_url, "express_" + uuid.uuid4().hex[:12]) as url:
+        async with make_engine({"test:Ask": ask}, store=url) as engine:
+            await engine.create_flow("five", FIVE, execution_mode="Express")
+            await engine.create_flow("ask", TASK, execution_mode="Express")
+            quick = await engine.start_sync_execution("five", {"n": 20}, name="pg")
+            waited = await engine.start_sync_execution("ask", {"q": 5})  # recorded at its end
+            assert waited.output == {"answer": 5}
+        async with make_engine(store=url) as again:
+            for info in (quick, waited):
+                stored = await again.describe_execution(info.flow_name, info.name)
+                assert (stored.status, stored.output) == ("Succeeded", info.output)
+                assert stored.stopped_time == info.stopped_time
+            assert [e.name for e in (await again.list_executions("five")).items] == [quick.name]
