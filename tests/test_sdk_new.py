@@ -250,7 +250,6 @@ def test_execution_environment_is_the_flows(server, clients):
     assert [(v.name, v.value) for v in described.environment.variables] == [("STAGE", "test")]
 
 
-@pytest.mark.xfail(strict=True, reason="helper C's StartSyncExecution has not landed yet")
 def test_start_sync_execution_of_an_express_flow(server, clients):
     admin = clients["admin"]
     flow = unique("new-express")
