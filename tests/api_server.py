@@ -67,7 +67,9 @@ KEYS: dict[str, tuple[str, str]] = {
     "worker": ("test-worker", "worker-secret-0123456789"),
     "reader": ("test-reader", "reader-secret-0123456789"),
 }
-_SERVING = re.compile(r"relayflow serving the API on http://(?P<host>[^\s:]+):(?P<port>\d+)")
+_SERVING = re.compile(
+    r"relayflow serving the API on (?P<scheme>https?)://(?P<host>[^\s:]+):(?P<port>\d+)"
+)
 
 QUEUE_PLUGIN = textwrap.dedent(
     '''\

@@ -355,7 +355,7 @@ def test_unsupported_version_is_refused(api_server, target, unchanged):
 
 
 def test_unknown_or_missing_action_is_refused(api_server, target, unchanged):
-    unknown = {"Action": "CreateSchedule", "FlowName": target.flow, "ScheduleName": "s"}
+    unknown = {"Action": "CreateScheduel", "FlowName": target.flow, "ScheduleName": "s"}
     doc = refused(api_server.rpc(unknown), "ActionNotSupported", 400)
     assert "StartExecution" in doc["Message"]
     refused(

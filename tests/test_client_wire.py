@@ -202,6 +202,6 @@ def test_a_connection_closed_within_the_body_is_a_connection_failure() -> None:
     assert "within the body" in info.value.message
 
 
-def test_https_endpoints_go_through_httpx() -> None:
+def test_https_endpoints_use_the_wire_pool_with_tls() -> None:
     with Client("https://relayflow.example") as client:
-        assert client._wire is None and client._http is not None
+        assert client._wire is not None and client._http is None
