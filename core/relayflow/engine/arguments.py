@@ -151,7 +151,9 @@ def check_environment(value: Any) -> str:
     unknown = sorted(set(value) - {"Variables"})
     if unknown:
         raise _bad_environment(f"has {unknown[0]!r}; the only field is Variables")
-    variables = value.get("Variables") or []
+    variables = value.get("Variables")
+    if variables is None:
+        variables = []
     if not isinstance(variables, list):
         raise _bad_environment("Variables must be a JSON array of variables")
     if len(variables) > MAX_VARIABLES:
