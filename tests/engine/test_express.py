@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from relayflow.engine import Engine, Failed, Submitted, Succeeded, TaskRequest
+from relayflow.engine import Engine, Failed, Limits, Submitted, Succeeded, TaskRequest
 from relayflow.engine.express import EXPRESS_MAX_SECONDS, check_express_flow
 from relayflow.errors import EngineError
 from relayflow.fdl import load_flow
@@ -382,3 +382,50 @@ async def test_on_postgresql_the_row_is_recorded_and_shown(postgres_url):
                 assert (stored.status, stored.output) == ("Succeeded", info.output)
                 assert stored.stopped_time == info.stopped_time
             assert [e.name for e in (await again.list_executions("five")).items] == [quick.name]
+
+
+PARALLEL_TASKS = fdl("""
+    - type: parallel
+      name: both
+      branches:
+        - steps:
+            - type: task
+              name: left
+              action: test:Slow
+        - steps:
+            - type: task
+              name: right
+              action: test:Slow
+    - type: foreach
+      name: each
+      iterationMapping:
+        collection: $input.items
+        item: item
+      steps:
+        - type: pass
+          name: seen
+""")
+
+
+@bounded
+async def test_branches_call_their_tasks_at_once_and_long_chains_go_on_in_memory():
+    both_running = asyncio.Event()
+    running: list[str] = []
+
+    async def slow(request: TaskRequest) -> Any:
+        running.append(request.step_name)
+        if len(running) == 2:
+            both_running.set()
+        await asyncio.wait_for(both_running.wait(), 5)  # only ends if the other runs meanwhile
+        return Succeeded({request.step_name: True})
+
+    # Two steps a transition: the foreach's 30 iterations need many "continue" timers.
+    limits = Limits(steps_per_transition=2)
+    async with make_engine({"test:Slow": slow}, limits=limits) as engine:
+        await engine.create_flow("par", PARALLEL_TASKS, execution_mode="Express")
+        await engine.create_flow("five", FIVE, execution_mode="Express")
+        info = await engine.start_sync_execution("par", {"items": list(range(30))})
+        chained = await engine.start_sync_execution("five", {"n": 1})  # ends in its first job
+    assert info.status == "Succeeded", info
+    assert sorted(running) == ["left", "right"]
+    assert (chained.status, chained.output) == ("Succeeded", {"n": 1, "size": "small"})
