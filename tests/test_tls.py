@@ -14,6 +14,7 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -288,3 +289,48 @@ def test_no_setting_turns_verification_off() -> None:
     with pytest.raises(TypeError):
         Client("https://127.0.0.1:1", verify=False)  # type: ignore[call-arg]
     assert "RELAYFLOW_CLIENT__VERIFY" not in os.environ
+
+
+SDK_WORKER = Path(__file__).resolve().parents[1] / "contrib" / "examples" / "sdk_worker.py"
+
+
+def test_the_sdk_worker_example_reports_over_https_with_its_ca_file(
+    https: HttpsServer, tmp_path: Path
+) -> None:
+    """contrib/examples/sdk_worker.py: the official SDK (old) reporting over HTTPS."""
+    flow = QUEUE_FLOW.replace("tls-jobs", "tls-sdk").replace(
+        "      - target: n\n        source: $input.n\n",
+        "      - target: job\n        source: extract\n",
+    )
+    env = {
+        **server_env(),
+        "RELAYFLOW_ACCESS_KEY_ID": WORKER[0],
+        "RELAYFLOW_ACCESS_KEY_SECRET": WORKER[1],
+    }
+    command = [
+        sys.executable,
+        str(SDK_WORKER),
+        "--transport",
+        https.transport,
+        "--queue",
+        "tls-sdk",
+        "--endpoint",
+        https.url,
+        "--count",
+        "1",
+    ]
+    with https.admin(ca_file=https.certs.ca_file) as admin:
+        admin.create_flow("tls-sdk", flow)
+        admin.start_execution("tls-sdk", {}, name="run")
+        done = subprocess.run(
+            [*command, "--ca-file", str(https.certs.ca_file)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        assert done.returncode == 0, done.stderr
+        info = admin.wait_for_execution("tls-sdk", "run", timeout=TIMEOUT)
+    assert info.status == "Succeeded", (info.status, info.error, info.cause)
+    assert info.output == {"rows": [{"id": 1}, {"id": 2}, {"id": 3}]}

@@ -44,6 +44,7 @@ from typing import Any
 import seed_worker  # next to this file: the jobs of seed-three-tasks.yaml
 from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
 from aliyunsdkcore.client import AcsClient
+from aliyunsdkcore.http import protocol_type as PT
 from aliyunsdkfnf.request.v20190315 import ReportTaskFailedRequest, ReportTaskSucceededRequest
 from kombu import Connection, Consumer, Queue
 
@@ -131,7 +132,9 @@ class Reporter:
     def _send(self, request: Any) -> dict[str, Any]:
         # These two lines are the whole difference between relayflow and Alibaba Cloud.
         request.set_endpoint(self.endpoint.host)
-        request.set_protocol_type(self.endpoint.protocol)
+        # The SDK's own constant, not an equal string: aliyunsdkcore tests `protocol is
+        # PT.HTTPS`, so "https" built at run time would quietly send plain HTTP.
+        request.set_protocol_type(PT.HTTPS if self.endpoint.protocol == "https" else PT.HTTP)
         answer: dict[str, Any] = json.loads(self.client.do_action_with_exception(request))
         return answer
 
@@ -403,7 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=(
             "where to report: relayflow's [server] host and port (plain HTTP), or "
-            f"https://HOST for a TLS proxy or Alibaba Cloud (default: {DEFAULT_ENDPOINT})"
+            "https://HOST:PORT for a server with [server] tls_cert_file, a TLS proxy or "
+            f"Alibaba Cloud (default: {DEFAULT_ENDPOINT})"
+        ),
+    )
+    p.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help=(
+            "for an https:// endpoint whose certificate a private CA signed: that CA's PEM "
+            "certificate (the SDK then trusts only it; default: the SDK's own CA bundle, or "
+            "$ALIBABA_CLOUD_CA_BUNDLE). Certificates are always verified"
         ),
     )
     p.add_argument(
@@ -456,7 +469,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"no access key: set {KEY_ID_ENV} and {KEY_SECRET_ENV}, or pass --access-key-id "
                 "and --access-key-secret (a key of [[server.access_keys]] with role worker)"
             )
-        client = AcsClient(args.access_key_id, args.access_key_secret, args.region, timeout=30)
+        if args.ca_file is not None and not os.path.isfile(args.ca_file):
+            raise Fatal(f"--ca-file {args.ca_file!r} is not a file; give the CA's PEM certificate")
+        client = AcsClient(
+            args.access_key_id,
+            args.access_key_secret,
+            args.region,
+            timeout=30,
+            verify=args.ca_file,  # None: the SDK's default bundle, never "no verification"
+        )
         worker = SdkWorker(
             args.transport,
             args.queue,
