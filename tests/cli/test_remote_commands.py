@@ -87,7 +87,16 @@ def test_register_adds_the_three_groups():
     assert {"flows", "executions", "tasks"} <= set(main.commands)
     assert main.commands["flows"] is flows and main.commands["executions"] is executions
     assert main.commands["tasks"] is tasks
-    assert set(flows.commands) == {"create", "update", "describe", "list", "delete"}
+    assert set(flows.commands) == {
+        "create",
+        "update",
+        "describe",
+        "list",
+        "delete",
+        "publish",
+        "versions",
+        "delete-version",
+    }
     assert set(executions.commands) == {"start", "describe", "list", "history", "stop"}
     assert set(tasks.commands) == {"succeed", "fail"}
 

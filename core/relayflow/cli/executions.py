@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 __all__ = ["executions", "register"]
 
 STATUSES = ("Starting", "Running", "Succeeded", "Failed", "TimedOut", "Stopped")
+_QUALIFIER_HELP = (
+    "Run a published version (its number) or what an alias routes to (its name) instead of "
+    "the flow as it is now."
+)
 
 
 @click.group(context_settings=CONTEXT)
@@ -43,6 +47,7 @@ def executions() -> None:
       relayflow executions describe orders order-7 --json
       relayflow executions history orders order-7
       relayflow executions list orders --status Running
+      relayflow executions start orders --qualifier prod
     """
 
 
@@ -63,6 +68,7 @@ def executions() -> None:
     help="Read the input object from a file; - reads stdin.",
 )
 @click.option("--name", help="The execution's name (default: one the server makes up).")
+@click.option("--qualifier", help=_QUALIFIER_HELP)
 @click.option(
     "--wait",
     is_flag=True,
@@ -75,6 +81,7 @@ def executions_start(
     input_data: dict[str, Any] | None,
     input_file_data: dict[str, Any] | None,
     name: str | None,
+    qualifier: str | None,
     wait: bool,
     as_json: bool,
     config_path: str | None,
@@ -84,6 +91,10 @@ def executions_start(
     \b
       relayflow executions start orders --input '{"id": 7}'
       relayflow executions start orders --name order-7 --input-file order.json --wait
+      relayflow executions start orders --qualifier prod
+
+    With --qualifier, the execution runs a published version (its number) or one an alias
+    routes to (its name), and the name printed is followed by the version it runs.
 
     \b
     With --wait, the command long-polls until the execution ends and prints it as
@@ -97,7 +108,7 @@ def executions_start(
     """
     data = one_of(("--input", input_data), ("--input-file", input_file_data))
     with connect(config_path) as client:
-        started = client.start_execution(flow, data, name=name)
+        started = client.start_execution(flow, data, name=name, qualifier=qualifier or None)
         if name is not None and started.input != (data or {}):
             # The API answers a running execution's name with that execution: keep that, but
             # do not let the caller believe their input was used.
@@ -110,6 +121,8 @@ def executions_start(
         if not wait:
             if as_json:
                 click.echo(execution_json(started))
+            elif started.flow_version:
+                click.echo(f"{started.name} (version {started.flow_version})")
             else:
                 click.echo(started.name)
             return
@@ -156,6 +169,8 @@ def executions_describe(
         ("Started", str(raw.get("StartedTime") or "-")),
         ("Stopped", str(raw.get("StoppedTime") or "-")),
     ]
+    if execution.flow_version:  # started with a Qualifier: the published version it runs
+        rows.insert(3, ("Version", execution.flow_version))
     if execution.error or execution.cause:
         rows += [("Error", execution.error or "-"), ("Cause", execution.cause or "-")]
     rows.append(("Input", compact(execution.input)))
@@ -172,12 +187,17 @@ def executions_describe(
     help="Only executions with this status.",
 )
 @click.option("--name-prefix", help="Only executions whose names start with this.")
+@click.option(
+    "--qualifier",
+    help="Only executions of this published version, or of the versions this alias routes to.",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print {"Executions": [...]} as JSON.')
 @client_config_option
 def executions_list(
     flow: str,
     status: str | None,
     name_prefix: str | None,
+    qualifier: str | None,
     as_json: bool,
     config_path: str | None,
 ) -> None:
@@ -186,28 +206,39 @@ def executions_list(
     \b
       relayflow executions list orders
       relayflow executions list orders --status Failed
+      relayflow executions list orders --qualifier 3
       relayflow executions list orders --json | jq -r '.Executions[].Name'
+
+    A VERSION column shows the published version each ran, when any listed ran one.
     """
     with connect(config_path) as client:
-        found = list(client.iter_executions(flow, status=status, name_prefix=name_prefix))
+        found = list(
+            client.iter_executions(
+                flow, status=status, name_prefix=name_prefix, qualifier=qualifier or None
+            )
+        )
     if as_json:
         echo_json({"Executions": [execution_doc(e) for e in found]})
         return
     if not found:
         click.echo("no executions")
         return
-    table(
-        ("NAME", "STATUS", "STARTED", "STOPPED"),
-        [
-            (
-                e.name,
-                e.status,
-                str(e.raw.get("StartedTime") or "-"),
-                str(e.raw.get("StoppedTime") or "-"),
-            )
-            for e in found
-        ],
-    )
+    rows = [
+        (
+            e.name,
+            e.status,
+            str(e.raw.get("StartedTime") or "-"),
+            str(e.raw.get("StoppedTime") or "-"),
+        )
+        for e in found
+    ]
+    if any(e.flow_version for e in found):
+        table(
+            ("NAME", "STATUS", "VERSION", "STARTED", "STOPPED"),
+            [(r[0], r[1], e.flow_version or "-", *r[2:]) for r, e in zip(rows, found, strict=True)],
+        )
+        return
+    table(("NAME", "STATUS", "STARTED", "STOPPED"), rows)
 
 
 @executions.command("history")

@@ -11,6 +11,7 @@ import click
 
 from relayflow.cli._common import CONTEXT, Invalid, Refused, echo_json, read_file, table
 from relayflow.cli._remote import client_config_option, connect
+from relayflow.cli.aliases import pages, send
 
 if TYPE_CHECKING:
     from relayflow.client import Flow
@@ -63,6 +64,8 @@ def flows() -> None:
       relayflow flows create orders --definition flows/orders.yaml
       relayflow flows list
       relayflow flows describe orders
+      relayflow flows publish orders --description "first release"
+      relayflow flows versions orders
 
     The server and the access key come from [client] in relayflow.toml.
     """
@@ -138,17 +141,26 @@ def flows_update(
 
 @flows.command("describe")
 @click.argument("name")
+@click.option(
+    "--version",
+    "flow_version",
+    metavar="N",
+    help="Show the published version N as it was published (default: the flow as it is).",
+)
 @click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
 @client_config_option
-def flows_describe(name: str, as_json: bool, config_path: str | None) -> None:
+def flows_describe(
+    name: str, flow_version: str | None, as_json: bool, config_path: str | None
+) -> None:
     """Show the flow NAME: its fields, then its definition.
 
     \b
       relayflow flows describe orders
+      relayflow flows describe orders --version 2
       relayflow flows describe orders --json | jq -r .Definition
     """
     with connect(config_path) as client:
-        flow = client.describe_flow(name)
+        flow = client.describe_flow(name, flow_version=flow_version or None)
     if as_json:
         echo_json(_flow_doc(flow))
         return
@@ -163,6 +175,8 @@ def flows_describe(name: str, as_json: bool, config_path: str | None) -> None:
         ("Modified", "LastModifiedTime"),
     ):
         click.echo(f"{label + ':':<13}{raw.get(key) or '-'}")
+    if flow_version:
+        click.echo(f"{'Version:':<13}{flow_version} (as published)")
     click.echo("")
     click.echo(flow.definition.rstrip("\n"))
 
@@ -225,6 +239,75 @@ def flows_delete(name: str, yes: bool, config_path: str | None) -> None:
     with connect(config_path) as client:
         client.delete_flow(name)
     click.echo(f"deleted flow {name}")
+
+
+@flows.command("publish")
+@click.argument("name")
+@click.option("--description", default="", help="Free text shown with the version.")
+@click.option("--json", "as_json", is_flag=True, help="Print the version as the API has it.")
+@client_config_option
+def flows_publish(name: str, description: str, as_json: bool, config_path: str | None) -> None:
+    """Publish the flow NAME as it is now as its next version, and print the version's number.
+
+    \b
+      relayflow flows publish orders --description "new pricing"
+      relayflow executions start orders --qualifier 3
+
+    A version keeps the definition, description, environment and role of the moment; later
+    updates of the flow do not change it. Numbers start at 1 and are never given twice.
+    """
+    with connect(config_path) as client:
+        made = send(client, "PublishFlowVersion", {"FlowName": name, "Description": description})
+    if as_json:
+        echo_json(made)
+        return
+    click.echo(f"published version {made.get('Version')} of {name}")
+
+
+@flows.command("versions")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help='Print {"FlowVersions": [...]} as JSON.')
+@client_config_option
+def flows_versions(name: str, as_json: bool, config_path: str | None) -> None:
+    """List the published versions of the flow NAME, oldest first.
+
+    \b
+      relayflow flows versions orders
+      relayflow flows versions orders --json | jq -r '.FlowVersions[].Version'
+    """
+    with connect(config_path) as client:
+        found = list(pages(client, "ListFlowVersions", {"FlowName": name}, "FlowVersions"))
+    if as_json:
+        echo_json({"FlowVersions": found})
+        return
+    if not found:
+        click.echo(f"no published versions of {name}")
+        return
+    table(
+        ("VERSION", "CREATED", "DESCRIPTION"),
+        [
+            (str(v.get("Version")), str(v.get("CreatedTime") or "-"), v.get("Description") or "-")
+            for v in found
+        ],
+    )
+
+
+@flows.command("delete-version")
+@click.argument("name")
+@click.argument("version")
+@client_config_option
+def flows_delete_version(name: str, version: str, config_path: str | None) -> None:
+    """Delete the published version VERSION of the flow NAME.
+
+    \b
+      relayflow flows delete-version orders 2
+
+    Executions that ran it keep it. A version an alias routes to is refused
+    (FlowVersionInUse, naming the alias): change the alias first.
+    """
+    with connect(config_path) as client:
+        send(client, "DeleteFlowVersion", {"FlowName": name, "FlowVersion": version})
+    click.echo(f"deleted version {version} of {name}")
 
 
 def register(cli: click.Group) -> None:
