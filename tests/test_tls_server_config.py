@@ -43,6 +43,8 @@ def test_both_files_make_a_server_context_of_tls_1_2_or_newer(certs: TlsFiles) -
     )
     assert context is not None
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert context.options & ssl.OP_NO_RENEGOTIATION
+    assert context.options & ssl.OP_NO_COMPRESSION
     newer = tls_context(
         ServerConfig(
             tls_cert_file=str(certs.cert_file),

@@ -338,7 +338,8 @@ def tls_context(settings: ServerConfig, source: str = "(defaults)") -> ssl.SSLCo
     Both files are read and checked here, before anything starts: each must exist, be
     readable and hold PEM of the right kind, and the key must belong to the certificate.
     The context accepts `tls_min_version` (TLS 1.2 by default) and newer, with Python's
-    default cipher list (forward-secret AES-GCM and ChaCha20 suites only).
+    default cipher list (forward-secret suites only; docs/security.md lists them), and
+    neither compression nor renegotiation.
 
     Raises:
         ConfigError: one sentence naming the key and what is wrong with its file.
@@ -379,6 +380,7 @@ def tls_context(settings: ServerConfig, source: str = "(defaults)") -> ssl.SSLCo
         )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _TLS_VERSIONS[settings.tls_min_version]
+    context.options |= ssl.OP_NO_RENEGOTIATION  # a client-driven CPU cost, and never needed
     context.set_alpn_protocols(["http/1.1"])
     password = (settings.tls_key_password or "").encode()
     try:
