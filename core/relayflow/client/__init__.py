@@ -36,6 +36,14 @@ Without a key, requests go unsigned; only a server with no access keys accepts t
 client keeps connections open: use it as a context manager, or call `close()`
 (`await aclose()` for `AsyncClient`).
 
+An `https://` endpoint (a server with `[server] tls_cert_file`) has its certificate and host
+name verified, always. For a certificate a private CA signed, pass that CA's PEM file:
+
+    client = Client("https://relayflow.internal:8443", "ops", "s3cr3t-key", ca_file="ca.pem")
+
+(`[client] ca_file` in relayflow.toml, `$RELAYFLOW_CLIENT__CA_FILE`). Without it the client
+trusts `$SSL_CERT_FILE` / `$SSL_CERT_DIR` when set, else the public CAs of `certifi`.
+
 Flows and executions
 --------------------
 
@@ -95,12 +103,16 @@ was no answer) and `request_id` (find it in the server's log):
 - the server's codes, unchanged: `FlowNotExists`, `ExecutionNotExists`,
   `ExecutionAlreadyExists`, `TaskAlreadyCompleted`, `AccessDenied`, `SignatureDoesNotMatch`,
   `InvalidTimeStamp.Expired` (the clocks differ by more than the server's window), ...;
-- `ConnectionFailed`: the server cannot be reached (wrong endpoint, not running);
+- `ConnectionFailed`: the server cannot be reached (wrong endpoint, not running, plain
+  `http://` to a server that serves HTTPS);
+- `InvalidCertificate`: the server's TLS certificate is not accepted (an unknown CA: give
+  `ca_file`; a host name it does not cover; expired); the message names OpenSSL's reason;
 - `RequestTimeout`: no answer within the timeout;
 - `InvalidResponse`: something answered that is not the API.
 
 Arguments that cannot be right whatever the server says (an endpoint that is not a URL, half
-an access key, `wait_seconds=90`) raise `ValueError` before anything is sent.
+an access key, `wait_seconds=90`, a `ca_file` that does not exist) raise `ValueError` before
+anything is sent.
 
 Testing
 -------
