@@ -253,3 +253,18 @@ async def test_deleting_the_flow_deletes_its_versions(store_url, flow):
         await engine.create_flow(flow, THREE)
         assert (await engine.list_flow_versions(flow)).items == []
         assert (await engine.publish_flow_version(flow)).version == 1
+
+
+def test_the_sync_engine_takes_the_clients_qualifier_and_flow_version():
+    from relayflow.engine import SyncEngine
+    from relayflow.store import open_store
+
+    with SyncEngine(open_store("memory://")) as engine:
+        engine.create_flow("f", ONE)
+        engine._call(engine.engine.publish_flow_version("f"))
+        engine.update_flow("f", TWO)
+        started = engine.start_execution("f", {}, "pinned", qualifier="1")
+        assert started.flow_version == "1"
+        assert "name: one" in engine.describe_flow("f", flow_version=1).definition
+        assert [e.name for e in engine.iter_executions("f", qualifier="1")] == ["pinned"]
+        assert engine.list_executions("f", qualifier="1").items[0].flow_version == "1"

@@ -77,9 +77,9 @@ class SyncEngine:
         """See `Engine.update_flow`."""
         return self._call(self.engine.update_flow(name, definition, description, role_arn))
 
-    def describe_flow(self, name: str) -> FlowInfo:
-        """See `Engine.describe_flow`."""
-        return self._call(self.engine.describe_flow(name))
+    def describe_flow(self, name: str, *, flow_version: int | str | None = None) -> FlowInfo:
+        """See `Engine.describe_flow`; ``flow_version`` shows a published version."""
+        return self._call(self.engine.describe_flow(name, flow_version or ""))
 
     def list_flows(self, limit: int | None = None, next_token: str | None = "") -> Page[FlowInfo]:
         """See `Engine.list_flows`; `iter_flows` walks every page."""
@@ -99,9 +99,15 @@ class SyncEngine:
         input: Any = None,
         name: str | None = None,
         callback_token: str | None = None,
+        *,
+        qualifier: str | None = None,
     ) -> ExecutionInfo:
-        """See `Engine.start_execution`."""
-        return self._call(self.engine.start_execution(flow_name, input, name, callback_token or ""))
+        """See `Engine.start_execution`; ``qualifier`` is a published version or an alias."""
+        return self._call(
+            self.engine.start_execution(
+                flow_name, input, name, callback_token or "", qualifier=qualifier or ""
+            )
+        )
 
     def describe_execution(
         self, flow_name: str, name: str, wait_seconds: float = 0
@@ -130,6 +136,7 @@ class SyncEngine:
         started_before: datetime | str | float | None = None,
         started_from: float | None = None,
         started_to: float | None = None,
+        qualifier: str | None = None,
     ) -> Page[ExecutionInfo]:
         """See `Engine.list_executions`; the arguments are `Client.list_executions`'s.
 
@@ -148,6 +155,7 @@ class SyncEngine:
                 started_to=started_to if before is None else before,
                 limit=limit,
                 next_token=next_token or "",
+                qualifier=qualifier or "",
             )
         )
 
@@ -157,10 +165,14 @@ class SyncEngine:
         status: str | None = None,
         name_prefix: str | None = None,
         page_size: int | None = None,
+        *,
+        qualifier: str | None = None,
     ) -> Iterator[ExecutionInfo]:
         """Every execution of a flow that matches, a page at a time (as the client's)."""
         return _walk(
-            lambda token: self.list_executions(flow_name, status, name_prefix, page_size, token)
+            lambda token: self.list_executions(
+                flow_name, status, name_prefix, page_size, token, qualifier=qualifier
+            )
         )
 
     def get_execution_history(
