@@ -249,7 +249,7 @@ class ExpressRun:
     # -- timers and task calls --------------------------------------------------------------
 
     def _fire_due(self, now: float) -> bool:
-        """Fire the earliest timer due at ``now`` while no task is waiting; whether one fired."""
+        """Fire every timer due at ``now``, earliest first; whether any fired."""
         fired = False
         while self._timers and not self.state.done:
             timer_id, at = min(self._timers.items(), key=lambda item: (item[1], item[0]))
