@@ -29,7 +29,7 @@ from relayflow.engine.arguments import (
     page_size,
 )
 from relayflow.errors import CODES, EngineError, already_exists, not_exists
-from tests.api_server import TOKEN_FLOW, ApiServer
+from tests.api_server import TOKEN_FLOW, ApiServer, config_text, serving
 
 PASS_FLOW = "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: only\n"
 
@@ -326,3 +326,17 @@ def test_environment_round_trip_and_clearing(api_server):
 def test_unknown_action_suggests_the_nearest(api_server):
     message = refusal(api_server, {"Action": "DescribeFlows"}, "ActionNotSupported", 400)
     assert "did you mean DescribeFlow?" in message
+
+
+def test_without_keys_get_may_send_update_map_run_but_not_a_write(tmp_path):
+    """The current SDK sends UpdateMapRun as GET; it changes nothing, so a key-less server
+    lets it through (to its MapRunNotExists), while GET of a real write stays refused."""
+    with serving(tmp_path, config_text(plugin=False)) as server:
+        flow = unique("fid-keyless")
+        server.post({"Action": "CreateFlow", "Name": flow, "Definition": PASS_FLOW})
+        server.post({"Action": "StartExecution", "FlowName": flow, "ExecutionName": "e"})
+        query = {"Action": "UpdateMapRun", "FlowName": flow, "ExecutionName": "e"}
+        answer = server.http.get("/", params={**query, "MapRunName": "m"})
+        assert (answer.status_code, answer.json()["Code"]) == (404, "MapRunNotExists")
+        write = server.http.get("/", params={"Action": "DeleteFlow", "Name": flow})
+        assert (write.status_code, write.json()["Code"]) == (405, "MethodNotAllowed")
