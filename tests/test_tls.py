@@ -74,7 +74,8 @@ def https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsServer]:
     )
     (folder / "relayflow.toml").write_text(
         f'[engine]\nstore = "sqlite:///{folder}/store.db"\n\n'
-        f'[server]\nhost = "127.0.0.1"\nport = 0\n{server_tls_lines(certs)}{keys}\n'
+        f'[server]\nhost = "127.0.0.1"\nport = 0\nheader_timeout_seconds = 2\n'
+        f"max_header_bytes = 4096\n{server_tls_lines(certs)}{keys}\n"
         f'[integrations.mns]\ntransport = "{transport}"\n',
         encoding="utf-8",
     )
@@ -334,3 +335,26 @@ def test_the_sdk_worker_example_reports_over_https_with_its_ca_file(
         info = admin.wait_for_execution("tls-sdk", "run", timeout=TIMEOUT)
     assert info.status == "Succeeded", (info.status, info.error, info.cause)
     assert info.output == {"rows": [{"id": 1}, {"id": 2}, {"id": 3}]}
+
+
+def test_a_connection_that_never_starts_its_handshake_is_closed(https: HttpsServer) -> None:
+    """Before its TLS handshake a connection has no request deadline: the handshake has its own
+    (header_timeout_seconds, 2 s here), not the event loop's 60 s."""
+    with socket.create_connection(("127.0.0.1", https.port), timeout=30) as silent:
+        assert silent.recv(1) == b""  # closed by the server well before the 30 s bound
+
+
+def test_a_refusal_over_tls_is_answered_before_the_connection_closes(https: HttpsServer) -> None:
+    """431 for a head past max_header_bytes: TLS has no half-close, the answer still arrives."""
+    context = ssl.create_default_context(cafile=str(https.certs.ca_file))
+    with (
+        socket.create_connection(("127.0.0.1", https.port), timeout=30) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8192 + b"\r\n\r\n")
+        answer = b""
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            while chunk := tls.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b"RequestHeaderFieldsTooLarge" in answer

@@ -20,11 +20,9 @@ import math
 import resource
 import signal
 import socket
-import ssl
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, ClassVar, cast
 
 import uvicorn
@@ -37,6 +35,7 @@ from relayflow.config import Config, ConfigError, ServerConfig, mask_text
 from relayflow.engine import Engine, Integration
 from relayflow.engine.coverage import settings_problems
 from relayflow.plugins import PluginManager
+from relayflow.server_tls import tls_context
 
 __all__ = ["check_listen_address", "run_server", "serve", "tls_context"]
 
@@ -312,99 +311,6 @@ class _Protocol(HttpToolsProtocol):
         self.transport.write(head.encode() + body)
 
 
-_TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
-
-
-def _read_pem(source: str, key: str, path: str) -> bytes:
-    """The bytes of the file ``server.<key>`` names, or `ConfigError` saying why not."""
-    where = f"{source}: server.{key}"
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{where}: {path} is a folder, not a PEM file") from None
-    except PermissionError:
-        raise ConfigError(
-            f"{where}: {path} cannot be read by this user (permission denied)"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror}") from None
-
-
-def tls_context(settings: ServerConfig, source: str = "(defaults)") -> ssl.SSLContext | None:
-    """The TLS context `[server] tls_cert_file` and `tls_key_file` make, or None for HTTP.
-
-    Both files are read and checked here, before anything starts: each must exist, be
-    readable and hold PEM of the right kind, and the key must belong to the certificate.
-    The context accepts `tls_min_version` (TLS 1.2 by default) and newer, with Python's
-    default cipher list (forward-secret suites only; docs/security.md lists them), and
-    neither compression nor renegotiation.
-
-    Raises:
-        ConfigError: one sentence naming the key and what is wrong with its file.
-    """
-    cert, key = settings.tls_cert_file, settings.tls_key_file
-    if cert is None and key is None:
-        return None
-    if cert is None or key is None:
-        given, missing = (
-            ("tls_cert_file", "tls_key_file")
-            if key is None
-            else (
-                "tls_key_file",
-                "tls_cert_file",
-            )
-        )
-        raise ConfigError(
-            f"{source}: server.{given} is set but server.{missing} is not; give both to serve "
-            "HTTPS, or neither for plain HTTP"
-        )
-    cert_pem = _read_pem(source, "tls_cert_file", cert)
-    key_pem = _read_pem(source, "tls_key_file", key)
-    if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
-        raise ConfigError(
-            f"{source}: server.tls_cert_file: {cert} holds no PEM certificate "
-            "(a -----BEGIN CERTIFICATE----- block)"
-        )
-    if b"PRIVATE KEY-----" not in key_pem:
-        raise ConfigError(
-            f"{source}: server.tls_key_file: {key} holds no PEM private key "
-            "(a -----BEGIN PRIVATE KEY----- block)"
-        )
-    encrypted = b"ENCRYPTED" in key_pem
-    if encrypted and not settings.tls_key_password:
-        raise ConfigError(
-            f"{source}: server.tls_key_file: {key} is encrypted; set server.tls_key_password "
-            "(or $RELAYFLOW_SERVER__TLS_KEY_PASSWORD), or give the key unencrypted"
-        )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = _TLS_VERSIONS[settings.tls_min_version]
-    context.options |= ssl.OP_NO_RENEGOTIATION  # a client-driven CPU cost, and never needed
-    context.set_alpn_protocols(["http/1.1"])
-    password = (settings.tls_key_password or "").encode()
-    try:
-        # A callable password: OpenSSL never prompts on a terminal for it.
-        context.load_cert_chain(cert, key, password=lambda: password)
-    except ssl.SSLError as exc:
-        reason = str(exc.reason or exc)
-        if "KEY_VALUES_MISMATCH" in reason or "key values mismatch" in reason.lower():
-            message = (
-                f"server.tls_key_file: {key} is not the private key of the certificate in "
-                f"server.tls_cert_file ({cert})"
-            )
-        elif encrypted and any(word in reason.lower() for word in ("decrypt", "pem lib")):
-            # OpenSSL says only "PEM lib" when the password does not open the key.
-            message = f"server.tls_key_password does not decrypt server.tls_key_file ({key})"
-        else:
-            message = (
-                f"server.tls_cert_file ({cert}) and server.tls_key_file ({key}) cannot be used "
-                f"for TLS: {reason}"
-            )
-        raise ConfigError(f"{source}: {message}") from None
-    return context
-
-
 def _region(settings: ServerConfig, host: str, port: int) -> Region:
     """What DescribeRegions answers: the configured region, reached where the server listens."""
     endpoint = settings.region_endpoint
@@ -420,11 +326,36 @@ class _Server(uvicorn.Server):
 
     uvicorn's own handler would only stop accepting connections and then wait for every
     request under way, a pending 20-second long poll included.
+
+    With TLS, a connection reaches `_Protocol` (and its deadlines) only once its handshake is
+    done; until then `handshake_timeout` bounds it, instead of the event loop's 60 seconds.
     """
+
+    handshake_timeout: float = 10.0
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Listen as uvicorn does, with `handshake_timeout` for TLS handshakes."""
+        if self.config.ssl is None:
+            await super().startup(sockets=sockets)
+            return
+        loop = asyncio.get_running_loop()
+        create_server = loop.create_server
+        timeout = self.handshake_timeout
+
+        async def with_timeout(*args: Any, **kwargs: Any) -> asyncio.Server:
+            return await create_server(*args, ssl_handshake_timeout=timeout, **kwargs)
+
+        # uvicorn offers no way to pass the timeout; only its own call is redirected, and only
+        # while it starts listening.
+        loop.create_server = with_timeout  # type: ignore[method-assign]
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            loop.create_server = create_server  # type: ignore[method-assign]
 
 
 def _protocol(settings: ServerConfig) -> type[_Protocol]:
@@ -517,6 +448,7 @@ async def serve(
             ssl_context_factory=None if tls is None else (lambda _config, _default: tls),
         )
     )
+    server.handshake_timeout = settings.header_timeout_seconds
     stop, hurry = asyncio.Event(), asyncio.Event()
 
     def on_signal() -> None:
