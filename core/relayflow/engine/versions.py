@@ -127,18 +127,21 @@ def resolve_qualifier(tx: Transaction, flow: FlowRow, qualifier: str, rng: rando
                 f"'{flow.name}' (ListFlowVersions lists them)",
             )
         return Target(number, found.revision, found.environment)
-    row = tx.get_object(flow.name, ALIAS_KIND, qualifier) if len(qualifier) <= 128 else None
-    if row is None:
-        raise error(
-            "FlowAliasNotExists",
-            f"Qualifier '{qualifier[:128]}' names no version or alias of flow '{flow.name}'",
-        )
-    alias = FlowAliasInfo.of(row)
-    number = pick_route(alias.routes, rng.randrange(TOTAL_WEIGHT))
-    found = _published(tx, flow.name, number)
-    if found is None:  # deleting a version an alias routes to is refused: a broken store
-        raise version_not_exists(flow.name, number)
-    return Target(number, found.revision, found.environment)
+    draw = rng.randrange(TOTAL_WEIGHT)
+    # Twice at most: on PostgreSQL another replica may, between our reads, move the alias off
+    # a version and delete it; the second read sees the alias as that change left it.
+    for _ in range(2):
+        row = tx.get_object(flow.name, ALIAS_KIND, qualifier) if len(qualifier) <= 128 else None
+        if row is None:
+            raise error(
+                "FlowAliasNotExists",
+                f"Qualifier '{qualifier[:128]}' names no version or alias of flow '{flow.name}'",
+            )
+        number = pick_route(FlowAliasInfo.of(row).routes, draw)
+        found = _published(tx, flow.name, number)
+        if found is not None:
+            return Target(number, found.revision, found.environment)
+    raise version_not_exists(flow.name, number)
 
 
 def environment_of(
