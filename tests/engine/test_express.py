@@ -429,3 +429,21 @@ async def test_branches_call_their_tasks_at_once_and_long_chains_go_on_in_memory
     assert info.status == "Succeeded", info
     assert sorted(running) == ["left", "right"]
     assert (chained.status, chained.output) == ("Succeeded", {"n": 1, "size": "small"})
+
+
+@bounded
+async def test_a_flow_deleted_while_its_execution_runs_gets_no_row_but_the_caller_an_answer():
+    engine_box: list[Engine] = []
+
+    async def ask(request: TaskRequest) -> Any:
+        await engine_box[0].delete_flow("ask")
+        return Succeeded({"late": True})
+
+    async with make_engine({"test:Ask": ask}) as engine:
+        engine_box.append(engine)
+        await engine.create_flow("ask", TASK, execution_mode="Express")
+        info = await engine.start_sync_execution("ask", {"q": 1})
+        assert (info.status, info.output) == ("Succeeded", {"late": True})
+        await refused("FlowNotExists", engine.list_executions("ask"))
+        await engine.create_flow("ask", TASK, execution_mode="Express")  # a new flow, empty
+        assert (await engine.list_executions("ask")).items == []
