@@ -7,8 +7,10 @@ HTTP status, one sentence). All against the session's shared server (`api_server
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +19,8 @@ from alibabacloud_fnf20190315.client import Client
 from alibabacloud_tea_openapi import utils_models as open_api
 from darabonba.runtime import RuntimeOptions
 
-from tests.api_server import KEYS, ApiServer
+from tests.api_server import KEYS, ApiServer, config_text, serving
+from tests.test_replica_api import at_once
 
 ONE = """version: v1
 type: flow
@@ -220,3 +223,57 @@ def test_readers_list_and_describe_but_do_not_change(api_server: ApiServer, flow
     }
     doc = refused(api_server, {"Action": "PublishFlowVersion", "FlowName": flow}, role="reader")
     assert doc["Status"] == 403
+
+
+# -- two replicas on one PostgreSQL database ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ApiServer, ApiServer]]:
+    """Two servers on one fresh PostgreSQL database, as two replicas behind a balancer."""
+    from tests.services import fresh_database
+
+    with fresh_database(postgres_url, "rf_versions_api") as database:
+        config = config_text(keys=KEYS).replace("sqlite:///relayflow.db", database)
+        with contextlib.ExitStack() as stack:
+            a, b = (
+                stack.enter_context(serving(tmp_path_factory.mktemp(f"replica-{n}"), config))
+                for n in ("a", "b")
+            )
+            yield a, b
+
+
+def test_replicas_publish_distinct_numbers_and_share_aliases(
+    replicas: tuple[ApiServer, ApiServer],
+) -> None:
+    a, b = replicas
+    name = "rv_" + uuid.uuid4().hex[:10]
+    a.ok({"Action": "CreateFlow", "Name": name, "Definition": ONE, "Type": "FDL"})
+    publish = {"Action": "PublishFlowVersion", "FlowName": name}
+    made: list[str] = []
+    for _ in range(4):  # each round: one publish on each replica, released together
+        made += [doc["Version"] for doc in at_once(lambda: a.ok(publish), lambda: b.ok(publish))]
+    assert sorted(made, key=int) == [str(n) for n in range(1, 9)]
+
+    b.ok(
+        {
+            "Action": "CreateFlowAlias",
+            "FlowName": name,
+            "Name": "prod",
+            "RoutingConfigurations": '[{"Version": "8", "Weight": 100}]',
+        }
+    )
+    a.ok({"Action": "StartExecution", "FlowName": name, "ExecutionName": "r", "Qualifier": "prod"})
+    shown = b.ok(
+        {
+            "Action": "DescribeExecution",
+            "FlowName": name,
+            "ExecutionName": "r",
+            "WaitTimeSeconds": "10",
+        }
+    )
+    assert shown["FlowVersion"] == "8" and shown["Status"] == "Succeeded"
+    in_use = a.rpc({"Action": "DeleteFlowVersion", "FlowName": name, "FlowVersion": "8"})
+    assert in_use.status_code == 409 and in_use.json()["Code"] == "FlowVersionInUse"

@@ -56,6 +56,7 @@ __all__ = [
     "execution_info",
     "flow_not_exists",
     "list_qualified",
+    "pick_route",
     "qualified_versions",
     "resolve_qualifier",
 ]
