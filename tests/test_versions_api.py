@@ -2,7 +2,8 @@
 
 One path runs through `alibabacloud-fnf20190315`'s client (its RoutingConfigurations go as
 JSON text, its models read the answers); the refusals are checked on the raw answer (code,
-HTTP status, one sentence). All against the session's shared server (`api_server`).
+HTTP status, one sentence). All against the session's shared server (`api_server`), but for
+the last test, which runs two replicas on one PostgreSQL database.
 """
 
 from __future__ import annotations
