@@ -109,6 +109,16 @@ class SyncEngine:
             )
         )
 
+    def start_sync_execution(
+        self,
+        flow_name: str,
+        input: Any = None,
+        name: str | None = None,
+        qualifier: str | None = None,
+    ) -> ExecutionInfo:
+        """See `Engine.start_sync_execution`: an Express flow run to its end."""
+        return self._call(self.engine.start_sync_execution(flow_name, input, name, qualifier or ""))
+
     def describe_execution(
         self, flow_name: str, name: str, wait_seconds: float = 0
     ) -> ExecutionInfo:
