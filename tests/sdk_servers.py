@@ -1,7 +1,7 @@
 """Real servers for the official SDKs' tests, over HTTP or HTTPS, and clients of both SDKs.
 
     with sdk_server(folder, tls=True) as server:      # a private CA made for it (tests.tls_certs)
-        client = new_client(server)                    # alibabacloud-fnf20190315's Client
+        client = new_client(server)                    # alibabacloud-fnf20190315's Client, CA set
         client.list_flows_with_options(ListFlowsRequest(), server.runtime())
         old_call(server, ListFlowsRequest.ListFlowsRequest())   # aliyun-python-sdk-fnf
 
@@ -68,8 +68,8 @@ class SdkServer:
         return f"127.0.0.1:{self.port}"
 
     def runtime(self) -> RuntimeOptions:
-        """The new SDK's per-call options: trust the test CA, no automatic retries."""
-        return RuntimeOptions(ca=self.ca_file, autoretry=False, read_timeout=30_000)
+        """The new SDK's per-call options: no automatic retries (the CA is in its `Config`)."""
+        return RuntimeOptions(autoretry=False, read_timeout=30_000)
 
 
 def _start(folder: Path) -> tuple[subprocess.Popen[bytes], str, int]:
@@ -132,6 +132,7 @@ def new_client(server: SdkServer, role: str = "admin") -> Client:
         endpoint=server.endpoint,
         protocol=server.scheme,
         region_id=REGION,
+        ca=server.ca_file,  # the private CA the HTTPS server's certificate chains to
     )
     return Client(config)
 

@@ -1,7 +1,7 @@
 """Every action of the CURRENT official SDK, `alibabacloud-fnf20190315`, against a real server.
 
 The SDK's `Client` is pointed at relayflow with `Config(endpoint=..., protocol=...)`, over HTTP
-and over HTTPS with a private CA (`RuntimeOptions(ca=...)`); one server per protocol serves
+and over HTTPS with a private CA (`Config(ca=...)`); one server per protocol serves
 the whole module. Each of the 29 actions the SDK's client has is sent through the SDK's own
 `<action>_with_options` method, and its answer read back through the SDK's response model, so a
 field relayflow names differently from the service would arrive as None here.
