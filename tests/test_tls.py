@@ -358,3 +358,26 @@ def test_a_refusal_over_tls_is_answered_before_the_connection_closes(https: Http
                 answer += chunk
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
     assert b"RequestHeaderFieldsTooLarge" in answer
+
+
+def test_https_to_a_plain_http_server_says_so(tmp_path: Path) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_in_plain_http() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)  # a TLS ClientHello, which no HTTP server understands
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=answer_in_plain_http, daemon=True)
+    thread.start()
+    try:
+        client = Client(f"https://127.0.0.1:{port}", timeout=10)
+        with client, pytest.raises(ClientError) as caught:
+            client.list_flows()
+    finally:
+        thread.join(10)
+        listener.close()
+    assert caught.value.code == "ConnectionFailed"
+    assert "it seems to speak plain HTTP: use an http:// endpoint" in caught.value.message
