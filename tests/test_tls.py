@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -381,3 +382,46 @@ def test_https_to_a_plain_http_server_says_so(tmp_path: Path) -> None:
         listener.close()
     assert caught.value.code == "ConnectionFailed"
     assert "it seems to speak plain HTTP: use an http:// endpoint" in caught.value.message
+
+
+def test_a_tls_connection_the_server_closed_is_not_reused(tmp_path: Path) -> None:
+    """The wire pool sees a kept TLS connection closed by the server (close_notify, FIN) and
+    opens another rather than sending a request nobody reads."""
+    certs = make_certs(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certs.cert_file, certs.key_file)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    body = b'{"RequestId": "r", "Flows": [], "NextToken": ""}'
+    answered: list[int] = []
+
+    def serve_two_connections() -> None:
+        for number in range(2):
+            conn, _ = listener.accept()
+            with conn, context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(65536)
+                tls.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                answered.append(number)
+                # close_notify, then the socket closes (keep-alive refused); the client may
+                # reset it rather than answer with its own close_notify.
+                with contextlib.suppress(OSError):
+                    tls.unwrap()
+
+    thread = threading.Thread(target=serve_two_connections, daemon=True)
+    thread.start()
+    try:
+        with Client(f"https://127.0.0.1:{port}", timeout=10, ca_file=certs.ca_file) as client:
+            client.list_flows()
+            deadline = time.monotonic() + 10
+            while client._wire is not None and not client._wire._idle[0].went_away():
+                assert time.monotonic() < deadline, "the closed connection still looks open"
+                time.sleep(0.01)
+            assert client.list_flows().items == []
+    finally:
+        thread.join(10)
+        listener.close()
+    assert answered == [0, 1]
