@@ -233,6 +233,9 @@ class ExecutionState:
     expired: dict[int, str] = field(default_factory=dict)  # expired task id → why
     flow_timer: int | None = None
     ready: list[int] = field(default_factory=list)  # scopes deferred to the next transition
+    # The flow's Environment variables (Name -> Value) as they were at Start: an UpdateFlow
+    # does not change a running execution's, as it does not change its definition.
+    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:

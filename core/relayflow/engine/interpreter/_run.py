@@ -123,7 +123,7 @@ class Run:
     def context(self, token: str | None = None) -> dict[str, Any]:
         """What `$context` reads; with a task attempt's token, `$context.task.token` too."""
         ctx: dict[str, Any] = {
-            "flow": {"name": self.flow_name},
+            "flow": {"name": self.flow_name, "environment": self.state.environment},
             "execution": {"name": self.execution_name},
         }
         if token is not None:
