@@ -425,3 +425,24 @@ def test_a_tls_connection_the_server_closed_is_not_reused(tmp_path: Path) -> Non
         thread.join(10)
         listener.close()
     assert answered == [0, 1]
+
+
+def test_a_stop_does_not_wait_for_idle_tls_connections(tmp_path: Path) -> None:
+    """SIGTERM with a client's idle keep-alive TLS connection open: the server closes it at
+    once rather than waiting, past its grace, for a close_notify the client never sends."""
+    certs = make_certs(tmp_path)
+    (tmp_path / "relayflow.toml").write_text(
+        f'[engine]\nstore = "sqlite:///{tmp_path}/store.db"\n\n'
+        f'[server]\nhost = "127.0.0.1"\nport = 0\n{server_tls_lines(certs)}',
+        encoding="utf-8",
+    )
+    process, port = start_https_server(tmp_path)
+    try:
+        client = Client(f"https://127.0.0.1:{port}", timeout=10, ca_file=certs.ca_file)
+        with client:
+            client.list_flows()  # its connection stays open, idle
+            assert stop_server(process) == 0
+    finally:
+        stop_server(process)
+    log = (tmp_path / "server.log").read_text()
+    assert "graceful shutdown exceeded" not in log, log

@@ -96,6 +96,10 @@ class _CoalescingTransport:
         self._flush()
         self._transport.close()
 
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
     def _flush(self) -> None:
         if self._pending:
             data = b"".join(self._pending)
@@ -112,6 +116,9 @@ _IDLE = 0  # nothing: a request is being answered, or uvicorn's keep-alive timer
 _HEAD = 1  # a request's line and headers
 _BODY = 2  # the rest of its body
 _LINGER = 3  # refused: the client reads the answer while what it still sends is dropped
+
+# How long closing a TLS connection waits for the client's close_notify before it just closes.
+TLS_SHUTDOWN_SECONDS = 2.0
 
 # After a refusal, how long to drop what the client still sends before closing. Closing a
 # socket with unread data sends a reset, which can destroy the answer before it is read.
@@ -207,6 +214,19 @@ class _Protocol(HttpToolsProtocol):
                 return
             data = data[room:]
         HttpToolsProtocol.data_received(self, data)
+
+    def shutdown(self) -> None:
+        """At the server's stop: close an idle connection now, let a busy one finish.
+
+        Over TLS an idle connection is aborted: a graceful close would wait for the client's
+        close_notify, which a client holding an idle keep-alive connection never sends, and the
+        stop would wait out its whole grace.
+        """
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.transport.get_extra_info("sslcontext") is not None:
+            self.transport.abort()
+            return
+        HttpToolsProtocol.shutdown(self)
 
     def _unsupported_upgrade_warning(self) -> None:
         # The API has no WebSockets and answers such a request as plain HTTP; uvicorn would
@@ -329,6 +349,8 @@ class _Server(uvicorn.Server):
 
     With TLS, a connection reaches `_Protocol` (and its deadlines) only once its handshake is
     done; until then `handshake_timeout` bounds it, instead of the event loop's 60 seconds.
+    Closing one waits at most `TLS_SHUTDOWN_SECONDS` for the client's close_notify (the loop's
+    default is 30 seconds, a socket held that long after every keep-alive timeout).
     """
 
     handshake_timeout: float = 10.0
@@ -347,7 +369,12 @@ class _Server(uvicorn.Server):
         timeout = self.handshake_timeout
 
         async def with_timeout(*args: Any, **kwargs: Any) -> asyncio.Server:
-            return await create_server(*args, ssl_handshake_timeout=timeout, **kwargs)
+            return await create_server(
+                *args,
+                ssl_handshake_timeout=timeout,
+                ssl_shutdown_timeout=TLS_SHUTDOWN_SECONDS,
+                **kwargs,
+            )
 
         # uvicorn offers no way to pass the timeout; only its own call is redirected, and only
         # while it starts listening.
