@@ -41,7 +41,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_fdl import sqlite_commits_per_second
-from replicas import commits, create_database, drop_database, postgres_server, settled_commits
+from replicas import (
+    commits,
+    cpu_seconds,
+    create_database,
+    drop_database,
+    postgres_pid,
+    postgres_server,
+    settled_commits,
+)
 
 from relayflow.engine import Engine, FunctionIntegration, Limits, Submitted, Succeeded
 from relayflow.engine.integration import TaskOutcome, TaskRequest
@@ -200,6 +208,12 @@ async def bench_throughput(stores: Stores | str, executions: int, steps: int) ->
         async with engine:
             await engine.create_flow("tasks", task_flow(steps))
             before = commits(url) if stores.server else 0
+            # CPU is steadier than wall time on a shared machine: this process (the engine and
+            # the benchmark's polls) and the PostgreSQL server's processes (its backends, WAL
+            # writer, ...), which are alive until the engine closes.
+            server_pid = postgres_pid(url) if stores.server else None
+            server_cpu = cpu_seconds(server_pid) if server_pid else 0.0
+            engine_cpu = time.process_time()
             start = time.perf_counter()
             await asyncio.gather(
                 *(engine.start_execution("tasks", {}, name=f"e{i}") for i in range(executions))
@@ -214,6 +228,8 @@ async def bench_throughput(stores: Stores | str, executions: int, steps: int) ->
                 await asyncio.sleep(0.02)
                 polls += 1
             elapsed = time.perf_counter() - start
+            engine_cpu = time.process_time() - engine_cpu
+            server_cpu = cpu_seconds(server_pid) - server_cpu if server_pid else 0.0
             succeeded = await engine.read(lambda tx: tx.count_executions("Succeeded"))
             assert succeeded == executions, succeeded
         # The engine has closed its connections; their backends flush their counts as they
@@ -226,6 +242,8 @@ async def bench_throughput(stores: Stores | str, executions: int, steps: int) ->
         "steps_each": steps,
         "seconds": elapsed,
         "transitions_per_s": transitions / elapsed,
+        "engine_cpu_us_per_transition": engine_cpu * 1e6 / transitions,
+        "server_cpu_us_per_transition": server_cpu * 1e6 / transitions,
     }
     if committed is not None:
         figures["commits"] = committed
@@ -299,6 +317,8 @@ def measure(kinds: dict[str, Stores], args: argparse.Namespace) -> dict[str, Any
             figures[key]["throughput"] = {
                 **median,
                 "each_round": [r["transitions_per_s"] for r in runs],
+                "engine_cpu_each_round": [r["engine_cpu_us_per_transition"] for r in runs],
+                "server_cpu_each_round": [r["server_cpu_us_per_transition"] for r in runs],
             }
     for key, stores in kinds.items():
         if args.which in ("waiting", "all"):
@@ -324,7 +344,11 @@ def print_figures(figures: dict[str, Any], commit_ms: float, target: str) -> Non
             f"{t['transitions_per_s']:,.0f} step transitions/s in {t['seconds']:.1f} s "
             f"(median of {each}; target {target})"
         )
+        cpu = ", ".join(f"{r:.0f}" for r in t["engine_cpu_each_round"])
+        print(f"  CPU per transition, engine process: {cpu} us (each round)")
         if "commits" in t:
+            cpu = ", ".join(f"{r:.0f}" for r in t["server_cpu_each_round"])
+            print(f"  CPU per transition, PostgreSQL server: {cpu} us (each round)")
             print(
                 f"  PostgreSQL commits: {t['commits']:,} for {t['executions'] * t['steps_each']:,}"
                 f" transitions = {t['commits_per_transition']:.3f} a transition "

@@ -18,7 +18,8 @@ for long), waits at most 2 s for a lock and 30 s for a statement.
 Round trips are what a transaction costs here, so the writer holds back the statements whose
 result nobody needs and sends them with the next query in one message, locks a batch's
 executions in one statement (`lock_executions`) and answers its jobs' locking reads from memory
-(`relayflow.store.postgres_buffer`); why its values are written into the SQL as literals, and
+(`relayflow.store.postgres_buffer`); its frequent writes go many rows a statement
+(`relayflow.store.postgres_bulk`). Why its values are written into the SQL as literals, and
 why that is safe, is in `relayflow.store.postgres_sql`.
 """
 
@@ -143,6 +144,8 @@ class PostgresStore(Store):
         # Outbox ids taken from the sequence in blocks, for the writer (see `_PgTx.add_outbox`).
         self._outbox_ids: list[int] = []
         self._outbox_sequence = "outbox_id_seq"
+        self._execution_ids: list[int] = []
+        self._execution_sequence = "executions_id_seq"
         # The writer's connection that has `postgres_sql.NAMED` prepared.
         self._named: psycopg.Connection[Any] | None = None
         self._last_prune = float("-inf")
@@ -155,9 +158,12 @@ class PostgresStore(Store):
             before, self.schema_version = postgres_schema.prepare(self._writer, self.where)
             if before != self.schema_version:
                 self.upgraded_from = before
-            row = self._writer.execute("SELECT pg_get_serial_sequence('outbox', 'id')").fetchone()
-            if row is not None and row[0]:
-                self._outbox_sequence = str(row[0])
+            row = self._writer.execute(
+                "SELECT pg_get_serial_sequence('outbox', 'id'), "
+                "pg_get_serial_sequence('executions', 'id')"
+            ).fetchone()
+            if row is not None and row[0] and row[1]:
+                self._outbox_sequence, self._execution_sequence = str(row[0]), str(row[1])
         except self._psycopg.Error as exc:
             self.close()
             raise StoreError(
@@ -261,6 +267,8 @@ class PostgresStore(Store):
                 prune_nonces=self._prune_due,
                 outbox_ids=self._outbox_ids,
                 outbox_sequence=self._outbox_sequence,
+                execution_ids=self._execution_ids,
+                execution_sequence=self._execution_sequence,
                 begin="BEGIN",
                 reconnect=self._reconnect_writer,
                 named=self._name_statements(conn),

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from relayflow.store.base import ExecutionRow, StoreConflict, StoreError
+from relayflow.store.postgres_bulk import Bulk
 from relayflow.store.postgres_sql import execute_named, render
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class Buffered:
         prune_nonces: asked by `use_nonce` whether it is time to forget old nonces.
         outbox_ids: new outbox ids, taken from the end; `_fill_ids` adds a block when empty.
         outbox_sequence: the sequence outbox ids come from.
+        execution_ids: new execution ids, taken like ``outbox_ids``.
+        execution_sequence: the sequence execution ids come from.
         begin: the statement that begins the transaction, sent with the first message.
         named: the connection has the writer's frequent statements prepared (and a new one
             from ``reconnect`` has them too).
@@ -58,6 +61,8 @@ class Buffered:
         prune_nonces: Callable[[float], bool] | None = None,
         outbox_ids: list[int] | None = None,
         outbox_sequence: str = "outbox_id_seq",
+        execution_ids: list[int] | None = None,
+        execution_sequence: str = "executions_id_seq",
         begin: str | None = None,
         reconnect: Callable[[], psycopg.Connection[Any]] | None = None,
         named: bool = False,
@@ -68,12 +73,13 @@ class Buffered:
         self.read_only = read_only
         self._buffered = buffered
         # Held-back statements, their values written in (so that a value the database cannot
-        # take is refused by the call that gave it), and whether each must touch one row.
-        self._pending: list[tuple[str, bool]] = []
+        # take is refused by the call that gave it), and how many rows each must touch (-1:
+        # any number); and runs of frequent writes gathered per table (`Bulk`).
+        self._pending: list[tuple[str, int] | Bulk] = []
         # BEGIN goes with the first message; if the connection turns out to have died
         # before it (between transactions), that message is sent again on a new one.
         if begin is not None:
-            self._pending.append((begin, False))
+            self._pending.append((begin, -1))
         self._reconnect = reconnect
         self._named = named  # the connection has `postgres_sql.NAMED` prepared
         # The outbox rows of executions this transaction has locked, by id: their execution.
@@ -89,6 +95,10 @@ class Buffered:
         self._prune_nonces = prune_nonces
         self._outbox_ids = outbox_ids if outbox_ids is not None else []
         self._outbox_sequence = outbox_sequence
+        self._execution_ids = execution_ids if execution_ids is not None else []
+        self._execution_sequence = execution_sequence
+        # Executions the batch's `lock_executions` looked for and did not find (new names).
+        self._absent: set[tuple[str, str]] = set()
         self.doomed: StoreError | None = None
         self.notices: list[tuple[str, str]] = []
         self._depth = 0
@@ -105,7 +115,7 @@ class Buffered:
         if self.doomed is not None:
             raise self.doomed
         if self._buffered:
-            self._pending.append((self._render(sql, args), False))
+            self._pending.append((self._render(sql, args), -1))
             return
         try:
             self._cur.execute(sql, args)
@@ -122,16 +132,22 @@ class Buffered:
         """
         if not self._pending and len(queries) <= 1:
             return self._send_alone(queries)
-        texts = [text for text, _ in self._pending]
+        pending: list[tuple[str, int]] = []
+        for item in self._pending:
+            if isinstance(item, Bulk):
+                pending += item.statements(self._render)
+            else:
+                pending.append(item)
+        self._pending = []
+        texts = [text for text, _ in pending]
         texts += [self._render(sql, args) for sql, args in queries]
-        pending, self._pending = self._pending, []
         first = self._sends == 0 and self._reconnect is not None
         self._sends += 1 if pending else 0
         try:
             cur = self._execute(";\n".join(texts), retry=first)
             missed = 0
-            for _, one_row in pending:
-                if one_row and cur.rowcount != 1:
+            for _, rows in pending:
+                if rows >= 0 and cur.rowcount != rows:
                     missed += 1
                 cur.nextset()
             results = []
@@ -145,12 +161,12 @@ class Buffered:
                 raise
             raise self._failed(exc, buffered=bool(pending)) from None
         if missed:
-            # An outbox row said to be deleted was gone after all (see `delete_outbox`):
-            # this transaction acted on a wrong answer, so it must not commit.
+            # An outbox row or timer said to be deleted was gone after all, or a new
+            # execution's name was taken meanwhile (`delete_outbox`, `insert_execution`): this
+            # transaction acted on a wrong answer, so it must not commit.
             self.doomed = StoreConflict(
-                "an outbox row or timer of a locked execution was deleted by another "
-                "transaction; "
-                "run the transaction again"
+                "another transaction deleted an outbox row or timer of a locked execution, or "
+                "started an execution of the same name; run the transaction again"
             )
             raise self.doomed
         return results
@@ -228,6 +244,21 @@ class Buffered:
         rows: list[Any] = self._fetch(sql, args, True)
         return rows
 
+    def _bulk(self, timer: tuple[int, int] | None = None) -> Bulk:
+        """Where the writer gathers a frequent write's rows: the run of them held back last.
+
+        A new run starts after any other statement, and before a ``timer`` that the last run
+        deletes (see `relayflow.store.postgres_bulk` for why the order then holds).
+        """
+        if self.doomed is not None:
+            raise self.doomed
+        last = self._pending[-1] if self._pending else None
+        if isinstance(last, Bulk) and (timer is None or not last.conflicts(timer)):
+            return last
+        bulk = Bulk()
+        self._pending.append(bulk)
+        return bulk
+
     def _check_writable(self) -> None:
         if self.read_only:
             raise StoreError("this is a read-only view of the store")
@@ -265,8 +296,13 @@ class Buffered:
         finally:
             self._depth -= 1
         if self._buffered and self._sends == sends and self.doomed is None:
-            # Nothing of it was sent: its statements simply go without the savepoint.
+            # Nothing of it was sent: its statements simply go without the savepoint, and its
+            # rows join those held back before it where they can.
             del self._pending[index]
+            if 0 < index < len(self._pending):
+                before, after = self._pending[index - 1], self._pending[index]
+                if isinstance(before, Bulk) and isinstance(after, Bulk) and before.absorb(after):
+                    del self._pending[index]
         else:
             self._run(f"RELEASE SAVEPOINT {name}")
 

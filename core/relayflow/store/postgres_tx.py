@@ -171,27 +171,46 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
 
     # -- executions ---------------------------------------------------------------------------
     def insert_execution(self, row: ExecutionRow) -> int | None:
-        found = self._write_one(
-            q.INSERT_EXECUTION,
-            (
-                row.uid,
-                row.flow_name,
-                row.name,
-                row.flow_id,
-                row.flow_version,
-                row.status,
-                row.input,
-                row.output,
-                row.error,
-                row.cause,
-                row.started,
-                row.stopped,
-                row.state,
-                row.callback_token,
-                row.published_version,
-            ),
+        values = (
+            row.uid,
+            row.flow_name,
+            row.name,
+            row.flow_id,
+            row.flow_version,
+            row.status,
+            row.input,
+            row.output,
+            row.error,
+            row.cause,
+            row.started,
+            row.stopped,
+            row.state,
+            row.callback_token,
+            row.published_version,
         )
-        return int(found[0]) if found else None
+        key = (row.flow_name, row.name)
+        if self._buffered and key in self._absent:
+            # The batch's locking read found no execution of this name: it is new unless
+            # another replica inserts one meanwhile, which the insert's row count tells at the
+            # next round trip (the transaction is then run again and finds that one). So it
+            # is held back with the batch's other rows, under an id taken ahead.
+            self._check_writable()
+            q.check_text(values)
+            self._absent.discard(key)
+            new_id = self._new_id(self._execution_ids, self._execution_sequence)
+            self._bulk().executions.append((new_id, *values))
+            self._keep(dataclasses.replace(row, id=new_id))
+            return new_id
+        found = self._write_one(q.INSERT_EXECUTION, values)
+        if not found:
+            return None
+        new_id = int(found[0])
+        if self._buffered:
+            # This transaction's own new row, which no other can see or change until it
+            # commits, with no outbox rows or timers yet: the start's locking read that
+            # follows is answered from memory instead of a round trip.
+            self._keep(dataclasses.replace(row, id=new_id))
+        return new_id
 
     def get_execution(
         self, flow_name: str, name: str, *, lock: bool = False
@@ -232,6 +251,7 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
         for row in rows:
             self._keep(ExecutionRow(*row))
         self._know_work(work)
+        self._absent = set(keys) - set(self._by_key)
 
     def lock_execution(self, execution_id: int) -> ExecutionRow | None:
         if execution_id in self._rows:
@@ -267,9 +287,13 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
         cause: str,
         stopped: float | None,
     ) -> None:
-        self._write(
-            q.UPDATE_EXECUTION, (status, state, output, error, cause, stopped, execution_id)
-        )
+        values = (status, state, output, error, cause, stopped)
+        if self._buffered:
+            self._check_writable()
+            q.check_text(values)
+            self._bulk().updates[execution_id] = values
+        else:
+            self._write(q.UPDATE_EXECUTION, (*values, execution_id))
         row = self._rows.get(execution_id)
         if row is not None:
             self._rows[execution_id] = dataclasses.replace(
@@ -336,9 +360,11 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
             )
             for e in events
         ]
-        if self._named:
-            for row in rows:  # each an EXECUTE of the prepared insert
-                self._write(q.INSERT_EVENT, row)
+        if self._buffered:
+            self._check_writable()
+            for row in rows:
+                q.check_text(row)
+            self._bulk().events.extend(rows)
             return
         # Else one multi-row INSERT (a few hundred rows each) rather than a statement an event.
         for start in range(0, len(rows), 500):
@@ -373,7 +399,14 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
 
     # -- timers -------------------------------------------------------------------------------
     def add_timer(self, row: TimerRow) -> None:
-        self._write(q.INSERT_TIMER, (row.execution_id, row.timer_id, row.fire_at, row.kind))
+        values = (row.execution_id, row.timer_id, row.fire_at, row.kind)
+        if self._buffered:
+            self._check_writable()
+            q.check_text(values)
+            key = (row.execution_id, row.timer_id)
+            self._bulk(timer=key).timers[key] = values
+        else:
+            self._write(q.INSERT_TIMER, values)
         if row.execution_id in self._locked:
             self._timers.add((row.execution_id, row.timer_id))
 
@@ -385,9 +418,7 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
             # Known to be there (its execution is locked; a lease does not matter without an
             # owner): deleted with the next round trip, checked as `delete_outbox`'s are.
             self._timers.discard((execution_id, timer_id))
-            self._pending.append(
-                (self._render(q.DELETE_TIMER, (int(execution_id), int(timer_id))), True)
-            )
+            self._bulk().timers_deleted[int(execution_id), int(timer_id)] = None
             return True
         if owner is None:
             found = self._write_one(
@@ -436,23 +467,32 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
         now: float | None = None,
     ) -> int:
         self._check_writable()
-        if not self._outbox_ids:
-            self._fill_ids()
-        outbox_id = self._outbox_ids.pop()
+        outbox_id = self._new_id(self._outbox_ids, self._outbox_sequence)
         lease = lease_until - (time.time() if now is None else now)
-        self._run(q.INSERT_OUTBOX, (outbox_id, execution_id, jsontext.dumps(payload), owner, lease))
+        values = (outbox_id, execution_id, jsontext.dumps(payload), owner, lease)
+        if self._buffered:
+            q.check_text(values)
+            self._bulk().outbox.append(values)
+        else:
+            self._run(q.INSERT_OUTBOX, values)
         if execution_id in self._locked:
             self._outbox_rows[outbox_id] = execution_id
         return outbox_id
 
-    def _fill_ids(self) -> None:
-        """Take a block of outbox ids, so that adding a row need not wait for its id."""
-        rows = self._all(
-            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
-            (self._outbox_sequence, q.OUTBOX_ID_BLOCK),
-        )
-        # Popped from the end: kept in descending order, the ids come out ascending.
-        self._outbox_ids[:] = sorted((int(r[0]) for r in rows), reverse=True)
+    def _new_id(self, ids: list[int], sequence: str) -> int:
+        """A new id from ``ids``, which takes a block from ``sequence`` when it is empty.
+
+        Taken ahead so that adding a row need not wait for its id; the store keeps what is
+        left of the block for its next transactions.
+        """
+        if not ids:
+            rows = self._all(
+                "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
+                (sequence, q.ID_BLOCK),
+            )
+            # Popped from the end: kept in descending order, the ids come out ascending.
+            ids[:] = sorted((int(r[0]) for r in rows), reverse=True)
+        return ids.pop()
 
     def delete_outbox(self, outbox_id: int) -> bool:
         self._check_writable()
@@ -461,7 +501,7 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
                 raise self.doomed
             # Known to be there (its execution is locked): deleted with the next round trip,
             # which checks that it did delete one row and dooms the transaction if not.
-            self._pending.append((self._render(q.DELETE_OUTBOX, (int(outbox_id),)), True))
+            self._bulk().outbox_deleted.append(int(outbox_id))
             return True
         deleted = self._write_one("DELETE FROM outbox WHERE id = %s RETURNING 1", (outbox_id,))
         return deleted is not None

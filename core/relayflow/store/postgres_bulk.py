@@ -1,0 +1,114 @@
+"""The writer's frequent writes, gathered per table and sent as one statement each.
+
+A batch of a few hundred task reports writes, for each, a few history events, its execution's
+new state, a new outbox row and the deletion of the old one: about nine statements a step
+transition. PostgreSQL spends more on each statement (parsing the EXECUTE, starting the
+executor, a snapshot) than on the row it writes, so the writer gathers these rows in a `Bulk`
+and sends one statement per table and kind, the rows as arrays (`unnest`), prepared once per
+connection like the other frequent statements (`postgres_sql.NAMED`). Measured with 2,000
+history events in one transaction: 15-20 us of server CPU an event one statement each, 5-10 us
+through one array statement.
+
+Order. A `Bulk` stands for a run of held-back writes with nothing else between them (the
+buffer starts a new one after any other statement, a savepoint included), and sends its
+statements in a fixed order: executions' updates, events, new outbox rows, new timers, then
+deletions of outbox rows and timers. That order gives the same result as the calls' own
+because, within one run:
+
+- an execution's updates overwrite each other: the last one is kept;
+- events are only inserted;
+- an outbox row is deleted only after it was inserted (ids are new);
+- a timer may be deleted and added again under its key: `conflicts` says so, and the buffer
+  then starts a new `Bulk` for the new timer.
+
+A deletion must remove exactly the rows it names (the transaction answered from memory that
+they were there): its statement carries that count and the buffer checks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from relayflow.store.postgres_sql import (
+    DELETE_OUTBOXES,
+    DELETE_TIMERS,
+    INSERT_EVENTS,
+    INSERT_EXECUTIONS,
+    INSERT_OUTBOXES,
+    INSERT_TIMERS,
+    NAMED,
+    UPDATE_EXECUTIONS,
+    Array,
+)
+
+__all__ = ["Bulk", "Render"]
+
+#: Renders a statement and its arguments as SQL text.
+Render = Callable[[str, Sequence[Any]], str]
+
+
+def _columns(sql: str, rows: Sequence[Sequence[Any]]) -> list[Array]:
+    """Rows as the typed array arguments of ``sql``, one a column."""
+    types = [t.removesuffix("[]") for t in NAMED[sql][1].split(", ")]
+    return [Array([row[i] for row in rows], kind) for i, kind in enumerate(types)]
+
+
+@dataclass
+class Bulk:
+    """Held-back rows of the writer's frequent writes, one statement per table when sent."""
+
+    #: New executions: (id, uid, flow_name, ..., published_version), each to insert.
+    executions: list[tuple[Any, ...]] = field(default_factory=list)
+    #: Execution id -> (status, state, output, error, cause, stopped): the last update.
+    updates: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    #: (execution_id, event_id, schedule_event_id, type, step_name, time, detail).
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    #: (id, execution_id, payload, lease_owner, lease seconds).
+    outbox: list[tuple[Any, ...]] = field(default_factory=list)
+    #: (execution_id, timer_id) -> (execution_id, timer_id, fire_at, kind): the last one added.
+    timers: dict[tuple[int, int], tuple[Any, ...]] = field(default_factory=dict)
+    outbox_deleted: list[int] = field(default_factory=list)
+    timers_deleted: dict[tuple[int, int], None] = field(default_factory=dict)
+
+    def conflicts(self, timer: tuple[int, int]) -> bool:
+        """Whether adding ``timer`` here would put it before its own deletion."""
+        return timer in self.timers_deleted
+
+    def absorb(self, later: Bulk) -> bool:
+        """Take the rows of ``later`` (written after these), if the order allows; whether it did."""
+        if any(key in self.timers_deleted for key in later.timers):
+            return False
+        self.executions += later.executions
+        self.updates.update(later.updates)
+        self.events += later.events
+        self.outbox += later.outbox
+        self.timers.update(later.timers)
+        self.outbox_deleted += later.outbox_deleted
+        self.timers_deleted.update(later.timers_deleted)
+        return True
+
+    def statements(self, render: Render) -> list[tuple[str, int]]:
+        """The SQL to send, each with the rows it must touch (-1: any number)."""
+        out: list[tuple[str, int]] = []
+        if self.executions:
+            rows = self.executions
+            out.append((render(INSERT_EXECUTIONS, _columns(INSERT_EXECUTIONS, rows)), len(rows)))
+        if self.updates:
+            rows = [(key, *values) for key, values in self.updates.items()]
+            out.append((render(UPDATE_EXECUTIONS, _columns(UPDATE_EXECUTIONS, rows)), -1))
+        if self.events:
+            out.append((render(INSERT_EVENTS, _columns(INSERT_EVENTS, self.events)), -1))
+        if self.outbox:
+            out.append((render(INSERT_OUTBOXES, _columns(INSERT_OUTBOXES, self.outbox)), -1))
+        if self.timers:
+            timers = list(self.timers.values())
+            out.append((render(INSERT_TIMERS, _columns(INSERT_TIMERS, timers)), -1))
+        if self.outbox_deleted:
+            ids = [(i,) for i in dict.fromkeys(self.outbox_deleted)]
+            out.append((render(DELETE_OUTBOXES, _columns(DELETE_OUTBOXES, ids)), len(ids)))
+        if self.timers_deleted:
+            keys = list(self.timers_deleted)
+            out.append((render(DELETE_TIMERS, _columns(DELETE_TIMERS, keys)), len(keys)))
+        return out

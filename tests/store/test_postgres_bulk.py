@@ -1,0 +1,131 @@
+"""The PostgreSQL writer's gathered writes (`relayflow.store.postgres_bulk`) and held-back starts.
+
+The writer sends a run of frequent writes as one statement per table, in a fixed order, and
+inserts a new execution whose name the batch's `lock_executions` did not find without a round
+trip. These tests check that the result is what the calls' own order gives, that a savepoint
+rolled back drops only its rows, and that a start raced by another replica is run again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from relayflow.store import HistoryEvent, Store, StoreConflict, StoreError, TimerRow, open_store
+from relayflow.store.postgres_bulk import Bulk
+from tests.store.rows import LONG, event, exec_row, now, read, write
+
+psycopg = pytest.importorskip("psycopg")
+
+
+@pytest.fixture
+def store(store_url: str) -> Any:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("what only the PostgreSQL writer does")
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
+
+
+def _update(tx: Any, execution_id: int, state: str, status: str = "Running") -> None:
+    tx.update_execution(
+        execution_id, status=status, state=state, output=None, error="", cause="", stopped=None
+    )
+
+
+def test_a_run_of_writes_gives_what_the_calls_order_gives(store: Store) -> None:
+    a = write(store, lambda tx: tx.insert_execution(exec_row("f", "a")))
+    old = write(store, lambda tx: tx.add_outbox(a, {"old": 1}, "me", now() + LONG))
+    write(store, lambda tx: tx.add_timer(TimerRow(a, 1, 5.0, "wait")))
+    with store.transaction() as tx:
+        tx.lock_executions([("f", "a")])
+        _update(tx, a, '{"n": 1}')
+        tx.append_events(a, [event(1), event(2)])
+        assert tx.delete_outbox(old) is True
+        new = tx.add_outbox(a, {"new": 1}, "me", now() + LONG)
+        gone = tx.add_outbox(a, {"gone": 1}, "me", now() + LONG)
+        assert tx.delete_outbox(gone) is True  # added, then deleted, in one run
+        assert tx.delete_timer(a, 1) is True
+        tx.add_timer(TimerRow(a, 1, 9.0, "again"))  # deleted, then added again
+        tx.add_timer(TimerRow(a, 2, 7.0, "wait"))
+        tx.add_timer(TimerRow(a, 2, 8.0, "moved"))  # the last one counts
+        _update(tx, a, '{"n": 2}', status="Succeeded")
+    found = read(store, lambda tx: tx.get_execution("f", "a"))
+    assert (found.state, found.status) == ('{"n": 2}', "Succeeded")
+    assert [o.id for o in read(store, lambda tx: tx.list_outbox(a))] == [new]
+    assert [(t.timer_id, t.fire_at, t.kind) for t in read(store, lambda tx: tx.list_timers(a))] == [
+        (1, 9.0, "again"),
+        (2, 8.0, "moved"),
+    ]
+    assert [e.event_id for e in read(store, lambda tx: tx.list_events(a, 0, 10))] == [1, 2]
+
+
+def test_a_savepoint_rolled_back_drops_only_its_rows(store: Store) -> None:
+    a = write(store, lambda tx: tx.insert_execution(exec_row("f", "a")))
+    with store.transaction() as tx:
+        with tx.savepoint():
+            tx.append_events(a, [event(1)])
+        with pytest.raises(KeyError), tx.savepoint():
+            tx.append_events(a, [event(2)])
+            _update(tx, a, '{"undone": 1}')
+            raise KeyError("undone")
+        with tx.savepoint():
+            tx.append_events(a, [event(3)])
+    assert [e.event_id for e in read(store, lambda tx: tx.list_events(a, 0, 10))] == [1, 3]
+    assert read(store, lambda tx: tx.get_execution("f", "a")).state == "{}"
+
+
+def test_nul_is_refused_by_the_call_that_gives_it(store: Store) -> None:
+    a = write(store, lambda tx: tx.insert_execution(exec_row("f", "a")))
+    with store.transaction() as tx:
+        with pytest.raises(StoreError, match="NUL"), tx.savepoint():
+            tx.append_events(a, [HistoryEvent(1, 0, "StepEntered", "a\x00b", 1.0, {})])
+        with pytest.raises(StoreError, match="NUL"), tx.savepoint():
+            _update(tx, a, "a\x00b")
+        tx.append_events(a, [event(2)])
+    assert [e.event_id for e in read(store, lambda tx: tx.list_events(a, 0, 10))] == [2]
+
+
+def test_a_start_of_a_name_the_batch_did_not_find_is_held_back(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.lock_executions([("f", "new"), ("f", "twice")])
+        new = tx.insert_execution(exec_row("f", "new"))
+        assert new is not None and tx.lock_execution(new).name == "new"  # from memory
+        _update(tx, new, '{"started": 1}')
+        first = tx.insert_execution(exec_row("f", "twice"))
+        assert tx.insert_execution(exec_row("f", "twice", status="Other")) is None
+        assert tx.get_execution("f", "twice", lock=True).id == first
+    assert read(store, lambda tx: tx.get_execution("f", "new")).state == '{"started": 1}'
+    assert read(store, lambda tx: tx.count_executions()) == 2
+
+
+def test_a_start_raced_by_another_replica_is_run_again(store: Store, store_url: str) -> None:
+    other = open_store(store_url)
+    try:
+        conflict = pytest.raises(StoreConflict, match="run the transaction again")
+        with conflict, store.transaction() as tx:
+            tx.lock_executions([("f", "raced")])
+            # Another replica starts the same name and commits first.
+            write(other, lambda tx2: tx2.insert_execution(exec_row("f", "raced")))
+            assert tx.insert_execution(exec_row("f", "raced", status="Mine")) is not None
+            tx.set_meta("acted", "on a wrong answer")
+        assert read(store, lambda tx: tx.get_meta("acted")) is None
+        # Run again, the batch finds theirs.
+        with store.transaction() as tx:
+            tx.lock_executions([("f", "raced")])
+            assert tx.insert_execution(exec_row("f", "raced", status="Mine")) is None
+        assert read(store, lambda tx: tx.get_execution("f", "raced")).status == "Running"
+    finally:
+        other.close()
+
+
+def test_a_bulk_keeps_a_timer_added_after_its_deletion_for_a_later_run() -> None:
+    first, later = Bulk(), Bulk()
+    first.timers_deleted[1, 1] = None
+    assert first.conflicts((1, 1)) and not first.conflicts((1, 2))
+    later.timers[1, 1] = (1, 1, 2.0, "wait")
+    assert first.absorb(later) is False
+    later.timers.clear()
+    later.events.append((1, 1, 0, "t", "s", 1.0, "{}"))
+    assert first.absorb(later) is True and first.events == later.events
