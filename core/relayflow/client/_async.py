@@ -106,10 +106,19 @@ class AsyncClient(_Base):
         return call.parse(_calls.decode(response.status_code, response.content))
 
     async def create_flow(
-        self, name: str, definition: str, description: str = "", role_arn: str | None = None
+        self,
+        name: str,
+        definition: str,
+        description: str = "",
+        role_arn: str | None = None,
+        *,
+        execution_mode: str | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> FlowInfo:
         """Create a flow (CreateFlow); see `Client.create_flow`."""
-        return await self.call(_calls.create_flow(name, definition, description, role_arn))
+        return await self.call(
+            _calls.create_flow(name, definition, description, role_arn, execution_mode, environment)
+        )
 
     async def update_flow(
         self,
@@ -117,9 +126,13 @@ class AsyncClient(_Base):
         definition: str | None = None,
         description: str | None = None,
         role_arn: str | None = None,
+        *,
+        environment: Mapping[str, str] | None = None,
     ) -> FlowInfo:
         """Change a flow (UpdateFlow); see `Client.update_flow`."""
-        return await self.call(_calls.update_flow(name, definition, description, role_arn))
+        return await self.call(
+            _calls.update_flow(name, definition, description, role_arn, environment)
+        )
 
     async def describe_flow(self, name: str, *, flow_version: int | str | None = None) -> FlowInfo:
         """A flow (DescribeFlow), or one of its published versions; see `Client.describe_flow`."""
@@ -159,6 +172,17 @@ class AsyncClient(_Base):
         return await self.call(
             _calls.start_execution(flow_name, input, name, callback_token, qualifier)
         )
+
+    async def start_sync_execution(
+        self,
+        flow_name: str,
+        input: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        *,
+        qualifier: str | None = None,
+    ) -> ExecutionInfo:
+        """Run an Express execution to its end (StartSyncExecution); see `Client`'s."""
+        return await self.call(_calls.start_sync_execution(flow_name, input, name, qualifier))
 
     async def describe_execution(
         self, flow_name: str, name: str, wait_seconds: int = 0

@@ -210,7 +210,14 @@ class Client(_Base):
     # flows
 
     def create_flow(
-        self, name: str, definition: str, description: str = "", role_arn: str | None = None
+        self,
+        name: str,
+        definition: str,
+        description: str = "",
+        role_arn: str | None = None,
+        *,
+        execution_mode: str | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> FlowInfo:
         """Create a flow (CreateFlow).
 
@@ -219,11 +226,16 @@ class Client(_Base):
             definition: the FDL text (YAML or JSON).
             description: free text.
             role_arn: kept and shown; relayflow does not use it.
+            execution_mode: `Standard` (the server's default) or `Express` (run with
+                `start_sync_execution`).
+            environment: the flow's variables, names to values (sent as `Environment`).
 
         Raises:
             ClientError: for example `FlowAlreadyExists` or `InvalidDefinition`.
         """
-        return self.call(_calls.create_flow(name, definition, description, role_arn))
+        return self.call(
+            _calls.create_flow(name, definition, description, role_arn, execution_mode, environment)
+        )
 
     def update_flow(
         self,
@@ -231,15 +243,18 @@ class Client(_Base):
         definition: str | None = None,
         description: str | None = None,
         role_arn: str | None = None,
+        *,
+        environment: Mapping[str, str] | None = None,
     ) -> FlowInfo:
-        """Change a flow's definition, description or RoleArn (UpdateFlow); None keeps it.
+        """Change a flow's definition, description, RoleArn or variables (UpdateFlow).
 
-        Executions already started keep the definition they started with.
+        None keeps what the flow has. Executions already started keep the definition they
+        started with.
 
         Raises:
             ClientError: for example `FlowNotExists` or `InvalidDefinition`.
         """
-        return self.call(_calls.update_flow(name, definition, description, role_arn))
+        return self.call(_calls.update_flow(name, definition, description, role_arn, environment))
 
     def describe_flow(self, name: str, *, flow_version: int | str | None = None) -> FlowInfo:
         """A flow (DescribeFlow); with ``flow_version``, as that published version has it.
@@ -299,6 +314,33 @@ class Client(_Base):
             ClientError: for example `FlowNotExists` or `ExecutionAlreadyExists`.
         """
         return self.call(_calls.start_execution(flow_name, input, name, callback_token, qualifier))
+
+    def start_sync_execution(
+        self,
+        flow_name: str,
+        input: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        *,
+        qualifier: str | None = None,
+    ) -> ExecutionInfo:
+        """Run an execution of an Express flow and return it once ended (StartSyncExecution).
+
+        The answer waits for the execution: the client allows it the Express flows' longest
+        run (300 seconds) on top of its timeout. A failed run is a result, not an exception:
+        its `status` is `Failed` (or `TimedOut`, `Stopped`) with `error` and `cause`, read from
+        the answer's `ErrorCode` and `ErrorMessage`.
+
+        Args:
+            flow_name: an Express flow.
+            input: the execution's input object.
+            name: a prefix for the execution's name (the server adds a unique part).
+            qualifier: a published version or an alias to run.
+
+        Raises:
+            ClientError: for example `FlowNotExists`, or `ActionNotSupported` for a Standard
+                flow.
+        """
+        return self.call(_calls.start_sync_execution(flow_name, input, name, qualifier))
 
     def describe_execution(self, flow_name: str, name: str, wait_seconds: int = 0) -> ExecutionInfo:
         """An execution (DescribeExecution).
