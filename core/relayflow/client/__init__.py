@@ -56,6 +56,12 @@ Flows and executions
         else:
             print(done.status, done.error, done.cause)
 
+An Express flow (`create_flow(..., execution_mode="Express")`) runs in one call and answers
+with its end: `client.start_sync_execution("quick", {"id": 7})` returns the ended execution
+(`status`, `output`, or `error` and `cause`). Versions and aliases: `qualifier=` on
+`start_execution`, `start_sync_execution` and `list_executions`, `flow_version=` on
+`describe_flow`.
+
 `describe_execution(flow, name, wait_seconds=30)` is one long poll: the server answers when
 the execution ends or after 30 seconds (at most 60); the client waits that much longer for
 the answer than its usual timeout.
