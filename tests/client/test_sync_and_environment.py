@@ -69,3 +69,42 @@ def test_update_flow_sends_the_variables(api_server: ApiServer) -> None:
     assert names == {"REGION": "local", "LEVEL": "2"}
     with pytest.raises(TypeError):
         Client("http://x").update_flow("f", environment=["REGION"])  # type: ignore[arg-type]
+
+
+def test_request_calls_any_action_by_name(api_server: ApiServer) -> None:
+    with admin(api_server) as client:
+        regions = client.request("DescribeRegions")
+        assert regions["Regions"]["Region"][0]["RegionId"] == "local"
+        assert regions["RequestId"]
+        client.create_flow("request-flow", PASSING)
+        made = client.request(
+            "CreateSchedule",
+            {
+                "FlowName": "request-flow",
+                "ScheduleName": "nightly",
+                "CronExpression": "0 0 2 * * *",
+                "Payload": {"from": "request"},
+                "Enable": False,
+                "Description": None,  # left out
+            },
+        )
+        assert made["ScheduleName"] == "nightly"
+        described = client.request(
+            "DescribeSchedule", {"FlowName": "request-flow", "ScheduleName": "nightly"}
+        )
+        assert described["Enable"] is False
+        assert described["Payload"] in ('{"from":"request"}', {"from": "request"})
+        with pytest.raises(ClientError) as caught:
+            client.request("DescribeSchedule", {"FlowName": "request-flow", "ScheduleName": "x"})
+        assert caught.value.code == "ScheduleNotExists"
+
+    async def from_async() -> str:
+        async with AsyncClient(api_server.url, *KEYS["admin"], timeout=10) as client:
+            doc = await client.request("DescribeRegions")
+            return str(doc["Regions"]["Region"][0]["RegionEndpoint"])
+
+    assert asyncio.run(from_async()) == f"127.0.0.1:{api_server.port}"
+    with pytest.raises(ValueError):
+        Client("http://x").request("")
+    with pytest.raises(TypeError):
+        Client("http://x").request("DescribeFlow", {"Name": object()})

@@ -62,6 +62,12 @@ with its end: `client.start_sync_execution("quick", {"id": 7})` returns the ende
 `start_execution`, `start_sync_execution` and `list_executions`, `flow_version=` on
 `describe_flow`.
 
+Actions without a method of their own (schedules, published versions, aliases, regions) go
+through `request`, with the API's parameter names, and come back as the answer's dict:
+
+    client.request("CreateSchedule", {"FlowName": "orders", "ScheduleName": "nightly",
+                                      "CronExpression": "0 0 2 * * *", "Enable": True})
+
 `describe_execution(flow, name, wait_seconds=30)` is one long poll: the server answers when
 the execution ends or after 30 seconds (at most 60); the client waits that much longer for
 the answer than its usual timeout.

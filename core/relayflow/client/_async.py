@@ -105,6 +105,12 @@ class AsyncClient(_Base):
             raise self._failed(call, exc) from None
         return call.parse(_calls.decode(response.status_code, response.content))
 
+    async def request(
+        self, action: str, params: Mapping[str, Any] | None = None, *, extra_timeout: float = 0.0
+    ) -> dict[str, Any]:
+        """Call any action by name; see `Client.request`."""
+        return await self.call(_calls.any_action(action, params, extra_timeout))
+
     async def create_flow(
         self,
         name: str,

@@ -162,6 +162,32 @@ def _request_id(doc: dict[str, Any]) -> str:
     return str(doc.get("RequestId") or "")
 
 
+def _param_text(name: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise TypeError(f"parameter {name}: cannot send a {type(value).__name__}")
+
+
+def any_action(
+    action: str, params: Mapping[str, object] | None, extra_timeout: float
+) -> Call[dict[str, Any]]:
+    """Any action by name; its parameters as text (booleans `true`/`false`, objects as JSON)."""
+    if not action:
+        raise ValueError("the action is empty; give one such as DescribeRegions")
+    if extra_timeout < 0:
+        raise ValueError(f"extra_timeout must be 0 or more seconds, got {extra_timeout}")
+    sent = {
+        name: _param_text(name, value)
+        for name, value in (params or {}).items()
+        if value is not None
+    }
+    return Call(action, sent, lambda doc: doc, extra_timeout=extra_timeout)
+
+
 def _environment(variables: Mapping[str, str] | None) -> str | None:
     """A flow's variables as the `Environment` JSON text the SDKs send; None when not given."""
     if variables is None:

@@ -207,6 +207,24 @@ class Client(_Base):
             raise self._failed(call, exc) from None
         return call.parse(_calls.decode(response.status_code, response.content))
 
+    def request(
+        self, action: str, params: Mapping[str, Any] | None = None, *, extra_timeout: float = 0.0
+    ) -> dict[str, Any]:
+        """Call any action by name and return its answer's fields (with `RequestId`).
+
+        For actions without a method of their own (schedules, versions, aliases, regions):
+        ``params`` are the API's names (`FlowName`, `CronExpression`, ...); None values are
+        left out, booleans sent as `true`/`false`, dicts and lists as JSON text.
+
+            client.request("CreateSchedule", {"FlowName": "orders", "ScheduleName": "nightly",
+                                              "CronExpression": "0 0 2 * * *", "Enable": True})
+
+        Raises:
+            ClientError: the server refused the call, or could not be reached.
+            ValueError: the action is empty; TypeError: a value cannot be sent as text.
+        """
+        return self.call(_calls.any_action(action, params, extra_timeout))
+
     # flows
 
     def create_flow(
