@@ -6,6 +6,10 @@ on serving for `[server] drain_seconds` (0 by default), time for the balancer to
 stops taking connections, finishes the requests under way, and closes the engine, which gives
 running integration calls a third of the lease to finish and hands back its leases. A second
 signal ends the drain and skips the wait for requests under way.
+
+With `[server] tls_cert_file` and `tls_key_file` it serves HTTPS instead: `relayflow.server_tls`
+checks the files before anything starts, and at a stop idle TLS connections are closed at
+once rather than waiting for a close_notify their clients never send.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ def server(config_path: str | None, log_level: str) -> None:
 
     The API speaks Serverless Workflow's actions (version 2019-03-15) on [server] host and
     port (default 127.0.0.1:8765), signed with [[server.access_keys]]; without access keys it
-    only listens on loopback. Executions resume where they were: after a crash, pending work
+    only listens on loopback. With [server] tls_cert_file and tls_key_file it serves HTTPS
+    (both files are checked first). Executions resume where they were: after a crash, pending work
     is dispatched again, late timers fire, and waiting tasks keep waiting. The store is
     [engine] store in relayflow.toml (default sqlite:///relayflow.db).
     """
