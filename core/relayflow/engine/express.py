@@ -15,8 +15,9 @@ the interpreter runs in memory (`relayflow.engine.inmemory.ExpressRun`), tasks a
 calls of their integration and timers are sleeps. The store gets one row per execution, with
 its final status, input and output, written once it has ended, so that `DescribeExecution`
 and `ListExecutions` show it. No history events are kept: `GetExecutionHistory` refuses an
-Express execution. An execution that ends in its first transition (no task, no wait) runs
-inside the store's writer transaction that records it, which is one job of a batch.
+Express execution. An execution that ends in its first transition (no task, no wait) is
+recorded by the same writer job that checks its flow; that transition runs on the event loop
+with the flow revision the engine last ran, and again in the job if the flow changed since.
 
 The execution's name is `{ExecutionName}:{uuid}` when the caller names it and a uuid when it
 does not, as the service makes it: names of synchronous executions need not be unique.
