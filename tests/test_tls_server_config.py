@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 
 from relayflow.config import ConfigError, ServerConfig
 from relayflow.server import tls_context
+from relayflow.server_tls import expiry_warning
 from tests.api_server import EXE, server_env
 from tests.tls_certs import TlsFiles, make_certs
 
@@ -133,3 +135,13 @@ def test_the_server_command_exits_2_with_one_line(certs: TlsFiles, tmp_path: Pat
     ], done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "store.db").exists()  # checked before the store was opened
+
+
+def test_an_expired_or_ending_certificate_gets_a_warning(certs: TlsFiles, tmp_path: Path) -> None:
+    assert expiry_warning(str(certs.cert_file)) is None  # 30 days left
+    expired = make_certs(tmp_path, days=-1)
+    warning = expiry_warning(str(expired.cert_file))
+    assert warning is not None and "expired on" in warning, warning
+    soon = expiry_warning(str(certs.cert_file), now=time.time() + 25 * 86400)
+    assert soon is not None and "expires on" in soon and "in 5 day(s)" in soon, soon
+    assert expiry_warning(str(tmp_path / "missing.pem")) is None

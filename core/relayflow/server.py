@@ -39,7 +39,7 @@ from relayflow.config import Config, ConfigError, ServerConfig, mask_text
 from relayflow.engine import Engine, Integration
 from relayflow.engine.coverage import settings_problems
 from relayflow.plugins import PluginManager
-from relayflow.server_tls import tls_context
+from relayflow.server_tls import expiry_warning, tls_context
 
 __all__ = ["check_listen_address", "run_server", "serve", "tls_context"]
 
@@ -441,6 +441,10 @@ async def serve(
         raise ConfigError(f"{config.source}: {'; '.join(problems)}")
     settings = config.server
     tls = tls_context(settings, config.source)
+    if tls is not None and settings.tls_cert_file:
+        warning = expiry_warning(settings.tls_cert_file)
+        if warning:
+            log.warning("%s", warning)
     engine = Engine.from_config(config, integrations=integrations, plugins=plugins)
     # IPPROTO_TCP, not 0: asyncio then sets TCP_NODELAY on every connection. Without it each
     # answer waits for the client's delayed ACK, some 40 ms.

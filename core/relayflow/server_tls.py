@@ -7,13 +7,16 @@ files is one sentence naming the key and the file (a `ConfigError`), before anyt
 from __future__ import annotations
 
 import ssl
+import time
 from pathlib import Path
 
 from relayflow.config import ConfigError, ServerConfig
 
-__all__ = ["tls_context"]
+__all__ = ["EXPIRY_WARNING_DAYS", "expiry_warning", "tls_context"]
 
 _TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+#: A certificate that ends within this many days gets a warning when the server starts.
+EXPIRY_WARNING_DAYS = 14
 
 
 def _read_pem(source: str, key: str, path: str) -> bytes:
@@ -104,3 +107,34 @@ def tls_context(settings: ServerConfig, source: str = "(defaults)") -> ssl.SSLCo
             )
         raise ConfigError(f"{source}: {message}") from None
     return context
+
+
+def expiry_warning(cert_file: str, now: float | None = None) -> str | None:
+    """A sentence when the certificate in ``cert_file`` has expired or soon will, else None.
+
+    The server still starts (a client may trust it for other reasons); the warning says why
+    relayflow's clients, which check dates, refuse it. None too when the date cannot be read.
+    """
+    # The standard library reads a certificate's dates only through this (private) helper;
+    # without it, there is no warning, nothing else changes.
+    decode = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)
+    if decode is None:
+        return None
+    try:
+        not_after = ssl.cert_time_to_seconds(decode(cert_file)["notAfter"])
+    except (OSError, ValueError, KeyError, ssl.SSLError):
+        return None
+    moment = time.time() if now is None else now
+    ends = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(not_after))
+    if not_after <= moment:
+        return (
+            f"server.tls_cert_file: the certificate in {cert_file} expired on {ends}; clients "
+            "that check it (relayflow's always do) refuse every connection until it is replaced"
+        )
+    days = (not_after - moment) / 86400
+    if days < EXPIRY_WARNING_DAYS:
+        return (
+            f"server.tls_cert_file: the certificate in {cert_file} expires on {ends}, in "
+            f"{days:.0f} day(s); replace it and restart before then"
+        )
+    return None
