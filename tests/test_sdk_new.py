@@ -250,6 +250,42 @@ def test_execution_environment_is_the_flows(server, clients):
     assert [(v.name, v.value) for v in described.environment.variables] == [("STAGE", "test")]
 
 
+STAGE_FLOW = (
+    "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: read\n"
+    "    outputMappings:\n      - target: stage\n        source: $context.flow.environment.STAGE\n"
+)
+
+
+def _stage_flow(server: SdkServer, admin: Client, mode: str) -> str:
+    flow = unique(f"new-stage-{mode.lower()}")
+    env = m.CreateFlowRequestEnvironment(
+        variables=[m.CreateFlowRequestEnvironmentVariables(name="STAGE", value="test")]
+    )
+    create(server, admin, flow, STAGE_FLOW, environment=env, execution_mode=mode)
+    return flow
+
+
+@pytest.mark.xfail(strict=True, reason="helper B fills ExecutionState.environment at Start")
+def test_a_definition_reads_its_flows_environment(server, clients):
+    admin = clients["admin"]
+    flow = _stage_flow(server, admin, "Standard")
+    send(server, admin, m.StartExecutionRequest(flow_name=flow, execution_name="e"))
+    done = send(
+        server,
+        admin,
+        m.DescribeExecutionRequest(flow_name=flow, execution_name="e", wait_time_seconds=5),
+    )
+    assert json.loads(done.output) == {"stage": "test"}
+
+
+@pytest.mark.xfail(strict=True, reason="helper C fills ExecutionState.environment for Express")
+def test_an_express_definition_reads_its_flows_environment(server, clients):
+    admin = clients["admin"]
+    flow = _stage_flow(server, admin, "Express")
+    answer = send(server, admin, m.StartSyncExecutionRequest(flow_name=flow))
+    assert json.loads(answer.output) == {"stage": "test"}
+
+
 def test_start_sync_execution_of_an_express_flow(server, clients):
     admin = clients["admin"]
     flow = unique("new-express")
