@@ -467,3 +467,18 @@ def test_sync_engine_runs_an_express_flow():
         info = engine.start_sync_execution("five", {"n": 40}, name="sync")
         assert (info.status, info.output) == ("Succeeded", {"n": 40, "size": "big"})
         assert engine.describe_execution("five", info.name).status == "Succeeded"
+
+
+class Broken(Observer):
+    """Lifecycle hooks that fail: the execution is recorded and answered all the same."""
+
+    def notify(self, flow_name: str, execution_name: str, events: Any) -> None:
+        raise RuntimeError("a broken plugin")
+
+
+@bounded
+async def test_failing_lifecycle_hooks_do_not_take_the_answer_away():
+    async with make_engine(plugins=Broken()) as engine:
+        await engine.create_flow("five", FIVE, execution_mode="Express")
+        ran = await engine.start_sync_execution("five", {"n": 1})
+        assert (await engine.describe_execution("five", ran.name)).status == "Succeeded"

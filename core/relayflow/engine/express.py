@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import uuid
 from collections.abc import Callable
@@ -64,6 +65,8 @@ __all__ = [
     "refuse_express_history",
     "refuse_express_start",
 ]
+
+log = logging.getLogger("relayflow.engine")
 
 EXECUTION_MODES = ("Standard", "Express")
 #: The longest an Express execution runs, waits included (the service's 5 minutes).
@@ -236,7 +239,10 @@ class ExpressOperations:
             row = await self._express_finish(run, begun.flow, begun.target, data)
         hooks = runtime.hooks
         if run.events and hooks is not None:  # as Standard events are: once recorded
-            hooks.notify(flow_name, exec_name, run.events)
+            try:
+                hooks.notify(flow_name, exec_name, run.events)
+            except Exception:  # recorded all the same: the caller must get its answer
+                log.exception("lifecycle hooks failed on Express %s/%s", flow_name, exec_name)
         return ExecutionInfo.of(row, begun.definition, begun.target.environment)
 
     def _express_runs(
