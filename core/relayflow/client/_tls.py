@@ -12,6 +12,7 @@ that off. A client trusts:
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 from pathlib import Path
@@ -23,7 +24,13 @@ CA_FILE_HELP = "[client] ca_file, --ca-file or $RELAYFLOW_CLIENT__CA_FILE"
 
 
 def _default_context() -> ssl.SSLContext:
-    cert_file, cert_dir = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    return _trusting(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=4)
+def _trusting(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    # Loading certifi's bundle takes some 40 ms: one context per process, shared by clients
+    # (an SSLContext is safe to share between threads and connections).
     if cert_file:
         return ssl.create_default_context(cafile=cert_file)
     if cert_dir:
