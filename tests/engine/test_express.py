@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from collections.abc import Awaitable
@@ -482,3 +483,34 @@ async def test_failing_lifecycle_hooks_do_not_take_the_answer_away():
         await engine.create_flow("five", FIVE, execution_mode="Express")
         ran = await engine.start_sync_execution("five", {"n": 1})
         assert (await engine.describe_execution("five", ran.name)).status == "Succeeded"
+
+
+STAGED = fdl("""
+    - type: pass
+      name: stage
+      outputMappings:
+        - target: stage
+          source: $context.flow.environment.STAGE
+""")
+
+
+def environment(stage: str) -> str:
+    return json.dumps({"Variables": [{"Name": "STAGE", "Value": stage, "Description": ""}]})
+
+
+@bounded
+async def test_the_flows_environment_is_read_and_an_update_of_it_alone_is_seen():
+    async with make_engine() as engine:
+        await engine.create_flow(
+            "staged", STAGED, execution_mode="Express", environment=environment("test")
+        )
+        first = await engine.start_sync_execution("staged", {})
+        again = await engine.start_sync_execution("staged", {})  # the early transition
+        await engine.update_flow("staged", environment=environment("prod"))  # same definition
+        after = await engine.start_sync_execution("staged", {})
+    assert [r.output for r in (first, again, after)] == [
+        {"stage": "test"},
+        {"stage": "test"},
+        {"stage": "prod"},
+    ]
+    assert after.environment == {"Variables": [{"Name": "STAGE", "Value": "prod"}]}

@@ -39,7 +39,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from relayflow import jsontext
-from relayflow.engine.arguments import check_name, parse_object
+from relayflow.engine.arguments import check_name, environment_variables, parse_object
 from relayflow.engine.inmemory import ExpressRun, call_integration
 from relayflow.engine.model import TERMINAL_STATUSES, ExecutionState
 from relayflow.engine.records import ExecutionInfo
@@ -126,13 +126,27 @@ def refuse_express_history(flow: FlowRow | None, execution_name: str) -> None:
         )
 
 
-def _same(seen: FlowRow, flow: FlowRow, target: Target) -> bool:
-    """Whether ``target`` of ``flow`` is the flow revision ``seen`` was."""
-    return (
-        seen.id == flow.id
-        and seen.version == flow.version == target.revision
-        and target.published_version == 0
-    )
+def _variables(environment: str) -> dict[str, str]:
+    """A stored Environment's variables by name, as `$context.flow.environment` reads them."""
+    return {v["Name"]: v["Value"] for v in environment_variables(environment)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """An Express flow as this engine last ran it: the row, its interpreter, its variables."""
+
+    flow: FlowRow
+    interp: Interpreter
+    variables: dict[str, str]
+
+    def same(self, flow: FlowRow, target: Target) -> bool:
+        """Whether ``target`` of ``flow`` is what this was: revision and Environment alike."""
+        return (
+            self.flow.id == flow.id
+            and self.flow.version == flow.version == target.revision
+            and self.flow.environment == target.environment
+            and target.published_version == 0
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +170,7 @@ class ExpressOperations:
     # the Engine's constructor is not this module's).
     _express_running: dict[ExpressRun, asyncio.Future[None]] | None = None
     # The last revision of each Express flow this engine ran, by flow name (the same).
-    _express_flows: dict[str, tuple[FlowRow, Interpreter]] | None = None
+    _express_flows: dict[str, _Seen] | None = None
 
     async def start_sync_execution(
         self,
@@ -195,8 +209,8 @@ class ExpressOperations:
         seen = None if qualifier else self._express_seen().get(flow_name)
         early = None
         if seen is not None:
-            early = make_run(seen[1])
-            early.begin(data)
+            early = make_run(seen.interp)
+            early.begin(data, seen.variables)
 
         def begin(tx: Transaction, ctx: TxContext) -> _Begun | EngineError:
             # Refusals are returned, not raised: the job then needs no savepoint of its own.
@@ -212,12 +226,12 @@ class ExpressOperations:
                 )
             try:
                 target = resolve_qualifier(tx, flow, qualifier, self._routing)
-                if early is not None and seen is not None and _same(seen[0], flow, target):
-                    run, interp = early, seen[1]
+                if early is not None and seen is not None and seen.same(flow, target):
+                    run, interp = early, seen.interp
                 else:
                     interp = self._express_interpreter(tx, flow, target.revision)
                     run = make_run(interp)
-                    run.begin(data)
+                    run.begin(data, _variables(target.environment))
             except EngineError as exc:
                 return exc
             row = None
@@ -273,7 +287,7 @@ class ExpressOperations:
 
         return make
 
-    def _express_seen(self) -> dict[str, tuple[FlowRow, Interpreter]]:
+    def _express_seen(self) -> dict[str, _Seen]:
         seen = self._express_flows
         if seen is None:
             seen = self._express_flows = {}
@@ -282,9 +296,16 @@ class ExpressOperations:
     def _express_saw(self, flow: FlowRow, interp: Interpreter) -> None:
         """Remember the flow revision an execution ran, for the next start's early transition."""
         seen = self._express_seen()
+        known = seen.get(flow.name)
+        if (
+            known is not None
+            and known.interp is interp
+            and known.same(flow, Target(0, flow.version, flow.environment))
+        ):
+            return  # the usual case: nothing changed, and the variables need not be read again
         if len(seen) >= _SEEN_FLOWS and flow.name not in seen:
             seen.clear()  # rarely: as many Express flows in use as this bounds
-        seen[flow.name] = (flow, interp)
+        seen[flow.name] = _Seen(flow, interp, _variables(flow.environment))
 
     def _express_interpreter(self, tx: Transaction, flow: FlowRow, revision: int) -> Interpreter:
         """The interpreter of a flow revision, from the engine's cache of loaded flows."""

@@ -156,8 +156,12 @@ class ExpressRun:
         """Whether the execution has ended."""
         return self.state.done
 
-    def begin(self, data: dict[str, Any]) -> None:
-        """Start the execution with ``data`` and run it as far as it goes without waiting."""
+    def begin(self, data: dict[str, Any], variables: dict[str, str]) -> None:
+        """Start the execution with ``data`` and run it as far as it goes without waiting.
+
+        ``variables`` are the flow's Environment variables (`$context.flow.environment`).
+        """
+        self.state.environment = variables
         self._apply(Start(data), self.started)
         self._fire_due(self.started)
 
