@@ -99,8 +99,8 @@ class ExpressRun:
     """The state of one Express execution and what it waits for, driven to its end in memory.
 
     `begin` runs the first transition and every timer already due, without awaiting anything,
-    so that it may run inside the store's writer transaction; a flow of pass, choice and
-    other steps that need no waiting ends there. `run_to_end` then waits for task calls and
+    so that it may run inside the store's writer transaction as well as on the event loop; a
+    flow of pass, choice and other steps that need no waiting ends there. `run_to_end` then waits for task calls and
     timers on the event loop.
 
     Args:
