@@ -129,3 +129,14 @@ def test_a_bulk_keeps_a_timer_added_after_its_deletion_for_a_later_run() -> None
     later.timers.clear()
     later.events.append((1, 1, 0, "t", "s", 1.0, "{}"))
     assert first.absorb(later) is True and first.events == later.events
+
+
+def test_typed_arrays_are_written_as_literal_writes_their_values() -> None:
+    from relayflow.store.postgres_sql import Array, literal
+
+    assert literal(Array(["it's", None, ""], "text")) == "ARRAY['it''s',NULL,'']::text[]"
+    assert literal(Array([3, -4, None], "bigint")) == "ARRAY[3,-4,NULL]::bigint[]"
+    assert literal(Array([0.5, -2.5, None], "float8")) == "ARRAY[0.5,(-2.5),NULL]::float8[]"
+    assert literal(Array([], "float8")) == "'{}'::float8[]"
+    with pytest.raises(StoreError, match="NUL"):
+        literal(Array(["a\x00b"], "text"))

@@ -164,20 +164,43 @@ def literal(value: Any) -> str:
         # With standard_conforming_strings a quote is the only character to double.
         return "'" + value.replace("'", "''") + "'"
     if isinstance(value, Array):
-        return f"{literal(value.values)}::{value.type}[]"
+        return _array(value)
     if isinstance(value, list | tuple):
         return f"ARRAY[{','.join(literal(v) for v in value)}]" if value else "'{}'"
     raise TypeError(f"no SQL literal for {type(value).__name__}")
 
 
-def check_text(values: Sequence[Any]) -> None:
+def _array(array: Array) -> str:
+    """`literal` of an `Array`, the same text, with a short way for the common types.
+
+    The writer renders hundreds of thousands of these values a second.
+    """
+    kind, values = array.type, array.values
+    if not values:
+        return f"'{{}}'::{kind}[]"
+    if kind == "text":
+        text = ",".join(["NULL" if v is None else "'" + v.replace("'", "''") + "'" for v in values])
+        if "\x00" in text:
+            literal("\x00")  # raises, in the words every other refusal has
+    elif kind == "bigint":
+        text = ",".join(["NULL" if v is None else str(int(v)) for v in values])
+    else:
+        text = ",".join([literal(v) for v in values])
+    return f"ARRAY[{text}]::{kind}[]"
+
+
+def check_text(*values: str | None) -> None:
     """Refuse now what `literal` would refuse when a held-back row is rendered later.
+
+    Args:
+        values: the texts of a row that may hold anything (not JSON the store wrote, which
+            escapes control characters).
 
     Raises:
         StoreError: a string holds NUL, which PostgreSQL's text cannot.
     """
     for value in values:
-        if isinstance(value, str) and "\x00" in value:
+        if value is not None and "\x00" in value:
             literal(value)  # raises, in the words every other refusal has
 
 

@@ -195,7 +195,7 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
             # next round trip (the transaction is then run again and finds that one). So it
             # is held back with the batch's other rows, under an id taken ahead.
             self._check_writable()
-            q.check_text(values)
+            q.check_text(*(v for v in values if isinstance(v, str)))
             self._absent.discard(key)
             new_id = self._new_id(self._execution_ids, self._execution_sequence)
             self._bulk().executions.append((new_id, *values))
@@ -290,7 +290,7 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
         values = (status, state, output, error, cause, stopped)
         if self._buffered:
             self._check_writable()
-            q.check_text(values)
+            q.check_text(status, state, output, error, cause)
             self._bulk().updates[execution_id] = values
         else:
             self._write(q.UPDATE_EXECUTION, (*values, execution_id))
@@ -362,8 +362,8 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
         ]
         if self._buffered:
             self._check_writable()
-            for row in rows:
-                q.check_text(row)
+            for row in rows:  # (its detail is JSON the store wrote: no NUL there)
+                q.check_text(row[3], row[4])
             self._bulk().events.extend(rows)
             return
         # Else one multi-row INSERT (a few hundred rows each) rather than a statement an event.
@@ -402,7 +402,7 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
         values = (row.execution_id, row.timer_id, row.fire_at, row.kind)
         if self._buffered:
             self._check_writable()
-            q.check_text(values)
+            q.check_text(row.kind)
             key = (row.execution_id, row.timer_id)
             self._bulk(timer=key).timers[key] = values
         else:
@@ -471,7 +471,7 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
         lease = lease_until - (time.time() if now is None else now)
         values = (outbox_id, execution_id, jsontext.dumps(payload), owner, lease)
         if self._buffered:
-            q.check_text(values)
+            q.check_text(owner)  # (the payload is JSON the store wrote: no NUL there)
             self._bulk().outbox.append(values)
         else:
             self._run(q.INSERT_OUTBOX, values)
