@@ -8,20 +8,21 @@ import uuid
 from typing import Any
 
 from alibabacloud_fnf20190315 import models
-from alibabacloud_fnf20190315.client import Client
+from alibabacloud_fnf20190315.client import Client as SdkClient
 from alibabacloud_tea_openapi import utils_models as open_api
 from aliyunsdkfnf.request.v20190315 import StartSyncExecutionRequest
 from darabonba.runtime import RuntimeOptions
 
+from relayflow.client import Client
 from tests.api_server import KEYS, TOKEN_FLOW, ApiServer
 from tests.engine.test_express import FAILS, FIVE
 
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
-def new_sdk(server: ApiServer) -> Client:
+def new_sdk(server: ApiServer) -> SdkClient:
     key_id, secret = KEYS["admin"]
-    return Client(
+    return SdkClient(
         open_api.Config(
             access_key_id=key_id,
             access_key_secret=secret,
@@ -132,3 +133,15 @@ def test_express_refusals_at_create_and_start(api_server: ApiServer) -> None:
     }
     status, doc = refused(api_server, params)
     assert doc["Code"] == "InvalidDefinition" and "task step 'job'" in doc["Message"]
+
+
+def test_relayflows_own_client_runs_an_express_flow(api_server: ApiServer) -> None:
+    five, fails = express_flow(api_server), express_flow(api_server, FAILS)
+    key_id, secret = KEYS["admin"]
+    with Client(api_server.url, access_key_id=key_id, access_key_secret=secret) as client:
+        ok = client.start_sync_execution(five, {"n": 11}, "c")
+        bad = client.start_sync_execution(fails)
+        assert (ok.status, ok.output) == ("Succeeded", {"n": 11, "size": "big"})
+        assert re.fullmatch(f"c:{UUID}", ok.name)
+        assert (bad.status, bad.error, bad.cause) == ("Failed", "Bad.Input", "the input was bad")
+        assert client.describe_execution(five, ok.name).output == ok.output
