@@ -7,6 +7,7 @@ database and keep apart by giving their flows names of their own.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Iterator
 from typing import Any
@@ -268,3 +269,45 @@ def test_the_sync_engine_takes_the_clients_qualifier_and_flow_version():
         assert "name: one" in engine.describe_flow("f", flow_version=1).definition
         assert [e.name for e in engine.iter_executions("f", qualifier="1")] == ["pinned"]
         assert engine.list_executions("f", qualifier="1").items[0].flow_version == "1"
+
+
+STAGE = fdl("""
+    - type: pass
+      name: stage
+      outputMappings:
+        - target: stage
+          source: $context.flow.environment.STAGE
+""")
+
+
+def env(stage: str) -> str:
+    return json.dumps({"Variables": [{"Name": "STAGE", "Value": stage}]})
+
+
+@bounded
+async def test_an_execution_reads_the_environment_of_what_it_runs(store_url, flow):
+    async with make_engine(store=store_url) as engine:
+        await engine.create_flow(flow, STAGE, environment=env("blue"))
+        await engine.publish_flow_version(flow)
+        await engine.update_flow(flow, environment=env("green"))
+        await engine.start_execution(flow, {}, "pinned", qualifier="1")
+        await engine.start_execution(flow, {}, "current")
+        pinned = await engine.describe_execution(flow, "pinned", wait_seconds=10)
+        current = await engine.describe_execution(flow, "current", wait_seconds=10)
+        assert pinned.output == {"stage": "blue"} and current.output == {"stage": "green"}
+        assert pinned.environment == {"Variables": [{"Name": "STAGE", "Value": "blue"}]}
+        assert current.to_api()["Environment"]["Variables"][0]["Value"] == "green"
+
+
+def test_the_sync_engine_takes_a_flows_environment_and_mode():
+    from relayflow.engine import SyncEngine
+    from relayflow.store import open_store
+
+    with SyncEngine(open_store("memory://")) as engine:
+        made = engine.create_flow(
+            "f", STAGE, environment={"STAGE": "red"}, execution_mode="Express"
+        )
+        assert made.execution_mode == "Express"
+        assert engine.start_sync_execution("f").output == {"stage": "red"}
+        engine.update_flow("f", environment={"STAGE": "pink"})
+        assert engine.start_sync_execution("f").output == {"stage": "pink"}

@@ -453,7 +453,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOpe
                 "",
                 now,
                 None,
-                dump_state(ExecutionState()),
+                dump_state(ExecutionState(environment=target.variables())),
                 callback_token,
                 target.published_version,
             )

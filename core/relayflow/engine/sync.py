@@ -14,8 +14,9 @@ the line that makes it: see "From embedded to remote" in docs/engine.md.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -60,11 +61,28 @@ class SyncEngine:
         self.close()
 
     def create_flow(
-        self, name: str, definition: str, description: str = "", role_arn: str | None = None
+        self,
+        name: str,
+        definition: str,
+        description: str = "",
+        role_arn: str | None = None,
+        *,
+        execution_mode: str | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> FlowInfo:
-        """See `Engine.create_flow` (and `Client.create_flow`: the same arguments)."""
+        """See `Engine.create_flow` (and `Client.create_flow`: the same arguments).
+
+        ``environment`` is the flow's variables, names to values, as the client takes them.
+        """
         return self._call(
-            self.engine.create_flow(name, definition, description, role_arn=role_arn or "")
+            self.engine.create_flow(
+                name,
+                definition,
+                description,
+                role_arn=role_arn or "",
+                execution_mode=execution_mode or "Standard",
+                environment=_environment(environment) or "",
+            )
         )
 
     def update_flow(
@@ -73,9 +91,15 @@ class SyncEngine:
         definition: str | None = None,
         description: str | None = None,
         role_arn: str | None = None,
+        *,
+        environment: Mapping[str, str] | None = None,
     ) -> FlowInfo:
-        """See `Engine.update_flow`."""
-        return self._call(self.engine.update_flow(name, definition, description, role_arn))
+        """See `Engine.update_flow`; ``environment`` (names to values) replaces the variables."""
+        return self._call(
+            self.engine.update_flow(
+                name, definition, description, role_arn, environment=_environment(environment)
+            )
+        )
 
     def describe_flow(self, name: str, *, flow_version: int | str | None = None) -> FlowInfo:
         """See `Engine.describe_flow`; ``flow_version`` shows a published version."""
@@ -212,6 +236,14 @@ class SyncEngine:
     def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
         """See `Engine.report_task_failed`."""
         return self._call(self.engine.report_task_failed(token, error, cause))
+
+
+def _environment(variables: Mapping[str, str] | None) -> str | None:
+    """Variables, names to values, as the Environment text the engine takes (None: not given)."""
+    if variables is None:
+        return None
+    listed = [{"Name": str(name), "Value": str(value)} for name, value in variables.items()]
+    return json.dumps({"Variables": listed})
 
 
 def _walk(page: Callable[[str], Page[T]]) -> Iterator[T]:

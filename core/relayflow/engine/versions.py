@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from relayflow.engine.arguments import DEFAULT_PAGE, MAX_OBJECTS_PAGE, check_name, page_size
+from relayflow.engine.arguments import (
+    DEFAULT_PAGE,
+    MAX_OBJECTS_PAGE,
+    check_name,
+    environment_variables,
+    page_size,
+)
 from relayflow.engine.records import ExecutionInfo, Page
 from relayflow.engine.version_records import (
     ALIAS_KIND,
@@ -91,6 +97,10 @@ class Target:
     published_version: int
     revision: int
     environment: str
+
+    def variables(self) -> dict[str, str]:
+        """The Environment's variables by name, as `$context.flow.environment` reads them."""
+        return {v["Name"]: v["Value"] for v in environment_variables(self.environment)}
 
 
 def _published(tx: Transaction, flow_name: str, number: int) -> FlowVersionInfo | None:
