@@ -265,7 +265,6 @@ def _stage_flow(server: SdkServer, admin: Client, mode: str) -> str:
     return flow
 
 
-@pytest.mark.xfail(strict=True, reason="helper B fills ExecutionState.environment at Start")
 def test_a_definition_reads_its_flows_environment(server, clients):
     admin = clients["admin"]
     flow = _stage_flow(server, admin, "Standard")
@@ -278,7 +277,6 @@ def test_a_definition_reads_its_flows_environment(server, clients):
     assert json.loads(done.output) == {"stage": "test"}
 
 
-@pytest.mark.xfail(strict=True, reason="helper C fills ExecutionState.environment for Express")
 def test_an_express_definition_reads_its_flows_environment(server, clients):
     admin = clients["admin"]
     flow = _stage_flow(server, admin, "Express")

@@ -196,7 +196,6 @@ def test_environment_through_add_body_params(server):
     assert described["Environment"]["Variables"][0]["Value"] == "test"
 
 
-@pytest.mark.xfail(strict=True, reason="helper B fills ExecutionState.environment at Start")
 def test_a_definition_reads_the_environment(server):
     flow = _stage_flow(server)
     old_call(server, sdk(StartExecutionRequest, FlowName=flow, ExecutionName="e"))
