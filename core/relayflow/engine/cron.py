@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from relayflow.errors import RelayflowError
+
 __all__ = ["MAX_CRON_CHARS", "CronError", "CronExpression", "parse_cron"]
 
 #: The longest expression accepted.
@@ -65,8 +67,11 @@ _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
-class CronError(ValueError):
-    """A cron expression that cannot be used; the message is one sentence naming the field."""
+class CronError(RelayflowError, ValueError):
+    """A cron expression that cannot be used; the message is one sentence naming the field.
+
+    The engine answers it as `InvalidArgument`.
+    """
 
 
 @dataclass(frozen=True)
