@@ -189,6 +189,26 @@ async def test_each_tick_starts_one_execution_with_the_payload() -> None:
 
 
 @bounded
+async def test_an_execution_a_schedule_starts_reads_the_flows_environment() -> None:
+    clock = Clock("2026-01-01T00:00:30")
+    flow = fdl("""
+    - type: pass
+      name: hello
+      outputMappings:
+        - target: region
+          source: $context.flow.environment.REGION
+    """)
+    environment = '{"Variables": [{"Name": "REGION", "Value": "eu-1"}]}'
+    async with engine_on(clock) as engine:
+        await engine.create_flow("f", flow, environment=environment)
+        await engine.create_schedule("f", "s", EVERY_MINUTE)
+        clock.set("2026-01-01T00:01:00")
+        await fired(engine, "s", "2026-01-01T00:01:00")
+        run = await engine.describe_execution("f", "schedule-s-20260101T000100Z")
+        assert run.status == "Succeeded" and run.output == {"region": "eu-1"}
+
+
+@bounded
 async def test_a_restart_does_not_start_a_tick_twice(engine_factory: EngineFactory) -> None:
     clock = Clock("2026-01-01T00:00:30")
     async with engine_on(clock, engine_factory) as engine:

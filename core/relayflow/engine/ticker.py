@@ -42,6 +42,7 @@ from relayflow.engine.cron import CronError, CronExpression, parse_cron
 from relayflow.engine.model import ExecutionState, Start
 from relayflow.engine.schedule_info import KIND, ScheduleData
 from relayflow.engine.snapshot import dump_state
+from relayflow.engine.versions import Target
 from relayflow.errors import first_line
 from relayflow.store import ExecutionRow, FlowObjectRow, StoreError, Transaction
 
@@ -264,7 +265,13 @@ class Ticker:
                 "",
                 now,
                 None,
-                dump_state(ExecutionState()),
+                # The flow's current definition and Environment, as StartExecution without a
+                # Qualifier runs ($context.flow.environment).
+                dump_state(
+                    ExecutionState(
+                        environment=Target(0, flow.version, flow.environment).variables()
+                    )
+                ),
                 "",
             )
             row_id = tx.insert_execution(row)
