@@ -98,9 +98,15 @@ def _start(folder: Path) -> tuple[subprocess.Popen[bytes], str, int]:
 
 
 @contextmanager
-def sdk_server(folder: Path, *, tls: bool) -> Iterator[SdkServer]:
-    """A server with the test keys and queue, over HTTPS when ``tls``; SIGTERM must exit 0."""
+def sdk_server(folder: Path, *, tls: bool, store: str | None = None) -> Iterator[SdkServer]:
+    """A server with the test keys and queue, over HTTPS when ``tls``; SIGTERM must exit 0.
+
+    ``store`` is its store's URL (a PostgreSQL database, say); by default SQLite in ``folder``.
+    """
     config = config_text(keys=KEYS)
+    if store is not None:
+        config = config.replace('store = "sqlite:///relayflow.db"', f'store = "{store}"', 1)
+        assert f'store = "{store}"' in config, "config_text's store line has changed"
     ca_file = None
     if tls:
         certs = make_certs(folder)
@@ -116,6 +122,9 @@ def sdk_server(folder: Path, *, tls: bool) -> Iterator[SdkServer]:
     api = ApiServer(folder, port, process)
     try:
         assert scheme == ("https" if tls else "http"), f"the server serves {scheme}"
+        if store is not None:
+            scheme_of_store = store.split("://", 1)[0]
+            assert f"engine on {scheme_of_store}://" in api.log(), "the server ignored store"
         yield SdkServer(scheme, port, ca_file, api)
     finally:
         api.http.close()

@@ -3,13 +3,15 @@
 The SDK's `Client` is pointed at relayflow with `Config(endpoint=..., protocol=...)`, over HTTP
 and over HTTPS with a private CA (`Config(ca=...)`); one server per protocol serves
 the whole module. Each of the 29 actions the SDK's client has is sent through the SDK's own
-`<action>_with_options` method, and its answer read back through the SDK's response model, so a
+`<action>_with_options` method (on the SQLite store over both protocols, and on a PostgreSQL
+store over HTTP), and its answer read back through the SDK's response model, so a
 field relayflow names differently from the service would arrive as None here.
 `test_every_action_of_the_sdk_is_sent_here` checks that none was left out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -24,6 +26,7 @@ from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
 
 from tests.api_server import TOKEN_FLOW
 from tests.sdk_servers import SdkServer, new_client, sdk_server
+from tests.services import fresh_database
 
 PASS_FLOW = "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: only\n"
 ECHO_FLOW = (
@@ -39,10 +42,16 @@ SDK_ACTIONS = sorted(
 )
 
 
-@pytest.fixture(scope="module", params=["http", "https"])
+@pytest.fixture(scope="module", params=["http", "https", "postgresql"])
 def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[SdkServer]:
+    """A server over HTTP, over HTTPS, and (over HTTP) on a PostgreSQL store of its own."""
     folder = tmp_path_factory.mktemp(f"sdk-new-{request.param}")
-    with sdk_server(folder, tls=request.param == "https") as running:
+    with contextlib.ExitStack() as stack:
+        store = None
+        if request.param == "postgresql":
+            server_url = request.getfixturevalue("postgres_url")
+            store = stack.enter_context(fresh_database(server_url, "sdk_new"))
+        running = stack.enter_context(sdk_server(folder, tls=request.param == "https", store=store))
         yield running
 
 
