@@ -6,7 +6,8 @@ whole minutes of wall time. For every execution a tick starts, the delay is the 
 tick to the commit of the transaction that started it (taken from the engine's lifecycle hook,
 which runs right after each commit). Printed: p50/p99/max of that delay, the executions started
 against the ticks that came (missed ticks would be merged into one, see docs/schedules.md), and
-the engine's CPU (this process's user + system time over the window, as a share of one core).
+the engine's CPU (this process's user + system time over the window, as a share of one core,
+and per execution started).
 The reference, measured in the same run, is the raw one-row commit rate of SQLite.
 
 Two timetables, each run on a fresh store:
@@ -140,6 +141,7 @@ async def run(mode: str, count: int, minutes: int, store_url: str) -> dict[str, 
         "delay_max_ms": max(delays) * 1000 if delays else None,
         "delay_mean_ms": statistics.fmean(delays) * 1000 if delays else None,
         "engine_cpu_share": cpu / wall,
+        "engine_cpu_ms_per_execution": cpu / len(delays) * 1000 if delays else None,
         "window_seconds": wall,
     }
 
@@ -173,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['mode']:<7} {r['schedules']:,} schedules, {r['minutes']} min: "
             f"{r['started_executions']:,}/{r['expected_executions']:,} executions started; "
             f"tick -> started p50 {r['delay_p50_ms']:.1f} ms, p99 {r['delay_p99_ms']:.1f} ms, "
-            f"max {r['delay_max_ms']:.1f} ms; engine CPU {r['engine_cpu_share']:.0%} of a core; "
+            f"max {r['delay_max_ms']:.1f} ms; engine CPU {r['engine_cpu_share']:.1%} of a core "
+            f"({r['engine_cpu_ms_per_execution']:.2f} ms per execution); "
             f"created {r['created_per_s']:,.0f} schedules/s"
         )
     print(
