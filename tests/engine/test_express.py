@@ -459,9 +459,6 @@ async def test_a_flow_deleted_while_its_execution_runs_gets_no_row_but_the_calle
         assert (await engine.list_executions("ask")).items == []
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TypeError, reason="helper B adds execution_mode to SyncEngine.create_flow"
-)
 def test_sync_engine_runs_an_express_flow():
     with SyncEngine(open_store("memory://")) as engine:
         engine.create_flow("five", FIVE, execution_mode="Express")
