@@ -140,3 +140,39 @@ def test_typed_arrays_are_written_as_literal_writes_their_values() -> None:
     assert literal(Array([], "float8")) == "'{}'::float8[]"
     with pytest.raises(StoreError, match="NUL"):
         literal(Array(["a\x00b"], "text"))
+
+
+def test_commit_goes_with_the_last_message_once_the_transaction_has_sent(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_commit_alone(conn: Any) -> None:
+        raise AssertionError("COMMIT was sent alone")
+
+    a = write(store, lambda tx: tx.insert_execution(exec_row("f", "a")))
+    monkeypatch.setattr(store, "_commit", no_commit_alone)
+    with store.transaction() as tx:
+        tx.lock_executions([("f", "a")])
+        tx.append_events(a, [event(1)])
+        _update(tx, a, '{"n": 1}')
+    assert read(store, lambda tx: tx.get_execution("f", "a")).state == '{"n": 1}'
+    assert [e.event_id for e in read(store, lambda tx: tx.list_events(a, 0, 10))] == [1]
+
+
+def test_a_connection_lost_with_the_commit_on_its_way_has_an_unknown_outcome(
+    store: Store,
+) -> None:
+    with pytest.raises(StoreError, match="outcome is unknown") as info, store.transaction() as tx:
+        tx.get_meta("k")  # sent: the COMMIT goes with what follows
+        tx.set_meta("k", "v")
+        execute = tx._execute  # type: ignore[attr-defined]
+
+        def lose(text: str, *, retry: bool) -> Any:
+            if text.endswith("COMMIT"):
+                tx.conn.close()  # type: ignore[attr-defined]
+                raise psycopg.OperationalError("server closed the connection unexpectedly")
+            return execute(text, retry=retry)
+
+        tx._execute = lose  # type: ignore[attr-defined]
+    assert not isinstance(info.value, StoreConflict)
+    write(store, lambda tx: tx.set_meta("k", "again"))  # a new connection
+    assert read(store, lambda tx: tx.get_meta("k")) == "again"

@@ -283,9 +283,22 @@ class PostgresStore(Store):
                         "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS n(c, p)",
                         ([c for c, _ in notices], [p for _, p in notices]),
                     )
-                if tx.doomed is None:
-                    tx.flush()  # an error of anything held back comes here, before COMMIT
+                # An error of anything held back comes here, before COMMIT, which goes with
+                # them when it can.
+                committed = tx.doomed is None and tx.flush(commit=True)
             except StoreError:
+                # Lost with a COMMIT on its way: unknown, unless the server said why it ended
+                # the session (an error with a SQLSTATE comes before the COMMIT completes).
+                if (
+                    tx.commit_sent
+                    and tx.failed_state is None
+                    and (tx.conn.closed or tx.conn.broken)
+                ):
+                    tx.conn.close()
+                    raise StoreError(
+                        f"the connection to the PostgreSQL store {self.where} was lost during "
+                        "COMMIT: the outcome is unknown"
+                    ) from None
                 if tx.doomed is None:
                     self._abort(tx)
                     raise
@@ -295,7 +308,7 @@ class PostgresStore(Store):
             if tx.doomed is not None:
                 self._abort(tx)
                 raise type(tx.doomed)(str(tx.doomed))
-            if tx.begun:
+            if tx.begun and not committed:
                 self._commit(tx.conn)
 
     def _abort(self, tx: _PgTx) -> None:

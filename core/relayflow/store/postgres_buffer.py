@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from relayflow.store.base import ExecutionRow, StoreConflict, StoreError
 from relayflow.store.postgres_bulk import Bulk
-from relayflow.store.postgres_sql import execute_named, render
+from relayflow.store.postgres_sql import MISSED, MISSED_STATE, execute_named, render
 
 if TYPE_CHECKING:
     import psycopg
@@ -100,6 +100,11 @@ class Buffered:
         # Executions the batch's `lock_executions` looked for and did not find (new names).
         self._absent: set[tuple[str, str]] = set()
         self.doomed: StoreError | None = None
+        #: Whether a COMMIT went with the held-back statements (`flush`): if the connection
+        #: was then lost, whether the transaction committed is unknown.
+        self.commit_sent = False
+        #: The SQLSTATE of the last message that failed, if the server gave one.
+        self.failed_state: str | None = None
         self.notices: list[tuple[str, str]] = []
         self._depth = 0
 
@@ -135,7 +140,7 @@ class Buffered:
         pending: list[tuple[str, int]] = []
         for item in self._pending:
             if isinstance(item, Bulk):
-                pending += item.statements(self._render)
+                pending += [(text, -1) for text in item.statements(self._render)]
             else:
                 pending.append(item)
         self._pending = []
@@ -159,15 +164,16 @@ class Buffered:
                 if pending and self.doomed is None:  # they may not have run: never commit
                     self.doomed = StoreError(f"sending held-back statements failed: {exc!r}")
                 raise
+            self.failed_state = getattr(exc, "sqlstate", None)
+            if self.failed_state == MISSED_STATE:
+                self.doomed = StoreConflict(MISSED)
+                raise self.doomed from None
             raise self._failed(exc, buffered=bool(pending)) from None
         if missed:
             # An outbox row or timer said to be deleted was gone after all, or a new
             # execution's name was taken meanwhile (`delete_outbox`, `insert_execution`): this
             # transaction acted on a wrong answer, so it must not commit.
-            self.doomed = StoreConflict(
-                "another transaction deleted an outbox row or timer of a locked execution, or "
-                "started an execution of the same name; run the transaction again"
-            )
+            self.doomed = StoreConflict(MISSED)
             raise self.doomed
         return results
 
@@ -219,15 +225,35 @@ class Buffered:
                 return executed
         return render(sql, args)
 
-    def flush(self) -> None:
-        """Send every held-back statement now (before COMMIT, say).
+    def flush(self, *, commit: bool = False) -> bool:
+        """Send every held-back statement now; with ``commit``, COMMIT with them if it can.
+
+        COMMIT goes in the same message (a round trip less) when the transaction has sent
+        something already, so that its connection was alive a moment ago (a first message
+        is sent again on a new connection if the old one was dead, which a COMMIT must never
+        be), and when every check of a row count is made in the server (a message stops at
+        its first error, before its COMMIT).
+
+        Returns:
+            Whether the transaction committed.
 
         Raises:
-            StoreError: one of them failed (the transaction is doomed).
+            StoreError: one of them failed (the transaction is doomed); after a COMMIT was
+                sent, see `commit_sent`.
         """
         if self.doomed is not None:
             raise self.doomed
+        folds = (
+            commit
+            and self._sends > 0
+            and bool(self._pending)
+            and all(isinstance(item, Bulk) or item[1] < 0 for item in self._pending)
+        )
+        if folds:
+            self._pending.append(("COMMIT", -1))
+            self.commit_sent = True
         self._send()
+        return folds
 
     def _fetch(self, sql: str, args: Sequence[Any] | None, many: bool) -> Any:
         if self.doomed is not None:

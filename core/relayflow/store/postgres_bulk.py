@@ -22,7 +22,9 @@ because, within one run:
   then starts a new `Bulk` for the new timer.
 
 A deletion must remove exactly the rows it names (the transaction answered from memory that
-they were there): its statement carries that count and the buffer checks it.
+they were there), and an insertion of new executions must insert every one (the batch found
+none of those names): such a statement carries that count and fails in the server when it is
+wrong (`postgres_sql.checked`), so that the message fails before its COMMIT.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relayflow.store.postgres_sql import (
-    DELETE_OUTBOXES,
-    DELETE_TIMERS,
+    DELETE_OUTBOXES_CHECKED,
+    DELETE_TIMERS_CHECKED,
     INSERT_EVENTS,
-    INSERT_EXECUTIONS,
+    INSERT_EXECUTIONS_CHECKED,
     INSERT_OUTBOXES,
     INSERT_TIMERS,
     NAMED,
@@ -49,10 +51,18 @@ __all__ = ["Bulk", "Render"]
 Render = Callable[[str, Sequence[Any]], str]
 
 
-def _columns(sql: str, rows: Sequence[Sequence[Any]]) -> list[Array]:
-    """Rows as the typed array arguments of ``sql``, one a column."""
-    types = [t.removesuffix("[]") for t in NAMED[sql][1].split(", ")]
-    return [Array([row[i] for row in rows], kind) for i, kind in enumerate(types)]
+def _columns(sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+    """Rows as the typed array arguments of ``sql``, one a column.
+
+    Then, for a checked statement, how many rows it must touch.
+    """
+    types = NAMED[sql][1].split(", ")
+    arrays: list[Any] = [
+        Array([row[i] for row in rows], kind.removesuffix("[]"))
+        for i, kind in enumerate(types)
+        if kind.endswith("[]")
+    ]
+    return arrays if len(arrays) == len(types) else [*arrays, len(rows)]
 
 
 @dataclass
@@ -89,26 +99,31 @@ class Bulk:
         self.timers_deleted.update(later.timers_deleted)
         return True
 
-    def statements(self, render: Render) -> list[tuple[str, int]]:
-        """The SQL to send, each with the rows it must touch (-1: any number)."""
-        out: list[tuple[str, int]] = []
+    def statements(self, render: Render) -> list[str]:
+        """The SQL to send.
+
+        A deletion or insertion that touches another number of rows than the calls counted
+        on fails in the server (`postgres_sql.MISSED_STATE`).
+        """
+        out: list[str] = []
         if self.executions:
-            rows = self.executions
-            out.append((render(INSERT_EXECUTIONS, _columns(INSERT_EXECUTIONS, rows)), len(rows)))
+            sql = INSERT_EXECUTIONS_CHECKED
+            out.append(render(sql, _columns(sql, self.executions)))
         if self.updates:
             rows = [(key, *values) for key, values in self.updates.items()]
-            out.append((render(UPDATE_EXECUTIONS, _columns(UPDATE_EXECUTIONS, rows)), -1))
+            out.append(render(UPDATE_EXECUTIONS, _columns(UPDATE_EXECUTIONS, rows)))
         if self.events:
-            out.append((render(INSERT_EVENTS, _columns(INSERT_EVENTS, self.events)), -1))
+            out.append(render(INSERT_EVENTS, _columns(INSERT_EVENTS, self.events)))
         if self.outbox:
-            out.append((render(INSERT_OUTBOXES, _columns(INSERT_OUTBOXES, self.outbox)), -1))
+            out.append(render(INSERT_OUTBOXES, _columns(INSERT_OUTBOXES, self.outbox)))
         if self.timers:
             timers = list(self.timers.values())
-            out.append((render(INSERT_TIMERS, _columns(INSERT_TIMERS, timers)), -1))
+            out.append(render(INSERT_TIMERS, _columns(INSERT_TIMERS, timers)))
         if self.outbox_deleted:
             ids = [(i,) for i in dict.fromkeys(self.outbox_deleted)]
-            out.append((render(DELETE_OUTBOXES, _columns(DELETE_OUTBOXES, ids)), len(ids)))
+            sql = DELETE_OUTBOXES_CHECKED
+            out.append(render(sql, _columns(sql, ids)))
         if self.timers_deleted:
-            keys = list(self.timers_deleted)
-            out.append((render(DELETE_TIMERS, _columns(DELETE_TIMERS, keys)), len(keys)))
+            sql = DELETE_TIMERS_CHECKED
+            out.append(render(sql, _columns(sql, list(self.timers_deleted))))
         return out

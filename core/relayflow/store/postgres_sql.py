@@ -58,6 +58,16 @@ __all__ = [
 #: SQLSTATEs after which the transaction wrote nothing and may simply run again: serialization
 #: failure, deadlock, lock not available (lock_timeout, NOWAIT).
 CONFLICT_STATES: Final = frozenset({"40001", "40P01", "55P03"})
+#: The SQLSTATE (division by zero) of a held-back write that touched fewer or more rows than
+#: the transaction counted on: the checked statements below divide by whether the count is
+#: right, so that a wrong count fails the message, and its COMMIT with it, in the server.
+#: No other statement of the store divides.
+MISSED_STATE: Final = "22012"
+#: What a transaction that acted on such a wrong count raises (a `StoreConflict`).
+MISSED: Final = (
+    "another transaction deleted an outbox row or timer of a locked execution, or started an "
+    "execution of the same name; run the transaction again"
+)
 #: The longest NOTIFY payload PostgreSQL takes is 8,000 bytes (less one for the terminator).
 MAX_PAYLOAD: Final = 7999
 #: How many outbox or execution ids a store takes from their sequence at once.
@@ -239,7 +249,7 @@ INSERT_EXECUTIONS: Final = (
     "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], "
     "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[], "
     "%s::float8[], %s::text[], %s::text[], %s::bigint[]) "
-    "ON CONFLICT (flow_name, name) DO NOTHING"
+    "ON CONFLICT (flow_name, name) DO NOTHING RETURNING 1"
 )
 INSERT_EVENTS: Final = (
     "INSERT INTO events (execution_id, event_id, schedule_event_id, type, step_name, time, "
@@ -257,21 +267,34 @@ INSERT_TIMERS: Final = (
     "ON CONFLICT (execution_id, timer_id) DO UPDATE SET fire_at = excluded.fire_at, "
     "kind = excluded.kind, lease_owner = NULL, lease_until = NULL"
 )
-DELETE_OUTBOXES: Final = "DELETE FROM outbox WHERE id = ANY(%s::bigint[])"
+DELETE_OUTBOXES: Final = "DELETE FROM outbox WHERE id = ANY(%s::bigint[]) RETURNING 1"
 DELETE_TIMERS: Final = (
     "DELETE FROM timers t USING unnest(%s::bigint[], %s::bigint[]) AS d(e, i) "
-    "WHERE t.execution_id = d.e AND t.timer_id = d.i"
+    "WHERE t.execution_id = d.e AND t.timer_id = d.i RETURNING 1"
 )
+
+
+def checked(sql: str) -> str:
+    """``sql``, a write returning a row for each it touches, made to fail in the server.
+
+    It fails with `MISSED_STATE` unless it touches as many rows as its last argument says.
+    """
+    return f"WITH w AS ({sql}) SELECT 1 / (count(*) = %s)::int FROM w"
+
+
+INSERT_EXECUTIONS_CHECKED: Final = checked(INSERT_EXECUTIONS)
+DELETE_OUTBOXES_CHECKED: Final = checked(DELETE_OUTBOXES)
+DELETE_TIMERS_CHECKED: Final = checked(DELETE_TIMERS)
 
 #: The writer's frequent statements, prepared once on its connection (name, parameter types)
 #: and sent as ``EXECUTE name(literals)``: the server then parses and plans them once per
 #: connection instead of once per statement (planning was a third of its time). They write
 #: many rows at once, given as arrays (`relayflow.store.postgres_bulk`).
 NAMED: Final[dict[str, tuple[str, str]]] = {
-    INSERT_EXECUTIONS: (
+    INSERT_EXECUTIONS_CHECKED: (
         "rf_insert_executions",
         "bigint[], text[], text[], text[], text[], bigint[], text[], text[], text[], text[], "
-        "text[], float8[], float8[], text[], text[], bigint[]",
+        "text[], float8[], float8[], text[], text[], bigint[], bigint",
     ),
     UPDATE_EXECUTIONS: (
         "rf_update_executions",
@@ -283,8 +306,8 @@ NAMED: Final[dict[str, tuple[str, str]]] = {
     ),
     INSERT_OUTBOXES: ("rf_insert_outboxes", "bigint[], bigint[], text[], text[], float8[]"),
     INSERT_TIMERS: ("rf_insert_timers", "bigint[], bigint[], float8[], text[]"),
-    DELETE_OUTBOXES: ("rf_delete_outboxes", "bigint[]"),
-    DELETE_TIMERS: ("rf_delete_timers", "bigint[], bigint[]"),
+    DELETE_OUTBOXES_CHECKED: ("rf_delete_outboxes", "bigint[], bigint"),
+    DELETE_TIMERS_CHECKED: ("rf_delete_timers", "bigint[], bigint[], bigint"),
 }
 
 
