@@ -372,7 +372,9 @@ async def test_many_at_once_are_each_recorded_once():
 
 
 @bounded
-async def test_on_postgresql_the_row_is_recorded_and_shown(postgres_url):
+async def test_on_postgresql_the_row_is_recorded_and_replicas_see_each_others_changes(
+    postgres_url,
+):
     pytest.importorskip("psycopg")
     from tests.services import fresh_database
 
@@ -392,6 +394,14 @@ async def test_on_postgresql_the_row_is_recorded_and_shown(postgres_url):
                 assert (stored.status, stored.output) == ("Succeeded", info.output)
                 assert stored.stopped_time == info.stopped_time
             assert [e.name for e in (await again.list_executions("five")).items] == [quick.name]
+            # Two replicas: one remembers the flow from its last run, the other changes it.
+            async with make_engine(store=url) as other:
+                assert (await again.start_sync_execution("five", {"n": 11})).output["size"] == "big"
+                await other.update_flow("five", FIVE.replace("source: big", "source: huge"))
+                after = await again.start_sync_execution("five", {"n": 11})
+                assert after.output["size"] == "huge"
+                await other.delete_flow("five")
+                await refused("FlowNotExists", again.start_sync_execution("five", {"n": 11}))
 
 
 PARALLEL_TASKS = fdl("""
