@@ -100,8 +100,8 @@ class ExpressRun:
 
     `begin` runs the first transition and every timer already due, without awaiting anything,
     so that it may run inside the store's writer transaction as well as on the event loop; a
-    flow of pass, choice and other steps that need no waiting ends there. `run_to_end` then waits for task calls and
-    timers on the event loop.
+    flow of pass, choice and other steps that need no waiting ends there. `run_to_end` then
+    waits for task calls and timers on the event loop.
 
     Args:
         interp: the interpreter of the flow version the execution runs.
