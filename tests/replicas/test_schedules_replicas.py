@@ -13,9 +13,11 @@ name stopped the second start). That must not happen either.
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from relayflow.engine.schedule_info import KIND
 from relayflow.engine.ticker import execution_name
 from relayflow.store import open_store
 from relayflow.testing import bounded, eventually, fdl, make_engine
+from tests.api_server import KEYS, config_text, serving
 from tests.services import fresh_database
 
 pytest.importorskip("psycopg")
@@ -197,3 +200,45 @@ async def test_a_tick_held_by_a_replica_that_died_fires_once_elsewhere(pg_url: s
         assert info.next_tick == at("2026-01-01T00:02:00")
         assert await execution_names(engines[0], "f") == {name}
     assert [n for _, n in watch.started] == [name] and watch.doubled == []
+
+
+def test_three_servers_on_one_database_start_each_tick_once(pg_url: str, tmp_path: Path) -> None:
+    """Three `relayflow server` processes on the real clock: a schedule created on one replica
+    and ticking every second starts its executions, named after their ticks, with its payload;
+    they read the same through the others. (Once per tick is what the tests above check: an
+    execution's name cannot be taken twice, so counting names here would prove nothing.)"""
+    config = config_text(keys=KEYS, plugin=False).replace(
+        'store = "sqlite:///relayflow.db"', f'store = "{pg_url}"\npoll_seconds = 0.2'
+    )
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for i in range(3):
+            folder = tmp_path / f"replica{i}"
+            folder.mkdir()
+            servers.append(stack.enter_context(serving(folder, config)))
+        first, second, third = servers
+        first.ok({"Action": "CreateFlow", "Name": "f", "Definition": FLOW, "Type": "FDL"})
+        second.ok(
+            {
+                "Action": "CreateSchedule",
+                "FlowName": "f",
+                "ScheduleName": "often",
+                "CronExpression": "* * * * * *",
+                "Payload": '{"n": 1}',
+            }
+        )
+
+        def names() -> list[str]:
+            page = third.ok({"Action": "ListExecutions", "FlowName": "f", "Limit": "100"})
+            return [run["Name"] for run in page["Executions"]]
+
+        deadline = time.monotonic() + 30
+        while len(names()) < 4:
+            assert time.monotonic() < deadline, f"only {names()} started within 30 s"
+            time.sleep(0.2)
+        first.ok({"Action": "DeleteSchedule", "FlowName": "f", "ScheduleName": "often"})
+        started = names()
+        assert all(name.startswith("schedule-often-") for name in started)
+        for name in started:
+            run = second.describe("f", name)
+            assert run["Status"] == "Succeeded" and run["Input"].replace(" ", "") == '{"n":1}'
