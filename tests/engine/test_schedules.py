@@ -294,6 +294,32 @@ async def test_disable_enable_update_and_delete() -> None:
 
 
 @bounded
+async def test_a_held_tick_waits_for_its_claim_and_an_update_frees_it() -> None:
+    clock = Clock("2026-01-01T00:00:30")
+    async with engine_on(clock) as engine:
+        await engine.create_flow("f", FLOW)
+        await engine.create_schedule("f", "held", EVERY_MINUTE)
+        tick = at("2026-01-01T00:01:00")
+
+        def claim(tx: Any) -> list[Any]:  # as another engine would, for an hour
+            return tx.claim_due_objects(KIND, tick, "other-engine", tick + 3600, 10)
+
+        # On the writer's thread, between the engine's own transactions.
+        assert [row.name for row in await engine._runtime.committer.alone(claim)] == ["held"]
+        await engine.create_schedule("f", "witness", EVERY_MINUTE)
+        clock.set("2026-01-01T00:01:00")
+        found = await fired(engine, "witness", "2026-01-01T00:01:00")
+        assert found == ["schedule-witness-20260101T000100Z"]  # the held tick did not fire
+
+        # UpdateSchedule drops the claim and keeps the tick it waits for: it fires now.
+        await engine.update_schedule("f", "held", description="freed")
+        assert await fired(engine, "held", "2026-01-01T00:01:00") == [
+            "schedule-held-20260101T000100Z",
+            "schedule-witness-20260101T000100Z",
+        ]
+
+
+@bounded
 async def test_deleting_the_flow_deletes_its_schedules() -> None:
     clock = Clock("2026-01-01T00:00:30")
     async with engine_on(clock) as engine:
