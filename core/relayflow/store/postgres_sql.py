@@ -114,6 +114,9 @@ WORK_OF_KEYS = (
     'WHERE e.flow_name = k.flow_name COLLATE "C" AND e.name = k.name COLLATE "C")) ' + _WORK
 )
 WORK_OF_ID = "WITH e AS (SELECT %s::bigint AS id) " + _WORK
+LOCK_ID = f"SELECT {EXEC_COLUMNS} FROM executions WHERE id = %s FOR UPDATE"
+GET_FLOW = f"SELECT {FLOW_COLUMNS} FROM flows WHERE name = %s"
+FLOW_DEFINITION = "SELECT definition FROM flow_versions WHERE name = %s AND version = %s"
 UPSERT_VERSION = (
     "INSERT INTO flow_versions (name, version, definition) VALUES (%s, %s, %s) "
     "ON CONFLICT (name, version) DO UPDATE SET definition = excluded.definition"
@@ -308,6 +311,15 @@ NAMED: Final[dict[str, tuple[str, str]]] = {
     INSERT_TIMERS: ("rf_insert_timers", "bigint[], bigint[], float8[], text[]"),
     DELETE_OUTBOXES_CHECKED: ("rf_delete_outboxes", "bigint[], bigint"),
     DELETE_TIMERS_CHECKED: ("rf_delete_timers", "bigint[], bigint[], bigint"),
+    # The reads of every batch: its locks, and what its jobs read first.
+    LOCK_KEY: ("rf_lock_key", "text, text"),
+    WORK_OF_KEY: ("rf_work_of_key", "text, text"),
+    LOCK_KEYS: ("rf_lock_keys", "text[], text[]"),
+    WORK_OF_KEYS: ("rf_work_of_keys", "text[], text[]"),
+    LOCK_ID: ("rf_lock_id", "bigint"),
+    WORK_OF_ID: ("rf_work_of_id", "bigint"),
+    GET_FLOW: ("rf_get_flow", "text"),
+    FLOW_DEFINITION: ("rf_flow_definition", "text, bigint"),
 }
 
 

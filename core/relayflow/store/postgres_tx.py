@@ -81,8 +81,7 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
         if not lock and name in self._flows:
             found: FlowRow | None = self._flows[name]
             return found
-        sql = f"SELECT {q.FLOW_COLUMNS} FROM flows WHERE name = %s"
-        row = self._one(sql + " FOR UPDATE" if lock else sql, (name,))
+        row = self._one(q.GET_FLOW + " FOR UPDATE" if lock else q.GET_FLOW, (name,))
         found = FlowRow(*row) if row else None
         if self._buffered:
             # Read once a transaction (the starts of a batch read one flow again and again);
@@ -132,10 +131,7 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
         if key in self._flows:
             found: str | None = self._flows[key]
             return found
-        row = self._one(
-            "SELECT definition FROM flow_versions WHERE name = %s AND version = %s",
-            (name, version),
-        )
+        row = self._one(q.FLOW_DEFINITION, (name, version))
         definition = row[0] if row else None
         if self._buffered:
             self._flows[key] = definition
@@ -256,10 +252,7 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
     def lock_execution(self, execution_id: int) -> ExecutionRow | None:
         if execution_id in self._rows:
             return self._rows[execution_id]
-        lock = (
-            f"SELECT {q.EXEC_COLUMNS} FROM executions WHERE id = %s FOR UPDATE",
-            (execution_id,),
-        )
+        lock = (q.LOCK_ID, (execution_id,))
         if not self._buffered:
             row = self._one(*lock)
             return ExecutionRow(*row) if row else None
