@@ -17,6 +17,7 @@ from relayflow.engine import Engine
 from relayflow.engine.schedule_info import KIND
 from relayflow.engine.ticker import execution_name
 from relayflow.errors import EngineError
+from relayflow.store import FlowObjectRow
 from relayflow.testing import EngineFactory, bounded, eventually, fdl, make_engine
 
 FLOW = fdl("""
@@ -317,6 +318,30 @@ async def test_a_held_tick_waits_for_its_claim_and_an_update_frees_it() -> None:
             "schedule-held-20260101T000100Z",
             "schedule-witness-20260101T000100Z",
         ]
+
+
+@bounded
+async def test_a_schedule_the_engine_cannot_read_is_switched_off_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock("2026-01-01T00:00:30")
+    async with engine_on(clock) as engine:
+        await engine.create_flow("f", FLOW)
+        await engine.create_schedule("f", "good", EVERY_MINUTE)
+        tick = at("2026-01-01T00:01:00")
+        broken = FlowObjectRow("f", KIND, "broken", "{not json", clock(), clock(), tick - 1)
+        await engine._runtime.committer.alone(lambda tx: tx.put_object(broken))
+        clock.set("2026-01-01T00:01:00")
+        assert await fired(engine, "good", "2026-01-01T00:01:00") == [
+            "schedule-good-20260101T000100Z"
+        ]
+
+        async def off() -> bool:
+            row = await engine.read(lambda tx: tx.get_object("f", KIND, "broken"))
+            return row is not None and row.due_at is None
+
+        await eventually(off, 5, "the broken schedule to be switched off")
+    assert "schedule broken of flow f is switched off" in caplog.text
 
 
 @bounded

@@ -207,7 +207,12 @@ class Ticker:
         now = self._applier.clock()
         jobs = []
         for row in rows:
-            planned = self._plan(row, now)
+            try:
+                planned = self._plan(row, now)
+            except Exception:  # a row this engine cannot read must not hold up the others
+                log.exception("schedule %s of flow %s is switched off", row.name, row.flow_name)
+                self._committer.enqueue(_put(_moved(row, None), self._applier.owner))
+                continue
             if planned is None:
                 continue
             fire, key = planned
