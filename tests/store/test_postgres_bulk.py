@@ -176,3 +176,23 @@ def test_a_connection_lost_with_the_commit_on_its_way_has_an_unknown_outcome(
     assert not isinstance(info.value, StoreConflict)
     write(store, lambda tx: tx.set_meta("k", "again"))  # a new connection
     assert read(store, lambda tx: tx.get_meta("k")) == "again"
+
+
+def test_without_prepared_statements_the_same_writes_go_as_plain_sql(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relayflow.store.postgres import PostgresStore
+
+    monkeypatch.setattr(PostgresStore, "_name_statements", lambda self, conn: False)
+    with store.transaction() as tx:
+        tx.lock_executions([("f", "a"), ("f", "b")])
+        a = tx.insert_execution(exec_row("f", "a"))
+        tx.append_events(a, [event(1)])
+        row_id = tx.add_outbox(a, {"n": 1}, "me", now() + LONG)
+        tx.add_timer(TimerRow(a, 1, 5.0, "wait"))
+    with store.transaction() as tx:
+        tx.lock_executions([("f", "a")])
+        assert tx.delete_outbox(row_id) is True and tx.delete_timer(a, 1) is True
+        _update(tx, a, '{"n": 2}', status="Succeeded")
+    assert read(store, lambda tx: tx.get_execution("f", "a")).status == "Succeeded"
+    assert read(store, lambda tx: (tx.list_outbox(a), tx.list_timers(a))) == ([], [])
