@@ -259,3 +259,24 @@ def test_replicas_claiming_at_once_get_disjoint_objects(replicas: tuple[Store, S
     assert write(b, lambda tx: tx.put_object(obj("s0"), owner="b")) is False
     assert write(a, lambda tx: tx.put_object(obj("s3"), owner="a")) is False
     assert write(b, lambda tx: tx.put_object(obj("s3"), owner="b")) is True
+
+
+def test_put_objects_writes_back_what_the_owner_still_holds(store: Store) -> None:
+    def fill(tx: Transaction) -> None:
+        for name in ("a", "b", "c"):
+            tx.create_object(obj(name, due_at=1.0))
+
+    write(store, fill)
+    t = now()
+    write(store, lambda tx: tx.claim_due_objects("schedule", t, "me", t + LONG, 10))
+    write(store, lambda tx: tx.put_object(obj("b", due_at=2.0)))  # b's claim is gone
+    rows = [obj(n, due_at=50.0, data=f"next {n}") for n in ("c", "b", "a", "zz")]
+    assert write(store, lambda tx: tx.put_objects(rows, owner="me")) == [True, False, True, False]
+    found = {
+        o.name: (o.data, o.due_at) for o in read(store, lambda tx: tx.list_objects("f", "schedule"))
+    }
+    assert found == {"a": ("next a", 50.0), "b": ('{"n": 1}', 2.0), "c": ("next c", 50.0)}
+    assert (
+        write(store, lambda tx: tx.put_objects(rows, owner="me")) == [False] * 4
+    )  # claims dropped
+    assert write(store, lambda tx: tx.put_objects([], owner="me")) == []

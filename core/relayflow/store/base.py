@@ -328,6 +328,14 @@ class Transaction(ABC):
         object is gone.
         """
 
+    def put_objects(self, rows: Sequence[FlowObjectRow], *, owner: str) -> list[bool]:
+        """`put_object` with ``owner`` for each of ``rows``; whether each was written, in order.
+
+        For a batch of claimed objects written back at once (a driver for several engines
+        does it in one statement instead of a round trip each).
+        """
+        return [self.put_object(row, owner=owner) for row in rows]
+
     @abstractmethod
     def delete_object(self, flow_name: str, kind: str, name: str) -> bool:
         """Delete one object; whether it existed."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from relayflow.store.postgres_sql import NOW
+from relayflow.store.postgres_sql import NOW, Array
 from relayflow.store.records import FlowObjectRow
 
 __all__: list[str] = []
@@ -30,6 +30,16 @@ _CLAIM: Final = (
     f"UPDATE flow_objects o SET claim_owner = %s, claim_until = {NOW} + %s FROM due "
     "WHERE o.flow_name = due.flow_name AND o.kind = due.kind AND o.name = due.name "
     "RETURNING o.flow_name, o.kind, o.name, o.data, o.created, o.modified, o.due_at"
+)
+
+
+_PUT_CLAIMED: Final = (
+    "UPDATE flow_objects o SET data = v.data, modified = v.modified, due_at = v.due_at, "
+    "claim_owner = NULL, claim_until = NULL FROM unnest(%s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::float8[], %s::float8[]) AS v(flow_name, kind, name, data, modified, due_at) "
+    'WHERE o.flow_name = v.flow_name COLLATE "C" AND o.kind = v.kind COLLATE "C" '
+    'AND o.name = v.name COLLATE "C" AND o.claim_owner = %s '
+    "RETURNING o.flow_name, o.kind, o.name"
 )
 
 
@@ -76,6 +86,22 @@ class _ObjectsMixin:
             (*key, row.data, row.created, row.modified, row.due_at),
         )
         return True
+
+    def put_objects(self, rows: Sequence[FlowObjectRow], *, owner: str) -> list[bool]:
+        """`put_object` with ``owner`` for each row, in one statement (one round trip)."""
+        if not rows:
+            return []
+        self._check_writable()
+        columns = [
+            Array([r.flow_name for r in rows], "text"),
+            Array([r.kind for r in rows], "text"),
+            Array([r.name for r in rows], "text"),
+            Array([r.data for r in rows], "text"),
+            Array([r.modified for r in rows], "float8"),
+            Array([r.due_at for r in rows], "float8"),
+        ]
+        moved = {tuple(r) for r in self._all(_PUT_CLAIMED, (*columns, owner))}
+        return [(r.flow_name, r.kind, r.name) in moved for r in rows]
 
     def delete_object(self, flow_name: str, kind: str, name: str) -> bool:
         found = self._write_one(
