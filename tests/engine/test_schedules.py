@@ -345,6 +345,32 @@ async def test_a_schedule_the_engine_cannot_read_is_switched_off_alone(
 
 
 @bounded
+async def test_a_start_that_breaks_loses_its_tick_alone(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock("2026-01-01T00:00:30")
+    async with engine_on(clock) as engine:
+        await engine.create_flow("f", FLOW)
+        for name in ("a", "bad", "c"):
+            await engine.create_schedule("f", name, EVERY_MINUTE)
+        applier = engine._runtime.applier
+        apply = applier.apply
+
+        def breaking(tx: Any, ctx: Any, row: Any, command: Any, *rest: Any) -> Any:
+            if row.name.startswith("schedule-bad-"):
+                raise RuntimeError("a bug")
+            return apply(tx, ctx, row, command, *rest)
+
+        applier.apply = breaking  # type: ignore[method-assign]
+        clock.set("2026-01-01T00:01:00")
+        await fired(engine, "c", "2026-01-01T00:01:00")
+        assert await names(engine) == [
+            "schedule-a-20260101T000100Z",
+            "schedule-c-20260101T000100Z",
+        ]
+        assert (await engine.describe_schedule("f", "bad")).next_tick == at("2026-01-01T00:02:00")
+    assert "schedule-bad-20260101T000100Z of flow f did not start" in caplog.text
+
+
+@bounded
 async def test_deleting_the_flow_deletes_its_schedules() -> None:
     clock = Clock("2026-01-01T00:00:30")
     async with engine_on(clock) as engine:

@@ -12,10 +12,11 @@ name stopped the second start). That must not happen either.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,47 +72,30 @@ async def running(*engines: Engine) -> AsyncIterator[None]:
             await engine.close(grace_seconds=0.5)
 
 
-class Recording:
-    """A transaction that notes whether `put_object` moved the schedule on."""
-
-    def __init__(self, tx: Any) -> None:
-        self._tx = tx
-        self.moved = False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._tx, name)
-
-    def put_object(self, row: Any, *, owner: str | None = None) -> bool:
-        self.moved = bool(self._tx.put_object(row, owner=owner))
-        return self.moved
-
-
 class Watch:
-    """What each replica's firings did: started a tick, or found it started already."""
+    """What each replica's firings did: started a tick, or found it started already.
+
+    `Ticker._start` runs only for a schedule this replica has just moved on under its claim:
+    finding the tick's execution there already means another replica fired the same tick.
+    """
 
     def __init__(self) -> None:
-        self.started: list[tuple[int, str]] = []
+        self.started: set[str] = set()
         self.doubled: list[tuple[int, str]] = []
 
     def attach(self, index: int, engine: Engine) -> None:
         ticker = engine._runtime.ticker
-        plan = ticker._firing
+        start = ticker._start
 
-        def firing(moved: Any, name: str, payload: Any, now: float) -> Callable[..., bool]:
-            fire = plan(moved, name, payload, now)
+        def watched(tx: Any, ctx: Any, flow: Any, tick: Any, now: float) -> bool:
+            done = start(tx, ctx, flow, tick, now)
+            if done:
+                self.started.add(tick.name)
+            else:
+                self.doubled.append((index, tick.name))
+            return done
 
-            def watched(tx: Any, ctx: Any) -> bool:
-                seen = Recording(tx)
-                done = fire(seen, ctx)
-                if done:
-                    self.started.append((index, name))
-                elif seen.moved:
-                    self.doubled.append((index, name))  # moved on, yet the tick had started
-                return done
-
-            return watched
-
-        ticker._firing = firing  # type: ignore[method-assign]
+        ticker._start = watched  # type: ignore[method-assign]
 
 
 async def execution_names(engine: Engine, flow: str) -> set[str]:
@@ -162,11 +146,11 @@ async def test_each_tick_fires_once_with_three_replicas(pg_url: str) -> None:
             }
             assert names == wanted, flow
     assert watch.doubled == []
-    assert sorted(name for _, name in watch.started) == sorted(
+    assert watch.started == {
         execution_name(name, at(START) + tick - 0.5)
         for _, name in schedules
         for tick in range(1, TICKS + 1)
-    )
+    }
 
 
 @bounded(seconds=60)
@@ -199,7 +183,48 @@ async def test_a_tick_held_by_a_replica_that_died_fires_once_elsewhere(pg_url: s
         info = await engines[0].describe_schedule("f", "s")
         assert info.next_tick == at("2026-01-01T00:02:00")
         assert await execution_names(engines[0], "f") == {name}
-    assert [n for _, n in watch.started] == [name] and watch.doubled == []
+    assert watch.started == {name} and watch.doubled == []
+
+
+@bounded(seconds=60)
+async def test_a_replica_too_slow_for_its_claim_does_not_fire_the_tick(pg_url: str) -> None:
+    """A replica claims a tick, then stalls past its lease; another claims and fires it. When
+    the first goes on, its claim is gone: it must not move the schedule or start anything."""
+    clock = Clock(START)
+    slow = make_engine(store=pg_url, clock=clock, poll_seconds=0.05, lease_seconds=1)
+    other = make_engine(store=pg_url, clock=clock, poll_seconds=0.05, lease_seconds=1)
+    watch = Watch()
+    watch.attach(0, slow)
+    watch.attach(1, other)
+    fired_elsewhere = asyncio.Event()
+    claimed, went_on = asyncio.Event(), asyncio.Event()
+    fire_all = slow._runtime.ticker._fire_all
+
+    async def stalled(rows: Any) -> None:
+        claimed.set()
+        await fired_elsewhere.wait()  # the lease (1 s, on PostgreSQL's clock) ran out meanwhile
+        await fire_all(rows)
+        went_on.set()
+
+    slow._runtime.ticker._fire_all = stalled  # type: ignore[method-assign]
+    async with running(slow):
+        await slow.create_flow("f", FLOW)
+        await slow.create_schedule("f", "s", "0 * * * * *")
+        clock.now = at("2026-01-01T00:01:00")
+        await asyncio.wait_for(claimed.wait(), 10)
+        name = execution_name("s", clock.now)
+        async with running(other):
+
+            async def started() -> bool:
+                return name in await execution_names(other, "f")
+
+            await eventually(started, 20, "the other replica to fire the tick")
+            fired_elsewhere.set()
+            await asyncio.wait_for(went_on.wait(), 10)  # the slow one must have done nothing
+            assert await execution_names(other, "f") == {name}
+            info = await other.describe_schedule("f", "s")
+            assert info.next_tick == at("2026-01-01T00:02:00")
+    assert watch.doubled == []
 
 
 def test_three_servers_on_one_database_start_each_tick_once(pg_url: str, tmp_path: Path) -> None:

@@ -1,12 +1,13 @@
 """The schedule loop: when a schedule's tick comes, start its flow, exactly once per tick.
 
 The loop claims due schedules (`Transaction.claim_due_objects`, with a lease, in a small
-transaction of its own) and fires each in one job of the writer that, in one transaction:
+transaction of its own) and fires them in one job of the writer that, in one transaction:
 
-1. moves the schedule on to its next tick, only while this engine still holds its claim
-   (`put_object(owner=...)`); if it does not (the lease ran out and another engine took it, or
-   UpdateSchedule or DeleteSchedule changed it since), the job writes nothing;
-2. starts the execution named after the schedule and the tick,
+1. moves each schedule on to its next tick, only while this engine still holds its claim
+   (`put_object(owner=...)`, all of them at once where the store can); one that it no longer
+   holds (the lease ran out and another engine took it, or UpdateSchedule or DeleteSchedule
+   changed it since) is left alone;
+2. for each schedule it moved on, starts the execution named after the schedule and the tick,
    `schedule-<ScheduleName>-<tick as UTC yyyymmddThhmmssZ>`, with the Payload as its input.
    If the flow already has an execution of that name, the tick has started: nothing more.
 
@@ -32,8 +33,10 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 from relayflow.engine.applier import Applier
 from relayflow.engine.batches import TxContext
@@ -44,7 +47,7 @@ from relayflow.engine.schedule_info import KIND, ScheduleData
 from relayflow.engine.snapshot import dump_state
 from relayflow.engine.versions import Target
 from relayflow.errors import first_line
-from relayflow.store import ExecutionRow, FlowObjectRow, StoreError, Transaction
+from relayflow.store import ExecutionRow, FlowObjectRow, FlowRow, StoreError, Transaction
 
 __all__ = ["SCHEDULE_BATCH", "Ticker", "execution_name"]
 
@@ -205,35 +208,33 @@ class Ticker:
 
     async def _fire_all(self, rows: list[FlowObjectRow]) -> None:
         now = self._applier.clock()
-        jobs = []
+        ticks: list[_Tick] = []
         for row in rows:
             try:
-                planned = self._plan(row, now)
+                tick = self._plan(row, now)
             except Exception:  # a row this engine cannot read must not hold up the others
                 log.exception("schedule %s of flow %s is switched off", row.name, row.flow_name)
                 self._committer.enqueue(_put(_moved(row, None), self._applier.owner))
                 continue
-            if planned is None:
-                continue
-            fire, key = planned
-            jobs.append(self._committer.submit(fire, key=key))
-        for outcome in await asyncio.gather(*jobs, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                log.warning("a schedule's tick did not fire; it is tried again: %s", outcome)
+            if tick is not None:
+                ticks.append(tick)
+        if not ticks:
+            return
+        try:
+            await self._committer.submit(self._firing(ticks, now))
+        except Exception as exc:  # the claims stay: these ticks fire when they run out
+            log.warning("schedule ticks did not fire; they are tried again: %s", exc)
 
-    def _plan(
-        self, row: FlowObjectRow, now: float
-    ) -> tuple[Callable[[Transaction, TxContext], bool], tuple[str, str]] | None:
-        """The job that fires ``row``'s tick, and the execution it locks; None when none can."""
+    def _plan(self, row: FlowObjectRow, now: float) -> _Tick | None:
+        """What firing ``row`` does: its next tick, and the execution it starts now."""
         data = ScheduleData.loads(row.data)
-        owner = self._applier.owner
         try:
             expr = _expression(data.cron_expression)
         except CronError as exc:  # say, a CRON_TZ zone this system's tz database lacks
             log.warning(
                 "schedule %s of flow %s is off: %s", row.name, row.flow_name, first_line(exc)
             )
-            self._committer.enqueue(_put(_moved(row, None), owner))
+            self._committer.enqueue(_put(_moved(row, None), self._applier.owner))
             return None
         due = row.due_at if row.due_at is not None else now
         following = expr.next_tick(due)
@@ -241,53 +242,87 @@ class Ticker:
         next_due: float | None = following
         if following is not None and following <= now:  # missed ticks: only the latest starts
             tick, next_due = expr.latest_tick(now) or due, expr.next_tick(now)
-        name = execution_name(row.name, tick)
         payload = json.loads(data.payload) if data.payload else {}
-        return self._firing(_moved(row, next_due), name, payload, now), (row.flow_name, name)
+        return _Tick(_moved(row, next_due), execution_name(row.name, tick), payload)
 
-    def _firing(
-        self, moved: FlowObjectRow, name: str, payload: dict[str, object], now: float
-    ) -> Callable[[Transaction, TxContext], bool]:
-        applier = self._applier
+    def _firing(self, ticks: list[_Tick], now: float) -> Callable[[Transaction, TxContext], int]:
+        """The job that fires ``ticks``: how many executions it started."""
+        owner = self._applier.owner
 
-        def fire(tx: Transaction, ctx: TxContext) -> bool:
-            if not tx.put_object(moved, owner=applier.owner):
-                return False  # no longer this engine's to fire
-            flow = tx.get_flow(moved.flow_name)
-            if flow is None or flow.execution_mode != "Standard":
-                return False
-            row = ExecutionRow(
-                0,
-                uuid.uuid4().hex,
-                moved.flow_name,
-                name,
-                flow.id,
-                flow.version,
-                "Running",
-                json.dumps(payload),
-                None,
-                "",
-                "",
-                now,
-                None,
-                # The flow's current definition and Environment, as StartExecution without a
-                # Qualifier runs ($context.flow.environment).
-                dump_state(
-                    ExecutionState(
-                        environment=Target(0, flow.version, flow.environment).variables()
-                    )
-                ),
-                "",
+        def fire(tx: Transaction, ctx: TxContext) -> int:
+            # Every schedule moved on first, in one round trip where the store can: only those
+            # still this engine's (the others were changed, deleted or taken over since).
+            moved = tx.put_objects([tick.moved for tick in ticks], owner=owner)
+            mine = sorted(
+                (tick for tick, ok in zip(ticks, moved, strict=True) if ok),
+                key=lambda tick: (tick.moved.flow_name, tick.name),
             )
-            row_id = tx.insert_execution(row)
-            if row_id is None:
-                return False  # this tick has started already
-            stored = tx.lock_execution(row_id)
-            assert stored is not None
-            applier.apply(tx, ctx, stored, Start(payload))
-            return True
+            # The executions to start, locked in the engines' one order: a driver that finds
+            # them absent then holds their inserts back with the batch's other writes.
+            tx.lock_executions([(tick.moved.flow_name, tick.name) for tick in mine])
+            flows: dict[str, FlowRow | None] = {}
+            started = 0
+            for tick in mine:
+                flow_name = tick.moved.flow_name
+                if flow_name not in flows:
+                    flows[flow_name] = tx.get_flow(flow_name)
+                flow = flows[flow_name]
+                if flow is None or flow.execution_mode != "Standard":
+                    continue
+                mark = ctx.mark()
+                try:
+                    with tx.savepoint():
+                        started += self._start(tx, ctx, flow, tick, now)
+                except StoreError:
+                    raise  # the database's: the whole transaction goes (and is run again)
+                except Exception:  # a bug: this tick is lost, the others start
+                    ctx.undo(mark)
+                    log.exception("the execution %s of flow %s did not start", tick.name, flow_name)
+            return started
 
         return fire
+
+    def _start(
+        self, tx: Transaction, ctx: TxContext, flow: FlowRow, tick: _Tick, now: float
+    ) -> bool:
+        """Start the tick's execution; False if the flow has one of that name already."""
+        row = ExecutionRow(
+            0,
+            uuid.uuid4().hex,
+            flow.name,
+            tick.name,
+            flow.id,
+            flow.version,
+            "Running",
+            json.dumps(tick.payload),
+            None,
+            "",
+            "",
+            now,
+            None,
+            # The flow's current definition and Environment, as StartExecution without a
+            # Qualifier runs ($context.flow.environment).
+            dump_state(
+                ExecutionState(environment=Target(0, flow.version, flow.environment).variables())
+            ),
+            "",
+        )
+        row_id = tx.insert_execution(row)
+        if row_id is None:
+            return False  # this tick has started already
+        stored = tx.lock_execution(row_id)
+        assert stored is not None
+        self._applier.apply(tx, ctx, stored, Start(tick.payload))
+        return True
+
+
+@dataclass(frozen=True)
+class _Tick:
+    """One schedule's tick to fire: the schedule moved on, and the execution to start."""
+
+    moved: FlowObjectRow
+    name: str
+    payload: dict[str, Any]
 
 
 def _moved(row: FlowObjectRow, due_at: float | None) -> FlowObjectRow:
