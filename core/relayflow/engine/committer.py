@@ -18,6 +18,7 @@ transaction of its own, so that one job that keeps conflicting fails only its ow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -170,13 +171,35 @@ class Committer:
             self._queue.put_nowait(Job(fn, None, atomic=False, key=key))
 
     async def read(self, fn: Callable[[Transaction], T]) -> T:
-        """Run ``fn`` on a read-only view of the store."""
+        """Run ``fn`` on a read-only view of the store.
 
-        def run() -> T:
-            with self._store.reader() as tx:
-                return fn(tx)
+        The caller has its answer as soon as ``fn`` returns: ending the read transaction (a
+        round trip to a database server) changes nothing it read, so it happens meanwhile.
+        """
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[T] = loop.create_future()
 
-        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+        def settle(result: T | None, error: BaseException | None) -> None:
+            if answer.done():  # the caller gave up, or the answer went already
+                return
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(result)  # type: ignore[arg-type]
+
+        def tell(result: T | None, error: BaseException | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(settle, result, error)
+
+        def run() -> None:
+            try:
+                with self._store.reader() as tx:
+                    tell(fn(tx), None)
+            except BaseException as exc:  # reaches the caller unless the answer went already
+                tell(None, exc)
+
+        self._readers.submit(run)
+        return await answer
 
     async def _commit_loop(self) -> None:
         assert self._queue is not None
