@@ -161,3 +161,10 @@ def test_replicas_opening_a_version_2_database_together_upgrade_it_once(
         for statement in pg_schema.SCHEMA:
             conn.execute(statement)
         assert _columns(conn) == upgraded  # the same as a new store's
+
+
+def test_store_upgrade_brings_a_version_2_database_to_3_once(pg_version_2: str) -> None:
+    state = upgrade(pg_version_2)
+    assert (state.before, state.after) == (2, SCHEMA_VERSION)
+    assert state.sentence() == "upgraded from version 2 to 3"
+    assert upgrade(pg_version_2).sentence() == "already at version 3"
