@@ -62,7 +62,11 @@ with its end: `client.start_sync_execution("quick", {"id": 7})` returns the ende
 `start_execution`, `start_sync_execution` and `list_executions`, `flow_version=` on
 `describe_flow`.
 
-Actions without a method of their own (schedules, published versions, aliases, regions) go
+Schedules have their methods (`create_schedule`, `describe_schedule`, `list_schedules`,
+`iter_schedules`, `update_schedule`, `delete_schedule`), which return
+`relayflow.flow_objects.ScheduleInfo`, as the embedded engine does.
+
+Actions without a method of their own (published versions, aliases, regions) go
 through `request`, with the API's parameter names, and come back as the answer's dict:
 
     client.request("CreateSchedule", {"FlowName": "orders", "ScheduleName": "nightly",

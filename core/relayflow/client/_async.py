@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 import httpx
 
 from relayflow.client import _calls
+from relayflow.client._base import USER_AGENT, _Base, _client_config
 from relayflow.client._calls import Call
-from relayflow.client._http import USER_AGENT, _Base, _client_config
+from relayflow.flow_objects import ScheduleInfo
 from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page
 
 if TYPE_CHECKING:  # the configuration (pydantic-settings) is the caller's to load, not ours
@@ -286,3 +287,62 @@ class AsyncClient(_Base):
     async def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
         """Fail a task by its token (ReportTaskFailed); returns the event id."""
         return await self.call(_calls.report_task_failed(token, error, cause))
+
+    async def create_schedule(
+        self,
+        flow_name: str,
+        schedule_name: str,
+        cron_expression: str,
+        payload: Mapping[str, Any] | str | None = None,
+        enable: bool = True,
+        description: str = "",
+    ) -> ScheduleInfo:
+        """Create a schedule (CreateSchedule); see `Client.create_schedule`."""
+        return await self.call(
+            _calls.create_schedule(
+                flow_name, schedule_name, cron_expression, payload, enable, description
+            )
+        )
+
+    async def describe_schedule(self, flow_name: str, schedule_name: str) -> ScheduleInfo:
+        """A schedule (DescribeSchedule)."""
+        return await self.call(_calls.describe_schedule(flow_name, schedule_name))
+
+    async def list_schedules(
+        self, flow_name: str, limit: int | None = None, next_token: str | None = None
+    ) -> Page[ScheduleInfo]:
+        """One page of a flow's schedules (ListSchedules)."""
+        return await self.call(_calls.list_schedules(flow_name, limit, next_token))
+
+    async def iter_schedules(
+        self, flow_name: str, page_size: int | None = None
+    ) -> AsyncIterator[ScheduleInfo]:
+        """Every schedule of a flow, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            page = await self.list_schedules(flow_name, page_size, token)
+            for schedule in page.items:
+                yield schedule
+            if page.last:
+                return
+            token = page.next_token
+
+    async def update_schedule(
+        self,
+        flow_name: str,
+        schedule_name: str,
+        cron_expression: str | None = None,
+        payload: Mapping[str, Any] | str | None = None,
+        enable: bool | None = None,
+        description: str | None = None,
+    ) -> ScheduleInfo:
+        """Change a schedule (UpdateSchedule); None keeps a field."""
+        return await self.call(
+            _calls.update_schedule(
+                flow_name, schedule_name, cron_expression, payload, enable, description
+            )
+        )
+
+    async def delete_schedule(self, flow_name: str, schedule_name: str) -> str:
+        """Delete a schedule (DeleteSchedule); returns the RequestId."""
+        return await self.call(_calls.delete_schedule(flow_name, schedule_name))

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from relayflow.client._errors import ClientError
+from relayflow.flow_objects import ScheduleInfo
 from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page
 from relayflow.signing import signed_params
 
@@ -364,3 +365,75 @@ def report_task_failed(token: str, error: str, cause: str) -> Call[int]:
     params = {"TaskToken": token, "Error": error}
     _put(params, "Cause", cause or None)
     return Call("ReportTaskFailed", params, _event_id)
+
+
+# schedules
+
+
+def _payload_text(payload: Mapping[str, Any] | str | None) -> str | None:
+    if payload is None or isinstance(payload, str):
+        return payload
+    return _object_text(payload, "payload")
+
+
+def create_schedule(
+    flow_name: str,
+    schedule_name: str,
+    cron_expression: str,
+    payload: Mapping[str, Any] | str | None,
+    enable: bool,
+    description: str,
+) -> Call[ScheduleInfo]:
+    """CreateSchedule."""
+    params = {
+        "FlowName": flow_name,
+        "ScheduleName": schedule_name,
+        "CronExpression": cron_expression,
+        "Enable": "true" if enable else "false",
+    }
+    _put(params, "Payload", _payload_text(payload))
+    _put(params, "Description", description or None)
+    return Call("CreateSchedule", params, lambda doc: ScheduleInfo.from_api(doc, flow_name))
+
+
+def describe_schedule(flow_name: str, schedule_name: str) -> Call[ScheduleInfo]:
+    """DescribeSchedule."""
+    params = {"FlowName": flow_name, "ScheduleName": schedule_name}
+    return Call("DescribeSchedule", params, lambda doc: ScheduleInfo.from_api(doc, flow_name))
+
+
+def list_schedules(
+    flow_name: str, limit: int | None, next_token: str | None
+) -> Call[Page[ScheduleInfo]]:
+    """ListSchedules."""
+    params = {"FlowName": flow_name}
+    _put(params, "Limit", limit)
+    _put(params, "NextToken", next_token or None)
+    return Call(
+        "ListSchedules",
+        params,
+        lambda doc: Page.from_api(doc, "Schedules", lambda d: ScheduleInfo.from_api(d, flow_name)),
+    )
+
+
+def update_schedule(
+    flow_name: str,
+    schedule_name: str,
+    cron_expression: str | None,
+    payload: Mapping[str, Any] | str | None,
+    enable: bool | None,
+    description: str | None,
+) -> Call[ScheduleInfo]:
+    """UpdateSchedule; None keeps a field."""
+    params = {"FlowName": flow_name, "ScheduleName": schedule_name}
+    _put(params, "CronExpression", cron_expression)
+    _put(params, "Payload", _payload_text(payload))
+    _put(params, "Enable", None if enable is None else ("true" if enable else "false"))
+    _put(params, "Description", description)
+    return Call("UpdateSchedule", params, lambda doc: ScheduleInfo.from_api(doc, flow_name))
+
+
+def delete_schedule(flow_name: str, schedule_name: str) -> Call[str]:
+    """DeleteSchedule; the answer is the RequestId."""
+    params = {"FlowName": flow_name, "ScheduleName": schedule_name}
+    return Call("DeleteSchedule", params, _request_id)
