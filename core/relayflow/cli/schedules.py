@@ -1,6 +1,6 @@
 """`relayflow schedules`: schedules of flows on a relayflow server.
 
-The commands send the API's schedule actions through the client's generic `Client.call`, and
+The commands send the API's schedule actions through the client's generic `Client.request`, and
 print what the server answers: a line or a table, or, with --json, the API's fields.
 """
 
@@ -33,13 +33,9 @@ def _doc(answer: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in answer.items() if key != "RequestId"}
 
 
-def _send(client: Client, action: str, params: dict[str, str | None]) -> dict[str, Any]:
+def _send(client: Client, action: str, params: dict[str, Any]) -> dict[str, Any]:
     """One schedule action; its answer as a dict. Parameters that are None are not sent."""
-    from relayflow.client._calls import Call
-
-    sent = {key: value for key, value in params.items() if value is not None}
-    answer: dict[str, Any] = client.call(Call(action, sent, lambda doc: doc))
-    return answer
+    return client.request(action, params)
 
 
 def _all(client: Client, flow: str) -> Iterator[dict[str, Any]]:
@@ -58,10 +54,6 @@ def _all(client: Client, flow: str) -> Iterator[dict[str, Any]]:
 
 def _payload(data: dict[str, Any] | None) -> str | None:
     return None if data is None else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-def _flag(value: bool | None) -> str | None:
-    return None if value is None else ("true" if value else "false")
 
 
 @click.group(context_settings=CONTEXT)
@@ -143,7 +135,7 @@ def schedules_create(
                 "ScheduleName": name,
                 "CronExpression": cron,
                 "Payload": _payload(payload),
-                "Enable": _flag(not disabled),
+                "Enable": not disabled,
                 "Description": description,
             },
         )
@@ -195,7 +187,7 @@ def schedules_update(
                 "ScheduleName": name,
                 "CronExpression": cron,
                 "Payload": _payload(payload),
-                "Enable": _flag(enable),
+                "Enable": enable,
                 "Description": description,
             },
         )
