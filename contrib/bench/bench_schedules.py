@@ -1,6 +1,6 @@
 """Benchmark schedules: 10,000 schedules each firing every minute, on the real clock.
 
-The embedded engine (a SQLite file, or the PostgreSQL database given with --store) holds
+The embedded engine (on a SQLite file, or with --store on a fresh PostgreSQL database) holds
 10,000 schedules of a one-step pass flow, each with a tick every minute, and runs for a few
 whole minutes of wall time. For every execution a tick starts, the delay is the time from the
 tick to the commit of the transaction that started it (taken from the engine's lifecycle hook,
@@ -21,13 +21,14 @@ commit comes after it, which only a real clock shows. Hence minutes of wall time
 target of its own, not part of `make test`.
 
     .venv/bin/python contrib/bench/bench_schedules.py [--mode burst|spread|both]
-        [--schedules 10000] [--minutes 2] [--store sqlite|postgresql://...] [--json]
+        [--schedules 10000] [--minutes 2] [--store sqlite|pg|postgresql://...] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import statistics
@@ -42,6 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_fdl import sqlite_commits_per_second
+from replicas import cpu_seconds, create_database, drop_database, postgres_pid, postgres_server
 
 from relayflow.engine import Engine
 from relayflow.engine.integration import TaskOutcome, TaskRequest
@@ -112,6 +114,9 @@ async def run(mode: str, count: int, minutes: int, store_url: str) -> dict[str, 
             window_start += 60
         window_end = window_start + minutes * 60
         await asyncio.sleep(max(0.0, window_start - time.time() - 0.5))
+        # On PostgreSQL, the database server's CPU too (the engine's is this process's).
+        pg_pid = postgres_pid(store_url) if store_url.startswith("postgresql") else None
+        db0 = cpu_seconds(pg_pid) if pg_pid else 0.0
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await asyncio.sleep(max(0.0, window_end - time.time()))
         expected = count * minutes
@@ -128,6 +133,7 @@ async def run(mode: str, count: int, minutes: int, store_url: str) -> dict[str, 
             await asyncio.sleep(0.2)
         cpu = time.process_time() - cpu0
         wall = time.perf_counter() - wall0
+        db_cpu = cpu_seconds(pg_pid) - db0 if pg_pid else None
         delays = in_window()
     return {
         "mode": mode,
@@ -142,6 +148,7 @@ async def run(mode: str, count: int, minutes: int, store_url: str) -> dict[str, 
         "delay_mean_ms": statistics.fmean(delays) * 1000 if delays else None,
         "engine_cpu_share": cpu / wall,
         "engine_cpu_ms_per_execution": cpu / len(delays) * 1000 if delays else None,
+        "database_cpu_share": db_cpu / wall if db_cpu is not None else None,
         "window_seconds": wall,
     }
 
@@ -151,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["burst", "spread", "both"], default="both")
     parser.add_argument("--schedules", type=int, default=10_000)
     parser.add_argument("--minutes", type=int, default=2)
-    parser.add_argument("--store", default="sqlite", help="sqlite (a temporary file) or a URL")
+    parser.add_argument(
+        "--store",
+        default="sqlite",
+        help="sqlite (a temporary file), pg (a private PostgreSQL server, fsync on), or a "
+        "postgresql:// URL whose server gets a fresh database per run",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
 
@@ -161,12 +173,26 @@ def main(argv: list[str] | None = None) -> int:
         "reference_sqlite_commits_per_s_normal": sqlite_commits_per_second("NORMAL"),
         "runs": [],
     }
-    for mode in modes:
-        with tempfile.TemporaryDirectory() as folder:
-            url = args.store
-            if url == "sqlite":
-                url = f"sqlite:///{Path(folder) / 'schedules.db'}"
-            figures["runs"].append(asyncio.run(run(mode, args.schedules, args.minutes, url)))
+    with contextlib.ExitStack() as stack:
+        server = args.store
+        if server == "pg":
+            server = stack.enter_context(postgres_server())
+        for mode in modes:
+            with tempfile.TemporaryDirectory() as folder:
+                if server == "sqlite":
+                    url = f"sqlite:///{Path(folder) / 'schedules.db'}"
+                    figures["runs"].append(
+                        asyncio.run(run(mode, args.schedules, args.minutes, url))
+                    )
+                    continue
+                name = f"bench_schedules_{mode}"
+                url = create_database(server, name)
+                try:
+                    figures["runs"].append(
+                        asyncio.run(run(mode, args.schedules, args.minutes, url))
+                    )
+                finally:
+                    drop_database(server, name)
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
@@ -178,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
             f"max {r['delay_max_ms']:.1f} ms; engine CPU {r['engine_cpu_share']:.1%} of a core "
             f"({r['engine_cpu_ms_per_execution']:.2f} ms per execution); "
             f"created {r['created_per_s']:,.0f} schedules/s"
+            + (
+                f"; PostgreSQL CPU {r['database_cpu_share']:.1%} of a core"
+                if r["database_cpu_share"] is not None
+                else ""
+            )
         )
     print(
         "reference: SQLite WAL one-row commit, synchronous=FULL "
