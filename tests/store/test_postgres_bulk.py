@@ -196,3 +196,23 @@ def test_without_prepared_statements_the_same_writes_go_as_plain_sql(
         _update(tx, a, '{"n": 2}', status="Succeeded")
     assert read(store, lambda tx: tx.get_execution("f", "a")).status == "Succeeded"
     assert read(store, lambda tx: (tx.list_outbox(a), tx.list_timers(a))) == ([], [])
+
+
+def test_a_reader_reads_an_execution_with_its_flow_and_definition_at_once(store: Store) -> None:
+    from tests.store.rows import flow_row
+
+    def fill(tx: Any) -> None:
+        tx.create_flow(flow_row("f", 1, "def-1"))
+        tx.insert_execution(exec_row("f", "a"))
+
+    write(store, fill)
+    with store.reader() as tx:
+        assert tx.get_execution("f", "none") is None
+        found = tx.get_execution("f", "a")
+        sends = tx._send  # type: ignore[attr-defined]
+        tx._send = lambda *a, **k: pytest.fail("a second round trip")  # type: ignore[attr-defined]
+        assert found is not None and found.name == "a"
+        assert tx.get_flow("f") == flow_row("f", 1, "def-1")
+        assert tx.flow_definition("f", 1) == "def-1"
+        tx._send = sends  # type: ignore[attr-defined]
+        assert tx.flow_definition("f", 2) is None  # not the execution's: read

@@ -117,6 +117,11 @@ WORK_OF_ID = "WITH e AS (SELECT %s::bigint AS id) " + _WORK
 LOCK_ID = f"SELECT {EXEC_COLUMNS} FROM executions WHERE id = %s FOR UPDATE"
 GET_FLOW = f"SELECT {FLOW_COLUMNS} FROM flows WHERE name = %s"
 FLOW_DEFINITION = "SELECT definition FROM flow_versions WHERE name = %s AND version = %s"
+# The definition an execution runs, read with it (`_PgTx.get_execution` in a reader).
+DEFINITION_OF_EXECUTION = (
+    "SELECT v.definition FROM flow_versions v JOIN executions e ON v.name = e.flow_name "
+    "AND v.version = e.flow_version WHERE e.flow_name = %s AND e.name = %s"
+)
 UPSERT_VERSION = (
     "INSERT INTO flow_versions (name, version, definition) VALUES (%s, %s, %s) "
     "ON CONFLICT (name, version) DO UPDATE SET definition = excluded.definition"

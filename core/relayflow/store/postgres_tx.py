@@ -214,12 +214,33 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
         if lock and (flow_name, name) in self._by_key:
             return self._rows[self._by_key[flow_name, name]]
         sql = f"SELECT {q.EXEC_COLUMNS} FROM executions WHERE flow_name = %s AND name = %s"
+        if self.read_only and not self.doomed:
+            return self._describe(sql, flow_name, name)
         row = self._one(sql + " FOR UPDATE" if lock else sql, (flow_name, name))
         if row is None:
             return None
         found = ExecutionRow(*row)
         if lock and self._buffered:
             self._keep(found)
+        return found
+
+    def _describe(self, sql: str, flow_name: str, name: str) -> ExecutionRow | None:
+        """An execution read for people, with its flow and definition in the same round trip.
+
+        DescribeExecution and its long polls read all three, one after the other; the
+        snapshot of a read-only view keeps them consistent, so the later reads are answered
+        from memory (`get_flow`, `flow_definition`).
+        """
+        key = (flow_name, name)
+        rows, flows, definitions = self._send(
+            [(sql, key), (q.GET_FLOW, (flow_name,)), (q.DEFINITION_OF_EXECUTION, key)]
+        )
+        if not rows:
+            return None
+        found = ExecutionRow(*rows[0])
+        self._flows[flow_name] = FlowRow(*flows[0]) if flows else None
+        if definitions:
+            self._flows[f"{flow_name}\x00{found.flow_version}"] = definitions[0][0]
         return found
 
     def lock_executions(self, keys: Sequence[tuple[str, str]]) -> None:
