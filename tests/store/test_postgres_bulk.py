@@ -216,3 +216,23 @@ def test_a_reader_reads_an_execution_with_its_flow_and_definition_at_once(store:
         assert tx.flow_definition("f", 1) == "def-1"
         tx._send = sends  # type: ignore[attr-defined]
         assert tx.flow_definition("f", 2) is None  # not the execution's: read
+
+
+def test_the_batch_locks_read_the_flows_of_new_names_for_its_starts(store: Store) -> None:
+    from tests.store.rows import flow_row
+
+    def fill(tx: Any) -> None:
+        for name in ("f", "g"):
+            tx.create_flow(flow_row(name))
+        tx.insert_execution(exec_row("g", "old"))
+
+    write(store, fill)
+    for keys in ([("f", "new")], [("f", "new"), ("g", "old"), ("none", "x")]):
+        with store.transaction() as tx:
+            tx.lock_executions(keys)
+            sends = tx._send  # type: ignore[attr-defined]
+            tx._send = lambda *a, **k: pytest.fail("a round trip")  # type: ignore[attr-defined]
+            assert tx.get_flow("f") == flow_row("f")  # from memory
+            tx._send = sends  # type: ignore[attr-defined]
+            assert tx.get_flow("g") == flow_row("g")  # its execution exists: read
+            assert tx.get_flow("none") is None

@@ -117,6 +117,16 @@ WORK_OF_ID = "WITH e AS (SELECT %s::bigint AS id) " + _WORK
 LOCK_ID = f"SELECT {EXEC_COLUMNS} FROM executions WHERE id = %s FOR UPDATE"
 GET_FLOW = f"SELECT {FLOW_COLUMNS} FROM flows WHERE name = %s"
 FLOW_DEFINITION = "SELECT definition FROM flow_versions WHERE name = %s AND version = %s"
+# The flows of executions a batch's locks did not find (the starts among its jobs read them).
+FLOW_OF_NEW_KEY = (
+    f"SELECT {FLOW_COLUMNS} FROM flows WHERE name = %s AND NOT EXISTS "
+    "(SELECT 1 FROM executions WHERE flow_name = %s AND name = %s)"
+)
+FLOWS_OF_NEW_KEYS = (
+    f"SELECT {FLOW_COLUMNS} FROM flows WHERE name = ANY(ARRAY(SELECT k.flow_name FROM {KEYS} "
+    "WHERE NOT EXISTS (SELECT 1 FROM executions e WHERE e.flow_name = k.flow_name "
+    'COLLATE "C" AND e.name = k.name COLLATE "C")))'
+)
 # The definition an execution runs, read with it (`_PgTx.get_execution` in a reader).
 DEFINITION_OF_EXECUTION = (
     "SELECT v.definition FROM flow_versions v JOIN executions e ON v.name = e.flow_name "
@@ -324,6 +334,8 @@ NAMED: Final[dict[str, tuple[str, str]]] = {
     LOCK_ID: ("rf_lock_id", "bigint"),
     WORK_OF_ID: ("rf_work_of_id", "bigint"),
     GET_FLOW: ("rf_get_flow", "text"),
+    FLOW_OF_NEW_KEY: ("rf_flow_of_new_key", "text, text, text"),
+    FLOWS_OF_NEW_KEYS: ("rf_flows_of_new_keys", "text[], text[]"),
     FLOW_DEFINITION: ("rf_flow_definition", "text, bigint"),
 }
 

@@ -255,19 +255,25 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
             return
         lock: tuple[str, Sequence[Any]]
         work_of: tuple[str, Sequence[Any]]
+        new_flows: tuple[str, Sequence[Any]]
         if len(keys) == 1:
             # One execution (a report, a stop): statements the server plans in a fraction of
             # the time the arrays' take.
             lock, work_of = (q.LOCK_KEY, keys[0]), (q.WORK_OF_KEY, keys[0])
+            new_flows = (q.FLOW_OF_NEW_KEY, (keys[0][0], *keys[0]))
         else:
             flows, names = [k[0] for k in keys], [k[1] for k in keys]
             lock, work_of = (q.LOCK_KEYS, (flows, names)), (q.WORK_OF_KEYS, (flows, names))
+            new_flows = (q.FLOWS_OF_NEW_KEYS, (flows, names))
         # Their outbox rows and timers in a statement of its own: it runs once the locks are
-        # held, and sees what the transactions it waited for committed.
-        rows, work = self._send([lock, work_of])
+        # held, and sees what the transactions it waited for committed. And the flows of the
+        # names not found, which the starts among the jobs read first.
+        rows, work, found_flows = self._send([lock, work_of, new_flows])
         for row in rows:
             self._keep(ExecutionRow(*row))
         self._know_work(work)
+        for flow in found_flows:
+            self._flows[flow[0]] = FlowRow(*flow)
         self._absent = set(keys) - set(self._by_key)
 
     def lock_execution(self, execution_id: int) -> ExecutionRow | None:
