@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*)
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench bench-cli bench-replicas bench-schedules soak soak-replicas fuzz clean
+.PHONY: install demo test lint typecheck unit bench bench-cli bench-replicas bench-express bench-schedules soak soak-replicas fuzz clean
 
 install: $(STAMP)
 
@@ -73,6 +73,11 @@ bench-replicas: install
 	$(BIN)/python contrib/bench/bench_engine.py throughput --store pg --rounds 3
 	$(BIN)/python contrib/bench/bench_queue.py --store pg --replicas 3 --count 1000
 	$(BIN)/python contrib/bench/bench_takeover.py --lease 5 --poll 1
+
+# Express executions (issue 14): StartSyncExecution through the Python API and over HTTP, with
+# Standard executions and StartExecution as the references; not part of `make bench`.
+bench-express: install
+	$(BIN)/python contrib/bench/bench_express.py all --rounds 3
 
 # Schedules (issue 14): 10,000 schedules each firing every minute, the delay from a tick to its
 # execution's start (p50/p99) and the engine's CPU; about 6 minutes; not part of `make bench`.
