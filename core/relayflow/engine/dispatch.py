@@ -21,7 +21,7 @@ from relayflow.engine.outcomes import outcome_command
 from relayflow.errors import ERROR_RUNTIME
 from relayflow.store import OutboxRow, Transaction
 
-__all__ = ["Dispatcher", "execution_key"]
+__all__ = ["Dispatcher", "execution_key", "invoke_integration"]
 
 log = logging.getLogger("relayflow.engine")
 
@@ -30,6 +30,33 @@ def execution_key(row: OutboxRow) -> tuple[str, str] | None:
     """The execution an outbox row belongs to, ``(flow, name)``, if its payload says."""
     flow, name = row.payload.get("flow_name"), row.payload.get("execution_name")
     return (flow, name) if isinstance(flow, str) and isinstance(name, str) else None
+
+
+async def invoke_integration(integration: Integration | None, request: TaskRequest) -> TaskOutcome:
+    """Ask ``integration`` to carry out ``request``; what went wrong becomes a failed task.
+
+    No integration for the resource, a pattern it does not support, or an exception from the
+    integration each fail the task with `ERROR_RUNTIME` and a sentence, so that a broken plugin
+    costs its own task and never the dispatcher. Used by the dispatcher and by Express runs.
+    """
+    if integration is None:
+        return Failed(
+            ERROR_RUNTIME,
+            f"no installed integration serves {request.resource}; "
+            "install or configure the plugin that provides it",
+        )
+    if request.pattern not in integration.patterns:
+        return Failed(
+            ERROR_RUNTIME,
+            f"integration {integration.name} does not support pattern {request.pattern}",
+        )
+    try:
+        return await integration.invoke(request)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.warning("integration %s raised on %s: %r", integration.name, request.step_name, exc)
+        return Failed(ERROR_RUNTIME, f"{type(exc).__name__}: {exc}")
 
 
 class Dispatcher:
@@ -103,29 +130,7 @@ class Dispatcher:
             return
         if self._hooks is not None:
             request = self._hooks.prepare_request(request)
-        integration = self.integration_for(request.resource)
-        outcome: TaskOutcome
-        if integration is None:
-            outcome = Failed(
-                ERROR_RUNTIME,
-                f"no installed integration serves {request.resource}; "
-                "install or configure the plugin that provides it",
-            )
-        elif request.pattern not in integration.patterns:
-            outcome = Failed(
-                ERROR_RUNTIME,
-                f"integration {integration.name} does not support pattern {request.pattern}",
-            )
-        else:
-            try:
-                outcome = await integration.invoke(request)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "integration %s raised on %s: %r", integration.name, request.step_name, exc
-                )
-                outcome = Failed(ERROR_RUNTIME, f"{type(exc).__name__}: {exc}")
+        outcome = await invoke_integration(self.integration_for(request.resource), request)
         if self._hooks is not None:
             self._hooks.task_outcome(request, outcome)
         self._committer.enqueue(

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from relayflow.engine.dispatch import Dispatcher
+from relayflow.engine.dispatch import Dispatcher, invoke_integration
 from relayflow.engine.hooks import EngineHooks
 from relayflow.engine.integration import Failed, Submitted, TaskOutcome, TaskRequest
 from relayflow.engine.interpreter import Interpreter
@@ -63,33 +63,14 @@ async def call_integration(
     if hooks is not None:
         request = hooks.prepare_request(request)
     integration = dispatcher.integration_for(request.resource)
-    outcome: TaskOutcome
-    if integration is None:
+    outcome = await invoke_integration(integration, request)
+    if isinstance(outcome, Submitted) and integration is not None:
         outcome = Failed(
             ERROR_RUNTIME,
-            f"no installed integration serves {request.resource}; "
-            "install or configure the plugin that provides it",
+            f"integration {integration.name} handed task step '{request.step_name}' over "
+            "instead of answering; an Express execution keeps nothing a later report "
+            "could reach, so its tasks must answer in the call (requestResponse)",
         )
-    elif request.pattern not in integration.patterns:
-        outcome = Failed(
-            ERROR_RUNTIME,
-            f"integration {integration.name} does not support pattern {request.pattern}",
-        )
-    else:
-        try:
-            outcome = await integration.invoke(request)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("integration %s raised on %s: %r", integration.name, request.step_name, exc)
-            outcome = Failed(ERROR_RUNTIME, f"{type(exc).__name__}: {first_line(exc)}")
-        if isinstance(outcome, Submitted):
-            outcome = Failed(
-                ERROR_RUNTIME,
-                f"integration {integration.name} handed task step '{request.step_name}' over "
-                "instead of answering; an Express execution keeps nothing a later report "
-                "could reach, so its tasks must answer in the call (requestResponse)",
-            )
     if hooks is not None:
         hooks.task_outcome(request, outcome)
     return outcome
