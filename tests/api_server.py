@@ -153,6 +153,14 @@ def start_server(
 
     Its stderr goes to ``folder/server.log``; the port comes from the "serving" log line.
     """
+    process, _, port = start_server_scheme(folder, timeout)
+    return process, port
+
+
+def start_server_scheme(
+    folder: Path, timeout: float = START_TIMEOUT
+) -> tuple[subprocess.Popen[bytes], str, int]:
+    """As `start_server`, with the scheme it serves (`http`, or `https` with TLS configured)."""
     log = (folder / "server.log").open("wb")
     process = subprocess.Popen(
         [EXE, "server", "--config", "relayflow.toml"],
@@ -168,7 +176,7 @@ def start_server(
         text = (folder / "server.log").read_text(encoding="utf-8", errors="replace")
         found = _SERVING.search(text)
         if found:
-            return process, int(found["port"])
+            return process, found["scheme"], int(found["port"])
         if process.poll() is not None:
             raise RuntimeError(f"relayflow server exited with {process.returncode}:\n{text}")
         time.sleep(0.02)

@@ -14,9 +14,6 @@ quick. At the end the server gets SIGTERM and must exit 0.
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,19 +28,16 @@ from aliyunsdkcore.request import RpcRequest
 from darabonba.runtime import RuntimeOptions
 
 from tests.api_server import (
-    EXE,
     KEYS,
     QUEUE_PLUGIN,
-    START_TIMEOUT,
     ApiServer,
     config_text,
-    server_env,
+    start_server_scheme,
     stop_server,
 )
 from tests.tls_certs import make_certs
 
 REGION = "cn-hangzhou"  # what both SDKs require; relayflow ignores it
-_SERVING = re.compile(r"relayflow serving the API on (?P<scheme>https?)://[^\s:]+:(?P<port>\d+)")
 
 
 @dataclass
@@ -72,31 +66,6 @@ class SdkServer:
         return RuntimeOptions(autoretry=False, read_timeout=30_000)
 
 
-def _start(folder: Path) -> tuple[subprocess.Popen[bytes], str, int]:
-    log = (folder / "server.log").open("wb")
-    process = subprocess.Popen(
-        [EXE, "server", "--config", "relayflow.toml"],
-        cwd=folder,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=server_env(),
-    )
-    log.close()
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        text = (folder / "server.log").read_text(encoding="utf-8", errors="replace")
-        found = _SERVING.search(text)
-        if found:
-            return process, found["scheme"], int(found["port"])
-        if process.poll() is not None:
-            raise RuntimeError(f"relayflow server exited with {process.returncode}:\n{text}")
-        time.sleep(0.02)
-    process.kill()
-    process.wait()
-    raise RuntimeError(f"relayflow server did not report its port within {START_TIMEOUT} s")
-
-
 @contextmanager
 def sdk_server(folder: Path, *, tls: bool, store: str | None = None) -> Iterator[SdkServer]:
     """A server with the test keys and queue, over HTTPS when ``tls``; SIGTERM must exit 0.
@@ -118,7 +87,7 @@ def sdk_server(folder: Path, *, tls: bool, store: str | None = None) -> Iterator
         )
     (folder / "relayflow.toml").write_text(config, encoding="utf-8")
     (folder / "queue_plugin.py").write_text(QUEUE_PLUGIN, encoding="utf-8")
-    process, scheme, port = _start(folder)
+    process, scheme, port = start_server_scheme(folder)
     api = ApiServer(folder, port, process)
     try:
         assert scheme == ("https" if tls else "http"), f"the server serves {scheme}"

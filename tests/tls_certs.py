@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import re
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,39 +154,14 @@ def server_tls_lines(files: TlsFiles) -> str:
     return f'tls_cert_file = "{files.cert_file}"\ntls_key_file = "{files.key_file}"\n'
 
 
-_SERVING = re.compile(r"relayflow serving the API on (?P<scheme>https?)://[^\s:]+:(?P<port>\d+)")
-
-
 def start_https_server(folder: Path, timeout: float = 20.0) -> tuple[subprocess.Popen[bytes], int]:
     """Start `relayflow server` with ``folder``/relayflow.toml; the process and its HTTPS port.
 
     As `tests.api_server.start_server`, for a configuration with `server_tls_lines`: the log
     line says `https://`. Stop it with `tests.api_server.stop_server`.
     """
-    from tests.api_server import EXE, server_env
+    from tests.api_server import start_server_scheme
 
-    log_path = folder / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [EXE, "server", "--config", "relayflow.toml"],
-            cwd=folder,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=server_env(),
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = log_path.read_text(encoding="utf-8", errors="replace")
-        found = _SERVING.search(text)
-        if found:
-            assert found["scheme"] == "https", text
-            return process, int(found["port"])
-        if process.poll() is not None:
-            raise RuntimeError(f"relayflow server exited with {process.returncode}:\n{text}")
-        time.sleep(0.02)
-    process.kill()
-    process.wait()
-    raise RuntimeError(
-        f"relayflow server did not start within {timeout} s:\n{log_path.read_text()}"
-    )
+    process, scheme, port = start_server_scheme(folder, timeout)
+    assert scheme == "https", (folder / "server.log").read_text(errors="replace")
+    return process, port
