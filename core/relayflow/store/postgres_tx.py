@@ -167,23 +167,7 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
 
     # -- executions ---------------------------------------------------------------------------
     def insert_execution(self, row: ExecutionRow) -> int | None:
-        values = (
-            row.uid,
-            row.flow_name,
-            row.name,
-            row.flow_id,
-            row.flow_version,
-            row.status,
-            row.input,
-            row.output,
-            row.error,
-            row.cause,
-            row.started,
-            row.stopped,
-            row.state,
-            row.callback_token,
-            row.published_version,
-        )
+        values = row.insert_values()
         key = (row.flow_name, row.name)
         if self._buffered and key in self._absent:
             # The batch's locking read found no execution of this name: it is new unless

@@ -65,6 +65,26 @@ class ExecutionRow:
     published_version: int = 0
     """The published flow version the execution runs (0: the flow's current definition)."""
 
+    def insert_values(self) -> tuple[Any, ...]:
+        """Every column but `id`, in the order the drivers' INSERT statements name them."""
+        return (
+            self.uid,
+            self.flow_name,
+            self.name,
+            self.flow_id,
+            self.flow_version,
+            self.status,
+            self.input,
+            self.output,
+            self.error,
+            self.cause,
+            self.started,
+            self.stopped,
+            self.state,
+            self.callback_token,
+            self.published_version,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class TimerRow:

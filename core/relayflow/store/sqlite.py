@@ -178,23 +178,7 @@ class _Tx(_ObjectsMixin, Transaction):
             "INSERT OR IGNORE INTO executions (uid, flow_name, name, flow_id, flow_version, "
             "status, input, output, error, cause, started, stopped, state, callback_token, "
             "published_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                row.uid,
-                row.flow_name,
-                row.name,
-                row.flow_id,
-                row.flow_version,
-                row.status,
-                row.input,
-                row.output,
-                row.error,
-                row.cause,
-                row.started,
-                row.stopped,
-                row.state,
-                row.callback_token,
-                row.published_version,
-            ),
+            row.insert_values(),
         )
         return int(cur.lastrowid or 0) if cur.rowcount > 0 else None
 
