@@ -389,3 +389,28 @@ def test_execution_names_stay_within_128_characters() -> None:
     name_a, name_b = execution_name(long_a, tick), execution_name(long_b, tick)
     assert len(name_a) == len(name_b) == 128 and name_a != name_b
     assert name_a.endswith("-20260101T000100Z")
+
+
+def test_sync_engine_has_the_clients_schedule_methods() -> None:
+    from relayflow.engine import SyncEngine
+    from relayflow.store import open_store
+    from relayflow.testing import eventually_sync
+
+    clock = Clock("2026-01-01T00:00:30")
+    with SyncEngine(open_store("memory://"), clock=clock, poll_seconds=0.05) as engine:
+        engine.create_flow("f", FLOW)
+        engine.create_schedule("f", "s1", EVERY_MINUTE, {"k": 1})
+        engine.create_schedule("f", "s2", EVERY_MINUTE, enable=False)
+        assert [s.schedule_name for s in engine.iter_schedules("f", page_size=1)] == ["s1", "s2"]
+        assert engine.update_schedule("f", "s2", description="off").description == "off"
+        assert engine.describe_schedule("f", "s2").enable is False
+        clock.set("2026-01-01T00:01:00")
+        name = execution_name("s1", at("2026-01-01T00:01:00"))
+        eventually_sync(
+            lambda: any(e.name == name for e in engine.iter_executions("f")), 5, f"{name}"
+        )
+        assert engine.describe_execution("f", name).input == {"k": 1}
+        engine.delete_schedule("f", "s1")
+        with pytest.raises(EngineError) as refused:
+            engine.describe_schedule("f", "s1")
+        assert refused.value.code == "ScheduleNotExists"

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from relayflow.engine.engine import Engine
+from relayflow.flow_objects import ScheduleInfo
 from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page
 
 __all__ = ["SyncEngine"]
@@ -236,6 +237,60 @@ class SyncEngine:
     def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
         """See `Engine.report_task_failed`."""
         return self._call(self.engine.report_task_failed(token, error, cause))
+
+    # schedules: the client's methods, on the engine's
+
+    def create_schedule(
+        self,
+        flow_name: str,
+        schedule_name: str,
+        cron_expression: str,
+        payload: Mapping[str, Any] | str | None = None,
+        enable: bool = True,
+        description: str = "",
+    ) -> ScheduleInfo:
+        """See `Engine.create_schedule` (and `Client.create_schedule`: the same arguments)."""
+        return self._call(
+            self.engine.create_schedule(
+                flow_name, schedule_name, cron_expression, payload, enable, description
+            )
+        )
+
+    def describe_schedule(self, flow_name: str, schedule_name: str) -> ScheduleInfo:
+        """See `Engine.describe_schedule`."""
+        return self._call(self.engine.describe_schedule(flow_name, schedule_name))
+
+    def list_schedules(
+        self, flow_name: str, limit: int | None = None, next_token: str | None = ""
+    ) -> Page[ScheduleInfo]:
+        """See `Engine.list_schedules`; `iter_schedules` walks every page."""
+        return self._call(self.engine.list_schedules(flow_name, limit, next_token or ""))
+
+    def iter_schedules(
+        self, flow_name: str, page_size: int | None = None
+    ) -> Iterator[ScheduleInfo]:
+        """Every schedule of a flow, a page at a time (as `Client.iter_schedules`)."""
+        return _walk(lambda token: self.list_schedules(flow_name, page_size, token))
+
+    def update_schedule(
+        self,
+        flow_name: str,
+        schedule_name: str,
+        cron_expression: str | None = None,
+        payload: Mapping[str, Any] | str | None = None,
+        enable: bool | None = None,
+        description: str | None = None,
+    ) -> ScheduleInfo:
+        """See `Engine.update_schedule`; None keeps a field."""
+        return self._call(
+            self.engine.update_schedule(
+                flow_name, schedule_name, cron_expression, payload, enable, description
+            )
+        )
+
+    def delete_schedule(self, flow_name: str, schedule_name: str) -> None:
+        """See `Engine.delete_schedule`."""
+        self._call(self.engine.delete_schedule(flow_name, schedule_name))
 
 
 def _environment(variables: Mapping[str, str] | None) -> str | None:
