@@ -9,9 +9,10 @@ than a few seconds.
 from __future__ import annotations
 
 import base64
+import contextlib
 import textwrap
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import pytest
@@ -131,3 +132,17 @@ def token_text(token: str) -> str:
 
 def retoken(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+@contextlib.asynccontextmanager
+async def running(*engines: Engine) -> AsyncIterator[None]:
+    """Start ``engines`` (one after the other) and close every one that started."""
+    started: list[Engine] = []
+    try:
+        for engine in engines:
+            await engine.start()
+            started.append(engine)
+        yield
+    finally:
+        for engine in started:
+            await engine.close(grace_seconds=0.5)

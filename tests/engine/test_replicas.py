@@ -13,11 +13,10 @@ Waits are bounded (`eventually`, `asyncio.wait_for`); nothing asserts how long w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,7 +24,15 @@ import pytest
 from relayflow.engine import Engine, Succeeded, TaskRequest
 from relayflow.engine.model import Command, TimerFired
 from relayflow.testing import bounded, eventually, fdl, make_engine
-from tests.engine.helpers import CALLBACK, QUEUE, Worker, action_flow, history, types_of
+from tests.engine.helpers import (
+    CALLBACK,
+    QUEUE,
+    Worker,
+    action_flow,
+    history,
+    running,
+    types_of,
+)
 from tests.services import fresh_database
 
 psycopg = pytest.importorskip("psycopg")
@@ -40,20 +47,6 @@ def pg_url(postgres_url: str) -> Iterator[str]:
     """A fresh database on the session's PostgreSQL server, dropped after the test."""
     with fresh_database(postgres_url, "replicas_" + uuid.uuid4().hex[:16]) as url:
         yield url
-
-
-@contextlib.asynccontextmanager
-async def running(*engines: Engine) -> AsyncIterator[None]:
-    """Start ``engines`` (one after the other) and close every one that started."""
-    started: list[Engine] = []
-    try:
-        for engine in engines:
-            await engine.start()
-            started.append(engine)
-        yield
-    finally:
-        for engine in started:
-            await engine.close(grace_seconds=0.5)
 
 
 def execution_id(url: str, flow: str, name: str) -> int:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from relayflow.engine.ticker import execution_name
 from relayflow.store import open_store
 from relayflow.testing import bounded, eventually, fdl, make_engine
 from tests.api_server import KEYS, config_text, serving
+from tests.engine.helpers import running
 from tests.services import fresh_database
 
 pytest.importorskip("psycopg")
@@ -57,19 +58,6 @@ class Clock:
 def pg_url(postgres_url: str) -> Iterator[str]:
     with fresh_database(postgres_url, "schedules_" + uuid.uuid4().hex[:12]) as url:
         yield url
-
-
-@contextlib.asynccontextmanager
-async def running(*engines: Engine) -> AsyncIterator[None]:
-    started: list[Engine] = []
-    try:
-        for engine in engines:
-            await engine.start()
-            started.append(engine)
-        yield
-    finally:
-        for engine in started:
-            await engine.close(grace_seconds=0.5)
 
 
 class Watch:
