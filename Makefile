@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*)
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench bench-cli bench-replicas bench-express bench-schedules soak soak-replicas fuzz clean
+.PHONY: install demo test lint typecheck unit bench bench-cli bench-replicas bench-express bench-schedules bench-bulk bench-retention soak soak-replicas fuzz clean
 
 install: $(STAMP)
 
@@ -83,6 +83,14 @@ bench-express: install
 # execution's start (p50/p99) and the engine's CPU; about 6 minutes; not part of `make bench`.
 bench-schedules: install
 	$(BIN)/python contrib/bench/bench_schedules.py
+
+# Bulk stop and redrive of 10,000 executions (issue 15).
+bench-bulk: install
+	$(BIN)/python contrib/bench/bench_bulk.py
+
+# ReportTaskSucceeded latency while retention deletes 100,000 ended executions (issue 15).
+bench-retention: install
+	$(BIN)/python contrib/bench/bench_retention.py
 
 # Longer runs of the crash test and the property-based tests; not part of `make test`.
 soak: install

@@ -107,6 +107,10 @@ class EngineConfig(BaseModel):
     # None: the store's own default (`Store.default_lease_seconds`: 10 s on PostgreSQL).
     lease_seconds: float | None = Field(default=None, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # A waitForCallback task without timeoutSeconds times out after this long (0: never).
+    default_callback_timeout_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+    # Ended executions older than this many days are deleted (unset: kept for ever).
+    retention_days: float | None = Field(default=None, gt=0)
 
     def definition_limits(self) -> DefinitionLimits:
         """The budgets a flow definition is read within."""
@@ -125,6 +129,7 @@ class EngineConfig(BaseModel):
             max_wait_seconds=self.max_wait_seconds,
             foreach_concurrency=self.foreach_concurrency,
             steps_per_transition=self.steps_per_transition,
+            default_callback_timeout_seconds=self.default_callback_timeout_seconds,
         )
 
 

@@ -72,6 +72,10 @@ ErrorCode: TypeAlias = Literal[
     "FlowAliasAlreadyExists",
     "FlowAliasNotExists",
     "MapRunNotExists",
+    "ExecutionNotRedrivable",
+    "FlowHasRunningExecutions",
+    "CorrelationKeyNotExists",
+    "CorrelationKeyInUse",
     "InternalError",
 ]
 
@@ -95,6 +99,11 @@ CODES: Final[dict[ErrorCode, int]] = {
     "FlowAliasAlreadyExists": 409,
     "FlowAliasNotExists": 404,
     "MapRunNotExists": 404,
+    # relayflow's own (issue 15): redrive, DeleteFlow of a busy flow, reports by key.
+    "ExecutionNotRedrivable": 409,
+    "FlowHasRunningExecutions": 409,
+    "CorrelationKeyNotExists": 404,
+    "CorrelationKeyInUse": 409,
     "InternalError": 500,
 }
 

@@ -25,6 +25,9 @@ class Limits:
         foreach_concurrency: iterations of one foreach running at once (100).
         steps_per_transition: steps run in one transition before the runtime commits and
             comes back for more, so that a long run of pass steps cannot hold the store.
+        default_callback_timeout_seconds: the timeout of a `waitForCallback` task that sets
+            no `timeoutSeconds` (7 days; 0: none), so that a lost token ends in
+            `FnF.TaskTimeout` rather than a wait as long as the execution's.
     """
 
     max_events: int = 5000
@@ -33,6 +36,7 @@ class Limits:
     max_wait_seconds: float = 2 * 24 * 3600
     foreach_concurrency: int = 100
     steps_per_transition: int = 2000
+    default_callback_timeout_seconds: int = 7 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,10 +46,12 @@ if TYPE_CHECKING:  # only for annotations: the store and the engine are the serv
 __all__ = [
     "FINAL_STATUSES",
     "ExecutionInfo",
+    "ExecutionRef",
     "FlowInfo",
     "HistoryEvent",
     "HistoryPage",
     "Page",
+    "WaitingWork",
     "iso_time",
 ]
 
@@ -202,6 +204,10 @@ class FlowInfo:
     execution_mode: str = "Standard"
     version: int = 0
     environment: dict[str, Any] = field(default_factory=lambda: {"Variables": []})
+    redrive_count: int = 0
+    parent: ExecutionRef | None = None
+    children: tuple[ExecutionRef, ...] = ()
+    waiting: tuple[WaitingWork, ...] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -249,6 +255,10 @@ class FlowInfo:
             last_modified_time=parse_time(doc.get("LastModifiedTime")),
             execution_mode=_str(doc, "ExecutionMode"),
             environment=_environment(doc),
+            redrive_count=_int(doc, "RedriveCount") if "RedriveCount" in doc else 0,
+            parent=_ref(doc.get("ParentExecution")),
+            children=tuple(_refs(doc.get("ChildExecutions"), "ChildExecutions")),
+            waiting=_waiting(doc.get("Waiting")),
             raw=doc,
         )
 
@@ -266,6 +276,95 @@ class FlowInfo:
             "ExecutionMode": self.execution_mode,
             "Environment": self.environment,
         }
+
+
+@dataclass(frozen=True)
+class ExecutionRef:
+    """Another execution an execution is linked to: its parent or one of its children.
+
+    Attributes:
+        flow_name: the flow it runs.
+        name: its name.
+        status: its status when the answer was made.
+    """
+
+    flow_name: str
+    name: str
+    status: str = ""
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> ExecutionRef:
+        """From `{"FlowName", "Name", "Status"}`."""
+        return cls(_str(doc, "FlowName"), _str(doc, "Name"), _str(doc, "Status"))
+
+    def to_api(self) -> dict[str, Any]:
+        """`{"FlowName", "Name", "Status"}`."""
+        return {"FlowName": self.flow_name, "Name": self.name, "Status": self.status}
+
+
+@dataclass(frozen=True)
+class WaitingWork:
+    """One thing a running execution waits on: a task's result, a wait step's or a retry's timer.
+
+    Attributes:
+        flow_name: the execution's flow.
+        execution_name: the execution's name.
+        step_name: the step that waits.
+        kind: `task` (a task attempt's result), `wait` (a wait step) or `retry` (the pause
+            before a task's next attempt).
+        resource: what a task runs on: its `resourceArn` or `action` ("" for timers).
+        pattern: a task's pattern (`requestResponse`, `sync`, `waitForCallback`; "" for timers).
+        attempt: a task's attempt, 1 for the first.
+        since: when it began to wait.
+        timeout_seconds: a task's timeout (None: it has none).
+        due: when the wait ends by itself: the timer's time, or when the task times out.
+    """
+
+    flow_name: str
+    execution_name: str
+    step_name: str
+    kind: str
+    resource: str = ""
+    pattern: str = ""
+    attempt: int = 0
+    since: datetime | None = None
+    timeout_seconds: int | None = None
+    due: datetime | None = None
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> WaitingWork:
+        """From the fields `to_api` writes."""
+        timeout = doc.get("TimeoutSeconds")
+        return cls(
+            _str(doc, "FlowName"),
+            _str(doc, "ExecutionName"),
+            _str(doc, "StepName"),
+            _str(doc, "Kind"),
+            _str(doc, "Resource"),
+            _str(doc, "Pattern"),
+            _int(doc, "Attempt"),
+            parse_time(doc.get("WaitingSince")),
+            None if timeout is None else _int(doc, "TimeoutSeconds"),
+            parse_time(doc.get("Due")),
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """`FlowName`, `ExecutionName`, `StepName`, `Kind`, `Resource`, `Pattern`, ..."""
+        doc: dict[str, Any] = {
+            "FlowName": self.flow_name,
+            "ExecutionName": self.execution_name,
+            "StepName": self.step_name,
+            "Kind": self.kind,
+            "Resource": self.resource,
+            "Pattern": self.pattern,
+            "Attempt": self.attempt,
+            "WaitingSince": iso_time(self.since),
+        }
+        if self.timeout_seconds is not None:
+            doc["TimeoutSeconds"] = self.timeout_seconds
+        if self.due is not None:
+            doc["Due"] = iso_time(self.due)
+        return doc
 
 
 @dataclass(frozen=True)
@@ -290,6 +389,13 @@ class ExecutionInfo:
             runs the flow's current definition (started without a Qualifier).
         environment: the Environment it runs with, `{"Variables": [{"Name", "Value"}, ...]}`:
             the published version's, or the flow's as it is now.
+        redrive_count: how many times RedriveExecution made it go on after an end
+            (`RedriveCount`, relayflow's own field; 0 is not sent).
+        parent: the execution whose task started it (`ParentExecution`); None for none.
+        children: the executions its tasks started, oldest first (`ChildExecutions`, at most
+            100; DescribeExecution only).
+        waiting: what it waits on now (`Waiting`); None unless asked for (DescribeExecution
+            with `IncludeWaiting`).
         raw: the API's fields as the server sent them (`Input` and `Output` as JSON text);
             `{}` from the embedded engine (`to_api()` gives the same fields).
     """
@@ -306,6 +412,10 @@ class ExecutionInfo:
     flow_definition: str = ""
     flow_version: str = ""
     environment: dict[str, Any] = field(default_factory=lambda: {"Variables": []})
+    redrive_count: int = 0
+    parent: ExecutionRef | None = None
+    children: tuple[ExecutionRef, ...] = ()
+    waiting: tuple[WaitingWork, ...] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -372,6 +482,10 @@ class ExecutionInfo:
             flow_definition=_str(doc, "FlowDefinition"),
             flow_version=_str(doc, "FlowVersion"),
             environment=_environment(doc),
+            redrive_count=_int(doc, "RedriveCount") if "RedriveCount" in doc else 0,
+            parent=_ref(doc.get("ParentExecution")),
+            children=tuple(_refs(doc.get("ChildExecutions"), "ChildExecutions")),
+            waiting=_waiting(doc.get("Waiting")),
             raw=doc,
         )
 
@@ -393,7 +507,42 @@ class ExecutionInfo:
             doc["Error"], doc["Cause"] = self.error, self.cause
         if self.flow_version:
             doc["FlowVersion"] = self.flow_version
+        # relayflow's own fields, sent only when they say something.
+        if self.redrive_count:
+            doc["RedriveCount"] = self.redrive_count
+        if self.parent is not None:
+            doc["ParentExecution"] = self.parent.to_api()
+        if self.children:
+            doc["ChildExecutions"] = [c.to_api() for c in self.children]
+        if self.waiting is not None:
+            doc["Waiting"] = [w.to_api() for w in self.waiting]
         return doc
+
+
+def _objects(value: Any, key: str) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        _invalid(f"the server sent {key} that is not a list of objects")
+    return value
+
+
+def _ref(value: Any) -> ExecutionRef | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        _invalid("the server sent ParentExecution that is not an object")
+    return ExecutionRef.from_api(value)
+
+
+def _refs(value: Any, key: str) -> list[ExecutionRef]:
+    return [ExecutionRef.from_api(v) for v in _objects(value, key)]
+
+
+def _waiting(value: Any) -> tuple[WaitingWork, ...] | None:
+    if value is None:
+        return None
+    return tuple(WaitingWork.from_api(v) for v in _objects(value, "Waiting"))
 
 
 @dataclass(frozen=True)

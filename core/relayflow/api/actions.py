@@ -12,7 +12,16 @@ import difflib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from relayflow.api import express_actions, schedule_actions, service_actions, version_actions
+from relayflow.api import (
+    bulk_actions,
+    express_actions,
+    redrive_actions,
+    retention_actions,
+    schedule_actions,
+    service_actions,
+    version_actions,
+    waiting_actions,
+)
 from relayflow.api.params import (
     Params,
     optional_bool,
@@ -76,7 +85,7 @@ async def list_flows(engine: Engine, p: Params) -> dict[str, Any]:
 
 
 async def delete_flow(engine: Engine, p: Params) -> dict[str, Any]:
-    await engine.delete_flow(required(p, "Name"))
+    await engine.delete_flow(required(p, "Name"), force=bool(optional_bool(p, "Force")))
     return {}
 
 
@@ -174,6 +183,11 @@ ACTIONS: dict[str, Handler] = {
     **version_actions.ACTIONS,
     **express_actions.ACTIONS,
     **service_actions.ACTIONS,
+    # relayflow's own actions (issue 15), in the same RPC style.
+    **redrive_actions.ACTIONS,
+    **bulk_actions.ACTIONS,
+    **waiting_actions.ACTIONS,
+    **retention_actions.ACTIONS,
 }
 
 

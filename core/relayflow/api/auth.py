@@ -53,6 +53,9 @@ READ_ACTIONS = frozenset(
         "ListFlowAliases",
         "DescribeRegions",
         "DescribeMapRun",
+        # relayflow's own (issue 15)
+        "CountExecutions",
+        "ListWaitingWork",
     }
 )
 REPORT_ACTIONS = frozenset({"ReportTaskSucceeded", "ReportTaskFailed"})

@@ -300,5 +300,14 @@ def executions_stop(
 
 
 def register(cli: click.Group) -> None:
-    """Add `executions` to ``cli``."""
+    """Add `executions` to ``cli``, with the commands of the modules beside this one."""
+    from relayflow.cli import (
+        executions_purge,
+        executions_redrive,
+        executions_tree,
+        executions_waiting,
+    )
+
+    for module in (executions_redrive, executions_waiting, executions_purge, executions_tree):
+        module.add_commands(executions)
     cli.add_command(executions)

@@ -21,6 +21,8 @@ from dataclasses import replace
 from relayflow import jsontext
 from relayflow.engine.batches import RefusedAfterChange, TxContext
 from relayflow.engine.childflows import report_to_parent
+from relayflow.engine.correlation import note_effects
+from relayflow.engine.family import stop_children
 from relayflow.engine.interpreter import Interpreter
 from relayflow.engine.model import (
     CancelTimer,
@@ -309,5 +311,8 @@ class Applier:
             cause=state.cause,
             stopped=now if state.done else None,
         )
-        if row.callback_token and any(isinstance(e, ExecutionEnded) for e in transition.effects):
-            report_to_parent(self, tx, ctx, row, state)
+        note_effects(tx, ctx, row, transition)
+        if any(isinstance(e, ExecutionEnded) for e in transition.effects):
+            if row.callback_token:
+                report_to_parent(self, tx, ctx, row, state)
+            stop_children(self, tx, ctx, row, state)

@@ -31,19 +31,24 @@ from relayflow.engine.arguments import (
     parse_object,
 )
 from relayflow.engine.batches import TxContext
+from relayflow.engine.bulk import BulkOperations
 from relayflow.engine.childflows import ChildFlowIntegration
+from relayflow.engine.correlation import CorrelationOperations
 from relayflow.engine.express import (
     EXECUTION_MODES,
     ExpressOperations,
     check_express_flow,
     refuse_express_start,
 )
+from relayflow.engine.family import FamilyOperations, link_parent, with_family
 from relayflow.engine.hooks import EngineHooks
 from relayflow.engine.integration import Integration
 from relayflow.engine.model import ExecutionState, Start, Stop
 from relayflow.engine.outcomes import MAX_CAUSE_CHARS, MAX_ERROR_CHARS
 from relayflow.engine.records import ExecutionInfo, FlowInfo, Page
+from relayflow.engine.redrive import RedriveOperations
 from relayflow.engine.reports import ReportOperations
+from relayflow.engine.retention import RetentionOperations
 from relayflow.engine.runtime import Runtime
 from relayflow.engine.schedules import ScheduleOperations
 from relayflow.engine.snapshot import dump_state
@@ -56,6 +61,7 @@ from relayflow.engine.versions import (
     list_qualified,
     resolve_qualifier,
 )
+from relayflow.engine.waiting import WaitingOperations
 from relayflow.errors import EngineError, already_exists, not_exists
 from relayflow.fdl import DefinitionError, Flow, load_flow
 from relayflow.limits import DEFAULT_LIMITS, DefinitionLimits, Limits
@@ -74,11 +80,24 @@ def served(integrations: Sequence[Integration]) -> list[Integration]:
     return [*integrations, ChildFlowIntegration()]
 
 
-class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOperations):
+class Engine(
+    ScheduleOperations,
+    VersionOperations,
+    ExpressOperations,
+    ReportOperations,
+    RedriveOperations,
+    BulkOperations,
+    WaitingOperations,
+    RetentionOperations,
+    FamilyOperations,
+    CorrelationOperations,
+):
     """The embedded engine: the operations of the Serverless Workflow API on a runtime it holds.
 
     Flows and executions are here; schedules, published versions and aliases, Express
-    executions and task reports are in the modules of the classes it inherits, one group each.
+    executions, task reports, redrives, bulk actions, what is waiting, retention, families of
+    executions and reports by correlation key are in the modules of the classes it inherits,
+    one group each.
 
     Every engine serves child flows (`relayflow.engine.childflows`) after the integrations
     it is given, so a plugin that claims `acs:fnf` resources comes first.
@@ -98,6 +117,8 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOpe
         definition_limits: the budgets a flow definition is read within.
         routing_random: where aliases draw the version each start runs from; tests pass a
             seeded `random.Random` to make it repeatable.
+        retention_days: ended executions older than this many days are deleted by the
+            engine (`relayflow.engine.retention`); None keeps them.
     """
 
     def __init__(
@@ -113,6 +134,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOpe
         plugins: EngineHooks | None = None,
         definition_limits: DefinitionLimits = DEFAULT_LIMITS,
         routing_random: random.Random | None = None,
+        retention_days: float | None = None,
     ) -> None:
         self._runtime = Runtime(
             store,
@@ -128,6 +150,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOpe
         self._definitions = ThreadPoolExecutor(1, thread_name_prefix="relayflow-definitions")
         self._ping: asyncio.Future[str | None] | None = None
         self._routing = routing_random or random.Random()
+        self._retention_days = retention_days
 
     @classmethod
     def from_config(
@@ -154,6 +177,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOpe
             lease_seconds=settings.lease_seconds,
             poll_seconds=min(settings.poll_seconds, poll_seconds or settings.poll_seconds),
             plugins=plugins,
+            retention_days=settings.retention_days,
         )
 
     @property
@@ -181,6 +205,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOpe
         await self._runtime.start()
         for integration in self._runtime.integrations:
             integration.bind(self)
+        await self._start_retention()
 
     def begin_shutdown(self) -> None:
         """Start stopping: `accepting` turns False and pending long polls answer at once.
@@ -198,6 +223,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOpe
         running after it are abandoned here and dispatched again by the next engine.
         """
         self.begin_shutdown()
+        await self._stop_retention()
         await self._express_drain(grace_seconds)
         await self._runtime.close(grace_seconds)
         self._definitions.shutdown(wait=False)
@@ -388,8 +414,11 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOpe
         rows = rows[:size]
         return Page([FlowInfo.of(r) for r in rows], rows[-1].name if more else "")
 
-    async def delete_flow(self, name: str) -> None:
-        """Delete a flow with its executions and their history (DeleteFlow)."""
+    async def delete_flow(self, name: str, *, force: bool = False) -> None:
+        """Delete a flow with its executions and their history (DeleteFlow).
+
+        A flow with running executions is refused unless ``force``, which stops them first.
+        """
 
         def delete(tx: Transaction, ctx: TxContext) -> None:
             if not tx.delete_flow(name):
@@ -406,6 +435,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOpe
         name: str | None = None,
         callback_token: str = "",
         qualifier: str = "",
+        parent: tuple[str, str] | None = None,
     ) -> ExecutionInfo:
         """Start an execution (StartExecution), idempotent by name.
 
@@ -415,6 +445,9 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOpe
         ``qualifier`` runs a published version (its number) or what an alias routes to (its
         name) instead of the flow's current definition (`relayflow.engine.versions`); the
         execution records the version it runs (`ExecutionInfo.flow_version`).
+
+        ``parent`` (flow, name) is the execution whose task starts this one (child flows):
+        the two are linked (`relayflow.engine.family`).
         """
         data = parse_object(input, "Input", self._runtime.limits.max_json_depth)
         exec_name = check_name(name, "execution name") if name else str(uuid.uuid4())
@@ -470,6 +503,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOpe
                     f"Execution '{exec_name}' already exists in flow '{flow_name}' and has ended "
                     f"({existing.status}); choose another name",
                 )
+            link_parent(tx, row_id, parent)
             stored = tx.lock_execution(row_id)
             assert stored is not None
             self._runtime.applier.apply(tx, ctx, stored, Start(data))
@@ -487,7 +521,7 @@ class Engine(ScheduleOperations, VersionOperations, ExpressOperations, ReportOpe
             row = tx.get_execution(flow_name, name)
             if row is None:
                 return None
-            return execution_info(tx, row)
+            return with_family(tx, row, execution_info(tx, row))
 
         info = await self._runtime.committer.read(find)
         if info is None:

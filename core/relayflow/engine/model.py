@@ -41,6 +41,7 @@ __all__ = [
     "HistoryEvent",
     "InvokeTask",
     "Limits",
+    "Redrive",
     "Scope",
     "Start",
     "StartTimer",
@@ -107,7 +108,16 @@ class Stop:
     cause: str = ""
 
 
-Command = Start | TaskSucceeded | TaskFailed | TaskSubmitted | TimerFired | Stop
+@dataclass(frozen=True, slots=True)
+class Redrive:
+    """Go on from where a Failed, TimedOut or Stopped execution ended (RedriveExecution).
+
+    The steps that succeeded are kept; the step that failed starts over with a fresh attempt
+    count (`relayflow.engine.redrive`).
+    """
+
+
+Command = Start | TaskSucceeded | TaskFailed | TaskSubmitted | TimerFired | Stop | Redrive
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,6 +210,7 @@ class StepRun:
     items: list[Any] | None = None  # foreach collection
     next_item: int = 0
     goto: str | None = None  # choice: where to go once the branch is done
+    since: float = 0.0  # when the step began to wait on what it waits on now (task, timer)
 
 
 @dataclass(slots=True)
@@ -236,6 +247,7 @@ class ExecutionState:
     # The flow's Environment variables (Name -> Value) as they were at Start: an UpdateFlow
     # does not change a running execution's, as it does not change its definition.
     environment: dict[str, str] = field(default_factory=dict)
+    redrives: int = 0  # how many times RedriveExecution made it go on after its end
 
     @property
     def done(self) -> bool:

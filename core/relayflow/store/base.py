@@ -365,6 +365,60 @@ class Transaction(ABC):
     def next_object_due(self, kind: str) -> float | None:
         """The earliest `due_at` of any object of ``kind``, claimed or not; None if none has one."""
 
+    # -- operations: families, filters, retention (issue 15) -----------------------------------
+    @abstractmethod
+    def link_child(self, parent_id: int, child_id: int) -> None:
+        """Record that execution ``child_id`` was started by a task of ``parent_id``."""
+
+    @abstractmethod
+    def parent_of(self, child_id: int) -> ExecutionRow | None:
+        """The execution that started ``child_id``; None for none or a purged one."""
+
+    @abstractmethod
+    def children_of(
+        self, parent_id: int, after_id: int = 0, limit: int = 100
+    ) -> list[ExecutionRow]:
+        """The executions ``parent_id`` started with an id above ``after_id``, by id."""
+
+    @abstractmethod
+    def count_matching(
+        self,
+        flow_name: str,
+        *,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        started_from: float | None = None,
+        started_to: float | None = None,
+    ) -> int:
+        """How many of a flow's executions `list_executions` with these filters would list."""
+
+    @abstractmethod
+    def count_ended(self, ended_before: float, flow_name: str | None = None) -> int:
+        """How many executions (of ``flow_name``, or any flow) ended before ``ended_before``."""
+
+    @abstractmethod
+    def purge_ended(self, ended_before: float, flow_name: str | None, limit: int) -> int:
+        """Delete up to ``limit`` executions that ended before ``ended_before``; how many went.
+
+        Each goes with its history, timers, outbox rows, quarantined data and family links,
+        oldest end first. A driver for several engines skips rows another transaction holds
+        (a redrive racing the purge keeps its execution).
+        """
+
+    @abstractmethod
+    def try_lock(self, name: str) -> bool:
+        """Take the store-wide lock ``name`` until this transaction ends; False if another has it.
+
+        So that one replica at a time does a job (retention, say). A single-engine store
+        always answers True.
+        """
+
+    @abstractmethod
+    def set_execution_version(
+        self, execution_id: int, flow_version: int, published_version: int
+    ) -> None:
+        """Move an execution to another definition of its flow (a redrive onto the current one)."""
+
     # -- notifications ------------------------------------------------------------------------
     def notify(self, channel: str, payload: str) -> None:  # noqa: B027 - optional for drivers
         """Send ``payload`` to `Store.listen` callbacks on ``channel`` when the transaction commits.

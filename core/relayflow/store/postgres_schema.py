@@ -35,6 +35,16 @@ _OBJECTS: Final = """CREATE TABLE IF NOT EXISTS flow_objects (
     modified double precision NOT NULL, due_at double precision, claim_owner text,
     claim_until double precision, PRIMARY KEY (flow_name, kind, name))"""
 _OBJECTS_DUE: Final = "CREATE INDEX IF NOT EXISTS flow_objects_due ON flow_objects (kind, due_at)"
+# Which execution started which (child flows), and ended executions by their end (retention).
+_LINKS: Final = """CREATE TABLE IF NOT EXISTS execution_links (
+    child_id bigint PRIMARY KEY, parent_id bigint NOT NULL)"""
+_LINKS_PARENT: Final = (
+    "CREATE INDEX IF NOT EXISTS execution_links_parent ON execution_links (parent_id)"
+)
+_STOPPED: Final = (
+    "CREATE INDEX IF NOT EXISTS executions_stopped ON executions (stopped) "
+    "WHERE stopped IS NOT NULL"
+)
 
 #: Upgrade steps, by the version each brings a store to (see `relayflow.store.versions`).
 #: PostgreSQL stores began at version 2. Each step may run again (IF NOT EXISTS), though the
@@ -50,6 +60,8 @@ UPGRADES: Final[versions.Upgrades] = {
         _OBJECTS,
         _OBJECTS_DUE,
     ),
+    # Issue 15: family links and the index retention deletes by.
+    4: (_LINKS, _LINKS_PARENT, _STOPPED),
 }
 
 #: The advisory lock that serialises making the schema ("RFLW").
@@ -100,6 +112,9 @@ SCHEMA: Final[tuple[str, ...]] = (
         time double precision NOT NULL)""",
     _OBJECTS,
     _OBJECTS_DUE,
+    _LINKS,
+    _LINKS_PARENT,
+    _STOPPED,
 )
 
 

@@ -31,12 +31,13 @@ from relayflow.store.base import (
 )
 from relayflow.store.postgres_buffer import Buffered
 from relayflow.store.postgres_objects import _ObjectsMixin
+from relayflow.store.postgres_operations import _OperationsMixin, filters
 from relayflow.store.records import HistoryEvent
 
 __all__: list[str] = []
 
 
-class _PgTx(Buffered, _ObjectsMixin, Transaction):
+class _PgTx(Buffered, _ObjectsMixin, _OperationsMixin, Transaction):
     """The store's operations on a `Buffered` connection (see the module docstring)."""
 
     # -- metadata -----------------------------------------------------------------------------
@@ -159,6 +160,7 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
         if ids:
             for table in ("events", "timers", "outbox", "quarantine"):
                 self._write(f"DELETE FROM {table} WHERE execution_id = ANY(%s)", (ids,))
+            self._write("DELETE FROM execution_links WHERE child_id = ANY(%s)", (ids,))
             self._write("DELETE FROM executions WHERE id = ANY(%s)", (ids,))
         self._write("DELETE FROM flow_versions WHERE name = %s", (name,))
         self._write("DELETE FROM flow_objects WHERE flow_name = %s", (name,))
@@ -321,21 +323,9 @@ class _PgTx(Buffered, _ObjectsMixin, Transaction):
         started_from: float | None = None,
         started_to: float | None = None,
     ) -> list[ExecutionRow]:
-        where = ["flow_name = %s", "name > %s"]
-        args: list[Any] = [flow_name, after]
-        if status:
-            where.append("status = %s")
-            args.append(status)
-        if name_prefix:
-            # The range lets the (flow_name, name) index find the start; starts_with decides.
-            where.append("name >= %s AND starts_with(name, %s)")
-            args += [name_prefix, name_prefix]
-        if started_from is not None:
-            where.append("started >= %s")
-            args.append(started_from)
-        if started_to is not None:
-            where.append("started <= %s")
-            args.append(started_to)
+        terms, values = filters(status, name_prefix, started_from, started_to)
+        where = ["flow_name = %s", "name > %s", *terms]
+        args: list[Any] = [flow_name, after, *values]
         rows = self._all(
             f"SELECT {q.EXEC_COLUMNS} FROM executions WHERE {' AND '.join(where)} "
             "ORDER BY name LIMIT %s",

@@ -42,21 +42,19 @@ from relayflow.store.base import (
 )
 from relayflow.store.records import HistoryEvent
 from relayflow.store.sqlite_objects import _ObjectsMixin
+from relayflow.store.sqlite_operations import EXEC_COLUMNS, _OperationsMixin, filters
 from relayflow.store.versions import SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
 
-_EXEC_COLUMNS = (
-    "id, uid, flow_name, name, flow_id, flow_version, status, input, output, error, cause, "
-    "started, stopped, state, callback_token, published_version"
-)
+_EXEC_COLUMNS = EXEC_COLUMNS
 _FLOW_COLUMNS = (
     "name, id, definition, description, type, role_arn, version, created, modified, "
     "execution_mode, environment"
 )
 
 
-class _Tx(_ObjectsMixin, Transaction):
+class _Tx(_ObjectsMixin, _OperationsMixin, Transaction):
     def __init__(self, db: sqlite3.Connection, *, read_only: bool = False) -> None:
         self.db = db
         self.read_only = read_only
@@ -167,6 +165,7 @@ class _Tx(_ObjectsMixin, Transaction):
         ]
         for table in ("events", "timers", "outbox", "quarantine"):
             self._write_many(f"DELETE FROM {table} WHERE execution_id = ?", [(i,) for i in ids])
+        self._write_many("DELETE FROM execution_links WHERE child_id = ?", [(i,) for i in ids])
         self._write("DELETE FROM executions WHERE flow_name = ?", (name,))
         self._write("DELETE FROM flow_versions WHERE name = ?", (name,))
         self._write("DELETE FROM flow_objects WHERE flow_name = ?", (name,))
@@ -226,20 +225,9 @@ class _Tx(_ObjectsMixin, Transaction):
         started_from: float | None = None,
         started_to: float | None = None,
     ) -> list[ExecutionRow]:
-        where = ["flow_name = ?", "name > ?"]
-        args: list[Any] = [flow_name, after]
-        if status:
-            where.append("status = ?")
-            args.append(status)
-        if name_prefix:
-            where.append("name >= ? AND name < ?")
-            args += [name_prefix, name_prefix + "\U0010ffff"]
-        if started_from is not None:
-            where.append("started >= ?")
-            args.append(started_from)
-        if started_to is not None:
-            where.append("started <= ?")
-            args.append(started_to)
+        terms, values = filters(status, name_prefix, started_from, started_to)
+        where = ["flow_name = ?", "name > ?", *terms]
+        args: list[Any] = [flow_name, after, *values]
         rows = self.db.execute(
             f"SELECT {_EXEC_COLUMNS} FROM executions WHERE {' AND '.join(where)} "
             "ORDER BY name LIMIT ?",

@@ -95,6 +95,10 @@ CREATE TABLE IF NOT EXISTS flow_objects (
     created REAL NOT NULL, modified REAL NOT NULL, due_at REAL, claim_owner TEXT,
     claim_until REAL, PRIMARY KEY (flow_name, kind, name)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS flow_objects_due ON flow_objects (kind, due_at);
+CREATE TABLE IF NOT EXISTS execution_links (
+    child_id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS execution_links_parent ON execution_links (parent_id);
+CREATE INDEX IF NOT EXISTS executions_stopped ON executions (stopped) WHERE stopped IS NOT NULL;
 """
 
 #: A new store: the schema and the version it is at.
@@ -120,6 +124,13 @@ UPGRADES: Final[Upgrades] = {
         "due_at REAL, claim_owner TEXT, claim_until REAL, "
         "PRIMARY KEY (flow_name, kind, name)) WITHOUT ROWID",
         "CREATE INDEX flow_objects_due ON flow_objects (kind, due_at)",
+    ),
+    # Issue 15: which execution started which (child flows), and ended executions by their
+    # end, for retention.
+    4: (
+        "CREATE TABLE execution_links (child_id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL)",
+        "CREATE INDEX execution_links_parent ON execution_links (parent_id)",
+        "CREATE INDEX executions_stopped ON executions (stopped) WHERE stopped IS NOT NULL",
     ),
 }
 

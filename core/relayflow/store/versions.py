@@ -38,8 +38,9 @@ __all__ = [
 META_KEY = "schema_version"
 #: The schema this release writes. 1: the first release; 2: request nonces shared by replicas;
 #: 3: a flow's objects (schedules, aliases, published versions), its execution mode and
-#: environment, and the published version each execution runs.
-SCHEMA_VERSION = 3
+#: environment, and the published version each execution runs; 4: which execution started which,
+#: and ended executions indexed by their end (retention).
+SCHEMA_VERSION = 4
 #: The version a store had before versions were recorded.
 FIRST_VERSION = 1
 

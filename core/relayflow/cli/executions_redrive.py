@@ -1,0 +1,11 @@
+"""`relayflow executions redrive`: one execution, or every one a filter matches."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["add_commands"]
+
+
+def add_commands(group: click.Group) -> None:
+    """Add this module's commands to the `executions` group."""

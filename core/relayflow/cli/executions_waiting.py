@@ -1,0 +1,11 @@
+"""`relayflow executions waiting`: what running executions wait on, on what, since when."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["add_commands"]
+
+
+def add_commands(group: click.Group) -> None:
+    """Add this module's commands to the `executions` group."""
