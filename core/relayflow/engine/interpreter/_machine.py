@@ -302,6 +302,7 @@ class Machine(Run):
                 if used < policy.max_attempts:
                     run.retries[str(p)] = used + 1
                     self.abandon_children(run)
+                    run.since = self.now
                     run.timer = self.start_timer(
                         "retry", scope.id, self.now + policy.delay(used + 1)
                     )

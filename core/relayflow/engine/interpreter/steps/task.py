@@ -54,8 +54,13 @@ def schedule(m: Machine, scope: Scope, step: TaskStep, token: str | None) -> Non
     m.emit("TaskStarted", step.name, {}, task_id)
     run.task = task_id
     m.state.tasks[task_id] = scope.id
-    if step.timeout_seconds:
-        run.timeout_timer = m.start_timer("timeout", scope.id, m.now + step.timeout_seconds)
+    run.since = m.now
+    timeout = step.timeout_seconds
+    if not timeout and step.pattern == "waitForCallback":
+        # A token that is lost must not hold the execution for as long as it may run.
+        timeout = m.limits.default_callback_timeout_seconds or None
+    if timeout:
+        run.timeout_timer = m.start_timer("timeout", scope.id, m.now + timeout)
     m.out.effects.append(
         InvokeTask(
             task_id,
@@ -65,7 +70,7 @@ def schedule(m: Machine, scope: Scope, step: TaskStep, token: str | None) -> Non
             step.pattern,
             run.input,
             params,
-            step.timeout_seconds,
+            timeout,
             run.attempt,
         )
     )

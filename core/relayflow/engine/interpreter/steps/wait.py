@@ -52,6 +52,7 @@ def begin(m: Machine, scope: Scope, step: WaitStep, token: str | None) -> None:
     if fire_at <= m.now:
         m.finish_step(scope, {})
     else:
+        run.since = m.now
         run.timer = m.start_timer("wait", scope.id, fire_at)
 
 
