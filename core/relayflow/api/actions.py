@@ -103,7 +103,10 @@ async def start_execution(engine: Engine, p: Params) -> dict[str, Any]:
 async def describe_execution(engine: Engine, p: Params) -> dict[str, Any]:
     wait = optional_int(p, "WaitTimeSeconds") or 0
     info = await engine.describe_execution(
-        required(p, "FlowName"), required(p, "ExecutionName"), wait
+        required(p, "FlowName"),
+        required(p, "ExecutionName"),
+        wait,
+        include_waiting=bool(optional_bool(p, "IncludeWaiting")),
     )
     return info.to_api()
 

@@ -44,6 +44,9 @@ __all__ = ["FLOW_CACHE_ENTRIES", "FLOW_CACHE_TEXT_BYTES", "Applier", "failed_as_
 
 log = logging.getLogger("relayflow.engine")
 
+# What an outbox row keeps of a task attempt: what `TaskRequest` takes. The correlation key
+# is the engine's own (`relayflow.engine.correlation`), noted as the attempt opens.
+_PAYLOAD_FIELDS = tuple(f for f in InvokeTask.__slots__ if f != "correlation_key")
 FLOW_CACHE_ENTRIES = 256
 FLOW_CACHE_TEXT_BYTES = 8 << 20  # some 120 MB of loaded flows
 # What ends an execution whose own flow or state cannot be loaded: ending needs no steps.
@@ -290,7 +293,7 @@ class Applier:
             if isinstance(effect, InvokeTask):
                 # The outbox row holds the integration's whole request, so that a restarted
                 # engine can dispatch it with nothing but the row.
-                payload = {f: getattr(effect, f) for f in InvokeTask.__slots__}
+                payload = {f: getattr(effect, f) for f in _PAYLOAD_FIELDS}
                 payload["flow_name"], payload["execution_name"] = row.flow_name, row.name
                 until = now + self.lease_seconds if self.keeps_new_work else now
                 outbox_id = tx.add_outbox(row.id, payload, self.owner, until, now=now)

@@ -61,7 +61,7 @@ from relayflow.engine.versions import (
     list_qualified,
     resolve_qualifier,
 )
-from relayflow.engine.waiting import WaitingOperations
+from relayflow.engine.waiting import WaitingOperations, waiting_of
 from relayflow.errors import EngineError, already_exists, not_exists
 from relayflow.fdl import DefinitionError, Flow, load_flow
 from relayflow.limits import DEFAULT_LIMITS, DefinitionLimits, Limits
@@ -516,12 +516,17 @@ class Engine(
         # Keyed: batches lock executions in one order on every replica (no deadlocks).
         return await self._runtime.committer.submit(start, key=(flow_name, exec_name))
 
-    async def _execution(self, flow_name: str, name: str) -> ExecutionInfo:
+    async def _execution(
+        self, flow_name: str, name: str, include_waiting: bool = False
+    ) -> ExecutionInfo:
         def find(tx: Transaction) -> ExecutionInfo | None:
             row = tx.get_execution(flow_name, name)
             if row is None:
                 return None
-            return with_family(tx, row, execution_info(tx, row))
+            info = with_family(tx, row, execution_info(tx, row))
+            if include_waiting:
+                info = dataclasses.replace(info, waiting=waiting_of(tx, row))
+            return info
 
         info = await self._runtime.committer.read(find)
         if info is None:
@@ -529,21 +534,25 @@ class Engine(
         return info
 
     async def describe_execution(
-        self, flow_name: str, name: str, wait_seconds: float = 0
+        self, flow_name: str, name: str, wait_seconds: float = 0, *, include_waiting: bool = False
     ) -> ExecutionInfo:
-        """An execution (DescribeExecution); with ``wait_seconds`` (0-60), waits for its end."""
+        """An execution (DescribeExecution); with ``wait_seconds`` (0-60), waits for its end.
+
+        With ``include_waiting``, `ExecutionInfo.waiting` says what it waits on now
+        (`relayflow.engine.waiting`).
+        """
         if not 0 <= wait_seconds <= 60:
             raise EngineError.of(
                 "InvalidArgument", f"WaitTimeSeconds must be from 0 to 60, got {wait_seconds}"
             )
-        info = await self._execution(flow_name, name)
+        info = await self._execution(flow_name, name, include_waiting)
         if info.done or wait_seconds == 0:
             return info
         latest = info
 
         async def ended() -> bool:
             nonlocal latest
-            latest = await self._execution(flow_name, name)
+            latest = await self._execution(flow_name, name, include_waiting)
             return latest.done
 
         # After `begin_shutdown` the wait ends at once: `latest` is the state as it stands.

@@ -63,9 +63,13 @@ TERMINAL_STATUSES: Final = frozenset({"Succeeded", "Failed", "TimedOut", "Stoppe
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """Start the execution with its input."""
+    """Start the execution with its input.
+
+    `context` adds fields to the ExecutionStarted event's detail (a child's parent, say).
+    """
 
     input: dict[str, Any]
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +144,7 @@ class InvokeTask:
     service_params: dict[str, Any] | None
     timeout_seconds: int | None
     attempt: int
+    correlation_key: str | None = None  # a waitForCallback task's (relayflow.engine.correlation)
 
 
 @dataclass(frozen=True, slots=True)

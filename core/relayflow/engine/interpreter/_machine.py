@@ -96,7 +96,7 @@ class Machine(Run):
         flow = self.flow
         state = self.state
         state.input = dict(command.input)
-        self.emit("ExecutionStarted", detail={"input": state.input})
+        self.emit("ExecutionStarted", detail={"input": state.input, **command.context})
         if flow.timeout_seconds:
             state.flow_timer = self.start_timer("flow", 0, self.now + flow.timeout_seconds)
         flow_input = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from relayflow.dataflow import step_input
+from relayflow.engine.correlation import key_of
 from relayflow.engine.interpreter._kind import StepKind
 from relayflow.engine.model import InvokeTask, Scope
 from relayflow.fdl import TaskStep
@@ -72,6 +73,7 @@ def schedule(m: Machine, scope: Scope, step: TaskStep, token: str | None) -> Non
             params,
             timeout,
             run.attempt,
+            key_of(step, run.input),
         )
     )
 
