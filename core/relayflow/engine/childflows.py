@@ -22,6 +22,12 @@ Patterns:
   `fnf.ExecutionStopped` (or the stop's own error) when it was stopped. The report cannot be
   lost between the two.
 
+Every child is linked to its parent (`relayflow.engine.family`): DescribeExecution names both
+(`ParentExecution`, `ChildExecutions`), the child's ExecutionStarted event names the parent,
+and the parent's TaskSubmitted (sync, waitForCallback) or TaskSucceeded (requestResponse) event
+names the child. A parent that ends stops its running children by `family`'s rule; a child
+whose parent has already ended reports to nobody, silently.
+
 Refusals of the start fail the task with the API's code behind the lower-case `fnf.` prefix the
 service uses for integrated calls: `fnf.ExecutionAlreadyExists`, `fnf.FlowNotExists`,
 `fnf.InvalidArgument`.
@@ -70,9 +76,15 @@ class ExecutionStarter(Protocol):
     """What starts child executions: the engine."""
 
     async def start_execution(
-        self, flow_name: str, input: Any = None, name: str | None = None, callback_token: str = ""
+        self,
+        flow_name: str,
+        input: Any = None,
+        name: str | None = None,
+        callback_token: str = "",
+        qualifier: str = "",
+        parent: tuple[str, str] | None = None,
     ) -> ExecutionInfo:
-        """Start an execution, idempotent by name."""
+        """Start an execution, idempotent by name, linked to ``parent`` (flow, name)."""
 
 
 class ChildFlowIntegration(Integration):
@@ -117,7 +129,13 @@ class ChildFlowIntegration(Integration):
         waits = request.pattern in ("sync", "waitForCallback")
         callback = request.token if waits else str(params.get("CallbackFnFTaskToken") or "")
         try:
-            child = await self._engine.start_execution(flow_name, child_input, name, callback)
+            child = await self._engine.start_execution(
+                flow_name,
+                child_input,
+                name,
+                callback,
+                parent=(request.flow_name, request.execution_name),
+            )
         except EngineError as exc:
             if exc.code == "ExecutionAlreadyExists" and not given:
                 # A name made from this attempt's token: this attempt started it before a
@@ -180,9 +198,9 @@ def report_to_parent(
     try:
         parts = parse_token(child.callback_token)
         # Lock order: the child is locked already (its end is being recorded), the parent now.
-        # Nothing locks a parent and then its child, so this cannot deadlock by itself; a
-        # batch that also holds the parent for another command may deadlock with another
-        # engine's, and the database then aborts one transaction, which the writer runs again.
+        # A parent's end locks its children the other way round (`family.stop_children`), so
+        # on a shared database two such transactions may deadlock: the database then aborts
+        # one (StoreConflict), which the writer runs again; by then the other has committed.
         parent = tx.get_execution(parts.flow_name, parts.execution_name, lock=True)
         if parent is None:
             raise EngineError.of("ExecutionNotExists", "the parent execution does not exist")
