@@ -48,7 +48,7 @@ from relayflow.engine.outcomes import MAX_CAUSE_CHARS, MAX_ERROR_CHARS
 from relayflow.engine.records import ExecutionInfo, FlowInfo, Page
 from relayflow.engine.redrive import RedriveOperations
 from relayflow.engine.reports import ReportOperations
-from relayflow.engine.retention import RetentionOperations
+from relayflow.engine.retention import FORCE_ROUNDS, RetentionOperations, busy_flow
 from relayflow.engine.runtime import Runtime
 from relayflow.engine.schedules import ScheduleOperations
 from relayflow.engine.snapshot import dump_state
@@ -417,14 +417,30 @@ class Engine(
     async def delete_flow(self, name: str, *, force: bool = False) -> None:
         """Delete a flow with its executions and their history (DeleteFlow).
 
-        A flow with running executions is refused unless ``force``, which stops them first.
+        A flow with running executions is refused (`FlowHasRunningExecutions`) unless
+        ``force``, which stops them first, as StopExecution does (their running children too),
+        and then deletes. Executions started meanwhile are stopped in a further round, up to
+        `FORCE_ROUNDS` rounds.
         """
 
-        def delete(tx: Transaction, ctx: TxContext) -> None:
+        def delete(tx: Transaction, ctx: TxContext) -> int:
+            # Counted in the transaction that deletes: on one writer, none can start between.
+            running = tx.count_matching(name, status="Running")
+            if running:
+                return running
             if not tx.delete_flow(name):
                 raise flow_not_exists(name)
+            return 0
 
-        await self._runtime.committer.submit(delete)
+        for _ in range(FORCE_ROUNDS):
+            if force:
+                await self._stop_all_running(name)
+            running = await self._runtime.committer.submit(delete)
+            if not running:
+                return
+            if not force:
+                break
+        raise busy_flow(name, running, force)
 
     # -- executions ---------------------------------------------------------------------------
 
