@@ -1,8 +1,17 @@
-"""Bulk actions on the executions a filter matches (relayflow's own): StopExecutions and more."""
+"""Bulk actions on the executions a filter matches (relayflow's own): StopExecutions and more.
+
+`StopExecutions`, `RedriveExecutions` and `CountExecutions` take ListExecutions' filters
+(`Status`, `ExecutionNamePrefix`, `StartedTimeBegin`, `StartedTimeEnd`); the first two act on
+one page of the matches (`Limit`, at most 1,000; `NextToken` resumes) unless `DryRun` is true.
+See docs/bulk-actions.md.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from relayflow.api.params import optional_bool, optional_int, optional_time, required
+from relayflow.engine.bulk import ExecutionFilter
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -11,4 +20,52 @@ if TYPE_CHECKING:
 
 __all__ = ["ACTIONS"]
 
-ACTIONS: dict[str, Callable[[Engine, Mapping[str, str]], Awaitable[dict[str, Any]]]] = {}
+
+def _filters(p: Mapping[str, str]) -> ExecutionFilter:
+    """ListExecutions' filter parameters; the engine checks the status and the prefix."""
+    return ExecutionFilter(
+        status=p.get("Status") or None,
+        name_prefix=p.get("ExecutionNamePrefix") or None,
+        started_from=optional_time(p, "StartedTimeBegin"),
+        started_to=optional_time(p, "StartedTimeEnd"),
+    )
+
+
+async def count_executions(engine: Engine, p: Mapping[str, str]) -> dict[str, Any]:
+    """`{"Matched": n}`: how many executions of `FlowName` the filter matches."""
+    matched = await engine.count_executions_matching(required(p, "FlowName"), _filters(p))
+    return {"Matched": matched}
+
+
+async def stop_executions(engine: Engine, p: Mapping[str, str]) -> dict[str, Any]:
+    """Stop a page of the running executions the filter matches, with `Error` and `Cause`."""
+    result = await engine.stop_executions(
+        required(p, "FlowName"),
+        filters=_filters(p),
+        error=p.get("Error", ""),
+        cause=p.get("Cause", ""),
+        limit=optional_int(p, "Limit"),
+        next_token=p.get("NextToken", ""),
+        dry_run=bool(optional_bool(p, "DryRun")),
+    )
+    return result.to_api()
+
+
+async def redrive_executions(engine: Engine, p: Mapping[str, str]) -> dict[str, Any]:
+    """Redrive a page of the ended executions the filter matches (`Status` required)."""
+    result = await engine.redrive_executions(
+        required(p, "FlowName"),
+        filters=_filters(p),
+        use_current_definition=bool(optional_bool(p, "UseCurrentDefinition")),
+        limit=optional_int(p, "Limit"),
+        next_token=p.get("NextToken", ""),
+        dry_run=bool(optional_bool(p, "DryRun")),
+    )
+    return result.to_api()
+
+
+ACTIONS: dict[str, Callable[[Engine, Mapping[str, str]], Awaitable[dict[str, Any]]]] = {
+    "CountExecutions": count_executions,
+    "StopExecutions": stop_executions,
+    "RedriveExecutions": redrive_executions,
+}
