@@ -9,6 +9,8 @@ so that tokens handed out before the copy stay valid after it. Only the `Store` 
 - Execution ids are the destination's own: each execution is inserted, and its history, timers
   and outbox rows follow it under the id it got. Names, uids and states are kept as they were,
   and tokens name executions by flow, name and uid, never by id.
+- Family links (which execution a task started) follow both ends to their new ids: each copied
+  execution notes its parent by flow and name, and the links are made once every execution is in.
 - Outbox rows arrive unleased, so the first engine on the destination dispatches them at once;
   flow objects arrive unclaimed, with the times they are due.
 - The destination must be empty (no flows, no executions) and is written in ONE transaction: an
@@ -77,6 +79,8 @@ class CopyCounts:
     objects: int = 0
     #: Outbox rows whose payload could not be read: quarantined in the destination instead.
     quarantined: int = 0
+    #: Links from a child execution to its parent (`Transaction.link_child`).
+    links: int = 0
     #: Whether the source had a task-token secret (and the destination now has it).
     token_secret: bool = False
 
@@ -88,6 +92,8 @@ class CopyCounts:
         )
         if self.objects:
             line += f", {self.objects} flow objects"
+        if self.links:
+            line += f", {self.links} parent links"
         if self.quarantined:
             line += f" ({self.quarantined} unreadable, set aside)"
         return line
@@ -164,16 +170,31 @@ def copy_store(source: Store, destination: Store, progress: Progress | None = No
         if secret is not None:
             dst.set_meta(TOKEN_SECRET, secret)
             counts.token_secret = True
+        # (parent's flow, parent's name, child's new id): a parent may come after its child.
+        links: list[tuple[str, str, int]] = []
         for flow in _pages(lambda after: src.list_flows(after, _PAGE), lambda f: f.name):
             _copy_flow(src, dst, flow, counts)
             executions = _pages(
                 functools.partial(_executions_after, src, flow.name), lambda e: e.name
             )
             for execution in executions:
-                _copy_execution(src, dst, execution, counts)
+                new_id = _copy_execution(src, dst, execution, counts)
+                parent = src.parent_of(execution.id)
+                if parent is not None:
+                    links.append((parent.flow_name, parent.name, new_id))
                 if progress is not None:
                     progress(counts.executions, total)
+        _copy_links(dst, links, counts)
     return counts
+
+
+def _copy_links(dst: Transaction, links: list[tuple[str, str, int]], counts: CopyCounts) -> None:
+    """Link each copied child to its copied parent, found by name under its new id."""
+    for parent_flow, parent_name, child_id in links:
+        parent = dst.get_execution(parent_flow, parent_name)
+        if parent is not None:  # it was copied: every execution of every flow is
+            dst.link_child(parent.id, child_id)
+            counts.links += 1
 
 
 def _pages(page: Callable[[str], list[_Row]], key: Callable[[_Row], str]) -> Iterator[_Row]:
@@ -215,8 +236,8 @@ def _name_of(row: FlowObjectRow) -> str:
 
 def _copy_execution(
     src: Transaction, dst: Transaction, row: ExecutionRow, counts: CopyCounts
-) -> None:
-    """An execution under a new id, with its history, timers and outbox rows."""
+) -> int:
+    """An execution under a new id, with its history, timers and outbox rows: the new id."""
     new_id = dst.insert_execution(row)
     if new_id is None:  # the destination was empty: only a driver fault gets here
         raise StoreError(
@@ -246,3 +267,4 @@ def _copy_execution(
             # Unleased (no owner, a lease long over): the next engine dispatches it at once.
             dst.add_outbox(new_id, effect.payload, "", 0.0)
             counts.outbox += 1
+    return new_id
