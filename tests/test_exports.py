@@ -156,11 +156,13 @@ EXPORTED: dict[str, list[str]] = {
     ],
     "relayflow.results": [
         "ExecutionInfo",
+        "ExecutionRef",
         "FINAL_STATUSES",
         "FlowInfo",
         "HistoryEvent",
         "HistoryPage",
         "Page",
+        "WaitingWork",
         "iso_time",
     ],
     "relayflow.store": [

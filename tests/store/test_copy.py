@@ -135,7 +135,8 @@ async def test_sqlite_to_postgresql_to_sqlite_carries_running_executions_on(
     assert counts.summary() == (
         "copied 4 flows, 5 executions (4 running), "
         f"{sum(len(v['events']) for k, v in before.items() if k.startswith('execution'))} "
-        "events, 1 timers, 1 outbox rows"
+        # The nap's wait, and the default timeout of each of the three callback tasks.
+        "events, 4 timers, 1 outbox rows"
     )
     assert counts.flow_versions == 5 and counts.token_secret
     on_postgresql = dump(pg_empty)
