@@ -117,8 +117,17 @@ class Redrive:
     """Go on from where a Failed, TimedOut or Stopped execution ended (RedriveExecution).
 
     The steps that succeeded are kept; the step that failed starts over with a fresh attempt
-    count (`relayflow.engine.redrive`).
+    count (`relayflow.engine.redrive`). The runtime checks that the execution can go on and,
+    for ``definition`` "current", moves it (and `ExecutionState.resume`) to the flow's current
+    definition before the interpreter sees the command.
+
+    Attributes:
+        definition: "original" (the definition it ran) or "current" (the flow's current one).
+        version: the flow's definition revision the execution runs from now on.
     """
+
+    definition: str = "original"
+    version: int = 0
 
 
 Command = Start | TaskSucceeded | TaskFailed | TaskSubmitted | TimerFired | Stop | Redrive
@@ -236,6 +245,9 @@ class Scope:
 class ExecutionState:
     """The whole state of one execution."""
 
+    # How many times RedriveExecution made it go on after its end. First, so that the stored
+    # text begins with it and listings read it without decoding the rest (`redrives_in`).
+    redrives: int = 0
     status: str = "Running"
     input: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] | None = None
@@ -252,7 +264,10 @@ class ExecutionState:
     # The flow's Environment variables (Name -> Value) as they were at Start: an UpdateFlow
     # does not change a running execution's, as it does not change its definition.
     environment: dict[str, str] = field(default_factory=dict)
-    redrives: int = 0  # how many times RedriveExecution made it go on after its end
+    # Where a redrive goes on from: the scopes as they were when the execution's end began
+    # (before a failure unwound them). Kept only by a Failed, TimedOut or Stopped execution;
+    # None in states written before relayflow kept it, and {} when nothing can go on.
+    resume: dict[int, Scope] | None = None
 
     @property
     def done(self) -> bool:

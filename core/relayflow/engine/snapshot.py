@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 from pydantic import TypeAdapter
 from pydantic_core import PydanticSerializationError
 
 from relayflow.engine.model import ExecutionState
 
-__all__ = ["dump_state", "load_state"]
+__all__ = ["dump_state", "load_state", "redrives_in"]
 
 _STATE = TypeAdapter(ExecutionState)
+_REDRIVES = re.compile(rb'\{\s*"redrives"\s*:\s*(\d{1,9})\s*[,}]')
 
 
 def dump_state(state: ExecutionState) -> str:
@@ -39,3 +41,14 @@ def load_state(text: str | bytes) -> ExecutionState:
         if "recursion limit" not in str(exc):
             raise
         return _STATE.validate_python(json.loads(text))
+
+
+def redrives_in(text: str | bytes) -> int:
+    """How many times the state's execution was redriven, read from the text's start only.
+
+    `ExecutionState.redrives` is its first field, so a listing need not decode whole states;
+    a state written before the field was (never redriven) counts 0.
+    """
+    head = text[:40].encode() if isinstance(text, str) else text[:40]
+    match = _REDRIVES.match(head)
+    return int(match.group(1)) if match else 0

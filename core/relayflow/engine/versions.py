@@ -17,6 +17,7 @@ being deleted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from relayflow.engine.arguments import (
     page_size,
 )
 from relayflow.engine.records import ExecutionInfo, Page
+from relayflow.engine.snapshot import redrives_in
 from relayflow.engine.version_records import (
     ALIAS_KIND,
     COUNTER_KIND,
@@ -194,7 +196,9 @@ def execution_info(
     environment = environment_of(
         tx, row.flow_name, row.published_version, {} if seen is None else seen
     )
-    return ExecutionInfo.of(row, definition, environment)
+    info = ExecutionInfo.of(row, definition, environment)
+    redrives = redrives_in(row.state)  # the start of the text only, not the whole state
+    return dataclasses.replace(info, redrive_count=redrives) if redrives else info
 
 
 #: ListExecutions with a Qualifier filters the store's pages: it reads at most this many

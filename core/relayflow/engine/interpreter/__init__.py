@@ -10,19 +10,21 @@ steps, after which it sets a timer due at once and continues on the next transit
 
 The package: `_run.py` keeps the bookkeeping of one transition (events, ids, timers, tasks,
 limits), `_machine.py` the step loop every step shares (enter, finish, fail, retry, catch, the
-commands), and `steps/` one module per step kind, picked from a table by the step's model
-class; a plugin's step type runs with the handler registered with it.
+commands), `_redrive.py` how an ended execution goes on (RedriveExecution), and `steps/` one
+module per step kind, picked from a table by the step's model class; a plugin's step type runs
+with the handler registered with it.
 """
 
 from __future__ import annotations
 
 from relayflow.engine.flowindex import FlowIndex
 from relayflow.engine.interpreter._machine import ALL_ERRORS, Machine, error_matches
+from relayflow.engine.interpreter._redrive import CannotMove, move_scopes
 from relayflow.engine.interpreter._run import TokenMinter
 from relayflow.engine.model import Command, ExecutionState, Limits, Transition
 from relayflow.fdl import Flow
 
-__all__ = ["ALL_ERRORS", "Interpreter", "TokenMinter", "error_matches"]
+__all__ = ["ALL_ERRORS", "CannotMove", "Interpreter", "TokenMinter", "error_matches", "move_scopes"]
 
 
 class Interpreter:

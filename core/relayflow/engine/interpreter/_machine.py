@@ -9,12 +9,14 @@ by `steps.kind_of`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
 from relayflow.dataflow import evaluate_mappings, step_input, step_output
 from relayflow.engine.flowindex import ROOT
 from relayflow.engine.interpreter._kind import StepKind
+from relayflow.engine.interpreter._redrive import redrive
 from relayflow.engine.interpreter._run import EventLimit, Run, StepFault
 from relayflow.engine.interpreter.steps import KINDS, kind_of
 from relayflow.engine.model import (
@@ -23,6 +25,7 @@ from relayflow.engine.model import (
     ERROR_RUNTIME,
     ERROR_TASK_TIMEOUT,
     Command,
+    Redrive,
     Scope,
     Start,
     StepRun,
@@ -59,10 +62,14 @@ class Machine(Run):
     def handle(self, command: Command) -> None:
         """Apply ``command``, then run every step that became ready."""
         state = self.state
-        if state.done:
+        if state.done and not isinstance(command, Redrive):
             return
         try:
-            if isinstance(command, Start):
+            if isinstance(command, Redrive):
+                if not state.done or not state.resume:  # the runtime checked; nothing to do
+                    return
+                redrive(self, command)
+            elif isinstance(command, Start):
                 self.start(command)
             elif isinstance(command, TaskSucceeded):
                 self.task_succeeded(command)
@@ -308,6 +315,9 @@ class Machine(Run):
                     )
                     return
                 break
+        if self.resume is None and self.unwinds_to_end(scope, error):
+            # Kept before the failure unwinds the scopes, for a redrive to go on from.
+            self.resume = copy.deepcopy(self.state.scopes)
         self.emit("StepFailed", step.name, {"error": error, "cause": cause}, run.entered)
         self.emit("StepExited", step.name, {}, run.entered)
         self.abandon_children(run)
@@ -328,6 +338,27 @@ class Machine(Run):
                 return
         scope.run = None
         self.fail_scope(scope, error, cause)
+
+    def unwinds_to_end(self, scope: Scope, error: str) -> bool:
+        """Whether ``error`` failing the scope's step ends the execution.
+
+        It does unless a step on the way up (this one or one that holds its list) retries it
+        or catches it, by the same rules as `fail_step`.
+        """
+        state = self.state
+        current: Scope | None = scope
+        while current is not None:
+            run = current.run
+            step = self.step_of(current)
+            for p, policy in enumerate(getattr(step, "retry", None) or []):
+                if error_matches(policy.errors, error):
+                    if run is not None and run.retries.get(str(p), 0) < policy.max_attempts:
+                        return False
+                    break
+            if any(error_matches(c.errors, error) for c in getattr(step, "catch", None) or []):
+                return False
+            current = None if current.parent is None else state.scopes.get(current.parent)
+        return True
 
     def finish_scope(self, scope: Scope) -> None:
         """A serial list ran to its end: the execution succeeds, or the parent step hears."""

@@ -7,6 +7,7 @@ build on these operations and never touch `Transition` or the id counters themse
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -82,6 +83,9 @@ class Run:
         self.out = Transition()
         self.work: deque[int] = deque()  # scopes whose current step must be entered
         self.steps_run = 0
+        # The scopes as they were when a failure that ends the execution began to unwind
+        # (`Machine.fail_step`): what a redrive goes on from.
+        self.resume: dict[int, Scope] | None = None
 
     def emit(
         self, kind: str, step: str = "", detail: dict[str, Any] | None = None, schedule: int = 0
@@ -196,6 +200,10 @@ class Run:
     ) -> None:
         """End the execution with ``status``, cancelling whatever it was waiting for."""
         state = self.state
+        if status == "Succeeded":
+            state.resume = None
+        else:  # kept before anything is cancelled, so that a redrive can go on from here
+            state.resume = self.resume if self.resume is not None else copy.deepcopy(state.scopes)
         for scope_id in list(state.scopes):
             self.abandon_scope(scope_id)
         for task_id in list(state.tasks):
