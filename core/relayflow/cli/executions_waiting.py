@@ -48,7 +48,7 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 on
     """A click type for durations (`parse_duration`)."""
 
     name = "duration"
