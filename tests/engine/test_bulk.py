@@ -200,3 +200,60 @@ async def test_bulk_stop_of_many_goes_through_the_writer_in_batches(store_url, f
         result = await engine.stop_executions(flow, limit=1000)
         assert (result.matched, len(result.done), result.next_token) == (300, 300, "")
         assert await engine.count_executions_matching(flow, ExecutionFilter("Stopped")) == 300
+
+
+# Two places to park: the input's `where` picks one.
+TWO_NAPS = fdl("""
+- type: choice
+  name: route
+  choices:
+    - condition: $.where == "second"
+      goto: second
+  default:
+    goto: first
+- type: wait
+  name: first
+  duration: 3600
+  end: true
+- type: wait
+  name: second
+  duration: 3600
+""")
+# The same flow without the second nap.
+ONE_NAP = fdl("""
+- type: wait
+  name: first
+  duration: 3600
+""")
+
+
+@bounded(seconds=30)
+async def test_bulk_redrive_goes_on_and_reports_what_it_could_not_move(store_url, flow):
+    async with make_engine(store=store_url) as engine:
+        await engine.create_flow(flow, TWO_NAPS)
+        await asyncio.gather(
+            engine.start_execution(flow, {"where": "first"}, name="one-1"),
+            engine.start_execution(flow, {"where": "first"}, name="one-2"),
+            engine.start_execution(flow, {"where": "second"}, name="two-1"),
+        )
+        assert len((await engine.stop_executions(flow)).done) == 3
+        stopped = ExecutionFilter("Stopped")
+        dry = await engine.redrive_executions(flow, filters=stopped, dry_run=True)
+        assert (dry.matched, dry.selected, dry.done) == (3, ("one-1", "one-2", "two-1"), ())
+
+        await engine.update_flow(flow, ONE_NAP)
+        result = await engine.redrive_executions(flow, filters=stopped, use_current_definition=True)
+        assert result.done == ("one-1", "one-2")
+        [failure] = result.failed
+        assert (failure.name, failure.code) == ("two-1", "ExecutionNotRedrivable")
+        assert "second" in failure.message
+        one = await engine.describe_execution(flow, "one-1")
+        assert (one.status, one.redrive_count) == ("Running", 1)
+        assert (await engine.describe_execution(flow, "two-1")).status == "Stopped"
+
+        # Run again: the redriven ones no longer match; the one that cannot move fails again.
+        again = await engine.redrive_executions(flow, filters=stopped, use_current_definition=True)
+        assert (again.matched, again.done, [f.name for f in again.failed]) == (1, (), ["two-1"])
+        kept = await engine.redrive_executions(flow, filters=stopped)
+        assert kept.done == ("two-1",)
+        assert await engine.count_executions_matching(flow, ExecutionFilter("Running")) == 3
