@@ -20,7 +20,19 @@ if TYPE_CHECKING:
     from relayflow.client import Client
     from relayflow.results import WaitingWork
 
-__all__ = ["add_commands", "human_duration", "parse_duration"]
+__all__ = ["COLUMNS", "add_commands", "human_duration", "parse_duration"]
+
+#: The table's columns.
+COLUMNS = (
+    "FLOW",
+    "EXECUTION",
+    "STEP",
+    "KIND",
+    "RESOURCE",
+    "ATTEMPT",
+    "WAITING",
+    "TIMES OUT IN",
+)
 
 #: The longest --older-than: 366 days, longer than any execution may run (the API's limit).
 MAX_OLDER_THAN = 366 * 24 * 3600
@@ -168,8 +180,7 @@ def executions_waiting(
         click.echo("nothing is waiting" + (" that long" if older_than else ""))
         return
     now = time.time()
-    header = ("FLOW", "EXECUTION", "STEP", "KIND", "RESOURCE", "ATTEMPT", "WAITING")
-    table((*header, "TIMES OUT IN"), [_row(w, now) for w in found])
+    table(COLUMNS, [_row(w, now) for w in found])
 
 
 def add_commands(group: click.Group) -> None:
