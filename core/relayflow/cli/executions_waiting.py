@@ -159,8 +159,8 @@ def executions_waiting(
     One row per piece of open work of every running execution (of FLOW only, when given):
     a task attempt waiting for its result or callback (a child flow is a task whose RESOURCE
     is acs:fnf:::flow/NAME), a wait step, or the pause before a retry. WAITING is how long it
-    has waited; TIMES OUT is how long until its timeout (a task's) or its timer (a wait's or
-    retry's) ends it, "never" for a task without a timeout.
+    has waited; TIMES OUT IN is how long until its timeout (a task's) or its timer (a wait's
+    or retry's) ends it: "due" when that time has come, "never" for a task without a timeout.
 
     A waitForCallback task whose step sets no timeoutSeconds times out after
     [engine] default_callback_timeout_seconds (7 days unless configured), so that a lost
