@@ -19,6 +19,7 @@ import pytest
 
 from relayflow.engine import Engine, Failed
 from relayflow.engine import waiting as waiting_module
+from relayflow.engine.snapshot import dump_state, load_state
 from relayflow.limits import Limits
 from relayflow.results import WaitingWork
 from relayflow.store import Transaction
@@ -392,3 +393,54 @@ async def test_zero_means_no_default_timeout(store_url: str, name: str) -> None:
             return [t.kind for t in tx.list_timers(row.id)]
 
         assert "timeout" not in await engine.read(timers)
+
+
+@bounded
+async def test_a_state_kept_before_since_existed_takes_it_from_the_history(
+    store_url: str, name: str
+) -> None:
+    clock, worker = Clock(), Worker()
+    flow = fdl(f"""
+    - type: parallel
+      name: both
+      branches:
+        - steps:
+            - type: task
+              name: job
+              resourceArn: {QUEUE}
+              pattern: waitForCallback
+        - steps:
+            - type: wait
+              name: nap
+              duration: 3600
+    """)
+    async with engine_on(store_url, clock, worker) as engine:
+        await engine.create_flow(name, flow)
+        await engine.start_execution(name, {}, name="e")
+        clock.now = T0 + 10
+
+        def forget_since(tx: Transaction, _ctx: Any) -> None:
+            row = tx.get_execution(name, "e", lock=True)
+            assert row is not None
+            state = load_state(row.state)
+            for scope in state.scopes.values():
+                if scope.run is not None:
+                    scope.run.since = 0.0
+            tx.update_execution(
+                row.id,
+                status="Running",
+                state=dump_state(state),
+                output=None,
+                error="",
+                cause="",
+                stopped=None,
+            )
+
+        await engine._runtime.committer.submit(forget_since, key=(name, "e"))
+        listed = {w.step_name: w for w in (await engine.list_waiting(name)).items}
+        assert listed["job"].since == at(0) and listed["job"].timeout_seconds == WEEK
+        assert listed["nap"].since == at(0) and listed["nap"].due == at(3600)
+        assert [w.execution_name for w in await everything(engine, name, older_than=10)] == [
+            "e",
+            "e",
+        ]
