@@ -19,7 +19,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Final
 
 from relayflow.engine.interpreter import CannotMove, move_scopes
-from relayflow.engine.model import ERROR_EVENT_LIMIT, ExecutionState, Redrive
+from relayflow.engine.model import ExecutionState, Redrive
 from relayflow.engine.snapshot import load_state
 from relayflow.engine.versions import Target, execution_info
 from relayflow.errors import EngineError, first_line, not_exists
@@ -112,7 +112,7 @@ def redrive_in(
             f"Execution '{name}' is an Express execution, which keeps no state to go on from; "
             "start it again with StartSyncExecution"
         )
-    state = _readable_state(row)
+    state = _readable_state(row, applier.limits.max_events)
     old = _interpreter(applier, tx, row, row.flow_version)
     assert state.resume is not None  # checked by _readable_state
     definition = "original"
@@ -136,7 +136,7 @@ def redrive_in(
     return final
 
 
-def _readable_state(row: ExecutionRow) -> ExecutionState:
+def _readable_state(row: ExecutionRow, max_events: int) -> ExecutionState:
     """The ended execution's state, when a redrive can go on from it."""
     name = row.name
     try:
@@ -150,10 +150,10 @@ def _readable_state(row: ExecutionRow) -> ExecutionState:
             f"Execution '{name}' has been redriven {state.redrives} times, the most an "
             f"execution can be ({MAX_REDRIVES}); start it again instead"
         )
-    if state.error == ERROR_EVENT_LIMIT:
+    if state.next_event > max_events:
         raise _refuse(
-            f"Execution '{name}' cannot be redriven: it failed because its history reached "
-            "the engine's limit of events (engine.max_events), which a redrive would exceed too"
+            f"Execution '{name}' cannot be redriven: its history holds {state.next_event - 1} "
+            f"events, more than the engine's limit of {max_events} (engine.max_events)"
         )
     if state.resume is None:
         raise _refuse(
