@@ -302,7 +302,9 @@ async def test_pages_cover_everything_once(
         assert sorted(found) == sorted(expected) and len(found) == len(set(found))
 
         # Tokens are checked: a made-up one, one changed by hand, another flow's.
-        for token in ("nonsense", "w1.!!!", "w1." + _b64([name, "x"]), "w1." + _b64("x")):
+        deep = "w1." + base64.urlsafe_b64encode(b"[" * 700).decode()
+        made_up = ("nonsense", "w1.!!!", "w1." + _b64([name, "x"]), "w1." + _b64("x"))
+        for token in (*made_up, deep, "w1." + "A" * 2000):
             error = await refused(
                 "InvalidArgument", engine.list_waiting(name + "_a", next_token=token)
             )

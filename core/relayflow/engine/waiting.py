@@ -275,7 +275,7 @@ def _decode(token: str, flow_name: str | None) -> _Cursor | None:
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         value = json.loads(raw.decode())
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise _bad_token("not readable") from None
     if not (isinstance(value, list) and len(value) == 3):
         raise _bad_token("wrong form")
@@ -287,7 +287,7 @@ def _decode(token: str, flow_name: str | None) -> _Cursor | None:
     if isinstance(scope, bool) or not isinstance(scope, int) or not -1 <= scope < 1 << 53:
         raise _bad_token("wrong position")
     if flow_name is not None and flow != flow_name:
-        raise _bad_token(f"it lists flow '{flow}', not '{flow_name}'")
+        raise _bad_token(f"it lists flow '{flow}', not '{flow_name[:128]}'")
     return _Cursor(flow, execution, scope)
 
 
