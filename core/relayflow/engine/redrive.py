@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Final
 
+from relayflow.engine.family import with_family
 from relayflow.engine.interpreter import CannotMove, move_scopes
 from relayflow.engine.model import ExecutionState, Redrive
 from relayflow.engine.snapshot import load_state
@@ -73,7 +74,7 @@ class RedriveOperations:
 
         def redrive(tx: Transaction, ctx: TxContext) -> ExecutionInfo:
             row = redrive_in(applier, tx, ctx, flow_name, name, use_current_definition)
-            return execution_info(tx, row)
+            return with_family(tx, row, execution_info(tx, row))  # as DescribeExecution shows it
 
         return await self._runtime.committer.submit(redrive, key=(flow_name, name))
 
