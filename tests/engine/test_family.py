@@ -16,6 +16,7 @@ import pytest
 
 from relayflow.engine import Engine
 from relayflow.engine.family import MAX_CHILDREN_SHOWN, link_parent, stop_cause
+from relayflow.errors import EngineError
 from relayflow.store import open_store
 from relayflow.testing import bounded, eventually, fdl, make_engine
 from tests.engine.helpers import CALLBACK, QUEUE, Worker, finished, history, running
@@ -237,3 +238,118 @@ def test_the_cause_names_the_parent_and_how_it_ended() -> None:
         stop_cause(row, "Stopped") == "stopped because its parent execution orders/o-7 was stopped"
     )
     assert stop_cause(row, "TimedOut").endswith("orders/o-7 timed out")
+
+
+ONE_SYNC_CHILD = fdl("""
+- type: task
+  name: audit
+  resourceArn: acs:fnf:::flow/leaf
+  pattern: sync
+  serviceParams:
+    ExecutionName: the-child
+""")
+
+
+@bounded(seconds=60)
+async def test_a_stop_that_deadlocks_with_a_childs_end_runs_again_once(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+    import logging
+    import threading
+
+    from tests.engine.test_replicas import execution_id, lock_then_wait, waiting_for_lock
+
+    caplog.set_level(logging.INFO, "relayflow.engine")
+    worker = Worker()
+    with fresh_database(postgres_url, "family_dl_" + uuid.uuid4().hex[:8]) as url:
+        engine = make_engine({QUEUE: worker.queue}, store=url)
+        async with running(engine):
+            await engine.create_flow("leaf", CALLBACK)
+            await engine.create_flow("parent", ONE_SYNC_CHILD)
+            await engine.start_execution("parent", {}, name="p")
+            await worker.take(1, timeout=10)
+            child, parent = execution_id(url, "leaf", "the-child"), execution_id(url, "parent", "p")
+            # Another session holds the child, as a replica recording its end would, and then
+            # asks for the parent, which the engine's stop holds: a deadlock.
+            locked, go = threading.Event(), threading.Event()
+            other = threading.Thread(target=lock_then_wait, args=(url, child, parent, locked, go))
+            other.start()
+            try:
+                assert await asyncio.to_thread(locked.wait, 10)
+                stop = asyncio.create_task(engine.stop_execution("parent", "p"))
+                await eventually(
+                    lambda: waiting_for_lock(url), 10, "the stop to wait for the child"
+                )
+                go.set()
+                assert (await asyncio.wait_for(stop, 30)).status == "Stopped"
+            finally:
+                go.set()
+                await asyncio.to_thread(other.join, 30)
+            assert "aborted by a conflict" in caplog.text
+            info = await engine.describe_execution("leaf", "the-child")
+            assert (info.status, info.cause) == (
+                "Stopped",
+                "stopped because its parent execution parent/p was stopped",
+            )
+            for flow, name in (("leaf", "the-child"), ("parent", "p")):
+                kinds = [e.type for e in await history(engine, flow, name)]
+                assert kinds.count("ExecutionStopped") == 1, (flow, kinds)
+
+
+@bounded(seconds=30)
+async def test_a_family_larger_than_the_budget_keeps_the_rest_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from relayflow.engine import family
+
+    monkeypatch.setattr(family, "MAX_STOPPED_PER_TRANSACTION", 3)
+    engine = make_engine(store=f"sqlite:///{tmp_path / 'budget.db'}")
+    async with running(engine):
+        await engine.create_flow("leaf", NAP)
+        await engine.create_flow("parent", NAP)
+        await engine.start_execution("parent", {}, name="p")
+        for i in range(5):
+            await engine.start_execution("leaf", {}, name=f"c{i}", parent=("parent", "p"))
+        await engine.stop_execution("parent", "p")
+        statuses = [c.status for c in (await engine.describe_execution("parent", "p")).children]
+        assert statuses == ["Stopped"] * 3 + ["Running"] * 2
+        assert "its remaining running descendants keep running" in caplog.text
+
+
+# A sync child whose task times out: the parent goes on and succeeds while the child runs.
+GIVES_UP = fdl("""
+- type: task
+  name: audit
+  resourceArn: acs:fnf:::flow/leaf
+  pattern: sync
+  timeoutSeconds: 1
+  serviceParams:
+    ExecutionName: slow-child
+  catch:
+    - errors: [FnF.TaskTimeout]
+      goto: done
+- type: pass
+  name: done
+""")
+
+
+@bounded(seconds=30)
+async def test_a_parent_that_succeeds_stops_the_child_it_gave_up_on(tmp_path: Path) -> None:
+    worker = Worker()
+    engine = make_engine({QUEUE: worker.queue}, store=f"sqlite:///{tmp_path / 'ok.db'}")
+    async with running(engine):
+        await engine.create_flow("leaf", CALLBACK)
+        await engine.create_flow("parent", GIVES_UP)
+        await engine.start_execution("parent", {}, name="p")
+        request = await worker.take(1, timeout=10)
+        assert (await finished(engine, "parent", "p", seconds=10)).status == "Succeeded"
+        info = await engine.describe_execution("leaf", "slow-child")
+        assert (info.status, info.cause) == (
+            "Stopped",
+            "stopped because its parent execution parent/p succeeded",
+        )
+        # The child's task is closed: a late report is refused, the parent is untouched.
+        with pytest.raises(EngineError):
+            await engine.report_task_succeeded(request.token, {})
+        assert (await engine.describe_execution("parent", "p")).status == "Succeeded"
