@@ -143,14 +143,16 @@ def add_commands(group: click.Group) -> None:
     type=click.IntRange(1, MAX_DEPTH),
     default=DEFAULT_DEPTH,
     show_default=True,
-    help=f"Levels to walk up to the root and down from it (1-{MAX_DEPTH}).",
+    metavar="N",
+    help="Levels to walk up to the root and down from it.",
 )
 @click.option(
     "--max-nodes",
     type=click.IntRange(1, MAX_NODES),
     default=DEFAULT_NODES,
     show_default=True,
-    help=f"Executions to describe in all (1-{MAX_NODES}); the rest is said to be cut off.",
+    metavar="N",
+    help="Executions to describe in all; what is left out is said to be cut off.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the family as nested JSON.")
 @client_config_option
@@ -169,10 +171,10 @@ def executions_tree(
       relayflow executions tree orders o-7 --max-depth 3 --max-nodes 50
 
     \b
-      parent/o-7  Stopped
-      |-- audit/child-3f2a  Stopped   <- this one
-      |   `-- ledger/child-9b1c  Stopped
-      `-- mail/child-77d0  Succeeded
+      orders/o-7  Stopped
+      |-- audit/audit-of-o-7  Stopped   <- this one
+      |   `-- ledger/child-9b1c0d3e  Stopped
+      `-- mail/child-77d0e2a1  Succeeded
 
     --json prints {"Tree": {"FlowName", "Name", "Status", "Cause", "Children": [...],
     "MoreChildren"}, "Truncated": true|false}. Exit codes: 0 shown; 1 the server refused (an
