@@ -152,14 +152,27 @@ async def get_execution_history(engine: Engine, p: Params) -> dict[str, Any]:
     return page.to_api()
 
 
+def _report_target(p: Params) -> dict[str, str]:
+    """TaskToken, or FlowName and CorrelationKey (relayflow's own): exactly one of the forms."""
+    token, flow, key = (p.get(name) or "" for name in ("TaskToken", "FlowName", "CorrelationKey"))
+    if not token and not flow and not key:
+        raise EngineError.of(
+            "InvalidArgument",
+            "name the task with TaskToken, or with FlowName and CorrelationKey; neither was given",
+        )
+    return {"token": token, "flow_name": flow, "correlation_key": key}
+
+
 async def report_task_succeeded(engine: Engine, p: Params) -> dict[str, Any]:
-    event_id = await engine.report_task_succeeded(required(p, "TaskToken"), required(p, "Output"))
+    target = _report_target(p)
+    event_id = await engine.report_task_succeeded(output=required(p, "Output"), **target)
     return {"EventId": event_id}
 
 
 async def report_task_failed(engine: Engine, p: Params) -> dict[str, Any]:
+    target = _report_target(p)
     event_id = await engine.report_task_failed(
-        required(p, "TaskToken"), required(p, "Error"), p.get("Cause", "")
+        error=required(p, "Error"), cause=p.get("Cause", ""), **target
     )
     return {"EventId": event_id}
 

@@ -280,13 +280,34 @@ class AsyncClient(_Base):
                 return
             token = page.next_token
 
-    async def report_task_succeeded(self, token: str, output: Mapping[str, Any]) -> int:
-        """Complete a task by its token (ReportTaskSucceeded); returns the event id."""
-        return await self.call(_calls.report_task_succeeded(token, output))
+    async def report_task_succeeded(
+        self,
+        token: str | None = None,
+        output: Mapping[str, Any] | None = None,
+        *,
+        flow_name: str | None = None,
+        correlation_key: str | int | None = None,
+    ) -> int:
+        """Complete a task (ReportTaskSucceeded); returns the event id.
 
-    async def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
-        """Fail a task by its token (ReportTaskFailed); returns the event id."""
-        return await self.call(_calls.report_task_failed(token, error, cause))
+        The task is named by its ``token``, or by ``flow_name`` and ``correlation_key`` when
+        its step declares `correlationKey`; see `Client.report_task_succeeded`.
+        """
+        call = _calls.report_task_succeeded(token, output or {}, flow_name, correlation_key)
+        return await self.call(call)
+
+    async def report_task_failed(
+        self,
+        token: str | None = None,
+        error: str = "",
+        cause: str = "",
+        *,
+        flow_name: str | None = None,
+        correlation_key: str | int | None = None,
+    ) -> int:
+        """Fail a task (ReportTaskFailed), by token or by flow and key; returns the event id."""
+        call = _calls.report_task_failed(token, error, cause, flow_name, correlation_key)
+        return await self.call(call)
 
     async def create_schedule(
         self,

@@ -351,18 +351,49 @@ def get_execution_history(
     return Call("GetExecutionHistory", params, _events)
 
 
-def report_task_succeeded(token: str, output: Mapping[str, Any]) -> Call[int]:
-    """ReportTaskSucceeded; the answer is the EventId."""
-    return Call(
-        "ReportTaskSucceeded",
-        {"TaskToken": token, "Output": _object_text(output, "output")},
-        _event_id,
-    )
+def _report_target(
+    token: str | None, flow_name: str | None, correlation_key: str | int | None
+) -> dict[str, str]:
+    """TaskToken, or FlowName and CorrelationKey: exactly one form, checked before sending."""
+    by_key = bool(flow_name) or (correlation_key is not None and correlation_key != "")
+    if by_key and token:
+        raise ValueError("give a task token, or flow_name and correlation_key; not both")
+    if not by_key:
+        return {"TaskToken": token or ""}
+    if not flow_name or correlation_key is None or correlation_key == "":
+        raise ValueError("flow_name and correlation_key go together; give both")
+    if isinstance(correlation_key, bool) or not isinstance(correlation_key, str | int):
+        raise ValueError(
+            f"correlation_key must be a string or an integer, not {type(correlation_key).__name__}"
+        )
+    return {"FlowName": flow_name, "CorrelationKey": str(correlation_key)}
 
 
-def report_task_failed(token: str, error: str, cause: str) -> Call[int]:
-    """ReportTaskFailed; the answer is the EventId. An empty Cause is left out."""
-    params = {"TaskToken": token, "Error": error}
+def report_task_succeeded(
+    token: str | None,
+    output: Mapping[str, Any],
+    flow_name: str | None = None,
+    correlation_key: str | int | None = None,
+) -> Call[int]:
+    """ReportTaskSucceeded, by token or by flow and correlation key; the answer is the EventId."""
+    params = _report_target(token, flow_name, correlation_key)
+    params["Output"] = _object_text(output, "output")
+    return Call("ReportTaskSucceeded", params, _event_id)
+
+
+def report_task_failed(
+    token: str | None,
+    error: str,
+    cause: str,
+    flow_name: str | None = None,
+    correlation_key: str | int | None = None,
+) -> Call[int]:
+    """ReportTaskFailed, by token or by flow and correlation key; the answer is the EventId.
+
+    An empty Cause is left out.
+    """
+    params = _report_target(token, flow_name, correlation_key)
+    params["Error"] = error
     _put(params, "Cause", cause or None)
     return Call("ReportTaskFailed", params, _event_id)
 

@@ -491,25 +491,57 @@ class Client(_Base):
 
     # task tokens
 
-    def report_task_succeeded(self, token: str, output: Mapping[str, Any]) -> int:
-        """Complete the task that handed out ``token`` with ``output`` (ReportTaskSucceeded).
+    def report_task_succeeded(
+        self,
+        token: str | None = None,
+        output: Mapping[str, Any] | None = None,
+        *,
+        flow_name: str | None = None,
+        correlation_key: str | int | None = None,
+    ) -> int:
+        """Complete a waiting task with ``output`` (ReportTaskSucceeded).
+
+        Name the task by the ``token`` it handed out, or, when its step declares
+        `correlationKey`, by ``flow_name`` and ``correlation_key`` (exactly one of the forms):
+
+            client.report_task_succeeded(token, {"booked": True})
+            client.report_task_succeeded(
+                output={"paid": True}, flow_name="orders", correlation_key="order-7"
+            )
 
         Returns:
             The id of the `TaskSucceeded` event the report became.
 
         Raises:
             ClientError: for example `TaskAlreadyCompleted` (the first report won; nothing
-                changed), `TaskExpired`, `TaskTokenInvalid` or `TaskTokenMalformed`.
+                changed), `TaskExpired`, `TaskTokenInvalid`, `TaskTokenMalformed`, or
+                `CorrelationKeyNotExists` (no task waits on the key: none yet, or the first
+                report on it won).
+            ValueError: both forms, or half of the key form.
         """
-        return self.call(_calls.report_task_succeeded(token, output))
+        call = _calls.report_task_succeeded(token, output or {}, flow_name, correlation_key)
+        return self.call(call)
 
-    def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
-        """Fail the task that handed out ``token`` (ReportTaskFailed); retry and catch apply.
+    def report_task_failed(
+        self,
+        token: str | None = None,
+        error: str = "",
+        cause: str = "",
+        *,
+        flow_name: str | None = None,
+        correlation_key: str | int | None = None,
+    ) -> int:
+        """Fail a waiting task (ReportTaskFailed); the step's retry and catch apply.
+
+        Named by ``token`` or by ``flow_name`` and ``correlation_key``, as for
+        `report_task_succeeded`.
 
         Returns:
             The id of the `TaskFailed` event the report became.
 
         Raises:
             ClientError: as for `report_task_succeeded`.
+            ValueError: as for `report_task_succeeded`.
         """
-        return self.call(_calls.report_task_failed(token, error, cause))
+        call = _calls.report_task_failed(token, error, cause, flow_name, correlation_key)
+        return self.call(call)

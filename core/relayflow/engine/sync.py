@@ -230,13 +230,36 @@ class SyncEngine:
         """See `Engine.stop_execution`."""
         return self._call(self.engine.stop_execution(flow_name, name, error, cause))
 
-    def report_task_succeeded(self, token: str, output: Any) -> int:
-        """See `Engine.report_task_succeeded`."""
-        return self._call(self.engine.report_task_succeeded(token, output))
+    def report_task_succeeded(
+        self,
+        token: str = "",
+        output: Any = None,
+        *,
+        flow_name: str = "",
+        correlation_key: str | int = "",
+    ) -> int:
+        """See `Engine.report_task_succeeded`: by token, or by flow and correlation key."""
+        return self._call(
+            self.engine.report_task_succeeded(
+                token, output, flow_name=flow_name, correlation_key=correlation_key
+            )
+        )
 
-    def report_task_failed(self, token: str, error: str, cause: str = "") -> int:
-        """See `Engine.report_task_failed`."""
-        return self._call(self.engine.report_task_failed(token, error, cause))
+    def report_task_failed(
+        self,
+        token: str = "",
+        error: str = "",
+        cause: str = "",
+        *,
+        flow_name: str = "",
+        correlation_key: str | int = "",
+    ) -> int:
+        """See `Engine.report_task_failed`: by token, or by flow and correlation key."""
+        return self._call(
+            self.engine.report_task_failed(
+                token, error, cause, flow_name=flow_name, correlation_key=correlation_key
+            )
+        )
 
     # schedules: the client's methods, on the engine's
 

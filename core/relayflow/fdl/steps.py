@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from relayflow.dataflow import PathSource, compile_source
 from relayflow.fdl.base import (
@@ -103,8 +111,46 @@ class _Recovers(FdlModel):
     error_mappings: MappingList | None = None
 
 
+def _compile_correlation_key(value: Any) -> PathSource:
+    if not isinstance(value, str) or not value.startswith("$"):
+        raise ValueError(
+            f"correlationKey must be a path of the task's input, like $.orderId, got {value!r}"
+        )
+    source = compile_source(value, what="correlationKey")
+    if not isinstance(source, PathSource) or source.path.root != "input":
+        raise ValueError(
+            f"correlationKey '{value}' must read the task's input (after inputMappings), "
+            "like $.orderId or $input.orderId"
+        )
+    if source.path.has_wildcard:
+        raise ValueError(f"correlationKey '{value}' must select one value; it has a wildcard")
+    return source
+
+
+# relayflow's own: the key that reports by FlowName and CorrelationKey reach a waiting task by.
+CorrelationKeyField = Annotated[
+    PathSource,
+    PlainValidator(_compile_correlation_key),
+    PlainSerializer(lambda s: s.raw),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\$",
+            "description": "relayflow's own, waitForCallback only: a path of the task's input "
+            "(after inputMappings), such as $.orderId, whose value (a string or an integer, at "
+            "most 128 characters) lets a report name the waiting task by FlowName and "
+            "CorrelationKey instead of its token.",
+        }
+    ),
+]
+
+
 class TaskStep(StepBase, _Recovers):
-    """Hand work to a service integration, named by `resourceArn` or `action`."""
+    """Hand work to a service integration, named by `resourceArn` or `action`.
+
+    `correlationKey` is relayflow's own (`relayflow.engine.correlation`): only with
+    `pattern: waitForCallback`.
+    """
 
     type: Literal["task"]
     resource_arn: ResourceArnField | None = None
@@ -113,6 +159,7 @@ class TaskStep(StepBase, _Recovers):
     # No task outlives the longest execution (a year).
     timeout_seconds: int | None = Field(default=None, ge=1, le=365 * 24 * 3600)
     service_params: ServiceParamsField | None = None
+    correlation_key: CorrelationKeyField | None = None
     end: bool = False
 
     @model_validator(mode="after")
@@ -123,6 +170,19 @@ class TaskStep(StepBase, _Recovers):
                 + ("; it has both" if self.action is not None else "")
             )
         return self
+
+    @field_validator("correlation_key")
+    @classmethod
+    def _waits_for_callback(
+        cls, value: PathSource | None, info: ValidationInfo
+    ) -> PathSource | None:
+        pattern = info.data.get("pattern", "waitForCallback")  # absent: its own error says so
+        if value is not None and pattern != "waitForCallback":
+            raise ValueError(
+                "correlationKey needs pattern: waitForCallback (only a task that waits for a "
+                f"report can be reached by its key); this task's pattern is {pattern}"
+            )
+        return value
 
 
 class PassStep(StepBase):
