@@ -1,4 +1,8 @@
-"""`relayflow executions`: start, watch, list and stop executions on a relayflow server."""
+"""`relayflow executions`: start, watch, list and stop executions on a relayflow server.
+
+The bulk form of `stop` (a filter instead of a name) runs through `executions_bulk`; `redrive`
+is in `executions_redrive`.
+"""
 
 from __future__ import annotations
 
@@ -25,13 +29,22 @@ from relayflow.cli._remote import (
     execution_json,
     short,
 )
+from relayflow.cli.executions_bulk import (
+    BulkRun,
+    filter_options,
+    filter_params,
+    refuse_name_with_filters,
+)
 
 if TYPE_CHECKING:
-    from relayflow.client import HistoryEvent
+    from relayflow.client import Client, Execution, HistoryEvent
 
 __all__ = ["executions", "register"]
 
 STATUSES = ("Starting", "Running", "Succeeded", "Failed", "TimedOut", "Stopped")
+# ListExecutions' largest page, and a bound on the pages a server may make the command read.
+_LIST_PAGE = None  # the server's default page (the SDK allows 1-99)
+_MAX_LIST_PAGES = 100_000
 _QUALIFIER_HELP = (
     "Run a published version (its number) or what an alias routes to (its name) instead of "
     "the flow as it is now."
@@ -40,14 +53,16 @@ _QUALIFIER_HELP = (
 
 @click.group(context_settings=CONTEXT)
 def executions() -> None:
-    """Start, watch, list and stop executions on a relayflow server.
+    """Start, watch, list, stop and redrive executions on a relayflow server.
 
     \b
       relayflow executions start orders --input '{"id": 7}' --name order-7 --wait
       relayflow executions describe orders order-7 --json
       relayflow executions history orders order-7
-      relayflow executions list orders --status Running
+      relayflow executions list orders --status Running --started-after 2h
       relayflow executions start orders --qualifier prod
+      relayflow executions stop orders --name-prefix test- --yes
+      relayflow executions redrive orders --status Failed --started-after 1d
     """
 
 
@@ -186,7 +201,7 @@ def executions_describe(
     type=click.Choice(STATUSES, case_sensitive=False),
     help="Only executions with this status.",
 )
-@click.option("--name-prefix", help="Only executions whose names start with this.")
+@filter_options
 @click.option(
     "--qualifier",
     help="Only executions of this published version, or of the versions this alias routes to.",
@@ -197,6 +212,8 @@ def executions_list(
     flow: str,
     status: str | None,
     name_prefix: str | None,
+    started_after: str | None,
+    started_before: str | None,
     qualifier: str | None,
     as_json: bool,
     config_path: str | None,
@@ -205,17 +222,20 @@ def executions_list(
 
     \b
       relayflow executions list orders
-      relayflow executions list orders --status Failed
+      relayflow executions list orders --status Failed --started-after 2h
+      relayflow executions list orders --name-prefix order- --started-before 2026-12-01
       relayflow executions list orders --qualifier 3
       relayflow executions list orders --json | jq -r '.Executions[].Name'
+
+    \b
+    TIME is an RFC 3339 time (2026-12-01T08:00:00Z; without an offset it is
+    UTC; a date alone is its midnight UTC) or a time ago: 90s, 30m, 2h, 7d, 1h30m.
 
     A VERSION column shows the published version each ran, when any listed ran one.
     """
     with connect(config_path) as client:
-        found = list(
-            client.iter_executions(
-                flow, status=status, name_prefix=name_prefix, qualifier=qualifier or None
-            )
+        found = _every_execution(
+            client, flow, status, name_prefix, started_after, started_before, qualifier or None
         )
     if as_json:
         echo_json({"Executions": [execution_doc(e) for e in found]})
@@ -239,6 +259,36 @@ def executions_list(
         )
         return
     table(("NAME", "STATUS", "STARTED", "STOPPED"), rows)
+
+
+def _every_execution(
+    client: Client,
+    flow: str,
+    status: str | None,
+    name_prefix: str | None,
+    started_after: str | None,
+    started_before: str | None,
+    qualifier: str | None,
+) -> list[Execution]:
+    """Every page of ListExecutions with these filters."""
+    found: list[Execution] = []
+    token: str | None = None
+    for _ in range(_MAX_LIST_PAGES):
+        page = client.list_executions(
+            flow,
+            status,
+            name_prefix,
+            _LIST_PAGE,
+            token,
+            started_after=started_after,
+            started_before=started_before,
+            qualifier=qualifier,
+        )
+        found += page.items
+        if page.last:
+            break
+        token = page.next_token
+    return found
 
 
 @executions.command("history")
@@ -278,25 +328,83 @@ def _event_row(event: HistoryEvent) -> tuple[str, str, str, str, str]:
 
 @executions.command("stop")
 @click.argument("flow")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--error", default="", help="An error name to stop with, such as Cancelled.")
 @click.option("--cause", default="", help="Why, for whoever reads the execution later.")
-@click.option("--json", "as_json", is_flag=True, help="Print the stopped execution as JSON.")
+@click.option(
+    "--status",
+    type=click.Choice(["Running"], case_sensitive=False),
+    help="Without NAME: the status to stop (Running, the default and the only one that can).",
+)
+@filter_options
+@click.option("--yes", "-y", is_flag=True, help="Without NAME: act without asking first.")
+@click.option("--dry-run", is_flag=True, help="Without NAME: list what matches, and stop nothing.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the stopped execution as JSON; without NAME, what was done to each.",
+)
 @client_config_option
 def executions_stop(
-    flow: str, name: str, error: str, cause: str, as_json: bool, config_path: str | None
+    flow: str,
+    name: str | None,
+    error: str,
+    cause: str,
+    status: str | None,
+    name_prefix: str | None,
+    started_after: str | None,
+    started_before: str | None,
+    yes: bool,
+    dry_run: bool,
+    as_json: bool,
+    config_path: str | None,
 ) -> None:
-    """Stop the running execution NAME of FLOW.
+    """Stop the running execution NAME of FLOW, or every running one a filter matches.
 
     \b
       relayflow executions stop orders order-7 --error Cancelled --cause "customer called"
+      relayflow executions stop orders --name-prefix test- --started-before 1d --dry-run
+      relayflow executions stop orders --started-after 2026-12-01T08:00:00Z --yes
+      relayflow executions stop orders --yes --json | jq '.Failed'
+
+    \b
+    Without NAME, every Running execution of FLOW that the filters match is
+    stopped (all of them when no filter is given). The command says how
+    many match and asks before acting unless --yes (-y); without a terminal
+    to ask on, --yes is required (exit 2 otherwise). --dry-run lists the
+    matches and stops nothing. On a terminal a progress bar shows on stderr.
+    An execution that ended meanwhile is skipped; one that cannot be stopped
+    is reported at the end, the others are stopped all the same, and the
+    exit status is 1. Ctrl-C stops after the page under way (exit 130):
+    running the same command again goes on, since what was stopped no longer
+    matches.
+
+    \b
+    TIME is an RFC 3339 time (2026-12-01T08:00:00Z; without an offset it is
+    UTC; a date alone is its midnight UTC) or a time ago: 90s, 30m, 2h, 7d, 1h30m.
     """
-    with connect(config_path) as client:
-        execution = client.stop_execution(flow, name, error, cause)
-    if as_json:
-        click.echo(execution_json(execution))
+    filters = filter_params(status or "Running", name_prefix, started_after, started_before)
+    if name is not None:
+        refuse_name_with_filters(
+            name,
+            name_prefix=name_prefix,
+            started_after=started_after,
+            started_before=started_before,
+            status=status,
+            dry_run=dry_run,
+        )
+        with connect(config_path) as client:
+            execution = client.stop_execution(flow, name, error, cause)
+        if as_json:
+            click.echo(execution_json(execution))
+            return
+        click.echo(f"{execution.name}: {execution.status}")
         return
-    click.echo(f"{execution.name}: {execution.status}")
+    params = {**filters, "Error": error or None, "Cause": cause or None}
+    run = BulkRun("StopExecutions", flow, params, "stop", "stopped")
+    with connect(config_path) as client:
+        run.run(client, yes=yes, dry_run=dry_run, as_json=as_json)
 
 
 def register(cli: click.Group) -> None:
