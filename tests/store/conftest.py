@@ -22,7 +22,7 @@ from tests.services import fresh_database
 # Every table of the PostgreSQL store, emptied between tests.
 PG_TABLES = (
     "meta, flows, flow_versions, executions, events, timers, outbox, nonces, quarantine, "
-    "flow_objects"
+    "flow_objects, execution_links"
 )
 
 

@@ -314,7 +314,7 @@ class Applier:
             cause=state.cause,
             stopped=now if state.done else None,
         )
-        note_effects(tx, ctx, row, transition)
+        note_effects(tx, ctx, row, transition, applier=self, state=state)
         if any(isinstance(e, ExecutionEnded) for e in transition.effects):
             if row.callback_token:
                 report_to_parent(self, tx, ctx, row, state)

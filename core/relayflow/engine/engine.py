@@ -519,10 +519,10 @@ class Engine(
                     f"Execution '{exec_name}' already exists in flow '{flow_name}' and has ended "
                     f"({existing.status}); choose another name",
                 )
-            link_parent(tx, row_id, parent)
+            context = link_parent(tx, row_id, parent)  # the child's history names its parent
             stored = tx.lock_execution(row_id)
             assert stored is not None
-            self._runtime.applier.apply(tx, ctx, stored, Start(data))
+            self._runtime.applier.apply(tx, ctx, stored, Start(data, context))
             final = tx.lock_execution(row_id)
             assert final is not None
             same = target.revision == flow.version

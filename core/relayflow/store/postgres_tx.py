@@ -160,7 +160,10 @@ class _PgTx(Buffered, _ObjectsMixin, _OperationsMixin, Transaction):
         if ids:
             for table in ("events", "timers", "outbox", "quarantine"):
                 self._write(f"DELETE FROM {table} WHERE execution_id = ANY(%s)", (ids,))
-            self._write("DELETE FROM execution_links WHERE child_id = ANY(%s)", (ids,))
+            self._write(
+                "DELETE FROM execution_links WHERE child_id = ANY(%s) OR parent_id = ANY(%s)",
+                (ids, ids),
+            )
             self._write("DELETE FROM executions WHERE id = ANY(%s)", (ids,))
         self._write("DELETE FROM flow_versions WHERE name = %s", (name,))
         self._write("DELETE FROM flow_objects WHERE flow_name = %s", (name,))

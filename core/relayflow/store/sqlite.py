@@ -165,7 +165,8 @@ class _Tx(_ObjectsMixin, _OperationsMixin, Transaction):
         ]
         for table in ("events", "timers", "outbox", "quarantine"):
             self._write_many(f"DELETE FROM {table} WHERE execution_id = ?", [(i,) for i in ids])
-        self._write_many("DELETE FROM execution_links WHERE child_id = ?", [(i,) for i in ids])
+        links = [(i, i) for i in ids]
+        self._write_many("DELETE FROM execution_links WHERE child_id = ? OR parent_id = ?", links)
         self._write("DELETE FROM executions WHERE flow_name = ?", (name,))
         self._write("DELETE FROM flow_versions WHERE name = ?", (name,))
         self._write("DELETE FROM flow_objects WHERE flow_name = ?", (name,))
