@@ -1,0 +1,110 @@
+"""StopExecutions, RedriveExecutions and CountExecutions over HTTP, on the session's real server:
+parameters as text, paging with NextToken, DryRun, refusals with one sentence, roles.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+
+from tests.api_server import ApiServer, utc_stamp
+
+PARKED = "version: v1\ntype: flow\nsteps:\n  - type: wait\n    name: nap\n    duration: 3600\n"
+
+
+def parked(server: ApiServer, names: list[str]) -> str:
+    flow = "bapi_" + uuid.uuid4().hex[:10]
+    server.ok({"Action": "CreateFlow", "Name": flow, "Definition": PARKED, "Type": "FDL"})
+    for name in names:
+        server.ok({"Action": "StartExecution", "FlowName": flow, "ExecutionName": name})
+    return flow
+
+
+def refused(answer: httpx.Response, code: str, status: int) -> str:
+    assert (answer.status_code, answer.json().get("Code")) == (status, code), answer.text
+    message: str = answer.json()["Message"]
+    assert message and "\n" not in message
+    return message
+
+
+def test_pages_of_a_bulk_stop_then_a_bulk_redrive(api_server: ApiServer) -> None:
+    names = ["e-1", "e-2", "e-3", "other"]
+    flow = parked(api_server, names)
+    since = utc_stamp(time.time() - 600)
+    stop = {"Action": "StopExecutions", "FlowName": flow, "ExecutionNamePrefix": "e-"}
+    stop |= {"StartedTimeBegin": since, "Limit": "2", "Error": "Bulk", "Cause": "by the test"}
+
+    dry = api_server.ok({**stop, "DryRun": "True"})
+    assert dry == {
+        "Matched": 3,
+        "Done": [],
+        "Skipped": [],
+        "Failed": [],
+        "NextToken": "e-2",
+        "DryRun": True,
+        "Selected": ["e-1", "e-2"],
+    }
+    first = api_server.ok(stop)
+    assert (first["Matched"], first["Done"], first["NextToken"]) == (3, ["e-1", "e-2"], "e-2")
+    second = api_server.ok({**stop, "NextToken": first["NextToken"]})
+    assert (second["Matched"], second["Done"], second["NextToken"]) == (1, ["e-3"], "")
+    assert api_server.describe(flow, "e-3")["Cause"] == "by the test"
+    assert api_server.describe(flow, "other")["Status"] == "Running"
+
+    count = {"Action": "CountExecutions", "FlowName": flow, "Status": "Stopped"}
+    assert api_server.ok(count, role="reader") == {"Matched": 3}
+    redrive = {"Action": "RedriveExecutions", "FlowName": flow, "Status": "Stopped"}
+    again = api_server.ok({**redrive, "UseCurrentDefinition": "false"})
+    assert (again["Matched"], again["Done"], again["Failed"]) == (3, ["e-1", "e-2", "e-3"], [])
+    assert api_server.describe(flow, "e-1")["Status"] == "Running"
+    assert api_server.ok(count, role="reader") == {"Matched": 0}
+    nothing = api_server.ok(redrive)
+    assert (nothing["Matched"], nothing["Done"], nothing["NextToken"]) == (0, [], "")
+
+
+def test_bad_parameters_are_refused_with_one_sentence(api_server: ApiServer) -> None:
+    flow = parked(api_server, [])
+    stop = {"Action": "StopExecutions", "FlowName": flow}
+
+    def stop_with(**params: str) -> httpx.Response:
+        return api_server.rpc({**stop, **params})
+
+    assert "Limit must be a whole number" in refused(
+        stop_with(Limit="many"), "InvalidArgument", 400
+    )
+    assert "Limit must be from 1 to 1000" in refused(
+        stop_with(Limit="5000"), "InvalidArgument", 400
+    )
+    assert "StartedTimeBegin must be an RFC 3339 time" in refused(
+        stop_with(StartedTimeBegin="yesterday"), "InvalidArgument", 400
+    )
+    assert "after StartedTimeEnd" in refused(
+        stop_with(StartedTimeBegin="2026-12-02T00:00:00Z", StartedTimeEnd="2026-12-01T00:00:00Z"),
+        "InvalidArgument",
+        400,
+    )
+    assert "Status must be one of" in refused(stop_with(Status="Paused"), "InvalidArgument", 400)
+    assert "Running executions only" in refused(stop_with(Status="Failed"), "InvalidArgument", 400)
+    refused(stop_with(ExecutionNamePrefix="a\x00b"), "InvalidArgument", 400)
+    refused(stop_with(NextToken="../x"), "InvalidArgument", 400)
+    refused(stop_with(DryRun="maybe"), "InvalidArgument", 400)
+    refused(stop_with(Error="E" * 200), "InvalidArgument", 400)
+    redrive = api_server.rpc({"Action": "RedriveExecutions", "FlowName": flow})
+    assert "needs a Status" in refused(redrive, "MissingParameter", 400)
+    refused(api_server.rpc({"Action": "CountExecutions"}), "MissingParameter", 400)
+    refused(
+        api_server.rpc({"Action": "StopExecutions", "FlowName": "no_such_flow"}),
+        "FlowNotExists",
+        404,
+    )
+
+
+def test_only_keys_that_may_stop_may_act_in_bulk(api_server: ApiServer) -> None:
+    flow = parked(api_server, ["r-1"])
+    for role in ("reader", "worker"):
+        for action in ("StopExecutions", "RedriveExecutions"):
+            answer = api_server.rpc({"Action": action, "FlowName": flow}, role=role)
+            assert answer.status_code == 403, answer.text
+    assert api_server.describe(flow, "r-1")["Status"] == "Running"
