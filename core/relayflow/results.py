@@ -312,9 +312,12 @@ class WaitingWork:
         step_name: the step that waits.
         kind: `task` (a task attempt's result), `wait` (a wait step) or `retry` (the pause
             before a task's next attempt).
-        resource: what a task runs on: its `resourceArn` or `action` ("" for timers).
-        pattern: a task's pattern (`requestResponse`, `sync`, `waitForCallback`; "" for timers).
-        attempt: a task's attempt, 1 for the first.
+        resource: what a task runs on: its `resourceArn` or `action` (for a retry, the task
+            retried; "" for a wait step).
+        pattern: a task's pattern (`requestResponse`, `sync`, `waitForCallback`; for a retry,
+            the retried task's; "" for a wait step).
+        attempt: a task's attempt, 1 for the first (for a retry, the attempt that comes next;
+            0 for a wait step).
         since: when it began to wait.
         timeout_seconds: a task's timeout (None: it has none).
         due: when the wait ends by itself: the timer's time, or when the task times out.
