@@ -151,6 +151,10 @@ def test_describe_links_parents_and_children_both_ways(server: ApiServer) -> Non
             "Name": "p1",
             "Status": "Running",
         }
+        flow, name = family[role].split("/", 1)
+        started = server.history(flow, name)[0]
+        assert started["Type"] == "ExecutionStarted"
+        assert _detail(started)["ParentExecution"] == {"FlowName": parent_flow_name, "Name": "p1"}
     assert (
         describe(server, family["grandchild"])["ParentExecution"]["Name"]
         == (family["sync_kid"].split("/", 1)[1])

@@ -182,8 +182,6 @@ async def test_describe_and_history_link_parents_and_children_both_ways(url: str
         assert len(doc["ChildExecutions"]) == 3 and "ParentExecution" not in doc
 
 
-# The engine's start_execution must pass link_parent's answer to Start (coordinator request).
-@pytest.mark.xfail(strict=True, reason="engine.start_execution does not pass Start's context yet")
 @bounded(seconds=30)
 async def test_a_child_history_names_its_parent(tmp_path: Path) -> None:
     worker = Worker()

@@ -62,6 +62,7 @@ __all__ = [
     "ChildFlowIntegration",
     "ExecutionStarter",
     "ParentApplier",
+    "names_child_flow",
     "report_to_parent",
 ]
 
@@ -98,7 +99,7 @@ class ChildFlowIntegration(Integration):
 
     def claims(self, resource: str) -> bool:
         """`acs:fnf:...:flow/{name}` resourceArns and the action `fnf:StartExecution`."""
-        return resource == ACTION or _ARN.fullmatch(resource) is not None
+        return names_child_flow(resource)
 
     def bind(self, reporter: TaskReporter) -> None:
         """Keep the engine, which both starts children and takes their reports."""
@@ -153,6 +154,11 @@ class ChildFlowIntegration(Integration):
                 "StartedTime": iso_time(child.started),
             }
         )
+
+
+def names_child_flow(resource: str) -> bool:
+    """Whether a task's resource (its resourceArn, or its action) starts a child execution."""
+    return resource == ACTION or _ARN.fullmatch(resource) is not None
 
 
 def _name_for(token: str) -> str:

@@ -9,9 +9,10 @@ Which children an end stops:
 - the parent was **Stopped**: every running child, whatever its pattern, and so on down (a
   stopped child stops its own children by the same rule);
 - the parent ended otherwise (**Failed**, **TimedOut**, **Succeeded**): the running children
-  whose end would report to it (started by a `sync` or `waitForCallback` task, or with its
-  token as `CallbackFnFTaskToken`): nothing will ever take their result. Children started by
-  `requestResponse` tasks are independent and keep running.
+  whose end would report to it (started by a `sync` or `waitForCallback` task): nothing will
+  ever take their result. Children started by `requestResponse` tasks are independent and
+  keep running. Only a flow with a child flow task can have such children, so the ends of
+  other flows look for none (no query on the path every execution's end takes).
 
 Each stopped child's cause names the parent ("stopped because its parent execution orders/o-7
 was stopped"). One transaction stops at most `MAX_STOPPED_PER_TRANSACTION` descendants and
@@ -23,17 +24,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import weakref
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
+from relayflow.engine.childflows import names_child_flow
 from relayflow.engine.model import Stop
 from relayflow.engine.tokens import parse_token
 from relayflow.errors import EngineError
+from relayflow.fdl import TaskStep
 from relayflow.results import ExecutionRef
 
 if TYPE_CHECKING:
     from relayflow.engine.applier import Applier
     from relayflow.engine.batches import TxContext
+    from relayflow.engine.interpreter import Interpreter
     from relayflow.engine.model import ExecutionState
     from relayflow.engine.records import ExecutionInfo
     from relayflow.engine.runtime import Runtime
@@ -75,6 +80,11 @@ _walk: ContextVar[list[tuple[ExecutionRow, str]] | None] = ContextVar(
 )
 
 
+# Whether a loaded flow version has a task that starts child executions, by its interpreter
+# (the applier's cache holds one per version; an entry goes when the interpreter does).
+_starts_children: weakref.WeakKeyDictionary[Interpreter, bool] = weakref.WeakKeyDictionary()
+
+
 def link_parent(tx: Transaction, child_id: int, parent: tuple[str, str] | None) -> dict[str, Any]:
     """Record that the execution ``parent`` (flow, name) started ``child_id``.
 
@@ -114,12 +124,37 @@ def stop_children(
     if queue is not None:
         queue.append((row, state.status))  # a child the walk stopped: the walk goes on to it
         return
+    if state.status != "Stopped" and not _may_have_waited(applier, tx, row):
+        return  # most ends: no query at all
     queue = [(row, state.status)]
     token = _walk.set(queue)
     try:
         _walk_down(applier, tx, ctx, queue)
     finally:
         _walk.reset(token)
+
+
+def _may_have_waited(applier: Applier, tx: Transaction, row: ExecutionRow) -> bool:
+    """Whether ``row``'s flow version has a task that starts children (so it may wait on one).
+
+    An end that is not a stop only stops children whose end it waited for, and only a child
+    flow task makes those: a flow without one ends without looking for children.
+    """
+    try:
+        flow, interp = applier.flow_for(tx, row.flow_name, row.flow_id, row.flow_version)
+    except (EngineError, ValueError):  # its definition cannot be loaded: look to be safe
+        return True
+    known = _starts_children.get(interp)
+    if known is None:
+        known = any(
+            isinstance(step, TaskStep)
+            and names_child_flow(
+                str(step.resource_arn) if step.resource_arn is not None else step.action or ""
+            )
+            for _, step in flow.walk()
+        )
+        _starts_children[interp] = known
+    return known
 
 
 def _walk_down(
