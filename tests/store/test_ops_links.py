@@ -21,22 +21,6 @@ from tests.services import fresh_database
 from tests.store.rows import exec_row, flow_row
 
 
-@pytest.fixture
-def linked(store_url: str) -> Iterator[Store]:
-    """An empty store with no links left by an earlier test of the module (PostgreSQL)."""
-    if store_url.startswith("postgres"):
-        import psycopg
-
-        with psycopg.connect(store_url, autocommit=True) as conn:
-            if conn.execute("SELECT to_regclass('execution_links') IS NOT NULL").fetchone() == (
-                True,
-            ):
-                conn.execute("DELETE FROM execution_links")
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
-
-
 def family(tx: Transaction) -> dict[str, int]:
     """Flows p and c; p1 started c1, c2 and c3; c1 started g1 (a grandchild); loner has none."""
     tx.put_flow(flow_row("p"))
@@ -57,10 +41,10 @@ def names(rows: list) -> list[str]:
     return [r.name for r in rows]
 
 
-def test_links_read_both_ways_in_id_order_and_page(linked: Store) -> None:
-    with linked.transaction() as tx:
+def test_links_read_both_ways_in_id_order_and_page(store: Store) -> None:
+    with store.transaction() as tx:
         ids = family(tx)
-    with linked.reader() as tx:
+    with store.reader() as tx:
         assert names(tx.children_of(ids["p1"])) == ["c1", "c2", "c3"]
         assert names(tx.children_of(ids["p1"], after_id=ids["c1"], limit=1)) == ["c2"]
         assert names(tx.children_of(ids["p1"], after_id=ids["c3"])) == []
@@ -72,24 +56,24 @@ def test_links_read_both_ways_in_id_order_and_page(linked: Store) -> None:
         assert tx.parent_of(10**9) is None and tx.children_of(10**9) == []
 
 
-def test_deleting_a_flow_drops_its_executions_links(linked: Store) -> None:
-    with linked.transaction() as tx:
+def test_deleting_a_flow_drops_its_executions_links(store: Store) -> None:
+    with store.transaction() as tx:
         ids = family(tx)
-    with linked.transaction() as tx:
+    with store.transaction() as tx:
         assert tx.delete_flow("c")
-    with linked.reader() as tx:
+    with store.reader() as tx:
         assert tx.children_of(ids["p1"]) == []
-    with linked.transaction() as tx:
+    with store.transaction() as tx:
         again = tx.insert_execution(exec_row("p", "p2"))
         assert again is not None
         assert tx.parent_of(again) is None and tx.children_of(again) == []
         assert tx.delete_flow("p")
-    with linked.reader() as tx:
+    with store.reader() as tx:
         assert tx.parent_of(ids["g1"]) is None
 
 
-def test_purging_ended_executions_drops_their_links(linked: Store) -> None:
-    with linked.transaction() as tx:
+def test_purging_ended_executions_drops_their_links(store: Store) -> None:
+    with store.transaction() as tx:
         ids = family(tx)
         for name in ("c1", "c2"):
             tx.update_execution(
@@ -101,9 +85,9 @@ def test_purging_ended_executions_drops_their_links(linked: Store) -> None:
                 cause="",
                 stopped=50.0,
             )
-    with linked.transaction() as tx:
+    with store.transaction() as tx:
         assert tx.purge_ended(100.0, None, 10) == 2
-    with linked.reader() as tx:
+    with store.reader() as tx:
         assert names(tx.children_of(ids["p1"])) == ["c3"]
         assert tx.parent_of(ids["g1"]) is None  # its parent c1 went
 
