@@ -578,7 +578,7 @@ async def test_a_redriven_child_does_not_reopen_its_parent(store_url, flow):
 
 
 @bounded
-async def test_a_history_at_the_event_limit_is_refused_until_the_limit_is_raised(store_url, flow):
+async def test_a_history_past_the_event_limit_is_refused(store_url, flow):
     worker = Worker()
     # The charge step's TaskStarted would be event 10: the execution fails at the limit.
     async with engine(store_url, worker, limits=Limits(max_events=9)) as eng:
@@ -588,10 +588,18 @@ async def test_a_history_at_the_event_limit_is_refused_until_the_limit_is_raised
         assert info.error == ERROR_EVENT_LIMIT
         err = await refused("ExecutionNotRedrivable", eng.redrive_execution(flow, "full"))
         assert err.message == (
-            "Execution 'full' cannot be redriven: its history holds 10 events, more than the "
-            "engine's limit of 9 (engine.max_events)"
+            "Execution 'full' cannot be redriven: it failed when its history reached the "
+            "engine's limit of events (engine.max_events); split the work into child flows and "
+            "start it again"
         )
-    async with engine(store_url, worker, limits=Limits(max_events=100)) as eng:
-        await eng.redrive_execution(flow, "full")
-        await eng.report_task_succeeded((await worker.take(1)).token, {"paid": 3})
-        assert (await eng.describe_execution(flow, "full", 5)).output["charged"] == 3
+        # Stopped with 3 events (started, the wait entered, stopped) ...
+        await eng.create_flow(flow + "_w", fdl("- type: wait\n  name: nap\n  duration: 3600"))
+        await eng.start_execution(flow + "_w", {}, name="long")
+        await eng.stop_execution(flow + "_w", "long")
+    async with engine(store_url, worker, limits=Limits(max_events=2)) as eng:
+        # ... then the limit was lowered below its history.
+        err = await refused("ExecutionNotRedrivable", eng.redrive_execution(flow + "_w", "long"))
+        assert err.message == (
+            "Execution 'long' cannot be redriven: its history holds 3 events, more than the "
+            "engine's limit of 2 (engine.max_events)"
+        )

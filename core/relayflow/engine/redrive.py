@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 from relayflow.engine.family import with_family
 from relayflow.engine.interpreter import CannotMove, move_scopes
-from relayflow.engine.model import ExecutionState, Redrive
+from relayflow.engine.model import ERROR_EVENT_LIMIT, ExecutionState, Redrive
 from relayflow.engine.snapshot import load_state
 from relayflow.engine.versions import Target, execution_info
 from relayflow.errors import EngineError, first_line, not_exists
@@ -150,6 +150,12 @@ def _readable_state(row: ExecutionRow, max_events: int) -> ExecutionState:
         raise _refuse(
             f"Execution '{name}' has been redriven {state.redrives} times, the most an "
             f"execution can be ({MAX_REDRIVES}); start it again instead"
+        )
+    if state.error == ERROR_EVENT_LIMIT:
+        raise _refuse(
+            f"Execution '{name}' cannot be redriven: it failed when its history reached the "
+            "engine's limit of events (engine.max_events); split the work into child flows "
+            "and start it again"
         )
     if state.next_event > max_events:
         raise _refuse(

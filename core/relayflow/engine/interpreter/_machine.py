@@ -90,6 +90,10 @@ class Machine(Run):
                 self.end("Stopped", "ExecutionStopped", error=command.error, cause=command.cause)
             self.drain()
         except EventLimit:
+            # The limit can strike halfway through a step's bookkeeping: unless a failure kept
+            # the scopes before (consistent), nothing is kept for a redrive to go on from.
+            if self.resume is None:
+                self.resume = {}
             self.end(
                 "Failed",
                 "ExecutionFailed",
