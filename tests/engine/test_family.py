@@ -37,6 +37,17 @@ NAP = fdl("""
   duration: 3600
 """)
 
+# A parent for children linked by hand: it has a child flow task (only such flows have
+# children to look for), which it never reaches.
+NAP_THEN_CHILD = (
+    NAP
+    + """  - type: task
+    name: later
+    resourceArn: acs:fnf:::flow/leaf
+    pattern: requestResponse
+"""
+)
+
 # Three children at once, one per pattern, and a gate on the queue that the test answers.
 PARENT = fdl("""
 - type: parallel
@@ -200,7 +211,7 @@ async def test_describe_names_the_first_hundred_children_oldest_first(tmp_path: 
     engine = make_engine(store=f"sqlite:///{tmp_path / 'many.db'}")
     async with running(engine):
         await engine.create_flow("leaf", NAP)
-        await engine.create_flow("parent", NAP)
+        await engine.create_flow("parent", NAP_THEN_CHILD)
         await engine.start_execution("parent", {}, name="p")
         for i in range(MAX_CHILDREN_SHOWN + 2):
             await engine.start_execution("leaf", {}, name=f"c{i:03}", parent=("parent", "p"))
@@ -305,7 +316,7 @@ async def test_a_family_larger_than_the_budget_keeps_the_rest_running(
     engine = make_engine(store=f"sqlite:///{tmp_path / 'budget.db'}")
     async with running(engine):
         await engine.create_flow("leaf", NAP)
-        await engine.create_flow("parent", NAP)
+        await engine.create_flow("parent", NAP_THEN_CHILD)
         await engine.start_execution("parent", {}, name="p")
         for i in range(5):
             await engine.start_execution("leaf", {}, name=f"c{i}", parent=("parent", "p"))

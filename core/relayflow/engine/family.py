@@ -11,8 +11,11 @@ Which children an end stops:
 - the parent ended otherwise (**Failed**, **TimedOut**, **Succeeded**): the running children
   whose end would report to it (started by a `sync` or `waitForCallback` task): nothing will
   ever take their result. Children started by `requestResponse` tasks are independent and
-  keep running. Only a flow with a child flow task can have such children, so the ends of
-  other flows look for none (no query on the path every execution's end takes).
+  keep running.
+
+Only a child flow task links children, so an execution whose flow version has none (and that
+was never redriven from another version) ends without looking for children: no query on the
+path every execution's end takes.
 
 Each stopped child's cause names the parent ("stopped because its parent execution orders/o-7
 was stopped"). One transaction stops at most `MAX_STOPPED_PER_TRANSACTION` descendants and
@@ -124,8 +127,8 @@ def stop_children(
     if queue is not None:
         queue.append((row, state.status))  # a child the walk stopped: the walk goes on to it
         return
-    if state.status != "Stopped" and not _may_have_waited(applier, tx, row):
-        return  # most ends: no query at all
+    if not state.redrives and not _runs_child_flows(applier, tx, row):
+        return  # most ends (and stops): no query at all
     queue = [(row, state.status)]
     token = _walk.set(queue)
     try:
@@ -134,11 +137,12 @@ def stop_children(
         _walk.reset(token)
 
 
-def _may_have_waited(applier: Applier, tx: Transaction, row: ExecutionRow) -> bool:
-    """Whether ``row``'s flow version has a task that starts children (so it may wait on one).
+def _runs_child_flows(applier: Applier, tx: Transaction, row: ExecutionRow) -> bool:
+    """Whether ``row``'s flow version has a task that starts child executions.
 
-    An end that is not a stop only stops children whose end it waited for, and only a child
-    flow task makes those: a flow without one ends without looking for children.
+    Only such a task links children (`Engine.start_execution`'s ``parent``, which the child
+    flow integration passes), so an execution of a version without one, never redriven from
+    another version, has none to stop: its end runs no query for them.
     """
     try:
         flow, interp = applier.flow_for(tx, row.flow_name, row.flow_id, row.flow_version)
