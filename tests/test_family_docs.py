@@ -57,6 +57,9 @@ def test_the_tree_drawn_is_the_commands_drawing() -> None:
         ],
     )  # fmt: skip
     assert "\n".join(executions_tree._lines(tree, (flow, name))) + "\n" == drawn
+    # The command's --help draws the same family.
+    help_text = executions_tree.executions_tree.help or ""
+    assert "\n".join("      " + line for line in drawn.splitlines()) in help_text
 
 
 def test_the_causes_shown_are_the_engines() -> None:
