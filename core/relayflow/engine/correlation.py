@@ -84,6 +84,8 @@ def key_problem(value: Any) -> str | None:
         elif isinstance(value, float):
             kind = "a number with a fraction"
         return f"must be a string or an integer, not {kind}"
+    if isinstance(value, int) and value.bit_length() > 500:  # str() of it could be refused
+        return f"is an integer of more than {MAX_KEY_CHARS} digits"
     text = str(value)
     if not text:
         return "must not be empty"
@@ -117,7 +119,7 @@ def key_of(step: TaskStep, task_input: dict[str, Any]) -> str | None:
     if problem is None:
         return str(value)
     if value is None:
-        problem = "selects nothing in the task's input"
+        problem = "selects nothing (or null) in the task's input"
     return f"{_BAD}the correlationKey {source.raw} of step '{step.name}' {problem}"
 
 
