@@ -374,6 +374,58 @@ async def test_a_stale_key_is_refused_to_reports_and_taken_over(store_url: str, 
 
 
 @bounded
+async def test_keys_in_parallel_branches_and_foreach_iterations(store_url: str, flow: str):
+    worker = Worker()
+    each = fdl(f"""
+    - type: foreach
+      name: lines
+      iterationMapping:
+        collection: $.lines
+        item: line
+      steps:
+        - type: task
+          name: ship
+          resourceArn: {QUEUE}
+          pattern: waitForCallback
+          correlationKey: $.line.sku
+    """)
+    twice = fdl(f"""
+    - type: parallel
+      name: both
+      branches:
+        - steps:
+            - type: task
+              name: left
+              resourceArn: {QUEUE}
+              pattern: waitForCallback
+              correlationKey: $.orderId
+        - steps:
+            - type: task
+              name: right
+              resourceArn: {QUEUE}
+              pattern: waitForCallback
+              correlationKey: $.orderId
+    """)
+    async with engine_on(store_url, worker) as eng:
+        await eng.create_flow(flow, each)
+        lines = [{"sku": "s-1"}, {"sku": "s-2"}]
+        await eng.start_execution(flow, {"lines": lines}, name="order")
+        await worker.take(2)
+        for sku in ("s-2", "s-1"):
+            await eng.report_task_succeeded(output={sku: 1}, flow_name=flow, correlation_key=sku)
+        assert (await finished(eng, flow, "order")).status == "Succeeded"
+
+        # Two branches of one execution on one key: the second is refused; its failure
+        # fails the parallel, which cancels the first, and the first's key is forgotten.
+        await eng.create_flow(flow + "p", twice)
+        await eng.start_execution(flow + "p", {"orderId": "p-1"}, name="both")
+        info = await finished(eng, flow + "p", "both")
+        assert (info.status, info.error) == ("Failed", "FnF.CorrelationKeyInUse")
+        assert "an earlier attempt of this execution" in info.cause
+        assert await keys(eng, flow + "p") == {}
+
+
+@bounded
 async def test_deleting_the_flow_deletes_its_keys(store_url: str, flow: str):
     worker = Worker()
     async with engine_on(store_url, worker) as eng:
