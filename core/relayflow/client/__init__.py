@@ -99,6 +99,12 @@ The first report on a token wins; later ones raise `ClientError` with a specific
 
     client.report_task_failed(token, "Booking.SoldOut", "no seats left on 2024-06-01")
 
+A task whose step declares `correlationKey` can be reported on without its token, by its flow
+and key (docs/correlation.md); the first report wins there too (`CorrelationKeyNotExists`
+for the later ones):
+
+    client.report_task_succeeded(output={"paid": True}, flow_name="orders", correlation_key="A-7")
+
 asyncio
 -------
 
