@@ -12,11 +12,13 @@ Two ways in, one way of deleting:
 
 Each batch (`PURGE_BATCH` executions with their history, timers, outbox rows, quarantined data
 and family links) is one short transaction of its own on the engine's writer
-(`Committer.alone`), never batched with requests, and the loop pauses after each for twice as
-long as the batch took: the writer spends at most a third of its time on retention, and a
-report waits at most one batch. On SQLite a second connection would only queue for the same
-file lock, and on PostgreSQL the store's transactions share one writer connection, so the
-writer's thread is where a purge costs the others least (see contrib/bench/bench_retention.py).
+(`Committer.alone`), and the loop pauses after each for twice as long as the batch took: the
+writer spends at most a third of its time on retention, and a report waits for one batch at
+most. Where the batch runs was measured (contrib/bench/bench_retention.py): inside the
+group-commit batches of requests, every request of a batch waits for the deletes; on a
+thread and connection of its own, SQLite would only queue it for the same file lock, and the
+PostgreSQL store's transactions share one writer connection. Its own small transaction on the
+writer's thread kept ReportTaskSucceeded's p99 closest to what it is without retention.
 
 On PostgreSQL the loop's transaction first takes the store-wide lock `relayflow.retention`
 (`Transaction.try_lock`): one replica at a time deletes, the others skip their turn. The rows
@@ -41,6 +43,7 @@ from relayflow.errors import EngineError, first_line, not_exists
 from relayflow.store import StoreError
 
 if TYPE_CHECKING:
+    from relayflow.engine.batches import TxContext
     from relayflow.engine.records import ExecutionInfo
     from relayflow.engine.runtime import Runtime
     from relayflow.store import Transaction
@@ -145,7 +148,13 @@ def busy_flow(name: str, running: int, forced: bool) -> EngineError:
 
 
 def _purge(
-    tx: Transaction, *, ended_before: float, flow_name: str | None, limit: int, lock: bool = False
+    tx: Transaction,
+    ctx: TxContext | None = None,
+    *,
+    ended_before: float,
+    flow_name: str | None,
+    limit: int,
+    lock: bool = False,
 ) -> int | None:
     """Delete one batch; None when ``lock`` is asked for and another replica holds it."""
     if lock and not tx.try_lock(LOCK_NAME):
