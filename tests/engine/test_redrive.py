@@ -428,25 +428,27 @@ async def test_refusals(store_url, flow):
         await worker.take(1)
         running = await refused("ExecutionNotRedrivable", eng.redrive_execution(flow, "busy"))
         assert running.message.startswith("Execution 'busy' is Running; only a Failed")
-        for name in ("old", "spent"):
+        for name in ("old", "spent", "garbled", "damaged"):
             await eng.start_execution(flow, {}, name=name)
-            await eng.stop_execution(flow, name)
+            if name != "damaged":  # that one is running when its state is damaged
+                await eng.stop_execution(flow, name)
 
     # What only a store written by someone else holds: edited while no engine runs.
     store = open_store(store_url)
     try:
         with store.transaction() as tx:
-            for name, change in (("old", "resume"), ("spent", "redrives")):
+            for name in ("old", "spent", "garbled", "damaged"):
                 row = tx.get_execution(flow, name, lock=True)
                 assert row is not None
                 state = load_state(row.state)
-                if change == "resume":
+                if name == "old":
                     state.resume = None  # as a state written before redrives existed
-                else:
+                elif name == "spent":
                     state.redrives = MAX_REDRIVES
+                text = "{not a state" if name in ("garbled", "damaged") else dump_state(state)
                 tx.update_execution(
-                    row.id, status=state.status, state=dump_state(state), output=None,
-                    error=state.error, cause="", stopped=row.stopped,
+                    row.id, status=row.status, state=text, output=None,
+                    error=row.error, cause="", stopped=row.stopped,
                 )  # fmt: skip
     finally:
         store.close()
@@ -459,6 +461,16 @@ async def test_refusals(store_url, flow):
             "Execution 'spent' has been redriven 1000 times, the most an execution can be "
             "(1000); start it again instead"
         )
+
+        garbled = await refused("ExecutionNotRedrivable", eng.redrive_execution(flow, "garbled"))
+        assert (
+            garbled.message
+            == "Execution 'garbled' cannot be redriven: its stored state cannot be read"
+        )
+        # Touched, the damaged one is failed (its state set aside), and nothing is left of it.
+        await refused("ExecutionNotRunning", eng.stop_execution(flow, "damaged"))
+        damaged = await refused("ExecutionNotRedrivable", eng.redrive_execution(flow, "damaged"))
+        assert "because relayflow could not read its state or its definition" in damaged.message
 
         express = flow + "_x"
         await eng.create_flow(
