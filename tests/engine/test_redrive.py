@@ -8,6 +8,7 @@ the calls an integration gets are counted to show that succeeded steps do not ru
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -615,3 +616,41 @@ async def test_a_history_past_the_event_limit_is_refused(store_url, flow):
             "Execution 'long' cannot be redriven: its history holds 3 events, more than the "
             "engine's limit of 2 (engine.max_events)"
         )
+
+
+STAGED = fdl(f"""
+- type: task
+  name: work
+  resourceArn: {QUEUE}
+  pattern: waitForCallback
+- type: pass
+  name: report
+  outputMappings:
+    - target: stage
+      source: $context.flow.environment.STAGE
+""")
+
+
+def stage(value: str) -> str:
+    return json.dumps({"Variables": [{"Name": "STAGE", "Value": value}]})
+
+
+@bounded
+async def test_the_environment_moves_with_the_current_definition_only(store_url, flow):
+    worker = Worker()
+    async with engine(store_url, worker) as eng:
+        await eng.create_flow(flow, STAGED, environment=stage("blue"))
+        for name in ("kept", "moved"):
+            await eng.start_execution(flow, {}, name=name)
+        await worker.take(2)
+        for request in worker.requests:
+            await eng.report_task_failed(request.token, "E")
+        await eng.update_flow(flow, environment=stage("green"))
+        await eng.redrive_execution(flow, "kept")
+        await eng.redrive_execution(flow, "moved", use_current_definition=True)
+        await worker.take(4)
+        for request in worker.requests[2:]:
+            await eng.report_task_succeeded(request.token, {})
+        kept = await eng.describe_execution(flow, "kept", wait_seconds=5)
+        moved = await eng.describe_execution(flow, "moved", wait_seconds=5)
+        assert (kept.output, moved.output) == ({"stage": "blue"}, {"stage": "green"})
