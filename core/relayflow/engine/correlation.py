@@ -49,6 +49,7 @@ __all__ = [
     "MAX_KEY_CHARS",
     "CorrelationOperations",
     "Waiting",
+    "attempt_key",
     "check_key",
     "key_of",
     "note_effects",
@@ -123,6 +124,15 @@ def key_of(step: TaskStep, task_input: dict[str, Any]) -> str | None:
     return f"{_BAD}the correlationKey {source.raw} of step '{step.name}' {problem}"
 
 
+def attempt_key(step: Any, task_input: dict[str, Any]) -> str | None:
+    """The key an open attempt of ``step`` with this input waits on; None if it has none.
+
+    For tools that show waiting work: unlike `key_of`, never the text of a bad value.
+    """
+    key = key_of(step, task_input) if isinstance(step, TaskStep) else None
+    return None if key is None or key.startswith(_BAD) else key
+
+
 # ---------------------------------------------------------------------------------------------
 # Keys as attempts open and close, in the transaction that records them.
 
@@ -178,8 +188,8 @@ def _open_keys(interp: Interpreter, state: ExecutionState, wanted: set[int]) -> 
         steps = interp.index.lists.get(scope.key)
         step = steps[scope.pc] if steps is not None and scope.pc < len(steps) else None
         if isinstance(step, TaskStep):
-            key = key_of(step, scope.run.input)
-            if key is not None and not key.startswith(_BAD):
+            key = attempt_key(step, scope.run.input)
+            if key is not None:
                 keys[task_id] = key
     return keys
 
