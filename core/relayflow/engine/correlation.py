@@ -51,7 +51,10 @@ __all__ = [
     "Waiting",
     "attempt_key",
     "check_key",
+    "forget_stale",
     "key_of",
+    "key_problem",
+    "not_waiting",
     "note_effects",
     "resolve",
 ]
