@@ -120,7 +120,7 @@ async def test_a_failed_task_step_starts_over_and_the_steps_before_it_do_not(sto
             "previousStatus": "Failed",
             "previousError": "Card.Declined",
             "definition": "original",
-            "flowVersion": 1,
+            "revision": 1,
         }
         assert [e.type for e in events[len(before) + 1 :]][:2] == ["StepEntered", "TaskScheduled"]
         listed = (await eng.list_executions(flow)).items
@@ -392,7 +392,7 @@ async def test_on_the_current_definition_when_its_steps_are_still_there(store_ur
         assert reserve.count == 1 and len(worker.requests) == 1
         redriven = [e for e in await history(eng, flow, "v") if e.type == "ExecutionRedriven"]
         assert redriven[0].detail["definition"] == "current"
-        assert redriven[0].detail["flowVersion"] == 3
+        assert redriven[0].detail["revision"] == 3
 
 
 @bounded

@@ -40,7 +40,7 @@ def redrive(m: Machine, command: Redrive) -> None:
         "previousStatus": state.status,
         "previousError": state.error,
         "definition": command.definition,
-        "flowVersion": command.version,
+        "revision": command.version,
     }
     m.emit("ExecutionRedriven", detail=detail)
     state.redrives += 1
