@@ -2,8 +2,8 @@
 
 The operations are a part of `Engine` (it inherits `BulkOperations`). Each call acts on one page
 of the matching executions, by name as ListExecutions lists them: every execution of the page is
-handed to the engine's group-commit writer at once (each through `stop_execution` or
-`redrive_execution`, so that whatever those do, a stop's children included, happens here too),
+handed to the engine's group-commit writer at once (each through `stop_execution`, or the job
+of `redrive_execution`, so that whatever those do, a stop's children included, happens here too),
 and the answer says, per execution, whether it was done, skipped because it no longer matches
 (another caller ended or redrove it meanwhile) or failed, with the refusal's code. One failure
 never stops the others. The answer's `next_token` resumes after the page; since an execution
@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from relayflow.engine.arguments import check_text, page_size
 from relayflow.engine.outcomes import MAX_CAUSE_CHARS, MAX_ERROR_CHARS
+from relayflow.engine.redrive import redrive_in
 from relayflow.errors import EngineError, not_exists
 
 if TYPE_CHECKING:
+    from relayflow.engine.batches import TxContext
     from relayflow.engine.records import ExecutionInfo
     from relayflow.engine.runtime import Runtime
     from relayflow.store import Transaction
@@ -187,17 +189,12 @@ class BulkOperations:
 
     _runtime: Runtime
 
-    if TYPE_CHECKING:  # `Engine`'s and `RedriveOperations`', which the engine class provides
+    if TYPE_CHECKING:  # `Engine`'s, which the engine class provides
 
         async def stop_execution(
             self, flow_name: str, name: str, error: str = "", cause: str = ""
         ) -> ExecutionInfo:
             """StopExecution (`Engine`)."""
-
-        async def redrive_execution(
-            self, flow_name: str, name: str, *, use_current_definition: bool = False
-        ) -> ExecutionInfo:
-            """RedriveExecution (`RedriveOperations`)."""
 
     async def count_executions_matching(self, flow_name: str, filters: ExecutionFilter) -> int:
         """How many executions of ``flow_name`` match ``filters`` (CountExecutions).
@@ -302,10 +299,15 @@ class BulkOperations:
                 f"Status {filters.status!r:.40} cannot match one"
             )
 
+        applier = self._runtime.applier
+
         def act(name: str) -> Awaitable[Any]:
-            return self.redrive_execution(
-                flow_name, name, use_current_definition=use_current_definition
-            )
+            # `redrive_in` rather than `redrive_execution`: the same redrive, without reading
+            # the execution's family for an answer nobody here reads (two queries each).
+            def job(tx: Transaction, ctx: TxContext) -> None:
+                redrive_in(applier, tx, ctx, flow_name, name, use_current_definition)
+
+            return self._runtime.committer.submit(job, key=(flow_name, name))
 
         return await self._bulk(flow_name, filters, act, limit, next_token, dry_run)
 
