@@ -83,7 +83,10 @@ def tasks_succeed(
     as_json: bool,
     config_path: str | None,
 ) -> None:
-    """Complete the task that handed out TOKEN (or waits on --flow/--key), with an output.
+    """Complete a waiting task with its output.
+
+    Name the task by the TOKEN it handed out, or by --flow and --key when its step declares
+    correlationKey.
 
     \b
       relayflow tasks succeed "$TOKEN" --output '{"booked": true, "seat": "12A"}'
@@ -116,7 +119,10 @@ def tasks_fail(
     as_json: bool,
     config_path: str | None,
 ) -> None:
-    """Fail the task that handed out TOKEN (or waits on --flow/--key); retry and catch apply.
+    """Fail a waiting task; its step's retry and catch apply.
+
+    Name the task by the TOKEN it handed out, or by --flow and --key when its step declares
+    correlationKey.
 
     \b
       relayflow tasks fail "$TOKEN" --error Booking.SoldOut --cause "no seats left on 2024-06-01"
