@@ -9,7 +9,6 @@ by `steps.kind_of`.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -321,7 +320,7 @@ class Machine(Run):
                 break
         if self.resume is None and self.unwinds_to_end(scope, error):
             # Kept before the failure unwinds the scopes, for a redrive to go on from.
-            self.resume = copy.deepcopy(self.state.scopes)
+            self.resume = self.keep_scopes()
         self.emit("StepFailed", step.name, {"error": error, "cause": cause}, run.entered)
         self.emit("StepExited", step.name, {}, run.entered)
         self.abandon_children(run)

@@ -7,7 +7,7 @@ build on these operations and never touch `Transition` or the id counters themse
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -189,6 +189,21 @@ class Run:
         if scope is not None and scope.run is not None:
             self.abandon_children(scope.run)
 
+    def keep_scopes(self) -> dict[int, Scope]:
+        """The scopes as they are now, for a redrive, safe from what ending the execution does.
+
+        Unwinding a failure and ending an execution change the scopes and their runs (which
+        child lists run, open tasks and timers) but not the data they hold, so new scope and
+        run objects (and children lists) suffice: the data is shared, not copied.
+        """
+        kept: dict[int, Scope] = {}
+        for scope_id, scope in self.state.scopes.items():
+            run = scope.run
+            if run is not None:
+                run = dataclasses.replace(run, children=list(run.children))
+            kept[scope_id] = dataclasses.replace(scope, run=run)
+        return kept
+
     def end(
         self,
         status: str,
@@ -203,7 +218,7 @@ class Run:
         if status == "Succeeded":
             state.resume = None
         else:  # kept before anything is cancelled, so that a redrive can go on from here
-            state.resume = self.resume if self.resume is not None else copy.deepcopy(state.scopes)
+            state.resume = self.resume if self.resume is not None else self.keep_scopes()
         for scope_id in list(state.scopes):
             self.abandon_scope(scope_id)
         for task_id in list(state.tasks):
