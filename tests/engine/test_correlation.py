@@ -426,6 +426,35 @@ async def test_keys_in_parallel_branches_and_foreach_iterations(store_url: str, 
 
 
 @bounded
+async def test_an_execution_whose_definition_no_longer_loads_is_failed(flow: str):
+    worker = Worker()
+    async with engine_on("memory://", worker) as eng:
+        await eng.create_flow(flow, order_flow())
+        await eng.start_execution(flow, {"orderId": "lost"}, name="run")
+        await worker.take(1)
+
+        def corrupt(tx: Any, ctx: Any) -> None:
+            tx.db.execute(
+                "UPDATE flow_versions SET definition = 'steps: [' WHERE name = ?", (flow,)
+            )
+
+        await eng._runtime.committer.submit(corrupt)
+        eng._runtime.applier._flows.clear()  # as after a restart: the definition is read again
+        await refused(
+            "ExecutionNotRunning",
+            eng.report_task_succeeded(output={}, flow_name=flow, correlation_key="lost"),
+        )
+        info = await eng.describe_execution(flow, "run")
+        assert (info.status, info.error) == ("Failed", "FnF.RuntimeError")
+        # Its key is stale now: refused to the next report, and dropped.
+        await refused(
+            "CorrelationKeyNotExists",
+            eng.report_task_succeeded(output={}, flow_name=flow, correlation_key="lost"),
+        )
+        assert await keys(eng, flow) == {}
+
+
+@bounded
 async def test_deleting_the_flow_deletes_its_keys(store_url: str, flow: str):
     worker = Worker()
     async with engine_on(store_url, worker) as eng:

@@ -220,8 +220,13 @@ def note_effects(
         return
     interp = None
     if applier is not None:
-        interp = applier.flow_for(tx, row.flow_name, row.flow_id, row.flow_version)[1]
-        if not opens and not _keyed(interp):
+        try:
+            interp = applier.flow_for(tx, row.flow_name, row.flow_id, row.flow_version)[1]
+        except (EngineError, ValueError, RecursionError):
+            # The execution is being failed because its definition no longer loads: its keys
+            # cannot be recomputed and become stale, which reports and new attempts handle.
+            interp = None
+        if not opens and (interp is None or not _keyed(interp)):
             return
     now = applier.clock() if applier is not None else time.time()
     opened = _OPENED.get() or {}
