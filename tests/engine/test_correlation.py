@@ -455,6 +455,22 @@ async def test_an_execution_whose_definition_no_longer_loads_is_failed(flow: str
 
 
 @bounded
+async def test_a_redriven_execution_waits_on_its_key_again(store_url: str, flow: str):
+    worker = Worker()
+    async with engine_on(store_url, worker) as eng:
+        await eng.create_flow(flow, order_flow())
+        await eng.start_execution(flow, {"orderId": "again"}, name="run")
+        await worker.take(1)
+        await eng.report_task_failed(error="Card.Declined", flow_name=flow, correlation_key="again")
+        assert (await finished(eng, flow, "run")).status == "Failed"
+        assert await keys(eng, flow) == {}
+        await eng.redrive_execution(flow, "run")
+        await worker.take(2)
+        await eng.report_task_succeeded(output={"ok": 2}, flow_name=flow, correlation_key="again")
+        assert (await finished(eng, flow, "run")).output == {"ok": 2}
+
+
+@bounded
 async def test_deleting_the_flow_deletes_its_keys(store_url: str, flow: str):
     worker = Worker()
     async with engine_on(store_url, worker) as eng:
