@@ -21,7 +21,7 @@ from relayflow.errors import ERROR_EVENT_LIMIT
 from relayflow.limits import Limits
 from relayflow.store import open_store
 from relayflow.testing import bounded, fdl, make_engine
-from tests.engine.helpers import QUEUE, Worker, history, refused, types_of
+from tests.engine.helpers import QUEUE, Worker, history, refused, running, types_of
 
 CHARGE = fdl(f"""
 - type: task
@@ -654,3 +654,26 @@ async def test_the_environment_moves_with_the_current_definition_only(store_url,
         kept = await eng.describe_execution(flow, "kept", wait_seconds=5)
         moved = await eng.describe_execution(flow, "moved", wait_seconds=5)
         assert (kept.output, moved.output) == ({"stage": "blue"}, {"stage": "green"})
+
+
+@bounded
+async def test_two_replicas_redriving_at_once_redrive_once(store_url, flow):
+    if not store_url.startswith("postgres"):
+        pytest.skip("replicas share a PostgreSQL store")
+    worker = Worker()
+    a, b = engine(store_url, worker), engine(store_url, worker)
+    async with running(a, b):
+        await a.create_flow(flow, CHARGE)
+        await a.start_execution(flow, {}, name="both")
+        await a.report_task_failed((await worker.take(1)).token, "E")
+        await failed(b, flow, "both")
+        results = await asyncio.gather(
+            a.redrive_execution(flow, "both"),
+            b.redrive_execution(flow, "both"),
+            return_exceptions=True,
+        )
+        codes = sorted(getattr(r, "code", "ok") for r in results)
+        assert codes == ["ExecutionNotRedrivable", "ok"]
+        await worker.take(2)
+        assert await scheduled(a, flow, "both", "charge") == 2
+        assert (await b.describe_execution(flow, "both")).redrive_count == 1
