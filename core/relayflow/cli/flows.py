@@ -216,17 +216,23 @@ def _interactive() -> bool:
 @flows.command("delete")
 @click.argument("name")
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking first.")
+@click.option(
+    "--force", is_flag=True, help="Stop the flow's running executions first, then delete it."
+)
 @client_config_option
-def flows_delete(name: str, yes: bool, config_path: str | None) -> None:
+def flows_delete(name: str, yes: bool, force: bool, config_path: str | None) -> None:
     """Delete the flow NAME with the history of all its executions; asks first.
 
     \b
       relayflow flows delete orders
       relayflow flows delete orders --yes
+      relayflow flows delete orders --force --yes
 
-    Its running executions stop after their current step. The command asks for confirmation
-    unless --yes (-y) is given; without a terminal to ask on (a script, a pipe), --yes is
-    required and its absence is refused (exit 2), so that a script never hangs on a question.
+    A flow with running executions is refused (FlowHasRunningExecutions, exit 1) unless
+    --force, which stops them first (their running child executions too) and then deletes.
+    The command asks for confirmation unless --yes (-y) is given; without a terminal to ask
+    on (a script, a pipe), --yes is required and its absence is refused (exit 2), so that a
+    script never hangs on a question.
     """
     if not yes:
         if not _interactive():
@@ -235,9 +241,16 @@ def flows_delete(name: str, yes: bool, config_path: str | None) -> None:
                 f"deleting the flow {name} removes the history of all its executions: "
                 "give --yes (-y) to delete without a terminal to confirm on",
             )
-        click.confirm(f"Delete the flow {name} and the history of all its executions?", abort=True)
+        stopping = ", stopping its running executions," if force else ""
+        click.confirm(
+            f"Delete the flow {name}{stopping} and the history of all its executions?",
+            abort=True,
+        )
     with connect(config_path) as client:
-        client.delete_flow(name)
+        if force:  # relayflow's own parameter: the SDKs' DeleteFlow has no Force
+            send(client, "DeleteFlow", {"Name": name, "Force": "true"})
+        else:
+            client.delete_flow(name)
     click.echo(f"deleted flow {name}")
 
 
