@@ -68,3 +68,19 @@ def test_the_command_line_refusal_shown_is_the_clis() -> None:
     assert result.exit_code == 2
     assert f"$ echo $?\n{result.exit_code}" in DOC
     assert result.output.strip() in DOC
+
+
+def test_its_links_lead_somewhere() -> None:
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    anchors = {
+        re.sub(r"[^\w\- ]", "", title).strip().lower().replace(" ", "-")
+        for title in re.findall(r"^#+ (.+)$", DOC, re.M)
+    }
+    for target in re.findall(r"\]\(([^)]+)\)", DOC):
+        page, _, anchor = target.partition("#")
+        if page:
+            assert (docs / page).is_file(), target
+        else:
+            assert anchor in anchors, target
+    fdl = (docs / "fdl.md").read_text()
+    assert "#### A callback by correlation key" in fdl and "(correlation.md)" in fdl
