@@ -589,6 +589,11 @@ async def test_a_redriven_child_does_not_reopen_its_parent(store_url, flow):
         # The child's end found no open task to report to: the parent's history did not grow.
         assert (await types_of(eng, flow, "parent"))[-1] == "ExecutionFailed"
 
+        # Redriven, the parent's step starts over and names its child again: the name is taken.
+        await eng.redrive_execution(flow, "parent")
+        parent = await eng.describe_execution(flow, "parent", wait_seconds=5)
+        assert (parent.status, parent.error) == ("Failed", "fnf.ExecutionAlreadyExists")
+
 
 @bounded
 async def test_a_history_past_the_event_limit_is_refused(store_url, flow):
