@@ -203,6 +203,8 @@ async def test_unknown_keys_flows_and_bad_arguments_are_refused(store_url: str, 
             {"correlation_key": "k"},
             {"flow_name": flow, "correlation_key": "x" * 129},
             {"flow_name": flow, "correlation_key": "a\nb"},
+            {"flow_name": flow, "correlation_key": "a\ud800"},
+            {"flow_name": flow, "correlation_key": True},
             {"flow_name": "no spaces allowed", "correlation_key": "k"},
         ]
         for arguments in bad:

@@ -97,6 +97,8 @@ def key_problem(value: Any) -> str | None:
         return f"is {len(text)} characters long; the limit is {MAX_KEY_CHARS}"
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         return "must not contain control characters"
+    if any("\ud800" <= c <= "\udfff" for c in text):  # no store can keep one
+        return "must not contain lone surrogates"
     return None
 
 
