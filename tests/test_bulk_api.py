@@ -8,8 +8,11 @@ import time
 import uuid
 
 import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.api_server import ApiServer, utc_stamp
+from tests.fuzz_strategies import hostile_ints, hostile_texts
 
 PARKED = "version: v1\ntype: flow\nsteps:\n  - type: wait\n    name: nap\n    duration: 3600\n"
 
@@ -108,3 +111,36 @@ def test_only_keys_that_may_stop_may_act_in_bulk(api_server: ApiServer) -> None:
             answer = api_server.rpc({"Action": action, "FlowName": flow}, role=role)
             assert answer.status_code == 403, answer.text
     assert api_server.describe(flow, "r-1")["Status"] == "Running"
+
+
+_FLOW: list[str] = []  # one flow of parked executions for every example
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    action=st.sampled_from(["StopExecutions", "RedriveExecutions", "CountExecutions"]),
+    params=st.fixed_dictionaries(
+        {},
+        optional={
+            "Status": st.one_of(st.sampled_from(["Running", "Stopped", "Failed"]), hostile_texts()),
+            "ExecutionNamePrefix": hostile_texts(300),
+            "StartedTimeBegin": st.one_of(st.just("2020-01-01T00:00:00Z"), hostile_texts(300)),
+            "StartedTimeEnd": hostile_texts(300),
+            "Limit": hostile_ints(),
+            "NextToken": hostile_texts(300),
+            "DryRun": st.one_of(st.just("true"), hostile_texts(50)),
+            "Error": hostile_texts(300),
+            "UseCurrentDefinition": hostile_texts(50),
+        },
+    ),
+)
+def test_hostile_parameters_get_an_answer_or_one_sentence(
+    api_server: ApiServer, action: str, params: dict[str, str]
+) -> None:
+    if not _FLOW:
+        _FLOW.append(parked(api_server, ["h-1", "h-2"]))
+    answer = api_server.rpc({"Action": action, "FlowName": _FLOW[0], **params})
+    assert answer.status_code in (200, 400, 413), answer.text  # 413: over the body limit
+    if answer.status_code != 200:
+        message = answer.json()["Message"]
+        assert message and "\n" not in message and "Traceback" not in message
