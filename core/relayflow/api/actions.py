@@ -207,6 +207,20 @@ ACTIONS: dict[str, Handler] = {
 }
 
 
+#: Serverless Workflow's actions (API version 2019-03-15); the rest of `ACTIONS` are relayflow's.
+SERVICE_ACTIONS: tuple[str, ...] = tuple(
+    sorted(
+        {
+            *CORE_ACTIONS,
+            *schedule_actions.ACTIONS,
+            *version_actions.ACTIONS,
+            *express_actions.ACTIONS,
+            *service_actions.ACTIONS,
+        }
+    )
+)
+
+
 async def run_action(engine: Engine, action: str, params: Params) -> dict[str, Any]:
     """Run one action.
 
@@ -220,8 +234,11 @@ async def run_action(engine: Engine, action: str, params: Params) -> dict[str, A
         hint = f"did you mean {close[0]}? " if close else ""
         raise EngineError(
             "ActionNotSupported",
-            f"the action {action[:100]!r} is not one of Serverless Workflow's; {hint}"
-            f"the actions are {', '.join(sorted(ACTIONS))}",
+            f"the action {action[:100]!r} is not one relayflow serves; {hint}"
+            f"the actions are Serverless Workflow's {len(SERVICE_ACTIONS)} (CreateFlow, "
+            f"StartExecution, ReportTaskSucceeded, ...) and relayflow's own "
+            f"({', '.join(a for a in sorted(ACTIONS) if a not in SERVICE_ACTIONS)}), all listed "
+            "in docs/api.md#actions",
             400,
         )
     return await handler(engine, params)
