@@ -1,20 +1,41 @@
-"""StopExecutions, RedriveExecutions and CountExecutions over HTTP, on the session's real server:
-parameters as text, paging with NextToken, DryRun, refusals with one sentence, roles.
+"""StopExecutions, RedriveExecutions and CountExecutions over HTTP, on real servers (the
+session's on SQLite, and one on PostgreSQL): parameters as text, paging with NextToken, DryRun,
+refusals with one sentence, hostile parameters, roles.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api_server import ApiServer, utc_stamp
+from tests.api_server import KEYS, ApiServer, config_text, serving, utc_stamp
 from tests.fuzz_strategies import hostile_ints, hostile_texts
 
 PARKED = "version: v1\ntype: flow\nsteps:\n  - type: wait\n    name: nap\n    duration: 3600\n"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    """The session's server (SQLite), or one of this module's on a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("api_server")
+        return
+    pytest.importorskip("psycopg")
+    from tests.services import fresh_database
+
+    pg = request.getfixturevalue("postgres_url")
+    with fresh_database(pg, "bulk_api_" + uuid.uuid4().hex[:10]) as url:
+        config = config_text(keys=KEYS).replace('"sqlite:///relayflow.db"', f'"{url}"')
+        with serving(tmp_path_factory.mktemp("bulk-pg"), config) as running:
+            yield running
 
 
 def parked(server: ApiServer, names: list[str]) -> str:
@@ -32,14 +53,14 @@ def refused(answer: httpx.Response, code: str, status: int) -> str:
     return message
 
 
-def test_pages_of_a_bulk_stop_then_a_bulk_redrive(api_server: ApiServer) -> None:
+def test_pages_of_a_bulk_stop_then_a_bulk_redrive(server: ApiServer) -> None:
     names = ["e-1", "e-2", "e-3", "other"]
-    flow = parked(api_server, names)
+    flow = parked(server, names)
     since = utc_stamp(time.time() - 600)
     stop = {"Action": "StopExecutions", "FlowName": flow, "ExecutionNamePrefix": "e-"}
     stop |= {"StartedTimeBegin": since, "Limit": "2", "Error": "Bulk", "Cause": "by the test"}
 
-    dry = api_server.ok({**stop, "DryRun": "True"})
+    dry = server.ok({**stop, "DryRun": "True"})
     assert dry == {
         "Matched": 3,
         "Done": [],
@@ -49,30 +70,30 @@ def test_pages_of_a_bulk_stop_then_a_bulk_redrive(api_server: ApiServer) -> None
         "DryRun": True,
         "Selected": ["e-1", "e-2"],
     }
-    first = api_server.ok(stop)
+    first = server.ok(stop)
     assert (first["Matched"], first["Done"], first["NextToken"]) == (3, ["e-1", "e-2"], "e-2")
-    second = api_server.ok({**stop, "NextToken": first["NextToken"]})
+    second = server.ok({**stop, "NextToken": first["NextToken"]})
     assert (second["Matched"], second["Done"], second["NextToken"]) == (1, ["e-3"], "")
-    assert api_server.describe(flow, "e-3")["Cause"] == "by the test"
-    assert api_server.describe(flow, "other")["Status"] == "Running"
+    assert server.describe(flow, "e-3")["Cause"] == "by the test"
+    assert server.describe(flow, "other")["Status"] == "Running"
 
     count = {"Action": "CountExecutions", "FlowName": flow, "Status": "Stopped"}
-    assert api_server.ok(count, role="reader") == {"Matched": 3}
+    assert server.ok(count, role="reader") == {"Matched": 3}
     redrive = {"Action": "RedriveExecutions", "FlowName": flow, "Status": "Stopped"}
-    again = api_server.ok({**redrive, "UseCurrentDefinition": "false"})
+    again = server.ok({**redrive, "UseCurrentDefinition": "false"})
     assert (again["Matched"], again["Done"], again["Failed"]) == (3, ["e-1", "e-2", "e-3"], [])
-    assert api_server.describe(flow, "e-1")["Status"] == "Running"
-    assert api_server.ok(count, role="reader") == {"Matched": 0}
-    nothing = api_server.ok(redrive)
+    assert server.describe(flow, "e-1")["Status"] == "Running"
+    assert server.ok(count, role="reader") == {"Matched": 0}
+    nothing = server.ok(redrive)
     assert (nothing["Matched"], nothing["Done"], nothing["NextToken"]) == (0, [], "")
 
 
-def test_bad_parameters_are_refused_with_one_sentence(api_server: ApiServer) -> None:
-    flow = parked(api_server, [])
+def test_bad_parameters_are_refused_with_one_sentence(server: ApiServer) -> None:
+    flow = parked(server, [])
     stop = {"Action": "StopExecutions", "FlowName": flow}
 
     def stop_with(**params: str) -> httpx.Response:
-        return api_server.rpc({**stop, **params})
+        return server.rpc({**stop, **params})
 
     assert "Limit must be a whole number" in refused(
         stop_with(Limit="many"), "InvalidArgument", 400
@@ -94,26 +115,27 @@ def test_bad_parameters_are_refused_with_one_sentence(api_server: ApiServer) -> 
     refused(stop_with(NextToken="../x"), "InvalidArgument", 400)
     refused(stop_with(DryRun="maybe"), "InvalidArgument", 400)
     refused(stop_with(Error="E" * 200), "InvalidArgument", 400)
-    redrive = api_server.rpc({"Action": "RedriveExecutions", "FlowName": flow})
+    assert "NUL" in refused(stop_with(Cause="a\x00b"), "InvalidArgument", 400)
+    redrive = server.rpc({"Action": "RedriveExecutions", "FlowName": flow})
     assert "needs a Status" in refused(redrive, "MissingParameter", 400)
-    refused(api_server.rpc({"Action": "CountExecutions"}), "MissingParameter", 400)
+    refused(server.rpc({"Action": "CountExecutions"}), "MissingParameter", 400)
     refused(
-        api_server.rpc({"Action": "StopExecutions", "FlowName": "no_such_flow"}),
+        server.rpc({"Action": "StopExecutions", "FlowName": "no_such_flow"}),
         "FlowNotExists",
         404,
     )
 
 
-def test_only_keys_that_may_stop_may_act_in_bulk(api_server: ApiServer) -> None:
-    flow = parked(api_server, ["r-1"])
+def test_only_keys_that_may_stop_may_act_in_bulk(server: ApiServer) -> None:
+    flow = parked(server, ["r-1"])
     for role in ("reader", "worker"):
         for action in ("StopExecutions", "RedriveExecutions"):
-            answer = api_server.rpc({"Action": action, "FlowName": flow}, role=role)
+            answer = server.rpc({"Action": action, "FlowName": flow}, role=role)
             assert answer.status_code == 403, answer.text
-    assert api_server.describe(flow, "r-1")["Status"] == "Running"
+    assert server.describe(flow, "r-1")["Status"] == "Running"
 
 
-_FLOW: list[str] = []  # one flow of parked executions for every example
+_FLOWS: dict[int, str] = {}  # one flow of parked executions per server, for every example
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -135,11 +157,14 @@ _FLOW: list[str] = []  # one flow of parked executions for every example
     ),
 )
 def test_hostile_parameters_get_an_answer_or_one_sentence(
-    api_server: ApiServer, action: str, params: dict[str, str]
+    server: ApiServer, action: str, params: dict[str, str]
 ) -> None:
-    if not _FLOW:
-        _FLOW.append(parked(api_server, ["h-1", "h-2"]))
-    answer = api_server.rpc({"Action": action, "FlowName": _FLOW[0], **params})
+    if server.port not in _FLOWS:
+        _FLOWS[server.port] = parked(server, [])
+    flow = _FLOWS[server.port]
+    # A running execution each time, so that hostile values reach a stop, not only the checks.
+    server.ok({"Action": "StartExecution", "FlowName": flow, "ExecutionName": f"h-{uuid.uuid4()}"})
+    answer = server.rpc({"Action": action, "FlowName": flow, **params})
     assert answer.status_code in (200, 400, 413), answer.text  # 413: over the body limit
     if answer.status_code != 200:
         message = answer.json()["Message"]
