@@ -164,14 +164,16 @@ async def test_bad_arguments_are_refused_with_one_sentence(store_url, flow):
 
 class _Meddling(Engine):
     """An engine whose single stops meet what a bulk stop must survive: another caller that
-    stops an execution first (`late-*`), and a refusal for an execution still running
-    (`stuck-*`)."""
+    stops an execution first (`late-*`), a refusal for an execution still running (`stuck-*`)
+    and a bug (`crash-*`)."""
 
     async def stop_execution(self, flow_name: str, name: str, error: str = "", cause: str = ""):
         if name.startswith("late"):
             await super().stop_execution(flow_name, name, "Other", "another caller")
         if name.startswith("stuck"):
             raise EngineError("ServiceBusy", "the store is busy; try again", 503)
+        if name.startswith("crash"):
+            raise RuntimeError("a bug, with details for the log only")
         return await super().stop_execution(flow_name, name, error, cause)
 
 
@@ -179,16 +181,21 @@ class _Meddling(Engine):
 async def test_one_execution_failing_or_gone_does_not_stop_the_others(store_url, flow):
     async with _Meddling(open_store(store_url), poll_seconds=0.1) as engine:
         await engine.create_flow(flow, PARKED)
-        await started(engine, flow, ["late-1", "ok-1", "ok-2", "stuck-1"])
+        await started(engine, flow, ["crash-1", "late-1", "ok-1", "ok-2", "stuck-1"])
         result = await engine.stop_executions(flow)
         assert result.done == ("ok-1", "ok-2")
         assert result.skipped == (Skip("late-1", "it is Stopped now"),)
-        assert result.failed == (Failure("stuck-1", "ServiceBusy", "the store is busy; try again"),)
+        assert result.failed == (
+            Failure("crash-1", "InternalError", "the engine failed on this execution; see its log"),
+            Failure("stuck-1", "ServiceBusy", "the store is busy; try again"),
+        )
         assert (await engine.describe_execution(flow, "late-1")).error == "Other"
         assert (await engine.describe_execution(flow, "stuck-1")).status == "Running"
-        assert result.to_api()["Failed"] == [
-            {"Name": "stuck-1", "Code": "ServiceBusy", "Message": "the store is busy; try again"}
-        ]
+        assert result.to_api()["Failed"][1] == {
+            "Name": "stuck-1",
+            "Code": "ServiceBusy",
+            "Message": "the store is busy; try again",
+        }
 
 
 @bounded(seconds=30)

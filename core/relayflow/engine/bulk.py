@@ -14,6 +14,7 @@ start acts only on what is left.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ __all__ = [
     "Failure",
     "Skip",
 ]
+
+log = logging.getLogger("relayflow.engine")
 
 #: The most executions one bulk call acts on (its `Limit`).
 MAX_BULK_PAGE = 1000
@@ -371,8 +374,11 @@ class BulkOperations:
             if status != filters.status:
                 return Skip(name, f"it is {status} now")
             return Failure(name, exc.code, exc.message)
-        except Exception as exc:  # one execution's trouble must not end the page
-            return Failure(name, "InternalError", f"{type(exc).__name__}: {exc}")
+        except Exception:  # one execution's trouble must not end the page
+            log.exception("bulk action on execution %s of flow %s failed", name, flow_name)
+            return Failure(
+                name, "InternalError", "the engine failed on this execution; see its log"
+            )
         return None
 
     async def _status_now(self, flow_name: str, name: str) -> str | None:
