@@ -212,6 +212,15 @@ def test_bulk_redrive_reports_each_failure_and_exits_1(run: Run, api_server: Api
     assert kept.exit_code == 0, kept.output
     assert json.loads(kept.output)["Done"] == ["second-1"]
 
+    # One by name: refused while it runs, then redriven onto the current definition.
+    running = run("executions", "redrive", flow, "first-1")
+    assert running.exit_code == 1 and "ExecutionNotRedrivable" in running.output
+    assert run("executions", "stop", flow, "first-1").output == "first-1: Stopped\n"
+    one = run("executions", "redrive", flow, "first-1", "--definition", "current", "--json")
+    assert one.exit_code == 0, one.output
+    doc = json.loads(one.output)
+    assert (doc["Name"], doc["Status"], doc["RedriveCount"]) == ("first-1", "Running", 2)
+
 
 def test_bad_filters_and_mixed_forms_get_one_sentence(run: Run, api_server: ApiServer) -> None:
     flow = parked(api_server, [])

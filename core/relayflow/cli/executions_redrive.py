@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from relayflow.cli._common import Invalid
-from relayflow.cli._remote import client_config_option, connect, execution_json
+from relayflow.cli._common import Invalid, echo_json
+from relayflow.cli._remote import client_config_option, connect, execution_doc
 from relayflow.cli.executions_bulk import (
     BulkRun,
     filter_options,
@@ -102,7 +102,8 @@ def executions_redrive(
         if as_json:
             from relayflow.client import Execution
 
-            click.echo(execution_json(Execution.from_api(answer)))
+            doc = execution_doc(Execution.from_api(answer))
+            echo_json({**doc, "RedriveCount": answer.get("RedriveCount", 0)})
             return
         count = answer.get("RedriveCount")
         click.echo(f"{answer.get('Name', name)}: {answer.get('Status', '?')} (redrive {count})")
