@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from relayflow.cli import executions_bulk, main
 from relayflow.cli.executions_bulk import parse_when
-from tests.api_server import KEYS, ApiServer
+from tests.api_server import KEYS, ApiServer, config_text, serving, start_server, stop_server
 
 PARKED = "version: v1\ntype: flow\nsteps:\n  - type: wait\n    name: nap\n    duration: 3600\n"
 # Parks at `first` or `second` by input; without `second` below (ONE_NAP).
@@ -48,12 +48,17 @@ Run = Callable[..., Result]
 @pytest.fixture
 def run(api_server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     """`relayflow <args>` with a [client] table for the session's server (the admin key)."""
+    return runner_for(api_server, tmp_path, monkeypatch)
+
+
+def runner_for(server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
+    """`relayflow <args>` with a [client] table for ``server`` (the admin key)."""
     for name in ("RELAYFLOW_CONFIG", "RELAYFLOW_CLIENT__ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
     key_id, secret = KEYS["admin"]
     config = tmp_path / "client.toml"
     config.write_text(
-        f'[client]\nendpoint = "{api_server.url}"\naccess_key_id = "{key_id}"\n'
+        f'[client]\nendpoint = "{server.url}"\naccess_key_id = "{key_id}"\n'
         f'access_key_secret = "{secret}"\n'
     )
     runner = CliRunner()
@@ -261,3 +266,42 @@ def test_times_are_rfc_3339_or_a_time_ago() -> None:
     for wrong in ("", "soon", "2h ago", "400d", "2026-13-01"):
         with pytest.raises(ValueError):
             parse_when(wrong, now)
+
+
+def test_a_server_going_away_mid_run_is_reported_and_running_again_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = [f"g-{n}" for n in range(5)]
+    monkeypatch.setattr(executions_bulk, "PAGE", 2)
+    monkeypatch.setattr(executions_bulk, "on_terminal", lambda: True)
+    shown = executions_bulk.BulkRun._show_progress
+    (tmp_path / "one").mkdir()
+    with serving(tmp_path / "one", config_text(keys=KEYS)) as server:
+        flow = parked(server, names)
+        run = runner_for(server, tmp_path, monkeypatch)
+
+        def server_goes_away(self: executions_bulk.BulkRun) -> None:
+            shown(self)
+            stop_server(server.process)  # SIGTERM: it finishes what it was doing, then exits
+
+        monkeypatch.setattr(executions_bulk.BulkRun, "_show_progress", server_goes_away)
+        first = run("executions", "stop", flow, "--yes")
+        monkeypatch.setattr(executions_bulk.BulkRun, "_show_progress", shown)
+    assert first.exit_code == 1, first.output
+    progress, refusal = first.stderr.rstrip("\n").split("\n")
+    assert progress.endswith("stop: [############..................] 2/5")
+    assert refusal.startswith("relayflow: ConnectionFailed: cannot reach the server at ")
+    assert refusal.endswith(
+        "; 2 were stopped before it and 0 failed: run the same command again to go on"
+    )
+    # The same store, served again: the command goes on with the three left.
+    process, port = start_server(tmp_path / "one")
+    try:
+        again = ApiServer(tmp_path / "one", port, process)
+        run = runner_for(again, tmp_path, monkeypatch)
+        second = run("executions", "stop", flow, "--yes")
+        assert (second.exit_code, second.stdout) == (0, "stopped 3 of 3 matching\n")
+        assert [stops(again, flow, n) for n in names] == [1] * 5
+        again.http.close()
+    finally:
+        assert stop_server(process) == 0

@@ -217,6 +217,8 @@ class BulkRun:
                 try:
                     answer = client.request(self.action, params)
                 except ClientError as exc:
+                    if progress:
+                        click.echo(err=True)  # end the progress line
                     if not self.done and not self.failed and not self.skipped:
                         raise  # nothing done yet: the usual one-line refusal
                     raise Refused(
