@@ -368,7 +368,10 @@ class BulkOperations:
         try:
             await act(name)
         except EngineError as exc:
-            status = await self._status_now(flow_name, name)
+            try:
+                status = await self._status_now(flow_name, name)
+            except Exception:  # cannot tell whether it still matches: report the refusal
+                return Failure(name, exc.code, exc.message)
             if status is None:
                 return Skip(name, "it no longer exists")
             if status != filters.status:
