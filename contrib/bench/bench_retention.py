@@ -43,6 +43,7 @@ from relayflow.engine import Engine, FunctionIntegration, Submitted, retention
 from relayflow.engine.integration import TaskRequest
 from relayflow.engine.model import ExecutionState
 from relayflow.engine.snapshot import dump_state
+from relayflow.errors import EngineError
 from relayflow.store import ExecutionRow, FlowRow, HistoryEvent, Transaction, open_store
 
 QUEUE = "acs:mns:::/queues/jobs/messages"
@@ -108,6 +109,7 @@ class Load:
         self.rate = rate
         self.samples: list[tuple[float, float]] = []  # (when, seconds the report took)
         self.started = 0
+        self.refused = 0
         self.reports: set[asyncio.Task[None]] = set()
 
     async def handle(self, request: TaskRequest) -> Submitted:
@@ -119,7 +121,11 @@ class Load:
     async def _report(self, token: str) -> None:
         await asyncio.sleep(0)  # after the dispatch that handed the task over
         began = time.perf_counter()
-        await self.engine.report_task_succeeded(token, {"done": True})
+        try:
+            await self.engine.report_task_succeeded(token, {"done": True})
+        except EngineError:  # a task sent again (its lease ran out): the first report won
+            self.refused += 1
+            return
         self.samples.append((began, time.perf_counter() - began))
 
     async def run(self, until: asyncio.Event) -> None:
@@ -167,20 +173,37 @@ def figures(samples: list[tuple[float, float]], start: float, end: float) -> dic
     }
 
 
-async def fill(engine: Engine, first: int, count: int) -> float:
-    """Write ``count`` old executions through the engine's writer; the seconds it took."""
+async def fill(url: str, first: int, count: int) -> float:
+    """Write ``count`` old executions through a store of its own; the seconds it took.
+
+    On a thread, with its own connections: on PostgreSQL the engine's writer goes on meanwhile
+    (on SQLite it waits for the file's lock, chunk by chunk).
+    """
+
+    def write() -> None:
+        store = open_store(url)
+        try:
+            with store.reader() as tx:
+                flow = tx.get_flow("old")
+            assert flow is not None
+            for low in range(first, first + count, CHUNK):
+                with store.transaction() as tx:
+                    filler(flow, low, min(first + count, low + CHUNK))(tx)
+        finally:
+            store.close()
+
     began = time.perf_counter()
-    flow = await engine.read(lambda tx: tx.get_flow("old"))
-    assert flow is not None
-    for low in range(first, first + count, CHUNK):
-        high = min(first + count, low + CHUNK)
-        await engine._runtime.committer.alone(filler(flow, low, high))
+    await asyncio.to_thread(write)
     return time.perf_counter() - began
 
 
-async def one_round(engine: Engine, load: Load, first: int, count: int, seconds: float) -> Any:
+async def one_round(
+    url: str, engine: Engine, load: Load, first: int, count: int, seconds: float
+) -> Any:
     """Fill, measure the baseline, then measure while retention deletes what was filled."""
-    fill_seconds = await fill(engine, first, count)
+    fill_seconds = await fill(url, first, count)
+    while len(load.reports) > 5:  # reports held up by the fill are answered first
+        await asyncio.sleep(0.1)
     await asyncio.sleep(WARMUP)  # the fill's writes settle (checkpoints, caches)
     base_start = time.perf_counter()
     await asyncio.sleep(seconds)
@@ -227,7 +250,9 @@ async def measure(url: str, count: int, rate: float, seconds: float, rounds: int
         load_holder.append(load)
         stop = asyncio.Event()
         runner = asyncio.create_task(load.run(stop))
-        results = [await one_round(engine, load, n * count, count, seconds) for n in range(rounds)]
+        results = [
+            await one_round(url, engine, load, n * count, count, seconds) for n in range(rounds)
+        ]
         stop.set()
         await runner
         await asyncio.gather(*list(load.reports))
@@ -241,6 +266,7 @@ async def measure(url: str, count: int, rate: float, seconds: float, rounds: int
         "median_p99_ratio": ratios[len(ratios) // 2],
         "started": load.started,
         "succeeded": succeeded,
+        "reports_refused": load.refused,
     }
 
 
@@ -293,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"median p99 during retention / p99 without: {result['median_p99_ratio']} "
         f"(target <= 2); {result['succeeded']:,} of {result['started']:,} load executions "
-        "succeeded"
+        f"succeeded ({result['reports_refused']} reports of tasks sent twice refused)"
     )
     return 0
 
