@@ -54,6 +54,10 @@ def test_bash_completes_command_names():
         "describe",
         "history",
         "list",
+        "purge",
+        "redrive",
         "start",
         "stop",
+        "tree",
+        "waiting",
     ]

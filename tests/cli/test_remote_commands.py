@@ -97,7 +97,17 @@ def test_register_adds_the_three_groups():
         "versions",
         "delete-version",
     }
-    assert set(executions.commands) == {"start", "describe", "list", "history", "stop"}
+    assert set(executions.commands) == {
+        "start",
+        "describe",
+        "list",
+        "history",
+        "stop",
+        "redrive",
+        "waiting",
+        "purge",
+        "tree",
+    }
     assert set(tasks.commands) == {"succeed", "fail"}
 
 

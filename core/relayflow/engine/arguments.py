@@ -101,10 +101,15 @@ def _too_deep(what: str, max_depth: int) -> EngineError:
 
 
 def check_text(value: str, what: str, top: int, *, required: bool = False) -> str:
-    """An Error or Cause field, held to the service's length (Error 1-128, Cause 0-4,096)."""
+    """An Error or Cause field, held to the service's length (Error 1-128, Cause 0-4,096).
+
+    A NUL character is refused: no store keeps one in text (PostgreSQL refuses it).
+    """
     if not isinstance(value, str) or len(value) > top or (required and not value):
         least = 1 if required else 0
         raise EngineError.of("InvalidArgument", f"{what} must be {least} to {top} characters")
+    if "\x00" in value:
+        raise EngineError.of("InvalidArgument", f"{what} must not hold a NUL character")
     return value
 
 
