@@ -8,6 +8,7 @@ the retention loop looks every 50 ms of real time. Waits are bounded (`eventuall
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,23 +148,40 @@ def _nothing() -> Any:
     return PurgeResult(0, 0)
 
 
-@bounded(seconds=30)
-async def test_the_loop_goes_on_after_the_store_failed(url: str):
-    """A PostgreSQL connection killed under the loop: it logs, waits, and deletes later."""
+def test_the_loop_goes_on_after_the_store_failed(url: str, caplog: pytest.LogCaptureFixture):
+    """PostgreSQL connections killed under the loop: it says so once, waits, and deletes later."""
     if not url.startswith("postgresql"):
         pytest.skip("a SQLite file cannot be taken away from under its engine")
+    caplog.set_level(logging.WARNING, "relayflow.engine")
+    _store_fails_then_works(url, caplog)
+    messages = [r.getMessage() for r in caplog.records if "retention" in r.getMessage()]
+    assert any("the store cannot be used" in m for m in messages), messages
+    assert messages[-1] == "retention: the store works again", messages
+
+
+@bounded(seconds=30)
+async def _store_fails_then_works(url: str, caplog: pytest.LogCaptureFixture) -> None:
     import psycopg
 
     clock = Clock()
     async with engine_on(url, clock, retention_days=1) as engine:
         await engine.create_flow("p", PASS)
         await ended(engine, "p", "old", 5)
-        with psycopg.connect(url, autocommit=True) as admin:  # every other session goes
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        clock.now += 2 * DAY
+        await asyncio.sleep(0.1)  # the loop has had a turn on the live connection
+        server = url.rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute("ALTER DATABASE rf_engine_retention ALLOW_CONNECTIONS false")
+            try:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = 'rf_engine_retention'"
+                )
+                clock.now += 2 * DAY
+                await eventually(
+                    lambda: "the store cannot be used" in caplog.text, 10, "the loop's warning"
+                )
+            finally:
+                admin.execute("ALTER DATABASE rf_engine_retention ALLOW_CONNECTIONS true")
         await eventually(lambda: _gone(engine, "p"), 10, "the purge after the failure")
 
 
