@@ -8,7 +8,8 @@ endpoint whose certificate a private CA signed, `--ca-file` (or `[client] ca_fil
 `RELAYFLOW_CLIENT__CA_FILE`) names that CA's certificate; certificates are always verified.
 
 Exit codes: 0 done; 1 the server refused (or could not be reached), or a waited-for execution
-did not succeed; 2 bad local input (JSON, files, configuration). Errors are one line on stderr,
+did not succeed, or a bulk action could not act on some executions; 2 bad local input (JSON,
+files, configuration); 130 a bulk action stopped by Ctrl-C (running it again goes on). Errors are one line on stderr,
 `relayflow: <Code>: <Message>`.
 
 Nothing here imports the engine, the FDL models or the API. The `[client]` table is read
