@@ -45,6 +45,7 @@ EXPORTED: dict[str, list[str]] = {
     "relayflow.client": [
         "API_VERSION",
         "AsyncClient",
+        "BulkPage",
         "Client",
         "ClientError",
         "Execution",
@@ -57,6 +58,8 @@ EXPORTED: dict[str, list[str]] = {
         "HistoryEvent",
         "HistoryPage",
         "Page",
+        "PurgeResult",
+        "WaitingWork",
     ],
     "relayflow.config": [
         "AccessKey",
@@ -155,6 +158,9 @@ EXPORTED: dict[str, list[str]] = {
         "hookimpl",
     ],
     "relayflow.results": [
+        "BulkFailure",
+        "BulkPage",
+        "BulkSkip",
         "ExecutionInfo",
         "ExecutionRef",
         "FINAL_STATUSES",
@@ -162,6 +168,7 @@ EXPORTED: dict[str, list[str]] = {
         "HistoryEvent",
         "HistoryPage",
         "Page",
+        "PurgeResult",
         "WaitingWork",
         "iso_time",
     ],

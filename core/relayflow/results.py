@@ -45,12 +45,16 @@ if TYPE_CHECKING:  # only for annotations: the store and the engine are the serv
 
 __all__ = [
     "FINAL_STATUSES",
+    "BulkFailure",
+    "BulkPage",
+    "BulkSkip",
     "ExecutionInfo",
     "ExecutionRef",
     "FlowInfo",
     "HistoryEvent",
     "HistoryPage",
     "Page",
+    "PurgeResult",
     "WaitingWork",
     "iso_time",
 ]
@@ -715,4 +719,180 @@ class HistoryPage(Page[HistoryEvent]):
                 for e in self.items
             ],
             "NextToken": self.next_token,
+        }
+
+
+# -- the operations of production: bulk actions and purges --------------------------------------
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        _invalid(f"the server sent {key} that is not a list of names")
+    return tuple(value)
+
+
+def _flag(doc: Mapping[str, Any], key: str) -> bool:
+    value = doc.get(key)
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+@dataclass(frozen=True, slots=True)
+class BulkSkip:
+    """An execution of a bulk page left alone: it no longer matched the filter.
+
+    `relayflow.engine.bulk.Skip` is another name for it.
+
+    Attributes:
+        name: the execution's name.
+        reason: one sentence, such as `it is Stopped now`.
+    """
+
+    name: str
+    reason: str
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> BulkSkip:
+        """From `{"Name", "Reason"}`."""
+        return cls(_str(doc, "Name"), _str(doc, "Reason"))
+
+    def to_api(self) -> dict[str, str]:
+        """`{"Name", "Reason"}`."""
+        return {"Name": self.name, "Reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class BulkFailure:
+    """An execution of a bulk page the action failed on, and the refusal it got.
+
+    `relayflow.engine.bulk.Failure` is another name for it.
+
+    Attributes:
+        name: the execution's name.
+        code: the refusal's code, such as `ExecutionNotRedrivable`.
+        message: its sentence.
+    """
+
+    name: str
+    code: str
+    message: str
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> BulkFailure:
+        """From `{"Name", "Code", "Message"}`."""
+        return cls(_str(doc, "Name"), _str(doc, "Code"), _str(doc, "Message"))
+
+    def to_api(self) -> dict[str, str]:
+        """`{"Name", "Code", "Message"}`."""
+        return {"Name": self.name, "Code": self.code, "Message": self.message}
+
+
+@dataclass(frozen=True)
+class BulkPage:
+    """What one StopExecutions or RedriveExecutions call did with one page of the matches.
+
+    `relayflow.engine.bulk.BulkResult` is another name for it.
+
+    Attributes:
+        matched: how many executions matched the filter when the call began (the whole flow,
+            not only this page).
+        selected: the names of the page: those acted on, or with ``dry_run`` those that would
+            have been. The engine gives them in name order; from the server's answer (which
+            lists them only on a dry run) they are the names of `done`, `skipped` and `failed`,
+            sorted.
+        done: the names acted on.
+        skipped: those left alone because they no longer matched.
+        failed: those the action failed on, each with its refusal.
+        next_token: pass it as `next_token` to act on the next page; "" after the last page.
+        dry_run: nothing was done, only selected.
+    """
+
+    matched: int
+    selected: tuple[str, ...]
+    done: tuple[str, ...] = ()
+    skipped: tuple[BulkSkip, ...] = ()
+    failed: tuple[BulkFailure, ...] = ()
+    next_token: str = ""
+    dry_run: bool = False
+
+    @property
+    def last(self) -> bool:
+        """Whether no page follows this one."""
+        return not self.next_token
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> BulkPage:
+        """From the answer's `Matched`, `Done`, `Skipped`, `Failed`, `NextToken`, `DryRun`.
+
+        Raises:
+            relayflow.client.ClientError: `InvalidResponse`, a field cannot be read.
+        """
+        done = _names(doc.get("Done"), "Done")
+        skipped = tuple(BulkSkip.from_api(d) for d in _objects(doc.get("Skipped"), "Skipped"))
+        failed = tuple(BulkFailure.from_api(d) for d in _objects(doc.get("Failed"), "Failed"))
+        dry_run = _flag(doc, "DryRun")
+        if "Selected" in doc:
+            selected = _names(doc.get("Selected"), "Selected")
+        else:
+            selected = tuple(sorted([*done, *(s.name for s in skipped), *(f.name for f in failed)]))
+        return cls(
+            _int(doc, "Matched"),
+            selected,
+            done,
+            skipped,
+            failed,
+            _str(doc, "NextToken"),
+            dry_run,
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """The answer of StopExecutions and RedriveExecutions (`Selected` on a dry run only)."""
+        doc: dict[str, Any] = {
+            "Matched": self.matched,
+            "Done": list(self.done),
+            "Skipped": [s.to_api() for s in self.skipped],
+            "Failed": [f.to_api() for f in self.failed],
+            "NextToken": self.next_token,
+            "DryRun": self.dry_run,
+        }
+        if self.dry_run:
+            doc["Selected"] = list(self.selected)
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    """What a PurgeExecutions call did (or, with ``dry_run``, would do).
+
+    `relayflow.engine.retention.PurgeResult` is the same class.
+
+    Attributes:
+        count: how many executions this call deleted (would delete).
+        remaining: how many still match afterwards (ended before the time, of the flow): the
+            next call's work. On PostgreSQL it counts those another transaction held.
+        dry_run: nothing was deleted.
+    """
+
+    count: int
+    remaining: int
+    dry_run: bool = False
+
+    @property
+    def more(self) -> bool:
+        """Whether executions that match remain (call again)."""
+        return self.remaining > 0
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> PurgeResult:
+        """From `{"Count", "Remaining", "DryRun"}` (`More` follows from `Remaining`)."""
+        return cls(_int(doc, "Count"), _int(doc, "Remaining"), _flag(doc, "DryRun"))
+
+    def to_api(self) -> dict[str, Any]:
+        """`{"Count", "Remaining", "More", "DryRun"}`, PurgeExecutions' answer."""
+        return {
+            "Count": self.count,
+            "Remaining": self.remaining,
+            "More": self.more,
+            "DryRun": self.dry_run,
         }

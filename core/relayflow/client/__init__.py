@@ -105,6 +105,23 @@ for the later ones):
 
     client.report_task_succeeded(output={"paid": True}, flow_name="orders", correlation_key="A-7")
 
+Operating flows in production
+-----------------------------
+
+relayflow's own actions have methods too (docs/redrive.md, docs/bulk-actions.md,
+docs/waiting.md, docs/retention.md):
+
+    client.redrive_execution("orders", "order-7")            # Running again, redrive_count 1
+    page = client.stop_executions("orders", name_prefix="import-", limit=500)   # a BulkPage
+    page.matched, page.done, page.failed, page.next_token
+    client.redrive_executions("orders", "Failed", dry_run=True).selected
+    client.count_executions("orders", "Running")
+    for work in client.iter_waiting("orders", older_than=3600):
+        print(work.execution_name, work.step_name, work.since)
+    client.purge_executions(datetime.now(UTC) - timedelta(days=30)).more
+    client.describe_execution("orders", "order-7", include_waiting=True).waiting
+    client.delete_flow("orders", force=True)                  # stops what runs, then deletes
+
 asyncio
 -------
 
@@ -156,17 +173,21 @@ from relayflow.client._errors import ClientError
 from relayflow.client._http import Client
 from relayflow.results import (
     FINAL_STATUSES,
+    BulkPage,
     ExecutionInfo,
     FlowInfo,
     HistoryEvent,
     HistoryPage,
     Page,
+    PurgeResult,
+    WaitingWork,
 )
 
 __all__ = [
     "API_VERSION",
     "FINAL_STATUSES",
     "AsyncClient",
+    "BulkPage",
     "Client",
     "ClientError",
     "Execution",
@@ -178,6 +199,8 @@ __all__ = [
     "HistoryEvent",
     "HistoryPage",
     "Page",
+    "PurgeResult",
+    "WaitingWork",
 ]
 
 Flow = FlowInfo

@@ -15,7 +15,16 @@ from relayflow.client import _calls
 from relayflow.client._base import USER_AGENT, _Base, _client_config
 from relayflow.client._calls import Call
 from relayflow.flow_objects import ScheduleInfo
-from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page
+from relayflow.results import (
+    BulkPage,
+    ExecutionInfo,
+    FlowInfo,
+    HistoryEvent,
+    HistoryPage,
+    Page,
+    PurgeResult,
+    WaitingWork,
+)
 
 if TYPE_CHECKING:  # the configuration (pydantic-settings) is the caller's to load, not ours
     from relayflow.config import ClientConfig, Config
@@ -162,9 +171,9 @@ class AsyncClient(_Base):
                 return
             token = page.next_token
 
-    async def delete_flow(self, name: str) -> str:
-        """Delete a flow (DeleteFlow); returns the RequestId."""
-        return await self.call(_calls.delete_flow(name))
+    async def delete_flow(self, name: str, *, force: bool = False) -> str:
+        """Delete a flow (DeleteFlow); returns the RequestId. See `Client.delete_flow`."""
+        return await self.call(_calls.delete_flow(name, force))
 
     async def start_execution(
         self,
@@ -192,10 +201,15 @@ class AsyncClient(_Base):
         return await self.call(_calls.start_sync_execution(flow_name, input, name, qualifier))
 
     async def describe_execution(
-        self, flow_name: str, name: str, wait_seconds: int = 0
+        self, flow_name: str, name: str, wait_seconds: int = 0, *, include_waiting: bool = False
     ) -> ExecutionInfo:
-        """An execution (DescribeExecution), with an optional long poll of 0-60 seconds."""
-        return await self.call(_calls.describe_execution(flow_name, name, wait_seconds))
+        """An execution (DescribeExecution), with an optional long poll of 0-60 seconds.
+
+        ``include_waiting`` fills the result's `waiting`, as for `Client.describe_execution`.
+        """
+        return await self.call(
+            _calls.describe_execution(flow_name, name, wait_seconds, include_waiting)
+        )
 
     async def wait_for_execution(
         self, flow_name: str, name: str, timeout: float | None = None
@@ -308,6 +322,114 @@ class AsyncClient(_Base):
         """Fail a task (ReportTaskFailed), by token or by flow and key; returns the event id."""
         call = _calls.report_task_failed(token, error, cause, flow_name, correlation_key)
         return await self.call(call)
+
+    # operating flows in production (relayflow's own actions)
+
+    async def redrive_execution(
+        self, flow_name: str, name: str, *, use_current_definition: bool = False
+    ) -> ExecutionInfo:
+        """Make an ended execution go on (RedriveExecution); see `Client.redrive_execution`."""
+        return await self.call(_calls.redrive_execution(flow_name, name, use_current_definition))
+
+    async def count_executions(
+        self,
+        flow_name: str,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        *,
+        started_after: datetime | str | None = None,
+        started_before: datetime | str | None = None,
+    ) -> int:
+        """How many executions the filters match (CountExecutions); see `Client`'s."""
+        return await self.call(
+            _calls.count_executions(flow_name, status, name_prefix, started_after, started_before)
+        )
+
+    async def stop_executions(
+        self,
+        flow_name: str,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        *,
+        started_after: datetime | str | None = None,
+        started_before: datetime | str | None = None,
+        error: str = "",
+        cause: str = "",
+        limit: int | None = None,
+        next_token: str | None = None,
+        dry_run: bool = False,
+    ) -> BulkPage:
+        """Stop one page of the matching running executions; see `Client.stop_executions`."""
+        filters = _calls.execution_filters(
+            flow_name, status, name_prefix, started_after, started_before
+        )
+        return await self.call(
+            _calls.stop_executions(filters, error, cause, limit, next_token, dry_run)
+        )
+
+    async def redrive_executions(
+        self,
+        flow_name: str,
+        status: str,
+        name_prefix: str | None = None,
+        *,
+        started_after: datetime | str | None = None,
+        started_before: datetime | str | None = None,
+        use_current_definition: bool = False,
+        limit: int | None = None,
+        next_token: str | None = None,
+        dry_run: bool = False,
+    ) -> BulkPage:
+        """Redrive one page of the matching ended executions; see `Client.redrive_executions`."""
+        filters = _calls.execution_filters(
+            flow_name, status, name_prefix, started_after, started_before
+        )
+        return await self.call(
+            _calls.redrive_executions(filters, use_current_definition, limit, next_token, dry_run)
+        )
+
+    async def list_waiting(
+        self,
+        flow_name: str | None = None,
+        *,
+        older_than: float | None = None,
+        limit: int | None = None,
+        next_token: str | None = "",
+    ) -> Page[WaitingWork]:
+        """One page of what running executions wait on (ListWaitingWork); see `Client`'s."""
+        return await self.call(_calls.list_waiting(flow_name, older_than, limit, next_token))
+
+    async def iter_waiting(
+        self,
+        flow_name: str | None = None,
+        *,
+        older_than: float | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[WaitingWork]:
+        """Everything running executions wait on, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            page = await self.list_waiting(
+                flow_name, older_than=older_than, limit=page_size, next_token=token
+            )
+            for work in page.items:
+                yield work
+            if page.last:
+                return
+            token = page.next_token
+
+    async def purge_executions(
+        self,
+        ended_before: datetime | str | float,
+        *,
+        flow_name: str | None = None,
+        dry_run: bool = False,
+        limit: int | None = None,
+    ) -> PurgeResult:
+        """Delete executions that ended before a time (PurgeExecutions); see `Client`'s."""
+        return await self.call(_calls.purge_executions(ended_before, flow_name, dry_run, limit))
+
+    # schedules
 
     async def create_schedule(
         self,

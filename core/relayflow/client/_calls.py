@@ -15,7 +15,17 @@ from typing import Any, Generic, TypeVar
 
 from relayflow.client._errors import ClientError
 from relayflow.flow_objects import ScheduleInfo
-from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page
+from relayflow.results import (
+    BulkPage,
+    ExecutionInfo,
+    FlowInfo,
+    HistoryEvent,
+    HistoryPage,
+    Page,
+    PurgeResult,
+    WaitingWork,
+    iso_time,
+)
 from relayflow.signing import signed_params
 
 __all__ = ["API_VERSION", "Call", "Credentials", "decode", "encode"]
@@ -249,9 +259,12 @@ def list_flows(limit: int | None, next_token: str | None) -> Call[Page[FlowInfo]
     return Call("ListFlows", params, _flows)
 
 
-def delete_flow(name: str) -> Call[str]:
-    """DeleteFlow; the answer is the RequestId."""
-    return Call("DeleteFlow", {"Name": name}, _request_id)
+def delete_flow(name: str, force: bool = False) -> Call[str]:
+    """DeleteFlow; ``force`` (`Force=true`) stops its running executions first."""
+    params = {"Name": name}
+    if force:
+        params["Force"] = "true"
+    return Call("DeleteFlow", params, _request_id)
 
 
 def start_execution(
@@ -298,8 +311,13 @@ def start_sync_execution(
     return Call("StartSyncExecution", params, _sync_execution, extra_timeout=EXPRESS_MAX_SECONDS)
 
 
-def describe_execution(flow_name: str, name: str, wait_seconds: float) -> Call[ExecutionInfo]:
-    """DescribeExecution; a long poll of ``wait_seconds`` gets as much more HTTP time."""
+def describe_execution(
+    flow_name: str, name: str, wait_seconds: float, include_waiting: bool = False
+) -> Call[ExecutionInfo]:
+    """DescribeExecution; a long poll of ``wait_seconds`` gets as much more HTTP time.
+
+    With ``include_waiting`` (`IncludeWaiting=true`) the answer says what it waits on.
+    """
     if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
         raise ValueError(f"wait_seconds must be from 0 to {MAX_WAIT_SECONDS}, got {wait_seconds}")
     seconds = int(wait_seconds)
@@ -308,6 +326,8 @@ def describe_execution(flow_name: str, name: str, wait_seconds: float) -> Call[E
     params = {"FlowName": flow_name, "ExecutionName": name}
     if seconds:
         params["WaitTimeSeconds"] = str(seconds)
+    if include_waiting:
+        params["IncludeWaiting"] = "true"
     return Call("DescribeExecution", params, ExecutionInfo.from_api, extra_timeout=float(seconds))
 
 
@@ -396,6 +416,146 @@ def report_task_failed(
     params["Error"] = error
     _put(params, "Cause", cause or None)
     return Call("ReportTaskFailed", params, _event_id)
+
+
+# relayflow's own actions: the operations of production
+
+
+def redrive_execution(
+    flow_name: str, name: str, use_current_definition: bool
+) -> Call[ExecutionInfo]:
+    """RedriveExecution; the answer is the execution, Running again."""
+    params = {"FlowName": flow_name, "ExecutionName": name}
+    if use_current_definition:
+        params["UseCurrentDefinition"] = "true"
+    return Call("RedriveExecution", params, ExecutionInfo.from_api)
+
+
+def execution_filters(
+    flow_name: str,
+    status: str | None,
+    name_prefix: str | None,
+    started_after: datetime | str | None,
+    started_before: datetime | str | None,
+) -> dict[str, str]:
+    """ListExecutions' filters, as the bulk actions take them."""
+    params = {"FlowName": flow_name}
+    _put(params, "Status", status or None)
+    _put(params, "ExecutionNamePrefix", name_prefix or None)
+    _put(params, "StartedTimeBegin", _rfc3339(started_after, "started_after"))
+    _put(params, "StartedTimeEnd", _rfc3339(started_before, "started_before"))
+    return params
+
+
+def _page_params(
+    params: dict[str, str], limit: int | None, next_token: str | None, dry_run: bool
+) -> dict[str, str]:
+    _put(params, "Limit", limit)
+    _put(params, "NextToken", next_token or None)
+    if dry_run:
+        params["DryRun"] = "true"
+    return params
+
+
+def count_executions(
+    flow_name: str,
+    status: str | None,
+    name_prefix: str | None,
+    started_after: datetime | str | None,
+    started_before: datetime | str | None,
+) -> Call[int]:
+    """CountExecutions; the answer is `Matched`."""
+    params = execution_filters(flow_name, status, name_prefix, started_after, started_before)
+    return Call("CountExecutions", params, lambda doc: BulkPage.from_api(doc).matched)
+
+
+def stop_executions(
+    filters: dict[str, str],
+    error: str,
+    cause: str,
+    limit: int | None,
+    next_token: str | None,
+    dry_run: bool,
+) -> Call[BulkPage]:
+    """StopExecutions on ``filters``; empty Error and Cause are left out."""
+    params = dict(filters)
+    _put(params, "Error", error or None)
+    _put(params, "Cause", cause or None)
+    return Call(
+        "StopExecutions", _page_params(params, limit, next_token, dry_run), BulkPage.from_api
+    )
+
+
+def redrive_executions(
+    filters: dict[str, str],
+    use_current_definition: bool,
+    limit: int | None,
+    next_token: str | None,
+    dry_run: bool,
+) -> Call[BulkPage]:
+    """RedriveExecutions on ``filters`` (from `execution_filters`)."""
+    params = dict(filters)
+    if use_current_definition:
+        params["UseCurrentDefinition"] = "true"
+    return Call(
+        "RedriveExecutions", _page_params(params, limit, next_token, dry_run), BulkPage.from_api
+    )
+
+
+def _whole_seconds(value: float | None, what: str) -> int | None:
+    """A duration the API takes in whole seconds; a fraction is refused, not rounded."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ValueError(f"{what} must be a whole number of seconds, got {value!r}")
+    return int(value)
+
+
+def _waiting(doc: dict[str, Any]) -> Page[WaitingWork]:
+    return Page.from_api(doc, "Waiting", WaitingWork.from_api)
+
+
+def list_waiting(
+    flow_name: str | None, older_than: float | None, limit: int | None, next_token: str | None
+) -> Call[Page[WaitingWork]]:
+    """ListWaitingWork; without ``flow_name``, every flow's executions."""
+    params: dict[str, str] = {}
+    _put(params, "FlowName", flow_name or None)
+    _put(params, "OlderThanSeconds", _whole_seconds(older_than, "older_than"))
+    _put(params, "Limit", limit)
+    _put(params, "NextToken", next_token or None)
+    return Call("ListWaitingWork", params, _waiting)
+
+
+def _when(value: datetime | str | float, what: str) -> str:
+    """A time as RFC 3339 text with milliseconds: an aware datetime, text, or epoch seconds."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{what} must be timezone-aware, such as datetime.now(UTC)")
+        return iso_time(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be a datetime, RFC 3339 text or seconds since the epoch")
+    try:
+        return iso_time(float(value))
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"{what} is not a time: {value!r}") from None
+
+
+def purge_executions(
+    ended_before: datetime | str | float,
+    flow_name: str | None,
+    dry_run: bool,
+    limit: int | None,
+) -> Call[PurgeResult]:
+    """PurgeExecutions."""
+    params = {"EndedBefore": _when(ended_before, "ended_before")}
+    _put(params, "FlowName", flow_name or None)
+    _put(params, "Limit", limit)
+    if dry_run:
+        params["DryRun"] = "true"
+    return Call("PurgeExecutions", params, PurgeResult.from_api)
 
 
 # schedules

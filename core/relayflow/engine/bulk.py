@@ -25,6 +25,11 @@ from relayflow.engine.outcomes import MAX_CAUSE_CHARS, MAX_ERROR_CHARS
 from relayflow.engine.redrive import redrive_in
 from relayflow.errors import EngineError, not_exists
 
+# The result types are shared with the client (relayflow.results); these names stay.
+from relayflow.results import BulkFailure as Failure
+from relayflow.results import BulkPage as BulkResult
+from relayflow.results import BulkSkip as Skip
+
 if TYPE_CHECKING:
     from relayflow.engine.batches import TxContext
     from relayflow.engine.records import ExecutionInfo
@@ -102,81 +107,6 @@ class ExecutionFilter:
             "started_from": self.started_from,
             "started_to": self.started_to,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Skip:
-    """An execution of the page left alone: it no longer matches the filter.
-
-    Attributes:
-        name: the execution's name.
-        reason: one sentence, such as `it is Stopped now`.
-    """
-
-    name: str
-    reason: str
-
-    def to_api(self) -> dict[str, str]:
-        """`{"Name", "Reason"}`."""
-        return {"Name": self.name, "Reason": self.reason}
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """An execution of the page the action failed on, and the refusal it got.
-
-    Attributes:
-        name: the execution's name.
-        code: the refusal's code, such as `ExecutionNotRedrivable`.
-        message: its sentence.
-    """
-
-    name: str
-    code: str
-    message: str
-
-    def to_api(self) -> dict[str, str]:
-        """`{"Name", "Code", "Message"}`."""
-        return {"Name": self.name, "Code": self.code, "Message": self.message}
-
-
-@dataclass(frozen=True)
-class BulkResult:
-    """What one bulk call did with one page of the matching executions.
-
-    Attributes:
-        matched: how many executions matched the filter when the call began (the whole flow,
-            not only this page).
-        selected: the names of the page, in name order: those acted on, or with ``dry_run``
-            those that would have been.
-        done: the names acted on.
-        skipped: those left alone because they no longer matched.
-        failed: those the action failed on.
-        next_token: where the next page starts ("" after the last page).
-        dry_run: nothing was done, only selected.
-    """
-
-    matched: int
-    selected: tuple[str, ...]
-    done: tuple[str, ...] = ()
-    skipped: tuple[Skip, ...] = ()
-    failed: tuple[Failure, ...] = ()
-    next_token: str = ""
-    dry_run: bool = False
-
-    def to_api(self) -> dict[str, Any]:
-        """`Matched`, `Done`, `Skipped`, `Failed`, `NextToken` (and `Selected` on a dry run)."""
-        doc: dict[str, Any] = {
-            "Matched": self.matched,
-            "Done": list(self.done),
-            "Skipped": [s.to_api() for s in self.skipped],
-            "Failed": [f.to_api() for f in self.failed],
-            "NextToken": self.next_token,
-            "DryRun": self.dry_run,
-        }
-        if self.dry_run:
-            doc["Selected"] = list(self.selected)
-        return doc
 
 
 def _invalid(message: str) -> EngineError:

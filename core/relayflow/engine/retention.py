@@ -34,12 +34,12 @@ import functools
 import logging
 import math
 import time
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from relayflow.engine.arguments import check_name, page_size
 from relayflow.errors import EngineError, first_line, not_exists
+from relayflow.results import PurgeResult  # shared with the client
 from relayflow.store import StoreError
 
 if TYPE_CHECKING:
@@ -80,36 +80,6 @@ _MIN_PAUSE: Final = 0.005
 #: executions keep starting, and how many executions it stops at once.
 FORCE_ROUNDS: Final = 5
 FORCE_PAGE: Final = 500
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeResult:
-    """What a purge did (or, with ``dry_run``, would do).
-
-    Attributes:
-        count: how many executions this call deleted (would delete).
-        remaining: how many still match afterwards (ended before the time, of the flow): the
-            next call's work. On PostgreSQL it counts those another transaction held.
-        dry_run: nothing was deleted.
-    """
-
-    count: int
-    remaining: int
-    dry_run: bool = False
-
-    @property
-    def more(self) -> bool:
-        """Whether executions that match remain (call again)."""
-        return self.remaining > 0
-
-    def to_api(self) -> dict[str, Any]:
-        """`{"Count", "Remaining", "More", "DryRun"}`, PurgeExecutions' answer."""
-        return {
-            "Count": self.count,
-            "Remaining": self.remaining,
-            "More": self.more,
-            "DryRun": self.dry_run,
-        }
 
 
 def ended_before_seconds(value: float | datetime) -> float:

@@ -20,9 +20,19 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
+from relayflow.engine.bulk import ExecutionFilter
 from relayflow.engine.engine import Engine
 from relayflow.flow_objects import ScheduleInfo
-from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page
+from relayflow.results import (
+    BulkPage,
+    ExecutionInfo,
+    FlowInfo,
+    HistoryEvent,
+    HistoryPage,
+    Page,
+    PurgeResult,
+    WaitingWork,
+)
 
 __all__ = ["SyncEngine"]
 
@@ -114,9 +124,9 @@ class SyncEngine:
         """Every flow, a page at a time (as `Client.iter_flows`)."""
         return _walk(lambda token: self.list_flows(page_size, token))
 
-    def delete_flow(self, name: str) -> None:
-        """See `Engine.delete_flow`."""
-        self._call(self.engine.delete_flow(name))
+    def delete_flow(self, name: str, *, force: bool = False) -> None:
+        """See `Engine.delete_flow`; ``force`` stops its running executions first."""
+        self._call(self.engine.delete_flow(name, force=force))
 
     def start_execution(
         self,
@@ -145,10 +155,14 @@ class SyncEngine:
         return self._call(self.engine.start_sync_execution(flow_name, input, name, qualifier or ""))
 
     def describe_execution(
-        self, flow_name: str, name: str, wait_seconds: float = 0
+        self, flow_name: str, name: str, wait_seconds: float = 0, *, include_waiting: bool = False
     ) -> ExecutionInfo:
-        """See `Engine.describe_execution`."""
-        return self._call(self.engine.describe_execution(flow_name, name, wait_seconds))
+        """See `Engine.describe_execution`; ``include_waiting`` fills the result's `waiting`."""
+        return self._call(
+            self.engine.describe_execution(
+                flow_name, name, wait_seconds, include_waiting=include_waiting
+            )
+        )
 
     def wait_for_execution(
         self, flow_name: str, name: str, timeout: float | None = None
@@ -261,6 +275,142 @@ class SyncEngine:
             )
         )
 
+    # operating flows in production: the client's methods, on the engine's
+
+    def redrive_execution(
+        self, flow_name: str, name: str, *, use_current_definition: bool = False
+    ) -> ExecutionInfo:
+        """See `Engine.redrive_execution`: a Failed, TimedOut or Stopped execution goes on."""
+        return self._call(
+            self.engine.redrive_execution(
+                flow_name, name, use_current_definition=use_current_definition
+            )
+        )
+
+    def count_executions(
+        self,
+        flow_name: str,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        *,
+        started_after: datetime | str | float | None = None,
+        started_before: datetime | str | float | None = None,
+    ) -> int:
+        """How many executions the filters match (`Engine.count_executions_matching`).
+
+        The filters are `list_executions`'s.
+        """
+        filters = _filters(status, name_prefix, started_after, started_before)
+        return self._call(self.engine.count_executions_matching(flow_name, filters))
+
+    def stop_executions(
+        self,
+        flow_name: str,
+        status: str | None = None,
+        name_prefix: str | None = None,
+        *,
+        started_after: datetime | str | float | None = None,
+        started_before: datetime | str | float | None = None,
+        error: str = "",
+        cause: str = "",
+        limit: int | None = None,
+        next_token: str | None = "",
+        dry_run: bool = False,
+    ) -> BulkPage:
+        """Stop one page of the running executions the filters match (`Engine.stop_executions`).
+
+        The arguments are `Client.stop_executions`'s; call again with the page's
+        `next_token` until it is "".
+        """
+        return self._call(
+            self.engine.stop_executions(
+                flow_name,
+                filters=_filters(status, name_prefix, started_after, started_before),
+                error=error,
+                cause=cause,
+                limit=limit,
+                next_token=next_token or "",
+                dry_run=dry_run,
+            )
+        )
+
+    def redrive_executions(
+        self,
+        flow_name: str,
+        status: str,
+        name_prefix: str | None = None,
+        *,
+        started_after: datetime | str | float | None = None,
+        started_before: datetime | str | float | None = None,
+        use_current_definition: bool = False,
+        limit: int | None = None,
+        next_token: str | None = "",
+        dry_run: bool = False,
+    ) -> BulkPage:
+        """Redrive one page of the ended executions the filters match.
+
+        See `Engine.redrive_executions`; the arguments are `Client.redrive_executions`'s.
+        """
+        return self._call(
+            self.engine.redrive_executions(
+                flow_name,
+                filters=_filters(status, name_prefix, started_after, started_before),
+                use_current_definition=use_current_definition,
+                limit=limit,
+                next_token=next_token or "",
+                dry_run=dry_run,
+            )
+        )
+
+    def list_waiting(
+        self,
+        flow_name: str | None = None,
+        *,
+        older_than: float | None = None,
+        limit: int | None = None,
+        next_token: str | None = "",
+    ) -> Page[WaitingWork]:
+        """See `Engine.list_waiting`: a page of what running executions wait on."""
+        return self._call(
+            self.engine.list_waiting(
+                flow_name or None,
+                older_than=older_than,
+                limit=limit,
+                next_token=next_token or "",
+            )
+        )
+
+    def iter_waiting(
+        self,
+        flow_name: str | None = None,
+        *,
+        older_than: float | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[WaitingWork]:
+        """Everything running executions wait on, a page at a time (as `Client.iter_waiting`)."""
+        return _walk(
+            lambda token: self.list_waiting(
+                flow_name, older_than=older_than, limit=page_size, next_token=token
+            )
+        )
+
+    def purge_executions(
+        self,
+        ended_before: datetime | str | float,
+        *,
+        flow_name: str | None = None,
+        dry_run: bool = False,
+        limit: int | None = None,
+    ) -> PurgeResult:
+        """See `Engine.purge_executions`; ``ended_before`` may also be RFC 3339 text."""
+        if isinstance(ended_before, str):
+            ended_before = _time(ended_before, "ended_before")
+        return self._call(
+            self.engine.purge_executions(
+                ended_before, flow_name=flow_name, dry_run=dry_run, limit=limit
+            )
+        )
+
     # schedules: the client's methods, on the engine's
 
     def create_schedule(
@@ -335,15 +485,34 @@ def _walk(page: Callable[[str], Page[T]]) -> Iterator[T]:
         token = current.next_token
 
 
+def _filters(
+    status: str | None,
+    name_prefix: str | None,
+    started_after: datetime | str | float | None,
+    started_before: datetime | str | float | None,
+) -> ExecutionFilter:
+    """The client's filter arguments as the engine's `ExecutionFilter` (it checks them)."""
+    return ExecutionFilter(
+        status=status or None,
+        name_prefix=name_prefix or None,
+        started_from=_seconds(started_after, "started_after"),
+        started_to=_seconds(started_before, "started_before"),
+    )
+
+
+def _time(text: str, what: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{what} must be RFC 3339 UTC text, got {text[:40]!r}") from None
+
+
 def _seconds(value: datetime | str | float | None, what: str) -> float | None:
     """A time filter as the engine takes it: seconds since the epoch."""
     if value is None or isinstance(value, int | float):
         return value
     if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{what} must be RFC 3339 UTC text, got {value!r}") from None
+        value = _time(value, what)
     if value.tzinfo is None:
         raise ValueError(f"{what} must be timezone-aware, such as datetime.now(UTC)")
     return value.timestamp()
