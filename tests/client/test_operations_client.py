@@ -174,8 +174,9 @@ def test_the_client_runs_every_operation(api_server: ApiServer) -> None:
     with Client(api_server.url, *KEYS["admin"], timeout=30) as client:
         run_operations(client, ClientError)
         # What the client checks before sending anything.
-        with pytest.raises(ValueError, match="whole number of seconds"):
-            client.list_waiting(older_than=1.5)
+        for older_than in (1.5, float("inf"), float("nan")):
+            with pytest.raises(ValueError, match="whole number of seconds"):
+                client.list_waiting(older_than=older_than)
         with pytest.raises(ValueError, match="timezone-aware"):
             client.purge_executions(datetime(2020, 1, 1))
         with pytest.raises(ValueError, match="not a time"):

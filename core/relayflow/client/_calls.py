@@ -7,6 +7,7 @@ one place and the sync and async clients cannot drift apart.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -457,6 +458,17 @@ def _page_params(
     return params
 
 
+def _matched(doc: dict[str, Any]) -> int:
+    value = doc.get("Matched")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ClientError(
+        "InvalidResponse",
+        f"the server sent no Matched count, but {str(value)[:40]!r}",
+        request_id=_request_id(doc),
+    )
+
+
 def count_executions(
     flow_name: str,
     status: str | None,
@@ -466,7 +478,7 @@ def count_executions(
 ) -> Call[int]:
     """CountExecutions; the answer is `Matched`."""
     params = execution_filters(flow_name, status, name_prefix, started_after, started_before)
-    return Call("CountExecutions", params, lambda doc: BulkPage.from_api(doc).matched)
+    return Call("CountExecutions", params, _matched)
 
 
 def stop_executions(
@@ -506,7 +518,12 @@ def _whole_seconds(value: float | None, what: str) -> int | None:
     """A duration the API takes in whole seconds; a fraction is refused, not rounded."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value != int(value)
+    ):
         raise ValueError(f"{what} must be a whole number of seconds, got {value!r}")
     return int(value)
 
