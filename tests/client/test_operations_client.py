@@ -198,6 +198,9 @@ def test_the_async_client_runs_every_operation(api_server: ApiServer) -> None:
 def test_a_reader_may_count_and_list_but_not_act(api_server: ApiServer) -> None:
     with Client(api_server.url, *KEYS["reader"], timeout=30) as reader:
         assert isinstance(reader.list_waiting(limit=1), Page)
+        with pytest.raises(ClientError) as info:  # past the role check: the flow is looked up
+            reader.count_executions("no_such_flow")
+        assert info.value.code == "FlowNotExists"
         with pytest.raises(ClientError) as info:
             reader.stop_executions("any_flow", dry_run=True)
         assert info.value.status == 403
