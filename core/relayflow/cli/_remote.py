@@ -9,8 +9,8 @@ endpoint whose certificate a private CA signed, `--ca-file` (or `[client] ca_fil
 
 Exit codes: 0 done; 1 the server refused (or could not be reached), or a waited-for execution
 did not succeed, or a bulk action could not act on some executions; 2 bad local input (JSON,
-files, configuration); 130 a bulk action stopped by Ctrl-C (running it again goes on). Errors are one line on stderr,
-`relayflow: <Code>: <Message>`.
+files, configuration); 130 a bulk action stopped by Ctrl-C (running it again goes on). Errors
+are one line on stderr, `relayflow: <Code>: <Message>`.
 
 Nothing here imports the engine, the FDL models or the API. The `[client]` table is read
 without pydantic when that is safe (`client_settings`): loading the whole configuration costs
