@@ -8,13 +8,12 @@ imports the engine.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from relayflow.cli._common import CommandError, Invalid, Refused, echo_json
 from relayflow.cli._remote import client_config_option, connect
-from relayflow.cli.aliases import send
 from relayflow.cli.executions_bulk import (
     EXIT_INTERRUPTED,
     TIME_HELP,
@@ -25,6 +24,7 @@ from relayflow.cli.executions_bulk import (
 
 if TYPE_CHECKING:
     from relayflow.client import Client
+    from relayflow.results import PurgeResult
 
 __all__ = ["PAGE", "add_commands"]
 
@@ -46,8 +46,10 @@ def _what(ended_before: str, flow: str | None) -> str:
     return f"that ended before {ended_before}" + (f" in flow {flow}" if flow else "")
 
 
-def _call(client: Client, params: dict[str, str | None], *, dry_run: bool) -> dict[str, Any]:
-    return send(client, "PurgeExecutions", {**params, "DryRun": "true" if dry_run else None})
+def _call(
+    client: Client, ended_before: str, flow_name: str | None, *, dry_run: bool, limit: int
+) -> PurgeResult:
+    return client.purge_executions(ended_before, flow_name=flow_name, dry_run=dry_run, limit=limit)
 
 
 @click.command("purge")
@@ -91,11 +93,10 @@ def executions_purge(
     go on. Exit 1 when the server refuses (an unknown flow, say) or when some executions
     could not be deleted now (another server held them): run it again later.
     """
-    params: dict[str, str | None] = {"EndedBefore": ended_before, "FlowName": flow_name}
     what = _what(ended_before, flow_name)
     with connect(config_path) as client:
-        counted = _call(client, {**params, "Limit": "1"}, dry_run=True)
-        total = int(counted.get("Count", 0)) + int(counted.get("Remaining", 0))
+        counted = _call(client, ended_before, flow_name, dry_run=True, limit=1)
+        total = counted.count + counted.remaining
         if dry_run or not total:
             outcome = {"EndedBefore": ended_before, "FlowName": flow_name, "DryRun": dry_run}
             if as_json:
@@ -113,7 +114,7 @@ def executions_purge(
                     "(-y) to delete without a terminal to confirm on",
                 )
             click.confirm(f"Delete {_count(total)} {what}, with their history?", abort=True)
-        deleted, remaining = _purge_all(client, params, total)
+        deleted, remaining = _purge_all(client, ended_before, flow_name, total)
     if as_json:
         echo_json(
             {
@@ -135,14 +136,16 @@ def executions_purge(
         )
 
 
-def _purge_all(client: Client, params: dict[str, str | None], total: int) -> tuple[int, int]:
+def _purge_all(
+    client: Client, ended_before: str, flow_name: str | None, total: int
+) -> tuple[int, int]:
     """Call PurgeExecutions until nothing is left: (deleted, still there)."""
     shown = on_terminal()
     deleted = remaining = 0
     try:
         for _ in range(_MAX_CALLS):
-            answer = _call(client, {**params, "Limit": str(PAGE)}, dry_run=False)
-            count, remaining = int(answer.get("Count", 0)), int(answer.get("Remaining", 0))
+            answer = _call(client, ended_before, flow_name, dry_run=False, limit=PAGE)
+            count, remaining = answer.count, answer.remaining
             deleted += count
             if shown:
                 done = min(deleted, total)
@@ -151,7 +154,7 @@ def _purge_all(client: Client, params: dict[str, str | None], total: int) -> tup
                     nl=False,
                     err=True,
                 )
-            if not answer.get("More") or not count:  # done, or what is left is held
+            if not answer.more or not count:  # done, or what is left is held
                 break
     except KeyboardInterrupt:
         raise _Interrupted(

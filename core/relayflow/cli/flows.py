@@ -247,10 +247,7 @@ def flows_delete(name: str, yes: bool, force: bool, config_path: str | None) -> 
             abort=True,
         )
     with connect(config_path) as client:
-        if force:  # relayflow's own parameter: the SDKs' DeleteFlow has no Force
-            send(client, "DeleteFlow", {"Name": name, "Force": "true"})
-        else:
-            client.delete_flow(name)
+        client.delete_flow(name, force=force)
     click.echo(f"deleted flow {name}")
 
 
