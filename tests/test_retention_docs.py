@@ -144,12 +144,14 @@ def test_the_limits_on_the_page_are_the_code_s() -> None:
     from relayflow.engine.retention import (
         DEFAULT_PURGE_LIMIT,
         FORCE_ROUNDS,
+        LOOP_RATE,
         MAX_PURGE_LIMIT,
         PURGE_BATCH,
         RetentionOperations,
     )
 
     assert f"at most {PURGE_BATCH} executions per transaction" in DOC
+    assert f"no more than {LOOP_RATE:,.0f}\nexecutions a second" in DOC
     assert f"| `Limit` | {DEFAULT_PURGE_LIMIT} | 1 to {MAX_PURGE_LIMIT:,} |" in DOC
     assert f"{PAGE:,} executions at a time" in DOC
     assert FORCE_ROUNDS == 5 and "up to five rounds" in DOC

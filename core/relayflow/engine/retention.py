@@ -12,13 +12,17 @@ Two ways in, one way of deleting:
 
 Each batch (`PURGE_BATCH` executions with their history, timers, outbox rows, quarantined data
 and family links) is one short transaction of its own on the engine's writer
-(`Committer.alone`), and the loop pauses after each for twice as long as the batch took: the
-writer spends at most a third of its time on retention, and a report waits for one batch at
-most. Where the batch runs was measured (contrib/bench/bench_retention.py): inside the
-group-commit batches of requests, every request of a batch waits for the deletes; on a
-thread and connection of its own, SQLite would only queue it for the same file lock, and the
-PostgreSQL store's transactions share one writer connection. Its own small transaction on the
-writer's thread kept ReportTaskSucceeded's p99 closest to what it is without retention.
+(`Committer.alone`). The loop then pauses for four times as long as the batch took, and at
+least long enough to stay under `LOOP_RATE` executions a second: the writer spends at most a
+fifth of its time on retention, a report waits for one small batch at most, and the log the
+freed pages pass through grows slowly (on SQLite, every 4 MB of it is copied back into the
+database file by whichever commit comes next: a report's, if the purge went fast).
+
+Where the batch runs was measured (contrib/bench/bench_retention.py): inside the group-commit
+batches of requests, every request of a batch waits for the deletes; on a thread and
+connection of its own, SQLite would only queue it for the same file lock, and the PostgreSQL
+store's transactions share one writer connection. Its own small transaction on the writer's
+thread kept ReportTaskSucceeded's p99 closest to what it is without retention.
 
 On PostgreSQL the loop's transaction first takes the store-wide lock `relayflow.retention`
 (`Transaction.try_lock`): one replica at a time deletes, the others skip their turn. The rows
@@ -53,6 +57,7 @@ __all__ = [
     "DEFAULT_PURGE_LIMIT",
     "FORCE_PAGE",
     "FORCE_ROUNDS",
+    "LOOP_RATE",
     "MAX_PURGE_LIMIT",
     "PURGE_BATCH",
     "PurgeResult",
@@ -63,7 +68,7 @@ __all__ = [
 log = logging.getLogger("relayflow.engine")
 
 #: The most executions one purge transaction deletes.
-PURGE_BATCH: Final = 200
+PURGE_BATCH: Final = 100
 #: How many executions one PurgeExecutions call deletes when it names no `Limit`.
 DEFAULT_PURGE_LIMIT: Final = 1000
 #: The most one PurgeExecutions call deletes (its `Limit`); call again while `more` is true.
@@ -73,9 +78,13 @@ DAY_SECONDS: Final = 86_400.0
 LOCK_NAME: Final = "relayflow.retention"
 # The pause after each batch is this many times what the batch took (the loop's; a
 # PurgeExecutions call, which someone waits for, pauses as long as the batch took).
-_LOOP_PACE: Final = 2.0
+_LOOP_PACE: Final = 4.0
 _CALL_PACE: Final = 1.0
 _MIN_PAUSE: Final = 0.005
+#: The most executions the retention loop deletes a second (a PurgeExecutions call is not held
+#: to it): the pages a purge frees pass through the store's log, and on SQLite each 4 MB of
+#: log is copied back into the database file by whichever commit comes next.
+LOOP_RATE: Final = 2000.0
 #: DeleteFlow with Force: the rounds of stopping it makes before it gives up on a flow whose
 #: executions keep starting, and how many executions it stops at once.
 FORCE_ROUNDS: Final = 5
@@ -292,7 +301,8 @@ class RetentionOperations:
             if done:
                 log.debug("retention: deleted %d executions that ended before %s", done, cutoff)
             if done is not None and done >= PURGE_BATCH:
-                await asyncio.sleep(_pause(took, _LOOP_PACE))  # more are likely: soon, not now
+                # More are likely: soon, not now.
+                await asyncio.sleep(max(_pause(took, _LOOP_PACE), PURGE_BATCH / LOOP_RATE))
             else:  # all done, or another replica's turn
                 await asyncio.sleep(self.retention_check_seconds)
 
