@@ -17,7 +17,7 @@ Printed per round: p50/p99/max of the report latency in both phases, the ratio o
 end is polled), and how long retention's transactions took on the writer; then the median
 ratio over the rounds (this machine is shared, and one round's noise can swing either p99),
 and whether every execution the load started succeeded. The retention loop's own pace
-applies (`relayflow.engine.retention`: batches of 100, at most 2,000 executions a second).
+applies (`relayflow.engine.retention`: batches of 100, at most 1,000 executions a second).
 
     .venv/bin/python contrib/bench/bench_retention.py [--count 100000] [--rate 200]
         [--seconds 30] [--rounds 3] [--store sqlite|pg|postgresql://...] [--json]

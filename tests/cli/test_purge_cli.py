@@ -157,9 +157,9 @@ def test_flows_delete_refused_while_running_unless_force(run: Run, server: ApiSe
     refused = run("flows", "delete", flow, "--yes")
     assert refused.exit_code == 1
     assert refused.output == (
-        f"relayflow: FlowHasRunningExecutions: Flow '{flow}' has 1 running execution; stop them "
-        f"first, or delete it with force (`relayflow flows delete {flow} --force`, DeleteFlow "
-        "with Force=true), which stops them\n"
+        f"relayflow: FlowHasRunningExecutions: Flow '{flow}' has 1 running execution; stop it "
+        f"first, or delete the flow with force (`relayflow flows delete {flow} --force`, "
+        "DeleteFlow with Force=true), which stops it\n"
     )
     forced = run("flows", "delete", flow, "--force", "--yes")
     assert forced.exit_code == 0 and forced.output == f"deleted flow {flow}\n"

@@ -311,7 +311,7 @@ async def test_delete_flow_with_running_executions_is_refused_unless_forced(url:
         error = await refused("FlowHasRunningExecutions", engine.delete_flow("cb"))
         assert error.status == 409
         assert error.message == (
-            "Flow 'cb' has 2 running executions; stop them first, or delete it with force "
+            "Flow 'cb' has 2 running executions; stop them first, or delete the flow with force "
             "(`relayflow flows delete cb --force`, DeleteFlow with Force=true), which stops them"
         )
         assert (await engine.describe_flow("cb")).name == "cb"  # nothing was deleted

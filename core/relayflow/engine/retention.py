@@ -84,7 +84,7 @@ _MIN_PAUSE: Final = 0.005
 #: The most executions the retention loop deletes a second (a PurgeExecutions call is not held
 #: to it): the pages a purge frees pass through the store's log, and on SQLite each 4 MB of
 #: log is copied back into the database file by whichever commit comes next.
-LOOP_RATE: Final = 2000.0
+LOOP_RATE: Final = 1000.0
 #: DeleteFlow with Force: the rounds of stopping it makes before it gives up on a flow whose
 #: executions keep starting, and how many executions it stops at once.
 FORCE_ROUNDS: Final = 5
@@ -113,6 +113,7 @@ def ended_before_seconds(value: float | datetime) -> float:
 def busy_flow(name: str, running: int, forced: bool) -> EngineError:
     """`FlowHasRunningExecutions`: DeleteFlow of a flow with ``running`` running executions."""
     some = f"{running} running execution{'s' if running != 1 else ''}"
+    them = "it" if running == 1 else "them"
     if forced:
         return EngineError.of(
             "FlowHasRunningExecutions",
@@ -121,8 +122,9 @@ def busy_flow(name: str, running: int, forced: bool) -> EngineError:
         )
     return EngineError.of(
         "FlowHasRunningExecutions",
-        f"Flow '{name}' has {some}; stop them first, or delete it with force "
-        f"(`relayflow flows delete {name} --force`, DeleteFlow with Force=true), which stops them",
+        f"Flow '{name}' has {some}; stop {them} first, or delete the flow with force "
+        f"(`relayflow flows delete {name} --force`, DeleteFlow with Force=true), which stops "
+        f"{them}",
     )
 
 
