@@ -282,6 +282,10 @@ def test_delete_flow_removes_its_executions(api_server):
     create_flow(api_server, flow)
     start(api_server, flow, "doomed", n=1)
     (message,) = api_server.wait_messages(flow, "doomed")
+    # The SDK's DeleteFlow is refused while the flow has a running execution; stopped, it goes.
+    busy = api_server.refused(sdk(DeleteFlowRequest, Name=flow))
+    check_refusal(busy, "FlowHasRunningExecutions", 409)
+    api_server.call(sdk(StopExecutionRequest, FlowName=flow, ExecutionName="doomed"))
     api_server.call(sdk(DeleteFlowRequest, Name=flow))
     check_refusal(
         api_server.refused(sdk(DescribeExecutionRequest, FlowName=flow, ExecutionName="doomed")),
