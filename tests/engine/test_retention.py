@@ -154,7 +154,7 @@ def test_the_loop_goes_on_after_the_store_failed(url: str, caplog: pytest.LogCap
         pytest.skip("a SQLite file cannot be taken away from under its engine")
     caplog.set_level(logging.WARNING, "relayflow.engine")
     _store_fails_then_works(url, caplog)
-    messages = [r.getMessage() for r in caplog.records if "retention" in r.getMessage()]
+    messages = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retention:")]
     assert any("the store cannot be used" in m for m in messages), messages
     assert messages[-1] == "retention: the store works again", messages
 
@@ -178,7 +178,9 @@ async def _store_fails_then_works(url: str, caplog: pytest.LogCaptureFixture) ->
                 )
                 clock.now += 2 * DAY
                 await eventually(
-                    lambda: "the store cannot be used" in caplog.text, 10, "the loop's warning"
+                    lambda: "retention: the store cannot be used" in caplog.text,
+                    10,
+                    "the loop's warning",
                 )
             finally:
                 admin.execute("ALTER DATABASE rf_engine_retention ALLOW_CONNECTIONS true")
