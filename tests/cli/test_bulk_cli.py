@@ -9,16 +9,15 @@ import json
 import os
 import signal
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from relayflow.cli import executions_bulk, main
+from relayflow.cli import executions_bulk
 from relayflow.cli.executions_bulk import parse_when
 from tests.api_server import KEYS, ApiServer, config_text, serving, start_server, stop_server
+from tests.cli.remote_cli import Run, remote_cli
 
 PARKED = "version: v1\ntype: flow\nsteps:\n  - type: wait\n    name: nap\n    duration: 3600\n"
 # Parks at `first` or `second` by input; without `second` below (ONE_NAP).
@@ -42,8 +41,6 @@ steps:
 """
 ONE_NAP = "version: v1\ntype: flow\nsteps:\n  - type: wait\n    name: first\n    duration: 3600\n"
 
-Run = Callable[..., Result]
-
 
 @pytest.fixture
 def run(api_server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
@@ -53,22 +50,7 @@ def run(api_server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def runner_for(server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     """`relayflow <args>` with a [client] table for ``server`` (the admin key)."""
-    for name in ("RELAYFLOW_CONFIG", "RELAYFLOW_CLIENT__ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    key_id, secret = KEYS["admin"]
-    config = tmp_path / "client.toml"
-    config.write_text(
-        f'[client]\nendpoint = "{server.url}"\naccess_key_id = "{key_id}"\n'
-        f'access_key_secret = "{secret}"\n'
-    )
-    runner = CliRunner()
-
-    def invoke(*args: str, input: str | None = None) -> Result:
-        result = runner.invoke(main, [*args, "--config", str(config)], input=input)
-        assert "Traceback" not in result.output, result.output
-        return result
-
-    return invoke
+    return remote_cli(server, tmp_path, monkeypatch, "admin")
 
 
 def parked(api_server: ApiServer, names: list[str], definition: str = PARKED) -> str:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from relayflow.cli import main
-from tests.api_server import KEYS, QUEUE_ARN, ApiServer
+from tests.api_server import QUEUE_ARN, ApiServer
+from tests.cli.remote_cli import Run, remote_cli
 
 KEYED = f"""version: v1
 type: flow
@@ -23,28 +23,11 @@ steps:
     correlationKey: $.orderId
 """
 
-Run = Callable[..., Result]
-
 
 @pytest.fixture
 def run(api_server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     """`relayflow <args>` with a [client] table for the session's server (the worker key)."""
-    for name in ("RELAYFLOW_CONFIG", "RELAYFLOW_CLIENT__ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    key_id, secret = KEYS["worker"]
-    config = tmp_path / "client.toml"
-    config.write_text(
-        f'[client]\nendpoint = "{api_server.url}"\naccess_key_id = "{key_id}"\n'
-        f'access_key_secret = "{secret}"\n'
-    )
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        result = runner.invoke(main, [*args, "--config", str(config)])
-        assert "Traceback" not in result.output, result.output
-        return result
-
-    return invoke
+    return remote_cli(api_server, tmp_path, monkeypatch, "worker")
 
 
 @pytest.fixture

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from relayflow.cli import main
 from tests.api_server import KEYS, TOKEN_FLOW, ApiServer, config_text, serving
+from tests.cli.remote_cli import Run, remote_cli
 
 PASS = "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: only\n"
-
-Run = Callable[..., Result]
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
 @pytest.fixture
 def run(server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     """`relayflow <args>` with a [client] table for the module's server (the admin key)."""
-    for name in ("RELAYFLOW_CONFIG", "RELAYFLOW_CLIENT__ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    key_id, secret = KEYS["admin"]
-    config = tmp_path / "client.toml"
-    config.write_text(
-        f'[client]\nendpoint = "{server.url}"\naccess_key_id = "{key_id}"\n'
-        f'access_key_secret = "{secret}"\n'
-    )
-    runner = CliRunner()
-
-    def invoke(*args: str, answer: str | None = None) -> Result:
-        result = runner.invoke(main, [*args, "--config", str(config)], input=answer)
-        assert "Traceback" not in result.output, result.output
-        return result
-
-    return invoke
+    return remote_cli(server, tmp_path, monkeypatch, "admin")
 
 
 def ended_flow(server: ApiServer, count: int) -> tuple[str, str]:
@@ -119,10 +101,10 @@ def test_asks_on_a_terminal(run: Run, server: ApiServer, monkeypatch: pytest.Mon
     monkeypatch.setattr(executions_purge, "interactive", lambda: True)
     monkeypatch.setattr(executions_purge, "on_terminal", lambda: True)
     flow, cut = ended_flow(server, 2)
-    kept = run("executions", "purge", "--ended-before", cut, "--flow", flow, answer="n\n")
+    kept = run("executions", "purge", "--ended-before", cut, "--flow", flow, input="n\n")
     assert kept.exit_code == 1 and "Delete 2 executions that ended before" in kept.output
     assert listed(server, flow) == 2
-    gone = run("executions", "purge", "--ended-before", cut, "--flow", flow, answer="y\n")
+    gone = run("executions", "purge", "--ended-before", cut, "--flow", flow, input="y\n")
     assert gone.exit_code == 0 and "deleted 2 executions that ended before" in gone.output
     assert "\rdeleting executions: 2/2 (100 %)\n" in gone.output  # progress, on stderr
     assert listed(server, flow) == 0

@@ -4,40 +4,23 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from relayflow.cli import main
-from tests.api_server import KEYS, ApiServer
+from tests.api_server import ApiServer
+from tests.cli.remote_cli import Run, remote_cli
 
 PASS_FLOW = "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: hello\n"
 YEARLY = "0 0 0 1 1 *"
-
-Run = Callable[..., Result]
 
 
 @pytest.fixture
 def run(api_server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     """`relayflow <args>` with a [client] table for the session's server (the admin key)."""
-    for name in ("RELAYFLOW_CONFIG", "RELAYFLOW_CLIENT__ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    key_id, secret = KEYS["admin"]
-    config = tmp_path / "client.toml"
-    config.write_text(
-        f'[client]\nendpoint = "{api_server.url}"\naccess_key_id = "{key_id}"\n'
-        f'access_key_secret = "{secret}"\n'
-    )
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        result = runner.invoke(main, [*args, "--config", str(config)])
-        assert "Traceback" not in result.output, result.output
-        return result
-
-    return invoke
+    return remote_cli(api_server, tmp_path, monkeypatch, "admin")
 
 
 @pytest.fixture

@@ -7,19 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.api_server import KEYS, ApiServer
+from tests.api_server import ApiServer
+from tests.cli.remote_cli import client_config
 from tests.test_family_api import make_family
 
 EXE = str(Path(sys.executable).with_name("relayflow"))
 
 
 def tree(server: ApiServer, *args: str) -> subprocess.CompletedProcess[str]:
-    key_id, secret = KEYS["reader"]
-    config = server.folder / "client-tree.toml"
-    config.write_text(
-        f'[client]\nendpoint = "{server.url}"\naccess_key_id = "{key_id}"\n'
-        f'access_key_secret = "{secret}"\n'
-    )
+    config = client_config(server, server.folder, "reader")
     return subprocess.run(
         [EXE, "executions", "tree", *args, "--config", str(config)],
         capture_output=True,
