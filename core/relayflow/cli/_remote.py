@@ -261,6 +261,9 @@ def execution_doc(execution: Execution) -> dict[str, Any]:
     )
     doc = {key: raw[key] for key in keys if key in raw}
     doc.update({key: raw[key] for key in ("Error", "Cause") if raw.get(key)})
+    # relayflow's own fields, which the server sends only when they say something.
+    own = ("RedriveCount", "ParentExecution", "ChildExecutions", "Waiting")
+    doc.update({key: raw[key] for key in own if key in raw})
     return doc
 
 

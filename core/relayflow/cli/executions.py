@@ -157,22 +157,35 @@ def executions_start(
     metavar="SECONDS",
     help="Wait up to this many seconds (0-60) for the execution to end first.",
 )
+@click.option(
+    "--waiting",
+    is_flag=True,
+    help="Also show what it waits on now: task attempts, waits and retry pauses.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the execution as JSON.")
 @client_config_option
 def executions_describe(
-    flow: str, name: str, wait_seconds: int, as_json: bool, config_path: str | None
+    flow: str,
+    name: str,
+    wait_seconds: int,
+    waiting: bool,
+    as_json: bool,
+    config_path: str | None,
 ) -> None:
     """Show the execution NAME of FLOW: status, times, input and output.
 
     \b
       relayflow executions describe orders order-7
+      relayflow executions describe orders order-7 --waiting
       relayflow executions describe orders order-7 --wait 30 --json
 
     --json prints DescribeExecution's fields: Name, FlowName, Status, Input and Output
-    (JSON text, as the API has them), StartedTime, StoppedTime, and Error and Cause when set.
+    (JSON text, as the API has them), StartedTime, StoppedTime, and Error and Cause when set;
+    and relayflow's own when they say something: RedriveCount, ParentExecution,
+    ChildExecutions, and Waiting with --waiting.
     """
     with connect(config_path) as client:
-        execution = client.describe_execution(flow, name, wait_seconds)
+        execution = client.describe_execution(flow, name, wait_seconds, include_waiting=waiting)
     if as_json:
         click.echo(execution_json(execution))
         return
@@ -190,8 +203,24 @@ def executions_describe(
         rows += [("Error", execution.error or "-"), ("Cause", execution.cause or "-")]
     rows.append(("Input", compact(execution.input)))
     rows.append(("Output", "-" if execution.output is None else compact(execution.output)))
+    if execution.redrive_count:
+        rows.append(("Redrives", str(execution.redrive_count)))
+    if execution.parent is not None:
+        rows.append(("Parent", f"{execution.parent.flow_name}/{execution.parent.name}"))
+    if execution.children:
+        shown = len(execution.children)
+        more = "+" if shown >= 100 else ""  # DescribeExecution names the first 100
+        rows.append(("Children", f"{shown}{more} (relayflow executions tree {flow} {name})"))
+    width = max(9, *(len(label) + 2 for label, _ in rows))
     for label, value in rows:
-        click.echo(f"{label + ':':<9}{value}")
+        click.echo(f"{label + ':':<{width}}{value}")
+    if execution.waiting is not None:
+        click.echo(f"{'Waiting:':<{width}}{'nothing' if not execution.waiting else ''}".rstrip())
+        for work in execution.waiting:
+            what = work.resource or work.kind
+            since = work.since.isoformat(timespec="seconds") if work.since else "-"
+            due = f", until {work.due.isoformat(timespec='seconds')}" if work.due else ""
+            click.echo(f"  {work.step_name}: {work.kind} {what} since {since}{due}")
 
 
 @executions.command("list")
