@@ -51,7 +51,7 @@ typecheck: install
 	$(BIN)/mypy --strict plugins/relayflow-sql/relayflow_sql
 
 unit: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 test: lint typecheck unit
 
