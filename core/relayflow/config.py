@@ -178,6 +178,9 @@ class ServerConfig(BaseModel):
     region_id: str = Field(default="local", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     region_name: str | None = Field(default=None, min_length=1, max_length=128)
     region_endpoint: str | None = Field(default=None, pattern=r"^\S+$", max_length=255)
+    # "text": human-readable lines; "json": one JSON object per line for a log collector
+    # (relayflow.logs). `relayflow server --log-format` overrides it.
+    log_format: Literal["text", "json"] = "text"
 
 
 class ClientConfig(BaseModel):

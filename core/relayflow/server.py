@@ -475,6 +475,9 @@ async def serve(
         uvicorn.Config(
             app,
             log_level="warning",
+            # No logging config of uvicorn's own: its loggers propagate to the root handler,
+            # so that they share `relayflow server`'s format (text or JSON lines).
+            log_config=None,
             lifespan="off",
             access_log=False,
             http=_protocol(settings),

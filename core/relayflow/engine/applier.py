@@ -187,7 +187,12 @@ class Applier:
                 mint_token=mint,
             )
         except Exception as exc:  # a bug must not wedge the execution: fail it, visibly
-            log.exception("interpreter failed on %s/%s", row.flow_name, row.name)
+            log.exception(
+                "interpreter failed on %s/%s",
+                row.flow_name,
+                row.name,
+                extra={"flow": row.flow_name, "execution": row.name},
+            )
             state = load_state(row.state)
             transition = interp.fail(
                 state, now, ERROR_RUNTIME, f"relayflow internal error: {type(exc).__name__}: {exc}"
@@ -208,7 +213,13 @@ class Applier:
             return load_state(row.state)
         except (ValueError, RecursionError) as exc:
             reason = f"{type(exc).__name__}: {first_line(exc)}"
-        log.error("execution %s/%s: its state cannot be read (%s)", row.flow_name, row.name, reason)
+        log.error(
+            "execution %s/%s: its state cannot be read (%s)",
+            row.flow_name,
+            row.name,
+            reason,
+            extra={"flow": row.flow_name, "execution": row.name},
+        )
         tx.quarantine("state", row.id, row.state, reason)
         self.fail_execution(
             tx,
@@ -269,7 +280,11 @@ class Applier:
         except Exception as exc:
             ctx.undo(mark)
             log.exception(
-                "applying %s to %s/%s failed", type(command).__name__, row.flow_name, row.name
+                "applying %s to %s/%s failed",
+                type(command).__name__,
+                row.flow_name,
+                row.name,
+                extra={"flow": row.flow_name, "execution": row.name},
             )
             self.fail_execution(
                 tx, ctx, row, f"relayflow internal error: {type(exc).__name__}: {first_line(exc)}"

@@ -308,7 +308,12 @@ class BulkOperations:
                 return Skip(name, f"it is {status} now")
             return Failure(name, exc.code, exc.message)
         except Exception:  # one execution's trouble must not end the page
-            log.exception("bulk action on execution %s of flow %s failed", name, flow_name)
+            log.exception(
+                "bulk action on execution %s of flow %s failed",
+                name,
+                flow_name,
+                extra={"flow": flow_name, "execution": name},
+            )
             return Failure(
                 name, "InternalError", "the engine failed on this execution; see its log"
             )

@@ -217,6 +217,7 @@ def report_to_parent(
             child.flow_name,
             child.name,
             exc,
+            extra={"flow": child.flow_name, "execution": child.name},
         )
         return
     if parent.status != "Running":

@@ -346,6 +346,7 @@ def _fail_refused(
             "%s/%s: a task attempt was refused its correlation key but cannot be failed here",
             row.flow_name,
             row.name,
+            extra={"flow": row.flow_name, "execution": row.name},
         )
         return
     refused_ids = {task_id for task_id, _, _ in refused}

@@ -55,7 +55,17 @@ async def invoke_integration(integration: Integration | None, request: TaskReque
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        log.warning("integration %s raised on %s: %r", integration.name, request.step_name, exc)
+        log.warning(
+            "integration %s raised on %s: %r",
+            integration.name,
+            request.step_name,
+            exc,
+            extra={
+                "flow": request.flow_name,
+                "execution": request.execution_name,
+                "step": request.step_name,
+            },
+        )
         return Failed(ERROR_RUNTIME, f"{type(exc).__name__}: {exc}")
 
 
@@ -157,7 +167,12 @@ class Dispatcher:
         execution = tx.lock_execution(row.execution_id)  # before its row, as in `_complete`
         if not tx.delete_outbox(row.id):
             return
-        log.error("outbox row %s cannot be carried out (%s); set aside", row.id, reason)
+        where = (
+            {} if execution is None else {"flow": execution.flow_name, "execution": execution.name}
+        )
+        log.error(
+            "outbox row %s cannot be carried out (%s); set aside", row.id, reason, extra=where
+        )
         tx.quarantine("outbox", row.execution_id, row.raw or jsontext.dumps(row.payload), reason)
         if execution is not None:
             self._applier.fail_execution(

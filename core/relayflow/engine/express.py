@@ -256,7 +256,12 @@ class ExpressOperations:
             try:
                 hooks.notify(flow_name, exec_name, run.events)
             except Exception:  # recorded all the same: the caller must get its answer
-                log.exception("lifecycle hooks failed on Express %s/%s", flow_name, exec_name)
+                log.exception(
+                    "lifecycle hooks failed on Express %s/%s",
+                    flow_name,
+                    exec_name,
+                    extra={"flow": flow_name, "execution": exec_name},
+                )
         return ExecutionInfo.of(row, begun.definition, begun.target.environment)
 
     def _express_runs(

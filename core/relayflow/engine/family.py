@@ -217,6 +217,7 @@ def _over_budget(root: ExecutionRow, what: str) -> None:
         root.flow_name,
         root.name,
         what,
+        extra={"flow": root.flow_name, "execution": root.name},
     )
 
 

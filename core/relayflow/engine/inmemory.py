@@ -182,7 +182,12 @@ class ExpressRun:
                 mint_token=self._mint,
             )
         except Exception as exc:  # a bug must not hang the caller: fail the execution, visibly
-            log.exception("interpreter failed on Express %s/%s", self.flow_name, self.name)
+            log.exception(
+                "interpreter failed on Express %s/%s",
+                self.flow_name,
+                self.name,
+                extra={"flow": self.flow_name, "execution": self.name},
+            )
             transition = self.interp.fail(
                 self.state, now, ERROR_RUNTIME, f"relayflow internal error: {type(exc).__name__}"
             )

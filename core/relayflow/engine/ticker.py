@@ -277,7 +277,12 @@ class Ticker:
                     raise  # the database's: the whole transaction goes (and is run again)
                 except Exception:  # a bug: this tick is lost, the others start
                     ctx.undo(mark)
-                    log.exception("the execution %s of flow %s did not start", tick.name, flow_name)
+                    log.exception(
+                        "the execution %s of flow %s did not start",
+                        tick.name,
+                        flow_name,
+                        extra={"flow": flow_name, "execution": tick.name},
+                    )
             return started
 
         return fire

@@ -38,6 +38,7 @@ from relayflow.cli._common import (
 from relayflow.cli._remote import ca_file_option
 from relayflow.client import Client
 from relayflow.importing import ImportTargetError, import_callable
+from relayflow.logs import configure_logging
 from relayflow.worker import WorkerError, check_credentials
 from relayflow_mns._transports import DEFAULT_TRANSPORT
 from relayflow_mns.worker import Worker, run_worker
@@ -201,8 +202,21 @@ def split_queues(names: tuple[str, ...] | list[str]) -> list[str]:
     f"{DEFAULT_TRANSPORT}); [client] says where to report and with which key."
 )
 @ca_file_option
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    envvar="RELAYFLOW_WORKER_LOG_FORMAT",
+    type=click.Choice(["text", "json"]),
+    help="text: human-readable lines; json: one JSON object per line (time, level, logger, "
+    "message) for a log collector. Also $RELAYFLOW_WORKER_LOG_FORMAT.",
+)
 def worker(
-    queues: tuple[str, ...], handler_path: str, concurrency: int, config_path: str | None
+    queues: tuple[str, ...],
+    handler_path: str,
+    concurrency: int,
+    config_path: str | None,
+    log_format: str,
 ) -> None:
     """Run a Python function for every task message on QUEUE and report the results.
 
@@ -223,6 +237,8 @@ def worker(
             return {"count": len(body["rows"])}
     and the worker for the queue of contrib/examples/seed-three-tasks.yaml:
         relayflow worker fnf-demo --handler jobs:handle --concurrency 4
+    and the same writing its log (stderr) as JSON lines for a collector:
+        relayflow worker fnf-demo --handler jobs:handle --log-format json
 
     At start the worker checks its access key with the server (one signed report that touches
     no task) and stops if the server refuses it; so it does if a report is refused for the key
@@ -230,7 +246,7 @@ def worker(
     tasks in progress finish, and exits 0. Exit 2: the handler, the configuration, the broker
     or the access key cannot be used (one line on stderr: relayflow: <Code>: <message>).
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging(logging.INFO, "json" if log_format == "json" else "text")
     names = split_queues(queues)
     client, (url, options, visibility) = _settings(config_path)
     try:
