@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from relayflow.config import ConfigError, load_config
-from relayflow.logs import JsonFormatter, configure_logging
+from relayflow.logs import TEXT_FORMAT, JsonFormatter, configure_logging
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -159,3 +159,35 @@ def test_server_log_format_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("RELAYFLOW_SERVER__LOG_FORMAT")
     with pytest.raises(ConfigError, match="log_format"):
         load_config(path)
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(f"\n{heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end >= 0 else None]
+
+
+def test_configuration_docs_logs_examples(tmp_path: Path) -> None:
+    section = _section((DOCS / "configuration.md").read_text(encoding="utf-8"), "## Logs")
+    blocks = dict(re.findall(r"```(\w+)\n(.*?)```", section, re.S))
+    path = tmp_path / "relayflow.toml"
+    path.write_text(blocks["toml"], encoding="utf-8")
+    assert load_config(path).server.log_format == "json"
+    # The example line is what the formatter writes for such a record.
+    shown = json.loads(blocks["json"])
+    record = _record(shown["message"], level=logging.ERROR, flow="orders", execution="o-17")
+    record.name = shown["logger"]
+    written = _render(record)
+    assert list(written) == list(shown)
+    assert {k: v for k, v in written.items() if k != "time"} == {
+        k: v for k, v in shown.items() if k != "time"
+    }
+    assert RFC3339_MS.match(shown["time"])
+    # And the text line has the human format's shape.
+    text_line = blocks["text"].strip()
+    formatted = logging.Formatter(TEXT_FORMAT).format(_record("m", level=logging.INFO))
+    shape = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO "
+    assert re.match(shape, text_line) and re.match(shape, formatted)
