@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -14,7 +15,9 @@ from typing import Any
 import pytest
 
 from relayflow.config import ConfigError, load_config
-from relayflow.logs import TEXT_FORMAT, JsonFormatter, configure_logging
+from relayflow.engine import FunctionIntegration, Succeeded, TaskRequest
+from relayflow.engine.dispatch import invoke_integration
+from relayflow.logs import TEXT_FORMAT, JsonFormatter, configure_logging, trace_ids
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -191,3 +194,51 @@ def test_configuration_docs_logs_examples(tmp_path: Path) -> None:
     formatted = logging.Formatter(TEXT_FORMAT).format(_record("m", level=logging.INFO))
     shape = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO "
     assert re.match(shape, text_line) and re.match(shape, formatted)
+
+
+def test_trace_ids_from_a_traceparent() -> None:
+    good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    assert trace_ids(good) == {
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "span_id": "00f067aa0ba902b7",
+    }
+    for bad in (None, 7, "", "00-XYZ-00f067aa0ba902b7-01", f"00-{'0' * 32}-00f067aa0ba902b7-01"):
+        assert trace_ids(bad) == {}
+    entry = _render(_record("m", traceparent=good, span_id="1111111111111111"))
+    assert entry["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert entry["span_id"] == "1111111111111111"  # passed as such: it wins
+    assert "traceparent" not in entry
+
+
+def test_an_integration_that_raises_logs_its_execution_and_trace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(request: TaskRequest) -> Succeeded:
+        raise OSError("queue full")
+
+    request = TaskRequest(
+        flow_name="orders",
+        execution_name="o-17",
+        step_name="Pay",
+        task_id=1,
+        token="tok",
+        resource="acs:mns:::/queues/q/messages",
+        pattern="waitForCallback",
+        input={},
+        service_params=None,
+        timeout_seconds=None,
+        attempt=1,
+        headers={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+    )
+    integration = FunctionIntegration({request.resource: broken}, name="queue")
+    with caplog.at_level(logging.WARNING, logger="relayflow.engine"):
+        outcome = asyncio.run(invoke_integration(integration, request))
+    assert outcome.error == "FnF.RuntimeError"  # type: ignore[union-attr]
+    (record,) = [r for r in caplog.records if r.name.startswith("relayflow.engine")]
+    entry = _render(record)
+    assert entry["message"] == "integration queue raised on Pay: OSError('queue full')"
+    assert (entry["flow"], entry["execution"], entry["step"]) == ("orders", "o-17", "Pay")
+    assert (entry["trace_id"], entry["span_id"]) == (
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "00f067aa0ba902b7",
+    )

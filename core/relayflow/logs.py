@@ -6,7 +6,8 @@
      "message": "...", "flow": "orders", "execution": "e-1"}
 
 `flow`, `execution`, `step`, `trace_id` and `span_id` appear when the call passed them with
-``extra={...}``; other extra fields are kept too (as text when JSON cannot hold them), and an
+``extra={...}``; a W3C ``traceparent`` passed instead gives the two ids (a task request's
+header, say). Other extra fields are kept too (as text when JSON cannot hold them), and an
 exception's traceback is in `exc`. This module imports nothing from relayflow.
 """
 
@@ -14,11 +15,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-__all__ = ["LOG_FORMATS", "TEXT_FORMAT", "JsonFormatter", "LogFormat", "configure_logging"]
+__all__ = [
+    "LOG_FORMATS",
+    "TEXT_FORMAT",
+    "JsonFormatter",
+    "LogFormat",
+    "configure_logging",
+    "trace_ids",
+]
 
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
@@ -26,6 +35,8 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 # The known fields, in the order they are written after time, level, logger and message.
 _CONTEXT = ("flow", "execution", "step", "trace_id", "span_id")
+# version-trace_id-parent_id-flags, lower-case hex (W3C Trace Context); all-zero ids are invalid.
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 # What every LogRecord has: never copied as an extra field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
@@ -37,6 +48,14 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 def _rfc3339(created: float) -> str:
     stamp = datetime.fromtimestamp(created, UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def trace_ids(traceparent: object) -> dict[str, str]:
+    """``trace_id`` and ``span_id`` from a W3C traceparent value; empty if it is not one."""
+    found = _TRACEPARENT.match(traceparent) if isinstance(traceparent, str) else None
+    if found is None or not found[1].strip("0") or not found[2].strip("0"):
+        return {}
+    return {"trace_id": found[1], "span_id": found[2]}
 
 
 def _jsonable(value: Any) -> Any:
@@ -59,11 +78,14 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        fields: dict[str, Any] = dict(record.__dict__)
+        for name, ident in trace_ids(fields.pop("traceparent", None)).items():
+            if fields.get(name) is None:  # ids passed as such win over a traceparent
+                fields[name] = ident
         for key in _CONTEXT:
-            value = record.__dict__.get(key)
-            if value is not None:
-                entry[key] = _jsonable(value)
-        for key, value in record.__dict__.items():
+            if fields.get(key) is not None:
+                entry[key] = _jsonable(fields[key])
+        for key, value in fields.items():
             if key not in _STANDARD and key not in entry and not key.startswith("_"):
                 entry[key] = _jsonable(value)
         if record.exc_info:

@@ -64,6 +64,7 @@ async def invoke_integration(integration: Integration | None, request: TaskReque
                 "flow": request.flow_name,
                 "execution": request.execution_name,
                 "step": request.step_name,
+                "traceparent": request.headers.get("traceparent"),
             },
         )
         return Failed(ERROR_RUNTIME, f"{type(exc).__name__}: {exc}")
