@@ -12,7 +12,8 @@ import base64
 import contextlib
 import textwrap
 import time
-from collections.abc import AsyncIterator, Awaitable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
 
 import pytest
@@ -146,3 +147,32 @@ async def running(*engines: Engine) -> AsyncIterator[None]:
     finally:
         for engine in started:
             await engine.close(grace_seconds=0.5)
+
+
+class Clock:
+    """A clock that stands still until the test moves it (``clock.now += 60``)."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sqlite_or_postgres(
+    request: pytest.FixtureRequest, prefix: str, sqlite_url: str = "memory://"
+) -> Iterator[str]:
+    """The body of a store fixture parametrized over ``["sqlite", "postgres"]``.
+
+    ``sqlite_url`` for the SQLite run; for PostgreSQL a fresh database named from ``prefix``
+    on the session's server, dropped afterwards.
+    """
+    if request.param == "sqlite":
+        yield sqlite_url
+        return
+    pytest.importorskip("psycopg")
+    from tests.services import fresh_database
+
+    server = request.getfixturevalue("postgres_url")
+    with fresh_database(server, prefix + uuid.uuid4().hex[:12]) as url:
+        yield url

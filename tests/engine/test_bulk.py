@@ -19,6 +19,7 @@ from relayflow.engine.bulk import ExecutionFilter, Failure, Skip
 from relayflow.errors import EngineError
 from relayflow.store import open_store
 from relayflow.testing import bounded, fdl, make_engine
+from tests.engine.helpers import sqlite_or_postgres
 
 # Runs until stopped: no integration serves the queue, and the wait is long.
 PARKED = fdl("""
@@ -36,15 +37,7 @@ FAILING = fdl("""
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """Where the test's engines keep things: a fresh SQLite store each, or one PG database."""
-    if request.param == "sqlite":
-        yield "memory://"
-        return
-    pytest.importorskip("psycopg")
-    from tests.services import fresh_database
-
-    server = request.getfixturevalue("postgres_url")
-    with fresh_database(server, "bulk_" + uuid.uuid4().hex[:12]) as url:
-        yield url
+    yield from sqlite_or_postgres(request, "bulk_")
 
 
 @pytest.fixture

@@ -24,33 +24,24 @@ from relayflow.errors import EngineError
 from relayflow.fdl import DefinitionError, flow_json_schema, load_flow
 from relayflow.store import FlowObjectRow, Transaction
 from relayflow.testing import bounded, eventually, fdl, make_engine
-from tests.engine.helpers import QUEUE, Worker, finished, history, refused, running
+from tests.engine.helpers import (
+    QUEUE,
+    Clock,
+    Worker,
+    finished,
+    history,
+    refused,
+    running,
+    sqlite_or_postgres,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
-
-
-class Clock:
-    """A clock that stands still until the test moves it."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh in-memory SQLite store per engine, or one PostgreSQL database for the module."""
-    if request.param == "sqlite":
-        yield "memory://"
-        return
-    pytest.importorskip("psycopg")
-    from tests.services import fresh_database
-
-    server = request.getfixturevalue("postgres_url")
-    with fresh_database(server, "correlation_" + uuid.uuid4().hex[:12]) as url:
-        yield url
+    yield from sqlite_or_postgres(request, "correlation_")
 
 
 @pytest.fixture
@@ -61,7 +52,7 @@ def flow() -> str:
 
 def engine_on(store: str, worker: Worker, clock: Clock | None = None, **options: Any) -> Engine:
     return make_engine(
-        {QUEUE: worker.queue}, store=store, clock=clock or Clock(), poll_seconds=0.05, **options
+        {QUEUE: worker.queue}, store=store, clock=clock or Clock(T0), poll_seconds=0.05, **options
     )
 
 
@@ -266,7 +257,7 @@ async def uid(engine: Engine, flow: str, name: str = "first") -> str:
 
 @bounded
 async def test_a_retry_opens_a_new_attempt_on_the_same_key(store_url: str, flow: str):
-    worker, clock = Worker(), Clock()
+    worker, clock = Worker(), Clock(T0)
     retried = order_flow(
         """
       retry:
@@ -328,7 +319,7 @@ async def test_an_uncaught_bad_key_fails_the_execution(store_url: str, flow: str
 
 @bounded
 async def test_the_end_of_an_execution_frees_its_keys(store_url: str, flow: str):
-    worker, clock = Worker(), Clock()
+    worker, clock = Worker(), Clock(T0)
     async with engine_on(store_url, worker, clock) as eng:
         await eng.create_flow(flow, order_flow("      timeoutSeconds: 30"))
         await eng.start_execution(flow, {"orderId": "stop"}, name="stopped")

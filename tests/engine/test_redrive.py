@@ -21,7 +21,16 @@ from relayflow.errors import ERROR_EVENT_LIMIT
 from relayflow.limits import Limits
 from relayflow.store import open_store
 from relayflow.testing import bounded, fdl, make_engine
-from tests.engine.helpers import QUEUE, Worker, history, refused, running, types_of
+from tests.engine.helpers import (
+    QUEUE,
+    Clock,
+    Worker,
+    history,
+    refused,
+    running,
+    sqlite_or_postgres,
+    types_of,
+)
 
 CHARGE = fdl(f"""
 - type: task
@@ -44,15 +53,9 @@ def store_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A SQLite file, or a PostgreSQL database, shared by the module's tests (flows differ)."""
-    if request.param == "sqlite":
-        yield "sqlite:///" + str(tmp_path_factory.mktemp("redrive") / "relayflow.db")
-        return
-    pytest.importorskip("psycopg")
-    from tests.services import fresh_database
-
-    server = request.getfixturevalue("postgres_url")
-    with fresh_database(server, "redrive_" + uuid.uuid4().hex[:12]) as url:
-        yield url
+    yield from sqlite_or_postgres(
+        request, "redrive_", "sqlite:///" + str(tmp_path_factory.mktemp("redrive") / "relayflow.db")
+    )
 
 
 @pytest.fixture
@@ -238,16 +241,6 @@ RETRIED = fdl(f"""
       maxAttempts: 1
       intervalSeconds: 10
 """)
-
-
-class Clock:
-    """A clock that moves only when the test moves it."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @bounded

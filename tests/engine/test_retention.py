@@ -19,7 +19,7 @@ import pytest
 from relayflow.engine import Engine
 from relayflow.limits import Limits
 from relayflow.testing import bounded, eventually, fdl, make_engine
-from tests.engine.helpers import CALLBACK, PASS, QUEUE, Worker, refused, running
+from tests.engine.helpers import CALLBACK, PASS, QUEUE, Clock, Worker, refused, running
 from tests.services import fresh_database
 
 DAY = 86_400.0
@@ -29,16 +29,6 @@ PG_TABLES = (
     "meta, flows, flow_versions, executions, events, timers, outbox, nonces, quarantine, "
     "flow_objects, execution_links"
 )
-
-
-class Clock:
-    """A clock that stands still until the test moves it."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +88,7 @@ async def names(engine: Engine, flow: str) -> set[str]:
 
 @bounded(seconds=30)
 async def test_the_loop_deletes_old_ended_executions_and_keeps_recent_and_running(url: str):
-    clock = Clock()
+    clock = Clock(T0)
     worker = Worker()
     async with engine_on(url, clock, worker, retention_days=7) as engine:
         await engine.create_flow("p", PASS)
@@ -130,7 +120,7 @@ async def _only(engine: Engine, flow: str, expected: set[str]) -> bool:
 async def test_two_engines_on_one_postgresql_store_purge_it_once(url: str):
     if not url.startswith("postgresql"):
         pytest.skip("one engine at a time owns a SQLite store")
-    clock = Clock()
+    clock = Clock(T0)
     async with engine_on(url, clock) as first:
         await first.create_flow("p", PASS)
         await ended(first, "p", "old", 600)
@@ -163,7 +153,7 @@ def test_the_loop_goes_on_after_the_store_failed(url: str, caplog: pytest.LogCap
 async def _store_fails_then_works(url: str, caplog: pytest.LogCaptureFixture) -> None:
     import psycopg
 
-    clock = Clock()
+    clock = Clock(T0)
     async with engine_on(url, clock, retention_days=1) as engine:
         await engine.create_flow("p", PASS)
         await ended(engine, "p", "old", 5)
@@ -199,7 +189,7 @@ async def _gone(engine: Engine, flow: str) -> bool:
 
 @bounded(seconds=30)
 async def test_purge_dry_run_by_flow_limit_and_nothing_matching(url: str):
-    clock = Clock()
+    clock = Clock(T0)
     async with engine_on(url, clock) as engine:
         await engine.create_flow("a", PASS)
         await engine.create_flow("b", PASS)
@@ -233,7 +223,7 @@ async def test_purge_dry_run_by_flow_limit_and_nothing_matching(url: str):
 
 @bounded(seconds=30)
 async def test_purge_never_touches_a_running_execution(url: str):
-    clock = Clock()
+    clock = Clock(T0)
     worker = Worker()
     async with engine_on(url, clock, worker) as engine:
         await engine.create_flow("cb", CALLBACK)
@@ -252,7 +242,7 @@ async def test_purge_never_touches_a_running_execution(url: str):
 async def test_purge_refuses_bad_input_in_one_sentence(url: str):
     from datetime import datetime
 
-    async with engine_on(url, Clock()) as engine:
+    async with engine_on(url, Clock(T0)) as engine:
         await engine.create_flow("a", PASS)
         for bad in (float("nan"), float("inf"), "2026-01-01", True, datetime(2026, 1, 1)):
             error = await refused("InvalidArgument", engine.purge_executions(bad))  # type: ignore[arg-type]
@@ -272,7 +262,7 @@ async def test_a_purge_skips_an_execution_a_redrive_holds(url: str):
         pytest.skip("one writer on SQLite: a purge and a redrive cannot overlap")
     import psycopg
 
-    clock = Clock()
+    clock = Clock(T0)
     async with engine_on(url, clock) as engine:
         await engine.create_flow("p", PASS)
         await ended(engine, "p", "r", 3)
@@ -305,7 +295,7 @@ async def test_a_purge_skips_an_execution_a_redrive_holds(url: str):
 @bounded(seconds=30)
 async def test_delete_flow_with_running_executions_is_refused_unless_forced(url: str):
     worker = Worker()
-    async with engine_on(url, Clock(), worker) as engine:
+    async with engine_on(url, Clock(T0), worker) as engine:
         await engine.create_flow("cb", CALLBACK)
         await engine.start_execution("cb", {}, name="one")
         await engine.start_execution("cb", {}, name="two")
@@ -327,7 +317,7 @@ async def test_delete_flow_with_running_executions_is_refused_unless_forced(url:
 
 @bounded(seconds=30)
 async def test_delete_flow_without_running_executions_needs_no_force(url: str):
-    async with engine_on(url, Clock()) as engine:
+    async with engine_on(url, Clock(T0)) as engine:
         await engine.create_flow("p", PASS)
         await ended(engine, "p", "r", 3)
         await engine.delete_flow("p")
@@ -345,7 +335,7 @@ async def test_forced_delete_stops_a_running_child_in_another_flow(url: str):
       resourceArn: acs:fnf:::flow/kid
       pattern: sync
     """)
-    async with engine_on(url, Clock(), worker) as engine:
+    async with engine_on(url, Clock(T0), worker) as engine:
         await engine.create_flow("kid", CALLBACK)
         await engine.create_flow("parent", parent)
         await engine.start_execution("parent", {}, name="p1")

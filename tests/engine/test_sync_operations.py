@@ -6,7 +6,6 @@ is checked to answer as the server does: the same arguments, results and refusal
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -15,20 +14,13 @@ from relayflow.engine import SyncEngine
 from relayflow.errors import EngineError
 from relayflow.store import open_store
 from tests.client.test_operations_client import run_operations
+from tests.engine.helpers import sqlite_or_postgres
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """A SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'relayflow.db'}"
-        return
-    pytest.importorskip("psycopg")
-    from tests.services import fresh_database
-
-    server = request.getfixturevalue("postgres_url")
-    with fresh_database(server, "syncops_" + uuid.uuid4().hex[:12]) as url:
-        yield url
+    yield from sqlite_or_postgres(request, "syncops_", f"sqlite:///{tmp_path / 'relayflow.db'}")
 
 
 def test_the_embedded_engine_runs_every_operation(store_url: str) -> None:

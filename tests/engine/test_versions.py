@@ -17,6 +17,7 @@ import pytest
 from relayflow.engine import Engine, version_records, versions
 from relayflow.errors import EngineError
 from relayflow.testing import bounded, fdl, make_engine
+from tests.engine.helpers import sqlite_or_postgres
 
 ONE = fdl("""
     - type: pass
@@ -44,15 +45,7 @@ THREE = fdl("""
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """Where the test's engines keep things: a fresh SQLite store each, or one PG database."""
-    if request.param == "sqlite":
-        yield "memory://"
-        return
-    pytest.importorskip("psycopg")
-    from tests.services import fresh_database
-
-    server = request.getfixturevalue("postgres_url")
-    with fresh_database(server, "versions_" + uuid.uuid4().hex[:12]) as url:
-        yield url
+    yield from sqlite_or_postgres(request, "versions_")
 
 
 @pytest.fixture

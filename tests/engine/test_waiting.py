@@ -24,34 +24,16 @@ from relayflow.limits import Limits
 from relayflow.results import WaitingWork
 from relayflow.store import Transaction
 from relayflow.testing import bounded, eventually, fdl, make_engine
-from tests.engine.helpers import CALLBACK, QUEUE, Worker, refused
+from tests.engine.helpers import CALLBACK, QUEUE, Clock, Worker, refused, sqlite_or_postgres
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 WEEK = 7 * 24 * 3600
 
 
-class Clock:
-    """A clock that stands still until the test moves it."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh in-memory SQLite store per engine, or one PostgreSQL database for the module."""
-    if request.param == "sqlite":
-        yield "memory://"
-        return
-    pytest.importorskip("psycopg")
-    from tests.services import fresh_database
-
-    server = request.getfixturevalue("postgres_url")
-    with fresh_database(server, "waiting_" + uuid.uuid4().hex[:12]) as url:
-        yield url
+    yield from sqlite_or_postgres(request, "waiting_")
 
 
 @pytest.fixture
@@ -139,7 +121,7 @@ def all_kinds(child: str) -> str:
 
 @bounded
 async def test_every_kind_of_open_work_is_listed(store_url: str, name: str) -> None:
-    clock, worker = Clock(), Worker()
+    clock, worker = Clock(T0), Worker()
     parent, child = name + "_p", name + "_c"
     async with engine_on(store_url, clock, worker) as engine:
         await engine.create_flow(child, CALLBACK)
@@ -207,7 +189,7 @@ async def _steps(engine: Engine, flow: str, step: str, *, absent: bool) -> bool:
 
 @bounded
 async def test_older_than_keeps_work_that_waited_that_long(store_url: str, name: str) -> None:
-    clock, worker = Clock(), Worker()
+    clock, worker = Clock(T0), Worker()
     async with engine_on(store_url, clock, worker) as engine:
         await engine.create_flow(name, CALLBACK)
         await engine.start_execution(name, {}, name="early")
@@ -229,7 +211,7 @@ async def test_older_than_keeps_work_that_waited_that_long(store_url: str, name:
 
 @bounded
 async def test_an_unreadable_state_is_skipped(store_url: str, name: str) -> None:
-    clock, worker = Clock(), Worker()
+    clock, worker = Clock(T0), Worker()
     async with engine_on(store_url, clock, worker) as engine:
         await engine.create_flow(name, CALLBACK)
         for execution in ("a", "bad", "c"):
@@ -260,7 +242,7 @@ async def test_an_unreadable_state_is_skipped(store_url: str, name: str) -> None
 async def test_pages_cover_everything_once(
     store_url: str, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock, worker = Clock(), Worker()
+    clock, worker = Clock(T0), Worker()
     two = fdl(f"""
     - type: parallel
       name: both
@@ -327,7 +309,7 @@ def _b64(value: Any) -> str:
 
 @bounded
 async def test_the_default_callback_timeout_ends_a_lost_task(store_url: str, name: str) -> None:
-    clock, worker = Clock(), Worker()
+    clock, worker = Clock(T0), Worker()
     own = fdl(f"""
     - type: task
       name: work
@@ -379,7 +361,7 @@ async def test_the_default_callback_timeout_ends_a_lost_task(store_url: str, nam
 
 @bounded
 async def test_zero_means_no_default_timeout(store_url: str, name: str) -> None:
-    clock, worker = Clock(), Worker()
+    clock, worker = Clock(T0), Worker()
     limits = Limits(default_callback_timeout_seconds=0)
     async with engine_on(store_url, clock, worker, limits=limits) as engine:
         await engine.create_flow(name, CALLBACK)
@@ -401,7 +383,7 @@ async def test_zero_means_no_default_timeout(store_url: str, name: str) -> None:
 async def test_a_state_kept_before_since_existed_takes_it_from_the_history(
     store_url: str, name: str
 ) -> None:
-    clock, worker = Clock(), Worker()
+    clock, worker = Clock(T0), Worker()
     flow = fdl(f"""
     - type: parallel
       name: both
