@@ -49,6 +49,8 @@ typecheck: install
 	$(BIN)/mypy --strict plugins/relayflow-mns/relayflow_mns
 	$(BIN)/mypy --strict plugins/relayflow-http/relayflow_http
 	$(BIN)/mypy --strict plugins/relayflow-sql/relayflow_sql
+	$(BIN)/mypy --strict plugins/relayflow-otel/relayflow_otel
+	$(BIN)/mypy --strict plugins/relayflow-prometheus/relayflow_prometheus
 
 unit: install
 	$(BIN)/pytest -q --durations=15

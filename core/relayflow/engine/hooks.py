@@ -1,16 +1,20 @@
 """What the engine asks of its plugins: the few calls it makes, as a typed interface.
 
 The engine depends on this `Protocol`, not on `relayflow.plugins.PluginManager`, which
-satisfies it structurally; a test passes any object with these four members (a recorder, say).
+satisfies it structurally; a test passes any object with these members (a recorder, say).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from relayflow.engine.integration import TaskOutcome, TaskRequest
+from relayflow.plugins.events import CommitEvent
 from relayflow.store import HistoryEvent
+
+if TYPE_CHECKING:
+    from relayflow.engine.engine import Engine
 
 __all__ = ["EngineHooks"]
 
@@ -30,3 +34,22 @@ class EngineHooks(Protocol):
 
     def notify(self, flow_name: str, execution_name: str, events: Iterable[HistoryEvent]) -> None:
         """Hand committed history events of one execution to the lifecycle hooks."""
+
+    @property
+    def observes_work(self) -> bool:
+        """Whether any plugin wants the work hooks below (else the engine does not time it)."""
+
+    def engine_started(self, engine: Engine) -> None:
+        """The engine has started."""
+
+    def engine_stopping(self, engine: Engine) -> None:
+        """The engine is about to stop."""
+
+    def batch_committed(self, batch: CommitEvent) -> None:
+        """The writer committed one transaction."""
+
+    def outbox_dispatched(self, resource: str, lag_seconds: float | None) -> None:
+        """A task request left the outbox (None: taken over from the store)."""
+
+    def timers_fired(self, count: int, lag_seconds: float) -> None:
+        """Timers fired, the earliest ``lag_seconds`` late."""

@@ -7,7 +7,14 @@ from typing import Any
 
 from relayflow.store.records import HistoryEvent
 
-__all__ = ["ExecutionEvent", "LifecycleEvent", "StepEvent", "TaskEvent"]
+__all__ = [
+    "ApiRequestEvent",
+    "CommitEvent",
+    "ExecutionEvent",
+    "LifecycleEvent",
+    "StepEvent",
+    "TaskEvent",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,39 @@ class TaskEvent(LifecycleEvent):
             if self.event.type == "TaskScheduled"
             else (self.event.schedule_event_id)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequestEvent:
+    """One answered request to the RPC API (`POST /` or `GET /`).
+
+    Attributes:
+        action: the action's name when relayflow knows it, else `Unknown` (so that a label
+            made of it stays bounded whatever callers send).
+        status: the HTTP status of the answer.
+        code: the error code of a refusal (`ExecutionDoesNotExist`, ...), "" on success.
+        seconds: from the request's arrival to its answer being handed to the server.
+    """
+
+    action: str
+    status: int
+    code: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CommitEvent:
+    """One store transaction of the engine's writer (a group commit) that committed.
+
+    Attributes:
+        jobs: how many jobs (reports, starts, outcomes, timers...) the transaction carried.
+        seconds: from the transaction's start to its COMMIT answered, on the writer thread.
+        store: the store's kind: `sqlite`, `postgresql` or `memory`.
+    """
+
+    jobs: int
+    seconds: float
+    store: str
 
 
 _STATUS = {

@@ -23,7 +23,7 @@ that declares a wrapper for one of them is refused when it registers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -35,13 +35,20 @@ if TYPE_CHECKING:
     from relayflow.config import Config
     from relayflow.engine.engine import Engine
     from relayflow.engine.integration import Integration, TaskOutcome, TaskRequest
-    from relayflow.plugins.events import ExecutionEvent, StepEvent, TaskEvent
+    from relayflow.plugins.events import (
+        ApiRequestEvent,
+        CommitEvent,
+        ExecutionEvent,
+        StepEvent,
+        TaskEvent,
+    )
     from relayflow.plugins.manager import PluginManager
 
 __all__ = [
     "PROJECT",
     "ConfigModelRegister",
     "IntegrationRegister",
+    "RouteRegister",
     "hookimpl",
     "hookspec",
 ]
@@ -81,6 +88,27 @@ class ConfigModelRegister(Protocol):
 
     def __call__(self, table: str, model: type[BaseModel]) -> None:
         """Validate the top-level table ``table`` of `relayflow.toml` with ``model``."""
+
+
+#: An ASGI application: ``await app(scope, receive, send)``.
+AsgiApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class RouteRegister(Protocol):
+    """The ``register`` that `relayflow_register_http_routes` receives."""
+
+    def __call__(self, path: str, app: AsgiApp) -> None:
+        """Serve ``GET path`` (and `HEAD`) of `relayflow server` with the ASGI app ``app``.
+
+        Args:
+            path: an absolute path such as `/metrics`; it must not be `/`, `/health`, `/ready`
+                or start with `/console`, and two plugins may not register the same one.
+            app: called with the request's ASGI scope, receive and send. relayflow checks no
+                signature on these routes: the app decides who may read it.
+        """
 
 
 @hookspec
@@ -181,3 +209,57 @@ def relayflow_task_submitted(task: TaskEvent) -> None:
 @hookspec
 def relayflow_task_completed(task: TaskEvent) -> None:
     """A task attempt succeeded, failed or timed out (`task.type` says which)."""
+
+
+# -- the engine's own work, for metrics and traces --------------------------------------------
+# Called on the engine's event loop (the API hooks on the server's): keep them quick.
+
+
+@hookspec
+def relayflow_engine_started(engine: Engine) -> None:
+    """The engine has started and takes work: keep ``engine`` to read from it later.
+
+    Called once per engine, after `Engine.start` (in `relayflow server`, `relayflow run` and
+    any program that starts one with plugins). Read through the engine's public methods only.
+    """
+
+
+@hookspec
+def relayflow_engine_stopping(engine: Engine) -> None:
+    """The engine is about to stop: flush what you buffer (spans, metrics) now.
+
+    Called once, at the start of `Engine.close`, while the store still answers.
+    """
+
+
+@hookspec
+def relayflow_register_http_routes(register: RouteRegister) -> None:
+    """Serve extra `GET` paths from `relayflow server`: ``register("/metrics", app)``.
+
+    Called once as the server starts. A path already taken, or reserved (see
+    `RouteRegister`), stops the server with a sentence naming both plugins.
+    """
+
+
+@hookspec
+def relayflow_api_request_finished(request: ApiRequestEvent) -> None:
+    """An RPC request to `relayflow server` was answered (whatever its status)."""
+
+
+@hookspec
+def relayflow_batch_committed(batch: CommitEvent) -> None:
+    """The engine's writer committed one transaction of ``batch.jobs`` jobs."""
+
+
+@hookspec
+def relayflow_outbox_dispatched(resource: str, lag_seconds: float | None) -> None:
+    """A task request left the outbox for its integration (`resource` is its resourceArn).
+
+    ``lag_seconds`` is the time from the commit that wrote it to its dispatch, or None for a
+    request this engine took over from the store (after a restart, or another replica's).
+    """
+
+
+@hookspec
+def relayflow_timers_fired(count: int, lag_seconds: float) -> None:
+    """``count`` timers (waits, retry pauses, timeouts) fired; the earliest was this late."""

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ValidationError
 
 from relayflow.config import Config, ConfigError, describe_validation_error
 from relayflow.plugins import hookspecs
-from relayflow.plugins.events import HOOK_FOR_EVENT
+from relayflow.plugins.events import HOOK_FOR_EVENT, ApiRequestEvent, CommitEvent
 
 if TYPE_CHECKING:
     import click
@@ -50,6 +50,25 @@ log = logging.getLogger("relayflow.plugins")
 
 ENTRY_POINT_GROUP = "relayflow"
 _LIFECYCLE_HOOKS = tuple(dict.fromkeys(hook for hook, _ in HOOK_FOR_EVENT.values()))
+_WORK_HOOKS = (
+    "relayflow_batch_committed",
+    "relayflow_outbox_dispatched",
+    "relayflow_timers_fired",
+)
+#: Paths `relayflow server` serves itself; plugins may not take them.
+_RESERVED_PATHS = frozenset({"/", "/health", "/ready"})
+
+
+def _route_problem(path: object) -> str | None:
+    """Why a plugin may not serve ``path``, or None."""
+    if not isinstance(path, str) or not path.startswith("/") or len(path) > 200:
+        return f"a route must be an absolute path of at most 200 characters, got {path!r:.60}"
+    if path in _RESERVED_PATHS or path == "/console" or path.startswith("/console/"):
+        return f"{path} is served by relayflow itself"
+    if any(c.isspace() or c in "?#" for c in path):
+        return f"a route must be a plain path without spaces, ? or #, got {path!r:.60}"
+    return None
+
 
 #: Says how one plugin's failing call is reported: (plugin name, hook name, the exception).
 _OnFailure = Callable[[str, str, Exception], None]
@@ -451,6 +470,64 @@ class PluginManager:
             spec = getattr(self._pm.hook, hook_name).spec
             (argument,) = spec.argnames  # each lifecycle hook takes one argument
             self._call(hook_name, **{argument: wrapper(flow_name, execution_name, event)})
+
+    # -- the engine's own work ------------------------------------------------------------------
+
+    @property
+    def observes_work(self) -> bool:
+        """Whether any plugin implements a work hook (else the engine skips timing its work)."""
+        return any(getattr(self._pm.hook, name).get_hookimpls() for name in _WORK_HOOKS)
+
+    def engine_started(self, engine: Engine) -> None:
+        """Tell plugins the engine runs."""
+        self._call("relayflow_engine_started", engine=engine)
+
+    def engine_stopping(self, engine: Engine) -> None:
+        """Tell plugins the engine is about to stop."""
+        self._call("relayflow_engine_stopping", engine=engine)
+
+    def http_routes(self) -> dict[str, hookspecs.AsgiApp]:
+        """The extra `GET` paths plugins serve, each with its ASGI app.
+
+        Raises:
+            ConfigError: a path is reserved, malformed, or registered by two plugins.
+        """
+        routes: dict[str, tuple[str, hookspecs.AsgiApp]] = {}
+        problems: list[str] = []
+
+        def register_for(plugin: str) -> Mapping[str, object]:
+            def register(path: str, app: hookspecs.AsgiApp) -> None:
+                problem = _route_problem(path)
+                if problem is None and path in routes:
+                    problem = f"{path} is already served by plugin {routes[path][0]}"
+                if problem is not None:
+                    problems.append(f"plugin {plugin}: {problem}")
+                    return
+                routes[path] = (plugin, app)
+
+            return {"register": register}
+
+        for _ in self._each("relayflow_register_http_routes", register_for, self._fail):
+            pass
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return {path: app for path, (_plugin, app) in routes.items()}
+
+    def api_request_finished(self, request: ApiRequestEvent) -> None:
+        """Tell plugins an API request was answered."""
+        self._call("relayflow_api_request_finished", request=request)
+
+    def batch_committed(self, batch: CommitEvent) -> None:
+        """Tell plugins the writer committed a transaction."""
+        self._call("relayflow_batch_committed", batch=batch)
+
+    def outbox_dispatched(self, resource: str, lag_seconds: float | None) -> None:
+        """Tell plugins a task request left the outbox."""
+        self._call("relayflow_outbox_dispatched", resource=resource, lag_seconds=lag_seconds)
+
+    def timers_fired(self, count: int, lag_seconds: float) -> None:
+        """Tell plugins timers fired."""
+        self._call("relayflow_timers_fired", count=count, lag_seconds=lag_seconds)
 
     def hook_names(self) -> list[str]:
         """Every hook relayflow defines."""

@@ -1,0 +1,1 @@
+"""relayflow-otel: under construction (issue 16)."""

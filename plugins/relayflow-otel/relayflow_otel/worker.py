@@ -1,0 +1,1 @@
+"""The worker side of relayflow-otel: under construction (issue 16)."""

@@ -1,0 +1,1 @@
+"""relayflow-prometheus: under construction (issue 16)."""

@@ -1,0 +1,1 @@
+"""The worker side of relayflow-prometheus: under construction (issue 16)."""
