@@ -331,6 +331,11 @@ def ready(url: str, timeout: float = 1.0) -> bool:
     return False
 
 
+def haproxy_path() -> str | None:
+    """Where haproxy is installed (Debian puts it in /usr/sbin, often not on PATH), or None."""
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
+
+
 class Cluster:
     """``replicas`` `relayflow server` processes on one store, behind a balancer.
 
@@ -343,9 +348,10 @@ class Cluster:
         poll_seconds: `[engine] poll_seconds`; None leaves the default.
         visibility_timeout: the broker's and the workers' visibility timeout, in seconds.
         client_timeout: `[client] timeout_seconds` of the workers.
-        balancer: "thread" runs the balancer in a thread of the caller, "process" as a
-            process of its own (its CPU is then apart from the caller's); None runs none, and
-            `url` is the first replica's own.
+        balancer: "thread" runs balancer.py in a thread of the caller, "process" as a
+            process of its own (its CPU is then apart from the caller's), "haproxy" runs
+            Debian's haproxy with the settings of contrib/deploy/haproxy.cfg (see
+            `haproxy_path`); None runs none, and `url` is the first replica's own.
         handlers: extra handler modules for the workers ({file name: source}).
         extra_toml: more configuration for every replica (tables after `[integrations.mns]`).
     """
@@ -397,8 +403,10 @@ class Cluster:
             )
             self.configs.append(config)
         self.client_timeout = client_timeout
-        if balancer not in ("thread", "process", None):
-            raise ValueError(f"balancer must be 'thread', 'process' or None, got {balancer!r}")
+        if balancer not in ("thread", "process", "haproxy", None):
+            raise ValueError(
+                f"balancer must be 'thread', 'process', 'haproxy' or None, got {balancer!r}"
+            )
         self.balancer_mode = balancer
         self.servers: list[subprocess.Popen[bytes]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -439,6 +447,8 @@ class Cluster:
                 args += ["--backend", f"{host}:{port}"]
             self.balancer_proc = spawn(args, self.folder, "balancer.log")
             self._wait_for_log(self.balancer_proc, "balancer.log", BALANCING, timeout)
+        elif self.balancer_mode == "haproxy":
+            self._start_haproxy(backends, timeout)
         else:
             self.balancer = Balancer(backends, port=self.port).start_in_thread()
         if self.balancer_mode is not None:
@@ -448,6 +458,40 @@ class Cluster:
             + f'\n[client]\nendpoint = "{self.url}"\ntimeout_seconds = {self.client_timeout}\n',
             encoding="utf-8",
         )
+
+    def _start_haproxy(self, backends: list[tuple[str, int]], timeout: float) -> None:
+        """haproxy in front of ``backends``, as contrib/deploy/haproxy.cfg sets it up."""
+        exe = haproxy_path()
+        if exe is None:
+            raise RuntimeError("haproxy is not installed (Debian: apt-get install haproxy)")
+        servers = "\n".join(
+            f"    server replica{i} {host}:{port}" for i, (host, port) in enumerate(backends)
+        )
+        config = self.folder / "haproxy.cfg"
+        config.write_text(
+            "global\n    maxconn 4096\n"
+            "defaults\n    mode http\n    timeout connect 5s\n    timeout server 75s\n"
+            "    timeout client 75s\n    timeout http-request 10s\n"
+            "    timeout http-keep-alive 10s\n    timeout queue 30s\n"
+            "    retries 3\n    option redispatch 1\n"
+            f"frontend relayflow\n    bind 127.0.0.1:{self.port}\n    default_backend replicas\n"
+            "backend replicas\n    balance leastconn\n    option httpchk GET /ready\n"
+            "    http-check expect status 200\n"
+            "    default-server check inter 1s fall 2 rise 2\n"
+            f"{servers}\n",
+            encoding="utf-8",
+        )
+        self.balancer_proc = spawn([exe, "-db", "-f", str(config)], self.folder, "balancer.log")
+        deadline = time.monotonic() + timeout
+        while not ready(f"http://localhost:{self.port}"):
+            if self.balancer_proc.poll() is not None:
+                raise RuntimeError(
+                    f"haproxy exited with {self.balancer_proc.returncode}:\n"
+                    + (self.folder / "balancer.log").read_text(errors="replace")[-3000:]
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"haproxy is not routing within {timeout} s")
+            time.sleep(0.05)
 
     def _wait_for_log(
         self, process: subprocess.Popen[bytes], log: str, pattern: re.Pattern[str], timeout: float
