@@ -18,9 +18,13 @@ commit rate of one connection, and the database's commits (`xact_commit` of
 pg_stat_database, read before the executions start and after the engine has closed its
 connections, so every backend has flushed its counts) per step transition.
 
+With ``--config relayflow.toml`` the engines carry the plugins that file enables, loaded and
+configured as `relayflow server` loads them (bench_observability.py measures the cost of
+relayflow-otel and relayflow-prometheus through it); without it, no plugins.
+
     .venv/bin/python contrib/bench/bench_engine.py [steps|throughput|waiting|all]
         [--store sqlite|pg|postgresql://...] [--waiting 100000] [--synchronous full|normal]
-        [--json]
+        [--config relayflow.toml] [--json]
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from replicas import (
 )
 
 from relayflow.engine import Engine, FunctionIntegration, Limits, Submitted, Succeeded
+from relayflow.engine.hooks import EngineHooks
 from relayflow.engine.integration import TaskOutcome, TaskRequest
 from relayflow.store import open_store
 
@@ -178,12 +183,31 @@ def new_engine(url: str, **kwargs: Any) -> Engine:
     return Engine(store, integrations=[integration], poll_seconds=0.05, **kwargs)
 
 
-async def bench_steps(stores: Stores) -> dict[str, Any]:
+def load_plugins(path: str) -> EngineHooks:
+    """The plugins ``path`` (a relayflow.toml) enables, checked and configured as the server does.
+
+    Raises:
+        SystemExit: the file or a plugin's table is wrong (the sentence names the file).
+    """
+    from relayflow.config import ConfigError, load_config
+    from relayflow.plugins import PluginManager
+
+    try:
+        config = load_config(path)
+        plugins = PluginManager.from_config(config)
+        plugins.check_config(config)
+        plugins.configure(config)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
+    return plugins
+
+
+async def bench_steps(stores: Stores, plugins: EngineHooks | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for label, per_transition in (("batched", 2000), ("one_transaction_per_step", 1)):
         with stores.fresh() as url:
             limits = Limits(steps_per_transition=per_transition)
-            async with new_engine(url, limits=limits) as engine:
+            async with new_engine(url, limits=limits, plugins=plugins) as engine:
                 await engine.create_flow("passes", pass_flow(1000))
                 samples = []
                 for run in range(3 if per_transition > 1 else 1):
@@ -198,13 +222,15 @@ async def bench_steps(stores: Stores) -> dict[str, Any]:
     return results
 
 
-async def bench_throughput(stores: Stores | str, executions: int, steps: int) -> dict[str, Any]:
+async def bench_throughput(
+    stores: Stores | str, executions: int, steps: int, plugins: EngineHooks | None = None
+) -> dict[str, Any]:
     """Step transitions per second; ``stores`` may be SQLite's `synchronous` setting alone
-    (count_transitions.py passes "normal")."""
+    (count_transitions.py passes "normal"); ``plugins`` are the engine's (None: none)."""
     if isinstance(stores, str):
         stores = Stores(None, stores)
     with stores.fresh() as url:
-        engine = new_engine(url)
+        engine = new_engine(url, plugins=plugins)
         async with engine:
             await engine.create_flow("tasks", task_flow(steps))
             before = commits(url) if stores.server else 0
@@ -251,9 +277,11 @@ async def bench_throughput(stores: Stores | str, executions: int, steps: int) ->
     return figures
 
 
-async def bench_waiting(stores: Stores, total: int) -> dict[str, Any]:
+async def bench_waiting(
+    stores: Stores, total: int, plugins: EngineHooks | None = None
+) -> dict[str, Any]:
     with stores.fresh() as url:
-        async with new_engine(url) as engine:
+        async with new_engine(url, plugins=plugins) as engine:
             await engine.create_flow("parked", CALLBACK_FLOW)
             memory = [(0, rss_mb())]
             start = time.perf_counter()
@@ -306,12 +334,13 @@ def measure(kinds: dict[str, Stores], args: argparse.Namespace) -> dict[str, Any
     figures: dict[str, Any] = {key: {"store": stores.label} for key, stores in kinds.items()}
     for key, stores in kinds.items():
         if args.which in ("steps", "all"):
-            figures[key]["steps"] = asyncio.run(bench_steps(stores))
+            figures[key]["steps"] = asyncio.run(bench_steps(stores, args.plugins))
     if args.which in ("throughput", "all"):
         rounds: dict[str, list[dict[str, Any]]] = {key: [] for key in kinds}
         for _ in range(args.rounds):
             for key, stores in kinds.items():
-                rounds[key].append(asyncio.run(bench_throughput(stores, args.executions, 10)))
+                run = bench_throughput(stores, args.executions, 10, args.plugins)
+                rounds[key].append(asyncio.run(run))
         for key, runs in rounds.items():
             median = sorted(runs, key=lambda r: r["transitions_per_s"])[len(runs) // 2]
             figures[key]["throughput"] = {
@@ -322,7 +351,8 @@ def measure(kinds: dict[str, Stores], args: argparse.Namespace) -> dict[str, Any
             }
     for key, stores in kinds.items():
         if args.which in ("waiting", "all"):
-            figures[key]["waiting"] = asyncio.run(bench_waiting(stores, args.waiting))
+            run = bench_waiting(stores, args.waiting, args.plugins)
+            figures[key]["waiting"] = asyncio.run(run)
     return figures
 
 
@@ -384,8 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executions", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=1, help="throughput runs (median shown)")
     parser.add_argument("--synchronous", default="full", choices=["full", "normal"])
+    parser.add_argument(
+        "--config",
+        help="a relayflow.toml whose plugins the engines carry (default: no plugins)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    args.plugins = load_plugins(args.config) if args.config else None
     if args.store not in ("sqlite", "pg") and not args.store.startswith(
         ("postgresql://", "postgres://")
     ):
