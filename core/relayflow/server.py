@@ -432,13 +432,15 @@ async def serve(
     """Run the engine and the API until a stop signal, then shut both down cleanly.
 
     Raises:
-        ConfigError: the server cannot listen where configured, or an integration's settings
-            cannot work (`relayflow.engine.coverage.settings_problems`); nothing was started.
+        ConfigError: the server cannot listen where configured, an integration's settings
+            cannot work (`relayflow.engine.coverage.settings_problems`), or plugins ask for
+            paths they may not serve; nothing was started.
     """
     check_listen_address(config)
     problems = settings_problems(integrations)
     if problems:
         raise ConfigError(f"{config.source}: {'; '.join(problems)}")
+    routes = plugins.http_routes() if plugins is not None else {}
     settings = config.server
     tls = tls_context(settings, config.source)
     if tls is not None and settings.tls_cert_file:
@@ -465,7 +467,14 @@ async def serve(
         settings.max_nonces_per_key,
         settings.max_nonce_length,
     )
-    app = ApiApp(engine, auth, settings.max_body_bytes, address=(bound_host, bound_port))
+    app = ApiApp(
+        engine,
+        auth,
+        settings.max_body_bytes,
+        address=(bound_host, bound_port),
+        plugins=plugins,
+        routes=routes,
+    )
     set_region(engine, _region(settings, bound_host, bound_port))
     _raise_file_limit(settings.max_connections)
     logging.getLogger("uvicorn.error").addFilter(_QuietAboutClients())

@@ -161,6 +161,25 @@ class Recorder:
         for event in events:
             self.calls.append(("event", event.type))
 
+    @property
+    def observes_work(self) -> bool:
+        return True
+
+    def engine_started(self, engine):
+        self.calls.append(("started", type(engine).__name__))
+
+    def engine_stopping(self, engine):
+        self.calls.append(("stopping", type(engine).__name__))
+
+    def batch_committed(self, batch):
+        self.calls.append(("commit", batch.store))
+
+    def outbox_dispatched(self, resource, lag_seconds):
+        self.calls.append(("dispatched", resource))
+
+    def timers_fired(self, count, lag_seconds):
+        self.calls.append(("timers", str(count)))
+
 
 @bounded
 async def test_any_object_with_the_hook_methods_serves_as_the_engines_plugins():
@@ -175,6 +194,11 @@ async def test_any_object_with_the_hook_methods_serves_as_the_engines_plugins():
     assert ("prepare", "say") in hooks.calls and ("outcome", "Succeeded") in hooks.calls
     events = [detail for kind, detail in hooks.calls if kind == "event"]
     assert events[0] == "ExecutionStarted" and events[-1] == "ExecutionSucceeded"
+    kinds = [kind for kind, _ in hooks.calls]
+    assert hooks.calls[0] == ("started", "Engine") and kinds.count("started") == 1
+    # Once, before the close's last commits (handing back leases).
+    assert kinds.count("stopping") == 1 and kinds.index("stopping") > kinds.index("outcome")
+    assert ("dispatched", "test:Say") in hooks.calls and ("commit", "memory") in hooks.calls
 
 
 @bounded

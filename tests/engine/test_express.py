@@ -312,6 +312,24 @@ class Observer:
     def notify(self, flow_name: str, execution_name: str, events: Any) -> None:
         self.events.extend((execution_name, event.type) for event in events)
 
+    # The work hooks: none wanted here.
+    observes_work = False
+
+    def engine_started(self, engine: Any) -> None:
+        pass
+
+    def engine_stopping(self, engine: Any) -> None:
+        pass
+
+    def batch_committed(self, batch: Any) -> None:
+        pass
+
+    def outbox_dispatched(self, resource: str, lag_seconds: float | None) -> None:
+        pass
+
+    def timers_fired(self, count: int, lag_seconds: float) -> None:
+        pass
+
 
 @bounded
 async def test_plugins_that_observe_lifecycles_see_the_events_once_recorded():

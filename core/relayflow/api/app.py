@@ -10,6 +10,11 @@ Routes:
 - `GET /ready` — for load balancers: 200 only while the engine takes work and its store answers
   a read within a second; otherwise 503 with `Status` (`starting`, `stopping` or
   `unavailable`) and a `Reason`. From the moment the server is told to stop it answers 503.
+- the paths plugins serve (`relayflow_register_http_routes`, such as `/metrics`): `GET` and
+  `HEAD` go to the plugin's ASGI app, other methods are refused with 405.
+
+Once each RPC request is answered, whatever the answer, the plugins' `api_request_finished`
+hook hears of it (only if a plugin implements it: otherwise nothing is timed).
 
 With a store shared by several replicas, each signed request's nonce is also recorded in the
 store (`Authenticator.check_shared`), so a request replayed to another replica is refused.
@@ -18,18 +23,23 @@ store (`Authenticator.check_shared`), so a request replayed to another replica i
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from relayflow import jsontext
-from relayflow.api.actions import run_action
+from relayflow.api.actions import ACTIONS, run_action
 from relayflow.api.auth import READ_ACTIONS, Authenticator, SharedNonces
 from relayflow.engine.engine import Engine
 from relayflow.errors import EngineError
 from relayflow.masking import mask_text
+from relayflow.plugins.events import ApiRequestEvent
 from relayflow.store import StoreError
+
+if TYPE_CHECKING:
+    from relayflow.plugins import PluginManager
 
 __all__ = ["API_VERSION", "ApiApp"]
 
@@ -40,6 +50,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+#: The ASGI app a plugin serves a path with (see `relayflow.plugins.hookspecs.AsgiApp`).
+RouteApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 _FORM = "application/x-www-form-urlencoded"
@@ -84,6 +96,9 @@ class ApiApp:
             must be addressed to it (`Host`) and must not come from a web page of another
             origin (`Origin`, `Sec-Fetch-Site`), and GET may only read: a browser sends such
             requests for any page without asking, and they would need no key.
+        plugins: told of each answered RPC request (`api_request_finished`).
+        routes: extra `GET` paths, each served by a plugin's ASGI app
+            (`PluginManager.http_routes`, which checks them).
     """
 
     def __init__(
@@ -93,6 +108,8 @@ class ApiApp:
         max_body_bytes: int = 1 << 20,
         *,
         address: tuple[str, int],
+        plugins: PluginManager | None = None,
+        routes: Mapping[str, RouteApp] | None = None,
     ) -> None:
         self.engine = engine
         self.auth = auth
@@ -104,6 +121,12 @@ class ApiApp:
         # One process's nonce cache cannot see replays sent to another replica: the store can.
         self.shared_nonces: SharedNonces | None = (
             None if engine.store.single_engine else engine.use_nonce
+        )
+        self.routes: dict[str, RouteApp] = dict(routes or {})
+        self._plugins = plugins
+        # Decided once: without a plugin that listens, a request costs no timing at all.
+        self._observed = plugins is not None and plugins.implements(
+            "relayflow_api_request_finished"
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,6 +141,15 @@ class ApiApp:
             await self._json(send, 200, {"Status": "ok"})
         elif path == "/ready":
             await self._json(send, *await self._readiness())
+        elif path in self.routes:
+            if method in ("GET", "HEAD"):
+                await self._plugin_route(self.routes[path], scope, receive, send)
+            else:
+                await self._error(
+                    send,
+                    EngineError("MethodNotAllowed", f"{path[:200]} answers GET and HEAD", 405),
+                    _request_id(),
+                )
         elif path != "/":
             await self._error(
                 send,
@@ -130,6 +162,30 @@ class ApiApp:
             )
         else:
             await self._rpc(scope, receive, send)
+
+    async def _plugin_route(
+        self, app: RouteApp, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Serve a plugin's path; a plugin that fails gets a 500, never the server's end."""
+        answered = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal answered
+            answered = answered or message.get("type") == "http.response.start"
+            await send(message)
+
+        try:
+            await app(scope, receive, tracked)
+        except Exception:
+            log.exception("the plugin serving %s failed", scope["path"][:200])
+            if not answered:
+                await self._error(
+                    send,
+                    EngineError(
+                        "InternalError", "the plugin serving this path failed; see the log", 500
+                    ),
+                    _request_id(),
+                )
 
     async def _readiness(self) -> tuple[int, dict[str, Any]]:
         """/ready's status and answer: ready only if the engine runs and the store answers."""
@@ -216,46 +272,58 @@ class ApiApp:
         return content_type
 
     async def _rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter() if self._observed else 0.0
         request_id = _request_id()
+        params: dict[str, str] = {}
         try:
-            content_type = self._check_headers(scope)
+            params = await self._params(scope, receive)
+            result = await self._run(scope, params, request_id)
         except EngineError as exc:
+            status, code = exc.status, exc.code
             await self._error(send, exc, request_id)
-            return
+        else:
+            status, code = 200, ""
+            await self._json(send, 200, {**result, "RequestId": request_id})
+        if self._observed:
+            assert self._plugins is not None
+            action = params.get("Action", "")
+            self._plugins.api_request_finished(
+                ApiRequestEvent(
+                    action if action in ACTIONS else "Unknown",
+                    status,
+                    code,
+                    time.perf_counter() - started,
+                )
+            )
+
+    async def _params(self, scope: Scope, receive: Receive) -> dict[str, str]:
+        """The request's parameters: its query string, then its form body.
+
+        Raises:
+            EngineError: the headers, the body or its encoding are refused.
+        """
+        content_type = self._check_headers(scope)
         try:
             body = await self._body(receive)
         except _Disconnected:
             # The client has gone: this answer goes nowhere, but completes the request.
-            await self._error(
-                send,
-                EngineError("IncompleteBody", "the connection closed within the body", 400),
-                request_id,
-            )
-            return
+            raise EngineError(
+                "IncompleteBody", "the connection closed within the body", 400
+            ) from None
         except _TooLarge:
-            await self._error(
-                send,
-                EngineError(
-                    "EntityTooLarge",
-                    f"the request body is larger than {self.max_body_bytes} bytes "
-                    "(server.max_body_bytes)",
-                    413,
-                ),
-                request_id,
-            )
-            return
+            raise EngineError(
+                "EntityTooLarge",
+                f"the request body is larger than {self.max_body_bytes} bytes "
+                "(server.max_body_bytes)",
+                413,
+            ) from None
         if body and (content_type or "").partition(";")[0].strip().lower() != _FORM:
             got = f"{content_type[:100]!r}" if content_type is not None else "no Content-Type"
-            await self._error(
-                send,
-                EngineError(
-                    "UnsupportedMediaType",
-                    f"a request body must be {_FORM} (the parameters as a form), got {got}",
-                    415,
-                ),
-                request_id,
+            raise EngineError(
+                "UnsupportedMediaType",
+                f"a request body must be {_FORM} (the parameters as a form), got {got}",
+                415,
             )
-            return
         try:
             # errors="strict": a %-escaped byte that is not UTF-8 is refused like a raw one,
             # rather than silently becoming U+FFFD.
@@ -269,12 +337,15 @@ class ApiApp:
             if body:
                 params.update(parse_qsl(body.decode(), keep_blank_values=True, errors="strict"))
         except UnicodeDecodeError:
-            await self._error(
-                send,
-                EngineError("InvalidParameter", "the parameters are not UTF-8", 400),
-                request_id,
-            )
-            return
+            raise EngineError("InvalidParameter", "the parameters are not UTF-8", 400) from None
+        return params
+
+    async def _run(self, scope: Scope, params: dict[str, str], request_id: str) -> dict[str, Any]:
+        """Check the request's action, version and signature, and run the action.
+
+        Raises:
+            EngineError: a refusal; a failing store or a bug become one too (503, 500).
+        """
         action = params.get("Action", "")
         try:
             if not action:
@@ -298,36 +369,22 @@ class ApiApp:
                 self.auth.check(scope["method"], params, action)
             else:
                 await self.auth.check_shared(scope["method"], params, action, self.shared_nonces)
-            result = await run_action(self.engine, action, params)
-        except EngineError as exc:
-            await self._error(send, exc, request_id)
-            return
+            return await run_action(self.engine, action, params)
+        except EngineError:
+            raise
         except StoreError as exc:
             # The database is away or refused: the caller may retry, here or on another
             # replica. One line in the log, not a traceback per request.
             message = mask_text(str(exc))
             log.error("action %s failed (request %s): %s", action, request_id, message)
-            await self._error(
-                send,
-                EngineError(
-                    "ServiceUnavailable",
-                    f"the store cannot be used now: {message}; retry later",
-                    503,
-                ),
-                request_id,
-            )
-            return
+            raise EngineError(
+                "ServiceUnavailable", f"the store cannot be used now: {message}; retry later", 503
+            ) from None
         except Exception:
             log.exception("action %s failed (request %s)", action, request_id)
-            await self._error(
-                send,
-                EngineError(
-                    "InternalError", f"the server failed; see its log for request {request_id}", 500
-                ),
-                request_id,
-            )
-            return
-        await self._json(send, 200, {**result, "RequestId": request_id})
+            raise EngineError(
+                "InternalError", f"the server failed; see its log for request {request_id}", 500
+            ) from None
 
     async def _error(self, send: Send, exc: EngineError, request_id: str) -> None:
         await self._json(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -51,6 +52,13 @@ class TxContext:
     ended: set[tuple[str, str]] = field(default_factory=set)
     committed: list[tuple[str, str, list[HistoryEvent]]] = field(default_factory=list)
     isolated: bool = False  # every job runs in a savepoint of its own (see `run_batch`)
+    #: Whether `run_batch` times the transaction (only when a plugin watches the writer).
+    timed: bool = False
+    #: When timed: how many jobs it ran, how long it took up to its COMMIT, and when that
+    #: COMMIT returned (`time.monotonic`).
+    jobs: int = 0
+    seconds: float | None = None
+    committed_at: float | None = None
 
     def mark(self) -> tuple[int, int]:
         """Where the lists stand now, for `undo` when a job's savepoint is rolled back."""
@@ -173,6 +181,7 @@ def run_batch(store: Store, batch: list[Job[Any]], ctx: TxContext, isolated: boo
         Isolate: an internal job failed; run the batch again with ``isolated``.
     """
     ctx.isolated = isolated
+    started = time.monotonic() if ctx.timed else 0.0
     with store.transaction() as tx:
         if not store.single_engine:
             lock_first(tx, batch)
@@ -206,3 +215,6 @@ def run_batch(store: Store, batch: list[Job[Any]], ctx: TxContext, isolated: boo
                 )
         if ctx.ended and store.notifies:
             tx.notify(END_CHANNEL, end_payload(ctx.ended))
+    if ctx.timed:  # the block above has committed
+        ctx.committed_at = time.monotonic()
+        ctx.jobs, ctx.seconds = len(batch), ctx.committed_at - started

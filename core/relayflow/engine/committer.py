@@ -78,6 +78,8 @@ class Committer:
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="relayflow-read")
         self._queue: asyncio.Queue[Job[Any]] | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Whether batches are timed for the plugins (`TxContext.timed`); the runtime sets it.
+        self.timed = False
 
     @property
     def running(self) -> bool:
@@ -253,12 +255,12 @@ class Committer:
     async def _run(self, batch: list[Job[Any]]) -> TxContext:
         """Run ``batch`` in one transaction on the writer thread; its `TxContext` once committed."""
         loop = asyncio.get_running_loop()
-        ctx = TxContext()
+        ctx = TxContext(timed=self.timed)
         try:
             await loop.run_in_executor(self._writer, run_batch, self._store, batch, ctx)
         except Isolate:  # one job broke: the others must still commit
             self._after_rollback()
-            ctx = TxContext()
+            ctx = TxContext(timed=self.timed)
             await loop.run_in_executor(self._writer, run_batch, self._store, batch, ctx, True)
         return ctx
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from relayflow import jsontext
 from relayflow.engine.applier import Applier
@@ -95,6 +96,8 @@ class Dispatcher:
         self.inflight: dict[int, asyncio.Task[None]] = {}
         #: Whether new rows are dispatched; the runtime sets it while it accepts work.
         self.open = False
+        #: Whether plugins hear of each dispatch (`EngineHooks.outbox_dispatched`).
+        self.timed = False
 
     def integration_for(self, resource: str) -> Integration | None:
         """The first integration that claims ``resource``."""
@@ -103,11 +106,19 @@ class Dispatcher:
                 return integration
         return None
 
-    def start(self, row: OutboxRow) -> None:
-        """Dispatch ``row`` unless it is being dispatched already or the engine is closing."""
+    def start(self, row: OutboxRow, committed_at: float | None = None) -> None:
+        """Dispatch ``row`` unless it is being dispatched already or the engine is closing.
+
+        Args:
+            row: the outbox row.
+            committed_at: when the transaction that wrote it committed (`time.monotonic`),
+                if this engine wrote it and timed it; None for a row claimed from the store.
+        """
         if row.id in self.inflight or not self.open:
             return
-        task = asyncio.create_task(self._dispatch(row), name=f"relayflow-task-{row.id}")
+        task = asyncio.create_task(
+            self._dispatch(row, committed_at), name=f"relayflow-task-{row.id}"
+        )
         self.inflight[row.id] = task
         row_id = row.id
 
@@ -130,7 +141,7 @@ class Dispatcher:
         await asyncio.gather(*late, return_exceptions=True)
         self.inflight.clear()
 
-    async def _dispatch(self, row: OutboxRow) -> None:
+    async def _dispatch(self, row: OutboxRow, committed_at: float | None) -> None:
         try:
             request = TaskRequest(**row.payload)
         except TypeError as exc:  # written by a bug or damaged: set aside, never retried forever
@@ -141,6 +152,9 @@ class Dispatcher:
             return
         if self._hooks is not None:
             request = self._hooks.prepare_request(request)
+            if self.timed:
+                lag = None if committed_at is None else max(0.0, time.monotonic() - committed_at)
+                self._hooks.outbox_dispatched(request.resource, lag)
         outcome = await invoke_integration(self.integration_for(request.resource), request)
         if self._hooks is not None:
             self._hooks.task_outcome(request, outcome)

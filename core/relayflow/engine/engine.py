@@ -151,6 +151,7 @@ class Engine(
         self._ping: asyncio.Future[str | None] | None = None
         self._routing = routing_random or random.Random()
         self._retention_days = retention_days
+        self._told_started = False  # the plugins heard of the start: they hear of the stop
 
     @classmethod
     def from_config(
@@ -206,6 +207,10 @@ class Engine(
         for integration in self._runtime.integrations:
             integration.bind(self)
         await self._start_retention()
+        hooks = self._runtime.hooks
+        if hooks is not None and not self._told_started:
+            self._told_started = True
+            hooks.engine_started(self)
 
     def begin_shutdown(self) -> None:
         """Start stopping: `accepting` turns False and pending long polls answer at once.
@@ -222,6 +227,10 @@ class Engine(
         Outcomes that arrive within the grace period are committed. Task attempts still
         running after it are abandoned here and dispatched again by the next engine.
         """
+        hooks = self._runtime.hooks
+        if hooks is not None and self._told_started:
+            self._told_started = False
+            hooks.engine_stopping(self)  # while the store still answers
         self.begin_shutdown()
         await self._stop_retention()
         await self._express_drain(grace_seconds)

@@ -2,21 +2,53 @@
 
 The engine depends on this `Protocol`, not on `relayflow.plugins.PluginManager`, which
 satisfies it structurally; a test passes any object with these members (a recorder, say).
+The engine imports nothing of `relayflow.plugins`: what it hands over about its own work is
+a `WriterCommit` of this module, which the plugin manager passes on to plugins as a
+`relayflow.plugins.events.CommitEvent`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from relayflow.engine.integration import TaskOutcome, TaskRequest
-from relayflow.plugins.events import CommitEvent
-from relayflow.store import HistoryEvent
+from relayflow.store import HistoryEvent, Store
 
 if TYPE_CHECKING:
     from relayflow.engine.engine import Engine
 
-__all__ = ["EngineHooks"]
+__all__ = ["EngineHooks", "WriterCommit", "store_kind"]
+
+
+@dataclass(frozen=True, slots=True)
+class WriterCommit:
+    """One committed transaction of the engine's writer, for `EngineHooks.batch_committed`.
+
+    Attributes:
+        jobs: how many jobs the transaction ran.
+        seconds: from its start to its COMMIT answered, timed on the writer thread.
+        store: the store's kind (see `store_kind`).
+    """
+
+    jobs: int
+    seconds: float
+    store: str
+
+
+def store_kind(store: Store) -> str:
+    """A short, bounded name for the kind of ``store``: `sqlite`, `memory`, `postgresql`...
+
+    A driver may say it with a `kind` attribute; otherwise it comes from the class's name.
+    """
+    kind = getattr(store, "kind", None)
+    if isinstance(kind, str) and kind:
+        return kind[:40]
+    if getattr(store, "memory", False) is True:
+        return "memory"
+    name = type(store).__name__.lower().removesuffix("store")
+    return "postgresql" if name == "postgres" else (name[:40] or "other")
 
 
 class EngineHooks(Protocol):
@@ -45,7 +77,7 @@ class EngineHooks(Protocol):
     def engine_stopping(self, engine: Engine) -> None:
         """The engine is about to stop."""
 
-    def batch_committed(self, batch: CommitEvent) -> None:
+    def batch_committed(self, batch: WriterCommit) -> None:
         """The writer committed one transaction."""
 
     def outbox_dispatched(self, resource: str, lag_seconds: float | None) -> None:

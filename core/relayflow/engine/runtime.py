@@ -34,7 +34,7 @@ from relayflow.engine.applier import Applier
 from relayflow.engine.batches import END_CHANNEL, TxContext, ended_keys
 from relayflow.engine.committer import Committer
 from relayflow.engine.dispatch import Dispatcher
-from relayflow.engine.hooks import EngineHooks
+from relayflow.engine.hooks import EngineHooks, WriterCommit, store_kind
 from relayflow.engine.integration import Integration
 from relayflow.engine.ticker import Ticker
 from relayflow.engine.timers import Loops
@@ -91,14 +91,21 @@ class Runtime:
             lease_seconds=store.default_lease_seconds if lease_seconds is None else lease_seconds,
             observed=plugins is not None and plugins.observes_lifecycle,
         )
+        # The work hooks (commit times, outbox and timer lag) only if a plugin has one: else
+        # nothing is timed at all.
+        self._work = plugins if plugins is not None and plugins.observes_work else None
+        self._store_kind = store_kind(store)
         self.committer = Committer(store, self._after_commit, self.applier.rolled_back)
+        self.committer.timed = self._work is not None
         self.dispatcher = Dispatcher(list(integrations), plugins, self.committer, self.applier)
+        self.dispatcher.timed = self._work is not None
         self.loops = Loops(
             self.committer,
             self.applier,
             self.dispatcher,
             poll_seconds,
             jitter=not store.single_engine,
+            hooks=self._work,
         )
         self.ticker = Ticker(
             self.committer, self.applier, poll_seconds, jitter=not store.single_engine
@@ -234,9 +241,11 @@ class Runtime:
         if self.hooks is not None:
             for flow_name, execution_name, events in ctx.committed:
                 self.hooks.notify(flow_name, execution_name, events)
+        if self._work is not None and ctx.seconds is not None:
+            self._work.batch_committed(WriterCommit(ctx.jobs, ctx.seconds, self._store_kind))
         self.applier.committed()
         for row in ctx.outbox:
-            self.dispatcher.start(row)
+            self.dispatcher.start(row, ctx.committed_at)
         if ctx.earliest_timer is not None:
             self.loops.wake(ctx.earliest_timer)
         self.end_waiters.wake(ctx.ended)

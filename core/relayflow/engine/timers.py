@@ -26,6 +26,7 @@ from relayflow.engine.applier import Applier
 from relayflow.engine.batches import TxContext
 from relayflow.engine.committer import Committer
 from relayflow.engine.dispatch import Dispatcher
+from relayflow.engine.hooks import EngineHooks
 from relayflow.engine.model import TimerFired
 from relayflow.errors import first_line
 from relayflow.store import OutboxRow, StoreError, TimerRow, Transaction
@@ -47,6 +48,7 @@ class Loops:
         dispatcher: takes claimed outbox rows, and says which rows are in flight.
         poll_seconds: how often the loops look for work they were not told about.
         jitter: spread each poll at random by a tenth (for engines sharing a store).
+        hooks: the plugins told of fired timers (`EngineHooks.timers_fired`), if any watch.
     """
 
     def __init__(
@@ -57,8 +59,10 @@ class Loops:
         poll_seconds: float,
         *,
         jitter: bool = False,
+        hooks: EngineHooks | None = None,
     ) -> None:
         self._committer = committer
+        self._hooks = hooks
         self._applier = applier
         self._dispatcher = dispatcher
         self._poll_seconds = poll_seconds
@@ -165,7 +169,10 @@ class Loops:
             due = await self._committer.alone(self._claim_timers)
             self._store_works("timer")
             if due:
-                await self._committer.submit(self._fire(due))
+                fired = await self._committer.submit(self._fire(due))
+                if self._hooks is not None and fired[0]:
+                    # Late by the engine's clock, as timers are due; never negative.
+                    self._hooks.timers_fired(fired[0], max(0.0, clock() - fired[1]))
             if len(due) >= TIMER_BATCH:
                 continue
             next_at = await self._committer.read(lambda tx: tx.next_timer_at())
@@ -185,22 +192,28 @@ class Loops:
         now = applier.clock()
         return tx.claim_due_timers(now, applier.owner, now + applier.lease_seconds, TIMER_BATCH)
 
-    def _fire(self, due: list[TimerRow]) -> Callable[[Transaction, TxContext], None]:
-        """A job that fires the timers this engine claimed, each once."""
+    def _fire(self, due: list[TimerRow]) -> Callable[[Transaction, TxContext], tuple[int, float]]:
+        """A job that fires the timers this engine claimed, each once.
+
+        It returns how many it fired and when the earliest of those was due.
+        """
         applier = self._applier
         # Executions in ascending id order: two engines firing timers of the same executions
         # then lock them in the same order.
         ordered = sorted(due, key=lambda t: (t.execution_id, t.timer_id))
 
-        def fire(tx: Transaction, ctx: TxContext) -> None:
+        def fire(tx: Transaction, ctx: TxContext) -> tuple[int, float]:
+            count, earliest = 0, float("inf")
             for timer in ordered:
                 execution = tx.lock_execution(timer.execution_id)
                 # Only while this engine still holds the lease: if it was too slow and another
                 # engine claimed the timer since, that one fires it.
                 if not tx.delete_timer(timer.execution_id, timer.timer_id, owner=applier.owner):
                     continue
+                count, earliest = count + 1, min(earliest, timer.fire_at)
                 if execution is not None:
                     applier.apply_alone(tx, ctx, execution, TimerFired(timer.timer_id))
+            return count, earliest
 
         return fire
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import click
 
     from relayflow.engine.engine import Engine
+    from relayflow.engine.hooks import WriterCommit
     from relayflow.engine.integration import Integration, TaskOutcome, TaskRequest
     from relayflow.store.records import HistoryEvent
 
@@ -473,6 +474,10 @@ class PluginManager:
 
     # -- the engine's own work ------------------------------------------------------------------
 
+    def implements(self, hook_name: str) -> bool:
+        """Whether any registered plugin implements ``hook_name`` (callers skip work if not)."""
+        return bool(getattr(self._pm.hook, hook_name).get_hookimpls())
+
     @property
     def observes_work(self) -> bool:
         """Whether any plugin implements a work hook (else the engine skips timing its work)."""
@@ -517,8 +522,14 @@ class PluginManager:
         """Tell plugins an API request was answered."""
         self._call("relayflow_api_request_finished", request=request)
 
-    def batch_committed(self, batch: CommitEvent) -> None:
-        """Tell plugins the writer committed a transaction."""
+    def batch_committed(self, batch: CommitEvent | WriterCommit) -> None:
+        """Tell plugins the writer committed a transaction.
+
+        The engine hands over its own `WriterCommit` (it imports nothing of this package);
+        plugins get it as a `CommitEvent`.
+        """
+        if not isinstance(batch, CommitEvent):
+            batch = CommitEvent(batch.jobs, batch.seconds, batch.store)
         self._call("relayflow_batch_committed", batch=batch)
 
     def outbox_dispatched(self, resource: str, lag_seconds: float | None) -> None:

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 
@@ -186,14 +186,36 @@ class WorkerPlugins:
 
     @contextlib.contextmanager
     def message(self, message: WorkerMessage) -> Iterator[None]:
-        """Run the body inside every plugin's context manager for ``message``."""
-        with contextlib.ExitStack() as stack:
-            for manager in self._each("relayflow_worker_message", message=message):
-                try:
-                    stack.enter_context(manager)  # type: ignore[arg-type]
-                except Exception:
-                    log.exception("a worker plugin's context for a message failed to enter")
+        """Run the body inside every plugin's context manager for ``message``.
+
+        A manager that fails to enter is skipped, one that fails to exit is logged, and none
+        can swallow the body's exception: a plugin never changes what happens to the message.
+        """
+        entered: list[AbstractContextManager[object]] = []
+        for result in self._each("relayflow_worker_message", message=message):
+            manager = cast("AbstractContextManager[object]", result)
+            try:
+                manager.__enter__()
+            except Exception:  # not a context manager at all, say
+                log.exception("a worker plugin's context for a message failed to enter")
+                continue
+            entered.append(manager)
+        error: BaseException | None = None
+        try:
             yield
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            for manager in reversed(entered):
+                try:
+                    manager.__exit__(
+                        None if error is None else type(error),
+                        error,
+                        None if error is None else error.__traceback__,
+                    )
+                except Exception:
+                    log.exception("a worker plugin's context for a message failed to exit")
 
     def handled(self, message: WorkerMessage, outcome: str, seconds: float) -> None:
         """Call `relayflow_worker_message_handled`."""
@@ -206,6 +228,10 @@ class WorkerPlugins:
         """Call `relayflow_worker_stopping`."""
         for _ in self._each("relayflow_worker_stopping", worker=worker):
             pass
+
+    def implements(self, hook_name: str) -> bool:
+        """Whether any registered plugin implements ``hook_name``."""
+        return bool(getattr(self._pm.hook, hook_name).get_hookimpls())
 
     def hook_names(self) -> list[str]:
         """Every worker hook."""

@@ -45,6 +45,7 @@ from relayflow_mns.worker import Worker, run_worker
 
 if TYPE_CHECKING:
     from relayflow.config import Config
+    from relayflow.worker.hooks import WorkerPlugins
 
 # This module is imported only when `relayflow worker` runs (an entry point of the group
 # `relayflow.commands`); it loads neither the engine nor the queue integration: a worker
@@ -156,6 +157,27 @@ def _settings(config_path: str | None) -> tuple[Client, tuple[str, dict[str, Any
         raise Invalid("InvalidConfig", str(exc), mask=True) from None
 
 
+def serve_metrics(plugins: WorkerPlugins, host: str, port: int) -> None:
+    """Ask the worker plugins to serve metrics on ``host``:``port``.
+
+    Raises:
+        Invalid: `MetricsUnavailable` when no plugin serves them (none installed, or the
+            one installed failed: its reason is in the log above).
+    """
+    if plugins.serve_metrics(host, port):
+        return
+    if plugins.implements("relayflow_worker_serve_metrics"):
+        raise Invalid(
+            "MetricsUnavailable",
+            f"no worker plugin could serve metrics on {host}:{port}; the log above says why",
+        )
+    raise Invalid(
+        "MetricsUnavailable",
+        f"--metrics-port {port} needs a worker plugin that serves metrics, such as "
+        "relayflow-prometheus (pip install relayflow-prometheus); none is installed",
+    )
+
+
 class WorkerFailed(CommandError):
     """The worker stopped on a bug of its own (not a user's mistake): exit 1."""
 
@@ -211,12 +233,32 @@ def split_queues(names: tuple[str, ...] | list[str]) -> list[str]:
     help="text: human-readable lines; json: one JSON object per line (time, level, logger, "
     "message) for a log collector. Also $RELAYFLOW_WORKER_LOG_FORMAT.",
 )
+@click.option(
+    "--metrics-port",
+    default=None,
+    metavar="PORT",
+    envvar="RELAYFLOW_WORKER_METRICS_PORT",
+    type=click.IntRange(min=1, max=65535),
+    help="Serve the worker's metrics for Prometheus on this port (a worker plugin such as "
+    "relayflow-prometheus must be installed). Also $RELAYFLOW_WORKER_METRICS_PORT.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="HOST",
+    envvar="RELAYFLOW_WORKER_METRICS_HOST",
+    help="The address --metrics-port listens on; 0.0.0.0 for every interface. "
+    "Also $RELAYFLOW_WORKER_METRICS_HOST.",
+)
 def worker(
     queues: tuple[str, ...],
     handler_path: str,
     concurrency: int,
     config_path: str | None,
     log_format: str,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run a Python function for every task message on QUEUE and report the results.
 
@@ -239,13 +281,22 @@ def worker(
         relayflow worker fnf-demo --handler jobs:handle --concurrency 4
     and the same writing its log (stderr) as JSON lines for a collector:
         relayflow worker fnf-demo --handler jobs:handle --log-format json
+    and with its metrics at http://127.0.0.1:9464/metrics (relayflow-prometheus installed):
+        relayflow worker fnf-demo --handler jobs:handle --metrics-port 9464
+
+    Worker plugins (installed distributions with an entry point in the group
+    relayflow.worker, and the modules named in $RELAYFLOW_WORKER_PLUGINS, comma separated)
+    hear of every message: traces and metrics come from them.
 
     At start the worker checks its access key with the server (one signed report that touches
     no task) and stops if the server refuses it; so it does if a report is refused for the key
     later, leaving the message on the queue. SIGTERM or Ctrl-C stops taking messages, lets the
     tasks in progress finish, and exits 0. Exit 2: the handler, the configuration, the broker
-    or the access key cannot be used (one line on stderr: relayflow: <Code>: <message>).
+    or the access key cannot be used, or --metrics-port has no plugin to serve it (one line
+    on stderr: relayflow: <Code>: <message>).
     """
+    from relayflow.worker.hooks import WorkerPlugins
+
     configure_logging(logging.INFO, "json" if log_format == "json" else "text")
     names = split_queues(queues)
     client, (url, options, visibility) = _settings(config_path)
@@ -253,6 +304,9 @@ def worker(
         handler = load_handler(handler_path)
     except ImportTargetError as exc:
         raise Invalid("InvalidHandler", str(exc)) from None
+    plugins = WorkerPlugins.load()
+    if metrics_port is not None:
+        serve_metrics(plugins, metrics_host, metrics_port)
     with client:
         try:
             # The broker first: a worker that cannot receive has nothing to report.
@@ -286,6 +340,7 @@ def worker(
                 concurrency=concurrency,
                 visibility_timeout=visibility,
                 transport_options=options,
+                plugins=plugins,
             )
         except WorkerError as exc:
             raise Invalid(exc.code, exc.message, mask=True) from None

@@ -31,9 +31,10 @@ from relayflow.worker import (
     report,
     run_handler,
 )
+from relayflow.worker.hooks import WorkerInfo, WorkerMessage, WorkerPlugins
 from relayflow_mns import redis_transport
 from relayflow_mns._transports import register_transport_aliases, safe_url
-from relayflow_mns.worker._messages import TaskMessage, decode_message
+from relayflow_mns.worker._messages import TOKEN_HEADER, TaskMessage, decode_message
 from relayflow_mns.worker._visibility import VisibilityHook, _Extenders, visibility_hook_for
 
 __all__ = ["Worker", "run_worker"]
@@ -45,6 +46,34 @@ _RETRY = {"interval_start": 0.5, "interval_step": 2.0, "interval_max": 30.0}
 #: At least this long between two reconnections, so that a broker that accepts connections
 #: and then drops them does not make a thread spin.
 _MIN_RESTART_SECONDS = 1.0
+#: What plugins see of a message's headers (`WorkerMessage.headers`): at most this many,
+#: names and values cut to these lengths.
+MAX_PLUGIN_HEADERS = 64
+MAX_HEADER_NAME_CHARS = 200
+MAX_HEADER_VALUE_CHARS = 1000
+
+
+def _header_text(value: Any) -> str:
+    text: str
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bytes | bytearray):
+        text = bytes(value[: MAX_HEADER_VALUE_CHARS * 4]).decode("utf-8", "replace")
+    else:
+        text = str(value)
+    return text[:MAX_HEADER_VALUE_CHARS]
+
+
+def plugin_headers(headers: dict[str, Any]) -> dict[str, str]:
+    """A message's headers as plugins see them: text, bounded, without the task token."""
+    seen: dict[str, str] = {}
+    for name, value in headers.items():
+        if len(seen) >= MAX_PLUGIN_HEADERS:
+            break
+        if not isinstance(name, str) or name.lower() == TOKEN_HEADER:
+            continue
+        seen[name[:MAX_HEADER_NAME_CHARS]] = _header_text(value)
+    return seen
 
 
 class _Stopping(Exception):
@@ -80,6 +109,9 @@ class Worker:
             within about this long when the worker is idle.
         settled_codes: report refusals after which the message is deleted all the same.
         visibility_hook: the hook to use instead of the one the transport has.
+        plugins: worker plugins (`relayflow.worker.hooks.WorkerPlugins.load()`) that hear of
+            the worker's start and stop and of each message; one that raises is logged and
+            never fails a message or stops the worker.
 
     Raises:
         ValueError: an argument is out of range.
@@ -100,6 +132,7 @@ class Worker:
         poll_interval: float = 1.0,
         settled_codes: Iterable[str] = SETTLED_CODES,
         visibility_hook: VisibilityHook | None = None,
+        plugins: WorkerPlugins | None = None,
     ) -> None:
         queues = (queue,) if isinstance(queue, str) else tuple(dict.fromkeys(queue))
         if not queues or not all(queues):
@@ -134,6 +167,9 @@ class Worker:
         self._lock = threading.Lock()
         self._stats = WorkerStats()
         self._error: BaseException | None = None
+        # Without a plugin registered, messages cost no calls at all.
+        self._plugins = plugins if plugins is not None and plugins.active else None
+        self._told_started = False
 
     def __repr__(self) -> str:
         return (
@@ -146,6 +182,12 @@ class Worker:
         """A copy of the counters."""
         with self._lock:
             return replace(self._stats)
+
+    @property
+    def info(self) -> WorkerInfo:
+        """The worker as plugins see it (never the broker URL, which may hold a password)."""
+        scheme = self.transport_url.partition("://")[0] if "://" in self.transport_url else ""
+        return WorkerInfo(self.queues, self.concurrency, scheme[:40])
 
     @property
     def running(self) -> bool:
@@ -206,6 +248,9 @@ class Worker:
             raise RuntimeError("this worker was started already; make a new one")
         self.check_broker()
         self._stopping.clear()
+        if self._plugins is not None:
+            self._told_started = True
+            self._plugins.started(self.info)
         for index in range(self.concurrency):
             thread = threading.Thread(
                 target=self._serve, name=f"relayflow-worker-{self.queue}-{index}", daemon=True
@@ -235,6 +280,10 @@ class Worker:
             if thread is threading.current_thread():
                 continue
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            told, self._told_started = self._told_started, False
+        if told and self._plugins is not None:
+            self._plugins.stopping(self.info)
         return not self.running
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -374,15 +423,20 @@ class Worker:
         started = time.monotonic()
         self._count("received")
         task = decode_message(message)
-        visible_until = started + self.visibility_timeout
-        extenders = self._extenders_for(hook)
-        running = None if extenders is None else extenders.add(channel, message.delivery_tag)
-        try:
-            output, failure = run_handler(self.handler, task.body)
-        finally:
-            if extenders is not None and running is not None:
-                visible_until = max(visible_until, extenders.remove(running))
-        result = report(self.reporter, task.token, output, failure, self.settled_codes)
+        plugins, seen = self._plugins, None
+        if plugins is None:
+            result, visible_until = self._run(channel, message, task, hook, started)
+        else:
+            seen = WorkerMessage(
+                self._queue_of(message),
+                task.flow,
+                task.execution,
+                task.step,
+                plugin_headers(task.headers),
+            )
+            with plugins.message(seen):
+                result, visible_until = self._run(channel, message, task, hook, started)
+        reported = time.monotonic()
         ack_error: Exception | None = None
         if result.ack:
             try:
@@ -396,6 +450,8 @@ class Worker:
                 result.level = logging.WARNING
         self._count(result.counter)
         self._log_line(message, task, result, started)
+        if plugins is not None and seen is not None:
+            plugins.handled(seen, result.outcome, reported - started)
         if ack_error is not None:
             # The channel may still count the message as in hand (kombu's Redis QoS does), and
             # would never ask for another: start over on a fresh connection.
@@ -406,6 +462,29 @@ class Worker:
         elif not result.ack:
             self._stopping.wait(max(0.0, visible_until - time.monotonic()))
             self._give_back(message)
+
+    def _run(
+        self,
+        channel: Any,
+        message: Any,
+        task: TaskMessage,
+        hook: VisibilityHook | None,
+        started: float,
+    ) -> tuple[Outcome, float]:
+        """Run the handler (its message kept hidden meanwhile) and report.
+
+        Returns:
+            The outcome, and until when the message stays hidden.
+        """
+        visible_until = started + self.visibility_timeout
+        extenders = self._extenders_for(hook)
+        running = None if extenders is None else extenders.add(channel, message.delivery_tag)
+        try:
+            output, failure = run_handler(self.handler, task.body)
+        finally:
+            if extenders is not None and running is not None:
+                visible_until = max(visible_until, extenders.remove(running))
+        return report(self.reporter, task.token, output, failure, self.settled_codes), visible_until
 
     def _extenders_for(self, hook: VisibilityHook | None) -> _Extenders | None:
         """The worker's extender thread for ``hook`` (one per hook: transports differ)."""
@@ -420,15 +499,19 @@ class Worker:
                 self._extenders[hook] = extenders
         return extenders
 
+    def _queue_of(self, message: Any) -> str:
+        """The queue ``message`` came from (its routing key, when the worker serves several)."""
+        if len(self.queues) == 1:
+            return self.queue
+        queue = (getattr(message, "delivery_info", None) or {}).get("routing_key")
+        return str(queue) if queue in self.queues else self.queue
+
     def _log_line(self, message: Any, task: TaskMessage, result: Outcome, started: float) -> None:
         duration_ms = round((time.monotonic() - started) * 1000)
-        queue = self.queue
-        if len(self.queues) > 1:  # say which of the queues the message came from
-            queue = (getattr(message, "delivery_info", None) or {}).get("routing_key") or queue
         self.log.log(
             result.level,
             "queue=%s flow=%s execution=%s step=%s outcome=%s duration_ms=%d%s",
-            queue,
+            self._queue_of(message),
             task.flow or "-",
             task.execution or "-",
             task.step or "-",
@@ -450,6 +533,7 @@ def run_worker(
     logger: logging.Logger | None = None,
     transport_options: dict[str, Any] | None = None,
     handle_signals: bool = True,
+    plugins: WorkerPlugins | None = None,
 ) -> WorkerStats:
     """Run a `Worker` until SIGTERM or SIGINT, then stop it gracefully.
 
@@ -474,6 +558,7 @@ def run_worker(
         extend_every=extend_every,
         logger=logger,
         transport_options=transport_options,
+        plugins=plugins,
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
