@@ -1,1 +1,51 @@
-"""relayflow-prometheus: under construction (issue 16)."""
+"""relayflow-prometheus: Prometheus metrics of the engine, the API and the workers.
+
+Installed, the plugin owns the `[prometheus]` table of `relayflow.toml` and does nothing else
+until that table says ``enabled = true``: then, as the configuration is read, it registers a
+`ServerMetrics` object as a second plugin, whose hooks count executions, time steps and task
+attempts, and whose route serves the metrics from `relayflow server` (``GET /metrics``).
+The worker side, `relayflow worker --metrics-port`, is `relayflow_prometheus.worker`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from relayflow.plugins import hookimpl
+from relayflow_prometheus.metrics import ServerMetrics
+from relayflow_prometheus.settings import OTHER, PrometheusSettings
+
+if TYPE_CHECKING:
+    from relayflow.config import Config
+    from relayflow.plugins import ConfigModelRegister, PluginManager
+
+__all__ = [
+    "OTHER",
+    "TABLE",
+    "PrometheusSettings",
+    "ServerMetrics",
+    "relayflow_configure",
+    "relayflow_register_config_models",
+]
+
+#: The table of `relayflow.toml` the plugin reads.
+TABLE = "prometheus"
+#: The name the metrics object is registered under.
+METRICS_PLUGIN = "prometheus.metrics"
+
+
+@hookimpl
+def relayflow_register_config_models(register: ConfigModelRegister) -> None:
+    """Own the `[prometheus]` table."""
+    register(TABLE, PrometheusSettings)
+
+
+@hookimpl
+def relayflow_configure(config: Config, plugins: PluginManager) -> None:
+    """Register the metrics' hooks and route when `[prometheus] enabled = true`, else nothing."""
+    settings = plugins.settings(config, TABLE)
+    if not isinstance(settings, PrometheusSettings) or not settings.enabled:
+        return
+    if METRICS_PLUGIN in plugins.infos:  # configured twice: keep the first registry
+        return
+    plugins.register(ServerMetrics(settings), METRICS_PLUGIN)
