@@ -1,1 +1,433 @@
-"""The worker side of relayflow-otel: under construction (issue 16)."""
+"""The worker side of relayflow-otel: a span per task message, continuing the engine's trace.
+
+`relayflow worker` loads this module through the entry-point group `relayflow.worker`. It is
+inert (every hook returns at once, no thread, no socket) unless the standard OpenTelemetry
+environment gives an endpoint::
+
+    export OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318
+    relayflow worker fnf-demo --handler jobs:handle
+
+Then each message is handled inside a CONSUMER span named ``<queue> process``, the child of
+the task span whose W3C ``traceparent`` the message carries, and that span is the current
+context while the handler runs: spans a handler opens with
+``opentelemetry.trace.get_tracer(__name__).start_as_current_span(...)`` nest under it and are
+exported with it (the worker makes its provider the global one, unless one was set before).
+
+The environment read (the standard variables; see WORKERS.md):
+
+- ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``: where spans go;
+  without either the plugin is inert;
+- ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none``: inert all the same;
+- ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_PROTOCOL``: ``http/protobuf``
+  (the default), or ``grpc`` when opentelemetry-exporter-otlp-proto-grpc is installed;
+- ``OTEL_SERVICE_NAME`` (default ``relayflow-worker``), ``OTEL_RESOURCE_ATTRIBUTES``,
+  ``OTEL_TRACES_SAMPLER`` and its argument, ``OTEL_EXPORTER_OTLP_HEADERS`` / ``_TIMEOUT``,
+  ``OTEL_BSP_*``: read by the OpenTelemetry SDK itself.
+
+Spans are exported by the SDK's batch processor on its own thread, from a bounded queue that
+drops spans when full: an unreachable collector never slows a message down. When the worker
+stops, what is queued is flushed for at most `STOP_FLUSH_SECONDS`.
+
+`handler_span` is the same service for Function Compute handlers run by relayflow-fc.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from relayflow.plugins import hookimpl
+from relayflow.worker.hooks import WorkerInfo, WorkerMessage
+
+__all__ = [
+    "DEFAULT_SERVICE_NAME",
+    "STOP_FLUSH_SECONDS",
+    "WorkerTracing",
+    "handler_span",
+    "provider_from_env",
+    "use_provider",
+]
+
+log = logging.getLogger("relayflow_otel.worker")
+
+#: The service name of a worker's spans when neither OTEL_SERVICE_NAME nor
+#: OTEL_RESOURCE_ATTRIBUTES names one.
+DEFAULT_SERVICE_NAME: Final = "relayflow-worker"
+#: The longest a stopping worker waits for its spans to be exported.
+STOP_FLUSH_SECONDS: Final = 5.0
+#: The instrumentation scope of the worker's and FC handlers' spans.
+SCOPE: Final = "relayflow_otel.worker"
+#: Attribute values taken from message headers are cut to this many characters.
+MAX_ATTRIBUTE_CHARS: Final = 256
+
+_PROPAGATOR: Final = TraceContextTextMapPropagator()
+_TRUE: Final = frozenset({"true", "1", "yes", "on"})
+# The `messaging.system` of a broker URL scheme, in the semantic conventions' words.
+_SYSTEMS: Final = {"amqp": "rabbitmq", "pyamqp": "rabbitmq", "amqps": "rabbitmq", "sqs": "aws_sqs"}
+# Outcomes of the worker's log line that mean the task did not get its result as asked.
+_ERROR_OUTCOMES: Final = {
+    "failed": "the handler failed; the task was reported failed",
+    "kept": "the report could not be made; the message will be delivered again",
+    "refused": "the server refused the worker's credentials",
+}
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= MAX_ATTRIBUTE_CHARS else value[:MAX_ATTRIBUTE_CHARS]
+
+
+def _env_true(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "").strip().lower() in _TRUE
+
+
+def _exporter(environ: Mapping[str, str]) -> SpanExporter | None:
+    """The OTLP exporter the environment asks for, or None (with a warning) if it cannot be."""
+    protocol = (
+        environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    if protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found]
+                OTLPSpanExporter as GrpcSpanExporter,
+            )
+        except ImportError:
+            log.warning(
+                "relayflow-otel: OTEL_EXPORTER_OTLP_PROTOCOL is grpc, but "
+                "opentelemetry-exporter-otlp-proto-grpc is not installed; worker spans are off"
+            )
+            return None
+        exporter: SpanExporter = GrpcSpanExporter()
+        return exporter
+    log.warning(
+        "relayflow-otel: OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf or grpc, got %r; "
+        "worker spans are off",
+        protocol[:40],
+    )
+    return None
+
+
+def provider_from_env() -> TracerProvider | None:
+    """A tracer provider exporting over OTLP as the environment says, or None when it is off.
+
+    Off means: no ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` nor ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    or ``OTEL_SDK_DISABLED`` true, or ``OTEL_TRACES_EXPORTER=none``, or a protocol that cannot
+    be served (a warning says which). The SDK reads the rest of the variables itself.
+    """
+    environ = os.environ
+    if _env_true(environ, "OTEL_SDK_DISABLED"):
+        return None
+    if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return None
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not (endpoint and endpoint.strip()):
+        return None
+    exporter = _exporter(environ)
+    if exporter is None:
+        return None
+    resource = Resource.create({})
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
+    provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+class _MessageSpan:
+    """The span of one message: entered before the handler, ended once the outcome is known.
+
+    The worker leaves the context after the report and calls `relayflow_worker_message_handled`
+    with the outcome; whichever of the two comes last ends the span, so the outcome is on it
+    either way.
+    """
+
+    __slots__ = ("_owner", "_token", "exited", "message", "outcome", "span")
+
+    def __init__(self, owner: WorkerTracing, message: WorkerMessage, span: trace.Span) -> None:
+        self._owner = owner
+        self.message = message
+        self.span = span
+        self.outcome: str | None = None
+        self.exited = False
+        self._token: object | None = None
+
+    def __enter__(self) -> trace.Span:
+        self._owner._pending[threading.get_ident()] = self
+        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            self._token = None
+        if exc is not None:  # the worker reports handler errors itself; this is a worker error
+            self.span.record_exception(exc)
+            self.span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        self.exited = True
+        if self.outcome is not None or exc is not None:
+            self.end()
+
+    def set_outcome(self, outcome: str) -> None:
+        self.outcome = outcome
+        self.span.set_attribute("relayflow.outcome", _cut(outcome))
+        problem = _ERROR_OUTCOMES.get(outcome)
+        if problem is not None:
+            self.span.set_status(Status(StatusCode.ERROR, problem))
+        if self.exited:
+            self.end()
+
+    def end(self) -> None:
+        ident = threading.get_ident()
+        if self._owner._pending.get(ident) is self:
+            del self._owner._pending[ident]
+        self.span.end()
+
+
+class WorkerTracing:
+    """The worker hooks, around one tracer provider.
+
+    The module registers an instance built from the environment (see the module's docstring);
+    a program or a test may register its own with a provider of its choosing::
+
+        plugins = WorkerPlugins()
+        plugins.register(WorkerTracing(provider), "otel")
+
+    Args:
+        provider: where the spans go.
+        owns_provider: shut the provider down when the worker stops (else only flush it).
+    """
+
+    def __init__(self, provider: TracerProvider, *, owns_provider: bool = False) -> None:
+        self.provider = provider
+        self.owns_provider = owns_provider
+        self.tracer = provider.get_tracer(SCOPE)
+        self._system = "unknown"
+        # Message spans not ended yet, by handling thread (each thread holds one message).
+        self._pending: dict[int, _MessageSpan] = {}
+
+    @hookimpl
+    def relayflow_worker_started(self, worker: WorkerInfo) -> None:
+        """Remember the broker's kind for `messaging.system`."""
+        scheme = worker.transport.lower()
+        self._system = _SYSTEMS.get(scheme, scheme or "unknown")
+
+    @hookimpl
+    def relayflow_worker_message(self, message: WorkerMessage) -> AbstractContextManager[object]:
+        """The message's CONSUMER span, current while the handler runs."""
+        stale = self._pending.pop(threading.get_ident(), None)
+        if stale is not None:  # the previous message's outcome never came
+            stale.span.end()
+        carrier = {key.lower(): value for key, value in message.headers.items()}
+        parent = _PROPAGATOR.extract(carrier)
+        attributes: dict[str, str] = {
+            "messaging.system": self._system,
+            "messaging.operation.type": "process",
+            "messaging.destination.name": _cut(message.queue),
+        }
+        for key, value in (
+            ("relayflow.flow", message.flow),
+            ("relayflow.execution", message.execution),
+            ("relayflow.step", message.step),
+            ("messaging.message.id", carrier.get("x-relayflow-message-id", "")),
+        ):
+            if value:
+                attributes[key] = _cut(value)
+        span = self.tracer.start_span(
+            f"{_cut(message.queue)} process",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        )
+        return _MessageSpan(self, message, span)
+
+    @hookimpl
+    def relayflow_worker_message_handled(
+        self, message: WorkerMessage, outcome: str, seconds: float
+    ) -> None:
+        """Put the outcome on the message's span (and end it if the handling is over)."""
+        pending = self._pending.get(threading.get_ident())
+        if pending is not None and (pending.message is message or pending.message == message):
+            pending.set_outcome(outcome)
+
+    @hookimpl
+    def relayflow_worker_stopping(self, worker: WorkerInfo) -> None:
+        """End what is left open and export it, waiting `STOP_FLUSH_SECONDS` at most."""
+        for pending in list(self._pending.values()):
+            pending.span.end()
+        self._pending.clear()
+        self.flush(STOP_FLUSH_SECONDS)
+
+    def flush(self, seconds: float) -> None:
+        """Export what is queued (and shut down an owned provider) within ``seconds``.
+
+        The SDK's flush waits on the exporter, which may hang on a collector that accepts
+        connections and never answers: it runs on a daemon thread joined at most that long.
+        """
+
+        def run() -> None:
+            try:
+                self.provider.force_flush(int(seconds * 1000))
+                if self.owns_provider:
+                    self.provider.shutdown()
+            except Exception:  # never fail a stopping worker
+                log.exception("relayflow-otel: exporting the last worker spans failed")
+
+        thread = threading.Thread(target=run, name="relayflow-otel-flush", daemon=True)
+        thread.start()
+        thread.join(seconds)
+        if thread.is_alive():
+            log.warning(
+                "relayflow-otel: the collector did not take the last spans within %g s; "
+                "they are dropped",
+                seconds,
+            )
+
+    def handler_span(
+        self, name: str, headers: Mapping[str, str], attributes: Mapping[str, Any]
+    ) -> AbstractContextManager[trace.Span]:
+        """A SERVER span continuing ``headers``' traceparent, current while it is entered."""
+        carrier = {key.lower(): value for key, value in headers.items()}
+        return self.tracer.start_as_current_span(
+            _cut(name),
+            context=_PROPAGATOR.extract(carrier),
+            kind=SpanKind.SERVER,
+            attributes=dict(attributes),
+        )
+
+
+# -- the module as a plugin: one WorkerTracing from the environment, made on first use ---------
+
+_lock = threading.Lock()
+_state: dict[str, WorkerTracing | None] = {}
+
+
+def use_provider(provider: TracerProvider | None) -> None:
+    """Use ``provider`` for this process's worker and FC handler spans (None: read the env again).
+
+    For programs that set up OpenTelemetry themselves, and for tests; `relayflow worker` needs
+    no call. The provider is not made the global one, and it is flushed, not shut down, when a
+    worker stops.
+    """
+    with _lock:
+        _state.clear()
+        if provider is not None:
+            _state["tracing"] = WorkerTracing(provider)
+
+
+def _tracing() -> WorkerTracing | None:
+    """The process's `WorkerTracing`, built from the environment once; None when off."""
+    try:
+        return _state["tracing"]
+    except KeyError:
+        pass
+    with _lock:
+        if "tracing" not in _state:
+            _state["tracing"] = _from_env()
+        return _state["tracing"]
+
+
+def _from_env() -> WorkerTracing | None:
+    try:
+        provider = provider_from_env()
+    except Exception as exc:  # a bad variable must not stop the worker
+        log.warning("relayflow-otel: worker spans are off: %s", exc)
+        return None
+    if provider is None:
+        return None
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        # Handlers' own spans (trace.get_tracer(...)) go to the same collector.
+        trace.set_tracer_provider(provider)
+    return WorkerTracing(provider, owns_provider=True)
+
+
+@hookimpl
+def relayflow_worker_started(worker: WorkerInfo) -> None:
+    """Read the environment; when tracing is on, remember the broker's kind."""
+    tracing = _tracing()
+    if tracing is not None:
+        tracing.relayflow_worker_started(worker)
+
+
+@hookimpl
+def relayflow_worker_message(message: WorkerMessage) -> AbstractContextManager[object] | None:
+    """The message's span as a context manager; None when tracing is off."""
+    tracing = _tracing()
+    return None if tracing is None else tracing.relayflow_worker_message(message)
+
+
+@hookimpl
+def relayflow_worker_message_handled(message: WorkerMessage, outcome: str, seconds: float) -> None:
+    """Put the outcome on the message's span."""
+    tracing = _state.get("tracing")
+    if tracing is not None:
+        tracing.relayflow_worker_message_handled(message, outcome, seconds)
+
+
+@hookimpl
+def relayflow_worker_stopping(worker: WorkerInfo) -> None:
+    """Flush the spans, for `STOP_FLUSH_SECONDS` at most."""
+    tracing = _state.get("tracing")
+    if tracing is not None:
+        tracing.relayflow_worker_stopping(worker)
+
+
+def handler_span(
+    name: str, headers: Mapping[str, str], attributes: Mapping[str, Any]
+) -> AbstractContextManager[trace.Span] | None:
+    """A span for a handler run in this process (relayflow-fc's), or None when tracing is off.
+
+    The span continues ``headers``' W3C ``traceparent``/``tracestate`` (a task request's) and
+    is the current span while entered, so the handler's own spans nest under it. Its provider
+    is the one `use_provider` gave, else the global one when it is the SDK's (as relayflow-otel's
+    engine side sets it in a server, or a program that set up OpenTelemetry itself); without
+    either, None. The environment alone does not turn it on: in a server, the engine side
+    reads it.
+
+    Args:
+        name: the span's name.
+        headers: the request's headers.
+        attributes: the span's attributes.
+    """
+    tracing = _state.get("tracing")
+    if tracing is None:
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            return None
+        tracing = _global_tracing(provider)
+    return tracing.handler_span(name, headers, attributes)
+
+
+_by_provider: dict[int, WorkerTracing] = {}
+
+
+def _global_tracing(provider: TracerProvider) -> WorkerTracing:
+    """One `WorkerTracing` per global provider (it is set once per process)."""
+    tracing = _by_provider.get(id(provider))
+    if tracing is None or tracing.provider is not provider:
+        tracing = _by_provider[id(provider)] = WorkerTracing(provider)
+    return tracing
