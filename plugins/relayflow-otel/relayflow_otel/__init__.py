@@ -1,1 +1,66 @@
-"""relayflow-otel: under construction (issue 16)."""
+"""relayflow-otel: one OpenTelemetry trace per execution, continued by workers.
+
+Installed, it does nothing until tracing is enabled: this module only registers the `[otel]`
+table and, in `relayflow_configure`, reads it. When tracing is on (an endpoint is known and
+nothing turns it off) it registers an `EngineTracer` with the plugin manager and starts the
+SDK's export thread; when it is off, no hook does any work, no thread runs and no port opens.
+See the README for the table, the environment variables and the spans.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from relayflow.config import ConfigError
+from relayflow.plugins import ConfigModelRegister, hookimpl
+from relayflow_otel.config import TABLE, OtelSettings, ResolvedSettings, resolve
+
+if TYPE_CHECKING:
+    from relayflow.config import Config
+    from relayflow.plugins import PluginManager
+    from relayflow_otel.engine_spans import EngineTracer
+
+__all__ = ["TABLE", "OtelSettings", "ResolvedSettings", "enable", "resolve"]
+
+__version__ = "0.1.0"
+
+#: The name the engine-side hook object is registered under.
+ENGINE_PLUGIN_NAME = "otel-engine"
+
+log = logging.getLogger("relayflow.otel")
+
+
+@hookimpl
+def relayflow_register_config_models(register: ConfigModelRegister) -> None:
+    """Own the `[otel]` table."""
+    register(TABLE, OtelSettings)
+
+
+def enable(settings: ResolvedSettings, plugins: PluginManager) -> EngineTracer:
+    """Start exporting and register the engine's tracing hooks with ``plugins``.
+
+    Returns:
+        The registered hook object.
+    """
+    from relayflow_otel.engine_spans import EngineTracer  # the SDK is imported only when on
+    from relayflow_otel.export import SpanSink
+
+    sink = SpanSink.from_settings(settings)
+    tracer = EngineTracer(sink.emit, settings.sampling_ratio)
+    tracer.on_stopping = sink.flush
+    plugins.register(tracer, name=ENGINE_PLUGIN_NAME)
+    return tracer
+
+
+@hookimpl
+def relayflow_configure(config: Config, plugins: PluginManager) -> None:
+    """Read `[otel]` and the `OTEL_*` variables; when tracing is on, register its hooks."""
+    try:
+        table = plugins.settings(config, TABLE)
+        settings = resolve(table if isinstance(table, OtelSettings) else OtelSettings())
+    except ConfigError as exc:  # the engine runs on, untraced: said once, in one sentence
+        log.error("relayflow-otel is off: %s", exc)
+        return
+    if settings.enabled:
+        enable(settings, plugins)

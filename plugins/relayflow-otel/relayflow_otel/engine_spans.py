@@ -1,0 +1,611 @@
+"""The engine's spans: one trace per execution, built from the lifecycle hooks alone.
+
+`EngineTracer` is the hook object `relayflow_configure` registers when tracing is on. It keeps,
+per running execution this process has seen, the spans that are open (the root, the steps
+entered and not yet exited, the task attempts scheduled and not yet completed) and exports each
+span when it ends, its start taken from the history event that opened it.
+
+Ids come from `relayflow_otel.ids`, so a process that meets an execution in the middle (after a
+restart, or a replica that receives the report of a task another replica dispatched) reads the
+execution's history once through `Engine.get_execution_history`, replays it to learn what is
+open, and goes on in the same trace. Reads run as tasks on the engine's loop, a few at a time;
+a hook itself never waits.
+
+Where a step nests: a step entered while no other step is open is a child of the root. One
+entered while others are open (inside a parallel, foreach or choice step) is a child of the
+innermost open step that encloses it in the definition, which is read once per execution
+(`Engine.describe_execution`) and only for such executions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from opentelemetry.trace import SpanKind
+
+from relayflow.plugins import LifecycleEvent, hookimpl
+from relayflow_otel.export import FinishedSpan
+from relayflow_otel.ids import is_sampled, span_id, trace_id, traceparent
+
+if TYPE_CHECKING:
+    from relayflow.engine import Engine
+    from relayflow.engine.integration import TaskRequest
+
+__all__ = ["MAX_EXECUTIONS", "EngineTracer", "enclosing_steps"]
+
+log = logging.getLogger("relayflow.otel")
+
+#: Running executions whose open spans are kept; the least recently active is forgotten first
+#: (its later events start a replay of its history).
+MAX_EXECUTIONS = 10_000
+#: Open steps, or open task attempts, kept per execution; more are not traced.
+MAX_OPEN = 5_000
+#: History events read to catch up with an execution (pages of 1,000); later ones are skipped.
+MAX_HISTORY_EVENTS = 10_000
+#: Events held per execution while its history is read.
+MAX_PENDING = 10_000
+#: History reads running at once.
+MAX_READS = 4
+#: Characters of a cause kept in an attribute or a status.
+MAX_CAUSE = 1_000
+_PAGE = 1_000
+_ENDS = frozenset(
+    {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionStopped"}
+)
+_COMPLETIONS = frozenset({"TaskSucceeded", "TaskFailed", "TaskTimedOut"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """A history event, from a hook or from a history page alike."""
+
+    event_id: int
+    schedule: int
+    type: str
+    step: str
+    time: float
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Any) -> _Event:
+        """From a store record (`time` in seconds) or a `relayflow.results.HistoryEvent`."""
+        when = event.time
+        seconds = float(when.timestamp()) if hasattr(when, "timestamp") else float(when or 0.0)
+        detail = event.detail if isinstance(event.detail, dict) else {}
+        return cls(
+            int(event.event_id),
+            int(event.schedule_event_id),
+            str(event.type),
+            str(event.step_name or ""),
+            seconds,
+            detail,
+        )
+
+
+@dataclass(slots=True)
+class _Open:
+    """A span that has started and not ended."""
+
+    step: str
+    span: int
+    start: float
+    parent: int | None
+    attributes: dict[str, Any]
+    #: For a step: (step name, span id) of the steps open when it was entered, latest first.
+    around: tuple[tuple[str, int], ...] = ()
+    #: For a step: the error of its last failed task attempt (cleared by a success).
+    error: tuple[str, str] | None = None
+    events: list[tuple[str, float, dict[str, Any]]] = field(default_factory=list)
+    #: For a task attempt: the EventId of its step's StepEntered.
+    entered: int = 0
+
+
+@dataclass(slots=True)
+class _Execution:
+    """What this process knows of one running execution."""
+
+    flow: str
+    name: str
+    trace: int = 0  # 0 while the history is being read
+    sampled: bool = False
+    start: float = 0.0
+    root: int = 0
+    parent: tuple[str, str] | None = None
+    steps: dict[int, _Open] = field(default_factory=dict)
+    tasks: dict[int, _Open] = field(default_factory=dict)
+    #: Step name -> names of the steps that may enclose it ("" for the top level).
+    enclosing: dict[str, frozenset[str]] | None = None
+    reading_definition: bool = False
+    #: Ended steps whose parent waits for the definition.
+    waiting: list[tuple[FinishedSpan, _Open]] = field(default_factory=list)
+    #: Events held while the history is read (None when not reading).
+    pending: list[_Event] | None = None
+    unknown: bool = False  # the history could not say how it started: no spans
+
+    def base(self) -> dict[str, Any]:
+        return {"relayflow.flow": self.flow, "relayflow.execution": self.name}
+
+
+def enclosing_steps(definition: str) -> dict[str, frozenset[str]]:
+    """For each step name of an FDL definition, the names of the steps that may enclose it.
+
+    The top level is "". A name used in several places gets each place's encloser. A
+    definition that cannot be read gives an empty map (every step is then a child of the root).
+    """
+    try:
+        document = yaml.safe_load(definition)
+    except yaml.YAMLError:
+        return {}
+    found: dict[str, set[str]] = {}
+
+    def walk(steps: Any, encloser: str, depth: int) -> None:
+        if not isinstance(steps, list) or depth > 64:
+            return
+        for step in steps:
+            if not isinstance(step, dict):
+                continue
+            name = step.get("name")
+            if not isinstance(name, str):
+                continue
+            found.setdefault(name, set()).add(encloser)
+            walk(step.get("steps"), name, depth + 1)  # foreach
+            for branch in step.get("branches") or []:  # parallel
+                if isinstance(branch, dict):
+                    walk(branch.get("steps"), name, depth + 1)
+            for choice in step.get("choices") or []:  # choice
+                if isinstance(choice, dict):
+                    walk(choice.get("steps"), name, depth + 1)
+            default = step.get("default")
+            if isinstance(default, dict):
+                walk(default.get("steps"), name, depth + 1)
+
+    if isinstance(document, dict):
+        walk(document.get("steps"), "", 0)
+    return {name: frozenset(where) for name, where in found.items()}
+
+
+def _cause(text: Any) -> str:
+    return str(text or "")[:MAX_CAUSE]
+
+
+class EngineTracer:
+    """The hooks that turn an engine's history into spans."""
+
+    def __init__(self, emit: Callable[[FinishedSpan], None], sampling_ratio: float = 1.0) -> None:
+        """Trace into ``emit``.
+
+        Args:
+            emit: takes each ended span; must be quick (a `SpanSink.emit`).
+            sampling_ratio: the share of executions traced, 0 to 1.
+        """
+        self._emit = emit
+        self._ratio = sampling_ratio
+        self._executions: OrderedDict[tuple[str, str], _Execution] = OrderedDict()
+        self._engine: Engine | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reads: asyncio.Semaphore | None = None
+        self._reads_loop: asyncio.AbstractEventLoop | None = None
+        #: Called as the engine stops: sends what has ended (`SpanSink.flush`).
+        self.on_stopping: Callable[[], object] | None = None
+
+    # -- the engine ---------------------------------------------------------------------------
+
+    @hookimpl
+    def relayflow_engine_started(self, engine: Engine) -> None:
+        """Keep the engine, to read histories and definitions from it."""
+        self._engine = engine
+
+    @hookimpl
+    def relayflow_engine_stopping(self, engine: Engine) -> None:
+        """Send the spans that have ended (waiting a bounded time)."""
+        if self.on_stopping is not None:
+            self.on_stopping()
+        if engine is self._engine:
+            self._engine = None
+
+    # -- lifecycle hooks ----------------------------------------------------------------------
+
+    @hookimpl
+    def relayflow_execution_started(self, execution: LifecycleEvent) -> None:
+        """Open the root span."""
+        self._on(execution)
+
+    @hookimpl
+    def relayflow_execution_finished(self, execution: LifecycleEvent) -> None:
+        """End the root span (and whatever the execution left open)."""
+        self._on(execution)
+
+    @hookimpl
+    def relayflow_step_entered(self, step: LifecycleEvent) -> None:
+        """Open a step span."""
+        self._on(step)
+
+    @hookimpl
+    def relayflow_step_exited(self, step: LifecycleEvent) -> None:
+        """End a step span."""
+        self._on(step)
+
+    @hookimpl
+    def relayflow_task_scheduled(self, task: LifecycleEvent) -> None:
+        """Open a task attempt's span."""
+        self._on(task)
+
+    @hookimpl
+    def relayflow_task_submitted(self, task: LifecycleEvent) -> None:
+        """Mark the moment the task was handed over."""
+        self._on(task)
+
+    @hookimpl
+    def relayflow_task_completed(self, task: LifecycleEvent) -> None:
+        """End a task attempt's span."""
+        self._on(task)
+
+    @hookimpl
+    def relayflow_prepare_task_request(self, request: TaskRequest) -> TaskRequest | None:
+        """Name the attempt's span in a W3C `traceparent` header of the request."""
+        state = self._executions.get((request.flow_name, request.execution_name))
+        if state is None or not state.trace:
+            return None
+        headers = dict(request.headers)
+        headers["traceparent"] = traceparent(
+            state.trace, span_id(state.trace, request.task_id), state.sampled
+        )
+        return dataclasses.replace(request, headers=headers)
+
+    # -- what each event does -----------------------------------------------------------------
+
+    def _on(self, hooked: LifecycleEvent) -> None:
+        key = (hooked.flow_name, hooked.execution_name)
+        event = _Event.of(hooked.event)
+        state = self._executions.get(key)
+        if state is None:
+            state = _Execution(*key)
+            self._remember(key, state)
+            if event.type != "ExecutionStarted":
+                # Met in the middle: read how it started, and what is open, first.
+                state.pending = [event]
+                if not self._spawn(self._catch_up(state)):
+                    state.pending = None
+                    state.unknown = True
+                return
+        else:
+            self._executions.move_to_end(key)
+        if state.pending is not None:
+            if len(state.pending) < MAX_PENDING:
+                state.pending.append(event)
+            return
+        self._apply(state, event, live=True)
+
+    def _remember(self, key: tuple[str, str], state: _Execution) -> None:
+        self._executions[key] = state
+        while len(self._executions) > MAX_EXECUTIONS:
+            self._executions.popitem(last=False)
+
+    def _apply(self, state: _Execution, event: _Event, *, live: bool) -> None:
+        kind = event.type
+        if kind == "ExecutionStarted":
+            self._started(state, event)
+        elif state.unknown or not state.trace or kind == "ExecutionRedriven":
+            return  # untraced here; or a redrive, met in a replay only: the execution goes on
+        elif not state.sampled:
+            if kind in _ENDS and live:
+                self._forget(state)
+        elif kind == "StepEntered":
+            self._step_entered(state, event)
+        elif kind == "StepExited":
+            self._step_exited(state, event, live)
+        elif kind == "TaskScheduled":
+            self._task_scheduled(state, event)
+        elif kind == "TaskSubmitted":
+            task = state.tasks.get(event.schedule)
+            if task is not None:
+                task.events.append(("submitted", event.time, {}))
+        elif kind in _COMPLETIONS:
+            self._task_completed(state, event, live)
+        elif kind in _ENDS:
+            self._ended(state, event, live)
+
+    def _started(self, state: _Execution, event: _Event) -> None:
+        state.trace = trace_id(state.flow, state.name, event.time)
+        state.sampled = is_sampled(state.trace, self._ratio)
+        state.start = event.time
+        state.root = span_id(state.trace, event.event_id)
+        parent = event.detail.get("ParentExecution")
+        if isinstance(parent, dict):
+            state.parent = (str(parent.get("FlowName", "")), str(parent.get("Name", "")))
+
+    def _step_entered(self, state: _Execution, event: _Event) -> None:
+        if len(state.steps) >= MAX_OPEN:
+            return
+        around = tuple((o.step, o.span) for o in reversed(state.steps.values()))[:64]
+        attributes = {**state.base(), "relayflow.step": event.step}
+        span = span_id(state.trace, event.event_id)
+        state.steps[event.event_id] = _Open(event.step, span, event.time, None, attributes, around)
+
+    def _step_exited(self, state: _Execution, event: _Event, live: bool) -> None:
+        opened = state.steps.pop(event.schedule, None)
+        if not live:
+            return
+        if opened is None:  # its StepEntered was never seen: an empty span, said so
+            attributes = {
+                **state.base(),
+                "relayflow.step": event.step,
+                "relayflow.start_unknown": True,
+            }
+            span = span_id(state.trace, event.schedule)
+            opened = _Open(event.step, span, event.time, state.root, attributes)
+        self._end_step(state, opened, event.time)
+
+    def _end_step(self, state: _Execution, opened: _Open, end: float) -> None:
+        finished = FinishedSpan(
+            name=f"step {opened.step}",
+            trace=state.trace,
+            span=opened.span,
+            parent=opened.parent,
+            sampled=state.sampled,
+            kind=SpanKind.INTERNAL,
+            start=opened.start,
+            end=end,
+            attributes=opened.attributes,
+            error=opened.error,
+        )
+        if finished.parent is None:
+            parent = self._step_parent(state, opened)
+            if parent is None:  # nested among open steps: the definition says where
+                state.waiting.append((finished, opened))
+                self._read_definition(state)
+                return
+            finished.parent = parent
+        self._emit(finished)
+
+    def _step_parent(self, state: _Execution, opened: _Open) -> int | None:
+        if not opened.around:
+            return state.root
+        if state.enclosing is None:
+            return None
+        enclosers = state.enclosing.get(opened.step, frozenset())
+        for name, span in opened.around:
+            if name in enclosers:
+                return span
+        return state.root
+
+    def _task_scheduled(self, state: _Execution, event: _Event) -> None:
+        if len(state.tasks) >= MAX_OPEN:
+            return
+        detail = event.detail
+        attributes = {
+            **state.base(),
+            "relayflow.step": event.step,
+            "relayflow.resource": str(detail.get("resource", "")),
+            "relayflow.pattern": str(detail.get("pattern", "")),
+            "relayflow.task_id": event.event_id,
+        }
+        attempt = detail.get("attempt")
+        if isinstance(attempt, int):
+            attributes["relayflow.attempt"] = attempt
+        parent = span_id(state.trace, event.schedule) if event.schedule else state.root
+        span = span_id(state.trace, event.event_id)
+        opened = _Open(event.step, span, event.time, parent, attributes, entered=event.schedule)
+        state.tasks[event.event_id] = opened
+
+    def _task_completed(self, state: _Execution, event: _Event, live: bool) -> None:
+        opened = state.tasks.pop(event.schedule, None)
+        error: tuple[str, str] | None = None
+        if event.type != "TaskSucceeded":
+            error = (str(event.detail.get("error", "")), _cause(event.detail.get("cause")))
+        if opened is not None:
+            step = state.steps.get(opened.entered)
+            if step is not None:
+                step.error = error
+        if not live:
+            return
+        if opened is None:
+            attributes = {
+                **state.base(),
+                "relayflow.step": event.step,
+                "relayflow.task_id": event.schedule,
+                "relayflow.start_unknown": True,
+            }
+            span = span_id(state.trace, event.schedule)
+            opened = _Open(event.step, span, event.time, state.root, attributes)
+        attributes = opened.attributes
+        if error is not None:
+            attributes["relayflow.error"] = error[0]
+            attributes["relayflow.cause"] = error[1]
+        pattern = attributes.get("relayflow.pattern")
+        self._emit(
+            FinishedSpan(
+                name=f"task {opened.step}",
+                trace=state.trace,
+                span=opened.span,
+                parent=opened.parent,
+                sampled=state.sampled,
+                kind=SpanKind.PRODUCER if pattern == "waitForCallback" else SpanKind.CLIENT,
+                start=opened.start,
+                end=event.time,
+                attributes=attributes,
+                error=error,
+                events=opened.events,
+            )
+        )
+
+    def _ended(self, state: _Execution, event: _Event, live: bool) -> None:
+        if not live:  # an end in a replayed history (then a redrive): nothing stays open
+            state.steps.clear()
+            state.tasks.clear()
+            return
+        self._forget(state)
+        for task in state.tasks.values():  # left waiting when the execution ended
+            task.attributes["relayflow.abandoned"] = True
+            self._emit(
+                FinishedSpan(
+                    f"task {task.step}",
+                    state.trace,
+                    task.span,
+                    task.parent,
+                    state.sampled,
+                    SpanKind.CLIENT,
+                    task.start,
+                    event.time,
+                    task.attributes,
+                    events=task.events,
+                )
+            )
+        for step in reversed(state.steps.values()):
+            step.attributes["relayflow.abandoned"] = True
+            self._end_step(state, step, event.time)
+        state.tasks.clear()
+        state.steps.clear()
+        attributes = {
+            **state.base(),
+            "relayflow.status": event.type.removeprefix("Execution"),
+        }
+        error: tuple[str, str] | None = None
+        if event.type != "ExecutionSucceeded":
+            error = (str(event.detail.get("error", "")), _cause(event.detail.get("cause")))
+            attributes["relayflow.error"] = error[0]
+            attributes["relayflow.cause"] = error[1]
+        root = FinishedSpan(
+            name=f"execution {state.flow}",
+            trace=state.trace,
+            span=state.root,
+            parent=None,
+            sampled=state.sampled,
+            kind=SpanKind.INTERNAL,
+            start=state.start,
+            end=event.time,
+            attributes=attributes,
+            error=error,
+        )
+        if state.parent is None:
+            self._emit(root)
+            return
+        root.attributes["relayflow.parent.flow"] = state.parent[0]
+        root.attributes["relayflow.parent.execution"] = state.parent[1]
+        if not self._spawn(self._link_and_emit(state, root)):
+            self._emit(root)
+
+    def _forget(self, state: _Execution) -> None:
+        key = (state.flow, state.name)
+        if self._executions.get(key) is state:
+            del self._executions[key]
+
+    # -- reading from the engine, off the hooks -----------------------------------------------
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run ``work`` on the running loop; False (and nothing runs) without an engine or loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or self._engine is None:
+            work.close()
+            return False
+        if self._reads_loop is not loop:
+            self._reads = asyncio.Semaphore(MAX_READS)
+            self._reads_loop = loop
+        task = loop.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _history(self, flow: str, name: str, before: int | None = None) -> list[_Event]:
+        """The execution's events, oldest first, up to `MAX_HISTORY_EVENTS` (and ``before``)."""
+        engine = self._engine
+        assert engine is not None and self._reads is not None
+        events: list[_Event] = []
+        token = ""
+        async with self._reads:
+            while len(events) < MAX_HISTORY_EVENTS:
+                page = await engine.get_execution_history(flow, name, _PAGE, token)
+                for item in page.items:
+                    if before is not None and item.event_id >= before:
+                        return events
+                    events.append(_Event.of(item))
+                token = page.next_token or ""
+                if not token:
+                    break
+        return events
+
+    async def _catch_up(self, state: _Execution) -> None:
+        """Replay the history before the held events, then apply them."""
+        pending = state.pending or []
+        try:
+            events = await self._history(state.flow, state.name, pending[0].event_id)
+        except Exception as exc:
+            log.debug("relayflow-otel cannot read %s/%s: %s", state.flow, state.name, exc)
+            events = []
+        if not events or events[0].type != "ExecutionStarted":
+            state.unknown = True  # no start, no trace id: this execution goes untraced here
+            state.pending = None
+            return
+        for event in events:
+            self._apply(state, event, live=False)
+        held, state.pending = state.pending or [], None
+        for event in held:
+            self._apply(state, event, live=True)
+
+    def _read_definition(self, state: _Execution) -> None:
+        if state.reading_definition:
+            return
+        state.reading_definition = True
+        if not self._spawn(self._definition(state)):
+            self._nest(state, {})
+
+    async def _definition(self, state: _Execution) -> None:
+        engine = self._engine
+        enclosing: dict[str, frozenset[str]] = {}
+        try:
+            assert engine is not None and self._reads is not None
+            async with self._reads:
+                info = await engine.describe_execution(state.flow, state.name)
+            enclosing = enclosing_steps(info.flow_definition)
+        except Exception as exc:
+            log.debug("relayflow-otel cannot read %s/%s: %s", state.flow, state.name, exc)
+        self._nest(state, enclosing)
+
+    def _nest(self, state: _Execution, enclosing: dict[str, frozenset[str]]) -> None:
+        state.enclosing = enclosing
+        waiting, state.waiting = state.waiting, []
+        for finished, opened in waiting:
+            finished.parent = self._step_parent(state, opened)
+            self._emit(finished)
+
+    async def _link_and_emit(self, state: _Execution, root: FinishedSpan) -> None:
+        """Link a child's root span to the parent's task attempt that started it, then emit it."""
+        assert state.parent is not None
+        flow, name = state.parent
+        try:
+            events = await self._history(flow, name)
+            if events and events[0].type == "ExecutionStarted":
+                parent_trace = trace_id(flow, name, events[0].time)
+                task = _child_task(events, state.flow, state.name)
+                if task:
+                    root.links.append(
+                        (parent_trace, span_id(parent_trace, task), {"relayflow.link": "parent"})
+                    )
+        except Exception as exc:
+            log.debug("relayflow-otel cannot read the parent %s/%s: %s", flow, name, exc)
+        self._emit(root)
+
+    async def drain(self) -> None:
+        """Wait for the reads in flight (tests, and a clean stop)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _child_task(events: Iterable[_Event], flow: str, name: str) -> int:
+    """The TaskScheduled EventId of the parent's attempt that started the child, or 0."""
+    for event in events:
+        if event.type in ("TaskSubmitted", "TaskSucceeded"):
+            detail = event.detail
+            if detail.get("Name") == name and detail.get("FlowName") == flow:
+                return event.schedule
+    return 0

@@ -1,0 +1,60 @@
+"""Deterministic trace and span ids, the sampling decision and the W3C `traceparent` header.
+
+Every process that sees an execution (the one that started it, another replica, the same one
+after a restart) computes the same ids from what the history says, so the spans they export
+land in one trace and nest:
+
+- the trace id is a hash of the flow's name, the execution's name and the time of its
+  ExecutionStarted event (to the microsecond), so that a name used again after a deletion
+  makes another trace;
+- a span id is a hash of the trace id and the EventId that opened the span (ExecutionStarted
+  for the root, StepEntered for a step, TaskScheduled for a task attempt);
+- an execution is sampled when the top 64 bits of its trace id, read as a number, fall below
+  ``ratio * 2**64``: every replica decides alike without telling another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+__all__ = ["is_sampled", "span_id", "trace_id", "traceparent"]
+
+_MASK_64 = (1 << 64) - 1
+
+
+def _digest(*parts: str) -> bytes:
+    # blake2b is fast and keyed by nothing: the ids must be the same in every process.
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).digest()
+
+
+def trace_id(flow_name: str, execution_name: str, started: float) -> int:
+    """The 128-bit trace id of an execution (never 0).
+
+    Args:
+        flow_name: the flow.
+        execution_name: the execution.
+        started: the time of its ExecutionStarted event, in seconds since the epoch.
+    """
+    micros = round(started * 1_000_000)
+    value = int.from_bytes(_digest("t", flow_name, execution_name, str(micros)), "big")
+    return value or 1
+
+
+def span_id(trace: int, event_id: int) -> int:
+    """The 64-bit id of the span opened by history event ``event_id`` (never 0)."""
+    value = int.from_bytes(_digest("s", f"{trace:032x}", str(event_id))[:8], "big")
+    return value or 1
+
+
+def is_sampled(trace: int, ratio: float) -> bool:
+    """Whether an execution with this trace id is traced at ``ratio`` (0 to 1)."""
+    if ratio >= 1.0:
+        return True
+    if ratio <= 0.0:
+        return False
+    return (trace >> 64) & _MASK_64 < round(ratio * (1 << 64))
+
+
+def traceparent(trace: int, span: int, sampled: bool) -> str:
+    """The W3C `traceparent` value naming one span (version 00)."""
+    return f"00-{trace:032x}-{span:016x}-{'01' if sampled else '00'}"
