@@ -2,8 +2,8 @@
 
 The attribute names follow Function Compute's Python runtime (`request_id`, `function.name`,
 `function.handler`, `function.memory`, `function.timeout`, `service.name`,
-`service.qualifier`, `region`, `account_id`, `credentials`, `logger`). relayflow adds
-`get_remaining_time_in_millis()`, the task's `token`, and `report_succeeded` /
+`service.qualifier`, `region`, `account_id`, `credentials`, `logger`, `tracing`). relayflow
+adds `get_remaining_time_in_millis()`, the task's `token`, and `report_succeeded` /
 `report_failed`, which finish a waitForCallback task from inside the process.
 """
 
@@ -15,6 +15,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from relayflow_fc.tracing import Tracing
 
 __all__ = [
     "REPORT_TIMEOUT_SECONDS",
@@ -94,6 +96,8 @@ class FcContext:
             `$context.task.token` into it).
         flow_name, execution_name, step_name, attempt: where the invocation comes from.
         logger: a logger named after the function.
+        tracing: the task attempt's trace (W3C `traceparent`/`tracestate`, and Function
+            Compute's `span_context`); empty when the engine traces nothing.
 
     The integration also passes the deadline (a `time.monotonic()` value), the reporter, the
     loop reports are scheduled on, and for waitForCallback an event set once `invoke` has
@@ -117,6 +121,7 @@ class FcContext:
         reporter: Reporter | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         submitted: asyncio.Event | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.request_id = request_id
         self.token = token
@@ -130,6 +135,7 @@ class FcContext:
         self.step_name = step_name
         self.attempt = attempt
         self.logger = logging.getLogger(f"relayflow_fc.{service.name}.{function.name}")
+        self.tracing = tracing if tracing is not None else Tracing()
         self._deadline = deadline
         self._reporter = reporter
         self._loop = loop

@@ -28,6 +28,7 @@ from relayflow.importing import ImportTargetError, import_callable
 from relayflow_fc.context import FcContext, FunctionMeta, Reporter, ServiceMeta
 from relayflow_fc.runner import HandlerCall
 from relayflow_fc.settings import FcSettings, function_key, parse_fc_arn
+from relayflow_fc.tracing import span_opener, tracing_of
 
 __all__ = ["STEP_TIMEOUT_GRACE_SECONDS", "FcIntegration"]
 
@@ -114,6 +115,7 @@ class FcIntegration(Integration):
             request.pattern == "requestResponse" and invocation_type == "Async"
         )
         submitted = asyncio.Event() if callback else None
+        tracing = tracing_of(request.headers)
         context = FcContext(
             request_id=_request_id(request),
             token=request.token,
@@ -129,6 +131,7 @@ class FcIntegration(Integration):
             reporter=reporter,
             loop=self.loop or loop,
             submitted=submitted,
+            tracing=tracing,
         )
         call = HandlerCall(
             key=key,
@@ -137,6 +140,7 @@ class FcIntegration(Integration):
             context=context,
             loop=loop,
             wants_result=not background,
+            span=span_opener(key, tracing, _span_attributes(request, context)),
         )
         call.start()
         try:
@@ -254,6 +258,23 @@ def _request_id(request: TaskRequest) -> str:
         f"{request.flow_name}#{request.execution_name}#{request.task_id}#{time.time_ns()}"
     )
     return str(uuid.uuid5(_NAMESPACE, seed))
+
+
+def _span_attributes(request: TaskRequest, context: FcContext) -> dict[str, Any]:
+    """The attributes of the handler's span (FaaS semantic conventions, and relayflow's)."""
+    attributes: dict[str, Any] = {
+        "faas.name": context.function.name,
+        "faas.invocation_id": context.request_id,
+        "faas.trigger": "other",
+        "cloud.provider": "alibaba_cloud",
+        "relayflow.flow": request.flow_name,
+        "relayflow.execution": request.execution_name,
+        "relayflow.step": request.step_name,
+        "relayflow.attempt": request.attempt,
+    }
+    if context.region:
+        attributes["cloud.region"] = context.region
+    return attributes
 
 
 def _event(data: dict[str, Any]) -> bytes:

@@ -13,12 +13,14 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 from relayflow.engine.integration import Failed, Succeeded, TaskOutcome
 from relayflow.errors import ERROR_INVALID_LOCAL, ERROR_RUNTIME
 from relayflow.importing import ImportTargetError, import_callable
 from relayflow_fc.context import FcContext
+from relayflow_fc.tracing import SpanOpener
 
 __all__ = ["HandlerCall", "HandlerImportError", "failure_of", "resolve_handler", "to_local"]
 
@@ -92,7 +94,8 @@ class HandlerCall:
     is imported (or the `FnF.RuntimeError` failure if it cannot be), and `finished` gets the
     outcome: the local (`Succeeded`), or the failure of an exception or of a bad result. With
     ``wants_result`` false (waitForCallback, asynchronous invocations) the return value is
-    ignored and a normal return gives `Succeeded({})`.
+    ignored and a normal return gives `Succeeded({})`. With ``span``, the handler runs inside
+    the span it opens (on the handler's thread, so that the span is current there).
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class HandlerCall:
         context: FcContext,
         loop: asyncio.AbstractEventLoop,
         wants_result: bool = True,
+        span: SpanOpener | None = None,
     ) -> None:
         self.key = key
         self.target = target
@@ -111,6 +115,7 @@ class HandlerCall:
         self.context = context
         self.loop = loop
         self.wants_result = wants_result
+        self.span = span
         self.loaded: asyncio.Future[Failed | None] = loop.create_future()
         self.finished: asyncio.Future[TaskOutcome] = loop.create_future()
         self.thread = threading.Thread(
@@ -135,7 +140,9 @@ class HandlerCall:
         self._settle(self.loaded, None)
         outcome: TaskOutcome
         try:
-            value = handler(self.event, self.context)
+            opened = self.span() if self.span is not None else None
+            with opened if opened is not None else nullcontext():
+                value = handler(self.event, self.context)
         except BaseException as exc:  # the thread must always hand an outcome back
             outcome = failure_of(exc)
         else:

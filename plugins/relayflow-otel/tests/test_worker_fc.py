@@ -1,0 +1,174 @@
+"""Function Compute handlers continue the task's trace: `context.tracing`, and a span with otel.
+
+The handlers are this module's functions (``test_worker_fc:...``); each invocation goes through
+a real `FcIntegration`, with the request headers the engine side of relayflow-otel sets. Spans
+go through the official OTLP/HTTP exporter to the real receiver of otlp_receiver.py; the
+provider is given with `use_provider` (never the process's global one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from otlp_receiver import OtlpReceiver
+
+import relayflow_otel.worker as otel_worker
+from relayflow.engine import Failed, Succeeded, TaskRequest
+from relayflow_fc import FcContext, FcIntegration, FcSettings
+
+SERVER = 2
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TASK_SPAN = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{TASK_SPAN}-01"
+PROVIDER: list[TracerProvider] = []  # the test's provider, for the handlers' own spans
+
+
+class SoldOut(Exception):
+    """A handler's own error."""
+
+
+def book(event: bytes, context: FcContext) -> dict[str, Any]:
+    """Say what the handler saw; open a span of its own with the test's provider, if any."""
+    seen = {
+        "traceparent": context.tracing.traceparent,
+        "tracestate": context.tracing.tracestate,
+        "span_context": context.tracing.span_context,
+        "current": f"{trace.get_current_span().get_span_context().span_id:016x}",
+    }
+    if PROVIDER:
+        with PROVIDER[0].get_tracer("trip").start_as_current_span("reserve seat"):
+            pass
+    if json.loads(event).get("soldOut"):
+        raise SoldOut("no seats")
+    return seen
+
+
+def invoke(headers: dict[str, str], **event: Any) -> Any:
+    fc = FcIntegration(FcSettings(functions={"trip/book": "test_worker_fc:book"}))
+    request = TaskRequest(
+        flow_name="trip",
+        execution_name="run-1",
+        step_name="book",
+        task_id=3,
+        token="token-1",
+        resource="acs:fc:cn-hangzhou::services/trip/functions/book",
+        pattern="requestResponse",
+        input=event,
+        service_params=None,
+        timeout_seconds=5,
+        attempt=1,
+        headers=headers,
+    )
+    return asyncio.run(asyncio.wait_for(fc.invoke(request), 5))
+
+
+@pytest.fixture
+def traced(otlp: OtlpReceiver) -> Iterator[TracerProvider]:
+    """relayflow-otel on in this process, exporting to the receiver."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=otlp.traces_url)))
+    otel_worker.use_provider(provider)
+    PROVIDER.append(provider)
+    yield provider
+    PROVIDER.clear()
+    otel_worker.use_provider(None)
+    provider.shutdown()
+
+
+@pytest.fixture
+def untraced(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """relayflow-otel installed, but not tracing in this process (no endpoint, no provider)."""
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    otel_worker.use_provider(None)
+    yield
+    otel_worker.use_provider(None)
+
+
+def test_the_handler_reads_the_tasks_trace_in_context_tracing(untraced: None) -> None:
+    outcome = invoke({"traceparent": TRACEPARENT, "tracestate": "rojo=00f067aa0ba902b7"})
+    assert outcome == Succeeded(
+        {
+            "traceparent": TRACEPARENT,
+            "tracestate": "rojo=00f067aa0ba902b7",
+            "span_context": f"{TRACE_ID}:{TASK_SPAN}:0:01",
+            "current": "0000000000000000",  # no span: nothing traces in this process
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"traceparent": "00-not-hex-01"},
+        {"traceparent": f"ff-{TRACE_ID}-{TASK_SPAN}-01"},  # the forbidden version
+        {"traceparent": f"00-{'0' * 32}-{TASK_SPAN}-01"},  # an all-zero trace id
+        {"tracestate": "rojo=1"},  # a state without a parent means nothing
+    ],
+    ids=["none", "garbage", "version-ff", "zero-trace", "state-only"],
+)
+def test_a_missing_or_bad_traceparent_is_an_empty_tracing(
+    untraced: None, headers: dict[str, str]
+) -> None:
+    outcome = invoke(headers)
+    assert isinstance(outcome, Succeeded)
+    assert outcome.output["traceparent"] == outcome.output["span_context"] == ""
+
+
+def test_a_tracestate_past_the_w3c_limit_is_left_out(untraced: None) -> None:
+    outcome = invoke({"traceparent": TRACEPARENT, "tracestate": "k=" + "v" * 511})
+    assert isinstance(outcome, Succeeded)
+    assert (outcome.output["traceparent"], outcome.output["tracestate"]) == (TRACEPARENT, "")
+
+
+def test_with_otel_on_the_handler_runs_in_a_span_continuing_the_task(
+    traced: TracerProvider, otlp: OtlpReceiver
+) -> None:
+    outcome = invoke({"traceparent": TRACEPARENT})
+    assert isinstance(outcome, Succeeded)
+    failed = invoke({"traceparent": TRACEPARENT}, soldOut=True)
+    assert failed == Failed("SoldOut", "no seats")
+    spans = otlp.wait_for_spans(4)
+    handlers = sorted(
+        (span for span in spans if span["kind"] == SERVER), key=lambda span: span["start_ns"]
+    )
+    assert [span["name"] for span in handlers] == ["trip/book", "trip/book"]
+    for span in handlers:
+        assert (span["trace_id"], span["parent_span_id"]) == (TRACE_ID, TASK_SPAN)
+    ok, sold_out = handlers
+    assert outcome.output["current"] == ok["span_id"]  # current while the handler ran
+    assert ok["attributes"] == {
+        "faas.name": "book",
+        "faas.invocation_id": ok["attributes"]["faas.invocation_id"],
+        "faas.trigger": "other",
+        "cloud.provider": "alibaba_cloud",
+        "cloud.region": "cn-hangzhou",
+        "relayflow.flow": "trip",
+        "relayflow.execution": "run-1",
+        "relayflow.step": "book",
+        "relayflow.attempt": 1,
+    }
+    assert ok["status"]["code"] == "UNSET"
+    assert sold_out["status"] == {"code": "ERROR", "message": "SoldOut: no seats"}
+    own = [span for span in spans if span["name"] == "reserve seat"]
+    assert sorted(span["parent_span_id"] for span in own) == sorted(
+        [ok["span_id"], sold_out["span_id"]]
+    )
+
+
+def test_with_otel_on_a_request_without_a_trace_gets_no_span(
+    traced: TracerProvider, otlp: OtlpReceiver
+) -> None:
+    outcome = invoke({})
+    assert isinstance(outcome, Succeeded)
+    spans = otlp.wait_for_spans(1)  # the handler's own span, a root: nothing to continue
+    assert [(span["name"], span["parent_span_id"]) for span in spans] == [("reserve seat", "")]
