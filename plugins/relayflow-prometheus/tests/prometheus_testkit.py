@@ -24,6 +24,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import relayflow_prometheus
+from relayflow.config import Config
+from relayflow.plugins import PluginManager
+from relayflow_prometheus import ServerMetrics
+
 PROMETHEUS = "/usr/bin/prometheus"
 READY_SECONDS = 20.0
 T = TypeVar("T")
@@ -164,3 +169,38 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def value(text: str, name: str, **labels: str) -> float:
     """The value of one sample of an exposition (0.0 when it is absent)."""
     return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def manager_with(table: dict[str, Any] | None) -> PluginManager:
+    """A PluginManager with only this plugin, configured by ``table`` as `[prometheus]`."""
+    manager = PluginManager()
+    manager.register(relayflow_prometheus, "prometheus")
+    config = Config(sections={} if table is None else {"prometheus": table})
+    manager.check_config(config)
+    manager.configure(config)
+    return manager
+
+
+def metrics_of(manager: PluginManager) -> ServerMetrics:
+    app = manager.http_routes()["/metrics"]
+    metrics = getattr(app, "__self__", None)
+    assert isinstance(metrics, ServerMetrics)
+    return metrics
+
+
+async def scrape(
+    manager: PluginManager, path: str = "/metrics", client: str = "127.0.0.1"
+) -> tuple[int, str]:
+    """GET ``path`` through the plugin's ASGI app, as `relayflow server` would call it."""
+    app = manager.http_routes()[path]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "client": (client, 5000)}
+    await app(scope, receive, send)
+    return sent[0]["status"], sent[1]["body"].decode()

@@ -7,18 +7,14 @@ ASGI app, called as the server calls it) and parsed from the text exposition for
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
-from prometheus_testkit import samples, value
+from prometheus_testkit import manager_with, metrics_of, samples, scrape, value
 
-import relayflow_prometheus
-from relayflow.config import Config, ConfigError
+from relayflow.config import ConfigError
 from relayflow.engine import Submitted, Succeeded, TaskRequest
-from relayflow.plugins import PluginManager
 from relayflow.plugins.events import ApiRequestEvent, CommitEvent
 from relayflow.testing import bounded, eventually, fdl, make_engine
-from relayflow_prometheus import ServerMetrics
 from tests.engine.helpers import sqlite_or_postgres
 
 QUEUE = "acs:mns:::/queues/jobs/messages"
@@ -41,41 +37,6 @@ HELD = fdl(f"""
   resourceArn: {QUEUE}
   pattern: waitForCallback
 """)
-
-
-def manager_with(table: dict[str, Any] | None) -> PluginManager:
-    """A PluginManager with only this plugin, configured by ``table`` as `[prometheus]`."""
-    manager = PluginManager()
-    manager.register(relayflow_prometheus, "prometheus")
-    config = Config(sections={} if table is None else {"prometheus": table})
-    manager.check_config(config)
-    manager.configure(config)
-    return manager
-
-
-def metrics_of(manager: PluginManager) -> ServerMetrics:
-    app = manager.http_routes()["/metrics"]
-    metrics = getattr(app, "__self__", None)
-    assert isinstance(metrics, ServerMetrics)
-    return metrics
-
-
-async def scrape(
-    manager: PluginManager, path: str = "/metrics", client: str = "127.0.0.1"
-) -> tuple[int, str]:
-    """GET ``path`` through the plugin's ASGI app, as `relayflow server` would call it."""
-    app = manager.http_routes()[path]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": "GET", "path": path, "client": (client, 5000)}
-    await app(scope, receive, send)
-    return sent[0]["status"], sent[1]["body"].decode()
 
 
 def test_inert_without_the_table_or_when_disabled():
