@@ -44,8 +44,9 @@ from typing import Any, Final
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -58,6 +59,7 @@ __all__ = [
     "WorkerTracing",
     "handler_span",
     "provider_from_env",
+    "trace_handlers",
     "use_provider",
 ]
 
@@ -396,6 +398,30 @@ def relayflow_worker_stopping(worker: WorkerInfo) -> None:
         tracing.relayflow_worker_stopping(worker)
 
 
+def trace_handlers(
+    resource: Resource, processor: SpanProcessor, *, make_global: bool = True
+) -> TracerProvider:
+    """Trace the handlers this process runs (relayflow-fc's) with the engine's export pipeline.
+
+    relayflow-otel's engine side calls it when tracing is on in a server: `handler_span` then
+    opens spans on a provider with the engine's resource that hands them to the engine's
+    span processor (which keeps owning it: the provider never shuts it down). With
+    ``make_global``, the provider becomes the global one unless one was set before, so spans a
+    handler opens with ``opentelemetry.trace.get_tracer(...)`` are exported too.
+
+    Returns:
+        The provider.
+    """
+    provider = TracerProvider(
+        resource=resource, sampler=ParentBased(ALWAYS_ON), shutdown_on_exit=False
+    )
+    provider.add_span_processor(processor)
+    use_provider(provider)
+    if make_global and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        trace.set_tracer_provider(provider)
+    return provider
+
+
 def handler_span(
     name: str, headers: Mapping[str, str], attributes: Mapping[str, Any]
 ) -> AbstractContextManager[trace.Span] | None:
@@ -403,10 +429,8 @@ def handler_span(
 
     The span continues ``headers``' W3C ``traceparent``/``tracestate`` (a task request's) and
     is the current span while entered, so the handler's own spans nest under it. Its provider
-    is the one `use_provider` gave, else the global one when it is the SDK's (as relayflow-otel's
-    engine side sets it in a server, or a program that set up OpenTelemetry itself); without
-    either, None. The environment alone does not turn it on: in a server, the engine side
-    reads it.
+    is the one `use_provider` or `trace_handlers` gave (the engine side's, in a server), else
+    the worker's from the environment once a worker started; without either, None.
 
     Args:
         name: the span's name.
@@ -414,20 +438,4 @@ def handler_span(
         attributes: the span's attributes.
     """
     tracing = _state.get("tracing")
-    if tracing is None:
-        provider = trace.get_tracer_provider()
-        if not isinstance(provider, TracerProvider):
-            return None
-        tracing = _global_tracing(provider)
-    return tracing.handler_span(name, headers, attributes)
-
-
-_by_provider: dict[int, WorkerTracing] = {}
-
-
-def _global_tracing(provider: TracerProvider) -> WorkerTracing:
-    """One `WorkerTracing` per global provider (it is set once per process)."""
-    tracing = _by_provider.get(id(provider))
-    if tracing is None or tracing.provider is not provider:
-        tracing = _by_provider[id(provider)] = WorkerTracing(provider)
-    return tracing
+    return None if tracing is None else tracing.handler_span(name, headers, attributes)

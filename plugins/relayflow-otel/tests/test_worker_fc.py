@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from otlp_receiver import OtlpReceiver
@@ -72,15 +73,15 @@ def invoke(headers: dict[str, str], **event: Any) -> Any:
 
 @pytest.fixture
 def traced(otlp: OtlpReceiver) -> Iterator[TracerProvider]:
-    """relayflow-otel on in this process, exporting to the receiver."""
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=otlp.traces_url)))
-    otel_worker.use_provider(provider)
+    """relayflow-otel on in this process, as its engine side turns it on; spans to the receiver."""
+    processor = SimpleSpanProcessor(OTLPSpanExporter(endpoint=otlp.traces_url))
+    resource = Resource({"service.name": "relayflow"})
+    provider = otel_worker.trace_handlers(resource, processor, make_global=False)
     PROVIDER.append(provider)
     yield provider
     PROVIDER.clear()
     otel_worker.use_provider(None)
-    provider.shutdown()
+    processor.shutdown()
 
 
 @pytest.fixture
@@ -158,6 +159,7 @@ def test_with_otel_on_the_handler_runs_in_a_span_continuing_the_task(
         "relayflow.attempt": 1,
     }
     assert ok["status"]["code"] == "UNSET"
+    assert ok["resource"]["service.name"] == "relayflow"
     assert sold_out["status"] == {"code": "ERROR", "message": "SoldOut: no seats"}
     own = [span for span in spans if span["name"] == "reserve seat"]
     assert sorted(span["parent_span_id"] for span in own) == sorted(
