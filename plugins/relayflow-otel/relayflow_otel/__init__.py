@@ -49,6 +49,7 @@ def enable(settings: ResolvedSettings, plugins: PluginManager) -> EngineTracer:
     sink = SpanSink.from_settings(settings)
     tracer = EngineTracer(sink.emit, settings.sampling_ratio)
     tracer.on_stopping = sink.flush
+    tracer.on_close = sink.close
     plugins.register(tracer, name=ENGINE_PLUGIN_NAME)
     return tracer
 

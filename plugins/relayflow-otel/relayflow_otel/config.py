@@ -65,7 +65,9 @@ def _check_pairs(pairs: Mapping[str, str], limit: int, value_limit: int, what: s
         if not key or len(key) > MAX_NAME or any(c in key for c in "\r\n\0"):
             raise ValueError(f"a name must be 1 to {MAX_NAME} characters on one line")
         if len(value) > value_limit or any(c in value for c in "\r\n\0"):
-            raise ValueError(f"the value of {key!r:.60} must be at most {value_limit} characters")
+            raise ValueError(
+                f"the value of {key!r:.60} must be one line of at most {value_limit} characters"
+            )
 
 
 def grpc_available() -> bool:
@@ -130,11 +132,8 @@ class OtelSettings(BaseModel):
         _check_pairs(value, MAX_ATTRIBUTES, MAX_VALUE, "attributes")
         return value
 
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        _check_pairs(value, MAX_HEADERS, MAX_HEADER_VALUE, "headers")
-        return value
+    # Header values are checked by `resolve`, whose sentence never quotes them (an API key):
+    # a pydantic error here would print the table's input.
 
 
 @dataclass(frozen=True)
@@ -268,7 +267,8 @@ def resolve(settings: OtelSettings, environ: Mapping[str, str] | None = None) ->
     try:
         _check_pairs(headers, MAX_HEADERS, MAX_HEADER_VALUE, "headers")
     except ValueError as exc:
-        raise ConfigError(f"$OTEL_EXPORTER_OTLP_HEADERS: {exc}") from None
+        where = "[otel] headers" if settings.headers else "$OTEL_EXPORTER_OTLP_HEADERS"
+        raise ConfigError(f"{where}: {exc}") from None
     if not service_name:
         service_name = attributes.get("service.name") or DEFAULT_SERVICE_NAME
 

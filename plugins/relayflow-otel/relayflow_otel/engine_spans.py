@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -55,7 +56,11 @@ MAX_PENDING = 10_000
 MAX_READS = 4
 #: Characters of a cause kept in an attribute or a status.
 MAX_CAUSE = 1_000
+#: Child starts remembered (attempts of child flow tasks whose child has not started yet).
+MAX_SPAWNS = 10_000
 _PAGE = 1_000
+_CHILD_ARN = re.compile(r"acs:fnf:[^:]*:[^:]*:flow/(?P<name>.+)")
+_CHILD_ACTION = "fnf:StartExecution"
 _ENDS = frozenset(
     {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionStopped"}
 )
@@ -118,6 +123,8 @@ class _Execution:
     start: float = 0.0
     root: int = 0
     parent: tuple[str, str] | None = None
+    #: (trace id, span id) of the parent's task attempt that started this child, when known.
+    link: tuple[int, int] | None = None
     steps: dict[int, _Open] = field(default_factory=dict)
     tasks: dict[int, _Open] = field(default_factory=dict)
     #: Step name -> names of the steps that may enclose it ("" for the top level).
@@ -192,8 +199,18 @@ class EngineTracer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._reads: asyncio.Semaphore | None = None
         self._reads_loop: asyncio.AbstractEventLoop | None = None
+        #: (parent flow, parent name) -> [(child flow, child name or "", trace, span)]: child
+        #: flow attempts dispatched here, matched to the child's ExecutionStarted.
+        self._spawns: OrderedDict[tuple[str, str], list[tuple[str, str, int, int]]] = OrderedDict()
         #: Called as the engine stops: sends what has ended (`SpanSink.flush`).
         self.on_stopping: Callable[[], object] | None = None
+        #: Called by `close`: stops the export (`SpanSink.close`).
+        self.on_close: Callable[[], object] | None = None
+
+    def close(self) -> None:
+        """Stop exporting (flushing first, a bounded time); for tests and embedding programs."""
+        if self.on_close is not None:
+            self.on_close()
 
     # -- the engine ---------------------------------------------------------------------------
 
@@ -253,10 +270,16 @@ class EngineTracer:
         state = self._executions.get((request.flow_name, request.execution_name))
         if state is None or not state.trace:
             return None
+        span = span_id(state.trace, request.task_id)
+        child = _child_flow(request)
+        if child is not None:
+            key = (request.flow_name, request.execution_name)
+            self._spawns.setdefault(key, []).append((*child, state.trace, span))
+            self._spawns.move_to_end(key)
+            while len(self._spawns) > MAX_SPAWNS:
+                self._spawns.popitem(last=False)
         headers = dict(request.headers)
-        headers["traceparent"] = traceparent(
-            state.trace, span_id(state.trace, request.task_id), state.sampled
-        )
+        headers["traceparent"] = traceparent(state.trace, span, state.sampled)
         return dataclasses.replace(request, headers=headers)
 
     # -- what each event does -----------------------------------------------------------------
@@ -320,6 +343,21 @@ class EngineTracer:
         parent = event.detail.get("ParentExecution")
         if isinstance(parent, dict):
             state.parent = (str(parent.get("FlowName", "")), str(parent.get("Name", "")))
+            state.link = self._spawned(state.parent, state.flow, state.name)
+
+    def _spawned(self, parent: tuple[str, str], flow: str, name: str) -> tuple[int, int] | None:
+        """The parent's attempt that started this child here: its name, else the oldest."""
+        spawns = self._spawns.get(parent)
+        if not spawns:
+            return None
+        candidates = [i for i, s in enumerate(spawns) if s[0] == flow and s[1] in (name, "")]
+        if not candidates:
+            return None
+        named = [i for i in candidates if spawns[i][1] == name]
+        _flow, _name, trace, span = spawns.pop((named or candidates)[0])
+        if not spawns:
+            del self._spawns[parent]
+        return trace, span
 
     def _step_entered(self, state: _Execution, event: _Event) -> None:
         if len(state.steps) >= MAX_OPEN:
@@ -489,13 +527,17 @@ class EngineTracer:
             return
         root.attributes["relayflow.parent.flow"] = state.parent[0]
         root.attributes["relayflow.parent.execution"] = state.parent[1]
-        if not self._spawn(self._link_and_emit(state, root)):
+        if state.link is not None:
+            root.links.append((*state.link, {"relayflow.link": "parent"}))
+            self._emit(root)
+        elif not self._spawn(self._link_and_emit(state, root)):
             self._emit(root)
 
     def _forget(self, state: _Execution) -> None:
         key = (state.flow, state.name)
         if self._executions.get(key) is state:
             del self._executions[key]
+        self._spawns.pop(key, None)
 
     # -- reading from the engine, off the hooks -----------------------------------------------
 
@@ -601,11 +643,26 @@ class EngineTracer:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+def _child_flow(request: TaskRequest) -> tuple[str, str] | None:
+    """(child flow, its ExecutionName or "") when the request starts a child execution."""
+    params = request.service_params or {}
+    if request.resource == _CHILD_ACTION:
+        flow = params.get("FlowName")
+    else:
+        match = _CHILD_ARN.fullmatch(request.resource)
+        flow = match.group("name") if match else None
+    if not isinstance(flow, str):
+        return None
+    name = params.get("ExecutionName")
+    return flow, name if isinstance(name, str) else ""
+
+
 def _child_task(events: Iterable[_Event], flow: str, name: str) -> int:
     """The TaskScheduled EventId of the parent's attempt that started the child, or 0."""
     for event in events:
         if event.type in ("TaskSubmitted", "TaskSucceeded"):
-            detail = event.detail
-            if detail.get("Name") == name and detail.get("FlowName") == flow:
-                return event.schedule
+            output = event.detail.get("output")
+            for detail in (event.detail, output if isinstance(output, dict) else {}):
+                if detail.get("Name") == name and detail.get("FlowName") == flow:
+                    return event.schedule
     return 0

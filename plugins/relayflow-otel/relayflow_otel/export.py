@@ -66,7 +66,9 @@ class FinishedSpan:
 
 
 def _ns(seconds: float) -> int:
-    return round(seconds * 1_000_000_000)
+    # To the microsecond, as the history keeps times: a span started before a restart and
+    # ended after it has the same start whichever process reads it.
+    return round(seconds * 1_000_000) * 1000
 
 
 def _flags(sampled: bool) -> TraceFlags:
