@@ -1,0 +1,176 @@
+"""Issue 16's "done when": one trace across a server, a broker and a worker in its own process.
+
+A `relayflow server` (SQLite store, `[otel]` pointing at the test's OTLP/HTTP receiver,
+`[integrations.mns]` on a real redis-server) runs the seed flow of
+contrib/examples/seed-three-tasks.yaml on a queue of its own; a `relayflow worker` process,
+traced through the standard `OTEL_EXPORTER_OTLP_ENDPOINT`, handles its three messages with a
+handler that opens a span of its own. The receiver must then hold one trace: the execution's
+root span, a span per step and per task attempt, a CONSUMER span per message whose parent is
+its task's span, and the handler's spans under those. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from otlp_receiver import OtlpReceiver, Span
+
+from relayflow.client import Client
+
+ROOT = Path(__file__).resolve().parents[3]
+if "tests.services" not in sys.modules:  # run on its own: the suite's fixtures, imported
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.services import redis_url  # noqa: F401  (a pytest fixture)
+from tests.api_server import EXE, server_env, start_server, stop_server  # noqa: E402
+
+SEED = ROOT / "contrib" / "examples" / "seed-three-tasks.yaml"
+CONSUMER = 5
+JOBS = '''
+"""The seed flow's jobs, each inside a span of its own."""
+from opentelemetry import trace
+
+tracer = trace.get_tracer("e2e_jobs")
+
+
+def handle(body):
+    with tracer.start_as_current_span(f"job {body['job']}"):
+        if body["job"] == "extract":
+            return {"rows": [1, 2, 3]}
+        if body["job"] == "transform":
+            return {"rows": [row * 10 for row in body["rows"]]}
+        return {"count": len(body["rows"])}
+'''
+
+
+def wait_for(what: str, probe: Callable[[], Any], seconds: float) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (found := probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(0.05)
+    return found
+
+
+def write_configs(folder: Path, redis: str, otlp: OtlpReceiver) -> None:
+    broker = f'[integrations.mns]\ntransport = "{redis}"\n'
+    (folder / "relayflow.toml").write_text(
+        f'[engine]\nstore = "sqlite:///{folder}/store.db"\n'
+        '[server]\nhost = "127.0.0.1"\nport = 0\n'
+        f'[otel]\nendpoint = "{otlp.endpoint}"\nservice_name = "relayflow-e2e"\n' + broker,
+        encoding="utf-8",
+    )
+    (folder / "e2e_jobs.py").write_text(JOBS, encoding="utf-8")
+
+
+@contextmanager
+def worker_process(
+    folder: Path, queue: str, port: int, otlp: OtlpReceiver
+) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **server_env(),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+        "OTEL_SERVICE_NAME": "e2e-worker",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    broker = (folder / "relayflow.toml").read_text().partition("[integrations.mns]")[2]
+    (folder / "worker.toml").write_text(
+        f'[integrations.mns]{broker}[client]\nendpoint = "http://127.0.0.1:{port}"\n',
+        encoding="utf-8",
+    )
+    log = (folder / "worker.log").open("wb")
+    process = subprocess.Popen(
+        [EXE, "worker", queue, "--handler", "e2e_jobs:handle", "--config", "worker.toml"],
+        cwd=folder,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    log.close()
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+
+def one_trace(spans: list[Span]) -> list[Span] | None:
+    """The spans, once every one of the trace has come: 1 root, 3 steps, 3 tasks, 3 + 3."""
+    names = [span["name"] for span in spans]
+    done = (
+        names.count("execution seed") == 1
+        and sum(name.startswith("step ") for name in names) == 3
+        and sum(name.startswith("task ") for name in names) == 3
+        and sum(span["kind"] == CONSUMER for span in spans) == 3
+        and sum(name.startswith("job ") for name in names) == 3
+    )
+    return spans if done else None
+
+
+def test_one_trace_from_the_engine_through_the_broker_to_the_worker_and_its_handler(
+    tmp_path: Path, redis_url: str, otlp: OtlpReceiver
+) -> None:
+    queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    write_configs(tmp_path, redis_url, otlp)
+    server, port = start_server(tmp_path)
+    client = Client(f"http://127.0.0.1:{port}")
+    try:
+        with worker_process(tmp_path, queue, port, otlp) as worker:
+            client.create_flow("seed", SEED.read_text().replace("fnf-demo", queue))
+            client.start_execution("seed", {"source": "s3://in.csv"}, name="run-1")
+            done = client.describe_execution("seed", "run-1", wait_seconds=20)
+            assert done.status == "Succeeded", (done.status, (tmp_path / "worker.log").read_text())
+            assert done.output == {"rows": [10, 20, 30], "loaded": 3}
+            worker.send_signal(signal.SIGTERM)  # the worker flushes its spans as it stops
+            assert worker.wait(15) == 0, (tmp_path / "worker.log").read_text()
+    finally:
+        client.close()
+        assert stop_server(server) == 0, (tmp_path / "server.log").read_text()
+    spans = otlp.wait_for(one_trace, timeout=15)
+
+    assert len({span["trace_id"] for span in spans}) == 1, "one trace for the whole execution"
+    by_id = {span["span_id"]: span for span in spans}
+
+    def parent(span: Span) -> Span:
+        return by_id[span["parent_span_id"]]
+
+    (root,) = [span for span in spans if span["parent_span_id"] == ""]
+    assert root["name"] == "execution seed"
+    assert root["resource"]["service.name"] == "relayflow-e2e"
+    consumers = [span for span in spans if span["kind"] == CONSUMER]
+    assert sorted(span["attributes"]["relayflow.step"] for span in consumers) == [
+        "extract",
+        "load",
+        "transform",
+    ]
+    for consumer in consumers:
+        step = consumer["attributes"]["relayflow.step"]
+        assert consumer["name"] == f"{queue} process"
+        assert consumer["resource"]["service.name"] == "e2e-worker"
+        assert consumer["attributes"]["messaging.system"] == "redis"
+        assert consumer["attributes"]["messaging.destination.name"] == queue
+        assert consumer["attributes"]["relayflow.execution"] == "run-1"
+        assert consumer["attributes"]["relayflow.outcome"] == "succeeded"
+        task = parent(consumer)  # the worker continues the task attempt's span
+        assert task["name"] == f"task {step}"
+        assert task["attributes"]["relayflow.step"] == step
+        assert task["attributes"]["relayflow.resource"].endswith(f"/queues/{queue}/messages")
+        step_span = parent(task)
+        assert step_span["name"] == f"step {step}"
+        assert parent(step_span) is root
+    jobs = {span["name"]: span for span in spans if span["name"].startswith("job ")}
+    for step in ("extract", "transform", "load"):
+        handler = jobs[f"job {step}"]
+        assert parent(handler)["kind"] == CONSUMER  # the handler's span is the worker span's
+        assert parent(handler)["attributes"]["relayflow.step"] == step
+        assert handler["scope"] == "e2e_jobs"
