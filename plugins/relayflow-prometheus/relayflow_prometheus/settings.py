@@ -26,6 +26,7 @@ import math
 from typing import Annotated, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -79,35 +80,40 @@ MAX_PATH_CHARS: Final = 200
 MAX_NETWORKS: Final = 100
 
 
+def _problem(text: str) -> PydanticCustomError:
+    """A validation error whose message is ``text`` alone (no "value error," before it)."""
+    return PydanticCustomError("prometheus_setting", text.replace("{", "(").replace("}", ")"))
+
+
 def _buckets(value: list[float] | None) -> list[float] | None:
     if value is None:
         return None
     if not 1 <= len(value) <= MAX_BUCKETS:
-        raise ValueError(f"must list 1 to {MAX_BUCKETS} bucket bounds, got {len(value)}")
+        raise _problem(f"must list 1 to {MAX_BUCKETS} bucket bounds, got {len(value)}")
     for low, high in itertools.pairwise(value):
         if not low < high:
-            raise ValueError(f"bucket bounds must increase, got {low} before {high}")
+            raise _problem(f"bucket bounds must increase, got {low} before {high}")
     if not all(math.isfinite(b) and b > 0 for b in value):
-        raise ValueError("bucket bounds must be finite numbers of seconds above 0")
+        raise _problem("bucket bounds must be finite numbers of seconds above 0")
     return value
 
 
 def _path(value: str) -> str:
     if not value.startswith("/") or len(value) > MAX_PATH_CHARS:
-        raise ValueError(f"must be an absolute path of at most {MAX_PATH_CHARS} characters")
+        raise _problem(f"must be an absolute path of at most {MAX_PATH_CHARS} characters")
     if any(c.isspace() or c in "?#" for c in value):
-        raise ValueError("must be a plain path, without spaces, ? or #")
+        raise _problem("must be a plain path, without spaces, ? or #")
     return value
 
 
 def _networks(value: list[str]) -> list[str]:
     if len(value) > MAX_NETWORKS:
-        raise ValueError(f"may list at most {MAX_NETWORKS} networks, got {len(value)}")
+        raise _problem(f"may list at most {MAX_NETWORKS} networks, got {len(value)}")
     for item in value:
         try:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
-            raise ValueError(
+            raise _problem(
                 f"{item[:60]!r} is not an IP network such as 10.0.0.0/8 or ::1/128"
             ) from None
     return value

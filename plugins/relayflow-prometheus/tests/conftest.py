@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from prometheus_testkit import Prometheus, start_prometheus  # noqa: E402
+from prometheus_testkit import Prometheus, exposed_metrics, start_prometheus  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,3 +35,9 @@ def prometheus(tmp_path: Path) -> Iterator[Prometheus]:
     """
     with start_prometheus(tmp_path / "prometheus") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def exposed() -> dict[str, set[str]]:
+    """Every sample name the plugin exposes after a small real run, with its label names."""
+    return exposed_metrics()

@@ -204,3 +204,66 @@ async def scrape(
     scope = {"type": "http", "method": "GET", "path": path, "client": (client, 5000)}
     await app(scope, receive, send)
     return sent[0]["status"], sent[1]["body"].decode()
+
+
+HELD_QUEUE = "acs:mns:::/queues/jobs/messages"
+
+
+async def _small_run() -> str:
+    """A scrape of the plugin after one execution (a task done, one held, then stopped), a
+    refresh of the waiting gauges and one call of each work and API hook."""
+    from relayflow.engine import Submitted, Succeeded, TaskRequest
+    from relayflow.plugins.events import ApiRequestEvent, CommitEvent
+    from relayflow.testing import eventually, fdl, make_engine
+
+    manager = manager_with({"enabled": True})
+
+    async def work(request: TaskRequest) -> Succeeded:
+        return Succeeded({})
+
+    async def park(request: TaskRequest) -> Submitted:
+        return Submitted({"MessageId": "m"})
+
+    flow = fdl(f"""
+    - type: task
+      name: work
+      action: test:Work
+    - type: task
+      name: hold
+      resourceArn: {HELD_QUEUE}
+      pattern: waitForCallback
+    """)
+    async with make_engine({"test:Work": work, HELD_QUEUE: park}, plugins=manager) as engine:
+        await engine.create_flow("f", flow)
+        await engine.start_execution("f", {}, name="x")
+
+        async def held() -> bool:
+            return bool((await engine.list_waiting("f")).items)
+
+        await eventually(held, 5, "the held task")
+        await metrics_of(manager).waiting.refresh(engine)
+        await engine.stop_execution("f", "x", error="E", cause="c")
+        await engine.describe_execution("f", "x", wait_seconds=5)
+    manager.batch_committed(CommitEvent(jobs=2, seconds=0.01, store="sqlite"))
+    manager.outbox_dispatched(HELD_QUEUE, 0.01)
+    manager.timers_fired(1, 0.01)
+    manager.api_request_finished(ApiRequestEvent("StartExecution", 200, "", 0.01))
+    return (await scrape(manager))[1]
+
+
+def exposed_metrics() -> dict[str, set[str]]:
+    """Every sample name the server and worker sides expose after a small real run, with the
+    label names each carries."""
+    import asyncio
+
+    from prometheus_client import generate_latest
+
+    from relayflow_prometheus.worker import WorkerMetrics
+
+    worker = WorkerMetrics.build()
+    worker.handled("jobs", "succeeded", 0.1)
+    text = asyncio.run(_small_run()) + generate_latest(worker.registry).decode()
+    found: dict[str, set[str]] = {}
+    for name, labels in samples(text):
+        found.setdefault(name, set()).update(key for key, _ in labels)
+    return found

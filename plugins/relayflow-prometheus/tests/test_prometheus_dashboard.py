@@ -12,14 +12,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from prometheus_client import generate_latest
-from prometheus_testkit import Prometheus, manager_with, metrics_of, samples, scrape
-
-from relayflow.engine import Submitted, Succeeded, TaskRequest
-from relayflow.plugins.events import ApiRequestEvent, CommitEvent
-from relayflow.testing import eventually, fdl, make_engine
-from relayflow_prometheus.worker import WorkerMetrics
+from prometheus_testkit import Prometheus
 
 ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "contrib" / "grafana" / "relayflow.json"
@@ -65,55 +58,6 @@ def label_names(expr: str) -> set[str]:
     for grouping in re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", expr):
         names.update(n.strip() for n in grouping.split(",") if n.strip())
     return names
-
-
-@pytest.fixture(scope="module")
-def exposed() -> dict[str, set[str]]:
-    """Every sample name the plugin exposes after a small real run, with its label names."""
-    import asyncio
-
-    async def run() -> str:
-        manager = manager_with({"enabled": True})
-
-        async def work(request: TaskRequest) -> Succeeded:
-            return Succeeded({})
-
-        async def park(request: TaskRequest) -> Submitted:
-            return Submitted({"MessageId": "m"})
-
-        flow = fdl(f"""
-        - type: task
-          name: work
-          action: test:Work
-        - type: task
-          name: hold
-          resourceArn: {QUEUE}
-          pattern: waitForCallback
-        """)
-        async with make_engine({"test:Work": work, QUEUE: park}, plugins=manager) as engine:
-            await engine.create_flow("f", flow)
-            await engine.start_execution("f", {}, name="x")
-
-            async def held() -> bool:
-                return bool((await engine.list_waiting("f")).items)
-
-            await eventually(held, 5, "the held task")
-            await metrics_of(manager).waiting.refresh(engine)
-            await engine.stop_execution("f", "x", error="E", cause="c")
-            await engine.describe_execution("f", "x", wait_seconds=5)
-        manager.batch_committed(CommitEvent(jobs=2, seconds=0.01, store="sqlite"))
-        manager.outbox_dispatched(QUEUE, 0.01)
-        manager.timers_fired(1, 0.01)
-        manager.api_request_finished(ApiRequestEvent("StartExecution", 200, "", 0.01))
-        return (await scrape(manager))[1]
-
-    worker = WorkerMetrics.build()
-    worker.handled("jobs", "succeeded", 0.1)
-    text = asyncio.run(run()) + generate_latest(worker.registry).decode()
-    found: dict[str, set[str]] = {}
-    for name, labels in samples(text):
-        found.setdefault(name, set()).update(key for key, _ in labels)
-    return found
 
 
 def test_every_expression_names_only_exposed_metrics_and_labels(exposed):
