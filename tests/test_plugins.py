@@ -24,6 +24,7 @@ from relayflow.engine.integration import Integration, TaskOutcome, TaskRequest
 from relayflow.plugins import PluginManager, hookimpl
 from relayflow.plugins import manager as manager_module
 from relayflow.store import open_store
+from relayflow.worker.hooks import WorkerPlugins
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).with_name("relayflow"))
@@ -559,7 +560,7 @@ def test_every_hook_is_documented_and_tested():
         p.read_text() for p in (ROOT / "tests").glob("test_*.py") if p.name != "test_plugins.py"
     )
     this = Path(__file__).read_text().split("def test_every_hook_is_documented_and_tested")[0]
-    for hook in PluginManager().hook_names():
+    for hook in [*PluginManager().hook_names(), *WorkerPlugins().hook_names()]:
         assert f"### {hook}\n" in docs, f"{hook} has no section in docs/plugins.md"
         assert f"def {hook}(" in this or f"def {hook}(" in tests, f"{hook} has no test"
 
