@@ -18,7 +18,7 @@ from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -96,6 +96,28 @@ def build_exporter(settings: ResolvedSettings) -> SpanExporter:
     )
 
 
+class _Once(SpanExporter):
+    """An exporter whose shutdown may be called early (to cut a retry short) and again."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._down = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._inner.export(spans)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._down:
+                return
+            self._down = True
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
 class SpanSink:
     """Where ended spans go: built into SDK spans and queued for the exporter's thread."""
 
@@ -124,8 +146,9 @@ class SpanSink:
             "service.name": service_name,
         }
         self.resource = Resource(attributes)
+        self._exporter = _Once(exporter)
         self._processor = BatchSpanProcessor(
-            exporter,
+            self._exporter,
             max_queue_size=max_queue_size,
             schedule_delay_millis=SCHEDULE_DELAY_MILLIS,
             max_export_batch_size=min(512, max_queue_size),
@@ -218,6 +241,7 @@ class SpanSink:
         self.flush()
         self._closed = True
         atexit.unregister(self.close)
+        self._exporter.shutdown()  # a retry against a dead collector stops at once
         # shutdown() joins the export thread, which a dead collector may hold: do it aside.
         threading.Thread(
             target=self._processor.shutdown, name="relayflow-otel-shutdown", daemon=True
