@@ -36,7 +36,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Final
@@ -44,8 +45,8 @@ from typing import Any, Final
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -127,6 +128,48 @@ def _exporter(environ: Mapping[str, str]) -> SpanExporter | None:
     return None
 
 
+class _WatchedExporter(SpanExporter):
+    """An exporter that remembers whether the collector answers, so a stop need not wait.
+
+    The SDK's OTLP exporters retry an unreachable collector until their timeout (10 s by
+    default); a stopping worker asks `stuck` and, when the collector failed or an export has
+    been going on for `STUCK_AFTER_SECONDS`, drops the last spans at once instead.
+    """
+
+    STUCK_AFTER_SECONDS: Final = 1.0
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self.failed = False
+        self.busy_since: float | None = None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.busy_since = time.monotonic()
+        try:
+            result = self.inner.export(spans)
+        except Exception:
+            self.failed = True
+            raise
+        finally:
+            self.busy_since = None
+        self.failed = result is not SpanExportResult.SUCCESS
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    @property
+    def stuck(self) -> bool:
+        """Whether the last export failed, or the one going on has taken too long."""
+        busy = self.busy_since
+        return self.failed or (
+            busy is not None and time.monotonic() - busy > self.STUCK_AFTER_SECONDS
+        )
+
+
 def provider_from_env() -> TracerProvider | None:
     """A tracer provider exporting over OTLP as the environment says, or None when it is off.
 
@@ -134,6 +177,11 @@ def provider_from_env() -> TracerProvider | None:
     or ``OTEL_SDK_DISABLED`` true, or ``OTEL_TRACES_EXPORTER=none``, or a protocol that cannot
     be served (a warning says which). The SDK reads the rest of the variables itself.
     """
+    built = _build_from_env()
+    return None if built is None else built[0]
+
+
+def _build_from_env() -> tuple[TracerProvider, _WatchedExporter] | None:
     environ = os.environ
     if _env_true(environ, "OTEL_SDK_DISABLED"):
         return None
@@ -144,15 +192,16 @@ def provider_from_env() -> TracerProvider | None:
     )
     if not (endpoint and endpoint.strip()):
         return None
-    exporter = _exporter(environ)
-    if exporter is None:
+    inner = _exporter(environ)
+    if inner is None:
         return None
+    exporter = _WatchedExporter(inner)
     resource = Resource.create({})
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
     provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
     provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider
+    return provider, exporter
 
 
 class _MessageSpan:
@@ -227,10 +276,28 @@ class WorkerTracing:
     def __init__(self, provider: TracerProvider, *, owns_provider: bool = False) -> None:
         self.provider = provider
         self.owns_provider = owns_provider
+        self._exporter: _WatchedExporter | None = None
         self.tracer = provider.get_tracer(SCOPE)
         self._system = "unknown"
         # Message spans not ended yet, by handling thread (each thread holds one message).
         self._pending: dict[int, _MessageSpan] = {}
+
+    @classmethod
+    def from_env(cls) -> WorkerTracing | None:
+        """The tracing the environment asks for (see `provider_from_env`), or None.
+
+        It owns its provider, and a stop does not wait for a collector that does not answer.
+        The provider is not made the global one (the module's own instance does that).
+
+        Raises:
+            ValueError: the SDK refuses a variable (such as ``OTEL_BSP_MAX_QUEUE_SIZE``).
+        """
+        built = _build_from_env()
+        if built is None:
+            return None
+        tracing = cls(built[0], owns_provider=True)
+        tracing._exporter = built[1]
+        return tracing
 
     @hookimpl
     def relayflow_worker_started(self, worker: WorkerInfo) -> None:
@@ -288,8 +355,16 @@ class WorkerTracing:
         """Export what is queued (and shut down an owned provider) within ``seconds``.
 
         The SDK's flush waits on the exporter, which may hang on a collector that accepts
-        connections and never answers: it runs on a daemon thread joined at most that long.
+        connections and never answers: it runs on a daemon thread joined at most that long,
+        and not at all when the collector is known not to answer (then the spans are dropped).
         """
+        if self._exporter is not None and self._exporter.stuck:
+            log.warning("relayflow-otel: the collector does not answer; the last spans are dropped")
+            if self.owns_provider:  # aborts the exporter's retries; nobody waits for it
+                threading.Thread(
+                    target=self.provider.shutdown, name="relayflow-otel-shutdown", daemon=True
+                ).start()
+            return
 
         def run() -> None:
             try:
@@ -355,16 +430,14 @@ def _tracing() -> WorkerTracing | None:
 
 def _from_env() -> WorkerTracing | None:
     try:
-        provider = provider_from_env()
+        tracing = WorkerTracing.from_env()
     except Exception as exc:  # a bad variable must not stop the worker
         log.warning("relayflow-otel: worker spans are off: %s", exc)
         return None
-    if provider is None:
-        return None
-    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+    if tracing is not None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         # Handlers' own spans (trace.get_tracer(...)) go to the same collector.
-        trace.set_tracer_provider(provider)
-    return WorkerTracing(provider, owns_provider=True)
+        trace.set_tracer_provider(tracing.provider)
+    return tracing
 
 
 @hookimpl

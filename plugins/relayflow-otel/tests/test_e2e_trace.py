@@ -12,6 +12,7 @@ its task's span, and the handler's spans under those. Every wait is bounded.
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,12 +61,12 @@ def wait_for(what: str, probe: Callable[[], Any], seconds: float) -> Any:
     return found
 
 
-def write_configs(folder: Path, redis: str, otlp: OtlpReceiver) -> None:
+def write_configs(folder: Path, redis: str, endpoint: str) -> None:
     broker = f'[integrations.mns]\ntransport = "{redis}"\n'
     (folder / "relayflow.toml").write_text(
         f'[engine]\nstore = "sqlite:///{folder}/store.db"\n'
         '[server]\nhost = "127.0.0.1"\nport = 0\n'
-        f'[otel]\nendpoint = "{otlp.endpoint}"\nservice_name = "relayflow-e2e"\n' + broker,
+        f'[otel]\nendpoint = "{endpoint}"\nservice_name = "relayflow-e2e"\n' + broker,
         encoding="utf-8",
     )
     (folder / "e2e_jobs.py").write_text(JOBS, encoding="utf-8")
@@ -73,11 +74,11 @@ def write_configs(folder: Path, redis: str, otlp: OtlpReceiver) -> None:
 
 @contextmanager
 def worker_process(
-    folder: Path, queue: str, port: int, otlp: OtlpReceiver
+    folder: Path, queue: str, port: int, endpoint: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **server_env(),
-        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_SERVICE_NAME": "e2e-worker",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
@@ -117,25 +118,40 @@ def one_trace(spans: list[Span]) -> list[Span] | None:
     return spans if done else None
 
 
+def run_seed(folder: Path, redis: str, endpoint: str, runs: int = 1) -> str:
+    """Run the seed flow ``runs`` times with a server and a worker process; the worker's log.
+
+    Both export spans to ``endpoint``. Every execution must succeed, and both processes must
+    stop cleanly on SIGTERM (the worker flushing its spans as it goes).
+    """
+    queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    write_configs(folder, redis, endpoint)
+    server, port = start_server(folder)
+    client = Client(f"http://127.0.0.1:{port}")
+    try:
+        with worker_process(folder, queue, port, endpoint) as worker:
+            client.create_flow("seed", SEED.read_text().replace("fnf-demo", queue))
+            for n in range(1, runs + 1):
+                client.start_execution("seed", {"source": "s3://in.csv"}, name=f"run-{n}")
+            for n in range(1, runs + 1):
+                done = client.describe_execution("seed", f"run-{n}", wait_seconds=20)
+                assert done.status == "Succeeded", (
+                    done.status,
+                    (folder / "worker.log").read_text(),
+                )
+                assert done.output == {"rows": [10, 20, 30], "loaded": 3}
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(15) == 0, (folder / "worker.log").read_text()
+    finally:
+        client.close()
+        assert stop_server(server) == 0, (folder / "server.log").read_text()
+    return queue
+
+
 def test_one_trace_from_the_engine_through_the_broker_to_the_worker_and_its_handler(
     tmp_path: Path, redis_url: str, otlp: OtlpReceiver
 ) -> None:
-    queue = f"e2e-{uuid.uuid4().hex[:8]}"
-    write_configs(tmp_path, redis_url, otlp)
-    server, port = start_server(tmp_path)
-    client = Client(f"http://127.0.0.1:{port}")
-    try:
-        with worker_process(tmp_path, queue, port, otlp) as worker:
-            client.create_flow("seed", SEED.read_text().replace("fnf-demo", queue))
-            client.start_execution("seed", {"source": "s3://in.csv"}, name="run-1")
-            done = client.describe_execution("seed", "run-1", wait_seconds=20)
-            assert done.status == "Succeeded", (done.status, (tmp_path / "worker.log").read_text())
-            assert done.output == {"rows": [10, 20, 30], "loaded": 3}
-            worker.send_signal(signal.SIGTERM)  # the worker flushes its spans as it stops
-            assert worker.wait(15) == 0, (tmp_path / "worker.log").read_text()
-    finally:
-        client.close()
-        assert stop_server(server) == 0, (tmp_path / "server.log").read_text()
+    queue = run_seed(tmp_path, redis_url, otlp.endpoint)
     spans = otlp.wait_for(one_trace, timeout=15)
 
     assert len({span["trace_id"] for span in spans}) == 1, "one trace for the whole execution"
@@ -174,3 +190,15 @@ def test_one_trace_from_the_engine_through_the_broker_to_the_worker_and_its_hand
         assert parent(handler)["kind"] == CONSUMER  # the handler's span is the worker span's
         assert parent(handler)["attributes"]["relayflow.step"] == step
         assert handler["scope"] == "e2e_jobs"
+
+
+def test_an_unreachable_collector_changes_nothing_for_the_server_and_the_worker(
+    tmp_path: Path, redis_url: str
+) -> None:
+    with socket.socket() as sock:  # a port nothing listens on: every export is refused
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    runs = 3
+    queue = run_seed(tmp_path, redis_url, closed, runs=runs)
+    log = (tmp_path / "worker.log").read_text()
+    assert log.count(f"queue={queue} flow=seed") == log.count("outcome=succeeded") == 3 * runs
