@@ -9,6 +9,7 @@ the same, and the worker must keep running.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ from kombu import Connection, Producer, Queue
 
 from relayflow.cli._common import Invalid
 from relayflow.plugins import hookimpl
+from relayflow.worker import hooks as worker_hooks
 from relayflow.worker.hooks import MODULES_ENV, WorkerInfo, WorkerMessage, WorkerPlugins
 from relayflow_mns import cli
 from relayflow_mns.worker import TOKEN_HEADER, Worker
@@ -113,17 +115,21 @@ class Watcher:
 
 
 class Failing:
-    """Raises in every worker hook, or hands a context manager that raises on the way out."""
+    """Raises in every worker hook, or hands a context manager that raises on the way out.
 
-    @hookimpl
+    Marked with `relayflow.worker.hooks.hookimpl`, where `Watcher` uses `relayflow.plugins`':
+    both are the same marker.
+    """
+
+    @worker_hooks.hookimpl
     def relayflow_worker_started(self, worker: WorkerInfo) -> None:
         raise RuntimeError("broken plugin")
 
-    @hookimpl
+    @worker_hooks.hookimpl
     def relayflow_worker_serve_metrics(self, host: str, port: int) -> bool:
         raise OSError("address already in use")
 
-    @hookimpl
+    @worker_hooks.hookimpl
     def relayflow_worker_message(self, message: WorkerMessage) -> Any:
         @contextmanager
         def broken() -> Iterator[None]:
@@ -132,13 +138,13 @@ class Failing:
 
         return broken()
 
-    @hookimpl
+    @worker_hooks.hookimpl
     def relayflow_worker_message_handled(
         self, message: WorkerMessage, outcome: str, seconds: float
     ) -> None:
         raise RuntimeError("broken plugin")
 
-    @hookimpl
+    @worker_hooks.hookimpl
     def relayflow_worker_stopping(self, worker: WorkerInfo) -> None:
         raise RuntimeError("broken plugin")
 
@@ -257,3 +263,15 @@ def test_modules_named_in_the_environment_are_loaded(
     plugins = WorkerPlugins.load()
     plugins.started(WorkerInfo(("a",), 1, "redis"))
     assert sys.modules["my_worker_plugin"].STARTED == [("a",)]
+
+
+def test_the_worker_runtime_loads_neither_the_engine_nor_the_configuration() -> None:
+    code = (
+        "import json, sys, relayflow_mns.worker, relayflow.worker.hooks, relayflow_mns.cli\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    heavy = ("relayflow.engine", "relayflow.plugins", "relayflow.config", "pydantic_settings")
+    assert [m for m in json.loads(done.stdout) if m.startswith(heavy)] == []

@@ -6,9 +6,11 @@ group `relayflow.worker`, and the modules named in `RELAYFLOW_WORKER_PLUGINS` (c
 separated). It is a group of its own, not `relayflow`'s: a worker starts in a fraction of a
 second because it imports neither the engine nor the integrations, and stays so.
 
-A plugin implements any of these, decorated with `relayflow.plugins.hookimpl`::
+A plugin implements any of these, decorated with `hookimpl` (this module's, or
+`relayflow.plugins.hookimpl`: they are the same marker, but importing this one keeps a
+worker's start light, as `relayflow.plugins` loads the configuration's models)::
 
-    from relayflow.plugins import hookimpl
+    from relayflow.worker.hooks import hookimpl
 
     @hookimpl
     def relayflow_worker_message_handled(message, outcome, seconds):
@@ -32,14 +34,21 @@ from typing import Any, cast
 
 import pluggy
 
-from relayflow.plugins.hookspecs import PROJECT, hookspec
-
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "MODULES_ENV",
     "WorkerInfo",
     "WorkerMessage",
     "WorkerPlugins",
+    "hookimpl",
 ]
+
+#: pluggy's project name, `relayflow.plugins.hookspecs.PROJECT` (not imported from there: that
+#: package loads the engine-side configuration, which a worker does without).
+PROJECT = "relayflow"
+hookspec = pluggy.HookspecMarker(PROJECT)
+#: Marks a worker hook's implementation; the same marker as `relayflow.plugins.hookimpl`.
+hookimpl = pluggy.HookimplMarker(PROJECT)
 
 log = logging.getLogger("relayflow.worker.plugins")
 
