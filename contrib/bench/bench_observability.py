@@ -21,12 +21,14 @@ neighbour weighs on all of them alike:
 process of its own that decodes and counts every span, as a collector would), and
 relayflow-prometheus enabled, every `/metrics` scraped once a second by a real Prometheus
 (Debian's /usr/bin/prometheus, started here on a loopback port). "Off" is the same
-configuration without those two tables: the installed plugins are loaded but inert. With
-``--exporter-down`` a third configuration has tracing on with the OTLP endpoint on a closed
-port (metrics off): what an unreachable collector costs.
+configuration without those two tables: the installed plugins are loaded but inert. More
+configurations with ``--modes``: ``otel`` (tracing alone), ``prometheus`` (metrics alone) and
+``down`` (tracing on, its OTLP endpoint a closed port: what an unreachable collector costs).
 
 The figure is the ratio on/off of executions per second, round by round, and its median;
-the target is >= 0.90 (no more than 10 % fewer executions per second at 100 % sampling).
+the target is >= 0.90 (no more than 10 % fewer executions per second at 100 % sampling). The
+CPU time per execution is printed next to it (the engine's process; for the queue scenario,
+every process taking part), steadier than wall time on a shared machine.
 The spans the sink received and the scrapes Prometheus made are printed too, to show the
 plugins did their work. ``--save DIR`` keeps the raw material of docs/observability.md's
 figures: the figures as JSON, Prometheus range queries over the run, and the spans of a
@@ -34,7 +36,7 @@ few traces of the queue scenario (observability_plots.py draws them).
 
     .venv/bin/python contrib/bench/bench_observability.py [engine|queue|all]
         [--rounds 3] [--executions 2000] [--count 500] [--workers 2] [--concurrency 4]
-        [--exporter-down] [--save DIR] [--json]
+        [--modes off,on[,otel,prometheus,down]] [--save DIR] [--json]
 
 Every process started here (sinks, Prometheus, redis-server, servers, workers) is stopped at
 the end, errors included.
@@ -48,6 +50,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import statistics
 import sys
 import tempfile
@@ -67,11 +70,12 @@ from replicas import EXE, QUEUE, Cluster, Processes, free_port, spawn, start_red
 HERE = Path(__file__).resolve().parent
 PROMETHEUS = "/usr/bin/prometheus"
 TARGET = 0.90
-#: The modes in the order of odd rounds (even rounds take them in reverse).
-MODES = ("off", "on")
+#: The configurations ``--modes`` may name; "off" is the reference and always runs.
 TITLES = {
     "off": "plugins off",
     "on": "otel 100 % + prometheus",
+    "otel": "otel 100 % alone",
+    "prometheus": "prometheus alone",
     "down": "otel, collector down",
 }
 
@@ -80,18 +84,25 @@ def plugin_tables(mode: str, otlp: str) -> str:
     """The relayflow.toml tables that turn the plugins on for ``mode`` ("" when off).
 
     Args:
-        mode: "off", "on" or "down".
-        otlp: the OTLP/HTTP endpoint spans go to in mode "on".
+        mode: one of `TITLES`.
+        otlp: the OTLP/HTTP endpoint spans go to.
     """
-    if mode == "off":
-        return ""
-    if mode == "down":
-        # A port nobody listens on: every export fails at once with "connection refused".
-        return f'[otel]\nendpoint = "http://127.0.0.1:{free_port()}"\nsampling_ratio = 1.0\n'
-    return (
-        f'[otel]\nendpoint = "{otlp}"\nsampling_ratio = 1.0\n'
-        'service_name = "relayflow"\n\n[prometheus]\nenabled = true\n'
-    )
+    # A port nobody listens on: every export fails at once with "connection refused".
+    endpoint = f"http://127.0.0.1:{free_port()}" if mode == "down" else otlp
+    otel = f'[otel]\nendpoint = "{endpoint}"\nsampling_ratio = 1.0\nservice_name = "relayflow"\n'
+    prometheus = "[prometheus]\nenabled = true\n"
+    tables = {"on": f"{otel}\n{prometheus}", "otel": otel, "down": otel, "prometheus": prometheus}
+    return tables.get(mode, "")
+
+
+def traced(mode: str) -> bool:
+    """Whether ``mode`` exports spans to the sink (workers included)."""
+    return mode in ("on", "otel")
+
+
+def scraped(mode: str) -> bool:
+    """Whether ``mode`` serves metrics that Prometheus scrapes."""
+    return mode in ("on", "prometheus")
 
 
 # -- the sink and Prometheus -------------------------------------------------------------------
@@ -227,7 +238,7 @@ async def engine_round(
     """One throughput run through an engine whose plugins ``config`` enables."""
     plugins = load_plugins(str(config))
     served = None
-    if mode == "on":
+    if scraped(mode):
         routes = plugins.http_routes()  # type: ignore[attr-defined]
         port = free_port()
         served = await plugin_routes_served(routes, port)
@@ -237,10 +248,13 @@ async def engine_round(
         return await bench_throughput(Stores(None, "full"), executions, 10, plugins)
     finally:
         if served is not None:
+            # Prometheus lets go of the target first: a scrape of a stopped server is no
+            # failure of the plugin's.
+            prometheus.set_targets([])
+            prometheus.wait_for_targets(0)
             server, task = served
             server.should_exit = True
             await task
-            prometheus.set_targets([])
 
 
 def bench_engine_part(
@@ -271,17 +285,22 @@ def bench_engine_part(
 
 
 class ObservedCluster(Cluster):
-    """A bench cluster whose workers export spans and serve metrics when ``otlp`` is given."""
+    """A bench cluster whose workers export spans (``otlp``) and serve metrics (``prometheus``).
 
-    def __init__(self, *args: Any, otlp: str | None, **kwargs: Any) -> None:
+    Once the workers have started, Prometheus is told to scrape the server and every worker.
+    """
+
+    def __init__(
+        self, *args: Any, otlp: str | None, prometheus: Prometheus | None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.otlp = otlp
+        self.otlp, self.prometheus = otlp, prometheus
         self.metrics_ports: list[int] = []
 
     def start_workers(
         self, count: int, concurrency: int = 2, handler: str = "seed_worker:handle"
     ) -> None:
-        """As `Cluster.start_workers`, with tracing and a metrics port each when observed."""
+        """As `Cluster.start_workers`, with tracing and a metrics port each as configured."""
         command = [EXE, "worker", QUEUE, "--handler", handler, "--concurrency", str(concurrency)]
         command += ["--config", str(self.worker_config)]
         for n in range(len(self.workers), len(self.workers) + count):
@@ -290,10 +309,35 @@ class ObservedCluster(Cluster):
             if self.otlp is not None:
                 env = {"OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp}
                 env["OTEL_SERVICE_NAME"] = "relayflow-worker"
-                port = free_port()
-                self.metrics_ports.append(port)
-                extra = ["--metrics-port", str(port)]
+            if self.prometheus is not None:
+                self.metrics_ports.append(free_port())
+                extra = ["--metrics-port", str(self.metrics_ports[-1])]
             self.workers.append(spawn(command + extra, self.folder, f"worker{n}.log", **env))
+        if self.prometheus is not None:
+            for port in self.metrics_ports:  # a worker takes a moment to import and listen
+                wait_for_port(port, 30)
+            targets = [(f"{self.hosts[0]}:{self.port}", "server")]
+            targets += [(f"127.0.0.1:{port}", "worker") for port in self.metrics_ports]
+            self.prometheus.set_targets(targets)
+            self.prometheus.wait_for_targets(len(targets))
+
+    def stop(self) -> dict[str, Any]:
+        """As `Cluster.stop`, once Prometheus has stopped scraping (a stopped process is no
+        failed scrape)."""
+        if self.prometheus is not None:
+            self.prometheus.set_targets([])
+            self.prometheus.wait_for_targets(0)
+        return super().stop()
+
+
+def wait_for_port(port: int, timeout: float) -> None:
+    """Wait until something listens on the loopback ``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
 def queue_round(
@@ -316,29 +360,10 @@ def queue_round(
         visibility_timeout=30,
         balancer=None,
         extra_toml=plugin_tables(mode, otlp),
-        otlp=otlp if mode == "on" else None,
+        otlp=otlp if traced(mode) else None,
+        prometheus=prometheus if scraped(mode) else None,
     )
-    observed = mode == "on"
-    original = cluster.start_workers
-
-    def start_workers(
-        count: int, concurrency: int = 2, handler: str = "seed_worker:handle"
-    ) -> None:
-        # Prometheus learns of the server and the workers once they are all there.
-        original(count, concurrency, handler)
-        if observed:
-            host_port = f"{cluster.hosts[0]}:{cluster.port}"
-            targets = [(host_port, "server")]
-            targets += [(f"127.0.0.1:{p}", "worker") for p in cluster.metrics_ports]
-            prometheus.set_targets(targets)
-            prometheus.wait_for_targets(len(targets))
-
-    cluster.start_workers = start_workers  # type: ignore[method-assign]
-    try:
-        return run_cluster(cluster, args, others, full=False)
-    finally:
-        if observed:
-            prometheus.set_targets([])
+    return run_cluster(cluster, args, others, full=False)
 
 
 def bench_queue_part(
@@ -375,21 +400,40 @@ def bench_queue_part(
 # -- output ---------------------------------------------------------------------------------
 
 
-def summarize(part: dict[str, Any], modes: list[str]) -> dict[str, Any]:
-    """Rates by mode and round, and each mode's ratio to "off" round by round."""
-    rates = {m: [r["executions_per_s"] for r in part["runs"][m]] for m in modes}
-    summary: dict[str, Any] = {"rates": rates, "median": {}, "ratios": {}, "median_ratio": {}}
+#: Processes of the queue scenario that are not relayflow's: left out of its CPU per execution.
+NOT_RELAYFLOW = ("otlp sink", "prometheus")
+
+
+def cpu_ms(part: str, run: dict[str, Any]) -> float:
+    """CPU milliseconds one execution cost: the engine's process, or relayflow's processes."""
+    if part == "engine":
+        return float(run["engine_cpu_us_per_transition"]) * run["steps_each"] / 1000
+    spent = sum(v for name, v in run["cpu_seconds"].items() if name not in NOT_RELAYFLOW)
+    return spent / run["executions"] * 1000
+
+
+def summarize(part: str, figures: dict[str, Any], modes: list[str]) -> dict[str, Any]:
+    """Rates and CPU by mode and round, and each mode's ratios to "off" round by round."""
+    runs = figures["runs"]
+    rates = {m: [r["executions_per_s"] for r in runs[m]] for m in modes}
+    cpu = {m: [cpu_ms(part, r) for r in runs[m]] for m in modes}
+    summary: dict[str, Any] = {"rates": rates, "cpu_ms": cpu, "median": {}, "median_cpu": {}}
+    summary.update(ratios={}, median_ratio={}, cpu_ratio={})
     for mode in modes:
         summary["median"][mode] = statistics.median(rates[mode])
+        summary["median_cpu"][mode] = statistics.median(cpu[mode])
         if mode != "off":
             each = [a / b for a, b in zip(rates[mode], rates["off"], strict=True)]
             summary["ratios"][mode] = each
             summary["median_ratio"][mode] = statistics.median(each)
+            summary["cpu_ratio"][mode] = statistics.median(
+                [a / b for a, b in zip(cpu[mode], cpu["off"], strict=True)]
+            )
     return summary
 
 
 def print_report(figures: dict[str, Any]) -> None:
-    """The table: executions/s by configuration, the ratios and the target."""
+    """The table: executions/s and CPU by configuration, the ratios and the target."""
     modes = figures["modes"]
     print(
         f"observability overhead, {os.cpu_count()} cores, {figures['rounds']} rounds taking "
@@ -397,13 +441,13 @@ def print_report(figures: dict[str, Any]) -> None:
         "relayflow-prometheus scraped every 1 s by Prometheus"
     )
     parts = {
-        "engine": f"engine, {figures['executions']:,} executions x 10 tasks, SQLite FULL",
-        "queue": (
-            f"seed scenario, server + {figures['workers']} workers + Redis, "
-            f"{figures['count']:,} executions"
-        ),
+        "engine": f"engine: {figures['executions']:,} executions x 10 tasks, SQLite",
+        "queue": f"seed scenario: server, {figures['workers']} workers, Redis",
     }
-    head = f"{'':<58} {'configuration':<26} {'exec/s':>8} {'each round':>22} {'on/off':>7}"
+    head = (
+        f"{'':<42} {'configuration':<24} {'exec/s':>7} {'each round':>20} {'x off':>6} "
+        f"{'CPU/exec':>9} {'x off':>6}"
+    )
     print(head)
     print("-" * len(head))
     for key, title in parts.items():
@@ -412,11 +456,19 @@ def print_report(figures: dict[str, Any]) -> None:
         summary = figures[key]["summary"]
         for i, mode in enumerate(modes):
             each = "/".join(f"{v:.0f}" for v in summary["rates"][mode])
-            ratio = f"{summary['median_ratio'][mode]:.2f}" if mode != "off" else ""
+            ratio = cpu_ratio = ""
+            if mode != "off":
+                ratio = f"{summary['median_ratio'][mode]:.2f}"
+                cpu_ratio = f"{summary['cpu_ratio'][mode]:.2f}"
             print(
-                f"{title if i == 0 else '':<58} {TITLES[mode]:<26} "
-                f"{summary['median'][mode]:>8,.0f} {each:>22} {ratio:>7}"
+                f"{title if i == 0 else '':<42} {TITLES[mode]:<24} "
+                f"{summary['median'][mode]:>7,.0f} {each:>20} {ratio:>6} "
+                f"{summary['median_cpu'][mode]:>6.2f} ms {cpu_ratio:>6}"
             )
+    print(
+        "(medians; x off: the ratio to plugins off, round by round then the median; CPU/exec: "
+        "the engine's process, or every relayflow process of the scenario)"
+    )
     print()
     for key in parts:
         if key not in figures:
@@ -426,7 +478,7 @@ def print_report(figures: dict[str, Any]) -> None:
             median = summary["median_ratio"][mode]
             verdict = "met" if median >= TARGET else "NOT met"
             print(
-                f"{key}, {TITLES[mode]} / off, round by round: "
+                f"{key}, {TITLES[mode]} / off, exec/s round by round: "
                 + ", ".join(f"{r:.2f}" for r in each)
                 + f" (median {median:.2f}; target >= {TARGET:.2f}: {verdict})"
             )
@@ -436,7 +488,7 @@ def print_report(figures: dict[str, Any]) -> None:
             continue
         runs = figures[key]["runs"]
         for mode in modes:
-            if mode == "off":
+            if not traced(mode):
                 continue
             done = sum(r["executions"] for r in runs[mode])
             received = sum(figures[key]["spans"][mode])
@@ -468,7 +520,10 @@ def save_material(figures: dict[str, Any], folder: Path, save: Path, prom: Prome
     windows = figures.get("queue", figures.get("engine", {})).get("windows", [])
     if windows:
         start, end = windows[0]["start"] - 2, windows[-1]["end"] + 2
-        series = {expr: prom.query_range(expr, start, end, 1.0) for expr in PLOT_QUERIES}
+        series = {
+            key: {"query": expr, "result": prom.query_range(expr, start, end, 1.0)}
+            for key, expr in PLOT_QUERIES.items()
+        }
         material = {"start": start, "end": end, "windows": windows, "series": series}
         (save / "prometheus.json").write_text(json.dumps(material, indent=1), encoding="utf-8")
     kept = folder / "queue-sink-spans.jsonl"
@@ -476,16 +531,14 @@ def save_material(figures: dict[str, Any], folder: Path, save: Path, prom: Prome
         shutil.copy(kept, save / "spans.jsonl")
 
 
-#: What `--save` keeps from Prometheus for the plots (names of relayflow-prometheus).
-PLOT_QUERIES = [
-    'sum by (status) (rate(relayflow_executions_ended_total{part="server"}[5s]))',
-    'sum(rate(relayflow_executions_started_total{part="server"}[5s]))',
-    'sum by (outcome) (rate(relayflow_worker_messages_total{part="worker"}[5s]))',
-    "histogram_quantile(0.99, sum by (le) "
-    '(rate(relayflow_task_duration_seconds_bucket{part="server"}[5s])))',
-    "histogram_quantile(0.99, sum by (le) "
-    '(rate(relayflow_store_commit_seconds_bucket{part="server"}[5s])))',
-]
+#: What `--save` keeps from Prometheus for the plots (relayflow-prometheus's metric names).
+PLOT_QUERIES = {
+    "ended": 'sum by (status) (rate(relayflow_executions_ended_total{part="server"}[5s]))',
+    "started": 'sum(rate(relayflow_executions_started_total{part="server"}[5s]))',
+    "messages": 'sum by (outcome) (rate(relayflow_worker_messages_total{part="worker"}[5s]))',
+    "commit_p99": "histogram_quantile(0.99, sum by (le) "
+    '(rate(relayflow_store_commit_duration_seconds_bucket{part="server"}[5s])))',
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -500,7 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="queue: threads a worker")
     parser.add_argument("--in-flight", type=int, default=32, help="queue: client calls at once")
     parser.add_argument(
-        "--exporter-down", action="store_true", help="also run with the OTLP endpoint closed"
+        "--modes",
+        default="off,on",
+        help="configurations, comma separated, among " + ", ".join(TITLES) + " (default off,on)",
     )
     parser.add_argument("--save", help="keep the figures, Prometheus series and spans here")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -510,7 +565,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be between 1 and 100000")
     if not os.access(PROMETHEUS, os.X_OK):
         raise SystemExit(f"{PROMETHEUS} is missing (Debian: apt-get install prometheus)")
-    args.modes = list(MODES) + (["down"] if args.exporter_down else [])
+    # The otel plugin honours OTEL_* variables: a shell's would turn tracing on in "off".
+    for name in [name for name in os.environ if name.startswith("OTEL_")]:
+        del os.environ[name]
+    args.modes = ["off"] + [m for m in dict.fromkeys(args.modes.split(",")) if m != "off"]
+    wrong = [m for m in args.modes if m not in TITLES]
+    if wrong or len(args.modes) < 2:
+        parser.error(f"--modes takes off and at least one of {', '.join(list(TITLES)[1:])}")
     # bench_queue's run_cluster reads these; only the throughput run is made here.
     args.latency = args.sequential = 0
 
@@ -543,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
             for key in ("engine", "queue"):
                 if key in figures:
-                    figures[key]["summary"] = summarize(figures[key], args.modes)
+                    figures[key]["summary"] = summarize(key, figures[key], args.modes)
             if args.save:
                 save_material(figures, folder, Path(args.save), prometheus)
         finally:
