@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ log = logging.getLogger("relayflow.otel")
 _SCOPE = InstrumentationScope("relayflow_otel", "0.1.0")
 #: How long closing the engine waits for the last spans to leave (a dead collector costs this).
 FLUSH_WAIT_SECONDS = 1.0
+#: An export running longer than this means the collector is not answering: no flush waits.
+STUCK_SECONDS = 0.25
 #: How often the processor's thread sends what has queued up.
 SCHEDULE_DELAY_MILLIS = 1000
 
@@ -103,9 +106,24 @@ class _Once(SpanExporter):
         self._inner = inner
         self._lock = threading.Lock()
         self._down = False
+        self._since: float | None = None  # when the export under way began
+        self._failed = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self._inner.export(spans)
+        self._since = time.monotonic()
+        try:
+            result = self._inner.export(spans)
+        except Exception:
+            result = SpanExportResult.FAILURE
+        self._failed = result is not SpanExportResult.SUCCESS
+        self._since = None
+        return result
+
+    @property
+    def stuck(self) -> bool:
+        """Whether the collector looks unreachable: the last export failed, or one drags on."""
+        since = self._since
+        return self._failed or (since is not None and time.monotonic() - since > STUCK_SECONDS)
 
     def shutdown(self) -> None:
         with self._lock:
@@ -219,9 +237,14 @@ class SpanSink:
     def flush(self, wait_seconds: float = FLUSH_WAIT_SECONDS) -> bool:
         """Send what is queued; wait at most ``wait_seconds`` for it (on a thread of its own).
 
+        A collector that failed the last export, or is slow to answer the current one, is not
+        waited for at all: the flush still goes on in the background.
+
         Returns:
             Whether the flush ended within the wait.
         """
+        if self._exporter.stuck:
+            wait_seconds = 0.0
         done = threading.Event()
 
         def run() -> None:

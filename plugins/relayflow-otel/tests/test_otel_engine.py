@@ -17,6 +17,7 @@ from relayflow.testing import bounded, fdl, make_engine
 from relayflow_otel import enable
 from relayflow_otel.config import OtelSettings, resolve
 from relayflow_otel.engine_spans import EngineTracer
+from tests.engine.helpers import sqlite_or_postgres
 
 FN = "acs:fc:::services/s/functions/work"
 QUEUE = "acs:mns:::/queues/jobs/messages"
@@ -206,13 +207,18 @@ async def test_a_failed_task_and_execution_are_errors(otlp: OtlpReceiver, sqlite
     assert root["attributes"]["relayflow.error"] == "Boom"
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from sqlite_or_postgres(request, "otel_", f"sqlite:///{tmp_path / 'r.db'}")
+
+
 @bounded(seconds=25)
 async def test_a_restart_in_the_middle_stays_in_one_trace(
-    otlp: OtlpReceiver, sqlite_url: str
+    otlp: OtlpReceiver, store_url: str
 ) -> None:
     before = Traced(otlp.endpoint)
     try:
-        async with before.engine(sqlite_url) as engine:
+        async with before.engine(store_url) as engine:
             await engine.create_flow("cb", CALLBACK)
             await engine.start_execution("cb", {}, name="c-1")
             while not before.requests:
@@ -223,7 +229,7 @@ async def test_a_restart_in_the_middle_stays_in_one_trace(
     trace, task_span, _flags = _header_ids(request)
     after = Traced(otlp.endpoint)  # another process, as far as the plugin can tell
     try:
-        async with after.engine(sqlite_url) as engine:
+        async with after.engine(store_url) as engine:
             await engine.report_task_succeeded(request.token, {"answer": 42})
             info = await engine.describe_execution("cb", "c-1", wait_seconds=10)
             assert info.status == "Succeeded"
