@@ -236,6 +236,10 @@ def test_metrics_need_a_plugin_that_serves_them() -> None:
     serving.register(plugin)
     cli.serve_metrics(serving, "0.0.0.0", 9464)
     assert plugin.asked == [("0.0.0.0", 9464)]
+    for host in ("", "local host", "h" * 254):
+        with pytest.raises(Invalid, match="--metrics-host must be a host name"):
+            cli.serve_metrics(serving, host, 9464)
+    assert plugin.asked == [("0.0.0.0", 9464)]  # a bad host never reaches a plugin
 
 
 def test_the_worker_command_documents_and_checks_its_metrics_options() -> None:

@@ -161,9 +161,16 @@ def serve_metrics(plugins: WorkerPlugins, host: str, port: int) -> None:
     """Ask the worker plugins to serve metrics on ``host``:``port``.
 
     Raises:
-        Invalid: `MetricsUnavailable` when no plugin serves them (none installed, or the
-            one installed failed: its reason is in the log above).
+        Invalid: `InvalidArgument` for a host that is empty, longer than 253 characters or
+            holds spaces; `MetricsUnavailable` when no plugin serves them (none installed,
+            or the one installed failed: its reason is in the log above).
     """
+    if not host or len(host) > 253 or any(c.isspace() for c in host):
+        raise Invalid(
+            "InvalidArgument",
+            "--metrics-host must be a host name or address of at most 253 characters without "
+            f"spaces, got {host[:60]!r}",
+        )
     if plugins.serve_metrics(host, port):
         return
     if plugins.implements("relayflow_worker_serve_metrics"):
