@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from relayflow_prometheus.settings import OTHER
+from relayflow_prometheus.constants import OTHER
 
 __all__ = ["BoundedLabel"]
 

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.exposition import start_http_server
 
-from relayflow.plugins import hookimpl
-from relayflow.worker.hooks import WorkerInfo, WorkerMessage
+from relayflow.worker.hooks import WorkerInfo, WorkerMessage, hookimpl
+from relayflow_prometheus.constants import DEFAULT_BUCKETS, OTHER
 from relayflow_prometheus.labels import BoundedLabel
-from relayflow_prometheus.settings import DEFAULT_BUCKETS, OTHER
 
 __all__ = [
     "WorkerMetrics",

@@ -6,6 +6,8 @@ thread started here would outlive the test in pytest's process).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib.metadata import entry_points
 
 from prometheus_client import generate_latest
@@ -50,3 +52,15 @@ def test_queue_and_outcome_labels_are_bounded():
         value(text, "relayflow_worker_message_duration_seconds_bucket", queue="jobs", le="0.005")
         == 1
     )
+
+
+def test_the_worker_side_imports_nothing_of_the_engine_side():
+    code = (
+        "import sys, relayflow_prometheus.worker\n"
+        "heavy = ('relayflow.plugins', 'relayflow.config', 'relayflow.engine', 'pydantic')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
