@@ -33,6 +33,7 @@ stops, what is queued is flushed for at most `STOP_FLUSH_SECONDS`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -354,17 +355,11 @@ class WorkerTracing:
     def flush(self, seconds: float) -> None:
         """Export what is queued (and shut down an owned provider) within ``seconds``.
 
-        The SDK's flush waits on the exporter, which may hang on a collector that accepts
-        connections and never answers: it runs on a daemon thread joined at most that long,
-        and not at all when the collector is known not to answer (then the spans are dropped).
+        The SDK's flush waits on the exporter, which retries a collector that does not answer
+        until its own timeout: it runs on a daemon thread, waited for at most ``seconds``, and
+        no longer once the collector is seen not to answer (then the last spans are dropped
+        and the exporter's retries cut short).
         """
-        if self._exporter is not None and self._exporter.stuck:
-            log.warning("relayflow-otel: the collector does not answer; the last spans are dropped")
-            if self.owns_provider:  # aborts the exporter's retries; nobody waits for it
-                threading.Thread(
-                    target=self.provider.shutdown, name="relayflow-otel-shutdown", daemon=True
-                ).start()
-            return
 
         def run() -> None:
             try:
@@ -376,8 +371,19 @@ class WorkerTracing:
 
         thread = threading.Thread(target=run, name="relayflow-otel-flush", daemon=True)
         thread.start()
-        thread.join(seconds)
-        if thread.is_alive():
+        deadline = time.monotonic() + seconds
+        exporter = self._exporter
+        while thread.is_alive() and time.monotonic() < deadline:
+            thread.join(0.05)
+            if exporter is not None and exporter.stuck:
+                break
+        if not thread.is_alive():
+            return
+        if exporter is not None and exporter.stuck:
+            log.warning("relayflow-otel: the collector does not answer; the last spans are dropped")
+            with contextlib.suppress(Exception):  # ends the exporter's retries at once
+                exporter.shutdown()
+        else:
             log.warning(
                 "relayflow-otel: the collector did not take the last spans within %g s; "
                 "they are dropped",

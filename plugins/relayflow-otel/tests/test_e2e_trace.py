@@ -11,6 +11,7 @@ its task's span, and the handler's spans under those. Every wait is bounded.
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -34,22 +35,10 @@ if "tests.services" not in sys.modules:  # run on its own: the suite's fixtures,
 from tests.api_server import EXE, server_env, start_server, stop_server  # noqa: E402
 
 SEED = ROOT / "contrib" / "examples" / "seed-three-tasks.yaml"
-CONSUMER = 5
-JOBS = '''
-"""The seed flow's jobs, each inside a span of its own."""
-from opentelemetry import trace
-
-tracer = trace.get_tracer("e2e_jobs")
-
-
-def handle(body):
-    with tracer.start_as_current_span(f"job {body['job']}"):
-        if body["job"] == "extract":
-            return {"rows": [1, 2, 3]}
-        if body["job"] == "transform":
-            return {"rows": [row * 10 for row in body["rows"]]}
-        return {"count": len(body["rows"])}
-'''
+WORKERS = (Path(__file__).resolve().parents[1] / "WORKERS.md").read_text(encoding="utf-8")
+# The handler of WORKERS.md ("A handler's own spans"): a span of its own per job.
+(JOBS,) = re.findall(r"```python\n# jobs.py\n(.*?)```", WORKERS, re.S)
+PRODUCER, CONSUMER = 4, 5
 
 
 def wait_for(what: str, probe: Callable[[], Any], seconds: float) -> Any:
@@ -179,6 +168,7 @@ def test_one_trace_from_the_engine_through_the_broker_to_the_worker_and_its_hand
         assert consumer["attributes"]["relayflow.outcome"] == "succeeded"
         task = parent(consumer)  # the worker continues the task attempt's span
         assert task["name"] == f"task {step}"
+        assert task["kind"] == PRODUCER
         assert task["attributes"]["relayflow.step"] == step
         assert task["attributes"]["relayflow.resource"].endswith(f"/queues/{queue}/messages")
         step_span = parent(task)
@@ -189,7 +179,7 @@ def test_one_trace_from_the_engine_through_the_broker_to_the_worker_and_its_hand
         handler = jobs[f"job {step}"]
         assert parent(handler)["kind"] == CONSUMER  # the handler's span is the worker span's
         assert parent(handler)["attributes"]["relayflow.step"] == step
-        assert handler["scope"] == "e2e_jobs"
+        assert handler["scope"] == "jobs"
 
 
 def test_an_unreachable_collector_changes_nothing_for_the_server_and_the_worker(
