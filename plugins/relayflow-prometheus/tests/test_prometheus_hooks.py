@@ -220,3 +220,29 @@ async def test_allow_from_refuses_other_clients_and_path_is_configurable():
     status, text = await scrape(manager, "/internal/metrics", client="192.168.1.1")
     assert status == 403 and "relayflow_" not in text
     await asyncio.sleep(0)
+
+
+@bounded(seconds=10)
+async def test_a_failing_waiting_read_is_logged_and_the_last_values_kept(caplog):
+    manager = manager_with({"enabled": True, "waiting_refresh_seconds": 1})
+    metrics = metrics_of(manager)
+
+    async def park(request: TaskRequest) -> Submitted:
+        return Submitted({"MessageId": "m"})
+
+    engine = make_engine({QUEUE: park}, plugins=manager)
+    async with engine:
+        await engine.create_flow("held", HELD)
+        await engine.start_execution("held", {}, name="h")
+
+        async def waiting() -> bool:
+            return len((await engine.list_waiting("held")).items) == 1
+
+        await eventually(waiting, 5, "the held task")
+        await metrics.waiting.refresh(engine)
+    # The engine is closed: every read fails, the loop goes on and the gauge keeps its value.
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(metrics.waiting.run(engine), 0.5)
+    assert "could not list waiting work" in caplog.text
+    _, text = await scrape(manager)
+    assert value(text, "relayflow_tasks_waiting", flow="held", resource=QUEUE) == 1
