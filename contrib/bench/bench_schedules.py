@@ -58,9 +58,25 @@ class StartRecorder:
     """Lifecycle hooks that note when each execution's start was committed (wall clock)."""
 
     observes_lifecycle = True
+    observes_work = False  # the work hooks below are then never timed nor called
 
     def __init__(self) -> None:
         self.started: dict[tuple[str, str], float] = {}
+
+    def engine_started(self, engine: object) -> None:
+        return None
+
+    def engine_stopping(self, engine: object) -> None:
+        return None
+
+    def batch_committed(self, batch: object) -> None:
+        return None
+
+    def outbox_dispatched(self, resource: str, lag_seconds: float | None) -> None:
+        return None
+
+    def timers_fired(self, count: int, lag_seconds: float) -> None:
+        return None
 
     def prepare_request(self, request: TaskRequest) -> TaskRequest:
         return request

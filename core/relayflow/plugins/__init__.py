@@ -6,11 +6,25 @@ docs/plugins.md.
 
 from __future__ import annotations
 
-from relayflow.plugins.events import ExecutionEvent, LifecycleEvent, StepEvent, TaskEvent
-from relayflow.plugins.hookspecs import ConfigModelRegister, IntegrationRegister, hookimpl
+from relayflow.plugins.events import (
+    ApiRequestEvent,
+    CommitEvent,
+    ExecutionEvent,
+    LifecycleEvent,
+    StepEvent,
+    TaskEvent,
+)
+from relayflow.plugins.hookspecs import (
+    ConfigModelRegister,
+    IntegrationRegister,
+    RouteRegister,
+    hookimpl,
+)
 from relayflow.plugins.manager import IntegrationSpec, PluginInfo, PluginManager
 
 __all__ = [
+    "ApiRequestEvent",
+    "CommitEvent",
     "ConfigModelRegister",
     "ExecutionEvent",
     "IntegrationRegister",
@@ -18,6 +32,7 @@ __all__ = [
     "LifecycleEvent",
     "PluginInfo",
     "PluginManager",
+    "RouteRegister",
     "StepEvent",
     "TaskEvent",
     "hookimpl",
