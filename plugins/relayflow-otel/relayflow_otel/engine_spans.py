@@ -33,7 +33,7 @@ from opentelemetry.trace import SpanKind
 
 from relayflow.plugins import LifecycleEvent, hookimpl
 from relayflow_otel.export import FinishedSpan
-from relayflow_otel.ids import is_sampled, span_id, trace_id, traceparent
+from relayflow_otel.ids import is_sampled, micros, span_id, trace_id, traceparent
 
 if TYPE_CHECKING:
     from relayflow.engine import Engine
@@ -75,21 +75,27 @@ class _Event:
     schedule: int
     type: str
     step: str
-    time: float
+    micros: int  # the event's time, as `ids.micros` gives it
     detail: dict[str, Any]
+
+    @property
+    def time(self) -> float:
+        """The event's time in seconds, to the microsecond."""
+        return self.micros / 1_000_000
 
     @classmethod
     def of(cls, event: Any) -> _Event:
         """From a store record (`time` in seconds) or a `relayflow.results.HistoryEvent`."""
         when = event.time
-        seconds = float(when.timestamp()) if hasattr(when, "timestamp") else float(when or 0.0)
+        if when is None:
+            when = 0.0
         detail = event.detail if isinstance(event.detail, dict) else {}
         return cls(
             int(event.event_id),
             int(event.schedule_event_id),
             str(event.type),
             str(event.step_name or ""),
-            seconds,
+            micros(when),
             detail,
         )
 
@@ -336,7 +342,7 @@ class EngineTracer:
             self._ended(state, event, live)
 
     def _started(self, state: _Execution, event: _Event) -> None:
-        state.trace = trace_id(state.flow, state.name, event.time)
+        state.trace = trace_id(state.flow, state.name, event.micros)
         state.sampled = is_sampled(state.trace, self._ratio)
         state.start = event.time
         state.root = span_id(state.trace, event.event_id)
@@ -627,7 +633,7 @@ class EngineTracer:
         try:
             events = await self._history(flow, name)
             if events and events[0].type == "ExecutionStarted":
-                parent_trace = trace_id(flow, name, events[0].time)
+                parent_trace = trace_id(flow, name, events[0].micros)
                 task = _child_task(events, state.flow, state.name)
                 if task:
                     root.links.append(

@@ -5,8 +5,8 @@ after a restart) computes the same ids from what the history says, so the spans 
 land in one trace and nest:
 
 - the trace id is a hash of the flow's name, the execution's name and the time of its
-  ExecutionStarted event (to the microsecond), so that a name used again after a deletion
-  makes another trace;
+  ExecutionStarted event (in whole microseconds, see `micros`), so that a name used again
+  after a deletion makes another trace;
 - a span id is a hash of the trace id and the EventId that opened the span (ExecutionStarted
   for the root, StepEntered for a step, TaskScheduled for a task attempt);
 - an execution is sampled when the top 64 bits of its trace id, read as a number, fall below
@@ -16,10 +16,26 @@ land in one trace and nest:
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["is_sampled", "span_id", "trace_id", "traceparent"]
+__all__ = ["is_sampled", "micros", "span_id", "trace_id", "traceparent"]
 
 _MASK_64 = (1 << 64) - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(when: float | datetime) -> int:
+    """A time as whole microseconds since the epoch, rounded as the history rounds it.
+
+    The engine's hooks give seconds (a float); `get_execution_history` gives the same time as a
+    `datetime`, rounded to the microsecond by `datetime.fromtimestamp`. Both go through that
+    rounding here, so that they agree to the last digit (multiplying the float by a million
+    would not, now and then).
+    """
+    if not isinstance(when, datetime):
+        when = datetime.fromtimestamp(when, UTC)
+    return (when - _EPOCH) // _MICROSECOND
 
 
 def _digest(*parts: str) -> bytes:
@@ -27,16 +43,15 @@ def _digest(*parts: str) -> bytes:
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).digest()
 
 
-def trace_id(flow_name: str, execution_name: str, started: float) -> int:
+def trace_id(flow_name: str, execution_name: str, started: int) -> int:
     """The 128-bit trace id of an execution (never 0).
 
     Args:
         flow_name: the flow.
         execution_name: the execution.
-        started: the time of its ExecutionStarted event, in seconds since the epoch.
+        started: the time of its ExecutionStarted event, in microseconds (`micros`).
     """
-    micros = round(started * 1_000_000)
-    value = int.from_bytes(_digest("t", flow_name, execution_name, str(micros)), "big")
+    value = int.from_bytes(_digest("t", flow_name, execution_name, str(started)), "big")
     return value or 1
 
 

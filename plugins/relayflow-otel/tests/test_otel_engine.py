@@ -17,6 +17,7 @@ from relayflow.testing import bounded, fdl, make_engine
 from relayflow_otel import enable
 from relayflow_otel.config import OtelSettings, resolve
 from relayflow_otel.engine_spans import EngineTracer
+from relayflow_otel.ids import micros
 from tests.engine.helpers import sqlite_or_postgres
 
 FN = "acs:fc:::services/s/functions/work"
@@ -249,7 +250,7 @@ async def test_a_restart_in_the_middle_stays_in_one_trace(
     # Starts come from the history, not from the second process's clock.
     started = history.items[0]
     assert started.type == "ExecutionStarted" and started.time is not None
-    assert root["start_ns"] == round(started.time.timestamp() * 1_000_000) * 1000
+    assert root["start_ns"] == micros(started.time) * 1000
     assert [e for e in task["attributes"] if e == "relayflow.start_unknown"] == []
     assert root["start_ns"] <= step["start_ns"] <= task["start_ns"] < task["end_ns"]
 
