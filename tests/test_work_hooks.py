@@ -19,7 +19,7 @@ from relayflow.engine import Engine, Succeeded, TaskRequest
 from relayflow.plugins import PluginManager, hookimpl
 from relayflow.plugins.events import CommitEvent
 from relayflow.testing import bounded, eventually, fdl, make_engine
-from tests.engine.helpers import Clock, sqlite_or_postgres
+from tests.engine.helpers import Clock, history, sqlite_or_postgres
 
 ACTION = "test:Say"
 # A task, then a wait of a minute on the engine's clock.
@@ -109,6 +109,12 @@ def plugins_with(*plugins: object) -> PluginManager:
     return manager
 
 
+async def waiting(engine: Engine, flow: str) -> bool:
+    """Whether execution ``run`` of ``flow`` has entered its wait step."""
+    events = await history(engine, flow, "run")
+    return any(e.type == "StepEntered" and e.step_name == "pause" for e in events)
+
+
 async def say(request: TaskRequest) -> Succeeded:
     return Succeeded({"said": True})
 
@@ -125,8 +131,8 @@ async def test_commits_dispatches_and_timers_reach_plugins_beside_a_failing_one(
         await engine.create_flow("f", FLOW)
         await engine.start_execution("f", {}, name="run")
         await eventually(lambda: watcher.of("dispatched"), what="the dispatch")
-        # The task's outcome commits the wait's timer, due a minute later by the clock.
-        await eventually(lambda: engine.read(lambda tx: tx.next_timer_at()), what="the timer")
+        # Once the task's outcome has committed, the wait's timer is due a minute later.
+        await eventually(lambda: waiting(engine, "f"), what="the wait step")
         clock.now += 65
         await eventually(lambda: watcher.of("timers"), what="the timer firing")
         done = await engine.describe_execution("f", "run", wait_seconds=5)
@@ -206,7 +212,7 @@ async def test_without_a_plugin_that_watches_work_the_engine_times_nothing() -> 
     async with make_engine({ACTION: say}, plugins=hooks, clock=clock) as engine:
         await engine.create_flow("f", FLOW)
         await engine.start_execution("f", {}, name="run")
-        await eventually(lambda: engine.read(lambda tx: tx.next_timer_at()), what="the timer")
+        await eventually(lambda: waiting(engine, "f"), what="the wait step")
         clock.now += 65
         done = await engine.describe_execution("f", "run", wait_seconds=5)
         assert done.status == "Succeeded"
