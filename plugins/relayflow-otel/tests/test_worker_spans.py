@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -130,6 +133,24 @@ def test_without_an_endpoint_the_loaded_plugin_does_nothing(no_otel_env: Any) ->
     plugins.stopping(info)
     assert threading.active_count() == threads
     assert otel_worker.handler_span("f", {}, {}) is None
+
+
+def test_an_untraced_worker_does_not_even_import_the_sdk() -> None:
+    code = (
+        "import sys\n"
+        "from relayflow.worker.hooks import WorkerPlugins, WorkerInfo, WorkerMessage\n"
+        "plugins = WorkerPlugins.load()\n"
+        "plugins.started(WorkerInfo(('q',), 1, 'redis'))\n"
+        "with plugins.message(WorkerMessage('q', 'f', 'e', 's', {})):\n"
+        "    pass\n"
+        "assert 'relayflow_otel.worker' in sys.modules\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert (done.returncode, done.stdout) == (0, "[]\n"), done.stderr
 
 
 @pytest.mark.parametrize(
