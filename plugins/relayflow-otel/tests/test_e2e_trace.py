@@ -15,7 +15,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,14 +25,9 @@ from typing import Any
 from otlp_receiver import OtlpReceiver, Span
 
 from relayflow.client import Client
+from tests.api_server import EXE, server_env, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[3]
-if "tests.services" not in sys.modules:  # run on its own: the suite's fixtures, imported
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from tests.services import redis_url  # noqa: F401  (a pytest fixture)
-from tests.api_server import EXE, server_env, start_server, stop_server  # noqa: E402
-
 SEED = ROOT / "contrib" / "examples" / "seed-three-tasks.yaml"
 WORKERS = (Path(__file__).resolve().parents[1] / "WORKERS.md").read_text(encoding="utf-8")
 # The handler of WORKERS.md ("A handler's own spans"): a span of its own per job.

@@ -1,7 +1,8 @@
 """Function Compute handlers continue the task's trace: `context.tracing`, and a span with otel.
 
 The handlers are this module's functions (``test_worker_fc:...``); each invocation goes through
-a real `FcIntegration`, with the request headers the engine side of relayflow-otel sets. Spans
+a real `FcIntegration`, with the request headers the engine side of relayflow-otel sets, and
+last under a real engine traced by that engine side. Spans
 go through the official OTLP/HTTP exporter to the real receiver of otlp_receiver.py; the
 provider is given with `use_provider` (never the process's global one).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +24,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from otlp_receiver import OtlpReceiver
 
 import relayflow_otel.worker as otel_worker
-from relayflow.engine import Failed, Succeeded, TaskRequest
+from relayflow.engine import Engine, Failed, Succeeded, TaskRequest
+from relayflow.plugins import PluginManager
+from relayflow.store import open_store
+from relayflow.testing import bounded, fdl
 from relayflow_fc import FcContext, FcIntegration, FcSettings
+from relayflow_otel import enable
+from relayflow_otel.config import OtelSettings, resolve
 
 SERVER = 2
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -174,3 +181,41 @@ def test_with_otel_on_a_request_without_a_trace_gets_no_span(
     assert isinstance(outcome, Succeeded)
     spans = otlp.wait_for_spans(1)  # the handler's own span, a root: nothing to continue
     assert [(span["name"], span["parent_span_id"]) for span in spans] == [("reserve seat", "")]
+
+
+TRIP = fdl("""
+- type: task
+  name: book
+  resourceArn: acs:fc:cn-hangzhou::services/trip/functions/book
+  timeoutSeconds: 10
+""")
+
+
+@bounded(seconds=20)
+async def test_a_traced_engine_hands_its_task_span_to_the_handler(
+    traced: TracerProvider, otlp: OtlpReceiver, tmp_path: Path
+) -> None:
+    plugins = PluginManager()  # relayflow-otel's engine side, as `[otel] endpoint` turns it on
+    tracer = enable(resolve(OtelSettings(endpoint=otlp.endpoint), {}), plugins)
+    otel_worker.use_provider(traced)  # whatever enable() did, the handlers use the test's
+    fc = FcIntegration(FcSettings(functions={"trip/book": "test_worker_fc:book"}))
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        async with Engine(store, integrations=[fc], plugins=plugins, poll_seconds=0.1) as engine:
+            await engine.create_flow("trip", TRIP)
+            await engine.start_execution("trip", {}, name="run-1")
+            done = await engine.describe_execution("trip", "run-1", wait_seconds=10)
+    finally:
+        tracer.close()
+    assert done.status == "Succeeded" and done.output is not None
+    names = ("execution trip", "step book", "task book", "trip/book", "reserve seat")
+    spans = await asyncio.to_thread(
+        otlp.wait_for, lambda found: {s["name"] for s in found} >= set(names), 10
+    )
+    by_name = {span["name"]: span for span in spans}
+    assert len({by_name[name]["trace_id"] for name in names}) == 1
+    task, handler, own = by_name["task book"], by_name["trip/book"], by_name["reserve seat"]
+    assert handler["parent_span_id"] == task["span_id"]
+    assert own["parent_span_id"] == handler["span_id"]
+    assert done.output["traceparent"] == f"00-{task['trace_id']}-{task['span_id']}-01"
+    assert done.output["current"] == handler["span_id"]
