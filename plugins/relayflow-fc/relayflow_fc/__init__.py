@@ -20,6 +20,7 @@ from relayflow_fc.context import Credentials, FcContext, FunctionMeta, Reporter,
 from relayflow_fc.integration import FcIntegration
 from relayflow_fc.runner import HandlerImportError, resolve_handler
 from relayflow_fc.settings import FcSettings
+from relayflow_fc.tracing import Tracing
 
 __all__ = [
     "CLAIMS",
@@ -31,6 +32,7 @@ __all__ = [
     "HandlerImportError",
     "Reporter",
     "ServiceMeta",
+    "Tracing",
     "make_integration",
     "relayflow_register_integrations",
     "resolve_handler",

@@ -226,11 +226,16 @@ def test_the_message_span_continues_the_task_span_and_holds_the_handlers(
     second = message(**headers)
     with plugins.message(second):
         plugins.handled(second, "failed", 0.01)  # before: the span ends on leaving
+    unsampled = message(traceparent=traceparent_of(task_span)[:-2] + "00")
+    with plugins.message(unsampled), handler_tracer.start_as_current_span("not sampled"):
+        pass  # the engine did not sample this trace: nothing of it is exported here either
+    plugins.handled(unsampled, "succeeded", 0.01)
     plugins.stopping(info)
     spans = otlp.wait_for(lambda found: len(found) >= 4, timeout=10)
     trace_id, task_id = hex_ids(task_span)
     consumers = [span for span in spans if span["kind"] == CONSUMER]
     assert [span["name"] for span in consumers] == ["jobs process", "jobs process"]
+    assert "not sampled" not in [span["name"] for span in spans]
     for span in consumers:
         assert (span["trace_id"], span["parent_span_id"]) == (trace_id, task_id)
         assert span["scope"] == "relayflow_otel.worker"
