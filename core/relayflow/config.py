@@ -181,6 +181,10 @@ class ServerConfig(BaseModel):
     # "text": human-readable lines; "json": one JSON object per line for a log collector
     # (relayflow.logs). `relayflow server --log-format` overrides it.
     log_format: Literal["text", "json"] = "text"
+    # The web console at /console/ (relayflow.console): on unless turned off; how long a
+    # sign-in lasts before the person signs in again.
+    console: bool = True
+    console_session_minutes: int = Field(default=480, ge=5, le=7 * 24 * 60)
 
 
 class ClientConfig(BaseModel):

@@ -36,6 +36,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from relayflow.api import ApiApp, Authenticator
 from relayflow.api.service_actions import Region, set_region
 from relayflow.config import Config, ConfigError, ServerConfig, mask_text
+from relayflow.console import ConsoleApp
 from relayflow.engine import Engine, Integration
 from relayflow.engine.coverage import settings_problems
 from relayflow.plugins import PluginManager
@@ -474,6 +475,17 @@ async def serve(
         address=(bound_host, bound_port),
         plugins=plugins,
         routes=routes,
+        console=(
+            ConsoleApp(
+                engine,
+                auth,
+                address=(bound_host, bound_port),
+                session_minutes=settings.console_session_minutes,
+                secure=tls is not None,
+            )
+            if settings.console
+            else None
+        ),
     )
     set_region(engine, _region(settings, bound_host, bound_port))
     _raise_file_limit(settings.max_connections)

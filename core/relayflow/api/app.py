@@ -99,6 +99,8 @@ class ApiApp:
         plugins: told of each answered RPC request (`api_request_finished`).
         routes: extra `GET` paths, each served by a plugin's ASGI app
             (`PluginManager.http_routes`, which checks them).
+        console: the web console (`relayflow.console.ConsoleApp`), served at `/console`
+            and below; None when `[server] console = false` (those paths are then not found).
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class ApiApp:
         address: tuple[str, int],
         plugins: PluginManager | None = None,
         routes: Mapping[str, RouteApp] | None = None,
+        console: RouteApp | None = None,
     ) -> None:
         self.engine = engine
         self.auth = auth
@@ -123,6 +126,7 @@ class ApiApp:
             None if engine.store.single_engine else engine.use_nonce
         )
         self.routes: dict[str, RouteApp] = dict(routes or {})
+        self.console = console
         self._plugins = plugins
         # Decided once: without a plugin that listens, a request costs no timing at all.
         self._observed = plugins is not None and plugins.implements(
@@ -141,6 +145,8 @@ class ApiApp:
             await self._json(send, 200, {"Status": "ok"})
         elif path == "/ready":
             await self._json(send, *await self._readiness())
+        elif self.console is not None and (path == "/console" or path.startswith("/console/")):
+            await self.console(scope, receive, send)
         elif path in self.routes:
             if method in ("GET", "HEAD"):
                 await self._plugin_route(self.routes[path], scope, receive, send)

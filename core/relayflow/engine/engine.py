@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
 import json
 import random
 import time
@@ -200,6 +202,17 @@ class Engine(
     def closing(self) -> bool:
         """Whether `begin_shutdown` (or `close`) was called."""
         return self._runtime.shutting_down
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A secret key for ``purpose`` (such as `console-session`), derived from the token secret.
+
+        Every engine on the same store derives the same key, so what one replica signs with it
+        another accepts; the token secret itself never leaves the engine. Call after `start`.
+        """
+        secret = self._runtime.secret
+        if not secret:
+            raise RuntimeError("derived_key needs a started engine")
+        return hmac.new(secret, f"relayflow:{purpose}".encode(), hashlib.sha256).digest()
 
     async def start(self) -> None:
         """Take over the store, start the loops, and hand the integrations their reporter."""
