@@ -140,6 +140,8 @@ class _Execution:
     waiting: list[tuple[FinishedSpan, _Open]] = field(default_factory=list)
     #: Events held while the history is read (None when not reading).
     pending: list[_Event] | None = None
+    #: The EventId before which the history was last replayed (0: never).
+    replayed: int = 0
     unknown: bool = False  # the history could not say how it started: no spans
 
     def base(self) -> dict[str, Any]:
@@ -310,7 +312,30 @@ class EngineTracer:
             if len(state.pending) < MAX_PENDING:
                 state.pending.append(event)
             return
+        if self._missed(state, event):
+            # Another replica recorded what opened this span: read the history again.
+            state.pending = [event]
+            if self._spawn(self._catch_up(state)):
+                return
+            state.pending = None
         self._apply(state, event, live=True)
+
+    @staticmethod
+    def _missed(state: _Execution, event: _Event) -> bool:
+        """Whether ``event`` ends a span this process never saw open, opened after its replay.
+
+        Also an end of the execution while spans look open: another replica may have closed
+        them, and a replay tells those apart from spans the end leaves open.
+        """
+        if not state.sampled:
+            return False
+        if event.type in _ENDS:
+            return bool(state.steps or state.tasks) and event.event_id > state.replayed
+        if event.schedule <= state.replayed:
+            return False
+        if event.type == "StepExited":
+            return event.schedule not in state.steps
+        return event.type in _COMPLETIONS and event.schedule not in state.tasks
 
     def _remember(self, key: tuple[str, str], state: _Execution) -> None:
         self._executions[key] = state
@@ -349,7 +374,8 @@ class EngineTracer:
         parent = event.detail.get("ParentExecution")
         if isinstance(parent, dict):
             state.parent = (str(parent.get("FlowName", "")), str(parent.get("Name", "")))
-            state.link = self._spawned(state.parent, state.flow, state.name)
+            if state.link is None:  # not again in a replay: the match was taken
+                state.link = self._spawned(state.parent, state.flow, state.name)
 
     def _spawned(self, parent: tuple[str, str], flow: str, name: str) -> tuple[int, int] | None:
         """The parent's attempt that started this child here: its name, else the oldest."""
@@ -591,11 +617,18 @@ class EngineTracer:
             log.debug("relayflow-otel cannot read %s/%s: %s", state.flow, state.name, exc)
             events = []
         if not events or events[0].type != "ExecutionStarted":
-            state.unknown = True  # no start, no trace id: this execution goes untraced here
-            state.pending = None
+            if not state.trace:
+                state.unknown = True  # no start, no trace id: untraced here
+            held, state.pending = state.pending or [], None
+            state.replayed = pending[0].event_id
+            for event in held if state.trace else []:
+                self._apply(state, event, live=True)
             return
+        state.steps.clear()
+        state.tasks.clear()
         for event in events:
             self._apply(state, event, live=False)
+        state.replayed = pending[0].event_id
         held, state.pending = state.pending or [], None
         for event in held:
             self._apply(state, event, live=True)

@@ -324,3 +324,84 @@ async def test_an_unreachable_collector_does_not_stop_the_engine(
                 assert info.status == "Succeeded"
     finally:
         traced.close()  # returns though the exporter's thread is stuck retrying
+
+
+TWO_CALLBACKS = fdl(f"""
+- type: task
+  name: one
+  resourceArn: {QUEUE}
+  pattern: waitForCallback
+- type: task
+  name: two
+  resourceArn: {QUEUE}
+  pattern: waitForCallback
+""")
+
+
+@pytest.fixture
+def postgres_store(postgres_url: str) -> Iterator[str]:
+    from tests.services import fresh_database
+
+    with fresh_database(postgres_url, "otel_replicas") as url:
+        yield url
+
+
+@bounded(seconds=25)
+async def test_replicas_taking_turns_export_one_nested_trace(
+    otlp: OtlpReceiver, postgres_store: str
+) -> None:
+    a, b = Traced(otlp.endpoint), Traced(otlp.endpoint)  # two processes, as far as it can tell
+    try:
+        async with a.engine(postgres_store) as first, b.engine(postgres_store) as second:
+            await first.create_flow("turns", TWO_CALLBACKS)
+            await first.start_execution("turns", {}, name="t-1")
+            while not a.requests:
+                await asyncio.sleep(0.02)
+            # B records task one's report and dispatches task two; A records task two's report.
+            await second.report_task_succeeded(a.requests[0].token, {})
+            while not b.requests:
+                await asyncio.sleep(0.02)
+            await first.report_task_succeeded(b.requests[0].token, {})
+            info = await first.describe_execution("turns", "t-1", wait_seconds=10)
+            assert info.status == "Succeeded"
+            await a.tracer.drain()
+            await b.tracer.drain()
+    finally:
+        a.close()
+        b.close()
+    spans = _of(otlp.wait_for(lambda got: _trace(got, "t-1", 5)), "t-1")
+    assert set(spans) == {"execution turns", "step one", "task one", "step two", "task two"}
+    assert len({s["trace_id"] for s in spans.values()}) == 1
+    root = spans["execution turns"]
+    for step in ("one", "two"):
+        assert spans[f"step {step}"]["parent_span_id"] == root["span_id"]
+        assert spans[f"task {step}"]["parent_span_id"] == spans[f"step {step}"]["span_id"]
+        assert "relayflow.start_unknown" not in spans[f"task {step}"]["attributes"]
+    # B dispatched task two while it was still reading the history: the header is there only
+    # if the read won the race, and then it names task two's span.
+    if "traceparent" in b.requests[0].headers:
+        assert _header_ids(b.requests[0])[1] == spans["task two"]["span_id"]
+    assert _header_ids(a.requests[0])[1] == spans["task one"]["span_id"]
+    assert spans["task two"]["start_ns"] < spans["task two"]["end_ns"]
+
+
+@bounded(seconds=20)
+async def test_a_stopped_execution_ends_what_it_left_open(
+    traced: Traced, otlp: OtlpReceiver, sqlite_url: str
+) -> None:
+    async with traced.engine(sqlite_url) as engine:
+        await engine.create_flow("cb", CALLBACK)
+        await engine.start_execution("cb", {}, name="s-1")
+        while not traced.requests:
+            await asyncio.sleep(0.02)
+        await engine.stop_execution("cb", "s-1", "Halt", "enough")
+        await traced.tracer.drain()
+    spans = _of(otlp.wait_for(lambda got: _trace(got, "s-1", 3)), "s-1")
+    assert set(spans) == {"execution cb", "step ask", "task ask"}
+    root = spans["execution cb"]
+    assert root["status"] == {"code": "ERROR", "message": "Halt: enough"}
+    assert root["attributes"]["relayflow.status"] == "Stopped"
+    for name in ("step ask", "task ask"):
+        assert spans[name]["attributes"]["relayflow.abandoned"] is True
+        assert spans[name]["end_ns"] == root["end_ns"]
+    assert spans["task ask"]["parent_span_id"] == spans["step ask"]["span_id"]
