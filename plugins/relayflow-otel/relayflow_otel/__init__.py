@@ -47,6 +47,12 @@ def enable(settings: ResolvedSettings, plugins: PluginManager) -> EngineTracer:
     from relayflow_otel.export import SpanSink
 
     sink = SpanSink.from_settings(settings)
+    try:  # FC handlers run in this process: their spans go out through the same processor
+        from relayflow_otel.worker import trace_handlers
+
+        trace_handlers(sink.resource, sink.processor)
+    except Exception:  # the engine's spans do not depend on it
+        log.warning("relayflow-otel cannot trace FC handlers", exc_info=True)
     tracer = EngineTracer(sink.emit, settings.sampling_ratio)
     tracer.on_stopping = sink.flush
     tracer.on_close = sink.close

@@ -177,6 +177,11 @@ class SpanSink:
         self.dropped = 0  # spans that could not be built or queued
         atexit.register(self.close)
 
+    @property
+    def processor(self) -> BatchSpanProcessor:
+        """The SDK processor spans are queued in (FC handlers' spans share it)."""
+        return self._processor
+
     @classmethod
     def from_settings(cls, settings: ResolvedSettings) -> SpanSink:
         """A sink exporting where the settings say."""
