@@ -186,3 +186,55 @@ def test_an_unreachable_collector_changes_nothing_for_the_server_and_the_worker(
     queue = run_seed(tmp_path, redis_url, closed, runs=runs)
     log = (tmp_path / "worker.log").read_text()
     assert log.count(f"queue={queue} flow=seed") == log.count("outcome=succeeded") == 3 * runs
+
+
+FC_HANDLER = """
+from opentelemetry import trace
+
+tracer = trace.get_tracer("e2e_fc")
+
+
+def book(event, context):
+    with tracer.start_as_current_span("reserve seat"):
+        return {"traceparent": context.tracing.traceparent}
+"""
+TRIP = """version: v1
+type: flow
+steps:
+  - type: task
+    name: book
+    resourceArn: acs:fc:::services/trip/functions/book
+    timeoutSeconds: 10
+"""
+
+
+def test_an_fc_handler_in_the_server_continues_the_task_span(
+    tmp_path: Path, otlp: OtlpReceiver
+) -> None:
+    (tmp_path / "relayflow.toml").write_text(
+        f'[engine]\nstore = "sqlite:///{tmp_path}/store.db"\n'
+        '[server]\nhost = "127.0.0.1"\nport = 0\n'
+        f'[otel]\nendpoint = "{otlp.endpoint}"\n'
+        '[integrations.fc.functions]\n"trip/book" = "e2e_fc:book"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "e2e_fc.py").write_text(FC_HANDLER, encoding="utf-8")
+    server, port = start_server(tmp_path)
+    client = Client(f"http://127.0.0.1:{port}")
+    try:
+        client.create_flow("trip", TRIP)
+        client.start_execution("trip", {}, name="run-1")
+        done = client.describe_execution("trip", "run-1", wait_seconds=20)
+        assert done.status == "Succeeded", done
+    finally:
+        client.close()
+        assert stop_server(server) == 0, (tmp_path / "server.log").read_text()
+    names = {"execution trip", "step book", "task book", "trip/book", "reserve seat"}
+    spans = otlp.wait_for(lambda found: {s["name"] for s in found} >= names, timeout=15)
+    by_name = {span["name"]: span for span in spans}
+    assert len({span["trace_id"] for span in spans}) == 1
+    task, handler, own = by_name["task book"], by_name["trip/book"], by_name["reserve seat"]
+    assert (handler["parent_span_id"], handler["kind"]) == (task["span_id"], 2)  # SERVER
+    assert own["parent_span_id"] == handler["span_id"]
+    assert handler["resource"]["service.name"] == task["resource"]["service.name"]
+    assert done.output == {"traceparent": f"00-{task['trace_id']}-{task['span_id']}-01"}
