@@ -26,6 +26,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -148,6 +149,9 @@ class _Execution:
         return {"relayflow.flow": self.flow, "relayflow.execution": self.name}
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def enclosing_steps(definition: str) -> dict[str, frozenset[str]]:
     """For each step name of an FDL definition, the names of the steps that may enclose it.
 
@@ -155,7 +159,7 @@ def enclosing_steps(definition: str) -> dict[str, frozenset[str]]:
     definition that cannot be read gives an empty map (every step is then a child of the root).
     """
     try:
-        document = yaml.safe_load(definition)
+        document = yaml.load(definition, Loader=_LOADER)  # a safe loader (C if built)
     except yaml.YAMLError:
         return {}
     found: dict[str, set[str]] = {}
@@ -367,7 +371,17 @@ class EngineTracer:
             self._ended(state, event, live)
 
     def _started(self, state: _Execution, event: _Event) -> None:
-        state.trace = trace_id(state.flow, state.name, event.micros)
+        trace = trace_id(state.flow, state.name, event.micros)
+        if state.trace and trace != state.trace:  # the name was used again: a new execution
+            state.steps.clear()
+            state.tasks.clear()
+            state.link = None
+            state.parent = None
+            state.enclosing = None
+            state.reading_definition = False
+            state.replayed = 0
+        state.unknown = False
+        state.trace = trace
         state.sampled = is_sampled(state.trace, self._ratio)
         state.start = event.time
         state.root = span_id(state.trace, event.event_id)
@@ -394,7 +408,7 @@ class EngineTracer:
     def _step_entered(self, state: _Execution, event: _Event) -> None:
         if len(state.steps) >= MAX_OPEN:
             return
-        around = tuple((o.step, o.span) for o in reversed(state.steps.values()))[:64]
+        around = tuple(islice(((o.step, o.span) for o in reversed(state.steps.values())), 64))
         attributes = {**state.base(), "relayflow.step": event.step}
         span = span_id(state.trace, event.event_id)
         state.steps[event.event_id] = _Open(event.step, span, event.time, None, attributes, around)
@@ -626,8 +640,10 @@ class EngineTracer:
             return
         state.steps.clear()
         state.tasks.clear()
-        for event in events:
+        for index, event in enumerate(events):
             self._apply(state, event, live=False)
+            if index % 1000 == 999:
+                await asyncio.sleep(0)  # a long replay lets the engine's other work run
         state.replayed = pending[0].event_id
         held, state.pending = state.pending or [], None
         for event in held:
@@ -647,7 +663,8 @@ class EngineTracer:
             assert engine is not None and self._reads is not None
             async with self._reads:
                 info = await engine.describe_execution(state.flow, state.name)
-            enclosing = enclosing_steps(info.flow_definition)
+            # Parsing a large definition takes a while: not on the engine's loop.
+            enclosing = await asyncio.to_thread(enclosing_steps, info.flow_definition)
         except Exception as exc:
             log.debug("relayflow-otel cannot read %s/%s: %s", state.flow, state.name, exc)
         self._nest(state, enclosing)

@@ -405,3 +405,18 @@ async def test_a_stopped_execution_ends_what_it_left_open(
         assert spans[name]["attributes"]["relayflow.abandoned"] is True
         assert spans[name]["end_ns"] == root["end_ns"]
     assert spans["task ask"]["parent_span_id"] == spans["step ask"]["span_id"]
+
+
+@bounded(seconds=20)
+async def test_a_name_used_again_after_a_deletion_makes_another_trace(
+    traced: Traced, otlp: OtlpReceiver, sqlite_url: str
+) -> None:
+    async with traced.engine(sqlite_url) as engine:
+        for _ in range(2):
+            await engine.create_flow("again", KID)
+            await engine.start_execution("again", {}, name="same")
+            await engine.describe_execution("again", "same", wait_seconds=10)
+            await engine.delete_flow("again")
+    spans = otlp.wait_for(lambda got: _trace(got, "same", 4))
+    roots = [s for s in spans if s["name"] == "execution again"]
+    assert len(roots) == 2 and roots[0]["trace_id"] != roots[1]["trace_id"]
