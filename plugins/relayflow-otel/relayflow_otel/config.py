@@ -158,6 +158,27 @@ class ResolvedSettings:
     max_queue_size: int
 
 
+#: `OTEL_TRACES_SAMPLER` values that fix the ratio (the ratio ones read the argument).
+_SAMPLERS = {
+    "always_on": 1.0,
+    "always_off": 0.0,
+    "parentbased_always_on": 1.0,
+    "parentbased_always_off": 0.0,
+}
+
+_OFF = ResolvedSettings(
+    enabled=False,
+    traces_url="",
+    protocol="http/protobuf",
+    service_name=DEFAULT_SERVICE_NAME,
+    sampling_ratio=1.0,
+    resource_attributes={},
+    headers={},
+    timeout_seconds=10.0,
+    max_queue_size=2048,
+)
+
+
 def _pairs(text: str, variable: str) -> dict[str, str]:
     """``k1=v1,k2=v2`` (values URL-encoded, as the OTEL spec writes them)."""
     pairs: dict[str, str] = {}
@@ -197,6 +218,16 @@ def resolve(settings: OtelSettings, environ: Mapping[str, str] | None = None) ->
     """
     env = os.environ if environ is None else environ
     fileset = settings.model_fields_set
+    if "enabled" in fileset and settings.enabled is not None:
+        switched: bool | None = settings.enabled
+    elif _env_flag(env.get("OTEL_SDK_DISABLED")) or (
+        env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none"
+    ):
+        switched = False
+    else:
+        switched = None  # on when an endpoint is known
+    if switched is False:  # off: the variables are not read, so none of them can be wrong
+        return _OFF
 
     def bad(variable: str, what: str) -> ConfigError:
         return ConfigError(f"${variable}: {what}, got {env.get(variable, '')[:60]!r}")
@@ -240,6 +271,9 @@ def resolve(settings: OtelSettings, environ: Mapping[str, str] | None = None) ->
         raise bad("OTEL_SERVICE_NAME", f"must be at most {MAX_NAME} characters")
 
     ratio = settings.sampling_ratio
+    sampler = env.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    if ratio is None and sampler in _SAMPLERS:
+        ratio = _SAMPLERS[sampler]
     if ratio is None:
         text = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
         ratio = 1.0
@@ -289,10 +323,7 @@ def resolve(settings: OtelSettings, environ: Mapping[str, str] | None = None) ->
                     f"{int(MAX_TIMEOUT * 1000)}, got {text[:60]!r}"
                 )
 
-    if "enabled" in fileset and settings.enabled is not None:
-        enabled = settings.enabled
-    else:
-        enabled = bool(traces_url) and not _env_flag(env.get("OTEL_SDK_DISABLED"))
+    enabled = bool(traces_url) if switched is None else switched
     if enabled and not traces_url:
         raise ConfigError(
             "[otel] enabled = true but no endpoint is known: set [otel] endpoint or "

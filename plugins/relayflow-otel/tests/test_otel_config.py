@@ -25,6 +25,8 @@ _VARIABLES = (
     "OTEL_RESOURCE_ATTRIBUTES",
     "OTEL_TRACES_SAMPLER_ARG",
     "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_EXPORTER",
 )
 
 
@@ -134,6 +136,27 @@ def test_enabled_by_default_only_when_an_endpoint_is_known() -> None:
     off = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"}
     assert not resolve(OtelSettings(), off).enabled
     assert not resolve(OtelSettings(enabled=False, endpoint="http://c:4318"), {}).enabled
+    none = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}
+    assert not resolve(OtelSettings(), none).enabled
+    # Off, the other variables are not read: a wrong one does not matter.
+    assert not resolve(OtelSettings(enabled=False), {"OTEL_TRACES_SAMPLER_ARG": "x"}).enabled
+
+
+def test_the_sampler_variable_fixes_the_ratio_or_defers_to_its_argument() -> None:
+    on = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}
+    assert resolve(OtelSettings(), {**on, "OTEL_TRACES_SAMPLER": "always_off"}).sampling_ratio == 0
+    ratio = {
+        **on,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": ".5",
+    }
+    assert resolve(OtelSettings(), ratio).sampling_ratio == 0.5
+    assert (
+        resolve(
+            OtelSettings(sampling_ratio=1), {**on, "OTEL_TRACES_SAMPLER": "always_off"}
+        ).sampling_ratio
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
