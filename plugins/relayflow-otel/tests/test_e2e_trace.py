@@ -160,6 +160,7 @@ def test_one_trace_from_the_engine_through_the_broker_to_the_worker_and_its_hand
         assert consumer["attributes"]["messaging.destination.name"] == queue
         assert consumer["attributes"]["relayflow.execution"] == "run-1"
         assert consumer["attributes"]["relayflow.outcome"] == "succeeded"
+        assert re.fullmatch(r"[0-9A-F]{32}", consumer["attributes"]["messaging.message.id"])
         task = parent(consumer)  # the worker continues the task attempt's span
         assert task["name"] == f"task {step}"
         assert task["kind"] == PRODUCER
