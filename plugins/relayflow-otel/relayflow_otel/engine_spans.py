@@ -207,6 +207,8 @@ class EngineTracer:
         self._emit = emit
         self._ratio = sampling_ratio
         self._executions: OrderedDict[tuple[str, str], _Execution] = OrderedDict()
+        #: Executions that ended here, with what names their trace (a redrive goes on in it).
+        self._finished: OrderedDict[tuple[str, str], _Execution] = OrderedDict()
         self._engine: Engine | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._reads: asyncio.Semaphore | None = None
@@ -301,14 +303,20 @@ class EngineTracer:
         event = _Event.of(hooked.event)
         state = self._executions.get(key)
         if state is None:
-            state = _Execution(*key)
+            ended = self._finished.pop(key, None)
+            state = ended if ended is not None else _Execution(*key)
             self._remember(key, state)
             if event.type != "ExecutionStarted":
-                # Met in the middle: read how it started, and what is open, first.
+                # Met in the middle (or going on after its end: a redrive): read how it
+                # started, and what is open, first. An execution that ended here keeps its
+                # trace meanwhile, so its task requests are named at once.
                 state.pending = [event]
                 if not self._spawn(self._catch_up(state)):
                     state.pending = None
-                    state.unknown = True
+                    if ended is None:
+                        state.unknown = True
+                    else:
+                        self._apply(state, event, live=True)
                 return
         else:
             self._executions.move_to_end(key)
@@ -580,10 +588,23 @@ class EngineTracer:
             self._emit(root)
 
     def _forget(self, state: _Execution) -> None:
+        """The execution ended: keep only what names its trace, should it go on (a redrive)."""
         key = (state.flow, state.name)
         if self._executions.get(key) is state:
             del self._executions[key]
         self._spawns.pop(key, None)
+        self._finished[key] = _Execution(
+            state.flow,
+            state.name,
+            trace=state.trace,
+            sampled=state.sampled,
+            start=state.start,
+            root=state.root,
+            parent=state.parent,
+            link=state.link,
+        )
+        while len(self._finished) > MAX_EXECUTIONS:
+            self._finished.popitem(last=False)
 
     # -- reading from the engine, off the hooks -----------------------------------------------
 

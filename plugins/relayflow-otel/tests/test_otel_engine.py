@@ -420,3 +420,45 @@ async def test_a_name_used_again_after_a_deletion_makes_another_trace(
     spans = otlp.wait_for(lambda got: _trace(got, "same", 4))
     roots = [s for s in spans if s["name"] == "execution again"]
     assert len(roots) == 2 and roots[0]["trace_id"] != roots[1]["trace_id"]
+
+
+FLAKY = fdl(f"""
+- type: pass
+  name: before
+- type: task
+  name: flaky
+  resourceArn: {FN}
+""")
+
+
+@bounded(seconds=20)
+async def test_a_redriven_execution_goes_on_in_its_trace(
+    otlp: OtlpReceiver, sqlite_url: str
+) -> None:
+    traced = Traced(otlp.endpoint)
+    calls: list[TaskRequest] = []
+
+    async def flaky(request: TaskRequest) -> Any:
+        calls.append(request)
+        return Failed("Flaky", "first try") if len(calls) == 1 else Succeeded({})
+
+    try:
+        engine = make_engine({FN: flaky}, store=sqlite_url, plugins=traced.plugins)
+        async with engine:
+            await engine.create_flow("flaky", FLAKY)
+            await engine.start_execution("flaky", {}, name="d-1")
+            assert (await engine.describe_execution("flaky", "d-1", wait_seconds=10)).done
+            await engine.redrive_execution("flaky", "d-1")
+            info = await engine.describe_execution("flaky", "d-1", wait_seconds=10)
+            assert info.status == "Succeeded"
+            await traced.tracer.drain()
+    finally:
+        traced.close()
+    spans = otlp.wait_for(lambda got: _trace(got, "d-1", 7))
+    assert len({s["trace_id"] for s in spans}) == 1
+    tasks = [s for s in spans if s["name"] == "task flaky"]
+    assert [t["status"]["code"] for t in tasks] == ["ERROR", "UNSET"]
+    # The redriven attempt was named to its integration at once.
+    assert [_header_ids(call)[1] for call in calls] == [t["span_id"] for t in tasks]
+    roots = [s for s in spans if s["name"] == "execution flaky"]
+    assert [r["attributes"]["relayflow.status"] for r in roots] == ["Failed", "Succeeded"]
