@@ -216,6 +216,8 @@ class EngineTracer:
         #: (parent flow, parent name) -> [(child flow, child name or "", trace, span)]: child
         #: flow attempts dispatched here, matched to the child's ExecutionStarted.
         self._spawns: OrderedDict[tuple[str, str], list[tuple[str, str, int, int]]] = OrderedDict()
+        #: Events this plugin failed on (the first is logged with its traceback).
+        self.failures = 0
         #: Called as the engine stops: sends what has ended (`SpanSink.flush`).
         self.on_stopping: Callable[[], object] | None = None
         #: Called by `close`: stops the export (`SpanSink.close`).
@@ -299,6 +301,16 @@ class EngineTracer:
     # -- what each event does -----------------------------------------------------------------
 
     def _on(self, hooked: LifecycleEvent) -> None:
+        try:
+            self._handle(hooked)
+        except Exception:  # a bug here must neither stop the engine nor flood its log
+            self.failures += 1
+            if self.failures == 1:
+                log.exception(
+                    "relayflow-otel failed on a %s event; spans may be missing", hooked.type
+                )
+
+    def _handle(self, hooked: LifecycleEvent) -> None:
         key = (hooked.flow_name, hooked.execution_name)
         event = _Event.of(hooked.event)
         state = self._executions.get(key)
