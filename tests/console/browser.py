@@ -25,13 +25,20 @@ not rewritten; they carry their own messages.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import http.server
 import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import textwrap
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -433,3 +440,74 @@ def fresh(browser: Browser) -> Iterator[Browser]:
 def console_http(server: ConsoleServer) -> httpx.Client:
     """An httpx client for the console's own routes (no cookies kept between clients)."""
     return httpx.Client(base_url=server.api.url, timeout=10)
+
+
+# -- an attacker's page and forged cookies ------------------------------------------------------
+
+# A page on another origin that posts a JSON-looking body to the console as soon as it loads:
+# the classic cross-site request (an HTML form cannot set headers, but `text/plain` lets it
+# send `{"FlowName": ...}` as the body). {action} and {name}, {value} are filled in.
+EVIL_PAGE = """<!doctype html>
+<html><body>
+<form id="f" method="POST" action="{action}" enctype="text/plain">
+<input type="hidden" name='{name}' value='{value}'>
+</form>
+<script>document.getElementById("f").submit();</script>
+</body></html>
+"""
+
+
+@contextmanager
+def evil_site(page: str) -> Iterator[str]:
+    """Serve ``page`` at `/` on another port of 127.0.0.1 (same site, other origin); its URL."""
+    body = page.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # quiet: pytest shows stderr of failures
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def promoted_cookie(cookie: str, role: str = "admin") -> str:
+    """A session cookie whose payload says ``role``, keeping the original signature.
+
+    The cookie is `base64url(JSON payload) "." base64url(MAC)` (relayflow.console.session);
+    a person who edits it in the browser's tools gets exactly this.
+    """
+    payload, _, mac = cookie.partition(".")
+    fields = json.loads(_unb64(payload))
+    assert "r" in fields, f"a session cookie's payload without a role: {fields}"
+    fields["r"] = role
+    return _b64(json.dumps(fields, separators=(",", ":")).encode()) + "." + mac
+
+
+def self_signed_cookie(key_id: str, role: str = "admin") -> str:
+    """A session cookie made up by someone who does not know the server's key."""
+    fields = {"k": key_id, "r": role, "e": int(time.time()) + 3600, "s": _b64(os.urandom(16))}
+    payload = _b64(json.dumps(fields, separators=(",", ":")).encode())
+    mac = hmac.new(b"a guess at the key", payload.encode(), hashlib.sha256).digest()
+    return payload + "." + _b64(mac)
