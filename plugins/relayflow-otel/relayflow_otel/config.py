@@ -308,19 +308,24 @@ def resolve(settings: OtelSettings, environ: Mapping[str, str] | None = None) ->
 
     timeout = settings.timeout_seconds
     if timeout is None:
-        text = env.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or env.get(
-            "OTEL_EXPORTER_OTLP_TIMEOUT", ""
-        )
         timeout = 10.0
-        if text:  # the spec gives milliseconds
+        variable = next(
+            (
+                v
+                for v in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+                if env.get(v)
+            ),
+            "",
+        )
+        if variable:  # the spec gives milliseconds
             try:
-                timeout = float(text) / 1000.0
+                timeout = float(env[variable]) / 1000.0
             except ValueError:
                 timeout = math.nan
             if not 0.0 < timeout <= MAX_TIMEOUT:
-                raise ConfigError(
-                    f"$OTEL_EXPORTER_OTLP_TIMEOUT: must be milliseconds from 1 to "
-                    f"{int(MAX_TIMEOUT * 1000)}, got {text[:60]!r}"
+                raise bad(
+                    variable,
+                    f"must be milliseconds, more than 0 and at most {int(MAX_TIMEOUT * 1000)}",
                 )
 
     enabled = bool(traces_url) if switched is None else switched
