@@ -22,8 +22,9 @@ process of its own that decodes and counts every span, as a collector would), an
 relayflow-prometheus enabled, every `/metrics` scraped once a second by a real Prometheus
 (Debian's /usr/bin/prometheus, started here on a loopback port). "Off" is the same
 configuration without those two tables: the installed plugins are loaded but inert. More
-configurations with ``--modes``: ``otel`` (tracing alone), ``prometheus`` (metrics alone) and
-``down`` (tracing on, its OTLP endpoint a closed port: what an unreachable collector costs).
+configurations with ``--modes``: ``on10`` (as on, tracing 10 % of the executions), ``otel``
+(tracing alone), ``prometheus`` (metrics alone) and ``down`` (tracing on, its OTLP endpoint a
+closed port: what an unreachable collector costs).
 
 The figure is the ratio on/off of executions per second, round by round, and its median;
 the target is >= 0.90 (no more than 10 % fewer executions per second at 100 % sampling). The
@@ -36,7 +37,7 @@ few traces of the queue scenario (observability_plots.py draws them).
 
     .venv/bin/python contrib/bench/bench_observability.py [engine|queue|all]
         [--rounds 3] [--executions 2000] [--count 500] [--workers 2] [--concurrency 4]
-        [--modes off,on[,otel,prometheus,down]] [--save DIR] [--json]
+        [--modes off,on[,on10,otel,prometheus,down]] [--save DIR] [--json]
 
 Every process started here (sinks, Prometheus, redis-server, servers, workers) is stopped at
 the end, errors included.
@@ -74,6 +75,7 @@ TARGET = 0.90
 TITLES = {
     "off": "plugins off",
     "on": "otel 100 % + prometheus",
+    "on10": "otel 10 % + prometheus",
     "otel": "otel 100 % alone",
     "prometheus": "prometheus alone",
     "down": "otel, collector down",
@@ -89,20 +91,24 @@ def plugin_tables(mode: str, otlp: str) -> str:
     """
     # A port nobody listens on: every export fails at once with "connection refused".
     endpoint = f"http://127.0.0.1:{free_port()}" if mode == "down" else otlp
-    otel = f'[otel]\nendpoint = "{endpoint}"\nsampling_ratio = 1.0\nservice_name = "relayflow"\n'
+    ratio = 0.1 if mode == "on10" else 1.0
+    otel = (
+        f'[otel]\nendpoint = "{endpoint}"\nsampling_ratio = {ratio}\nservice_name = "relayflow"\n'
+    )
     prometheus = "[prometheus]\nenabled = true\n"
-    tables = {"on": f"{otel}\n{prometheus}", "otel": otel, "down": otel, "prometheus": prometheus}
+    both = f"{otel}\n{prometheus}"
+    tables = {"on": both, "on10": both, "otel": otel, "down": otel, "prometheus": prometheus}
     return tables.get(mode, "")
 
 
 def traced(mode: str) -> bool:
     """Whether ``mode`` exports spans to the sink (workers included)."""
-    return mode in ("on", "otel")
+    return mode in ("on", "on10", "otel")
 
 
 def scraped(mode: str) -> bool:
     """Whether ``mode`` serves metrics that Prometheus scrapes."""
-    return mode in ("on", "prometheus")
+    return mode in ("on", "on10", "prometheus")
 
 
 # -- the sink and Prometheus -------------------------------------------------------------------
@@ -197,14 +203,16 @@ class Prometheus:
         reply = httpx.get(f"{self.url}/api/v1/query_range", params=params, timeout=30)
         return list(reply.json()["data"]["result"])
 
-    def scrapes(self, part: str) -> tuple[int, int]:
-        """(successful, all) scrapes of the targets labelled ``part`` so far."""
+    def scrapes(self, part: str) -> tuple[int, int, float]:
+        """(successful, all, slowest in seconds) scrapes of the targets labelled ``part``."""
 
-        def total(expr: str) -> int:
-            return int(sum(float(r["value"][1]) for r in self.query(expr)))
+        def total(expr: str) -> float:
+            return sum(float(r["value"][1]) for r in self.query(expr))
 
-        selector = f'up{{part="{part}"}}[1h]'
-        return total(f"sum_over_time({selector})"), total(f"count_over_time({selector})")
+        up = f'up{{part="{part}"}}[1h]'
+        slowest = total(f'max(max_over_time(scrape_duration_seconds{{part="{part}"}}[1h]))')
+        ok, all_ = total(f"sum_over_time({up})"), total(f"count_over_time({up})")
+        return int(ok), int(all_), slowest
 
 
 # -- 1. the engine ------------------------------------------------------------------------------
@@ -445,7 +453,7 @@ def print_report(figures: dict[str, Any]) -> None:
         "queue": f"seed scenario: server, {figures['workers']} workers, Redis",
     }
     head = (
-        f"{'':<42} {'configuration':<24} {'exec/s':>7} {'each round':>20} {'x off':>6} "
+        f"{'':<44} {'configuration':<24} {'exec/s':>7} {'each round':>20} {'x off':>6} "
         f"{'CPU/exec':>9} {'x off':>6}"
     )
     print(head)
@@ -461,7 +469,7 @@ def print_report(figures: dict[str, Any]) -> None:
                 ratio = f"{summary['median_ratio'][mode]:.2f}"
                 cpu_ratio = f"{summary['cpu_ratio'][mode]:.2f}"
             print(
-                f"{title if i == 0 else '':<42} {TITLES[mode]:<24} "
+                f"{title if i == 0 else '':<44} {TITLES[mode]:<24} "
                 f"{summary['median'][mode]:>7,.0f} {each:>20} {ratio:>6} "
                 f"{summary['median_cpu'][mode]:>6.2f} ms {cpu_ratio:>6}"
             )
@@ -498,9 +506,10 @@ def print_report(figures: dict[str, Any]) -> None:
             )
         if key in figures.get("scrapes", {}):
             line = ", ".join(
-                f"{part} {ok}/{total}" for part, (ok, total) in figures["scrapes"][key].items()
+                f"{part} {ok}/{total} (slowest {slowest * 1000:.0f} ms)"
+                for part, (ok, total, slowest) in figures["scrapes"][key].items()
             )
-            print(f"{key}: Prometheus scrapes, successful/all: {line}")
+            print(f"{key}: Prometheus scrapes (1 s apart, 900 ms timeout), successful/all: {line}")
 
 
 # -- the run ------------------------------------------------------------------------------------

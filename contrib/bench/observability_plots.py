@@ -258,7 +258,14 @@ def overhead_bars(figures: dict[str, Any]) -> str:
     """Executions per second by round, off and on side by side, for each measurement."""
     parts = [key for key in ("engine", "queue") if key in figures]
     modes = figures["modes"]
-    names = {"off": "plugins off", "on": "otel 100 % + prometheus", "down": "collector down"}
+    names = {
+        "off": "plugins off",
+        "on": "otel 100 % + prometheus",
+        "on10": "otel 10 % + prometheus",
+        "otel": "otel 100 % alone",
+        "prometheus": "prometheus alone",
+        "down": "collector down",
+    }
     svg = Svg(820, 300 * len(parts))
     for p, key in enumerate(parts):
         rates = figures[key]["summary"]["rates"]
