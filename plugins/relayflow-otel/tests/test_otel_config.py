@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -225,3 +228,24 @@ def test_on_it_registers_the_engine_hooks(
     assert "relayflow_prepare_task_request" in hooks
     assert "relayflow_engine_stopping" in hooks
     assert manager.observes_lifecycle
+
+
+def test_off_it_does_not_even_import_the_sdk() -> None:
+    # A fresh interpreter, as every relayflow command starts: loading and configuring the
+    # plugin with tracing off imports nothing of OpenTelemetry.
+    program = (
+        "import sys\n"
+        "import relayflow_otel\n"
+        "from relayflow.config import Config\n"
+        "from relayflow.plugins import PluginManager\n"
+        "plugins = PluginManager()\n"
+        "plugins.register(relayflow_otel, name='otel')\n"
+        "plugins.configure(Config(sections={}))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
