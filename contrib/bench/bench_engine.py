@@ -58,6 +58,7 @@ from replicas import (
 from relayflow.engine import Engine, FunctionIntegration, Limits, Submitted, Succeeded
 from relayflow.engine.hooks import EngineHooks
 from relayflow.engine.integration import TaskOutcome, TaskRequest
+from relayflow.plugins import PluginManager
 from relayflow.store import open_store
 
 
@@ -183,14 +184,13 @@ def new_engine(url: str, **kwargs: Any) -> Engine:
     return Engine(store, integrations=[integration], poll_seconds=0.05, **kwargs)
 
 
-def load_plugins(path: str) -> EngineHooks:
+def load_plugins(path: str) -> PluginManager:
     """The plugins ``path`` (a relayflow.toml) enables, checked and configured as the server does.
 
     Raises:
         SystemExit: the file or a plugin's table is wrong (the sentence names the file).
     """
     from relayflow.config import ConfigError, load_config
-    from relayflow.plugins import PluginManager
 
     try:
         config = load_config(path)

@@ -199,7 +199,7 @@ class Prometheus:
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Any]:
         """A range query's result matrix."""
-        params = {"query": expr, "start": start, "end": end, "step": step}
+        params: dict[str, str | float] = {"query": expr, "start": start, "end": end, "step": step}
         reply = httpx.get(f"{self.url}/api/v1/query_range", params=params, timeout=30)
         return list(reply.json()["data"]["result"])
 
@@ -247,7 +247,7 @@ async def engine_round(
     plugins = load_plugins(str(config))
     served = None
     if scraped(mode):
-        routes = plugins.http_routes()  # type: ignore[attr-defined]
+        routes = plugins.http_routes()
         port = free_port()
         served = await plugin_routes_served(routes, port)
         prometheus.set_targets([(f"127.0.0.1:{port}", "engine")])
@@ -415,9 +415,9 @@ NOT_RELAYFLOW = ("otlp sink", "prometheus")
 def cpu_ms(part: str, run: dict[str, Any]) -> float:
     """CPU milliseconds one execution cost: the engine's process, or relayflow's processes."""
     if part == "engine":
-        return float(run["engine_cpu_us_per_transition"]) * run["steps_each"] / 1000
-    spent = sum(v for name, v in run["cpu_seconds"].items() if name not in NOT_RELAYFLOW)
-    return spent / run["executions"] * 1000
+        return float(run["engine_cpu_us_per_transition"]) * int(run["steps_each"]) / 1000
+    spent = sum(float(v) for name, v in run["cpu_seconds"].items() if name not in NOT_RELAYFLOW)
+    return spent / int(run["executions"]) * 1000
 
 
 def summarize(part: str, figures: dict[str, Any], modes: list[str]) -> dict[str, Any]:
