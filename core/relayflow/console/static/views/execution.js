@@ -1,0 +1,284 @@
+// One execution's page: its header, what it waits on, the graph coloured by each step's
+// state, the timeline, the selected step, the events, and the actions the role allows.
+//
+// Live updates poll (DescribeExecution, GET /console/view and the events after the last one
+// seen) every 1.5 s while the execution runs, rather than holding a stream open: a poll is an
+// ordinary short request, so it works through any balancer or proxy and whichever replica
+// answers it, and it costs nothing while the tab is hidden (polling pauses then) or once the
+// execution has ended (polling stops).
+
+import { call, can, graph, view } from "../api.js";
+import { facts, h, link, note, section } from "../dom.js";
+import { badge, duration, ms, pretty, when } from "../format.js";
+import { drawGraph, legend } from "../graph.js";
+import { drawTimeline } from "../timeline.js";
+import { failDialog, redriveDialog, stopDialog, succeedDialog } from "./actions.js";
+
+const POLL_MS = 1500;
+const EVENTS_PAGE = 1000;
+const MAX_EVENTS = 20000; // the list shows at most this many; the rest is left for the CLI
+const ENDED = new Set(["Succeeded", "Failed", "TimedOut", "Stopped"]);
+
+function execLink(e) {
+  return link(`/execution/${encodeURIComponent(e.FlowName)}/${encodeURIComponent(e.Name)}`, `${e.FlowName}/${e.Name}`, { "data-test": "family-link" });
+}
+
+function block(title, text, test, extra) {
+  if (text === undefined || text === null || text === "") return null;
+  return h("details", { class: "value", open: true, "data-test": test },
+    h("summary", {}, title, extra ? h("span", { class: "muted" }, ` ${extra}`) : null),
+    h("pre", { tabindex: "0" }, pretty(text)));
+}
+
+// The view's steps may be a list or a map by node id; either way, a map.
+function stepsById(doc) {
+  const steps = (doc && doc.steps) || {};
+  if (!Array.isArray(steps)) return steps;
+  return Object.fromEntries(steps.map((st) => [st.id ?? st.node, st]));
+}
+
+/** #/execution/FLOW/NAME?step=ID */
+export async function renderExecution(main, flow, name, query, alive) {
+  main.replaceChildren(h("p", { class: "muted" }, "Loading the execution…"));
+  const state = { execution: null, view: null, events: [], lastEvent: 0, selected: query.get("step") || "", drawing: null, timer: 0, busy: false };
+
+  const head = h("div", { class: "page-head" });
+  const live = h("p", { class: "live muted", "aria-live": "polite", "data-test": "live-status" });
+  const summary = h("div", {});
+  const waiting = h("div", {});
+  const problems = h("div", { "aria-live": "polite" });
+  const graphBox = h("div", { class: "graph-holder" });
+  const stepBox = h("div", { class: "step-detail", "aria-live": "polite", "data-test": "step-detail" });
+  const timelineBox = h("div", {});
+  const eventsBody = h("tbody", {});
+  const eventsNote = h("div", {});
+
+  try {
+    state.execution = await call("DescribeExecution", { FlowName: flow, ExecutionName: name, IncludeWaiting: "true" });
+  } catch (error) {
+    main.replaceChildren(h("h1", {}, name), note("error", error.message, "execution-error"));
+    return;
+  }
+  if (!alive()) return;
+
+  main.replaceChildren(
+    head, live, problems, summary, waiting,
+    h("div", { class: "two-columns graph-and-step" },
+      section("Graph", "execution-graph", legend(), graphBox),
+      section("Selected step", "selected-step", stepBox)),
+    section("Timeline", "execution-timeline", timelineBox),
+    section("Events", "execution-events", eventsNote, h("div", { class: "table-scroll" }, h("table", { class: "list events", "data-test": "events-table" },
+      h("thead", {}, h("tr", {}, ["#", "Time", "Type", "Step", "Detail"].map((x) => h("th", { scope: "col" }, x)))),
+      eventsBody))));
+
+  const select = (id) => {
+    state.selected = id;
+    const q = id ? `?step=${encodeURIComponent(id)}` : "";
+    history.replaceState(null, "", `#/execution/${encodeURIComponent(flow)}/${encodeURIComponent(name)}${q}`);
+    if (state.drawing) state.drawing.select(id);
+    drawStep();
+  };
+
+  const drawHead = () => {
+    const e = state.execution;
+    const actions = [];
+    if (e.Status === "Running" && can("StopExecution")) {
+      actions.push(h("button", { type: "button", class: "danger", "data-test": "action-stop", onclick: () => act(stopDialog(flow, name)) }, "Stop…"));
+    }
+    if (ENDED.has(e.Status) && e.Status !== "Succeeded" && can("RedriveExecution")) {
+      actions.push(h("button", { type: "button", "data-test": "action-redrive", onclick: () => act(redriveDialog(flow, name, e.Status)) }, "Redrive…"));
+    }
+    head.replaceChildren(
+      h("h1", {}, h("span", { class: "muted" }, "Execution "), name, " ", badge(e.Status, "execution-status")),
+      h("div", { class: "toolbar" }, link(`/flow/${encodeURIComponent(flow)}`, `Flow ${flow}`, { class: "button", "data-test": "execution-flow" }), actions));
+    const end = e.StoppedTime ? ms(e.StoppedTime) : Date.now();
+    summary.replaceChildren(
+      facts([
+        ["Flow", link(`/flow/${encodeURIComponent(flow)}`, flow)],
+        ["Started", when(e.StartedTime, "execution-started")],
+        ["Ended", e.StoppedTime ? when(e.StoppedTime, "execution-ended") : "still running"],
+        ["Duration", duration(end - ms(e.StartedTime))],
+        ["Version", e.FlowVersion],
+        ["Redrives", e.RedriveCount],
+        ["Parent", e.ParentExecution ? h("span", { "data-test": "execution-parent" }, execLink(e.ParentExecution), " ", badge(e.ParentExecution.Status)) : null],
+        ["Children", e.ChildExecutions && e.ChildExecutions.length
+          ? h("ul", { class: "inline-list", "data-test": "execution-children" }, e.ChildExecutions.map((c) => h("li", {}, execLink(c), " ", badge(c.Status))))
+          : null],
+        ["Error", e.Error ? h("strong", { "data-test": "execution-error-name" }, e.Error) : null],
+        ["Cause", e.Cause],
+      ], "execution-facts"),
+      h("div", { class: "values" }, block("Input", e.Input, "execution-input"), block("Output", e.Output, "execution-output")));
+  };
+
+  const drawWaiting = () => {
+    const items = (state.view && state.view.waiting) || state.execution.Waiting || [];
+    if (!items.length) {
+      waiting.replaceChildren();
+      return;
+    }
+    waiting.replaceChildren(section("Waiting on", "execution-waiting",
+      h("ul", { class: "waiting-list" }, items.map((w) => {
+        const kind = w.Kind || w.kind;
+        const step = w.StepName || w.stepName || w.step || "";
+        const since = w.WaitingSince || w.since;
+        const due = w.Due || w.due;
+        const token = w.TaskToken || w.taskToken || "";
+        const canReport = kind === "task" && state.execution.Status === "Running";
+        return h("li", { "data-test": "waiting-item", "data-step": step },
+          h("span", { class: "badge state-waiting" }, h("span", { "aria-hidden": "true" }, "‖"), ` ${kind}`), " ",
+          h("strong", {}, step), (w.Resource || w.resource) ? h("code", { class: "resource" }, ` ${w.Resource || w.resource}`) : null,
+          (w.Attempt || w.attempt) > 1 ? ` attempt ${w.Attempt || w.attempt}` : null,
+          h("span", {}, " since ", when(since, "waiting-since"), ` (${duration(Date.now() - ms(since))})`,
+            due ? ["; ends by itself at ", when(due, "waiting-due")] : null),
+          canReport && can("ReportTaskSucceeded")
+            ? h("span", { class: "toolbar" },
+              h("button", { type: "button", class: "small", "data-test": "action-report-succeed", onclick: () => act(succeedDialog({ token, step })) }, "Report succeeded…"),
+              h("button", { type: "button", class: "small danger", "data-test": "action-report-fail", onclick: () => act(failDialog({ token, step })) }, "Report failed…"))
+            : null);
+      }))));
+  };
+
+  const drawStep = () => {
+    const steps = stepsById(state.view);
+    const id = state.selected;
+    if (!id) {
+      stepBox.replaceChildren(h("p", { class: "muted" }, "Choose a step in the graph or the timeline to see its input, output and error."));
+      return;
+    }
+    const st = steps[id];
+    if (!st) {
+      stepBox.replaceChildren(h("h3", {}, id), h("p", { class: "muted", "data-test": "step-not-run" }, "This step has not run in this execution."));
+      return;
+    }
+    const cut = st.truncated ? "(cut: the whole value is in the events)" : "";
+    stepBox.replaceChildren(
+      h("h3", { "data-test": "step-name" }, st.name || id, " ", badge(st.state, "step-state")),
+      facts([
+        ["Type", st.type],
+        ["Entered", when(st.start || st.entered)],
+        ["Ended", st.end || st.exited ? when(st.end || st.exited) : null],
+        ["Attempts", st.attempts],
+        ["Retries", st.retries],
+        ["Runs", st.runs > 1 ? st.runs : null],
+      ], "step-facts"),
+      st.error || st.cause ? note("error", `${st.error || ""}${st.cause ? `: ${st.cause}` : ""}`, "step-error") : null,
+      block("Input", st.input, "step-input", cut),
+      block("Output", st.output, "step-output", cut));
+  };
+
+  const drawGraphPart = async () => {
+    if (!state.drawing) {
+      try {
+        const doc = await graph(flow, state.execution.FlowVersion || "");
+        if (!alive()) return;
+        state.drawing = drawGraph(doc, { onSelect: select, label: `graph of ${flow}, coloured by step state` });
+        graphBox.replaceChildren(state.drawing.element);
+        state.drawing.select(state.selected);
+      } catch (error) {
+        graphBox.replaceChildren(note("error", `The graph could not be drawn: ${error.message}`, "graph-error"));
+        return;
+      }
+    }
+    const steps = stepsById(state.view);
+    state.drawing.paint(Object.fromEntries(Object.entries(steps).map(([id, st]) => [id, st.state])));
+  };
+
+  const addEvents = (events) => {
+    for (const ev of events) {
+      if (ev.EventId <= state.lastEvent || state.events.length >= MAX_EVENTS) continue;
+      state.lastEvent = ev.EventId;
+      state.events.push(ev);
+      const detail = ev.EventDetail && ev.EventDetail !== "{}" ? h("details", { "data-test": "event-detail" },
+        h("summary", {}, h("span", { class: "visually-hidden" }, `detail of event ${ev.EventId}`), "show"),
+        h("pre", {}, pretty(ev.EventDetail))) : h("span", { class: "muted" }, "—");
+      eventsBody.append(h("tr", { "data-test": "event-row", "data-event": ev.EventId, "data-type": ev.Type },
+        h("td", {}, String(ev.EventId)),
+        h("td", {}, when(ev.Time)),
+        h("td", { class: /Failed|TimedOut|Stopped/.test(ev.Type) ? "event-bad" : "" }, ev.Type),
+        h("td", {}, ev.StepName || ""),
+        h("td", {}, detail)));
+    }
+    eventsNote.replaceChildren(state.events.length >= MAX_EVENTS
+      ? note("info", `The first ${MAX_EVENTS} events are shown; see the rest with: relayflow executions history ${flow} ${name}`, "events-capped") : "");
+  };
+
+  const loadEvents = async () => {
+    // NextToken is the EventId of the last event read, so asking after the last one seen
+    // gives only the new ones.
+    for (let round = 0; round < 50 && state.events.length < MAX_EVENTS; round += 1) {
+      const page = await call("GetExecutionHistory", { FlowName: flow, ExecutionName: name, Limit: EVENTS_PAGE, NextToken: state.lastEvent ? String(state.lastEvent) : "" });
+      addEvents(page.Events || []);
+      if (!page.NextToken || !(page.Events || []).length) break;
+    }
+  };
+
+  const refresh = async () => {
+    const [execution, doc] = await Promise.all([
+      call("DescribeExecution", { FlowName: flow, ExecutionName: name, IncludeWaiting: "true" }),
+      view(flow, name).catch((error) => ({ error })),
+    ]);
+    if (!alive()) return;
+    state.execution = execution;
+    if (doc.error) problems.replaceChildren(note("error", `The step states could not be read: ${doc.error.message}`, "view-error"));
+    else {
+      state.view = doc;
+      problems.replaceChildren(doc.truncated ? note("info", "This execution has more events than the page reads; the states and the timeline show the first ones.", "view-truncated") : "");
+    }
+    drawHead();
+    drawWaiting();
+    await drawGraphPart();
+    timelineBox.replaceChildren(drawTimeline((state.view && state.view.timeline) || [], { onSelect: select, now: execution.StoppedTime ? ms(execution.StoppedTime) : Date.now() }));
+    drawStep();
+    await loadEvents();
+  };
+
+  const schedule = () => {
+    clearTimeout(state.timer);
+    if (!alive()) return;
+    if (ENDED.has(state.execution.Status)) {
+      live.textContent = "The execution has ended; the page no longer updates.";
+      live.dataset.live = "ended";
+      return;
+    }
+    if (document.hidden) {
+      live.textContent = "Updates paused while this tab is hidden.";
+      live.dataset.live = "paused";
+      return;
+    }
+    live.textContent = "Live: updating every 1.5 seconds while it runs.";
+    live.dataset.live = "on";
+    state.timer = setTimeout(tick, POLL_MS);
+  };
+
+  const tick = async () => {
+    if (state.busy || !alive()) return;
+    state.busy = true;
+    try {
+      await refresh();
+    } catch (error) {
+      if (alive()) problems.replaceChildren(note("error", `Could not update: ${error.message}`, "refresh-error"));
+    } finally {
+      state.busy = false;
+    }
+    schedule();
+  };
+
+  const onVisibility = () => {
+    if (!alive()) {
+      document.removeEventListener("visibilitychange", onVisibility);
+      return;
+    }
+    if (!document.hidden) tick();
+    else schedule();
+  };
+  document.addEventListener("visibilitychange", onVisibility);
+
+  // After an action, read everything again at once (and poll again if it runs again).
+  const act = async (dialog) => {
+    const result = await dialog;
+    if (result) await tick();
+  };
+
+  drawHead();
+  await tick();
+}
