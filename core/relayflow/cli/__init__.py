@@ -51,6 +51,7 @@ _BUILTINS = (
     "relayflow.cli.schedules",
     "relayflow.cli.tasks",
     "relayflow.cli.store",
+    "relayflow.cli.console",
 )
 
 
