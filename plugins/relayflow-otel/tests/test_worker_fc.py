@@ -10,7 +10,9 @@ provider is given with `use_provider` (never the process's global one).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,11 @@ def book(event: bytes, context: FcContext) -> dict[str, Any]:
 
 def invoke(headers: dict[str, str], **event: Any) -> Any:
     fc = FcIntegration(FcSettings(functions={"trip/book": "test_worker_fc:book"}))
-    request = TaskRequest(
+    return asyncio.run(asyncio.wait_for(fc.invoke(trip_request(headers, **event)), 5))
+
+
+def trip_request(headers: dict[str, str], **event: Any) -> TaskRequest:
+    return TaskRequest(
         flow_name="trip",
         execution_name="run-1",
         step_name="book",
@@ -75,7 +81,6 @@ def invoke(headers: dict[str, str], **event: Any) -> Any:
         attempt=1,
         headers=headers,
     )
-    return asyncio.run(asyncio.wait_for(fc.invoke(request), 5))
 
 
 @pytest.fixture
@@ -219,3 +224,26 @@ async def test_a_traced_engine_hands_its_task_span_to_the_handler(
     assert own["parent_span_id"] == handler["span_id"]
     assert done.output["traceparent"] == f"00-{task['trace_id']}-{task['span_id']}-01"
     assert done.output["current"] == handler["span_id"]
+
+
+FC_README = (Path(__file__).resolve().parents[2] / "relayflow-fc" / "README.md").read_text()
+
+
+def test_the_fc_readme_tracing_example_nests_its_span(
+    traced: TracerProvider, otlp: OtlpReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    section = FC_README.split("## Tracing")[1].split("\n## ")[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    (tmp_path / "fc_readme_tracing.py").write_text(code, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("fc_readme_tracing")
+    # The example takes the global provider's tracer; this test's provider stands in for it.
+    monkeypatch.setattr(module, "tracer", traced.get_tracer("trip_functions"))
+    fc = FcIntegration(FcSettings(functions={"trip/book": "fc_readme_tracing:book_train"}))
+    outcome = asyncio.run(
+        asyncio.wait_for(fc.invoke(trip_request({"traceparent": TRACEPARENT})), 5)
+    )
+    assert outcome == Succeeded({"trainId": "T1"})
+    spans = {span["name"]: span for span in otlp.wait_for_spans(2)}
+    assert spans["reserve seat"]["parent_span_id"] == spans["trip/book"]["span_id"]
+    assert spans["trip/book"]["parent_span_id"] == TASK_SPAN
