@@ -588,3 +588,44 @@ def test_the_docs_examples_hold(server: ApiServer, tmp_path: Path) -> None:
         assert signed.sign_in({"token": done.stdout.strip()}).json()["role"] == "admin"
     finally:
         signed.close()
+
+
+def test_replicas_on_postgresql_share_sessions_and_each_token_signs_in_once(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import contextlib
+    import threading
+
+    from tests.services import fresh_database
+
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(fresh_database(postgres_url, "rf_test_console_replicas"))
+        # No token_secret: the replicas derive their keys from the secret the store keeps.
+        config = config_text(keys=KEYS, plugin=False).replace("sqlite:///relayflow.db", url)
+        a, b = (
+            stack.enter_context(serving(tmp_path_factory.mktemp(f"console-{name}"), config))
+            for name in ("a", "b")
+        )
+        on_a = _signed_in(a, "reader")
+        stack.callback(on_a.close)
+        cookie = on_a.http.cookies[COOKIE]
+        assert _with_cookie(b, cookie)["role"] == "reader"  # signed by A, good on B
+        # The same token sent to both replicas at once signs in exactly once.
+        token = mint_token(KEYS["admin"][0], KEYS["admin"][1], 5)
+        pages = [Browser(a), Browser(b)]
+        for page in pages:
+            stack.callback(page.close)
+        barrier = threading.Barrier(2)
+        results: list[tuple[int, str]] = []
+
+        def send(page: Browser) -> None:
+            barrier.wait(10)
+            answer = page.sign_in({"token": token})
+            results.append((answer.status_code, answer.json().get("Code", "ok")))
+
+        threads = [threading.Thread(target=send, args=(page,)) for page in pages]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(results) == [(200, "ok"), (401, "TokenUsed")], results

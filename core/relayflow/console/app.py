@@ -571,11 +571,16 @@ class ConsoleApp:
         if which == "graph":
             self._signed_in(scope, "DescribeFlow")
             return _json(200, await self._graph(flow, query.get("version", "")))
-        self._signed_in(scope, "GetExecutionHistory")
+        session = self._signed_in(scope, "GetExecutionHistory")
         execution = query.get("execution", "")
         if not execution:
             raise _refusal("MissingParameter", "/console/view needs &execution=NAME", 400)
-        return _json(200, await self._view(flow, execution))
+        view = await self._view(flow, execution)
+        allowed = ROLE_ACTIONS.get(session.role, frozenset())
+        if allowed is not None and "ReportTaskSucceeded" not in allowed:
+            # A task token lets its holder report the task: only for roles that may report.
+            view = _without_tokens(view)
+        return _json(200, view)
 
     async def _graph(self, flow: str, version: str) -> dict[str, Any]:
         from relayflow.console.graph import flow_graph
@@ -640,6 +645,15 @@ def _params(doc: dict[str, Any]) -> dict[str, str | None]:
         else:
             params[name] = jsontext.dumps(value)
     return params
+
+
+def _without_tokens(value: Any) -> Any:
+    """``value`` with every `taskToken` entry of its objects left out."""
+    if isinstance(value, dict):
+        return {k: _without_tokens(v) for k, v in value.items() if k != "taskToken"}
+    if isinstance(value, list):
+        return [_without_tokens(item) for item in value]
+    return value
 
 
 def _query(scope: Scope) -> dict[str, str]:
