@@ -80,7 +80,7 @@ class _MethodNotAllowed(EngineError):
     def __init__(self, allow: str) -> None:
         super().__init__(
             "MethodNotAllowed",
-            f"this console path answers {allow.replace(', ', ' and ')} only",
+            f"this console path answers only {allow}",
             405,
         )
         self.allow = allow
@@ -203,7 +203,8 @@ class ConsoleApp:
             if method == "POST":
                 self._check_origin(scope)
                 return await self._sign_in(scope, receive)
-            self._method(method, "GET")
+            if method not in ("GET", "HEAD"):
+                raise _MethodNotAllowed("GET, HEAD, POST")
             return self._session_answer(self._session(scope))
         if path == "/console/session/end":
             self._method(method, "POST")
@@ -445,10 +446,9 @@ class ConsoleApp:
             )
         now = time.time()
         if now >= claim.expires:
-            stamp = datetime.fromtimestamp(claim.expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             raise _refusal(
                 "TokenExpired",
-                f"the console token expired at {stamp}; print a new one with "
+                f"the console token expired at {_utc(claim.expires)}; print a new one with "
                 "relayflow console token",
                 401,
             )
@@ -645,6 +645,14 @@ def _params(doc: dict[str, Any]) -> dict[str, str | None]:
         else:
             params[name] = jsontext.dumps(value)
     return params
+
+
+def _utc(moment: int) -> str:
+    """An epoch time as RFC 3339 UTC text (the number itself if no calendar holds it)."""
+    try:
+        return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return str(moment)
 
 
 def _without_tokens(value: Any) -> Any:
