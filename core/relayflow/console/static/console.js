@@ -111,6 +111,13 @@ async function route() {
   }
   drawChrome();
   const home = canRead() ? "/flows" : "/report";
+  if (!canRead() && ["flows", "flow", "executions", "execution"].includes(parts[0])) {
+    // The server would refuse every read; say so once instead of showing its refusals.
+    main.replaceChildren(h("h1", {}, "Not for your role"),
+      note("info", `Your access key's role, ${session.role}, may not read flows or executions; it may report tasks.`, "role-cannot-read"),
+      h("p", {}, h("a", { href: "#/report", "data-test": "go-report" }, "Report a task")));
+    return;
+  }
   try {
     switch (parts[0]) {
       case "flows":

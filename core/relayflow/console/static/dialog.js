@@ -57,7 +57,8 @@ export function confirmDialog(options) {
       if (options.command) cmd.replaceChildren(commandBox(options.command()));
       const why = options.check ? options.check() : "";
       confirm.disabled = Boolean(why);
-      problem.replaceChildren(why ? note("error", why, "dialog-check") : "");
+      // What is missing is guidance, not a failure: shown plainly until the server refuses.
+      problem.replaceChildren(why ? note("info", why, "dialog-check") : "");
     };
     form.addEventListener("input", refresh);
     form.addEventListener("change", refresh);

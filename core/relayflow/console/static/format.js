@@ -7,14 +7,18 @@ const local = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit", minute: "2-digit", second: "2-digit",
 });
 
-/** Milliseconds since the epoch of an API time ("2026-11-28T12:20:26.701Z"), or NaN. */
-export function ms(text) {
-  return text ? Date.parse(text) : NaN;
+/**
+ * Milliseconds since the epoch of a time: the API's text ("2026-11-28T12:20:26.701Z") or the
+ * view's seconds since the epoch (a number); NaN for none.
+ */
+export function ms(value) {
+  if (typeof value === "number") return Number.isFinite(value) ? value * 1000 : NaN;
+  return value ? Date.parse(value) : NaN;
 }
 
 /** A <time> in the viewer's zone, with the UTC time on hover and for screen readers' details. */
-export function when(text, test) {
-  const t = ms(text);
+export function when(value, test) {
+  const t = ms(value);
   if (Number.isNaN(t)) return h("span", { class: "muted", "data-test": test }, "—");
   const utc = new Date(t).toISOString();
   return h("time", { datetime: utc, title: `${utc.replace("T", " ").replace(".000Z", "Z")} (UTC)`, "data-test": test }, local.format(t));
@@ -37,9 +41,13 @@ export function duration(millis) {
   return parts.join(" ");
 }
 
-/** JSON text (or a value) pretty-printed; text that is not JSON is given back as it is. */
+/**
+ * JSON text (or a value) pretty-printed; text that is not JSON is given back as it is. The
+ * view's data values ({text, truncated, chars}) give their text.
+ */
 export function pretty(value) {
   if (value === undefined || value === null) return "";
+  if (typeof value === "object" && typeof value.text === "string") return value.text;
   if (typeof value === "string") {
     try {
       return JSON.stringify(JSON.parse(value), null, 2);
@@ -59,7 +67,7 @@ export function shellQuote(word) {
 
 /** A command line from its words, quoted. */
 export function command(words) {
-  return words.filter((w) => w !== null && w !== undefined && w !== "").map(shellQuote).join(" ");
+  return words.filter((w) => w !== null && w !== undefined && w !== "" && w !== false).map(shellQuote).join(" ");
 }
 
 /** A local "datetime-local" input's value as RFC 3339 UTC, or "" when empty. */
@@ -84,7 +92,7 @@ const STATES = {
   TimedOut: ["failed", "✕"], Stopped: ["stopped", "■"], Starting: ["running", "●"],
   running: ["running", "●"], succeeded: ["succeeded", "✓"], failed: ["failed", "✕"],
   caught: ["caught", "⚑"], retried: ["retried", "↻"], waiting: ["waiting", "‖"],
-  not_run: ["not-run", "○"], stopped: ["stopped", "■"], timed_out: ["failed", "✕"],
+  not_run: ["not-run", "○"], cancelled: ["stopped", "–"], stopped: ["stopped", "■"], timed_out: ["failed", "✕"],
 };
 
 /** The class and shape of a status or a step state. */

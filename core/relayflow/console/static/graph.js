@@ -169,7 +169,7 @@ export function drawGraph(doc, { onSelect, label } = {}) {
 
 /** The legend of step states: colour, shape and word. */
 export function legend() {
-  const items = ["running", "waiting", "succeeded", "failed", "caught", "retried", "not_run"];
+  const items = ["running", "waiting", "succeeded", "failed", "caught", "retried", "cancelled", "not_run"];
   return h("ul", { class: "legend", "aria-label": "step states", "data-test": "legend" },
     items.map((state) => {
       const [cls, shape] = stateLook(state);

@@ -52,7 +52,8 @@ export function drawTimeline(items, { now, onSelect } = {}) {
     const b = item.end ? ms(item.end) : end;
     const [cls, shape] = stateLook(item.state || (item.end ? "succeeded" : "running"));
     const depth = item.kind === "step" ? 0 : 1;
-    const name = `${item.kind === "step" ? "" : `${item.kind} `}${item.name || item.node || ""}${item.attempt > 1 ? ` #${item.attempt}` : ""}`;
+    const where = item.indices && item.indices.length ? ` [${item.indices.join(".")}]` : "";
+    const name = `${item.kind === "step" ? "" : `${item.kind} `}${item.name || item.node || ""}${where}${item.attempt > 1 ? ` #${item.attempt}` : ""}`;
     const label = name.length > 26 ? `${name.slice(0, 25)}…` : name;
     const g = s("g", { class: `bar bar-${item.kind || "step"} state-${cls}`, "data-test": "timeline-bar", "data-node": item.node || "", "data-kind": item.kind || "" },
       s("title", {}, `${name}: ${item.state || ""}\n${new Date(a).toISOString()} → ${item.end ? new Date(b).toISOString() : "now"} (${duration(b - a)})`),

@@ -55,7 +55,7 @@ export function succeedDialog({ token, step } = {}) {
     test: "report-succeed-dialog",
     what: [WHICH(step), h("p", {}, "This finishes the task as if its worker had reported success, with the output below as the task's result; the execution goes on to the next step. The first report on a task wins: a later one from the worker will be refused.")],
     fields: [
-      field("Task token", tokenInput),
+      field("Task token", tokenInput, token ? "" : "The token the task gave its worker (taskToken in its message)."),
       h("div", { class: "field" }, h("label", { for: "report-output-area" }, "Output (a JSON object)"), Object.assign(output.area, { id: "report-output-area" }), output.status),
     ],
     confirm: "Report success",
@@ -74,7 +74,7 @@ export function failDialog({ token, step } = {}) {
     title: "Report the task failed",
     test: "report-fail-dialog",
     what: [WHICH(step), h("p", {}, "This fails the task with the error below, as if its worker had reported it: the step's retry and catch rules then decide what happens, and with none the execution fails.")],
-    fields: [field("Task token", tokenInput), field("Error name", error, "1 to 128 characters; retry and catch match it."), field("Cause (optional)", cause)],
+    fields: [field("Task token", tokenInput, token ? "" : "The token the task gave its worker (taskToken in its message)."), field("Error name", error, "1 to 128 characters; retry and catch match it."), field("Cause (optional)", cause)],
     danger: true,
     confirm: "Report failure",
     check: () => (tokenInput.value.trim() ? "" : "Give the task's token.") || (error.value.trim() ? "" : "Give an error name."),

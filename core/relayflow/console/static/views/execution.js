@@ -23,11 +23,14 @@ function execLink(e) {
   return link(`/execution/${encodeURIComponent(e.FlowName)}/${encodeURIComponent(e.Name)}`, `${e.FlowName}/${e.Name}`, { "data-test": "family-link" });
 }
 
-function block(title, text, test, extra) {
-  if (text === undefined || text === null || text === "") return null;
+// A value shown in a <pre>: JSON text from the API, or the view's {text, truncated, chars}.
+function block(title, value, test) {
+  const text = pretty(value);
+  if (!text) return null;
+  const cut = value && value.truncated ? `(the first ${text.length} of ${value.chars} characters; the events have it whole)` : "";
   return h("details", { class: "value", open: true, "data-test": test },
-    h("summary", {}, title, extra ? h("span", { class: "muted" }, ` ${extra}`) : null),
-    h("pre", { tabindex: "0" }, pretty(text)));
+    h("summary", {}, title, cut ? h("span", { class: "muted", "data-test": `${test}-cut` }, ` ${cut}`) : null),
+    h("pre", { tabindex: "0" }, text));
 }
 
 // The view's steps may be a list or a map by node id; either way, a map.
@@ -71,6 +74,23 @@ export async function renderExecution(main, flow, name, query, alive) {
       h("thead", {}, h("tr", {}, ["#", "Time", "Type", "Step", "Detail"].map((x) => h("th", { scope: "col" }, x)))),
       eventsBody))));
 
+  // Parts are drawn again only when what they show has changed, so that a poll never takes
+  // the focus from a button or closes a <details> someone opened.
+  const drawn = new Map();
+  const changed = (part, value) => {
+    const sig = JSON.stringify(value);
+    if (drawn.get(part) === sig) return false;
+    drawn.set(part, sig);
+    return true;
+  };
+  const clock = h("span", { "data-test": "execution-duration" });
+  const ticking = []; // [element, since ms]: "for 25s" texts brought up to date on every poll
+  const tickClocks = () => {
+    const e = state.execution;
+    clock.textContent = duration((e.StoppedTime ? ms(e.StoppedTime) : Date.now()) - ms(e.StartedTime));
+    for (const [el, since] of ticking) el.textContent = ` (for ${duration(Date.now() - since)})`;
+  };
+
   const select = (id) => {
     state.selected = id;
     const q = id ? `?step=${encodeURIComponent(id)}` : "";
@@ -81,6 +101,8 @@ export async function renderExecution(main, flow, name, query, alive) {
 
   const drawHead = () => {
     const e = state.execution;
+    tickClocks();
+    if (!changed("head", [e.Status, e.StoppedTime, e.RedriveCount, e.ParentExecution, e.ChildExecutions, e.Error, e.Cause, e.Output])) return;
     const actions = [];
     if (e.Status === "Running" && can("StopExecution")) {
       actions.push(h("button", { type: "button", class: "danger", "data-test": "action-stop", onclick: () => act(stopDialog(flow, name)) }, "Stop…"));
@@ -91,13 +113,12 @@ export async function renderExecution(main, flow, name, query, alive) {
     head.replaceChildren(
       h("h1", {}, h("span", { class: "muted" }, "Execution "), name, " ", badge(e.Status, "execution-status")),
       h("div", { class: "toolbar" }, link(`/flow/${encodeURIComponent(flow)}`, `Flow ${flow}`, { class: "button", "data-test": "execution-flow" }), actions));
-    const end = e.StoppedTime ? ms(e.StoppedTime) : Date.now();
     summary.replaceChildren(
       facts([
         ["Flow", link(`/flow/${encodeURIComponent(flow)}`, flow)],
         ["Started", when(e.StartedTime, "execution-started")],
         ["Ended", e.StoppedTime ? when(e.StoppedTime, "execution-ended") : "still running"],
-        ["Duration", duration(end - ms(e.StartedTime))],
+        ["Duration", clock],
         ["Version", e.FlowVersion],
         ["Redrives", e.RedriveCount],
         ["Parent", e.ParentExecution ? h("span", { "data-test": "execution-parent" }, execLink(e.ParentExecution), " ", badge(e.ParentExecution.Status)) : null],
@@ -111,7 +132,10 @@ export async function renderExecution(main, flow, name, query, alive) {
   };
 
   const drawWaiting = () => {
+    // The view's items name the graph node and, for roles that may report, the task token.
     const items = (state.view && state.view.waiting) || state.execution.Waiting || [];
+    if (!changed("waiting", [items, state.execution.Status])) return;
+    ticking.length = 0;
     if (!items.length) {
       waiting.replaceChildren();
       return;
@@ -119,16 +143,16 @@ export async function renderExecution(main, flow, name, query, alive) {
     waiting.replaceChildren(section("Waiting on", "execution-waiting",
       h("ul", { class: "waiting-list" }, items.map((w) => {
         const kind = w.Kind || w.kind;
-        const step = w.StepName || w.stepName || w.step || "";
+        const step = w.name || w.StepName || "";
         const since = w.WaitingSince || w.since;
         const due = w.Due || w.due;
         const token = w.TaskToken || w.taskToken || "";
         const canReport = kind === "task" && state.execution.Status === "Running";
         return h("li", { "data-test": "waiting-item", "data-step": step },
           h("span", { class: "badge state-waiting" }, h("span", { "aria-hidden": "true" }, "‖"), ` ${kind}`), " ",
-          h("strong", {}, step), (w.Resource || w.resource) ? h("code", { class: "resource" }, ` ${w.Resource || w.resource}`) : null,
+          w.node ? h("button", { type: "button", class: "link-button", "data-test": "waiting-step", onclick: () => select(w.node) }, step) : h("strong", {}, step), (w.Resource || w.resource) ? h("code", { class: "resource" }, ` ${w.Resource || w.resource}`) : null,
           (w.Attempt || w.attempt) > 1 ? ` attempt ${w.Attempt || w.attempt}` : null,
-          h("span", {}, " since ", when(since, "waiting-since"), ` (${duration(Date.now() - ms(since))})`,
+          h("span", {}, " since ", when(since, "waiting-since"), clockFrom(since),
             due ? ["; ends by itself at ", when(due, "waiting-due")] : null),
           canReport && can("ReportTaskSucceeded")
             ? h("span", { class: "toolbar" },
@@ -138,9 +162,17 @@ export async function renderExecution(main, flow, name, query, alive) {
       }))));
   };
 
+  const clockFrom = (since) => {
+    const el = h("span", { "data-test": "waiting-for" });
+    ticking.push([el, ms(since)]);
+    el.textContent = ` (for ${duration(Date.now() - ms(since))})`;
+    return el;
+  };
+
   const drawStep = () => {
     const steps = stepsById(state.view);
     const id = state.selected;
+    if (!changed("step", [id, steps[id] || null])) return;
     if (!id) {
       stepBox.replaceChildren(h("p", { class: "muted" }, "Choose a step in the graph or the timeline to see its input, output and error."));
       return;
@@ -150,20 +182,20 @@ export async function renderExecution(main, flow, name, query, alive) {
       stepBox.replaceChildren(h("h3", {}, id), h("p", { class: "muted", "data-test": "step-not-run" }, "This step has not run in this execution."));
       return;
     }
-    const cut = st.truncated ? "(cut: the whole value is in the events)" : "";
+    const outcomes = Object.entries(st.outcomes || {}).map(([k, n]) => `${n} ${k.replace("_", " ")}`).join(", ");
+    const name = id.split("/").pop().replace(/~1/g, "/").replace(/~0/g, "~");
     stepBox.replaceChildren(
-      h("h3", { "data-test": "step-name" }, st.name || id, " ", badge(st.state, "step-state")),
+      h("h3", { "data-test": "step-name" }, name, " ", badge(st.state, "step-state")),
       facts([
-        ["Type", st.type],
-        ["Entered", when(st.start || st.entered)],
-        ["Ended", st.end || st.exited ? when(st.end || st.exited) : null],
-        ["Attempts", st.attempts],
-        ["Retries", st.retries],
-        ["Runs", st.runs > 1 ? st.runs : null],
+        ["Node", id !== name ? h("code", {}, id) : null],
+        ["Entered", st.enteredTime ? when(st.enteredTime) : null],
+        ["Left", st.exitedTime ? when(st.exitedTime) : st.enteredTime ? "not yet" : null],
+        ["Runs", st.runs > 1 ? `${st.runs} (${outcomes})` : null],
+        ["Attempts", st.attempts ? `${st.attempts}${st.retries ? `, ${st.retries} of them retries` : ""}` : null],
       ], "step-facts"),
       st.error || st.cause ? note("error", `${st.error || ""}${st.cause ? `: ${st.cause}` : ""}`, "step-error") : null,
-      block("Input", st.input, "step-input", cut),
-      block("Output", st.output, "step-output", cut));
+      block(st.runs > 1 ? "Input (the latest run's)" : "Input", st.input, "step-input"),
+      block(st.runs > 1 ? "Output (the latest run's)" : "Output", st.output, "step-output"));
   };
 
   const drawGraphPart = async () => {
@@ -222,12 +254,14 @@ export async function renderExecution(main, flow, name, query, alive) {
     if (doc.error) problems.replaceChildren(note("error", `The step states could not be read: ${doc.error.message}`, "view-error"));
     else {
       state.view = doc;
-      problems.replaceChildren(doc.truncated ? note("info", "This execution has more events than the page reads; the states and the timeline show the first ones.", "view-truncated") : "");
+      const events = doc.events || {};
+      problems.replaceChildren(events.truncated
+        ? note("info", `This execution has more than ${events.limit} events; the step states and the timeline show what the first ${events.read} say.`, "view-truncated") : "");
     }
     drawHead();
     drawWaiting();
     await drawGraphPart();
-    timelineBox.replaceChildren(drawTimeline((state.view && state.view.timeline) || [], { onSelect: select, now: execution.StoppedTime ? ms(execution.StoppedTime) : Date.now() }));
+    timelineBox.replaceChildren(drawTimeline((state.view && state.view.timeline) || [], { onSelect: select, now: execution.StoppedTime ? ms(execution.StoppedTime) : ms(state.view && state.view.now) || Date.now() }));
     drawStep();
     await loadEvents();
   };

@@ -15,12 +15,12 @@ export function renderSignIn(main, done, reason) {
   let mode = "key";
   const keyPart = h("div", {}, field("Access key id", keyId), field("Access key secret", secret));
   const tokenPart = h("div", { hidden: true }, field("Console token", token, "Print one with: relayflow console token"));
-  const switcher = h("button", { type: "button", class: "link-button", "data-test": "signin-switch" }, "Use a console token instead");
+  const switcher = h("button", { type: "button", class: "link-button", "data-test": "signin-switch" }, "Sign in with a token");
   switcher.addEventListener("click", () => {
     mode = mode === "key" ? "token" : "key";
     keyPart.hidden = mode !== "key";
     tokenPart.hidden = mode !== "token";
-    switcher.textContent = mode === "key" ? "Use a console token instead" : "Use an access key instead";
+    switcher.textContent = mode === "key" ? "Sign in with a token" : "Sign in with an access key";
     (mode === "key" ? keyId : token).focus();
   });
   const form = h("form", { class: "signin", "aria-labelledby": "signin-title", "data-test": "signin-form" },
