@@ -1,0 +1,343 @@
+"""Replays an execution's history onto its flow's drawing: which node each event belongs to.
+
+`Replay` takes history events oldest first and keeps, for every step run (one StepEntered), its
+node, its outcome, its task attempts and its timeline items. The rules (how a StepEntered finds
+its lane, what each state means) are in `relayflow.console.view`'s docstring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from relayflow.console.layout_tree import LaneBox, StepBox, Tree
+from relayflow.engine.interpreter import error_matches
+from relayflow.fdl import ChoiceStep, TaskStep, WaitStep
+from relayflow.results import HistoryEvent
+
+__all__ = ["Attempt", "Replay", "Run", "timeline_items"]
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One task attempt (a TaskScheduled and what followed it)."""
+
+    number: int
+    start: datetime | None
+    pattern: str
+    end: datetime | None = None
+    state: str = ""  # "" while it runs: succeeded, failed, timed_out
+    error: str = ""
+    cause: str = ""
+
+
+@dataclass(eq=False)
+class _Lane:
+    """A list running now: the flow's own, one branch, one iteration, or a choice's branch.
+
+    A choice's lane may be one of several lists until its first step says which (`options`).
+    """
+
+    options: list[LaneBox]
+    parent: Run | None
+    indices: tuple[int, ...]
+    order: int
+    idle_since: int = 0
+    active: Run | None = None
+    closed: bool = False
+    dormant: bool = False  # its step failed: back only if a redrive resumes it
+
+    def node_of(self, name: str) -> tuple[LaneBox, StepBox] | None:
+        for option in self.options:
+            for box in option.items:
+                if box.node.name == name:
+                    return option, box
+        return None
+
+
+@dataclass(eq=False)
+class Run:
+    """One run of one step: from its StepEntered to its StepExited."""
+
+    box: StepBox
+    lane: _Lane
+    entered: int
+    start: datetime | None
+    input: Any = None
+    output: Any = None
+    error: str = ""
+    cause: str = ""
+    end: datetime | None = None
+    outcome: str = ""  # succeeded, failed, caught; "" while open
+    exited: bool = False
+    attempts: list[Attempt] = field(default_factory=list)
+    retries: int = 0  # for a step holding lists: its lanes entered again
+    pause_since: datetime | None = None  # a task's retry pause
+    lanes: dict[int, _Lane] = field(default_factory=dict)
+    failed_at: int = 0  # the event id of its StepFailed
+
+    @property
+    def node(self) -> str:
+        """The node id."""
+        return self.box.node.id
+
+
+class Replay:
+    """The history of one execution, folded event by event onto ``tree``'s nodes."""
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self.runs: list[Run] = []
+        self.by_entered: dict[int, Run] = {}
+        self.tasks: dict[int, tuple[Run, Attempt]] = {}
+        self.lanes: list[_Lane] = []
+        self.retry_items: list[dict[str, Any]] = []
+        self.unmatched = 0  # StepEntered events no open lane holds (a definition changed)
+        self.last_start: int = 0  # the latest ExecutionStarted or ExecutionRedriven
+        self.root = self._open([tree.root], None, (), 0)
+
+    def _open(
+        self, options: list[LaneBox], parent: Run | None, idx: tuple[int, ...], at: int
+    ) -> _Lane:
+        lane = _Lane(options, parent, idx, len(self.lanes), idle_since=at)
+        self.lanes.append(lane)
+        return lane
+
+    def feed(self, event: HistoryEvent) -> None:
+        """Fold one event in."""
+        kind = event.type
+        if kind == "StepEntered":
+            self._entered(event)
+        elif kind == "ExecutionStarted":
+            self.last_start = event.event_id
+        elif kind == "ExecutionRedriven":
+            self._redriven(event)
+        elif kind == "TaskScheduled":
+            run = self.by_entered.get(event.schedule_event_id)
+            if run is not None:
+                number = event.detail.get("attempt", len(run.attempts) + 1)
+                attempt = Attempt(
+                    number if isinstance(number, int) else len(run.attempts) + 1,
+                    event.time,
+                    str(event.detail.get("pattern", "")),
+                )
+                if run.pause_since is not None:
+                    self.retry_items.append(
+                        _item("retry", run, run.pause_since, event.time, "retried", attempt.number)
+                    )
+                    run.pause_since = None
+                run.attempts.append(attempt)
+                self.tasks[event.event_id] = (run, attempt)
+        elif kind in ("TaskSucceeded", "TaskFailed", "TaskTimedOut"):
+            found = self.tasks.get(event.schedule_event_id)
+            if found is not None:
+                run, attempt = found
+                attempt.end = event.time
+                attempt.state = {"TaskSucceeded": "succeeded", "TaskFailed": "failed"}.get(
+                    kind, "timed_out"
+                )
+                if kind != "TaskSucceeded":
+                    attempt.error = str(event.detail.get("error", ""))
+                    attempt.cause = str(event.detail.get("cause", ""))
+                    run.pause_since = event.time  # a retry pause, unless the step fails now
+        elif kind in ("BranchEntered", "IterationEntered"):
+            self._lane_entered(event)
+        elif kind in ("BranchExited", "IterationExited"):
+            run = self.by_entered.get(event.schedule_event_id)
+            index = event.detail.get("index")
+            if run is not None and isinstance(index, int) and index in run.lanes:
+                run.lanes[index].closed = True
+        elif kind in ("StepSucceeded", "StepFailed", "StepExited"):
+            self._left(event)
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _entered(self, event: HistoryEvent) -> None:
+        found = None
+        candidates = [
+            lane
+            for lane in self.lanes
+            if not lane.closed and not lane.dormant and lane.active is None
+        ]
+        candidates.sort(key=lambda lane: (lane.idle_since, lane.order))
+        for lane in candidates:
+            match = lane.node_of(event.step_name)
+            if match is not None:
+                found = lane, match
+                break
+        if found is None:
+            self.unmatched += 1
+            return
+        lane, (option, box) = found
+        lane.options = [option]  # a choice's lane is now known
+        run = Run(box, lane, event.event_id, event.time, input=event.detail.get("input"))
+        lane.active = run
+        self.runs.append(run)
+        self.by_entered[event.event_id] = run
+        step = box.step
+        if isinstance(step, ChoiceStep) and box.lanes:
+            # Which branch runs shows with its first step; a branch with none has no lane.
+            with_steps = [sub for sub in box.lanes if sub.items]
+            if with_steps:
+                run.lanes[0] = self._open(with_steps, run, lane.indices, event.event_id)
+
+    def _lane_entered(self, event: HistoryEvent) -> None:
+        run = self.by_entered.get(event.schedule_event_id)
+        index = event.detail.get("index")
+        if run is None or not isinstance(index, int) or not run.box.lanes:
+            return
+        if index in run.lanes and index == min(run.lanes):  # entered again: a retry
+            run.retries += 1
+            for old in run.lanes.values():
+                old.closed = True
+                self._cancel_below(old)
+            run.lanes = {}
+        options = run.box.lanes
+        option = options[0] if len(options) == 1 else options[min(index, len(options) - 1)]
+        run.lanes[index] = self._open([option], run, (*run.lane.indices, index), event.event_id)
+
+    def _left(self, event: HistoryEvent) -> None:
+        run = self.by_entered.get(event.schedule_event_id)
+        if run is None:
+            return
+        kind = event.type
+        if kind == "StepSucceeded":
+            run.output = event.detail.get("output")
+            run.outcome = "succeeded"
+            run.pause_since = None
+            for sub in run.lanes.values():
+                sub.closed = True
+        elif kind == "StepFailed":
+            run.error = str(event.detail.get("error", ""))
+            run.cause = str(event.detail.get("cause", ""))
+            run.failed_at = event.event_id
+            run.pause_since = None
+            policies = getattr(run.box.step, "catch", None) or []
+            caught = any(error_matches(p.errors, run.error) for p in policies)
+            run.outcome = "caught" if caught else "failed"
+            for sub in run.lanes.values():
+                if not sub.closed:
+                    sub.dormant = True
+        else:  # StepExited
+            run.exited = True
+            run.end = event.time
+            if run.lane.active is run:
+                run.lane.active = None
+                run.lane.idle_since = event.event_id
+
+    def _cancel_below(self, lane: _Lane) -> None:
+        """A lane given up (its step is retried): what ran in it has ended without outcome."""
+        if lane.active is not None and not lane.active.exited:
+            lane.active.exited = True
+        lane.active = None
+
+    def _redriven(self, event: HistoryEvent) -> None:
+        """Open again what the failure or stop left: the lanes under failed steps, idle."""
+        for run in self.runs:
+            if run.failed_at > self.last_start and run.outcome == "failed":
+                for sub in run.lanes.values():
+                    if sub.dormant:
+                        sub.dormant = False
+                if run.box.lanes and any(not s.closed for s in run.lanes.values()):
+                    run.outcome, run.exited, run.end = "", False, None  # it goes on
+                    run.lane.active = run
+        for lane in self.lanes:
+            active = lane.active
+            if active is not None and not active.exited and not active.box.lanes:
+                active.exited = True  # cancelled by the end: entered again now
+                lane.active = None
+                lane.idle_since = event.event_id
+            elif active is not None and active.exited:
+                lane.active = None
+        self.last_start = event.event_id
+
+    # -- results --------------------------------------------------------------------------------
+
+    def state(self, run: Run, ended: bool) -> str:
+        """The run's state (the names are in `relayflow.console.view`)."""
+        if run.outcome == "succeeded":
+            return "retried" if run.retries or len(run.attempts) > 1 else "succeeded"
+        if run.outcome:
+            return run.outcome
+        if run.exited or ended or self._abandoned(run):
+            return "cancelled"
+        step = run.box.step
+        if isinstance(step, WaitStep) or run.pause_since is not None:
+            return "waiting"
+        if isinstance(step, TaskStep) and run.attempts and not run.attempts[-1].state:
+            return "waiting" if run.attempts[-1].pattern == "waitForCallback" else "running"
+        return "running"
+
+    def _abandoned(self, run: Run) -> bool:
+        """Whether a step holding its lane has ended (or given the lane up) under it."""
+        lane: _Lane | None = run.lane
+        while lane is not None:
+            if lane.closed or lane.dormant:
+                return True
+            parent = lane.parent
+            if parent is None:
+                return False
+            if parent.exited and parent.outcome != "":
+                return True
+            lane = parent.lane
+        return False
+
+    def attempt_state(self, run: Run, attempt: Attempt, run_state: str) -> str:
+        """A task attempt's state for the timeline."""
+        if attempt.state == "succeeded":
+            return "succeeded"
+        if attempt.state:
+            return "failed"
+        if run_state in ("running", "waiting"):
+            return "waiting" if attempt.pattern == "waitForCallback" else "running"
+        return "cancelled"
+
+
+def _item(
+    kind: str,
+    run: Run,
+    start: datetime | None,
+    end: datetime | None,
+    state: str,
+    attempt: int = 0,
+) -> dict[str, Any]:
+    """A timeline item before its times are written out."""
+    return {
+        "kind": kind,
+        "node": run.node,
+        "name": run.box.node.name,
+        "indices": list(run.lane.indices),
+        "start": start,
+        "end": end,
+        "state": state,
+        "attempt": attempt,
+    }
+
+
+def timeline_items(replay: Replay, ended: bool) -> list[dict[str, Any]]:
+    """Steps, task attempts, retry pauses and waits, by start time (then document order)."""
+    items: list[dict[str, Any]] = []
+    for run in replay.runs:
+        state = replay.state(run, ended)
+        end = run.end if state not in ("running", "waiting") else None
+        items.append(_item("step", run, run.start, end, state))
+        if isinstance(run.box.step, WaitStep):
+            items.append(_item("wait", run, run.start, end, state))
+        for attempt in run.attempts:
+            a_state = replay.attempt_state(run, attempt, state)
+            a_end = attempt.end or (end if a_state == "cancelled" else None)
+            items.append(_item("task", run, attempt.start, a_end, a_state, attempt.number))
+        if run.pause_since is not None and state == "waiting":
+            nxt = len(run.attempts) + 1
+            items.append(_item("retry", run, run.pause_since, None, "waiting", nxt))
+    items.extend(replay.retry_items)
+    order = {"step": 0, "wait": 1, "task": 2, "retry": 3}
+    items.sort(
+        key=lambda i: (
+            i["start"] is None,
+            i["start"].timestamp() if i["start"] else 0.0,
+            order[i["kind"]],
+        )
+    )
+    return items
