@@ -105,7 +105,7 @@ def test_try_it_on_one_machine_gives_one_nested_trace(
             os.killpg(sink.pid, signal.SIGTERM)
             sink.wait(timeout=10)
     spans = [json.loads(line) for line in (out / "spans.jsonl").read_text().splitlines()]
-    assert len(spans) == 7, [s["name"] for s in spans]
+    assert len(spans) == 10, [s["name"] for s in spans]
     assert len({s["trace_id"] for s in spans}) == 1
     (root,) = [s for s in spans if not s["parent_span_id"]]
     assert root["name"] == "execution seed-three-tasks"
@@ -115,6 +115,9 @@ def test_try_it_on_one_machine_gives_one_nested_trace(
         (task,) = [s for s in spans if s["name"] == f"task {job}"]
         assert task["parent_span_id"] == steps[f"step {job}"]["span_id"]
         assert task["attributes"]["relayflow.pattern"] == "waitForCallback"
+        # The in-process worker continues the task's trace: its message span is the task's child.
+        (process,) = [s for s in spans if s["parent_span_id"] == task["span_id"]]
+        assert process["name"] == "fnf-demo process"
     svg = ET.parse(out / "observability-trace.svg").getroot()
     assert svg.tag.endswith("svg") and "execution seed-three-tasks" in ET.tostring(svg, "unicode")
 

@@ -70,6 +70,7 @@ def relayflow_start_local_workers(
     """
     from relayflow.importing import import_callable
     from relayflow.worker import EngineReporter
+    from relayflow.worker.hooks import WorkerPlugins
     from relayflow_mns.integration import MnsIntegration
     from relayflow_mns.worker import Worker
 
@@ -79,6 +80,8 @@ def relayflow_start_local_workers(
     reporter = EngineReporter(engine, asyncio.get_running_loop())
     handlers = [(queue.split(","), import_callable(target)) for queue, target in workers]
     started: list[Worker] = []
+    # The worker plugins (traces, metrics) see in-process workers as they see `relayflow worker`.
+    plugins = WorkerPlugins.load()
 
     def stop() -> None:
         # Called on the engine's loop: ask, do not wait (a waiting handler may need the loop).
@@ -94,6 +97,7 @@ def relayflow_start_local_workers(
                 reporter=reporter,
                 transport_options=mns.settings.transport_options,
                 poll_interval=0.2,
+                plugins=plugins if plugins.active else None,
             )
             worker.start()
             started.append(worker)
