@@ -290,6 +290,9 @@ def worker(
         relayflow worker fnf-demo --handler jobs:handle --log-format json
     and with its metrics at http://127.0.0.1:9464/metrics (relayflow-prometheus installed):
         relayflow worker fnf-demo --handler jobs:handle --metrics-port 9464
+    and with each message in a span of the execution's trace (relayflow-otel installed):
+        OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 \\
+        relayflow worker fnf-demo --handler jobs:handle
 
     Worker plugins (installed distributions with an entry point in the group
     relayflow.worker, and the modules named in $RELAYFLOW_WORKER_PLUGINS, comma separated)
