@@ -32,6 +32,7 @@ from relayflow.console.session import (
     MAX_TOKEN_MINUTES,
     SIGN_IN_FAILURES_PER_KEY,
     Session,
+    Throttle,
     mint_token,
     session_cookie,
 )
@@ -527,6 +528,31 @@ def test_a_removed_key_signs_out_its_sessions_and_keyless_needs_no_sign_in(
         running.http.close()
     finally:
         assert stop_server(process) == 0
+    # Turned off: the console's paths are not found, the API still answers.
+    off = _config().replace("[server]\n", "[server]\nconsole = false\n")
+    (folder / "relayflow.toml").write_text(off, encoding="utf-8")
+    process, port = start_server(folder)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            for path in ("/console/", "/console/session", "/console/static/console.js"):
+                assert http.get(path).status_code == 404, path
+            assert http.get("/health").status_code == 200
+    finally:
+        assert stop_server(process) == 0
+
+
+def test_the_throttle_counts_failures_within_its_window() -> None:
+    throttle = Throttle(per_key=2, per_address=3, window=60)
+    throttle.failed("k", "10.0.0.1", now=0)
+    throttle.failed("k", "10.0.0.1", now=10)
+    assert throttle.blocked("k", "10.0.0.2", now=20) is not None  # the key, from anywhere
+    assert throttle.blocked("other", "10.0.0.2", now=20) is None
+    assert throttle.blocked("k", "10.0.0.2", now=60) is None  # the first failure has aged out
+    throttle.failed(None, "10.0.0.1", now=61)  # an unknown key id counts only for the address
+    throttle.failed(None, "10.0.0.1", now=62)
+    reason = throttle.blocked("other", "10.0.0.1", now=63)
+    assert reason is not None and "address" in reason
+    assert throttle.blocked("other", "10.0.0.3", now=63) is None
 
 
 def test_session_module_limits_are_documented() -> None:
