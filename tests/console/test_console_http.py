@@ -197,6 +197,7 @@ def test_each_role_may_call_only_its_actions(server: ApiServer, role: str) -> No
         me = browser.http.get("/console/session").json()
         assert me["signedIn"] and me["role"] == role and me["keyId"] == KEYS[role][0]
         assert not me["keyless"] and me["expires"] > time.time()
+        assert f"console sign-in: access key {KEYS[role][0]} ({role})" in server.log()
         listing = browser.act("ListFlows", {"Limit": 10})
         start = browser.act("StartExecution", {"FlowName": "console-flow", "Input": {"n": [1]}})
         report = browser.act("ReportTaskFailed", {"TaskToken": "not-a-token", "Error": "E"})

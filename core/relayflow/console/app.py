@@ -390,6 +390,7 @@ class ConsoleApp:
             )
         key = self.auth.keys[key_id]
         session = sessions.new_session(key.id, key.role, self.session_minutes)
+        log.info("console sign-in: access key %s (%s) from %s", key.id, key.role, address)
         cookie = sessions.session_cookie(self._signing_keys()[0], session, key.secret)
         return _json(
             200,
