@@ -39,6 +39,7 @@ from relayflow.console.session import (
 from tests.api_server import (
     EXE,
     KEYS,
+    TOKEN_FLOW,
     ApiServer,
     config_text,
     server_env,
@@ -52,8 +53,10 @@ THROTTLED = ("test-throttled", "throttled-secret-0123456789")
 FLOW = "version: v1\ntype: flow\nsteps:\n  - type: pass\n    name: only\n"
 
 
-def _config(keys: dict[str, tuple[str, str]] | None = None, extra: str = "") -> str:
-    text = config_text(keys=keys, plugin=False)
+def _config(
+    keys: dict[str, tuple[str, str]] | None = None, extra: str = "", *, plugin: bool = False
+) -> str:
+    text = config_text(keys=keys, plugin=plugin)
     text = text.replace(
         'store = "sqlite:///relayflow.db"\n',
         f'store = "sqlite:///relayflow.db"\ntoken_secret = "{TOKEN_SECRET}"\n',
@@ -73,8 +76,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
         f'\n[[server.access_keys]]\nid = "{THROTTLED[0]}"\nsecret = "{THROTTLED[1]}"\n'
         'role = "reader"\n'
     )
-    with serving(tmp_path_factory.mktemp("console"), _config(KEYS, extra)) as running:
+    config = _config(KEYS, extra, plugin=True)  # the test queue: tasks that wait for a token
+    with serving(tmp_path_factory.mktemp("console"), config) as running:
         running.ok({"Action": "CreateFlow", "Name": "console-flow", "Definition": FLOW})
+        running.ok({"Action": "CreateFlow", "Name": "console-tokens", "Definition": TOKEN_FLOW})
         yield running
 
 
@@ -208,7 +213,8 @@ def test_each_role_may_call_only_its_actions(server: ApiServer, role: str) -> No
         else:
             assert listing.status_code == 200, listing.text
             assert "console-flow" in {flow["Name"] for flow in listing.json()["Flows"]}
-            assert graph.status_code != 403
+            assert graph.status_code == 200, graph.text
+            assert [node["name"] for node in graph.json()["nodes"] if node["name"]] == ["only"]
         if role == "admin":
             assert start.status_code == 200, start.text
             # An object given as Input reaches the engine as the API's JSON text.
@@ -234,6 +240,41 @@ def test_a_reader_is_refused_every_action_that_changes_state(server: ApiServer) 
             _refused(browser.act(action, {"FlowName": "console-flow"}), 403, "AccessDenied")
     finally:
         browser.close()
+
+
+def test_the_execution_view_shows_task_tokens_only_to_roles_that_may_report(
+    server: ApiServer,
+) -> None:
+    server.ok({"Action": "StartExecution", "FlowName": "console-tokens", "ExecutionName": "t-1"})
+    token = server.wait_messages("console-tokens", "t-1")[0]["token"]
+    query = {"flow": "console-tokens", "execution": "t-1"}
+    admin, reader = _signed_in(server, "admin"), _signed_in(server, "reader")
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # the view may be read before the engine has recorded the task's start
+            shown = admin.http.get("/console/view", params=query)
+            assert shown.status_code == 200, shown.text
+            if token in shown.text or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert token in shown.text, shown.text[:2000]
+        hidden = reader.http.get("/console/view", params=query)
+        assert hidden.status_code == 200, hidden.text
+        assert hidden.json()["execution"] == "t-1"
+        assert token not in hidden.text and "taskToken" not in hidden.text
+        _refused(
+            reader.http.get("/console/view", params={"flow": "console-tokens"}),
+            400,
+            "MissingParameter",
+        )
+        missing = reader.http.get(
+            "/console/view", params={"flow": "console-tokens", "execution": "nope"}
+        )
+        _refused(missing, 404, "ExecutionNotExists")
+    finally:
+        admin.close()
+        reader.close()
+        server.ok({"Action": "StopExecution", "FlowName": "console-tokens", "ExecutionName": "t-1"})
 
 
 def test_without_a_session_nothing_but_the_page_answers(browser: Browser) -> None:
