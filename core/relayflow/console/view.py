@@ -46,7 +46,11 @@ any `taskToken` entries) and `truncated` is true. Errors and causes are cut at
         "node": "fork/startSubflow",           # null when the step cannot be told
         "name": "startSubflow", "kind": "task", # task, wait or retry
         "resource": "...", "pattern": "waitForCallback", "attempt": 1,
-        "since": "...", "due": "..." | null, "timeoutSeconds": 60 | null
+        "since": "...", "due": "..." | null, "timeoutSeconds": 60 | null,
+        "taskToken": "...",                    # a task whose input carries its token under
+                                               # `taskToken` (the console hides it from roles
+                                               # that may not report)
+        "correlationKey": "order-7"            # a task with a correlationKey: its value
       }],
       "events": {"read": 212, "limit": 10000, "truncated": false, "lastEventId": 212,
                  "unmatched": 0},              # StepEntered events no node was found for
@@ -84,7 +88,7 @@ from typing import Any, Protocol
 from relayflow.console.layout_tree import Tree, build
 from relayflow.console.view_replay import Replay, Run, timeline_items
 from relayflow.errors import EngineError
-from relayflow.fdl import DefinitionError, load_flow
+from relayflow.fdl import DefinitionError, TaskStep, load_flow
 from relayflow.limits import DefinitionLimits
 from relayflow.results import ExecutionInfo, HistoryPage, iso_time
 
@@ -306,16 +310,35 @@ def _steps(replay: Replay, ended: bool) -> dict[str, dict[str, Any]]:
     return steps
 
 
+def _reach(run: Run | None) -> dict[str, Any]:
+    """How a person may report a waiting task: the token its input carries, its key."""
+    if run is None or not run.attempts or run.attempts[-1].state:
+        return {}
+    data = run.attempts[-1].input
+    found: dict[str, Any] = {}
+    if isinstance(data, dict):
+        token = data.get("taskToken")
+        if isinstance(token, str):
+            found["taskToken"] = token
+        step = run.box.step
+        if isinstance(step, TaskStep) and step.correlation_key is not None:
+            key = step.correlation_key.evaluate({"input": data})
+            if isinstance(key, str | int) and not isinstance(key, bool):
+                found["correlationKey"] = key
+    return found
+
+
 def _waiting(info: ExecutionInfo, replay: Replay | None) -> list[dict[str, Any]]:
     """What the execution waits on now, each with the node of an open run of its step."""
-    open_nodes: dict[str, str] = {}
+    open_runs: dict[str, Run] = {}
     if replay is not None:
         for run in replay.runs:
             if replay.state(run, info.done) in ("running", "waiting"):
-                open_nodes.setdefault(run.box.node.name, run.node)
+                open_runs.setdefault(run.box.node.name, run)
     return [
         {
-            "node": open_nodes.get(w.step_name),
+            "node": open_runs[w.step_name].node if w.step_name in open_runs else None,
+            **_reach(open_runs.get(w.step_name) if w.kind == "task" else None),
             "name": w.step_name,
             "kind": w.kind,
             "resource": w.resource,

@@ -30,6 +30,7 @@ class Attempt:
     state: str = ""  # "" while it runs: succeeded, failed, timed_out
     error: str = ""
     cause: str = ""
+    input: Any = None
 
 
 @dataclass(eq=False)
@@ -95,6 +96,7 @@ class Replay:
         self.retry_items: list[dict[str, Any]] = []
         self.unmatched = 0  # StepEntered events no open lane holds (a definition changed)
         self.last_start: int = 0  # the latest ExecutionStarted or ExecutionRedriven
+        self.ended_at: datetime | None = None  # when the execution ended, if it has
         self.root = self._open([tree.root], None, (), 0)
 
     def _open(
@@ -113,14 +115,18 @@ class Replay:
             self.last_start = event.event_id
         elif kind == "ExecutionRedriven":
             self._redriven(event)
+            self.ended_at = None
+        elif kind.startswith("Execution"):  # Succeeded, Failed, Stopped, TimedOut
+            self.ended_at = event.time
         elif kind == "TaskScheduled":
             run = self.by_entered.get(event.schedule_event_id)
             if run is not None:
-                number = event.detail.get("attempt", len(run.attempts) + 1)
+                number = event.detail.get("attempt")  # the engine counts from 0
                 attempt = Attempt(
-                    number if isinstance(number, int) else len(run.attempts) + 1,
+                    number + 1 if isinstance(number, int) else len(run.attempts) + 1,
                     event.time,
                     str(event.detail.get("pattern", "")),
+                    input=event.detail.get("input"),
                 )
                 if run.pause_since is not None:
                     self.retry_items.append(
@@ -246,6 +252,7 @@ class Replay:
             active = lane.active
             if active is not None and not active.exited and not active.box.lanes:
                 active.exited = True  # cancelled by the end: entered again now
+                active.end = self.ended_at or event.time
                 lane.active = None
                 lane.idle_since = event.event_id
             elif active is not None and active.exited:
@@ -282,6 +289,20 @@ class Replay:
                 return True
             lane = parent.lane
         return False
+
+    def cancelled_at(self, run: Run) -> datetime | None:
+        """When a run that ended without an outcome ended.
+
+        Its own exit, else when the step holding its lane ended, else when the execution did.
+        """
+        if run.end is not None:
+            return run.end
+        parent = run.lane.parent
+        while parent is not None:
+            if parent.end is not None:
+                return parent.end
+            parent = parent.lane.parent
+        return self.ended_at
 
     def attempt_state(self, run: Run, attempt: Attempt, run_state: str) -> str:
         """A task attempt's state for the timeline."""
@@ -320,7 +341,11 @@ def timeline_items(replay: Replay, ended: bool) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for run in replay.runs:
         state = replay.state(run, ended)
-        end = run.end if state not in ("running", "waiting") else None
+        end = None
+        if state == "cancelled":
+            end = replay.cancelled_at(run)
+        elif state not in ("running", "waiting"):
+            end = run.end
         items.append(_item("step", run, run.start, end, state))
         if isinstance(run.box.step, WaitStep):
             items.append(_item("wait", run, run.start, end, state))
