@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -697,3 +698,34 @@ def test_replicas_on_postgresql_share_sessions_and_each_token_signs_in_once(
         for thread in threads:
             thread.join(30)
         assert sorted(results) == [(200, "ok"), (401, "TokenUsed")], results
+
+
+def test_over_https_the_cookie_is_secure_and_only_https_pages_may_post(tmp_path: Path) -> None:
+    from tests.tls_certs import make_certs, server_tls_lines, start_https_server
+
+    certs = make_certs(tmp_path)
+    key_id, secret = KEYS["admin"]
+    (tmp_path / "relayflow.toml").write_text(
+        '[engine]\nstore = "sqlite:///relayflow.db"\n\n[server]\nhost = "127.0.0.1"\nport = 0\n'
+        f'{server_tls_lines(certs)}\n[[server.access_keys]]\nid = "{key_id}"\n'
+        f'secret = "{secret}"\nrole = "admin"\n',
+        encoding="utf-8",
+    )
+    process, port = start_https_server(tmp_path)
+    try:
+        url = f"https://127.0.0.1:{port}"
+        body = {"accessKeyId": key_id, "accessKeySecret": secret}
+        with httpx.Client(
+            base_url=url, verify=ssl.create_default_context(cafile=str(certs.ca_file)), timeout=10
+        ) as http:
+            plain = http.post(
+                "/console/session", json=body, headers={"Origin": f"http://127.0.0.1:{port}"}
+            )
+            _refused(plain, 403, "CrossOriginRequest")
+            signed = http.post("/console/session", json=body, headers={"Origin": url})
+            assert signed.status_code == 200, signed.text
+            cookie = signed.headers["set-cookie"]
+            assert "; Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            assert "Path=/console" in cookie
+    finally:
+        assert stop_server(process) == 0
