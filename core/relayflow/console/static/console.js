@@ -17,7 +17,8 @@
 //               [data-test=flow-facts] [data-test=flow-graph] [data-test=flow-definition]
 //               [data-test=definition] [data-test^=definition-line-] [data-test=definition-problem]
 //               [data-test=flow-versions] [data-test=flow-aliases] [data-test=flow-schedules]
-//   graph:      [data-test=graph] [data-test=graph-node][data-node=ID][data-state=STATE]
+//   graph:      [data-test=graph] [data-test=graph-node][data-node=ID][data-state=STATE] (steps;
+//               start, end and joins are [data-test=graph-marker])
 //               [data-test=graph-edge][data-from][data-to] [data-test=graph-edge-label]
 //               [data-test=graph-lane] [data-test=graph-zoom-in|graph-zoom-out|graph-fit]
 //               [data-test=legend] [data-test=graph-error]
@@ -78,7 +79,7 @@ function drawChrome() {
     else a.removeAttribute("aria-current");
   }
   if (!session.signedIn) {
-    bar.replaceChildren();
+    fill(bar);
     return;
   }
   const out = h("button", { type: "button", class: "small", "data-test": "sign-out" }, "Sign out");
@@ -86,7 +87,7 @@ function drawChrome() {
     try {
       await signOut();
     } finally {
-      location.hash = "/signin";
+      go("/signin");
     }
   });
   fill(bar,
@@ -96,7 +97,7 @@ function drawChrome() {
     session.keyless ? null : [" ", out]);
 }
 
-async function route() {
+async function route(event) {
   generation += 1;
   const mine = generation;
   const alive = () => mine === generation;
@@ -113,7 +114,7 @@ async function route() {
   const home = canRead() ? "/flows" : "/report";
   if (!canRead() && ["flows", "flow", "executions", "execution"].includes(parts[0])) {
     // The server would refuse every read; say so once instead of showing its refusals.
-    main.replaceChildren(h("h1", {}, "Not for your role"),
+    fill(main, h("h1", {}, "Not for your role"),
       note("info", `Your access key's role, ${session.role}, may not read flows or executions; it may report tasks.`, "role-cannot-read"),
       h("p", {}, h("a", { href: "#/report", "data-test": "go-report" }, "Report a task")));
     return;
@@ -137,8 +138,10 @@ async function route() {
     }
     go(home);
   } catch (error) {
-    if (alive() && session.signedIn) main.replaceChildren(note("error", error.message, "page-error"));
+    if (alive() && session.signedIn) fill(main, note("error", error.message, "page-error"));
   } finally {
+    // After a move within the page, start the next Tab (and a screen reader) at the page.
+    if (alive() && event && event.type === "hashchange" && !document.querySelector("dialog[open]")) main.focus({ preventScroll: true });
     if (alive()) document.title = `${main.querySelector("h1") ? main.querySelector("h1").textContent : "relayflow"} · relayflow console`;
   }
 }
@@ -158,7 +161,7 @@ document.querySelector(".skip").addEventListener("click", (event) => {
   try {
     await loadSession();
   } catch (error) {
-    main.replaceChildren(note("error", `The console could not reach its server: ${error.message}`, "page-error"));
+    fill(main, note("error", `The console could not reach its server: ${error.message}`, "page-error"));
     return;
   }
   route();

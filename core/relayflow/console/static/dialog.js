@@ -2,7 +2,7 @@
 // equivalent `relayflow` command for copying, and runs only when the person confirms.
 // Escape or Cancel closes the dialog; Enter in a field confirms.
 
-import { h, note } from "./dom.js";
+import { fill, h, note } from "./dom.js";
 
 /** A block with a command line and a Copy button. */
 export function commandBox(text, test) {
@@ -54,11 +54,11 @@ export function confirmDialog(options) {
     const dialog = h("dialog", { class: "dialog", "aria-labelledby": titleId, "data-test": options.test || "dialog" }, form);
     let result = null;
     const refresh = () => {
-      if (options.command) cmd.replaceChildren(commandBox(options.command()));
+      if (options.command) fill(cmd, commandBox(options.command()));
       const why = options.check ? options.check() : "";
       confirm.disabled = Boolean(why);
       // What is missing is guidance, not a failure: shown plainly until the server refuses.
-      problem.replaceChildren(why ? note("info", why, "dialog-check") : "");
+      fill(problem, why ? note("info", why, "dialog-check") : "");
     };
     form.addEventListener("input", refresh);
     form.addEventListener("change", refresh);
@@ -72,12 +72,12 @@ export function confirmDialog(options) {
       if (confirm.disabled) return;
       confirm.disabled = true;
       confirm.setAttribute("aria-busy", "true");
-      problem.replaceChildren(note("info", "Working…", "dialog-working"));
+      fill(problem, note("info", "Working…", "dialog-working"));
       try {
         result = (await options.run()) ?? true;
         dialog.close();
       } catch (error) {
-        problem.replaceChildren(note("error", error.message || String(error), "dialog-error"));
+        fill(problem, note("error", error.message || String(error), "dialog-error"));
         confirm.disabled = false;
       } finally {
         confirm.removeAttribute("aria-busy");

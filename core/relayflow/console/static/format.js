@@ -7,6 +7,10 @@ const local = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit", minute: "2-digit", second: "2-digit",
 });
 
+const precise = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 3,
+});
+
 /**
  * Milliseconds since the epoch of a time: the API's text ("2026-11-28T12:20:26.701Z") or the
  * view's seconds since the epoch (a number); NaN for none.
@@ -16,12 +20,13 @@ export function ms(value) {
   return value ? Date.parse(value) : NaN;
 }
 
-/** A <time> in the viewer's zone, with the UTC time on hover and for screen readers' details. */
-export function when(value, test) {
+/** A <time> in the viewer's zone, UTC on hover; `exact` shows the time of day to the millisecond. */
+export function when(value, test, { exact } = {}) {
   const t = ms(value);
   if (Number.isNaN(t)) return h("span", { class: "muted", "data-test": test }, "—");
   const utc = new Date(t).toISOString();
-  return h("time", { datetime: utc, title: `${utc.replace("T", " ").replace(".000Z", "Z")} (UTC)`, "data-test": test }, local.format(t));
+  const shown = exact ? precise.format(t) : local.format(t);
+  return h("time", { datetime: utc, title: `${utc.replace("T", " ").replace(".000Z", "Z")} (UTC)`, "data-test": test }, shown);
 }
 
 /** A duration in milliseconds as "2h 10m", "3.2s", "450ms". */
@@ -41,13 +46,9 @@ export function duration(millis) {
   return parts.join(" ");
 }
 
-/**
- * JSON text (or a value) pretty-printed; text that is not JSON is given back as it is. The
- * view's data values ({text, truncated, chars}) give their text.
- */
+/** JSON text (or a value) pretty-printed; text that is not JSON is given back as it is. */
 export function pretty(value) {
   if (value === undefined || value === null) return "";
-  if (typeof value === "object" && typeof value.text === "string") return value.text;
   if (typeof value === "string") {
     try {
       return JSON.stringify(JSON.parse(value), null, 2);

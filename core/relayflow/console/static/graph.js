@@ -106,7 +106,7 @@ export function drawGraph(doc, { onSelect, label } = {}) {
     const glyph = s("text", { class: "node-glyph", x: b.x + b.w - 12, y: b.y + 14, "text-anchor": "middle", "aria-hidden": "true" }, "");
     const g = s("g", {
       class: `node node-${type} state-not-run`, tabindex: marker ? null : 0, role: marker ? null : "button",
-      "aria-label": marker ? `${type} of the flow` : `${type} step ${name}`, "data-test": "graph-node", "data-node": node.id, "data-state": "",
+      "aria-label": marker ? `${type} of the flow` : `${type} step ${name}`, "data-test": marker ? "graph-marker" : "graph-node", "data-node": node.id, "data-state": "",
     },
     s("title", {}, `${name} (${type})${node.detail && node.detail.resource ? `\n${node.detail.resource}` : ""}`),
     nodeShape(node, b),

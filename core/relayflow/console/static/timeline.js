@@ -6,7 +6,6 @@ import { duration, ms, stateLook } from "./format.js";
 
 const ROW = 22;
 const LABEL = 190;
-const WIDTH = 900;
 const TOP = 24;
 const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400].map((x) => x * 1000);
 
@@ -25,7 +24,8 @@ function tickLabel(t, step) {
  * Draws the timeline. `items` are {kind, node, name, start, end, state, attempt}; an item
  * without an end is still going (drawn up to `now`). `onSelect(node)` is called on a click.
  */
-export function drawTimeline(items, { now, onSelect } = {}) {
+export function drawTimeline(items, { now, onSelect, width } = {}) {
+  const WIDTH = Math.max(640, Math.round(width || 900));
   const rows = (items || []).filter((i) => !Number.isNaN(ms(i.start)));
   if (!rows.length) return h("p", { class: "muted", "data-test": "timeline-empty" }, "Nothing to draw yet.");
   const end = now || Date.now();
@@ -35,8 +35,7 @@ export function drawTimeline(items, { now, onSelect } = {}) {
   const x = (t) => LABEL + ((t - t0) / span) * (WIDTH - LABEL - 10);
   const height = TOP + rows.length * ROW + 8;
   const svg = s("svg", {
-    class: "timeline", viewBox: `0 0 ${WIDTH} ${height}`, width: "100%", height,
-    preserveAspectRatio: "xMinYMin meet", role: "img",
+    class: "timeline", viewBox: `0 0 ${WIDTH} ${height}`, width: WIDTH, height, role: "img",
     "aria-label": `timeline of ${rows.length} items over ${duration(span)}`, "data-test": "timeline",
   });
   const step = tickStep(span);

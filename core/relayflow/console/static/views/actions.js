@@ -45,41 +45,62 @@ function tokenField(token) {
 }
 
 const WHICH = (step) => (step ? h("p", {}, "The task of step ", h("strong", {}, step), " is waiting for its result.") : null);
+const TOKEN_HINT = "The token the task gave its worker (taskToken in its message).";
+
+// Which task a report names: its token, or (a step with a correlationKey, no token known)
+// the flow and the key. Gives the form's field, a check, the API parameters and CLI words.
+function target({ token, flow, key }) {
+  if (!token && flow && key) {
+    return {
+      field: h("p", { "data-test": "report-key" }, "The task is named by its correlation key ", h("code", {}, key), "."),
+      check: () => "",
+      params: () => ({ FlowName: flow, CorrelationKey: key }),
+      words: () => ["--flow", flow, "--key", key],
+    };
+  }
+  const input = tokenField(token);
+  return {
+    field: field("Task token", input, token ? "" : TOKEN_HINT),
+    check: () => (input.value.trim() ? "" : "Give the task's token."),
+    params: () => ({ TaskToken: input.value.trim() }),
+    words: () => [input.value.trim() || "TOKEN"],
+  };
+}
 
 /** Reports a waiting task succeeded with an output. */
-export function succeedDialog({ token, step } = {}) {
-  const tokenInput = tokenField(token);
+export function succeedDialog(task = {}) {
+  const which = target(task);
   const output = jsonEditor("{}", { label: "The output", test: "report-output" });
   return confirmDialog({
     title: "Report the task succeeded",
     test: "report-succeed-dialog",
-    what: [WHICH(step), h("p", {}, "This finishes the task as if its worker had reported success, with the output below as the task's result; the execution goes on to the next step. The first report on a task wins: a later one from the worker will be refused.")],
+    what: [WHICH(task.step), h("p", {}, "This finishes the task as if its worker had reported success, with the output below as the task's result; the execution goes on to the next step. The first report on a task wins: a later one from the worker will be refused.")],
     fields: [
-      field("Task token", tokenInput, token ? "" : "The token the task gave its worker (taskToken in its message)."),
+      which.field,
       h("div", { class: "field" }, h("label", { for: "report-output-area" }, "Output (a JSON object)"), Object.assign(output.area, { id: "report-output-area" }), output.status),
     ],
     confirm: "Report success",
-    check: () => (tokenInput.value.trim() ? "" : "Give the task's token.") || output.check(),
-    command: () => command(["relayflow", "tasks", "succeed", tokenInput.value.trim() || "TOKEN", "--output", compact(output.value())]),
-    run: () => call("ReportTaskSucceeded", { TaskToken: tokenInput.value.trim(), Output: output.value() }),
+    check: () => which.check() || output.check(),
+    command: () => command(["relayflow", "tasks", "succeed", ...which.words(), "--output", compact(output.value())]),
+    run: () => call("ReportTaskSucceeded", { ...which.params(), Output: output.value() }),
   });
 }
 
 /** Reports a waiting task failed with an error name and a cause. */
-export function failDialog({ token, step } = {}) {
-  const tokenInput = tokenField(token);
+export function failDialog(task = {}) {
+  const which = target(task);
   const error = h("input", { maxlength: 128, required: true, placeholder: "such as PrinterJammed", "data-test": "report-error" });
   const cause = h("input", { maxlength: 4096, "data-test": "report-cause" });
   return confirmDialog({
     title: "Report the task failed",
     test: "report-fail-dialog",
-    what: [WHICH(step), h("p", {}, "This fails the task with the error below, as if its worker had reported it: the step's retry and catch rules then decide what happens, and with none the execution fails.")],
-    fields: [field("Task token", tokenInput, token ? "" : "The token the task gave its worker (taskToken in its message)."), field("Error name", error, "1 to 128 characters; retry and catch match it."), field("Cause (optional)", cause)],
+    what: [WHICH(task.step), h("p", {}, "This fails the task with the error below, as if its worker had reported it: the step's retry and catch rules then decide what happens, and with none the execution fails.")],
+    fields: [which.field, field("Error name", error, "1 to 128 characters; retry and catch match it."), field("Cause (optional)", cause)],
     danger: true,
     confirm: "Report failure",
-    check: () => (tokenInput.value.trim() ? "" : "Give the task's token.") || (error.value.trim() ? "" : "Give an error name."),
-    command: () => command(["relayflow", "tasks", "fail", tokenInput.value.trim() || "TOKEN", "--error", error.value.trim() || "ERROR", cause.value && "--cause", cause.value]),
-    run: () => call("ReportTaskFailed", { TaskToken: tokenInput.value.trim(), Error: error.value.trim(), Cause: cause.value }),
+    check: () => which.check() || (error.value.trim() ? "" : "Give an error name."),
+    command: () => command(["relayflow", "tasks", "fail", ...which.words(), "--error", error.value.trim() || "ERROR", cause.value && "--cause", cause.value]),
+    run: () => call("ReportTaskFailed", { ...which.params(), Error: error.value.trim(), Cause: cause.value }),
   });
 }
 

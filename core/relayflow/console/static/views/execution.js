@@ -8,7 +8,7 @@
 // execution has ended (polling stops).
 
 import { call, can, graph, view } from "../api.js";
-import { facts, h, link, note, section } from "../dom.js";
+import { facts, fill, h, link, note, section } from "../dom.js";
 import { badge, duration, ms, pretty, when } from "../format.js";
 import { drawGraph, legend } from "../graph.js";
 import { drawTimeline } from "../timeline.js";
@@ -23,11 +23,12 @@ function execLink(e) {
   return link(`/execution/${encodeURIComponent(e.FlowName)}/${encodeURIComponent(e.Name)}`, `${e.FlowName}/${e.Name}`, { "data-test": "family-link" });
 }
 
-// A value shown in a <pre>: JSON text from the API, or the view's {text, truncated, chars}.
-function block(title, value, test) {
+// A value shown in a <pre>: JSON text from the API or a JSON value from the view; a value the
+// view cut is the start of its text.
+function block(title, value, test, truncated) {
   const text = pretty(value);
   if (!text) return null;
-  const cut = value && value.truncated ? `(the first ${text.length} of ${value.chars} characters; the events have it whole)` : "";
+  const cut = truncated ? "(cut: the events below have it whole)" : "";
   return h("details", { class: "value", open: true, "data-test": test },
     h("summary", {}, title, cut ? h("span", { class: "muted", "data-test": `${test}-cut` }, ` ${cut}`) : null),
     h("pre", { tabindex: "0" }, text));
@@ -42,7 +43,7 @@ function stepsById(doc) {
 
 /** #/execution/FLOW/NAME?step=ID */
 export async function renderExecution(main, flow, name, query, alive) {
-  main.replaceChildren(h("p", { class: "muted" }, "Loading the execution…"));
+  fill(main, h("p", { class: "muted" }, "Loading the execution…"));
   const state = { execution: null, view: null, events: [], lastEvent: 0, selected: query.get("step") || "", drawing: null, timer: 0, busy: false };
 
   const head = h("div", { class: "page-head" });
@@ -59,12 +60,12 @@ export async function renderExecution(main, flow, name, query, alive) {
   try {
     state.execution = await call("DescribeExecution", { FlowName: flow, ExecutionName: name, IncludeWaiting: "true" });
   } catch (error) {
-    main.replaceChildren(h("h1", {}, name), note("error", error.message, "execution-error"));
+    fill(main, h("h1", {}, name), note("error", error.message, "execution-error"));
     return;
   }
   if (!alive()) return;
 
-  main.replaceChildren(
+  fill(main, 
     head, live, problems, summary, waiting,
     h("div", { class: "two-columns graph-and-step" },
       section("Graph", "execution-graph", legend(), graphBox),
@@ -110,10 +111,10 @@ export async function renderExecution(main, flow, name, query, alive) {
     if (ENDED.has(e.Status) && e.Status !== "Succeeded" && can("RedriveExecution")) {
       actions.push(h("button", { type: "button", "data-test": "action-redrive", onclick: () => act(redriveDialog(flow, name, e.Status)) }, "Redrive…"));
     }
-    head.replaceChildren(
+    fill(head, 
       h("h1", {}, h("span", { class: "muted" }, "Execution "), name, " ", badge(e.Status, "execution-status")),
       h("div", { class: "toolbar" }, link(`/flow/${encodeURIComponent(flow)}`, `Flow ${flow}`, { class: "button", "data-test": "execution-flow" }), actions));
-    summary.replaceChildren(
+    fill(summary, 
       facts([
         ["Flow", link(`/flow/${encodeURIComponent(flow)}`, flow)],
         ["Started", when(e.StartedTime, "execution-started")],
@@ -137,16 +138,17 @@ export async function renderExecution(main, flow, name, query, alive) {
     if (!changed("waiting", [items, state.execution.Status])) return;
     ticking.length = 0;
     if (!items.length) {
-      waiting.replaceChildren();
+      fill(waiting);
       return;
     }
-    waiting.replaceChildren(section("Waiting on", "execution-waiting",
+    fill(waiting, section("Waiting on", "execution-waiting",
       h("ul", { class: "waiting-list" }, items.map((w) => {
         const kind = w.Kind || w.kind;
         const step = w.name || w.StepName || "";
         const since = w.WaitingSince || w.since;
         const due = w.Due || w.due;
-        const token = w.TaskToken || w.taskToken || "";
+        const token = w.taskToken || "";
+        const key = w.correlationKey || "";
         const canReport = kind === "task" && state.execution.Status === "Running";
         return h("li", { "data-test": "waiting-item", "data-step": step },
           h("span", { class: "badge state-waiting" }, h("span", { "aria-hidden": "true" }, "‖"), ` ${kind}`), " ",
@@ -156,8 +158,8 @@ export async function renderExecution(main, flow, name, query, alive) {
             due ? ["; ends by itself at ", when(due, "waiting-due")] : null),
           canReport && can("ReportTaskSucceeded")
             ? h("span", { class: "toolbar" },
-              h("button", { type: "button", class: "small", "data-test": "action-report-succeed", onclick: () => act(succeedDialog({ token, step })) }, "Report succeeded…"),
-              h("button", { type: "button", class: "small danger", "data-test": "action-report-fail", onclick: () => act(failDialog({ token, step })) }, "Report failed…"))
+              h("button", { type: "button", class: "small", "data-test": "action-report-succeed", onclick: () => act(succeedDialog({ token, step, flow, key })) }, "Report succeeded…"),
+              h("button", { type: "button", class: "small danger", "data-test": "action-report-fail", onclick: () => act(failDialog({ token, step, flow, key })) }, "Report failed…"))
             : null);
       }))));
   };
@@ -174,19 +176,20 @@ export async function renderExecution(main, flow, name, query, alive) {
     const id = state.selected;
     if (!changed("step", [id, steps[id] || null])) return;
     if (!id) {
-      stepBox.replaceChildren(h("p", { class: "muted" }, "Choose a step in the graph or the timeline to see its input, output and error."));
+      fill(stepBox, h("p", { class: "muted" }, "Choose a step in the graph or the timeline to see its input, output and error."));
       return;
     }
     const st = steps[id];
     if (!st) {
-      stepBox.replaceChildren(h("h3", {}, id), h("p", { class: "muted", "data-test": "step-not-run" }, "This step has not run in this execution."));
+      fill(stepBox, h("h3", {}, id), h("p", { class: "muted", "data-test": "step-not-run" }, "This step has not run in this execution."));
       return;
     }
     const outcomes = Object.entries(st.outcomes || {}).map(([k, n]) => `${n} ${k.replace("_", " ")}`).join(", ");
-    const name = id.split("/").pop().replace(/~1/g, "/").replace(/~0/g, "~");
-    stepBox.replaceChildren(
+    const name = st.name || id.split("/").pop().replace(/~1/g, "/").replace(/~0/g, "~");
+    fill(stepBox, 
       h("h3", { "data-test": "step-name" }, name, " ", badge(st.state, "step-state")),
       facts([
+        ["Type", st.type],
         ["Node", id !== name ? h("code", {}, id) : null],
         ["Entered", st.enteredTime ? when(st.enteredTime) : null],
         ["Left", st.exitedTime ? when(st.exitedTime) : st.enteredTime ? "not yet" : null],
@@ -194,8 +197,8 @@ export async function renderExecution(main, flow, name, query, alive) {
         ["Attempts", st.attempts ? `${st.attempts}${st.retries ? `, ${st.retries} of them retries` : ""}` : null],
       ], "step-facts"),
       st.error || st.cause ? note("error", `${st.error || ""}${st.cause ? `: ${st.cause}` : ""}`, "step-error") : null,
-      block(st.runs > 1 ? "Input (the latest run's)" : "Input", st.input, "step-input"),
-      block(st.runs > 1 ? "Output (the latest run's)" : "Output", st.output, "step-output"));
+      block(st.runs > 1 ? "Input (the latest run's)" : "Input", st.input, "step-input", st.truncated),
+      block(st.runs > 1 ? "Output (the latest run's)" : "Output", st.output, "step-output", st.truncated));
   };
 
   const drawGraphPart = async () => {
@@ -204,10 +207,10 @@ export async function renderExecution(main, flow, name, query, alive) {
         const doc = await graph(flow, state.execution.FlowVersion || "");
         if (!alive()) return;
         state.drawing = drawGraph(doc, { onSelect: select, label: `graph of ${flow}, coloured by step state` });
-        graphBox.replaceChildren(state.drawing.element);
+        fill(graphBox, state.drawing.element);
         state.drawing.select(state.selected);
       } catch (error) {
-        graphBox.replaceChildren(note("error", `The graph could not be drawn: ${error.message}`, "graph-error"));
+        fill(graphBox, note("error", `The graph could not be drawn: ${error.message}`, "graph-error"));
         return;
       }
     }
@@ -225,12 +228,12 @@ export async function renderExecution(main, flow, name, query, alive) {
         h("pre", {}, pretty(ev.EventDetail))) : h("span", { class: "muted" }, "—");
       eventsBody.append(h("tr", { "data-test": "event-row", "data-event": ev.EventId, "data-type": ev.Type },
         h("td", {}, String(ev.EventId)),
-        h("td", {}, when(ev.Time)),
+        h("td", {}, when(ev.Time, "event-time", { exact: true })),
         h("td", { class: /Failed|TimedOut|Stopped/.test(ev.Type) ? "event-bad" : "" }, ev.Type),
         h("td", {}, ev.StepName || ""),
         h("td", {}, detail)));
     }
-    eventsNote.replaceChildren(state.events.length >= MAX_EVENTS
+    fill(eventsNote, state.events.length >= MAX_EVENTS
       ? note("info", `The first ${MAX_EVENTS} events are shown; see the rest with: relayflow executions history ${flow} ${name}`, "events-capped") : "");
   };
 
@@ -245,23 +248,25 @@ export async function renderExecution(main, flow, name, query, alive) {
   };
 
   const refresh = async () => {
-    const [execution, doc] = await Promise.all([
+    const [execution, { doc, failure }] = await Promise.all([
       call("DescribeExecution", { FlowName: flow, ExecutionName: name, IncludeWaiting: "true" }),
-      view(flow, name).catch((error) => ({ error })),
+      view(flow, name).then((d) => ({ doc: d }), (f) => ({ failure: f })),
     ]);
     if (!alive()) return;
     state.execution = execution;
-    if (doc.error) problems.replaceChildren(note("error", `The step states could not be read: ${doc.error.message}`, "view-error"));
+    if (failure) fill(problems, note("error", `The step states could not be read: ${failure.message}`, "view-error"));
     else {
       state.view = doc;
       const events = doc.events || {};
-      problems.replaceChildren(events.truncated
-        ? note("info", `This execution has more than ${events.limit} events; the step states and the timeline show what the first ${events.read} say.`, "view-truncated") : "");
+      fill(problems, 
+        events.truncated ? note("info", `This execution has more than ${events.limit} events; the step states and the timeline show what the first ${events.read} say.`, "view-truncated") : "",
+        doc.timelineTruncated ? note("info", "The timeline shows its first items only.", "timeline-truncated") : "",
+        doc.definitionReadable === false ? note("info", "The definition this execution runs cannot be read, so its steps cannot be shown; the events below are complete.", "definition-unreadable") : "");
     }
     drawHead();
     drawWaiting();
     await drawGraphPart();
-    timelineBox.replaceChildren(drawTimeline((state.view && state.view.timeline) || [], { onSelect: select, now: execution.StoppedTime ? ms(execution.StoppedTime) : ms(state.view && state.view.now) || Date.now() }));
+    fill(timelineBox, drawTimeline((state.view && state.view.timeline) || [], { onSelect: select, width: timelineBox.clientWidth, now: execution.StoppedTime ? ms(execution.StoppedTime) : ms(state.view && state.view.now) || Date.now() }));
     drawStep();
     await loadEvents();
   };
@@ -290,7 +295,7 @@ export async function renderExecution(main, flow, name, query, alive) {
     try {
       await refresh();
     } catch (error) {
-      if (alive()) problems.replaceChildren(note("error", `Could not update: ${error.message}`, "refresh-error"));
+      if (alive()) fill(problems, note("error", `Could not update: ${error.message}`, "refresh-error"));
     } finally {
       state.busy = false;
     }

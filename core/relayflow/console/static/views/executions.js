@@ -94,7 +94,9 @@ export async function renderExecutions(main, query, alive) {
   const next = h("button", { type: "button", "data-test": "page-next", disabled: true }, "Next →");
   const pageLabel = h("span", { class: "muted", "data-test": "page-number" });
   const bulk = h("div", { class: "toolbar" });
-  main.replaceChildren(
+  const reload = h("button", { type: "button", "data-test": "executions-refresh" }, "Refresh");
+  bulk.append(reload);
+  fill(main, 
     h("div", { class: "page-head" }, h("h1", {}, "Executions"), bulk),
     form, counts, message,
     h("div", { class: "table-scroll" }, h("table", { class: "list", "data-test": "executions-table" },
@@ -103,7 +105,7 @@ export async function renderExecutions(main, query, alive) {
       body)),
     h("nav", { class: "pager", "aria-label": "pages" }, prev, pageLabel, next));
   if (!filter.flow) {
-    message.replaceChildren(note("info", names.length ? "Choose a flow." : "There are no flows yet.", "executions-no-flow"));
+    fill(message, note("info", names.length ? "Choose a flow." : "There are no flows yet.", "executions-no-flow"));
     return;
   }
 
@@ -115,24 +117,25 @@ export async function renderExecutions(main, query, alive) {
       const page = await call("ListExecutions", { ...params(filter), MetadataOnly: "true", Limit: PAGE, NextToken: tokens[index] });
       if (!alive()) return;
       const rows = page.Executions || [];
-      body.replaceChildren(...rows.map((e) => h("tr", { "data-test": "execution-row", "data-execution": e.Name },
+      fill(body, ...rows.map((e) => h("tr", { "data-test": "execution-row", "data-execution": e.Name },
         h("td", {}, link(`/execution/${encodeURIComponent(e.FlowName || filter.flow)}/${encodeURIComponent(e.Name)}`, e.Name, { "data-test": "execution-link" })),
         h("td", {}, badge(e.Status)),
         h("td", {}, when(e.StartedTime)),
         h("td", {}, when(e.StoppedTime)),
         h("td", {}, duration((e.StoppedTime ? ms(e.StoppedTime) : Date.now()) - ms(e.StartedTime))),
         h("td", {}, e.FlowVersion || ""))));
-      message.replaceChildren(rows.length ? "" : note("info", "No execution matches these filters.", "executions-empty"));
+      fill(message, rows.length ? "" : note("info", "No execution matches these filters.", "executions-empty"));
       tokens.length = index + 1;
       if (page.NextToken) tokens.push(page.NextToken);
       prev.disabled = index === 0;
       next.disabled = !page.NextToken;
       pageLabel.textContent = `Page ${index + 1}`;
     } catch (error) {
-      message.replaceChildren(note("error", error.message, "executions-error"));
+      fill(message, note("error", error.message, "executions-error"));
     }
   };
   prev.addEventListener("click", () => { index -= 1; load(); });
+  reload.addEventListener("click", () => { load(); loadCounts(); });
   next.addEventListener("click", () => { index += 1; load(); });
 
   const loadCounts = async () => {
@@ -149,7 +152,7 @@ export async function renderExecutions(main, query, alive) {
           return el;
         }));
     } catch (error) {
-      counts.replaceChildren(note("error", `Counts: ${error.message}`, "counts-error"));
+      fill(counts, note("error", `Counts: ${error.message}`, "counts-error"));
     }
   };
 
@@ -161,7 +164,7 @@ export async function renderExecutions(main, query, alive) {
   }
   const done = (result) => {
     const failed = result.Failed.length ? ` ${result.Failed.length} could not be: ${result.Failed.slice(0, 5).map((f) => `${f.Name} (${f.Message})`).join("; ")}${result.Failed.length > 5 ? "; …" : ""}.` : "";
-    message.replaceChildren(note(result.Failed.length ? "error" : "ok",
+    fill(message, note(result.Failed.length ? "error" : "ok",
       `${result.verb} ${result.Done.length}; ${result.Skipped.length} skipped (no longer matching).${failed}`, "bulk-result"));
     index = 0;
     tokens.length = 1;

@@ -2,7 +2,7 @@
 // and the Start dialog.
 
 import { call, can, graph } from "../api.js";
-import { facts, h, link, note, section } from "../dom.js";
+import { facts, fill, h, link, note, section } from "../dom.js";
 import { confirmDialog, field, jsonEditor } from "../dialog.js";
 import { command, when } from "../format.js";
 import { drawGraph } from "../graph.js";
@@ -21,7 +21,7 @@ export async function renderFlows(main, query, alive) {
     h("caption", { class: "visually-hidden" }, "Flows"),
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Mode"), h("th", { scope: "col" }, "Description"), h("th", { scope: "col" }, "Last modified"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Links")))));
   table.append(body);
-  main.replaceChildren(
+  fill(main, 
     h("div", { class: "page-head" }, h("h1", {}, "Flows"), h("div", { class: "toolbar" }, search)),
     status, h("div", { class: "table-scroll" }, table), more);
   const flows = [];
@@ -29,13 +29,13 @@ export async function renderFlows(main, query, alive) {
   const draw = () => {
     const words = search.value.trim().toLowerCase();
     const shown = flows.filter((f) => !words || f.Name.toLowerCase().includes(words) || (f.Description || "").toLowerCase().includes(words));
-    body.replaceChildren(...shown.map((f) => h("tr", { "data-test": "flow-row", "data-flow": f.Name },
+    fill(body, ...shown.map((f) => h("tr", { "data-test": "flow-row", "data-flow": f.Name },
       h("td", {}, link(`/flow/${encodeURIComponent(f.Name)}`, f.Name, { "data-test": "flow-link" })),
       h("td", {}, f.ExecutionMode || "Standard"),
       h("td", { class: "wrap" }, f.Description || ""),
       h("td", {}, when(f.LastModifiedTime)),
       h("td", {}, link(`/executions?flow=${encodeURIComponent(f.Name)}`, "Executions", { "data-test": "flow-executions-link", "aria-label": `executions of ${f.Name}` })))));
-    status.replaceChildren(flows.length === 0 && !token ? note("info", "No flows yet. Create one with: relayflow flows create NAME --definition flow.yaml", "flows-empty")
+    fill(status, flows.length === 0 && !token ? note("info", "No flows yet. Create one with: relayflow flows create NAME --definition flow.yaml", "flows-empty")
       : words && !shown.length ? note("info", `No loaded flow matches “${search.value.trim()}”${token ? "; load more flows to search further" : ""}.`, "flows-none") : "");
     more.hidden = !token;
   };
@@ -48,7 +48,7 @@ export async function renderFlows(main, query, alive) {
       token = page.NextToken || "";
       draw();
     } catch (error) {
-      status.replaceChildren(note("error", error.message, "flows-error"));
+      fill(status, note("error", error.message, "flows-error"));
     } finally {
       more.disabled = false;
     }
@@ -95,12 +95,12 @@ async function optional(action, params) {
 /** #/flow/NAME?version=N: one flow. */
 export async function renderFlow(main, name, query, alive) {
   const version = query.get("version") || "";
-  main.replaceChildren(h("p", { class: "muted" }, "Loading the flow…"));
+  fill(main, h("p", { class: "muted" }, "Loading the flow…"));
   let flow;
   try {
     flow = await call("DescribeFlow", { Name: name, FlowVersion: version });
   } catch (error) {
-    main.replaceChildren(h("h1", {}, name), note("error", error.message, "flow-error"));
+    fill(main, h("h1", {}, name), note("error", error.message, "flow-error"));
     return;
   }
   const [versions, aliases, schedules] = await Promise.all([
@@ -130,14 +130,31 @@ export async function renderFlow(main, name, query, alive) {
     ? h("button", { type: "button", class: "primary", "data-test": "flow-start", onclick: () => startDialog(name, versions, aliases) }, "Start execution…")
     : null;
 
+  const code = highlighted(flow.Definition || "", problems.lines);
+  // Choosing a step in the graph shows its lines in the definition.
+  const showStep = (id) => {
+    const node = (drawing.nodes || []).find((n) => n.id === id);
+    const wanted = node && node.name;
+    if (!wanted) return;
+    const pattern = new RegExp(`^\\s*-?\\s*"?name"?\\s*:\\s*["']?${wanted.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}["']?\\s*,?\\s*(#.*)?$`);
+    const line = [...code.querySelectorAll(".code-line")].find((el) => pattern.test(el.querySelector(".line-text").textContent.replace(/\n$/, "")));
+    for (const el of code.querySelectorAll(".chosen")) el.classList.remove("chosen");
+    if (!line) return;
+    line.classList.add("chosen");
+    code.scrollTop = line.offsetTop - code.offsetTop - 40;
+  };
+  let graphDrawing = null;
+  if (drawing) {
+    graphDrawing = drawGraph(drawing, { label: `graph of ${name}`, onSelect: (id) => { graphDrawing.select(id); showStep(id); } });
+  }
   const graphPart = section("Graph", "flow-graph",
-    drawing ? drawGraph(drawing, { label: `graph of ${name}` }).element : null,
+    graphDrawing ? graphDrawing.element : null,
     graphError ? note("error", `The graph could not be drawn: ${graphError.message}`, "graph-error") : null);
   const definition = section(version ? `Definition (version ${version})` : "Definition", "flow-definition",
     problems.loose.map((p) => note("error", p, "definition-problem")),
-    highlighted(flow.Definition || "", problems.lines));
+    code);
 
-  main.replaceChildren(
+  fill(main, 
     h("div", { class: "page-head" },
       h("h1", {}, h("span", { class: "muted" }, "Flow "), name),
       h("div", { class: "toolbar" }, versionPick, link(`/executions?flow=${encodeURIComponent(name)}`, "Executions", { class: "button", "data-test": "flow-executions" }), start)),

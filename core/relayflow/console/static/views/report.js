@@ -2,7 +2,7 @@
 // and for anyone holding a token from a worker's message or log.
 
 import { can } from "../api.js";
-import { h, note } from "../dom.js";
+import { fill, h, note } from "../dom.js";
 import { failDialog, succeedDialog } from "./actions.js";
 
 /** Renders the report page. */
@@ -10,9 +10,9 @@ export function renderReport(main) {
   const message = h("div", { "aria-live": "polite" });
   const allowed = can("ReportTaskSucceeded");
   const after = (result) => {
-    if (result && result.EventId) message.replaceChildren(note("ok", `Reported: the task's event is number ${result.EventId} of its execution's history.`, "report-done"));
+    if (result && result.EventId) fill(message, note("ok", `Reported: the task's event is number ${result.EventId} of its execution's history.`, "report-done"));
   };
-  main.replaceChildren(
+  fill(main, 
     h("div", { class: "page-head" }, h("h1", {}, "Report a task")),
     h("p", {}, "A task that waits for a callback ends when someone reports its token. When its worker cannot, report it here: the first report on a token wins, and a later one is refused."),
     allowed

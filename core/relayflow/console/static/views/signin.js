@@ -2,7 +2,7 @@
 // `relayflow console token`.
 
 import { signIn } from "../api.js";
-import { h, note } from "../dom.js";
+import { fill, h, note } from "../dom.js";
 import { field } from "../dialog.js";
 
 /** Renders the sign-in form into `main`; `done()` runs once signed in. */
@@ -23,7 +23,7 @@ export function renderSignIn(main, done, reason) {
     switcher.textContent = mode === "key" ? "Sign in with a token" : "Sign in with an access key";
     (mode === "key" ? keyId : token).focus();
   });
-  const form = h("form", { class: "signin", "aria-labelledby": "signin-title", "data-test": "signin-form" },
+  const form = h("form", { class: "signin", novalidate: true, "aria-labelledby": "signin-title", "data-test": "signin-form" },
     h("h1", { id: "signin-title" }, "Sign in to relayflow"),
     h("p", { class: "muted" }, "Your access key's role decides what you may do: readers see, workers report tasks, admins do everything."),
     keyPart, tokenPart, message,
@@ -34,7 +34,7 @@ export function renderSignIn(main, done, reason) {
       ? { accessKeyId: keyId.value.trim(), accessKeySecret: secret.value }
       : { token: token.value.trim() };
     if (mode === "key" ? !credentials.accessKeyId || !credentials.accessKeySecret : !credentials.token) {
-      message.replaceChildren(note("error", mode === "key" ? "Give both the access key id and its secret." : "Paste the token `relayflow console token` printed.", "signin-error"));
+      fill(message, note("error", mode === "key" ? "Give both the access key id and its secret." : "Paste the token `relayflow console token` printed.", "signin-error"));
       return;
     }
     button.disabled = true;
@@ -43,10 +43,10 @@ export function renderSignIn(main, done, reason) {
       secret.value = "";
       done();
     } catch (error) {
-      message.replaceChildren(note("error", error.message, "signin-error"));
+      fill(message, note("error", error.message, "signin-error"));
       button.disabled = false;
     }
   });
-  main.replaceChildren(form);
+  fill(main, form);
   keyId.focus();
 }
