@@ -88,6 +88,8 @@ steps:
     inputMappings:
       - target: taskToken
         source: $context.task.token
+    serviceParams:
+      MessageBody: $
   - type: pass
     name: after
 """

@@ -1,0 +1,335 @@
+"""The console driven in headless Chromium, as a person uses it (issue 17's "Done when").
+
+One browser and one server (tests/console/browser.py) serve the module: each test signs in
+as the role it needs and leaves signed out. Every wait is bounded; nothing is timed.
+RELAYFLOW_SCREENSHOTS=1 writes the pages' pictures to docs/images/console-*.png.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from tests.api_server import KEYS
+from tests.console.browser import (
+    EVIL_PAGE,
+    PHONE,
+    Browser,
+    ConsoleServer,
+    browser,
+    console_server,
+    evil_site,
+    fresh,
+    promoted_cookie,
+    self_signed_cookie,
+)
+
+__all__ = ["browser", "console_server", "fresh"]  # the fixtures, imported to be found
+
+# Buttons of the execution page that change state, and who may see each.
+STOP = '[data-test="action-stop"]'
+REDRIVE = '[data-test="action-redrive"]'
+REPORT = '[data-test="action-report-succeed"], [data-test="action-report-fail"]'
+
+
+def sign_in(page: Browser, server: ConsoleServer, role: str, *, shot: str = "") -> None:
+    """Sign in through the form with ``role``'s access key; wait until the console says who."""
+    key_id, secret = KEYS[role]
+    page.get(server.url)
+    page.find('[data-test="signin-key-id"]').send_keys(key_id)
+    page.find('[data-test="signin-secret"]').send_keys(secret)
+    if shot:
+        page.shot(shot)
+    page.find('[data-test="signin-submit"]').click()
+    who = page.find('[data-test="session-role"]', f"the console to show {role} signed in")
+    page.wait(lambda _: role in who.text, f"the role {role} shown")
+
+
+def go(page: Browser, server: ConsoleServer, route: str) -> None:
+    """Open one of the console's views by its URL fragment (`/execution/F/N`, ...)."""
+    page.get(f"{server.url}#{route}")
+
+
+def state_of(page: Browser, node: str) -> str:
+    """The state the execution page's graph shows for the step ``node`` ('' while unknown)."""
+    found = page.all(f'[data-test="graph-node"][data-node="{node}"]')
+    return str(found[0].get_attribute("data-state") or "") if found else ""
+
+
+def wait_state(page: Browser, node: str, *states: str) -> None:
+    page.wait(
+        lambda _: state_of(page, node) in states,
+        f"the step {node} to be shown {' or '.join(states)} (now {state_of(page, node)!r})",
+    )
+
+
+def bar_states(page: Browser, node: str) -> set[str]:
+    """The states of the timeline's step bars of ``node`` (its `state-X` classes)."""
+    states = set()
+    for bar in page.all(f'[data-test="timeline-bar"][data-node="{node}"][data-kind="step"]'):
+        classes = str(bar.get_attribute("class") or "").split()
+        states.update(c.removeprefix("state-") for c in classes if c.startswith("state-"))
+    return states
+
+
+def wait_bar(page: Browser, node: str, *states: str) -> None:
+    """Wait until the timeline draws the step ``node`` in one of ``states``."""
+    page.wait(
+        lambda _: bool(bar_states(page, node) & set(states)),
+        f"the timeline to draw {node} {' or '.join(states)} (now {bar_states(page, node)})",
+    )
+
+
+def wait_status(page: Browser, status: str) -> None:
+    """Wait until the execution page's header says ``status``."""
+    page.wait(
+        lambda _: any(
+            b.get_attribute("data-state") == status
+            for b in page.all(
+                '[data-test="execution-status"] [data-state], [data-test="execution-status"][data-state]'
+            )
+        ),
+        f"the execution shown {status}",
+    )
+
+
+def csrf_post(page: Browser, action: str, params: dict[str, Any]) -> dict[str, Any]:
+    """POST /console/api/<action> from the page with the session's CSRF value (a forged click)."""
+    csrf = page.session()["csrf"]
+    return page.fetch(f"/console/api/{action}", params, {"X-Relayflow-CSRF": csrf})
+
+
+def test_each_role_sees_what_it_may_do_and_the_server_refuses_the_rest(
+    console_server: ConsoleServer, fresh: Browser
+) -> None:
+    server = console_server
+    server.start("manual", "m-roles")
+    execution = {"FlowName": "manual", "ExecutionName": "m-roles"}
+    # A wrong secret: a sentence, no session.
+    fresh.get(server.url)
+    fresh.find('[data-test="signin-key-id"]').send_keys(KEYS["admin"][0])
+    fresh.find('[data-test="signin-secret"]').send_keys("not-the-secret")
+    fresh.find('[data-test="signin-submit"]').click()
+    refusal = fresh.find('[data-test="signin-error"]', "a refused sign-in's sentence")
+    assert refusal.text.strip(), "a refused sign-in says why"
+    assert not fresh.session()["signedIn"]
+
+    # The admin sees every action; the report dialog holds the waiting task's token.
+    sign_in(fresh, server, "admin", shot="signin")
+    go(fresh, server, "/execution/manual/m-roles")
+    fresh.find(STOP, "the admin's stop button")
+    fresh.find('[data-test="action-report-succeed"]', "the admin's report button").click()
+    token = fresh.find('[data-test="report-token"]').get_attribute("value")
+    assert token, "the report dialog of a waiting task holds its token"
+    fresh.shot("report-dialog")
+    fresh.find('[data-test="dialog-cancel"]').click()
+
+    # A reader sees the execution and no action; what it forges is refused.
+    fresh.sign_out()
+    sign_in(fresh, server, "reader")
+    go(fresh, server, "/execution/manual/m-roles")
+    fresh.find('[data-test="graph-node"]', "the execution's graph for a reader")
+    fresh.find('[data-test="waiting-item"]', "what the execution waits on")
+    assert not fresh.visible(f"{STOP}, {REDRIVE}, {REPORT}"), "a reader sees no action"
+    for action, params in (
+        ("StopExecution", execution),
+        ("ReportTaskSucceeded", {"TaskToken": token, "Output": "{}"}),
+    ):
+        forged = csrf_post(fresh, action, params)
+        assert forged["status"] == 403, f"a reader's {action} by hand: {forged}"
+        assert json.loads(forged["body"])["Code"], forged
+
+    # A worker only reports: executions are not shown to it, stopping is refused, and the
+    # report page finishes the task with the token a person pasted.
+    fresh.sign_out()
+    sign_in(fresh, server, "worker")
+    go(fresh, server, "/execution/manual/m-roles")
+    fresh.find('[data-test="role-cannot-read"]', "the sentence telling a worker it may not read")
+    assert not fresh.visible(f'[data-test="graph-node"], {STOP}, {REDRIVE}')
+    for action in ("DescribeExecution", "StopExecution"):
+        forged = csrf_post(fresh, action, execution)
+        assert forged["status"] == 403, f"a worker's {action} by hand: {forged}"
+    assert server.status("manual", "m-roles") == "Running"
+    go(fresh, server, "/report")
+    fresh.find('[data-test="report-succeed"]', "the worker's report page").click()
+    fresh.find('[data-test="report-token"]').send_keys(token)
+    output = fresh.find('[data-test="report-output"]')
+    output.clear()
+    output.send_keys('{"approved": true}')
+    assert "relayflow tasks succeed" in fresh.find('[data-test="cli-command"]').text
+    fresh.find('[data-test="dialog-confirm"]').click()
+    fresh.find('[data-test="report-done"]', "the report's outcome")
+    done = server.api.ok({**execution, "Action": "DescribeExecution", "WaitTimeSeconds": "10"})
+    assert done["Status"] == "Succeeded", done
+    assert json.loads(done["Output"]) == {"approved": True}, done
+
+
+def test_the_seed_execution_is_shown_live_from_start_to_end(
+    console_server: ConsoleServer, fresh: Browser
+) -> None:
+    server = console_server
+    sign_in(fresh, server, "admin")
+    go(fresh, server, "/flows")
+    fresh.find('[data-test="flow-row"][data-flow="seed"]', "the seed flow listed")
+    fresh.shot("flows")
+    go(fresh, server, "/flow/seed")
+    fresh.find('[data-test="graph-node"]', "the seed flow's graph")
+    fresh.find('[data-test="definition"]', "the seed flow's definition")
+    fresh.shot("flow")
+
+    # Start it from the flow's page: the JSON editor refuses bad JSON before anything is sent.
+    fresh.find('[data-test="flow-start"]').click()
+    fresh.find('[data-test="start-dialog"]', "the start dialog")
+    fresh.find('[data-test="start-name"]').send_keys("live")
+    editor = fresh.find('[data-test="start-input"]')
+    editor.clear()
+    editor.send_keys('{"source": "live"')
+    fresh.wait(
+        lambda _: not fresh.find('[data-test="dialog-confirm"]').is_enabled(),
+        "the start button disabled while the input is not JSON",
+    )
+    editor.send_keys("}")
+    confirm = fresh.find('[data-test="dialog-confirm"]')
+    fresh.wait(lambda _: confirm.is_enabled(), "the start button enabled for a JSON object")
+    assert "relayflow executions start seed" in fresh.find('[data-test="cli-command"]').text
+    confirm.click()
+
+    # The page follows the execution: each step waits on the worker, then is done.
+    fresh.wait(lambda d: "/execution/seed/live" in d.current_url, "the new execution's page")
+    wait_status(fresh, "Running")
+    for job, after in (("extract", "transform"), ("transform", "load"), ("load", "")):
+        wait_state(fresh, job, "running", "waiting")
+        wait_bar(fresh, job, "running", "waiting")
+        fresh.find(f'[data-test="waiting-item"][data-step="{job}"]', f"what {job} waits on")
+        if job == "extract":
+            fresh.shot("execution-running")
+        assert server.status("seed", "live") == "Running"
+        server.open_gate("live", job)
+        wait_state(fresh, job, "succeeded")
+        wait_bar(fresh, job, "succeeded")
+        if after:
+            assert state_of(fresh, after) in ("running", "waiting", "not_run")
+    wait_status(fresh, "Succeeded")
+    assert server.status("seed", "live") == "Succeeded"
+    fresh.find('[data-test="timeline"]')
+    fresh.shot("execution")
+    fresh.resize(PHONE)
+    fresh.find('[data-test="graph-node"]')
+    overflow = fresh.driver.execute_script(
+        "return document.documentElement.scrollWidth - window.innerWidth"
+    )
+    assert overflow <= 1, f"on a phone the page is {overflow} px wider than the screen"
+    fresh.shot("execution-phone")
+
+
+def test_a_failed_execution_is_redriven_from_its_page(
+    console_server: ConsoleServer, fresh: Browser
+) -> None:
+    server = console_server
+    server.open_gate("again", "extract", fail=True)
+    server.open_gate("again", "transform")
+    server.open_gate("again", "load")
+    server.start("seed", "again", {"source": "again"})
+    sign_in(fresh, server, "admin")
+    go(fresh, server, "/execution/seed/again")
+    wait_status(fresh, "Failed")
+    wait_state(fresh, "extract", "failed")
+    fresh.shot("execution-failed")
+    fresh.find(REDRIVE, "the redrive button of a failed execution").click()
+    fresh.find('[data-test="dialog-what"]', "what the redrive will do")
+    assert "relayflow executions redrive seed again" in fresh.find('[data-test="cli-command"]').text
+    fresh.find('[data-test="dialog-confirm"]').click()
+    wait_status(fresh, "Succeeded")
+    wait_state(fresh, "load", "succeeded")
+    assert server.status("seed", "again") == "Succeeded"
+
+
+def test_a_bulk_stop_from_a_filtered_list(console_server: ConsoleServer, fresh: Browser) -> None:
+    server = console_server
+    for name in ("bulk-1", "bulk-2", "bulk-3", "keep-1"):
+        server.start("hold", name)
+    sign_in(fresh, server, "admin")
+    go(fresh, server, "/executions?flow=hold")
+    fresh.find('[data-test="execution-row"]', "the executions of hold")
+    fresh.find('[data-test="filter-prefix"]').send_keys("bulk-")
+    fresh.find('[data-test="filter-apply"]').click()
+    fresh.wait(
+        lambda _: len(fresh.visible('[data-test="execution-row"]')) == 3,
+        "the list filtered to the three bulk- executions",
+    )
+    fresh.shot("executions")
+    fresh.find('[data-test="bulk-stop"]').click()
+    count = fresh.find('[data-test="bulk-count"]', "the count in the bulk dialog")
+    assert count.get_attribute("data-matched") == "3", count.text
+    assert "--name-prefix bulk-" in fresh.find('[data-test="cli-command"]').text
+    fresh.shot("bulk-stop")
+    fresh.find('[data-test="dialog-confirm"]').click()
+    fresh.find('[data-test="bulk-result"]', "the bulk stop's outcome")
+    for name in ("bulk-1", "bulk-2", "bulk-3"):
+        assert server.status("hold", name) == "Stopped", name
+    assert server.status("hold", "keep-1") == "Running"
+
+
+def test_csrf_and_forged_cookies_are_refused(console_server: ConsoleServer, fresh: Browser) -> None:
+    server = console_server
+    for name in ("target", "control-1", "control-2"):
+        server.start("hold", name)
+    target = {"FlowName": "hold", "ExecutionName": "target"}
+    sign_in(fresh, server, "admin")
+
+    # From the console's own page, but without the CSRF header: refused; with it, done.
+    bare = fresh.fetch("/console/api/StopExecution", target, {})
+    assert bare["status"] == 403, f"a POST without X-Relayflow-CSRF: {bare}"
+    control = csrf_post(fresh, "StopExecution", {"FlowName": "hold", "ExecutionName": "control-1"})
+    assert control["status"] == 200, f"the same POST with its header: {control}"
+
+    # A page on another origin submits a form to the console: the browser sends the cookie
+    # (127.0.0.1 is the same site), but neither the header nor the console's Origin. A
+    # text/plain form sends `name=value`: here `{"FlowName": ..., "Cause": "x=y"}`.
+    name = json.dumps({**target, "Cause": "x"})[:-2]
+    page = EVIL_PAGE.format(
+        action=f"{server.api.url}/console/api/StopExecution", name=name, value='y"}'
+    )
+    with evil_site(page) as evil:
+        fresh.get(evil)
+        fresh.wait(lambda d: d.current_url.startswith(server.api.url), "the form to be posted")
+        answer = fresh.find("body").text
+    assert '"Code"' in answer, f"the cross-site form's answer: {answer}"
+
+    # The same with httpx: the right cookie and CSRF value, from another Origin.
+    cookie = fresh.driver.get_cookie("relayflow_console")
+    assert cookie is not None and cookie["httpOnly"], f"the session cookie: {cookie}"
+    assert cookie["sameSite"] == "Strict", cookie
+    csrf = fresh.session()["csrf"]
+    with httpx.Client(base_url=server.api.url, timeout=10) as http:
+        http.cookies.set("relayflow_console", cookie["value"], path="/console")
+        other = http.post(
+            "/console/api/StopExecution",
+            json=target,
+            headers={"X-Relayflow-CSRF": csrf, "Origin": "http://evil.example"},
+        )
+        assert other.status_code == 403, other.text
+        own = http.post(
+            "/console/api/StopExecution",
+            json={"FlowName": "hold", "ExecutionName": "control-2"},
+            headers={"X-Relayflow-CSRF": csrf, "Origin": server.api.url},
+        )
+        assert own.status_code == 200, f"the same request from the console's origin: {own.text}"
+    assert server.status("hold", "target") == "Running"
+    assert server.status("hold", "control-2") == "Stopped"
+
+    # A reader's cookie edited to say admin, and one signed with a guessed key: not signed in.
+    fresh.sign_out()
+    sign_in(fresh, server, "reader")
+    reader = fresh.driver.get_cookie("relayflow_console")["value"]
+    for forged in (promoted_cookie(reader), self_signed_cookie(KEYS["admin"][0])):
+        fresh.driver.delete_all_cookies()
+        fresh.driver.add_cookie(
+            {"name": "relayflow_console", "value": forged, "path": "/console", "httpOnly": True}
+        )
+        assert not fresh.session()["signedIn"], f"the forged cookie {forged} signed in"
+        refused = fresh.fetch("/console/api/StopExecution", target, {"X-Relayflow-CSRF": csrf})
+        assert refused["status"] in (401, 403), f"a forged cookie's stop: {refused}"
+    assert server.status("hold", "target") == "Running"
