@@ -116,10 +116,14 @@ export function call(action, params) {
   return request("POST", `/console/api/${encodeURIComponent(action)}`, body);
 }
 
-/** The flow drawn as a graph (GET /console/graph). */
-export function graph(flow, version) {
+/**
+ * The flow drawn as a graph (GET /console/graph): its current definition, a published
+ * version's, or the one an execution runs.
+ */
+export function graph(flow, version, execution) {
   const query = new URLSearchParams({ flow });
   if (version) query.set("version", String(version));
+  if (execution) query.set("execution", String(execution));
   return request("GET", `/console/graph?${query}`);
 }
 

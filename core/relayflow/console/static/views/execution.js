@@ -92,12 +92,14 @@ export async function renderExecution(main, flow, name, query, alive) {
     for (const [el, since] of ticking) el.textContent = ` (for ${duration(Date.now() - since)})`;
   };
 
-  const select = (id) => {
+  const select = (id, { quiet } = {}) => {
     state.selected = id;
     const q = id ? `?step=${encodeURIComponent(id)}` : "";
     history.replaceState(null, "", `#/execution/${encodeURIComponent(flow)}/${encodeURIComponent(name)}${q}`);
     if (state.drawing) state.drawing.select(id);
     drawStep();
+    // On a phone the step's panel is below the graph: bring it into view.
+    if (!quiet && id) stepBox.scrollIntoView({ block: "nearest" });
   };
 
   const drawHead = () => {
@@ -204,7 +206,7 @@ export async function renderExecution(main, flow, name, query, alive) {
   const drawGraphPart = async () => {
     if (!state.drawing) {
       try {
-        const doc = await graph(flow, state.execution.FlowVersion || "");
+        const doc = await graph(flow, state.execution.FlowVersion || "", name);
         if (!alive()) return;
         state.drawing = drawGraph(doc, { onSelect: select, label: `graph of ${flow}, coloured by step state` });
         fill(graphBox, state.drawing.element);
