@@ -89,6 +89,7 @@ export async function renderExecutions(main, query, alive) {
 
   const counts = h("div", { class: "counts", role: "group", "aria-label": "executions by status", "data-test": "counts" });
   const message = h("div", { "aria-live": "polite" });
+  const outcome = h("div", { "aria-live": "polite" }); // a bulk action's result, kept across reloads
   const body = h("tbody", {});
   const prev = h("button", { type: "button", "data-test": "page-prev", disabled: true }, "← Previous");
   const next = h("button", { type: "button", "data-test": "page-next", disabled: true }, "Next →");
@@ -98,7 +99,7 @@ export async function renderExecutions(main, query, alive) {
   bulk.append(reload);
   fill(main, 
     h("div", { class: "page-head" }, h("h1", {}, "Executions"), bulk),
-    form, counts, message,
+    form, counts, outcome, message,
     h("div", { class: "table-scroll" }, h("table", { class: "list", "data-test": "executions-table" },
       h("caption", { class: "visually-hidden" }, "Executions"),
       h("thead", {}, h("tr", {}, ["Name", "Status", "Started", "Ended", "Duration", "Version"].map((x) => h("th", { scope: "col" }, x)))),
@@ -164,7 +165,7 @@ export async function renderExecutions(main, query, alive) {
   }
   const done = (result) => {
     const failed = result.Failed.length ? ` ${result.Failed.length} could not be: ${result.Failed.slice(0, 5).map((f) => `${f.Name} (${f.Message})`).join("; ")}${result.Failed.length > 5 ? "; …" : ""}.` : "";
-    fill(message, note(result.Failed.length ? "error" : "ok",
+    fill(outcome, note(result.Failed.length ? "error" : "ok",
       `${result.verb} ${result.Done.length}; ${result.Skipped.length} skipped (no longer matching).${failed}`, "bulk-result"));
     index = 0;
     tokens.length = 1;
