@@ -141,7 +141,7 @@ def test_a_hundred_step_flow_is_laid_out_legibly():
     top = [n for n in graph["nodes"] if n["group"] is None and n["type"] != "join"]
     assert len({n["x"] + n["width"] / 2 for n in top}) == 1
     # Bounded: the lanes stand side by side, not one per step.
-    assert graph["width"] < 2000 and graph["height"] < 20000
+    assert graph["width"] < 1000 and graph["height"] < 20000
     kinds = {e["kind"] for e in graph["edges"]}
     assert kinds == {"next", "choice", "default", "catch", "retry"}
 

@@ -269,3 +269,42 @@ async def test_a_missing_execution_is_refused_in_a_sentence():
         with pytest.raises(EngineError) as caught:
             await execution_view(engine, "f", "nope")
         assert caught.value.code == "ExecutionNotExists"
+
+
+@bounded(seconds=20)
+async def test_a_choice_branch_is_told_by_its_condition_when_names_repeat():
+    flow = fdl("""
+    - type: choice
+      name: c
+      choices:
+        - condition: $.big == true
+          steps:
+            - type: pass
+              name: x
+      default:
+        steps:
+          - type: pass
+            name: x
+    - type: choice
+      name: again
+      choices:
+        - condition: $.big == true
+          steps:
+            - type: pass
+              name: x
+      default:
+        steps:
+          - type: pass
+            name: x
+    """)
+    async with make_engine() as engine:
+        await engine.create_flow("c", flow)
+        await engine.start_execution("c", {"big": False}, name="small")
+        await engine.describe_execution("c", "small", wait_seconds=5)
+        view = await execution_view(engine, "c", "small")
+        assert states(view) == {
+            "c": "succeeded",
+            "c/default/x": "succeeded",
+            "again": "succeeded",
+            "again/default/x": "succeeded",
+        }

@@ -29,7 +29,10 @@ The answer (all coordinates in pixels, origin at the top left, `x`/`y` the top l
         "label": "",                           # condition text (cut), errors, "otherwise"...
         "condition": "$.hasMore",              # choice edges only: the full condition
         "errors": ["FnF.ALL"],                 # catch and retry edges only
-        "points": [[100, 124], [100, 160]]     # a polyline; the arrow head is at the end
+        "points": [[100, 124], [100, 160]],    # a polyline; the arrow head is at the end
+        "labelAt": [104, 142]                  # where the label's text may start (left end,
+                                               # baseline), clear of the other edges' labels
+                                               # where the layout can tell
       }],
       "groups": [{
         "id": "fork", "kind": "foreach",       # parallel foreach choice (a step's box), or
@@ -143,6 +146,7 @@ def _edge_json(tree: Tree, index: int) -> dict[str, Any]:
     }
     doc.update(edge.extra)
     doc["points"] = [[x, y] for x, y in edge.points]
+    doc["labelAt"] = [round(edge.label_at[0], 1), round(edge.label_at[1], 1)]
     return doc
 
 

@@ -8,6 +8,8 @@ is: steps of a lane are rows, lanes of a container are columns, so node boxes ca
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from relayflow.console.layout_tree import (
     JOIN_H,
     LANE_PAD,
@@ -189,6 +191,23 @@ def _tidy(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return out
 
 
+def _label_at(edge: Edge) -> tuple[float, float]:
+    """Where an edge's label starts: by its lane's entry, its channel, or its longest run."""
+    points = edge.points
+    if edge.route == "fan" and len(points) >= 2:
+        x, y = points[-2]
+        return x + 4, y + 12
+    if edge.route == "side" and len(points) >= 2:
+        x, y = points[1] if edge.out_of is None else points[-3]
+        return x + 3, y - 4
+    best = max(
+        pairwise(points),
+        key=lambda ab: abs(ab[0][0] - ab[1][0]) + abs(ab[0][1] - ab[1][1]),
+    )
+    (ax, ay), (bx, by) = best
+    return round((ax + bx) / 2 + 4, 1), round((ay + by) / 2, 1)
+
+
 def layout(tree: Tree) -> tuple[float, float]:
     """Place every node of ``tree`` and route every edge; the drawing's width and height."""
     root = tree.root
@@ -200,6 +219,7 @@ def layout(tree: Tree) -> tuple[float, float]:
     tree.end.y = root.y + root.height - LANE_BOTTOM + GAP
     for edge in tree.edges:
         edge.points = _tidy(_route(edge))
+        edge.label_at = _label_at(edge)
     width = root.width + 2 * MARGIN
     height = tree.end.y + tree.end.height + MARGIN
     return round(width, 1), round(height, 1)

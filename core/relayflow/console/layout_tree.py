@@ -153,6 +153,7 @@ class Edge:
     # A side edge to the join of `into`, from a step that ends its lane early (`end: true`).
     into: StepBox | None = None
     points: list[tuple[float, float]] = field(default_factory=list)
+    label_at: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(eq=False)
@@ -228,7 +229,7 @@ class _Builder:
         self.edges: list[Edge] = []
         self.steps = 0
         self.rows: dict[Node, int] = {end: 0}  # each node's row in its lane
-        self.uses: dict[LaneBox, list[tuple[int, int, Edge, str]]] = {}
+        self.uses: dict[LaneBox, list[tuple[int, int, int, Edge, str]]] = {}
 
     def node(self, nid: str, step: StepBase, path: str, group: str | None) -> Node:
         sub, detail = _detail(step)
@@ -255,20 +256,35 @@ class _Builder:
     ) -> Edge:
         """An edge through ``lane``'s channel; ``origin`` is the source's row there if not it."""
         edge = self.edge(source, target, kind, "side", lane=lane, **kw)
-        span = abs(self.rows[target] - self.rows[origin or source])
-        self.channel(lane, span, edge, "slot")
+        self.channel(lane, self.rows[origin or source], self.rows[target], edge, "slot")
         return edge
 
-    def channel(self, lane: LaneBox, span: int, edge: Edge, attr: str) -> None:
-        """Give ``edge`` a channel of ``lane``: the shorter its span, the nearer the steps."""
-        lane.channels += 1
-        self.uses.setdefault(lane, []).append((span, len(self.edges), edge, attr))
+    def channel(self, lane: LaneBox, a: int, b: int, edge: Edge, attr: str) -> None:
+        """Book ``edge`` a channel of ``lane`` from row ``a`` to row ``b`` (numbered later)."""
+        self.uses.setdefault(lane, []).append((min(a, b), max(a, b), len(self.edges), edge, attr))
 
     def assign_channels(self) -> None:
-        """Number each lane's channels, shortest edges first, so that fewer edges cross."""
-        for uses in self.uses.values():
-            for slot, (_, _, edge, attr) in enumerate(sorted(uses, key=lambda u: u[:2])):
+        """Number each lane's channels: shortest edges nearest the steps, so fewer cross.
+
+        Edges whose rows do not overlap share a channel, which keeps a long flow with many
+        gotos narrow.
+        """
+        for lane, uses in self.uses.items():
+            taken: list[list[tuple[int, int]]] = []  # each channel's booked row ranges
+            for lo, hi, _, edge, attr in sorted(uses, key=lambda u: (u[1] - u[0], u[2])):
+                slot = next(
+                    (
+                        n
+                        for n, ranges in enumerate(taken)
+                        if all(hi < a or b < lo for a, b in ranges)
+                    ),
+                    len(taken),
+                )
+                if slot == len(taken):
+                    taken.append([])
+                taken[slot].append((lo, hi))
                 setattr(edge, attr, slot)
+            lane.channels = len(taken)
 
     # -- lists ----------------------------------------------------------------------------------
 
@@ -360,7 +376,7 @@ class _Builder:
             edge.out_of = owner
             if not last:  # first down its own lane's channel
                 edge.inner = lane
-                self.channel(lane, len(lane.items) - self.rows[box.node], edge, "inner_slot")
+                self.channel(lane, self.rows[box.node], len(lane.items), edge, "inner_slot")
             return
         assert owner.join is not None
         if last:
@@ -369,7 +385,7 @@ class _Builder:
             edge = self.side(lane, box.exit, owner.join, "next")
             edge.into = owner
             # it ends at the lane's bottom, below the last step
-            self.uses[lane][-1] = (len(lane.items) - self.rows[box.node], *self.uses[lane][-1][1:])
+            self.uses[lane][-1] = (self.rows[box.node], len(lane.items), *self.uses[lane][-1][2:])
 
     # -- containers -----------------------------------------------------------------------------
 
@@ -388,7 +404,7 @@ class _Builder:
             box.kind = "foreach"
             it = step.iteration_mapping
             box.label = cut(f"for each {it.item} in {it.collection.raw}", MAX_TEXT)
-            lane = LaneBox(f"{nid}/~lane", "iteration", box.label, box)
+            lane = LaneBox(f"{nid}/~lane", "iteration", "each iteration", box)
             box.lanes.append(lane)
             self.lane(lane, list(step.steps), nid + "/", f"{path}.steps")
         elif isinstance(step, ChoiceStep):

@@ -68,11 +68,13 @@ failed, caught, retried, succeeded, cancelled, in that order; `outcomes` counts 
 
 **Which node an event belongs to.** Every event but StepEntered names its step's StepEntered
 (ScheduleEventId), and that one is matched to the lane it entered: the lanes open at that
-moment (the flow's own list, each entered branch and iteration, a running choice's branches)
-that are between steps and hold a step of that name. Step names are unique within a list, so
-only two running lanes of one parallel or foreach can both match; the lane that has waited
-longest is taken, as the engine runs ready lanes first come first served. Lanes of a foreach
-share node ids, so its iterations need no telling apart.
+moment (the flow's own list, each entered branch and iteration, a running choice's branch)
+that are between steps and hold a step of that name. A choice's branch is the one whose
+condition holds for the choice's recorded input (the others are tried only should none match,
+as when a condition reads `$context` the view does not have). Step names are unique within a
+list, so only two running lanes of one parallel or foreach can both match; the lane that has
+waited longest is taken, as the engine runs ready lanes first come first served. Lanes of a
+foreach share node ids, so its iterations need no telling apart.
 
 **Limits.** At most `MAX_EVENTS` history events are read (`events.truncated` then says so,
 and states after that point are unknown); `MAX_TIMELINE` timeline items; data cut as above.
@@ -187,7 +189,7 @@ async def execution_view(engine: ViewSource, flow_name: str, name: str) -> dict[
     events, truncated, last = await _history(engine, flow_name, name)
     tree = await _tree(info.flow_definition)
     ended = info.done
-    replay = Replay(tree) if tree is not None else None
+    replay = Replay(tree, _context(info)) if tree is not None else None
     if replay is not None:
         for event in events:
             replay.feed(event)
@@ -239,6 +241,16 @@ async def _tree(definition: str) -> Tree | None:
             return None
 
     return await asyncio.to_thread(read)
+
+
+def _context(info: ExecutionInfo) -> dict[str, Any]:
+    """What a choice's condition reads as `$context`, as the engine gives it."""
+    variables = info.environment.get("Variables") or []
+    environment = {str(v.get("Name")): v.get("Value") for v in variables if isinstance(v, dict)}
+    return {
+        "flow": {"name": info.flow_name, "environment": environment},
+        "execution": {"name": info.name},
+    }
 
 
 def _header(info: ExecutionInfo) -> dict[str, Any]:

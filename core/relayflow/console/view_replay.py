@@ -49,12 +49,7 @@ class _Lane:
     closed: bool = False
     dormant: bool = False  # its step failed: back only if a redrive resumes it
 
-    def node_of(self, name: str) -> tuple[LaneBox, StepBox] | None:
-        for option in self.options:
-            for box in option.items:
-                if box.node.name == name:
-                    return option, box
-        return None
+    fallback: list[LaneBox] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -87,23 +82,49 @@ class Run:
 class Replay:
     """The history of one execution, folded event by event onto ``tree``'s nodes."""
 
-    def __init__(self, tree: Tree) -> None:
+    def __init__(self, tree: Tree, context: dict[str, Any] | None = None) -> None:
         self.tree = tree
+        self.context = context or {}  # what `$context` reads in choice conditions
         self.runs: list[Run] = []
         self.by_entered: dict[int, Run] = {}
         self.tasks: dict[int, tuple[Run, Attempt]] = {}
         self.lanes: list[_Lane] = []
+        self.live: dict[_Lane, None] = {}  # lanes neither closed nor dormant, oldest first
+        self._by_name: dict[LaneBox, dict[str, StepBox]] = {}
         self.retry_items: list[dict[str, Any]] = []
         self.unmatched = 0  # StepEntered events no open lane holds (a definition changed)
         self.last_start: int = 0  # the latest ExecutionStarted or ExecutionRedriven
         self.ended_at: datetime | None = None  # when the execution ended, if it has
         self.root = self._open([tree.root], None, (), 0)
 
+    def _names(self, lane: LaneBox) -> dict[str, StepBox]:
+        found = self._by_name.get(lane)
+        if found is None:
+            found = self._by_name[lane] = {box.node.name: box for box in lane.items}
+        return found
+
+    def _node_of(self, lane: _Lane, name: str) -> tuple[LaneBox, StepBox] | None:
+        """The list of ``lane``'s options (else of its fallback) holding step ``name``, and it."""
+        for option in (*lane.options, *lane.fallback):
+            box = self._names(option).get(name)
+            if box is not None:
+                return option, box
+        return None
+
+    def _close(self, lane: _Lane) -> None:
+        lane.closed = True
+        self.live.pop(lane, None)
+
+    def _sleep(self, lane: _Lane) -> None:
+        lane.dormant = True
+        self.live.pop(lane, None)
+
     def _open(
         self, options: list[LaneBox], parent: Run | None, idx: tuple[int, ...], at: int
     ) -> _Lane:
         lane = _Lane(options, parent, idx, len(self.lanes), idle_since=at)
         self.lanes.append(lane)
+        self.live[lane] = None
         return lane
 
     def feed(self, event: HistoryEvent) -> None:
@@ -153,7 +174,7 @@ class Replay:
             run = self.by_entered.get(event.schedule_event_id)
             index = event.detail.get("index")
             if run is not None and isinstance(index, int) and index in run.lanes:
-                run.lanes[index].closed = True
+                self._close(run.lanes[index])
         elif kind in ("StepSucceeded", "StepFailed", "StepExited"):
             self._left(event)
 
@@ -161,14 +182,10 @@ class Replay:
 
     def _entered(self, event: HistoryEvent) -> None:
         found = None
-        candidates = [
-            lane
-            for lane in self.lanes
-            if not lane.closed and not lane.dormant and lane.active is None
-        ]
+        candidates = [lane for lane in self.live if lane.active is None]
         candidates.sort(key=lambda lane: (lane.idle_since, lane.order))
         for lane in candidates:
-            match = lane.node_of(event.step_name)
+            match = self._node_of(lane, event.step_name)
             if match is not None:
                 found = lane, match
                 break
@@ -176,17 +193,36 @@ class Replay:
             self.unmatched += 1
             return
         lane, (option, box) = found
-        lane.options = [option]  # a choice's lane is now known
+        lane.options, lane.fallback = [option], []  # a choice's lane is now known
         run = Run(box, lane, event.event_id, event.time, input=event.detail.get("input"))
         lane.active = run
         self.runs.append(run)
         self.by_entered[event.event_id] = run
         step = box.step
         if isinstance(step, ChoiceStep) and box.lanes:
-            # Which branch runs shows with its first step; a branch with none has no lane.
+            # The branch is the one whose condition holds for the recorded input, as the engine
+            # chose it; the others stay in reserve should `$context` have made it differ.
             with_steps = [sub for sub in box.lanes if sub.items]
             if with_steps:
-                run.lanes[0] = self._open(with_steps, run, lane.indices, event.event_id)
+                chosen = self._choose(step, box, run.input)
+                inner = self._open(with_steps, run, lane.indices, event.event_id)
+                if chosen is not None:
+                    inner.options = [chosen] if chosen.items else []
+                    inner.fallback = [sub for sub in with_steps if sub is not chosen]
+                run.lanes[0] = inner
+
+    def _choose(self, step: ChoiceStep, box: StepBox, data: Any) -> LaneBox | None:
+        """The lane of the branch a choice takes on ``data`` (None: it cannot be told)."""
+        key = "default"
+        try:
+            for c, branch in enumerate(step.choices):
+                if branch.condition.evaluate(data, self.context):
+                    key = f"choices.{c}"
+                    break
+        except Exception:  # a condition that reads what the view lacks (or bad data)
+            return None
+        lanes = {sub.id.rsplit("/", 1)[-1]: sub for sub in box.lanes}
+        return lanes.get(key, LaneBox("", "none", "", None))
 
     def _lane_entered(self, event: HistoryEvent) -> None:
         run = self.by_entered.get(event.schedule_event_id)
@@ -196,7 +232,7 @@ class Replay:
         if index in run.lanes and index == min(run.lanes):  # entered again: a retry
             run.retries += 1
             for old in run.lanes.values():
-                old.closed = True
+                self._close(old)
                 self._cancel_below(old)
             run.lanes = {}
         options = run.box.lanes
@@ -213,7 +249,7 @@ class Replay:
             run.outcome = "succeeded"
             run.pause_since = None
             for sub in run.lanes.values():
-                sub.closed = True
+                self._close(sub)
         elif kind == "StepFailed":
             run.error = str(event.detail.get("error", ""))
             run.cause = str(event.detail.get("cause", ""))
@@ -224,7 +260,7 @@ class Replay:
             run.outcome = "caught" if caught else "failed"
             for sub in run.lanes.values():
                 if not sub.closed:
-                    sub.dormant = True
+                    self._sleep(sub)
         else:  # StepExited
             run.exited = True
             run.end = event.time
@@ -245,6 +281,7 @@ class Replay:
                 for sub in run.lanes.values():
                     if sub.dormant:
                         sub.dormant = False
+                        self.live[sub] = None
                 if run.box.lanes and any(not s.closed for s in run.lanes.values()):
                     run.outcome, run.exited, run.end = "", False, None  # it goes on
                     run.lane.active = run
