@@ -232,6 +232,37 @@ def test_each_role_may_call_only_its_actions(server: ApiServer, role: str) -> No
         browser.close()
 
 
+def test_an_executions_graph_is_the_definition_it_runs(server: ApiServer) -> None:
+    server.ok({"Action": "CreateFlow", "Name": "console-evolving", "Definition": FLOW})
+    server.ok({"Action": "StartExecution", "FlowName": "console-evolving", "ExecutionName": "e1"})
+    server.ok(
+        {
+            "Action": "UpdateFlow",
+            "Name": "console-evolving",
+            "Definition": FLOW.replace("name: only", "name: second"),
+        }
+    )
+    reader = _signed_in(server, "reader")
+    try:
+
+        def steps(**query: str) -> list[str]:
+            answer = reader.http.get("/console/graph", params={"flow": "console-evolving", **query})
+            assert answer.status_code == 200, answer.text
+            return [node["name"] for node in answer.json()["nodes"] if node["name"]]
+
+        assert steps() == ["second"]
+        assert steps(execution="e1") == ["only"]
+        _refused(
+            reader.http.get(
+                "/console/graph", params={"flow": "console-evolving", "execution": "x"}
+            ),
+            404,
+            "ExecutionNotExists",
+        )
+    finally:
+        reader.close()
+
+
 def test_a_reader_is_refused_every_action_that_changes_state(server: ApiServer) -> None:
     from relayflow.api.actions import ACTIONS
 

@@ -21,9 +21,10 @@ HTTP API; it never opens the store. The routes, all under `/console`:
   (`relayflow.api.actions.run_action`) if the session's role may call it
   (`relayflow.api.auth.ROLE_ACTIONS`); the answer is the action's JSON, a refusal
   `{"Code", "Message"}` with the API's status.
-- `GET /console/graph?flow=NAME[&version=N]`: the flow drawn as a graph
+- `GET /console/graph?flow=NAME[&version=N | &execution=NAME]`: the flow drawn as a graph
   (`relayflow.console.graph.flow_graph`): nodes with positions, edges, lanes; needs a role
-  that may call DescribeFlow.
+  that may call DescribeFlow. With `execution`, the definition that execution runs (its
+  FlowDefinition, whose node ids `/console/view` uses; needs DescribeExecution too).
 - `GET /console/view?flow=NAME&execution=NAME`: one execution as the execution page shows it
   (`relayflow.console.view.execution_view`): each step's state, the timeline, what it waits
   on; needs a role that may call GetExecutionHistory.

@@ -570,8 +570,20 @@ class ConsoleApp:
         if not flow:
             raise _refusal("MissingParameter", f"/console/{which} needs ?flow=NAME", 400)
         if which == "graph":
-            self._signed_in(scope, "DescribeFlow")
-            return _json(200, await self._graph(flow, query.get("version", "")))
+            session = self._signed_in(scope, "DescribeFlow")
+            execution = query.get("execution", "")
+            if execution:
+                # The definition that execution runs: its view's node ids are this graph's.
+                self._authorize(session, "DescribeExecution")
+                run = await self.engine.describe_execution(flow, execution)
+                return _json(200, await self._draw(flow, run.flow_definition))
+            version = query.get("version", "")
+            info = await (
+                self.engine.describe_flow(flow, version)
+                if version
+                else self.engine.describe_flow(flow)
+            )
+            return _json(200, await self._draw(info.name, info.definition))
         session = self._signed_in(scope, "GetExecutionHistory")
         execution = query.get("execution", "")
         if not execution:
@@ -583,15 +595,12 @@ class ConsoleApp:
             view = _without_tokens(view)
         return _json(200, view)
 
-    async def _graph(self, flow: str, version: str) -> dict[str, Any]:
+    async def _draw(self, flow: str, definition: str) -> dict[str, Any]:
         from relayflow.console.graph import flow_graph
 
-        info = await (
-            self.engine.describe_flow(flow, version) if version else self.engine.describe_flow(flow)
-        )
         # Read within the engine's own budgets, on its thread for definitions: the stored
-        # text passed them when it was created.
-        parsed = await self.engine._validate_definition(info.name, info.definition)
+        # text passed them when it was stored.
+        parsed = await self.engine._validate_definition(flow, definition)
         result: dict[str, Any] = flow_graph(parsed)
         return result
 
