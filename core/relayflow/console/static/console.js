@@ -6,7 +6,7 @@
 //         #/execution/FLOW/NAME?step=ID  #/report  #/signin
 //
 // Selectors for the browser tests (every interactive element also has an accessible name):
-//   chrome:     [data-test=nav-flows] [data-test=nav-executions] [data-test=nav-report]
+//   chrome:     [data-test=skip-link] [data-test=nav-flows] [data-test=nav-executions] [data-test=nav-report]
 //               [data-test=session-key] [data-test=session-role] [data-test=sign-out]
 //   sign-in:    [data-test=signin-form] [data-test=signin-key-id] [data-test=signin-secret]
 //               [data-test=signin-switch] [data-test=signin-token] [data-test=signin-submit]
@@ -32,28 +32,38 @@
 //               [data-test=counts] [data-test=count-all] [data-test=count-Running] (each status)
 //               [data-test=executions-table] [data-test=execution-row][data-execution=NAME]
 //               [data-test=execution-link] [data-test=page-prev] [data-test=page-next]
-//               [data-test=page-number] [data-test=executions-empty]
+//               [data-test=page-number] [data-test=executions-empty] [data-test=executions-refresh]
 //   bulk:       [data-test=bulk-stop] [data-test=bulk-redrive] [data-test=bulk-dialog]
 //               [data-test=bulk-count][data-matched=N] [data-test=bulk-error] [data-test=bulk-cause]
 //               [data-test=bulk-current-definition] [data-test=bulk-progress] [data-test=bulk-result]
 //   execution:  [data-test=execution-status][data-state=STATUS] [data-test=live-status][data-live=on|paused|ended]
 //               [data-test=execution-facts] [data-test=execution-started] [data-test=execution-ended]
+//               [data-test=execution-duration] [data-test=view-error] [data-test=view-truncated]
+//               [data-test=timeline-truncated] [data-test=definition-unreadable]
 //               [data-test=execution-parent] [data-test=execution-children] [data-test=family-link]
 //               [data-test=execution-input] [data-test=execution-output] [data-test=execution-error-name]
 //               [data-test=execution-waiting] [data-test=waiting-item][data-step=STEP]
+//               [data-test=waiting-step] (selects its node) [data-test=waiting-since] [data-test=waiting-for]
+//               [data-test=waiting-due]
 //               [data-test=execution-graph] [data-test=selected-step] [data-test=step-detail]
 //               [data-test=step-name] [data-test=step-state] [data-test=step-input]
-//               [data-test=step-output] [data-test=step-error]
+//               [data-test=step-output] [data-test=step-error] [data-test=step-not-run]
+//               [data-test=step-input-cut] [data-test=step-output-cut] [data-test=step-facts]
 //               [data-test=execution-timeline] [data-test=timeline] [data-test=timeline-bar][data-node][data-kind]
-//               [data-test=events-table] [data-test=event-row][data-event=ID][data-type=TYPE]
-//               [data-test=event-detail]
+//               [data-test=events-table] [data-test=event-row][data-event=ID][data-type=TYPE][data-step=STEP]
+//               [data-test=event-detail] [data-test=event-time] [data-test=events-filter]
+//               [data-test=events-capped]
 //   actions:    [data-test=action-stop] [data-test=action-redrive] [data-test=action-report-succeed]
 //               [data-test=action-report-fail] [data-test=stop-dialog] [data-test=stop-error]
 //               [data-test=stop-cause] [data-test=redrive-dialog] [data-test=redrive-current-definition]
 //               [data-test=report-succeed-dialog] [data-test=report-fail-dialog] [data-test=report-token]
 //               [data-test=report-output] [data-test=report-error] [data-test=report-cause]
+//               [data-test=report-key] (a task named by its correlation key: no token field)
 //   report:     [data-test=report-succeed] [data-test=report-fail] [data-test=report-done]
-//   anywhere:   [data-test=note-error] or [data-test$=-error] (role=alert): the server's sentence
+//               [data-test=report-not-allowed]
+//   roles:      [data-test=role-cannot-read] [data-test=go-report] (a worker on a reading page)
+//   anywhere:   .note-error[role=alert] holds a refusal: the server's own sentence (its data-test
+//               names the place, such as flows-error, dialog-error, execution-error)
 
 import { canRead, loadSession, session, signOut, whenSignedOut } from "./api.js";
 import { fill, h, note } from "./dom.js";

@@ -56,6 +56,15 @@ export async function renderExecution(main, flow, name, query, alive) {
   const timelineBox = h("div", {});
   const eventsBody = h("tbody", {});
   const eventsNote = h("div", {});
+  // Narrows the event list to rows whose type or step holds the words typed.
+  const eventsFilter = h("input", { type: "search", placeholder: "Filter by type or step", "aria-label": "filter events by type or step", "data-test": "events-filter" });
+  const matches = (row) => {
+    const words = eventsFilter.value.trim().toLowerCase();
+    return !words || `${row.dataset.type} ${row.dataset.step}`.toLowerCase().includes(words);
+  };
+  eventsFilter.addEventListener("input", () => {
+    for (const row of eventsBody.rows) row.hidden = !matches(row);
+  });
 
   try {
     state.execution = await call("DescribeExecution", { FlowName: flow, ExecutionName: name, IncludeWaiting: "true" });
@@ -71,7 +80,7 @@ export async function renderExecution(main, flow, name, query, alive) {
       section("Graph", "execution-graph", legend(), graphBox),
       section("Selected step", "selected-step", stepBox)),
     section("Timeline", "execution-timeline", timelineBox),
-    section("Events", "execution-events", eventsNote, h("div", { class: "table-scroll" }, h("table", { class: "list events", "data-test": "events-table" },
+    section("Events", "execution-events", h("div", { class: "toolbar" }, eventsFilter), eventsNote, h("div", { class: "table-scroll" }, h("table", { class: "list events", "data-test": "events-table" },
       h("thead", {}, h("tr", {}, ["#", "Time", "Type", "Step", "Detail"].map((x) => h("th", { scope: "col" }, x)))),
       eventsBody))));
 
@@ -228,12 +237,14 @@ export async function renderExecution(main, flow, name, query, alive) {
       const detail = ev.EventDetail && ev.EventDetail !== "{}" ? h("details", { "data-test": "event-detail" },
         h("summary", {}, h("span", { class: "visually-hidden" }, `detail of event ${ev.EventId}`), "show"),
         h("pre", {}, pretty(ev.EventDetail))) : h("span", { class: "muted" }, "—");
-      eventsBody.append(h("tr", { "data-test": "event-row", "data-event": ev.EventId, "data-type": ev.Type },
+      const row = h("tr", { "data-test": "event-row", "data-event": ev.EventId, "data-type": ev.Type, "data-step": ev.StepName || "" },
         h("td", {}, String(ev.EventId)),
         h("td", {}, when(ev.Time, "event-time", { exact: true })),
         h("td", { class: /Failed|TimedOut|Stopped/.test(ev.Type) ? "event-bad" : "" }, ev.Type),
         h("td", {}, ev.StepName || ""),
-        h("td", {}, detail)));
+        h("td", {}, detail));
+      row.hidden = !matches(row);
+      eventsBody.append(row);
     }
     fill(eventsNote, state.events.length >= MAX_EVENTS
       ? note("info", `The first ${MAX_EVENTS} events are shown; see the rest with: relayflow executions history ${flow} ${name}`, "events-capped") : "");
