@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import yaml
 
 from relayflow.console.graph import MAX_GRAPH_STEPS, flow_graph
 from relayflow.errors import EngineError
-from relayflow.fdl import Flow, load_flow, load_flow_file
+from relayflow.fdl import (
+    Flow,
+    StepBase,
+    load_flow,
+    load_flow_file,
+    register_step_type,
+    unregister_step_type,
+)
+from relayflow.testing import fdl
 from tests.helpers import EXAMPLES, corpus_files
 
 FLOWS = corpus_files() + sorted(EXAMPLES.glob("*.yaml"))
@@ -251,3 +259,33 @@ def test_a_flow_too_large_to_draw_is_refused_in_a_sentence():
         flow_graph(flow)
     assert caught.value.code == "InvalidArgument"
     assert f"at most {MAX_GRAPH_STEPS}" in caught.value.message
+
+
+class NotifyStep(StepBase):
+    """A plugin's step type: drawn like any other step, under its own type name."""
+
+    type: Literal["notify"]
+    channel: str
+    end: bool = False
+
+
+def test_a_plugin_step_type_is_drawn_in_place():
+    load_flow("version: v1\ntype: flow\nsteps: [{type: pass, name: warm}]\n")
+    register_step_type(NotifyStep, handler=lambda step, data, context: {})
+    try:
+        text = fdl("""
+        - type: parallel
+          name: p
+          branches:
+            - steps:
+                - {type: notify, name: deep, channel: pager, end: true}
+                - {type: pass, name: never}
+        """)
+        flow = load_flow(text)
+        graph = flow_graph(flow)
+        check_graph(flow, graph)
+        (deep,) = [n for n in graph["nodes"] if n["id"] == "p/branches.0/deep"]
+        assert deep["type"] == "notify" and deep["detail"] == {"end": True}
+        assert edges_of(graph, "p/branches.0/deep") == [("p/~join", "next", "")]
+    finally:
+        unregister_step_type("notify")

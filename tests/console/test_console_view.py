@@ -308,3 +308,25 @@ async def test_a_choice_branch_is_told_by_its_condition_when_names_repeat():
             "again": "succeeded",
             "again/default/x": "succeeded",
         }
+
+
+@bounded(seconds=20)
+async def test_parent_and_children_are_linked():
+    parent = fdl("""
+    - type: task
+      name: audit
+      resourceArn: acs:fnf:::flow/child
+      pattern: sync
+      serviceParams:
+        ExecutionName: kid
+    """)
+    async with make_engine() as engine:
+        await engine.create_flow("child", fdl("- {type: pass, name: p}"))
+        await engine.create_flow("parent", parent)
+        await engine.start_execution("parent", {}, name="mum")
+        assert (await engine.describe_execution("parent", "mum", wait_seconds=5)).succeeded
+        mum = await execution_view(engine, "parent", "mum")
+        assert mum["children"] == [{"flow": "child", "execution": "kid", "status": "Succeeded"}]
+        assert mum["parent"] is None and mum["steps"]["audit"]["state"] == "succeeded"
+        kid = await execution_view(engine, "child", "kid")
+        assert kid["parent"] == {"flow": "parent", "execution": "mum"}

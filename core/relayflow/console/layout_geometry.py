@@ -163,7 +163,7 @@ def _side(edge: Edge) -> list[tuple[float, float]]:
         ]
     points: list[tuple[float, float]]
     if edge.out_of is not None:  # leaves a container's lane for a sibling of the container
-        drop = edge.out_of.bus_y + BUS * 0.3
+        drop = edge.out_of.bus_y + 8 + 4 * min(edge.slot, 4)  # above the join, one lane each
         if edge.inner is not None:
             inner = _channel(edge.inner, edge.inner_slot)
             points = [(s.x + s.width, _mid(s)), (inner, _mid(s)), (inner, drop)]

@@ -38,8 +38,10 @@ any `taskToken` entries) and `truncated` is true. Errors and causes are cut at
         "indices": [2],                        # the branch or iteration indexes it ran in,
                                                # outermost first ([] at the top level)
         "start": "...", "end": "..." | null,   # null: still going
-        "state": "succeeded",                  # as a step's, for that run or attempt
-        "attempt": 1                           # tasks and retries: the attempt (or next)
+        "state": "succeeded",                  # a step's, for that run; a task attempt's:
+                                               # running waiting succeeded failed cancelled;
+                                               # a retry pause's: waiting, or retried once over
+        "attempt": 1                           # tasks and retries: the attempt (or next), from 1
       }],
       "timelineTruncated": false,
       "waiting": [{                            # what it waits on now (IncludeWaiting)
