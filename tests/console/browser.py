@@ -284,11 +284,11 @@ class Browser:
         self.size = LAPTOP
 
     def resize(self, size: tuple[int, int]) -> None:
-        """Show the page as a laptop or a phone would (viewport size, touch, mobile layout)."""
+        """Show the page as a laptop or a phone would (viewport size, mobile layout)."""
         width, height = size
         self.driver.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": size == PHONE},
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500},
         )
         self.size = size
 
@@ -298,11 +298,18 @@ class Browser:
 
     def wait(self, until: Callable[[Any], T], what: str, timeout: float = WAIT) -> T:
         """Wait (bounded) until ``until(driver)`` is truthy; fail naming ``what`` otherwise."""
-        from selenium.common.exceptions import TimeoutException
+        from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
         from selenium.webdriver.support.ui import WebDriverWait
 
+        # The page redraws as it updates: an element read a moment ago may be gone; look again.
+        waiting = WebDriverWait(
+            self.driver,
+            timeout,
+            poll_frequency=0.05,
+            ignored_exceptions=(StaleElementReferenceException,),
+        )
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(until)
+            return waiting.until(until)
         except TimeoutException:
             raise AssertionError(
                 f"waited {timeout} s for {what}; the page shows:\n{self.text()[:2000]}"
@@ -379,11 +386,23 @@ class Browser:
         assert answer["status"] == 200, f"GET /console/session answered {answer}"
         return dict(answer["body"])
 
-    def shot(self, name: str) -> None:
-        """Save the page as docs/images/console-<name>.png when RELAYFLOW_SCREENSHOTS=1."""
-        if screenshots_on():
-            IMAGES.mkdir(parents=True, exist_ok=True)
+    def shot(self, name: str, *, tallest: int = 2000) -> None:
+        """Save the page as docs/images/console-<name>.png when RELAYFLOW_SCREENSHOTS=1.
+
+        The whole page down to ``tallest`` pixels, at the current width (the viewport is made
+        as tall as the page for the picture, then set back).
+        """
+        if not screenshots_on():
+            return
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        width, height = self.size
+        page_height = int(self.driver.execute_script("return document.body.scrollHeight"))
+        self.resize((width, max(height, min(page_height, tallest))))
+        self.driver.execute_script("window.scrollTo(0, 0)")
+        try:
             self.driver.save_screenshot(str(IMAGES / f"console-{name}.png"))
+        finally:
+            self.resize((width, height))
 
     def sign_out(self) -> None:
         """Forget the session cookie (as closing a private window would)."""

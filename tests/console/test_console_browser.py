@@ -214,6 +214,13 @@ def test_the_seed_execution_is_shown_live_from_start_to_end(
     wait_status(fresh, "Succeeded")
     assert server.status("seed", "live") == "Succeeded"
     fresh.find('[data-test="timeline"]')
+    # A step chosen in the graph shows its input and output.
+    fresh.find('[data-test="graph-node"][data-node="transform"]').click()
+    fresh.wait(
+        lambda _: "transform" in fresh.find('[data-test="step-name"]').text,
+        "the chosen step's detail",
+    )
+    assert '"seen"' in fresh.find('[data-test="step-output"]').text
     fresh.shot("execution")
     fresh.resize(PHONE)
     fresh.find('[data-test="graph-node"]')
@@ -221,7 +228,7 @@ def test_the_seed_execution_is_shown_live_from_start_to_end(
         "return document.documentElement.scrollWidth - window.innerWidth"
     )
     assert overflow <= 1, f"on a phone the page is {overflow} px wider than the screen"
-    fresh.shot("execution-phone")
+    fresh.shot("execution-phone", tallest=1300)
 
 
 def test_a_failed_execution_is_redriven_from_its_page(
@@ -259,7 +266,6 @@ def test_a_bulk_stop_from_a_filtered_list(console_server: ConsoleServer, fresh: 
         lambda _: len(fresh.visible('[data-test="execution-row"]')) == 3,
         "the list filtered to the three bulk- executions",
     )
-    fresh.shot("executions")
     fresh.find('[data-test="bulk-stop"]').click()
     count = fresh.find('[data-test="bulk-count"]', "the count in the bulk dialog")
     assert count.get_attribute("data-matched") == "3", count.text
@@ -270,19 +276,27 @@ def test_a_bulk_stop_from_a_filtered_list(console_server: ConsoleServer, fresh: 
     for name in ("bulk-1", "bulk-2", "bulk-3"):
         assert server.status("hold", name) == "Stopped", name
     assert server.status("hold", "keep-1") == "Running"
+    fresh.find('[data-test="filter-clear"]').click()
+    fresh.wait(
+        lambda _: fresh.find('[data-test="count-Stopped"]').text.split()[-1:] == ["3"],
+        "the counts to say 3 stopped",
+    )
+    fresh.shot("executions")
 
 
 def test_csrf_and_forged_cookies_are_refused(console_server: ConsoleServer, fresh: Browser) -> None:
     server = console_server
     for name in ("target", "control-1", "control-2"):
-        server.start("hold", name)
-    target = {"FlowName": "hold", "ExecutionName": "target"}
+        server.start("manual", name)
+    target = {"FlowName": "manual", "ExecutionName": "target"}
     sign_in(fresh, server, "admin")
 
     # From the console's own page, but without the CSRF header: refused; with it, done.
     bare = fresh.fetch("/console/api/StopExecution", target, {})
     assert bare["status"] == 403, f"a POST without X-Relayflow-CSRF: {bare}"
-    control = csrf_post(fresh, "StopExecution", {"FlowName": "hold", "ExecutionName": "control-1"})
+    control = csrf_post(
+        fresh, "StopExecution", {"FlowName": "manual", "ExecutionName": "control-1"}
+    )
     assert control["status"] == 200, f"the same POST with its header: {control}"
 
     # A page on another origin submits a form to the console: the browser sends the cookie
@@ -313,12 +327,12 @@ def test_csrf_and_forged_cookies_are_refused(console_server: ConsoleServer, fres
         assert other.status_code == 403, other.text
         own = http.post(
             "/console/api/StopExecution",
-            json={"FlowName": "hold", "ExecutionName": "control-2"},
+            json={"FlowName": "manual", "ExecutionName": "control-2"},
             headers={"X-Relayflow-CSRF": csrf, "Origin": server.api.url},
         )
         assert own.status_code == 200, f"the same request from the console's origin: {own.text}"
-    assert server.status("hold", "target") == "Running"
-    assert server.status("hold", "control-2") == "Stopped"
+    assert server.status("manual", "target") == "Running"
+    assert server.status("manual", "control-2") == "Stopped"
 
     # A reader's cookie edited to say admin, and one signed with a guessed key: not signed in.
     fresh.sign_out()
@@ -332,4 +346,4 @@ def test_csrf_and_forged_cookies_are_refused(console_server: ConsoleServer, fres
         assert not fresh.session()["signedIn"], f"the forged cookie {forged} signed in"
         refused = fresh.fetch("/console/api/StopExecution", target, {"X-Relayflow-CSRF": csrf})
         assert refused["status"] in (401, 403), f"a forged cookie's stop: {refused}"
-    assert server.status("hold", "target") == "Running"
+    assert server.status("manual", "target") == "Running"
