@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from relayflow.config import Config
     from relayflow.plugins import PluginManager
     from relayflow_otel.engine_spans import EngineTracer
+    from relayflow_otel.pipe import PipeSink
 
 __all__ = ["TABLE", "OtelSettings", "ResolvedSettings", "enable", "resolve"]
 
@@ -47,17 +48,46 @@ def enable(settings: ResolvedSettings, plugins: PluginManager) -> EngineTracer:
     from relayflow_otel.export import SpanSink
 
     sink = SpanSink.from_settings(settings)
-    try:  # FC handlers run in this process: their spans go out through the same processor
+    try:  # FC handlers run in this process: their spans go out through the SDK's processor
         from relayflow_otel.worker import trace_handlers
 
         trace_handlers(sink.resource, sink.processor)
     except Exception:  # the engine's spans do not depend on it
         log.warning("relayflow-otel cannot trace FC handlers", exc_info=True)
-    tracer = EngineTracer(sink.emit, settings.sampling_ratio)
-    tracer.on_stopping = sink.flush
-    tracer.on_close = sink.close
+    engine_sink = _engine_sink(settings)
+    if engine_sink is None:  # gRPC, or no exporter process: the SDK's path, in this process
+        tracer = EngineTracer(sink.emit, settings.sampling_ratio)
+        tracer.on_stopping = sink.flush
+        tracer.on_close = sink.close
+    else:
+        pipe = engine_sink
+
+        def flush() -> None:
+            pipe.flush()
+            sink.flush()
+
+        def close() -> None:
+            pipe.close()
+            sink.close()
+
+        tracer = EngineTracer(pipe.emit, settings.sampling_ratio)
+        tracer.on_stopping = flush
+        tracer.on_close = close
     plugins.register(tracer, name=ENGINE_PLUGIN_NAME)
     return tracer
+
+
+def _engine_sink(settings: ResolvedSettings) -> PipeSink | None:
+    """The exporter process for the engine's spans (OTLP/HTTP only), or None."""
+    if settings.protocol != "http/protobuf":
+        return None
+    from relayflow_otel.pipe import PipeSink
+
+    try:
+        return PipeSink.from_settings(settings)
+    except OSError as exc:
+        log.warning("relayflow-otel exports from the engine's process: %s", exc)
+        return None
 
 
 @hookimpl

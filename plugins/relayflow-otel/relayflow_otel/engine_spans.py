@@ -68,7 +68,7 @@ _ENDS = frozenset(
 _COMPLETIONS = frozenset({"TaskSucceeded", "TaskFailed", "TaskTimedOut"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Event:
     """A history event, from a hook or from a history page alike."""
 
@@ -296,13 +296,13 @@ class EngineTracer:
                 self._spawns.popitem(last=False)
         headers = dict(request.headers)
         headers["traceparent"] = traceparent(state.trace, span, state.sampled)
-        return dataclasses.replace(request, headers=headers)
+        return _with_headers(request, headers)
 
     # -- what each event does -----------------------------------------------------------------
 
     def _on(self, hooked: LifecycleEvent) -> None:
         try:
-            self._handle(hooked)
+            self._handle(hooked.flow_name, hooked.execution_name, _Event.of(hooked.event))
         except Exception:  # a bug here must neither stop the engine nor flood its log
             self.failures += 1
             if self.failures == 1:
@@ -310,9 +310,8 @@ class EngineTracer:
                     "relayflow-otel failed on a %s event; spans may be missing", hooked.type
                 )
 
-    def _handle(self, hooked: LifecycleEvent) -> None:
-        key = (hooked.flow_name, hooked.execution_name)
-        event = _Event.of(hooked.event)
+    def _handle(self, flow: str, name: str, event: _Event) -> None:
+        key = (flow, name)
         state = self._executions.get(key)
         if state is None:
             ended = self._finished.pop(key, None)
@@ -730,6 +729,20 @@ class EngineTracer:
         """Wait for the reads in flight (tests, and a clean stop)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _with_headers(request: TaskRequest, headers: dict[str, str]) -> TaskRequest:
+    """A copy of ``request`` with other headers (`dataclasses.replace`, without its checks)."""
+    names = _REQUEST_FIELDS.get(type(request))
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(request) if f.init)
+        _REQUEST_FIELDS[type(request)] = names
+    values = {name: getattr(request, name) for name in names}
+    values["headers"] = headers
+    return type(request)(**values)
+
+
+_REQUEST_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def _child_flow(request: TaskRequest) -> tuple[str, str] | None:

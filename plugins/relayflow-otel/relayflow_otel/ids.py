@@ -7,8 +7,9 @@ land in one trace and nest:
 - the trace id is a hash of the flow's name, the execution's name and the time of its
   ExecutionStarted event (in whole microseconds, see `micros`), so that a name used again
   after a deletion makes another trace;
-- a span id is a hash of the trace id and the EventId that opened the span (ExecutionStarted
-  for the root, StepEntered for a step, TaskScheduled for a task attempt);
+- a span id is a hash (blake2b, 8 bytes) of the trace id's 16 bytes and the EventId that opened
+  the span (ExecutionStarted for the root, StepEntered for a step, TaskScheduled for a task
+  attempt), as 8 bytes;
 - an execution is sampled when the top 64 bits of its trace id, read as a number, fall below
   ``ratio * 2**64``: every replica decides alike without telling another.
 """
@@ -16,9 +17,10 @@ land in one trace and nest:
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["is_sampled", "micros", "span_id", "trace_id", "traceparent"]
+__all__ = ["is_sampled", "micros", "span_id", "span_id_in", "trace_id", "traceparent"]
 
 _MASK_64 = (1 << 64) - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -33,9 +35,12 @@ def micros(when: float | datetime) -> int:
     rounding here, so that they agree to the last digit (multiplying the float by a million
     would not, now and then).
     """
-    if not isinstance(when, datetime):
-        when = datetime.fromtimestamp(when, UTC)
-    return (when - _EPOCH) // _MICROSECOND
+    if isinstance(when, datetime):
+        return (when - _EPOCH) // _MICROSECOND
+    # What `datetime.fromtimestamp` does, without building one (a hook's time, on the loop):
+    # the fraction of a second rounded half to even, to the microsecond.
+    fraction, whole = math.modf(when)
+    return int(whole) * 1_000_000 + round(fraction * 1_000_000)
 
 
 def _digest(*parts: str) -> bytes:
@@ -57,7 +62,13 @@ def trace_id(flow_name: str, execution_name: str, started: int) -> int:
 
 def span_id(trace: int, event_id: int) -> int:
     """The 64-bit id of the span opened by history event ``event_id`` (never 0)."""
-    value = int.from_bytes(_digest("s", f"{trace:032x}", str(event_id))[:8], "big")
+    return span_id_in(trace.to_bytes(16, "big"), event_id)
+
+
+def span_id_in(trace: bytes, event_id: int) -> int:
+    """`span_id` given the trace id's 16 bytes (an execution keeps them: one call a span)."""
+    data = b"s" + trace + event_id.to_bytes(8, "big", signed=True)
+    value = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
     return value or 1
 
 

@@ -1,0 +1,129 @@
+"""The engine's spans through the exporter process: encoding, bounds, a process that dies."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from opentelemetry.trace import SpanKind
+from otlp_receiver import OtlpReceiver, decode
+
+from relayflow_otel.export import FinishedSpan
+from relayflow_otel.otlp import KIND_CLIENT, KIND_INTERNAL, encode
+from relayflow_otel.pipe import PipeSink
+
+TRACE = 0x0123456789ABCDEF0123456789ABCDEF
+
+
+def _span(name: str, span: int, **fields: object) -> FinishedSpan:
+    values: dict[str, object] = {
+        "name": name,
+        "trace": TRACE,
+        "span": span,
+        "parent": None,
+        "sampled": True,
+        "kind": SpanKind.INTERNAL,
+        "start": 1_800_000_000.25,
+        "end": 1_800_000_001.5,
+        **fields,
+    }
+    return FinishedSpan(**values)  # type: ignore[arg-type]
+
+
+def _wait_until(condition: object, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_tuples_encode_as_the_sdk_would_and_a_malformed_one_is_left_out() -> None:
+    task = (
+        "task a",
+        TRACE,
+        7,
+        5,
+        KIND_CLIENT,
+        1_800_000_000.000001,
+        1_800_000_002.5,
+        {"s": "x", "i": 3, "b": True, "f": 0.5, "big": 1 << 70, "list": [1, "two"]},
+        [(TRACE + 1, 9, {"relayflow.link": "parent"})],
+        ("Boom", "it broke"),
+        [("submitted", 1_800_000_001.0, {})],
+    )
+    root = ("execution f", TRACE, 5, 0, KIND_INTERNAL, 1.0, 0.5, {}, (), None, ())
+    malformed = ("bad", "not an id", 1, 0, KIND_INTERNAL, 1.0, 2.0, {}, (), None, ())
+    body, left_out = encode([task, malformed, root], {"service.name": "svc"}, ("scope", "1"))
+    assert left_out == 1
+    got_task, got_root = decode(body)
+    assert got_task["trace_id"] == f"{TRACE:032x}"
+    assert (got_task["span_id"], got_task["parent_span_id"]) == (f"{7:016x}", f"{5:016x}")
+    assert got_task["kind"] == KIND_CLIENT
+    assert got_task["start_ns"] == 1_800_000_000_000_001_000
+    assert got_task["end_ns"] == 1_800_000_002_500_000_000
+    assert got_task["attributes"] == {
+        "s": "x",
+        "i": 3,
+        "b": True,
+        "f": 0.5,
+        "big": str(1 << 70),
+        "list": [1, "two"],
+    }
+    assert got_task["links"] == [
+        {
+            "trace_id": f"{TRACE + 1:032x}",
+            "span_id": f"{9:016x}",
+            "attributes": {"relayflow.link": "parent"},
+        }
+    ]
+    assert got_task["status"] == {"code": "ERROR", "message": "Boom: it broke"}
+    assert got_task["resource"] == {"service.name": "svc"} and got_task["scope"] == "scope"
+    assert got_root["parent_span_id"] == "" and got_root["status"]["code"] == "UNSET"
+    assert got_root["end_ns"] == got_root["start_ns"]  # an end before the start: none long
+
+
+def test_spans_reach_the_collector_and_a_dead_exporter_process_is_started_again(
+    otlp: OtlpReceiver,
+) -> None:
+    sink = PipeSink(otlp.traces_url, service_name="engine", resource_attributes={"a": "b"})
+    try:
+        sink.emit(_span("first", 1))
+        sink.emit(_span("unsampled", 2, sampled=False))
+        assert sink.flush(5.0)
+        otlp.wait_for(lambda spans: len(spans) >= 1)
+        first = sink.process
+        assert first is not None
+        first.kill()
+        first.wait(5)
+        sink.emit(_span("second", 3, parent=1, error=("E", "")))
+        assert sink.flush(5.0)
+        spans = otlp.wait_for(lambda spans: len(spans) >= 2)
+    finally:
+        sink.close()
+    assert [s["name"] for s in spans] == ["first", "second"]
+    assert sink.restarts == 1 and sink.process is not first
+    assert spans[0]["resource"]["service.name"] == "engine"
+    assert spans[0]["resource"]["a"] == "b"
+    assert spans[1]["status"] == {"code": "ERROR", "message": "E"}
+    assert sink.process is not None
+    assert sink.process.wait(10) == 0  # its stdin closed: it sent the rest and ended
+
+
+def test_an_exporter_that_does_not_read_costs_dropped_spans_never_a_wait() -> None:
+    # A process that never reads its stdin: the pipe fills, the feeding thread blocks on it.
+    stuck = [sys.executable, "-c", "import time; time.sleep(60)"]
+    sink = PipeSink(
+        "http://127.0.0.1:9/v1/traces", service_name="s", max_queue_size=4, command=stuck
+    )
+    big = {"padding": "x" * 100_000}  # one batch is more than a pipe holds
+    for n in range(400):
+        sink.emit(_span(f"s{n}", n + 1, attributes=big))
+    assert sink.dropped >= 392  # four may wait; everything else was dropped at once
+    assert not sink.flush(0.1)
+    sink.close()
+    assert sink.process is not None
+    sink.process.kill()  # the feeding thread, unblocked, drops the rest and ends
+    assert _wait_until(lambda: not sink._thread.is_alive())
+    assert sink.restarts == 0
