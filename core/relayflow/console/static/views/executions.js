@@ -102,7 +102,7 @@ export async function renderExecutions(main, query, alive) {
     form, counts, outcome, message,
     h("div", { class: "table-scroll" }, h("table", { class: "list", "data-test": "executions-table" },
       h("caption", { class: "visually-hidden" }, "Executions"),
-      h("thead", {}, h("tr", {}, ["Name", "Status", "Started", "Ended", "Duration", "Version"].map((x) => h("th", { scope: "col" }, x)))),
+      h("thead", {}, h("tr", {}, ["Name", "Status", "Started", "Ended", "Duration", "Error", "Version"].map((x) => h("th", { scope: "col" }, x)))),
       body)),
     h("nav", { class: "pager", "aria-label": "pages" }, prev, pageLabel, next));
   if (!filter.flow) {
@@ -124,6 +124,7 @@ export async function renderExecutions(main, query, alive) {
         h("td", {}, when(e.StartedTime)),
         h("td", {}, when(e.StoppedTime)),
         h("td", {}, duration((e.StoppedTime ? ms(e.StoppedTime) : Date.now()) - ms(e.StartedTime))),
+        h("td", { class: "wrap" }, e.Error ? h("span", { title: e.Cause || "", "data-test": "execution-row-error" }, e.Error) : ""),
         h("td", {}, e.FlowVersion || ""))));
       fill(message, rows.length ? "" : note("info", "No execution matches these filters.", "executions-empty"));
       tokens.length = index + 1;
