@@ -330,3 +330,33 @@ async def test_parent_and_children_are_linked():
         assert mum["parent"] is None and mum["steps"]["audit"]["state"] == "succeeded"
         kid = await execution_view(engine, "child", "kid")
         assert kid["parent"] == {"flow": "parent", "execution": "mum"}
+
+
+@bounded(seconds=20)
+async def test_a_cut_input_leaves_the_task_token_out():
+    flow = fdl("""
+    - type: task
+      name: hold
+      action: demo:Hold
+      pattern: waitForCallback
+      inputMappings:
+        - target: taskToken
+          source: $context.task.token
+        - target: padding
+          source: $input.padding
+    """)
+    async with make_engine(handlers({})) as engine:
+        await engine.create_flow("t", flow)
+        await engine.start_execution("t", {"padding": "p" * MAX_VALUE_CHARS}, name="e")
+
+        async def parked() -> bool:
+            return bool((await engine.describe_execution("t", "e", include_waiting=True)).waiting)
+
+        await eventually(parked, 5, "the task waits")
+        view = await execution_view(engine, "t", "e")
+        step = view["steps"]["hold"]
+        assert step["truncated"] is True and isinstance(step["input"], str)
+        assert "taskToken" not in step["input"] and "padding" in step["input"]
+        (waiting,) = view["waiting"]
+        assert waiting["taskToken"]  # for roles that may report; the console hides it otherwise
+        assert view["truncated"] is True and isinstance(view["input"], str)

@@ -18,10 +18,11 @@ The answer (all coordinates in pixels, origin at the top left, `x`/`y` the top l
                                                # fail (or a plugin's type), start, end, join
         "path": "steps.0.steps.0",             # where the step is in the definition
         "label": "startSubflow",               # the name, cut to 28 characters
-        "sublabel": "fc subflowSamples/startSubflow",   # a short detail line, may be ""
+        "sublabel": "subflowSamples/startSubflow (waitForCallback)",  # a short line, or ""
         "x": 10, "y": 80, "width": 180, "height": 44,
-        "group": "fork/~lane",                 # the lane the node is in (null: the top level)
-        "detail": {...}                        # type-specific, below
+        "group": "fork/~lane",                 # the lane the node is in (null: the top
+                                               # level); a join's is its container's box
+        "detail": {...}                        # the step's settings, below
       }],
       "edges": [{
         "from": "init", "to": "listObjects",
@@ -54,18 +55,24 @@ groups are a container's id plus `/~lane` (a foreach) or `/<list>` (`branches.0`
 step appears exactly once, whatever it runs as (loops, iterations): the execution view's step
 states use the same ids (`relayflow.console.view`).
 
+**Details.** Only what is set: a task's `resource`, `pattern`, `timeoutSeconds`,
+`correlationKey`; a wait's `duration` or `timestamp`; a choice's `choices` (`condition`,
+`goto`, `steps`: how many) and `default`; a parallel's `branches` (how many); a foreach's
+`collection`, `item`, `index`; a fail's `error` and `cause`; `retry` and `catch` as in the
+definition (camelCase); `end: true`.
+
 **Edges.** `next` edges join steps of one list (and a container to its lanes, lanes to the
 join); `choice` and `default` edges leave a choice with their condition; `goto` edges leave a
 choice branch's last step for the choice's `goto`; `catch` edges go from a step to its catch's
 target; `retry` edges are a step's loop onto itself, with the policy in `detail`-like fields
 (`maxAttempts`, `intervalSeconds`). Edges between steps that are not one below the other run
-in a channel on the right of the list that holds both, one channel per edge, so they cross no
-node of that list.
+in a channel on the right of the list that holds both, so they cross no node of that list;
+edges whose rows overlap get channels of their own, the shortest nearest the steps.
 
 **Limits.** A definition is bounded before it gets here (256 KiB, `relayflow.limits`); a flow
 of more than `MAX_GRAPH_STEPS` steps is refused with `InvalidArgument` (it would not be legible
-anyway). Layout takes time linear in steps and edges; texts in labels and details are cut
-(`MAX_LABEL`, `MAX_TEXT`), with the full step available from the definition itself.
+anyway). A flow of 800 steps takes about 0.1 s and 550 KB of JSON; texts in labels and
+details are cut (`MAX_LABEL`, `MAX_TEXT`), the full step being in the definition itself.
 """
 
 from __future__ import annotations

@@ -85,6 +85,7 @@ and states after that point are unknown); `MAX_TIMELINE` timeline items; data cu
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -235,14 +236,16 @@ async def _tree(definition: str) -> Tree | None:
     """The drawing's structure of the definition the execution runs (None: unreadable)."""
     if not definition:
         return None
+    return await asyncio.to_thread(_read_tree, definition)
 
-    def read() -> Tree | None:
-        try:
-            return build(load_flow(definition, limits=_STORED_LIMITS))
-        except (DefinitionError, EngineError):
-            return None
 
-    return await asyncio.to_thread(read)
+@functools.lru_cache(maxsize=32)
+def _read_tree(definition: str) -> Tree | None:
+    """The structure of ``definition``, kept for the next poll of a page (read, never changed)."""
+    try:
+        return build(load_flow(definition, limits=_STORED_LIMITS))
+    except (DefinitionError, EngineError):
+        return None
 
 
 def _context(info: ExecutionInfo) -> dict[str, Any]:
