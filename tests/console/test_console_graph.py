@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from typing import Any, Literal
 
 import pytest
@@ -101,6 +102,25 @@ def overlapping(nodes: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return found
 
 
+def crossed(graph: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(from, to, node) for each edge segment that runs through a node not its own end."""
+    found: list[tuple[str, str, str]] = []
+    for edge in graph["edges"]:
+        points = edge["points"]
+        for (ax, ay), (bx, by) in pairwise(points):
+            assert ax == bx or ay == by, f"edge segments are vertical or horizontal: {edge}"
+            for n in graph["nodes"]:
+                if n["id"] in (edge["from"], edge["to"]):
+                    continue
+                x0, y0 = n["x"], n["y"]
+                x1, y1 = x0 + n["width"], y0 + n["height"]
+                lo_x, hi_x = sorted((ax, bx))
+                lo_y, hi_y = sorted((ay, by))
+                if lo_x < x1 and hi_x > x0 and lo_y < y1 and hi_y > y0:
+                    found.append((edge["from"], edge["to"], n["id"]))
+    return found
+
+
 def check_graph(flow: Flow, graph: dict[str, Any]) -> None:
     """What every drawing must satisfy."""
     nodes = graph["nodes"]
@@ -112,6 +132,7 @@ def check_graph(flow: Flow, graph: dict[str, Any]) -> None:
         "every step is drawn once, at its place in the definition"
     )
     assert overlapping(nodes) == []
+    assert crossed(graph) == [], "edges go around nodes"
     known = set(ids)
     for edge in graph["edges"]:
         assert edge["from"] in known and edge["to"] in known, edge
