@@ -13,6 +13,7 @@ import { badge, duration, ms, pretty, when } from "../format.js";
 import { drawGraph, legend } from "../graph.js";
 import { drawTimeline } from "../timeline.js";
 import { failDialog, redriveDialog, stopDialog, succeedDialog } from "./actions.js";
+import { startDialog } from "./flows.js";
 
 const POLL_MS = 1500;
 const EVENTS_PAGE = 1000;
@@ -121,6 +122,9 @@ export async function renderExecution(main, flow, name, query, alive) {
     }
     if (ENDED.has(e.Status) && e.Status !== "Succeeded" && can("RedriveExecution")) {
       actions.push(h("button", { type: "button", "data-test": "action-redrive", onclick: () => act(redriveDialog(flow, name, e.Status)) }, "Redrive…"));
+    }
+    if (can("StartExecution")) {
+      actions.push(h("button", { type: "button", "data-test": "action-start-again", onclick: () => startDialog(flow, [], [], e.Input) }, "Start again…"));
     }
     fill(head, 
       h("h1", {}, h("span", { class: "muted" }, "Execution "), name, " ", badge(e.Status, "execution-status")),

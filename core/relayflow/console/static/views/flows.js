@@ -4,7 +4,7 @@
 import { call, can, graph } from "../api.js";
 import { facts, fill, h, link, note, section } from "../dom.js";
 import { confirmDialog, field, jsonEditor } from "../dialog.js";
-import { command, when } from "../format.js";
+import { command, pretty, when } from "../format.js";
 import { drawGraph } from "../graph.js";
 import { highlighted } from "../highlight.js";
 import { go } from "../route.js";
@@ -193,14 +193,17 @@ function table(heads, rows) {
     h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c)))))));
 }
 
-/** The Start dialog: a name, a qualifier, the input checked as JSON before it is sent. */
-export function startDialog(flowName, versions = [], aliases = []) {
+/**
+ * The Start dialog: a name, a qualifier, the input checked as JSON before it is sent;
+ * `initial` is the input it opens with (an execution's, to start it again).
+ */
+export function startDialog(flowName, versions = [], aliases = [], initial = "{}") {
   const name = h("input", { "data-test": "start-name", autocomplete: "off", spellcheck: "false", placeholder: "made up by the server" });
   const qualifier = h("select", { "data-test": "start-qualifier" },
     h("option", { value: "" }, "The current definition"),
     versions.map((v) => h("option", { value: String(v.Version) }, `Version ${v.Version}`)),
     aliases.map((a) => h("option", { value: a.Name }, `Alias ${a.Name}`)));
-  const input = jsonEditor("{}", { label: "The input", test: "start-input" });
+  const input = jsonEditor(pretty(initial) || "{}", { label: "The input", test: "start-input" });
   return confirmDialog({
     title: `Start an execution of ${flowName}`,
     test: "start-dialog",
