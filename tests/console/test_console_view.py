@@ -360,3 +360,20 @@ async def test_a_cut_input_leaves_the_task_token_out():
         (waiting,) = view["waiting"]
         assert waiting["taskToken"]  # for roles that may report; the console hides it otherwise
         assert view["truncated"] is True and isinstance(view["input"], str)
+
+
+@bounded(seconds=20)
+async def test_the_graph_of_the_definition_an_execution_runs():
+    old = fdl("- {type: wait, name: nap, duration: 3600}")
+    new = fdl("- {type: pass, name: quick}")
+    async with make_engine() as engine:
+        await engine.create_flow("u", old)
+        await engine.start_execution("u", {}, name="before")
+        await engine.update_flow("u", new)
+        await engine.start_execution("u", {}, name="after")
+        before = await execution_view(engine, "u", "before", with_graph=True)
+        after = await execution_view(engine, "u", "after")
+        assert "graph" not in after
+        assert {n["id"] for n in before["graph"]["nodes"]} == {"~start", "nap", "~end"}
+        assert set(before["steps"]) == {"nap"} and set(after["steps"]) == {"quick"}
+        assert before["definitionHash"] != after["definitionHash"]

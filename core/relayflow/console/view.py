@@ -57,6 +57,10 @@ any `taskToken` entries) and `truncated` is true. Errors and causes are cut at
       "events": {"read": 212, "limit": 10000, "truncated": false, "lastEventId": 212,
                  "unmatched": 0},              # StepEntered events no node was found for
       "definitionReadable": true,              # false: no steps or timeline can be shown
+      "definitionHash": "9f86d081884c7d65",    # of the definition it runs: a page can tell
+                                               # whether the graph it holds is that one's
+      "graph": {...} | null,                   # with_graph only (relayflow.console.graph's
+                                               # JSON of that definition; null: too large)
       "states": ["running", ...]               # every state name, most telling first
     }
 
@@ -86,14 +90,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from relayflow.console.graph import flow_graph
 from relayflow.console.layout_tree import Tree, build
 from relayflow.console.view_replay import Replay, Run, timeline_items
 from relayflow.errors import EngineError
-from relayflow.fdl import DefinitionError, TaskStep, load_flow
+from relayflow.fdl import DefinitionError, Flow, TaskStep, load_flow
 from relayflow.limits import DefinitionLimits
 from relayflow.results import ExecutionInfo, HistoryPage, iso_time
 
@@ -180,10 +186,13 @@ def _data(value: Any) -> tuple[Any, bool]:
     return text[: MAX_VALUE_CHARS - 1] + "…", True
 
 
-async def execution_view(engine: ViewSource, flow_name: str, name: str) -> dict[str, Any]:
+async def execution_view(
+    engine: ViewSource, flow_name: str, name: str, *, with_graph: bool = False
+) -> dict[str, Any]:
     """The execution ``name`` of ``flow_name`` as the console's execution page shows it.
 
-    The shape of the answer is in this module's docstring.
+    The shape of the answer is in this module's docstring; ``with_graph`` adds `graph`, the
+    drawing of the definition the execution runs (which may not be the flow's current one).
 
     Raises:
         EngineError: `FlowNotExists`, `ExecutionNotExists` (from DescribeExecution).
@@ -213,7 +222,10 @@ async def execution_view(engine: ViewSource, flow_name: str, name: str) -> dict[
         "unmatched": replay.unmatched if replay is not None else 0,
     }
     doc["definitionReadable"] = tree is not None
+    doc["definitionHash"] = hashlib.sha256(info.flow_definition.encode()).hexdigest()[:16]
     doc["states"] = list(STATES)
+    if with_graph:
+        doc["graph"] = await asyncio.to_thread(_graph, info.flow_definition)
     return doc
 
 
@@ -240,11 +252,29 @@ async def _tree(definition: str) -> Tree | None:
 
 
 @functools.lru_cache(maxsize=32)
-def _read_tree(definition: str) -> Tree | None:
-    """The structure of ``definition``, kept for the next poll of a page (read, never changed)."""
+def _read_flow(definition: str) -> Flow | None:
+    """``definition`` read, kept for the next poll of a page (never changed once read)."""
     try:
-        return build(load_flow(definition, limits=_STORED_LIMITS))
-    except (DefinitionError, EngineError):
+        return load_flow(definition, limits=_STORED_LIMITS)
+    except DefinitionError:
+        return None
+
+
+@functools.lru_cache(maxsize=32)
+def _read_tree(definition: str) -> Tree | None:
+    """The structure of ``definition``'s drawing (the replay only reads it)."""
+    flow = _read_flow(definition)
+    return build(flow) if flow is not None else None
+
+
+def _graph(definition: str) -> dict[str, Any] | None:
+    """The drawing of ``definition``; None when it cannot be read or is too large to draw."""
+    flow = _read_flow(definition)
+    if flow is None:
+        return None
+    try:
+        return flow_graph(flow)
+    except EngineError:
         return None
 
 
