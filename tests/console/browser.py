@@ -32,6 +32,7 @@ import http.server
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import textwrap
@@ -192,6 +193,26 @@ class ConsoleServer:
         doc = self.api.describe(flow, name)
         assert "Status" in doc, f"{flow}/{name}: {doc}"
         return str(doc["Status"])
+
+    def cli(self, command: str, role: str = "admin") -> subprocess.CompletedProcess[str]:
+        """Run a `relayflow ...` command line as the console shows it, with ``role``'s key."""
+        config = self.api.folder / f"{role}.toml"
+        key_id, secret = KEYS[role]
+        config.write_text(
+            f'[client]\nendpoint = "{self.api.url}"\naccess_key_id = "{key_id}"\n'
+            f'access_key_secret = "{secret}"\n',
+            encoding="utf-8",
+        )
+        words = shlex.split(command)
+        assert words[0] == "relayflow", f"not a relayflow command: {command}"
+        return subprocess.run(
+            [EXE, *words[1:], "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=server_env(),
+            check=False,
+        )
 
     def worker_log(self) -> str:
         """What the seed worker has logged so far."""

@@ -269,7 +269,12 @@ def test_a_bulk_stop_from_a_filtered_list(console_server: ConsoleServer, fresh: 
     fresh.find('[data-test="bulk-stop"]').click()
     count = fresh.find('[data-test="bulk-count"]', "the count in the bulk dialog")
     assert count.get_attribute("data-matched") == "3", count.text
-    assert "--name-prefix bulk-" in fresh.find('[data-test="cli-command"]').text
+    # The command shown for copying matches the same executions.
+    shown = fresh.find('[data-test="cli-command"]').text
+    assert "--name-prefix bulk-" in shown, shown
+    listed = server.cli(shown.replace("--yes", "--dry-run"))
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split("\n")[1:4] == ["bulk-1", "bulk-2", "bulk-3"], listed.stdout
     fresh.shot("bulk-stop")
     fresh.find('[data-test="dialog-confirm"]').click()
     fresh.find('[data-test="bulk-result"]', "the bulk stop's outcome")
