@@ -52,7 +52,7 @@ function nodeShape(node, b) {
  * is called when a node is clicked or chosen with Enter.
  */
 export function drawGraph(doc, { onSelect, label } = {}) {
-  const width = Math.max(num(doc.width, 400), 100);
+  let width = Math.max(num(doc.width, 400), 100);
   const height = Math.max(num(doc.height, 200), 60);
   const nodes = new Map();
   const svg = s("svg", {
@@ -64,12 +64,20 @@ export function drawGraph(doc, { onSelect, label } = {}) {
       s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
         s("path", { d: "M0,0 L10,5 L0,10 z", class: "arrow-head" }))),
   );
+  const boxes = (doc.nodes || []).map(box);
   for (const lane of doc.groups || doc.lanes || []) {
     const b = box(lane);
+    const text = shorten(lane.label || lane.name || "", Math.max(6, b.w / 7));
+    // A lane's label is left out where a node would cover it, and for a choice's cases,
+    // whose conditions their edges already show.
+    const spot = { x: b.x + 8, y: b.y + 5, w: text.length * 6, h: 10 };
+    const covered = boxes.some((n) => n.x < spot.x + spot.w && spot.x < n.x + n.w && n.y < spot.y + spot.h && spot.y < n.y + n.h);
+    const quiet = covered || lane.kind === "case" || lane.kind === "default";
     svg.append(
       s("g", { class: `lane lane-${lane.kind || "branch"}`, "data-test": "graph-lane", "data-lane": lane.id || "", "data-node": lane.node || "" },
+        s("title", {}, lane.label || lane.name || ""),
         s("rect", { x: b.x, y: b.y, width: b.w, height: b.h, rx: 8, ry: 8 }),
-        s("text", { x: b.x + 8, y: b.y + 14, class: "lane-label" }, shorten(lane.label || lane.name || lane.id || "", Math.max(6, b.w / 7)))),
+        quiet ? null : s("text", { x: b.x + 8, y: b.y + 14, class: "lane-label" }, text)),
     );
   }
   for (const edge of doc.edges || []) {
@@ -87,13 +95,23 @@ export function drawGraph(doc, { onSelect, label } = {}) {
     const g = s("g", { class: `edge edge-${edge.kind || "next"}`, "data-test": "graph-edge", "data-from": from, "data-to": to },
       s("polyline", { points: points.map((p) => p.join(",")).join(" "), "marker-end": "url(#arrow)" }));
     if (text) {
-      const mid = points[Math.floor((points.length - 1) / 2)];
-      const next = points[Math.floor((points.length - 1) / 2) + 1] || mid;
-      const lx = (mid[0] + next[0]) / 2, ly = (mid[1] + next[1]) / 2;
       const shown = shorten(text, 28);
+      const wide = shown.length * 6.2;
+      // The layout's place for the label (left end, baseline) when it gives one, else the
+      // middle of the edge's middle run.
+      let left, base;
+      if (Array.isArray(edge.labelAt)) {
+        [left, base] = pt(edge.labelAt);
+      } else {
+        const mid = points[Math.floor((points.length - 1) / 2)];
+        const next = points[Math.floor((points.length - 1) / 2) + 1] || mid;
+        left = (mid[0] + next[0]) / 2 - wide / 2;
+        base = (mid[1] + next[1]) / 2 + 4;
+      }
+      width = Math.max(width, left + wide + 6); // a label at the right edge stays in view
       g.append(
-        s("rect", { class: "edge-label-bg", x: lx - shown.length * 3.3 - 3, y: ly - 9, width: shown.length * 6.6 + 6, height: 14, rx: 3 }),
-        s("text", { class: "edge-label", x: lx, y: ly + 2, "text-anchor": "middle", "data-test": "graph-edge-label" }, s("title", {}, edge.condition ? String(edge.condition) : text), shown),
+        s("rect", { class: "edge-label-bg", x: left - 2, y: base - 11, width: wide + 4, height: 14, rx: 3 }),
+        s("text", { class: "edge-label", x: left, y: base, "data-test": "graph-edge-label" }, s("title", {}, edge.condition ? String(edge.condition) : text), shown),
       );
     }
     svg.append(g);
@@ -128,6 +146,8 @@ export function drawGraph(doc, { onSelect, label } = {}) {
     svg.append(g);
   }
 
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("width", String(width));
   let scale = 1;
   const scroller = h("div", { class: "graph-scroll", "data-test": "graph-scroll" }, svg);
   const zoom = (factor) => {

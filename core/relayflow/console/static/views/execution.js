@@ -332,7 +332,10 @@ export async function renderExecution(main, flow, name, query, alive) {
   // After an action, read everything again at once (and poll again if it runs again).
   const act = async (dialog) => {
     const result = await dialog;
-    if (result) await tick();
+    if (!result) return;
+    // A redrive may go on with the flow's current definition: draw the graph again.
+    state.drawing = null;
+    await tick();
   };
 
   drawHead();
