@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from relayflow.console.layout_detail import MAX_LABEL, MAX_TEXT, cut, step_detail
 from relayflow.fdl import (
     ChoiceStep,
     FailStep,
@@ -19,8 +20,6 @@ from relayflow.fdl import (
     ParallelStep,
     StepBase,
     SucceedStep,
-    TaskStep,
-    WaitStep,
 )
 
 __all__ = [
@@ -36,11 +35,6 @@ __all__ = [
     "escape",
 ]
 
-#: The longest label a node shows; the full name is in `name`.
-MAX_LABEL = 28
-#: The longest text in a node's detail or an edge's label (conditions, causes, resources).
-MAX_TEXT = 200
-
 # Node sizes, and the space on each side of a lane's steps (retry loops run in it on the left).
 NODE_W, NODE_H = 180.0, 44.0
 JOIN_W, JOIN_H = 20.0, 20.0
@@ -54,11 +48,6 @@ END = "~end"
 def escape(name: str) -> str:
     """A step name as one segment of a node id: `~` becomes `~0` and `/` becomes `~1`."""
     return name.replace("~", "~0").replace("/", "~1")
-
-
-def cut(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(eq=False)
@@ -131,7 +120,7 @@ class Edge:
 
     Routes: `down` (the target stands right below in the same column), `fan` (a container to
     the first node of one of its lanes; `lane` names it), `bus` (a lane's end to its
-    container's join; `via` is the node it leaves from), `side` (through the channel of
+    container's join; `lane` names the lane), `side` (through the channel of
     `lane`, slot `slot`), `loop` (a retry, on the node's left).
     """
 
@@ -168,60 +157,6 @@ class Tree:
     steps: int = 0
 
 
-def _detail(step: StepBase) -> tuple[str, dict[str, Any]]:
-    """The short line a node shows under its name, and the node's detail."""
-    detail: dict[str, Any] = {}
-    sub = ""
-    if isinstance(step, TaskStep):
-        resource = str(step.resource_arn) if step.resource_arn is not None else step.action or ""
-        detail.update(resource=cut(resource, MAX_TEXT), pattern=step.pattern)
-        short = resource.rsplit(":", 1)[-1].replace("services/", "").replace("/functions/", "/")
-        sub = short if step.pattern == "requestResponse" else f"{short} ({step.pattern})"
-        if step.timeout_seconds:
-            detail["timeoutSeconds"] = step.timeout_seconds
-        if step.correlation_key is not None:
-            detail["correlationKey"] = cut(step.correlation_key.raw, MAX_TEXT)
-    elif isinstance(step, WaitStep):
-        if step.duration is not None:
-            detail["duration"] = step.duration
-            sub = f"for {step.duration}s" if not isinstance(step.duration, str) else "for "
-            sub += step.duration if isinstance(step.duration, str) else ""
-        else:
-            detail["timestamp"] = step.timestamp
-            sub = f"until {step.timestamp}"
-    elif isinstance(step, ChoiceStep):
-        detail["choices"] = [
-            {
-                "condition": cut(c.condition.text, MAX_TEXT),
-                "goto": c.goto,
-                "steps": len(c.steps or []),
-            }
-            for c in step.choices
-        ]
-        if step.default is not None:
-            detail["default"] = {"goto": step.default.goto, "steps": len(step.default.steps or [])}
-        sub = f"{len(step.choices)} condition" + ("s" if len(step.choices) > 1 else "")
-    elif isinstance(step, ParallelStep):
-        detail["branches"] = len(step.branches)
-        sub = f"{len(step.branches)} branches"
-    elif isinstance(step, ForeachStep):
-        it = step.iteration_mapping
-        detail.update(collection=it.collection.raw, item=it.item)
-        if it.index:
-            detail["index"] = it.index
-        sub = f"each {it.item} in {it.collection.raw}"
-    elif isinstance(step, FailStep):
-        detail.update(error=cut(step.error or "", MAX_TEXT), cause=cut(step.cause or "", MAX_TEXT))
-        sub = step.error or ""
-    for attr in ("retry", "catch"):
-        policies = getattr(step, attr, None)
-        if policies:
-            detail[attr] = [p.model_dump(by_alias=True, exclude_none=True) for p in policies]
-    if getattr(step, "end", False):
-        detail["end"] = True
-    return cut(sub, MAX_LABEL + 8), detail
-
-
 class _Builder:
     def __init__(self, end: Node) -> None:
         self.end = end
@@ -232,7 +167,7 @@ class _Builder:
         self.uses: dict[LaneBox, list[tuple[int, int, int, Edge, str]]] = {}
 
     def node(self, nid: str, step: StepBase, path: str, group: str | None) -> Node:
-        sub, detail = _detail(step)
+        sub, detail = step_detail(step)
         node = Node(
             nid, step.name, step.type, path, cut(step.name, MAX_LABEL), sub, NODE_W, NODE_H, group
         )
