@@ -286,7 +286,8 @@ class EngineTracer:
         state = self._executions.get((request.flow_name, request.execution_name))
         if state is None or not state.trace:
             return None
-        span = span_id(state.trace, request.task_id)
+        task = state.tasks.get(request.task_id)
+        span = task.span if task is not None else span_id(state.trace, request.task_id)
         child = _child_flow(request)
         if child is not None:
             key = (request.flow_name, request.execution_name)
@@ -427,8 +428,16 @@ class EngineTracer:
     def _step_entered(self, state: _Execution, event: _Event) -> None:
         if len(state.steps) >= MAX_OPEN:
             return
-        around = tuple(islice(((o.step, o.span) for o in reversed(state.steps.values())), 64))
-        attributes = {**state.base(), "relayflow.step": event.step}
+        around = (
+            tuple(islice(((o.step, o.span) for o in reversed(state.steps.values())), 64))
+            if state.steps
+            else ()
+        )
+        attributes = {
+            "relayflow.flow": state.flow,
+            "relayflow.execution": state.name,
+            "relayflow.step": event.step,
+        }
         span = span_id(state.trace, event.event_id)
         state.steps[event.event_id] = _Open(event.step, span, event.time, None, attributes, around)
 
@@ -484,7 +493,8 @@ class EngineTracer:
             return
         detail = event.detail
         attributes = {
-            **state.base(),
+            "relayflow.flow": state.flow,
+            "relayflow.execution": state.name,
             "relayflow.step": event.step,
             "relayflow.resource": str(detail.get("resource", "")),
             "relayflow.pattern": str(detail.get("pattern", "")),
@@ -493,7 +503,11 @@ class EngineTracer:
         attempt = detail.get("attempt")
         if isinstance(attempt, int):
             attributes["relayflow.attempt"] = attempt
-        parent = span_id(state.trace, event.schedule) if event.schedule else state.root
+        step = state.steps.get(event.schedule)
+        if step is not None:
+            parent = step.span
+        else:
+            parent = span_id(state.trace, event.schedule) if event.schedule else state.root
         span = span_id(state.trace, event.event_id)
         opened = _Open(event.step, span, event.time, parent, attributes, entered=event.schedule)
         state.tasks[event.event_id] = opened

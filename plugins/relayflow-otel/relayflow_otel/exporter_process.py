@@ -1,16 +1,27 @@
 """The exporter process: reads batches of span tuples on stdin, posts them as OTLP/HTTP.
 
-`relayflow_otel.pipe.PipeSink` starts it (``python -m relayflow_otel.exporter_process``) so that
-encoding and sending spans costs the engine's process nothing but a pickle per batch: Python
-threads share one interpreter lock, another process does not.
+`relayflow_otel.pipe.PipeSink` starts it (``python -P <this file>``, a script: it starts in a few
+hundredths of a second) so that encoding and sending spans costs
+the engine's process nothing but a pickle per batch: Python threads share one interpreter lock,
+another process does not. It imports nothing but the standard library: the few protobuf
+messages OTLP needs are written by hand (`encode`), faster than the protobuf runtime builds them.
 
 Its stdin carries frames: 4 bytes (big-endian length) then a pickle. The first frame is the
 settings (a dict: `url`, `headers`, `timeout`, `resource`, `scope`); every other one is a list of
-span tuples (`relayflow_otel.otlp`). It exits when stdin ends (the engine closed it, or the
-engine's process is gone), a few seconds after its parent process has gone whatever holds
+span tuples (below). It exits when stdin ends (the engine closed it, or the engine's
+process is gone), a few seconds after its parent process has gone whatever holds
 stdin, and on no signal but SIGTERM/SIGKILL (Ctrl-C in a terminal reaches the engine, which
 closes the pipe). A failed export is retried with a growing pause within `timeout` seconds,
 then its spans are dropped; the first failure of a run of them is written to stderr.
+
+Spans come as tuples of plain values (cheap to build on the event loop and to pickle in
+batches); `encode` turns a batch of them into the bytes an OTLP/HTTP collector takes, filling
+the fields relayflow's spans use and nothing more. A span tuple holds, in this order (see
+`SPAN_FIELDS`): name, trace id (int, 128 bits), span id (int, 64 bits), parent span id (0 for a
+root), kind (the OTLP number, `KIND_*`), start and end in seconds since the epoch, attributes (a
+dict of plain values), links (a sequence of (trace id, span id, attributes)), error ((name,
+cause) or None: the status is then ERROR with "name: cause"), and events (a sequence of (name,
+seconds, attributes)).
 """
 
 from __future__ import annotations
@@ -19,13 +30,174 @@ import http.client
 import os
 import pickle
 import signal
+import struct
 import sys
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from relayflow_otel.otlp import encode
+#: The fields of a span tuple, in order.
+SPAN_FIELDS = (
+    "name",
+    "trace",
+    "span",
+    "parent",
+    "kind",
+    "start",
+    "end",
+    "attributes",
+    "links",
+    "error",
+    "events",
+)
+SpanTuple = tuple[Any, ...]
+
+# OTLP's span kinds (trace.proto's SpanKind; the SDK's enum counts from 0 instead).
+KIND_INTERNAL = 1
+KIND_SERVER = 2
+KIND_CLIENT = 3
+KIND_PRODUCER = 4
+KIND_CONSUMER = 5
+
+#: Characters of a status message kept.
+MAX_MESSAGE = 1_000
+#: Items of a list attribute kept.
+MAX_ARRAY = 128
+
+
+def _ns(seconds: float) -> int:
+    # To the microsecond, as the history keeps times (the SDK path rounds alike).
+    return round(seconds * 1_000_000) * 1000
+
+
+# -- protobuf's wire format, by hand: the few messages and fields relayflow's spans use ---------
+# (opentelemetry-proto's trace.proto and common.proto; a tag is field number << 3 | wire type)
+
+_FIXED64 = struct.Struct("<Q").pack
+_DOUBLE = struct.Struct("<d").pack
+_FIXED32 = struct.Struct("<I").pack
+_SPAN_FLAGS = b"\x85\x01" + _FIXED32(0x101)  # field 16: sampled; the parent is not remote
+_LINK_FLAGS = b"\x35" + _FIXED32(0x301)  # field 6: sampled, in another process
+#: Encoded attributes kept for reuse (flow, execution and step names repeat span after span).
+_CACHE: dict[tuple[str, type, Any], bytes] = {}
+_CACHE_SIZE = 20_000
+
+
+def _varint(n: int) -> bytes:
+    if n < 0:
+        n += 1 << 64  # int64: two's complement on ten bytes
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return tag + _varint(len(payload)) + payload
+
+
+def _any(plain: Any, depth: int = 0) -> bytes:
+    """An AnyValue (bool before int: a bool is an int)."""
+    if isinstance(plain, bool):
+        return b"\x10\x01" if plain else b"\x10\x00"
+    if isinstance(plain, int):
+        if -(1 << 63) <= plain < 1 << 63:
+            return b"\x18" + _varint(plain)
+        plain = str(plain)  # OTLP's integers are 64 bits: a larger one is kept as its digits
+    elif isinstance(plain, float):
+        return b"\x21" + _DOUBLE(plain)
+    elif isinstance(plain, list | tuple) and depth == 0:
+        items = b"".join(_field(b"\x0a", _any(item, 1)) for item in plain[:MAX_ARRAY])
+        return _field(b"\x2a", items)
+    elif not isinstance(plain, str):
+        plain = str(plain)
+    return _field(b"\x0a", plain.encode("utf-8", "replace"))
+
+
+def _key_value(tag: bytes, key: str, plain: Any) -> bytes:
+    """One attribute as a KeyValue field with ``tag``; plain scalars are encoded once."""
+    if isinstance(plain, list | tuple | dict):
+        return _field(tag, _field(b"\x0a", key.encode()) + _field(b"\x12", _any(plain)))
+    cached = (key, type(plain), plain)
+    found = _CACHE.get(cached)
+    if found is None:
+        found = _field(tag, _field(b"\x0a", key.encode()) + _field(b"\x12", _any(plain)))
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.clear()
+        _CACHE[cached] = found
+    return found
+
+
+def _attributes(tag: bytes, attributes: Mapping[str, Any]) -> bytes:
+    return b"".join([_key_value(tag, key, plain) for key, plain in attributes.items()])
+
+
+def _span(one: SpanTuple) -> bytes:
+    name, trace, span, parent, kind, start, end, attributes, links, error, events = one
+    begin = _ns(start)
+    parts = [
+        b"\x0a\x10" + trace.to_bytes(16, "big"),
+        b"\x12\x08" + span.to_bytes(8, "big"),
+        b"\x22\x08" + parent.to_bytes(8, "big") if parent else b"",
+        _field(b"\x2a", name.encode("utf-8", "replace")),
+        b"\x30" + _varint(kind),
+        b"\x39" + _FIXED64(begin),
+        b"\x41" + _FIXED64(max(begin, _ns(end))),
+        _attributes(b"\x4a", attributes),
+    ]
+    for event_name, when, event_attributes in events or ():
+        event = b"\x09" + _FIXED64(_ns(when)) + _field(b"\x12", event_name.encode())
+        parts.append(_field(b"\x5a", event + _attributes(b"\x1a", event_attributes)))
+    for linked_trace, linked_span, link_attributes in links or ():
+        link = b"\x0a\x10" + linked_trace.to_bytes(16, "big")
+        link += b"\x12\x08" + linked_span.to_bytes(8, "big")
+        link += _attributes(b"\x22", link_attributes) + _LINK_FLAGS
+        parts.append(_field(b"\x6a", link))
+    if error is not None:
+        error_name, cause = error
+        message = (f"{error_name}: {cause}" if cause else str(error_name))[:MAX_MESSAGE]
+        status = _field(b"\x12", message.encode("utf-8", "replace")) + b"\x18\x02"  # ERROR
+        parts.append(_field(b"\x7a", status))
+    parts.append(_SPAN_FLAGS)
+    return b"".join(parts)
+
+
+def encode(
+    spans: Iterable[SpanTuple],
+    resource: Mapping[str, Any],
+    scope: tuple[str, str],
+) -> tuple[bytes, int]:
+    """One `ExportTraceServiceRequest` holding ``spans``, serialized, and how many were left out.
+
+    A span that cannot be encoded (a malformed tuple) is left out; the others go.
+
+    Args:
+        spans: span tuples (see the module's docstring).
+        resource: the resource's attributes (`service.name`, ...).
+        scope: the instrumentation scope's (name, version).
+    """
+    encoded = []
+    dropped = 0
+    for one in spans:
+        try:
+            encoded.append(_field(b"\x12", _span(one)))
+        except Exception:  # one malformed span is left out, not its batch
+            dropped += 1
+    scope_name, version = scope
+    scope_spans = _field(
+        b"\x0a", _field(b"\x0a", scope_name.encode()) + _field(b"\x12", version.encode())
+    ) + b"".join(encoded)
+    resource_spans = _field(b"\x0a", _attributes(b"\x0a", resource))
+    resource_spans += _field(b"\x12", scope_spans)
+    return _field(b"\x0a", resource_spans), dropped
+
 
 #: Seconds a parent that has gone is given (its pipe is normally closed at once) before exit.
 ORPHAN_GRACE_SECONDS = 5.0

@@ -4,8 +4,8 @@ Building OpenTelemetry SDK spans and encoding them costs about as much CPU as th
 work for a trivial task step, and a thread of the engine's process would take that CPU (and the
 interpreter's lock) from the event loop. So the hooks only turn each ended span into a tuple of
 plain values and append it to a list; full lists (and, once a second, the last partial one) go
-to a thread that pickles them into the stdin of `relayflow_otel.exporter_process`, which encodes
-them as OTLP/protobuf and posts them.
+to a thread that pickles them into the stdin of `relayflow_otel.exporter_process` (a process of
+its own), which encodes them as OTLP/protobuf and posts them.
 
 Bounds: at most ``max_queue_size`` spans wait in this process; more are dropped (and counted),
 never waited for. A pipe that the exporter process does not read (a collector that does not
@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import IO, Any
 
 from relayflow_otel.config import ResolvedSettings
@@ -75,7 +76,7 @@ class PipeSink:
             timeout_seconds: the exporter's limit on one export, retries included.
             max_queue_size: ended spans kept at most in this process; more are dropped.
             command: the exporter process's command line (tests); by default this Python
-                running `relayflow_otel.exporter_process`.
+                running the script `relayflow_otel/exporter_process.py`.
 
         Raises:
             OSError: the exporter process cannot be started.
@@ -93,7 +94,10 @@ class PipeSink:
             "scope": _SCOPE,
         }
         self._timeout = timeout_seconds
-        self._command = command or [sys.executable, "-m", "relayflow_otel.exporter_process"]
+        # A script, not `-m`: importing the package would import relayflow (a third of a
+        # second of CPU at every start); -P keeps this folder off its path.
+        script = str(Path(__file__).with_name("exporter_process.py"))
+        self._command = command or [sys.executable, "-P", script]
         self._batch_size = max(1, min(BATCH_SIZE, max_queue_size))
         self._max_waiting = max_queue_size
         self._lock = threading.Lock()
@@ -133,7 +137,7 @@ class PipeSink:
             span.trace,
             span.span,
             span.parent or 0,
-            span.kind.value + 1,  # the SDK's kinds count from 0, OTLP's from 1
+            span.kind._value_ + 1,  # the SDK's kinds count from 0, OTLP's from 1
             span.start,
             span.end,
             span.attributes,

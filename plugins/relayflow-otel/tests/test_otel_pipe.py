@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 import time
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.trace import SpanKind
 from otlp_receiver import OtlpReceiver, decode
 
 from relayflow_otel.export import FinishedSpan
-from relayflow_otel.otlp import KIND_CLIENT, KIND_INTERNAL, encode
+from relayflow_otel.exporter_process import KIND_CLIENT, KIND_INTERNAL, encode
 from relayflow_otel.pipe import PipeSink
 
 TRACE = 0x0123456789ABCDEF0123456789ABCDEF
@@ -82,6 +83,15 @@ def test_tuples_encode_as_the_sdk_would_and_a_malformed_one_is_left_out() -> Non
     assert got_task["resource"] == {"service.name": "svc"} and got_task["scope"] == "scope"
     assert got_root["parent_span_id"] == "" and got_root["status"]["code"] == "UNSET"
     assert got_root["end_ns"] == got_root["start_ns"]  # an end before the start: none long
+    # What the receiver's decoding leaves out: events and flags, read with protobuf itself.
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(body)
+    (raw_task, raw_root) = request.resource_spans[0].scope_spans[0].spans
+    (event,) = raw_task.events
+    assert (event.name, event.time_unix_nano) == ("submitted", 1_800_000_001_000_000_000)
+    assert raw_task.flags == raw_root.flags == 0x101
+    assert raw_task.links[0].flags == 0x301
+    assert request.resource_spans[0].scope_spans[0].scope.version == "1"
 
 
 def test_spans_reach_the_collector_and_a_dead_exporter_process_is_started_again(
