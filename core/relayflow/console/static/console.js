@@ -17,7 +17,8 @@
 //               [data-test=flow-facts] [data-test=flow-graph] [data-test=flow-definition]
 //               [data-test=definition] [data-test^=definition-line-] [data-test=definition-problem]
 //               [data-test=flow-versions] [data-test=flow-aliases] [data-test=flow-schedules]
-//   graph:      [data-test=graph] [data-test=graph-node][data-node=ID][data-state=STATE] (steps;
+//   graph:      [data-test=graph] [data-test=graph-node][data-node=ID][data-state=STATE] (steps; one
+//               Tab stop, arrow keys, Home and End move between them, Enter or Space chooses;
 //               start, end and joins are [data-test=graph-marker])
 //               [data-test=graph-edge][data-from][data-to] [data-test=graph-edge-label]
 //               [data-test=graph-lane] [data-test=graph-zoom-in|graph-zoom-out|graph-fit]

@@ -20,6 +20,11 @@ function shorten(text, max) {
   return t.length > max ? `${t.slice(0, max - 1)}…` : t;
 }
 
+const MOVES = {
+  ArrowDown: [0, 1], ArrowUp: [0, -1], ArrowRight: [1, 0], ArrowLeft: [-1, 0],
+  Home: [0, 0, "first"], End: [0, 0, "last"],
+};
+
 function edgeLabel(edge) {
   if (edge.label) return String(edge.label);
   if (edge.condition) return String(edge.condition);
@@ -123,7 +128,7 @@ export function drawGraph(doc, { onSelect, label } = {}) {
     const name = marker ? type : node.label || node.name || node.id;
     const glyph = s("text", { class: "node-glyph", x: b.x + b.w - 12, y: b.y + 14, "text-anchor": "middle", "aria-hidden": "true" }, "");
     const g = s("g", {
-      class: `node node-${type} state-not-run`, tabindex: marker ? null : 0, role: marker ? null : "button",
+      class: `node node-${type} state-not-run`, tabindex: marker ? null : -1, role: marker ? null : "button",
       "aria-label": marker ? `${type} of the flow` : `${type} step ${name}`, "data-test": marker ? "graph-marker" : "graph-node", "data-node": node.id, "data-state": "",
     },
     s("title", {}, `${name} (${type})${node.detail && node.detail.resource ? `\n${node.detail.resource}` : ""}`),
@@ -140,11 +145,44 @@ export function drawGraph(doc, { onSelect, label } = {}) {
       if (e.key === "Enter" || e.key === " ") {
         e.preventDefault();
         choose();
+      } else if (MOVES[e.key]) {
+        e.preventDefault();
+        move(node.id, MOVES[e.key]);
       }
     });
-    if (!marker) nodes.set(node.id, { g, glyph, name, type });
+    if (!marker) nodes.set(node.id, { g, glyph, name, type, cx: b.x + b.w / 2, cy: b.y + b.h / 2 });
     svg.append(g);
   }
+
+  // The graph is one stop for Tab; the arrow keys go from step to step (the nearest one that
+  // way), Home and End to the first and last, Enter or Space chooses.
+  const focusable = (id) => {
+    for (const [nid, n] of nodes) n.g.setAttribute("tabindex", nid === id ? "0" : "-1");
+  };
+  function move(from, [dx, dy, edge]) {
+    const here = nodes.get(from);
+    let best = null;
+    let bestScore = Infinity;
+    const list = [...nodes.entries()];
+    if (edge) best = edge === "first" ? list[0][0] : list[list.length - 1][0];
+    else {
+      for (const [id, n] of list) {
+        const ax = n.cx - here.cx, ay = n.cy - here.cy;
+        const ahead = ax * dx + ay * dy; // how far that way
+        if (id === from || ahead <= 1) continue;
+        const aside = Math.abs(ax * dy) + Math.abs(ay * dx); // how far off the line
+        const score = ahead + aside * 2;
+        if (score < bestScore) {
+          bestScore = score;
+          best = id;
+        }
+      }
+    }
+    if (!best) return;
+    focusable(best);
+    nodes.get(best).g.focus();
+  }
+  if (nodes.size) focusable(nodes.keys().next().value);
 
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("width", String(width));
@@ -156,6 +194,7 @@ export function drawGraph(doc, { onSelect, label } = {}) {
     svg.setAttribute("height", String(Math.round(height * scale)));
   };
   const tools = h("div", { class: "graph-tools", role: "toolbar", "aria-label": "graph zoom" },
+    h("small", { class: "hint graph-hint" }, "Tab to the graph, then the arrow keys move between steps and Enter chooses one."),
     h("button", { type: "button", class: "small", "aria-label": "zoom out", "data-test": "graph-zoom-out", onclick: () => zoom(1 / 1.25) }, "−"),
     h("button", { type: "button", class: "small", "aria-label": "zoom in", "data-test": "graph-zoom-in", onclick: () => zoom(1.25) }, "+"),
     h("button", { type: "button", class: "small", "aria-label": "fit the graph to the width", "data-test": "graph-fit", onclick: () => zoom(0) }, "Fit"));
@@ -178,6 +217,7 @@ export function drawGraph(doc, { onSelect, label } = {}) {
       }
     },
     select(id) {
+      if (nodes.has(id)) focusable(id);
       for (const [nid, n] of nodes) {
         n.g.classList.toggle("selected", nid === id);
         if (nid === id) n.g.setAttribute("aria-pressed", "true");
