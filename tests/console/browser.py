@@ -66,6 +66,9 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 # and only ever reached when something is wrong.
 WAIT = 20.0
 LAPTOP = (1280, 800)
+# WebDriver's codes of two keys (selenium's Keys, without importing selenium at collection).
+ENTER = "\ue007"
+ESCAPE = "\ue00c"
 PHONE = (390, 844)
 T = TypeVar("T")
 
@@ -271,6 +274,11 @@ def console_server(
         for name, text, about in (
             ("hold", HOLD_FLOW, "waits an hour"),
             ("manual", MANUAL_FLOW, "waits for a person to report the approval"),
+            (
+                "orders",
+                (EXAMPLES / "order-approval.yaml").read_text(),
+                "choice, parallel, foreach, wait and catch in one flow",
+            ),
         ):
             server.api.ok(
                 {

@@ -14,6 +14,8 @@ import httpx
 
 from tests.api_server import KEYS
 from tests.console.browser import (
+    ENTER,
+    ESCAPE,
     EVIL_PAGE,
     PHONE,
     Browser,
@@ -124,7 +126,10 @@ def test_each_role_sees_what_it_may_do_and_the_server_refuses_the_rest(
     token = fresh.find('[data-test="report-token"]').get_attribute("value")
     assert token, "the report dialog of a waiting task holds its token"
     fresh.shot("report-dialog")
-    fresh.find('[data-test="dialog-cancel"]').click()
+    fresh.driver.switch_to.active_element.send_keys(ESCAPE)
+    fresh.wait(
+        lambda _: not fresh.visible('[data-test="report-succeed-dialog"]'), "Escape to close"
+    )
 
     # A reader sees the execution and no action; what it forges is refused.
     fresh.sign_out()
@@ -229,6 +234,33 @@ def test_the_seed_execution_is_shown_live_from_start_to_end(
     )
     assert overflow <= 1, f"on a phone the page is {overflow} px wider than the screen"
     fresh.shot("execution-phone", tallest=1300)
+
+
+def test_a_flow_with_choices_parallels_and_foreach_is_drawn(
+    console_server: ConsoleServer, fresh: Browser
+) -> None:
+    server = console_server
+    # A reader signs in with a console token from the command line, by keyboard alone.
+    printed = server.cli("relayflow console token --minutes 2", role="reader")
+    assert printed.returncode == 0, printed.stderr
+    fresh.get(server.url)
+    fresh.find('[data-test="signin-switch"]').click()
+    token = fresh.find('[data-test="signin-token"]', "the token field")
+    fresh.wait(lambda d: d.switch_to.active_element == token, "the token field focused")
+    token.send_keys(printed.stdout.strip() + ENTER)
+    who = fresh.find('[data-test="session-role"]', "the reader signed in by token")
+    assert who.text.strip() == "reader", who.text
+
+    go(fresh, server, "/flow/orders")
+    fresh.find('[data-test="graph-node"]', "the graph of orders")
+    nodes = {n.get_attribute("data-node") for n in fresh.all('[data-test="graph-node"]')}
+    for step in ("askManager", "charge", "reserveLine", "rejectLate", "coolOff"):
+        assert any(node and node.endswith(step) for node in nodes), f"{step} not in {nodes}"
+    assert len(fresh.all('[data-test="graph-lane"]')) >= 3, "lanes: two branches and a foreach"
+    labels = " ".join(e.text for e in fresh.all('[data-test="graph-edge-label"]'))
+    assert "order.total" in labels or "$.order" in labels, f"the choice's condition: {labels}"
+    assert not fresh.visible('[data-test="flow-start"]'), "a reader cannot start executions"
+    fresh.shot("flow-graph")
 
 
 def test_a_failed_execution_is_redriven_from_its_page(
