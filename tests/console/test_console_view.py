@@ -377,3 +377,35 @@ async def test_the_graph_of_the_definition_an_execution_runs():
         assert {n["id"] for n in before["graph"]["nodes"]} == {"~start", "nap", "~end"}
         assert set(before["steps"]) == {"nap"} and set(after["steps"]) == {"quick"}
         assert before["definitionHash"] != after["definitionHash"]
+
+
+@bounded(seconds=20)
+async def test_a_parallel_retried_shows_the_pause_and_its_steps_latest_runs():
+    flow = fdl("""
+    - type: parallel
+      name: fan
+      retry:
+        - errors: [Oops]
+          intervalSeconds: 1
+          maxAttempts: 1
+      branches:
+        - steps:
+            - {type: task, name: flaky, action: demo:Flaky}
+        - steps:
+            - {type: pass, name: calm}
+    """)
+    async with make_engine(handlers({})) as engine:
+        await engine.create_flow("r", flow)
+        await engine.start_execution("r", {}, name="e")
+        assert (await engine.describe_execution("r", "e", wait_seconds=5)).succeeded
+        view = await execution_view(engine, "r", "e")
+        fan = view["steps"]["fan"]
+        assert (fan["state"], fan["retries"]) == ("retried", 1)
+        flaky = view["steps"]["fan/branches.0/flaky"]
+        # The run that failed was superseded by the retry: the step shows how it ends.
+        assert flaky["state"] == "succeeded"
+        assert flaky["outcomes"] == {"failed": 1, "succeeded": 1}
+        assert view["steps"]["fan/branches.1/calm"]["runs"] == 2
+        retries = [i for i in view["timeline"] if i["kind"] == "retry"]
+        assert [(i["node"], i["attempt"], i["state"]) for i in retries] == [("fan", 2, "retried")]
+        assert retries[0]["start"] <= retries[0]["end"]

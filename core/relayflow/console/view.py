@@ -69,8 +69,10 @@ going); `waiting`: on a callback (`waitForCallback`), a wait step's timer or a r
 `succeeded`; `retried`: succeeded after at least one retry; `failed`: failed and nothing
 caught it; `caught`: failed and a `catch` took it on; `cancelled`: entered, then left without
 an outcome of its own (a sibling branch failed, the execution stopped or failed elsewhere);
-`not_run`. A step that ran several times shows the most telling of its runs: running, waiting,
-failed, caught, retried, succeeded, cancelled, in that order; `outcomes` counts them all.
+`not_run`. A step that ran several times (a loop, a retry of a parallel or foreach holding it,
+a redrive, iterations) shows its latest run's state in each branch or iteration, and of those
+the most telling: running, waiting, failed, caught, retried, succeeded, cancelled, in that
+order; `outcomes` counts the states of all its runs.
 
 **Which node an event belongs to.** Every event but StepEntered names its step's StepEntered
 (ScheduleEventId), and that one is matched to the lane it entered: the lanes open at that
@@ -323,8 +325,10 @@ def _steps(replay: Replay, ended: bool) -> dict[str, dict[str, Any]]:
     for node, runs in by_node.items():
         states = [replay.state(run, ended) for run in runs]
         outcomes: dict[str, int] = {}
-        for state in states:
+        latest_in: dict[tuple[int, ...], str] = {}  # a loop, retry or redrive supersedes
+        for run, state in zip(runs, states, strict=True):
             outcomes[state] = outcomes.get(state, 0) + 1
+            latest_in[run.lane.indices] = state
         latest = runs[-1]
         failed = next((r for r in reversed(runs) if r.error), None)
         attempt_error = next(
@@ -337,7 +341,7 @@ def _steps(replay: Replay, ended: bool) -> dict[str, dict[str, Any]]:
         steps[node] = {
             "name": latest.box.node.name,
             "type": latest.box.node.type,
-            "state": min(states, key=lambda s: rank[s]),
+            "state": min(latest_in.values(), key=lambda s: rank[s]),
             "runs": len(runs),
             "attempts": attempts,
             "retries": retries,

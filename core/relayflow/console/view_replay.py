@@ -72,6 +72,7 @@ class Run:
     pause_since: datetime | None = None  # a task's retry pause
     lanes: dict[int, _Lane] = field(default_factory=dict)
     failed_at: int = 0  # the event id of its StepFailed
+    last_seen: datetime | None = None  # its latest event's time, or one below it
 
     @property
     def node(self) -> str:
@@ -177,6 +178,20 @@ class Replay:
                 self._close(run.lanes[index])
         elif kind in ("StepSucceeded", "StepFailed", "StepExited"):
             self._left(event)
+        self._touch(event)
+
+    def _touch(self, event: HistoryEvent) -> None:
+        """Note the event's time on its run and every run holding it (for retry pauses)."""
+        if event.type == "StepEntered":
+            run = self.by_entered.get(event.event_id)
+        elif event.type.startswith("Task") and event.type != "TaskScheduled":
+            found = self.tasks.get(event.schedule_event_id)
+            run = found[0] if found is not None else None
+        else:
+            run = self.by_entered.get(event.schedule_event_id)
+        while run is not None:
+            run.last_seen = event.time
+            run = run.lane.parent
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -231,6 +246,10 @@ class Replay:
             return
         if index in run.lanes and index == min(run.lanes):  # entered again: a retry
             run.retries += 1
+            pause = run.last_seen or run.start  # the last sign of the failed attempt
+            self.retry_items.append(
+                _item("retry", run, pause, event.time, "retried", run.retries + 1)
+            )
             for old in run.lanes.values():
                 self._close(old)
                 self._cancel_below(old)
