@@ -43,6 +43,7 @@
 //               [data-test=timeline-truncated] [data-test=definition-unreadable]
 //               [data-test=execution-parent] [data-test=execution-children] [data-test=family-link]
 //               [data-test=execution-input] [data-test=execution-output] [data-test=execution-error-name]
+//               [data-test=execution-definition] (a closed <details>)
 //               [data-test=execution-waiting] [data-test=waiting-item][data-step=STEP]
 //               [data-test=waiting-step] (selects its node) [data-test=waiting-since] [data-test=waiting-for]
 //               [data-test=waiting-due]

@@ -58,6 +58,7 @@ function nodeShape(node, b) {
  */
 export function drawGraph(doc, { onSelect, label } = {}) {
   let width = Math.max(num(doc.width, 400), 100);
+  let left0 = 0; // a retry loop or a label may reach left of the layout's origin
   const height = Math.max(num(doc.height, 200), 60);
   const nodes = new Map();
   const svg = s("svg", {
@@ -97,6 +98,7 @@ export function drawGraph(doc, { onSelect, label } = {}) {
       points = [[ba.x + ba.w / 2, ba.y + ba.h], [bb.x + bb.w / 2, bb.y]];
     }
     const text = edgeLabel(edge);
+    for (const [px] of points) left0 = Math.min(left0, px - 4);
     const g = s("g", { class: `edge edge-${edge.kind || "next"}`, "data-test": "graph-edge", "data-from": from, "data-to": to },
       s("polyline", { points: points.map((p) => p.join(",")).join(" "), "marker-end": "url(#arrow)" }));
     if (text) {
@@ -105,7 +107,11 @@ export function drawGraph(doc, { onSelect, label } = {}) {
       // The layout's place for the label (left end, baseline) when it gives one, else the
       // middle of the edge's middle run.
       let left, base;
-      if (Array.isArray(edge.labelAt)) {
+      if (edge.kind === "retry" || from === to) {
+        // A loop onto its own step: the label goes left of the loop, clear of the node.
+        left = Math.min(...points.map((p) => p[0])) - 4 - wide;
+        base = (Math.min(...points.map((p) => p[1])) + Math.max(...points.map((p) => p[1]))) / 2 + 4;
+      } else if (Array.isArray(edge.labelAt)) {
         [left, base] = pt(edge.labelAt);
       } else {
         const mid = points[Math.floor((points.length - 1) / 2)];
@@ -114,6 +120,7 @@ export function drawGraph(doc, { onSelect, label } = {}) {
         base = (mid[1] + next[1]) / 2 + 4;
       }
       width = Math.max(width, left + wide + 6); // a label at the right edge stays in view
+      left0 = Math.min(left0, left - 4);
       g.append(
         s("rect", { class: "edge-label-bg", x: left - 2, y: base - 11, width: wide + 4, height: 14, rx: 3 }),
         s("text", { class: "edge-label", x: left, y: base, "data-test": "graph-edge-label" }, s("title", {}, edge.condition ? String(edge.condition) : text), shown),
@@ -184,7 +191,8 @@ export function drawGraph(doc, { onSelect, label } = {}) {
   }
   if (nodes.size) focusable(nodes.keys().next().value);
 
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  width -= left0;
+  svg.setAttribute("viewBox", `${left0} 0 ${width} ${height}`);
   svg.setAttribute("width", String(width));
   let scale = 1;
   const scroller = h("div", { class: "graph-scroll", "data-test": "graph-scroll" }, svg);

@@ -32,7 +32,7 @@ export function drawTimeline(items, { now, onSelect, width } = {}) {
   const t0 = Math.min(...rows.map((i) => ms(i.start)));
   const t1 = Math.max(t0 + 1000, ...rows.map((i) => (i.end ? ms(i.end) : end)));
   const span = t1 - t0;
-  const x = (t) => LABEL + ((t - t0) / span) * (WIDTH - LABEL - 10);
+  const x = (t) => LABEL + ((t - t0) / span) * (WIDTH - LABEL - 24);
   const height = TOP + rows.length * ROW + 8;
   const svg = s("svg", {
     class: "timeline", viewBox: `0 0 ${WIDTH} ${height}`, width: WIDTH, height, role: "img",
@@ -42,7 +42,7 @@ export function drawTimeline(items, { now, onSelect, width } = {}) {
   for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
     svg.append(
       s("line", { class: "tick", x1: x(t), x2: x(t), y1: TOP - 6, y2: height - 4 }),
-      s("text", { class: "tick-label", x: x(t), y: TOP - 10, "text-anchor": "middle" }, tickLabel(t, step)),
+      s("text", { class: "tick-label", x: x(t), y: TOP - 10, "text-anchor": x(t) > WIDTH - 40 ? "end" : "middle" }, tickLabel(t, step)),
     );
   }
   rows.forEach((item, index) => {

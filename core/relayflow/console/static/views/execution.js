@@ -11,6 +11,7 @@ import { call, can, graph, view } from "../api.js";
 import { facts, fill, h, link, note, section } from "../dom.js";
 import { badge, duration, ms, pretty, when } from "../format.js";
 import { drawGraph, legend } from "../graph.js";
+import { highlighted } from "../highlight.js";
 import { drawTimeline } from "../timeline.js";
 import { failDialog, redriveDialog, stopDialog, succeedDialog } from "./actions.js";
 import { startDialog } from "./flows.js";
@@ -115,7 +116,7 @@ export async function renderExecution(main, flow, name, query, alive) {
   const drawHead = () => {
     const e = state.execution;
     tickClocks();
-    if (!changed("head", [e.Status, e.StoppedTime, e.RedriveCount, e.ParentExecution, e.ChildExecutions, e.Error, e.Cause, e.Output])) return;
+    if (!changed("head", [e.Status, e.StoppedTime, e.RedriveCount, e.ParentExecution, e.ChildExecutions, e.Error, e.Cause, e.Output, (e.FlowDefinition || "").length])) return;
     const actions = [];
     if (e.Status === "Running" && can("StopExecution")) {
       actions.push(h("button", { type: "button", class: "danger", "data-test": "action-stop", onclick: () => act(stopDialog(flow, name)) }, "Stop…"));
@@ -144,7 +145,9 @@ export async function renderExecution(main, flow, name, query, alive) {
         ["Error", e.Error ? h("strong", { "data-test": "execution-error-name" }, e.Error) : null],
         ["Cause", e.Cause],
       ], "execution-facts"),
-      h("div", { class: "values" }, block("Input", e.Input, "execution-input"), block("Output", e.Output, "execution-output")));
+      h("div", { class: "values" }, block("Input", e.Input, "execution-input"), block("Output", e.Output, "execution-output")),
+      e.FlowDefinition ? h("details", { class: "value", "data-test": "execution-definition" },
+        h("summary", {}, "The definition it runs"), highlighted(e.FlowDefinition)) : null);
   };
 
   const drawWaiting = () => {
@@ -283,7 +286,7 @@ export async function renderExecution(main, flow, name, query, alive) {
     drawHead();
     drawWaiting();
     await drawGraphPart();
-    fill(timelineBox, drawTimeline((state.view && state.view.timeline) || [], { onSelect: select, width: timelineBox.clientWidth, now: execution.StoppedTime ? ms(execution.StoppedTime) : ms(state.view && state.view.now) || Date.now() }));
+    fill(timelineBox, drawTimeline((state.view && state.view.timeline) || [], { onSelect: select, width: timelineBox.clientWidth - 20, now: execution.StoppedTime ? ms(execution.StoppedTime) : ms(state.view && state.view.now) || Date.now() }));
     drawStep();
     await loadEvents();
   };
