@@ -3,7 +3,7 @@
 // (no inline scripts, styles or handlers).
 //
 // Routes: #/flows?q=  #/flow/NAME?version=N  #/executions?flow=&status=&prefix=&after=&before=
-//         #/execution/FLOW/NAME?step=ID  #/report  #/signin
+//         #/execution/FLOW/NAME?step=ID  #/waiting?flow=&older=SECONDS  #/report  #/signin
 //
 // Selectors for the browser tests (every interactive element also has an accessible name):
 //   chrome:     [data-test=skip-link] [data-test=nav-flows] [data-test=nav-executions] [data-test=nav-report]
@@ -62,6 +62,9 @@
 //               [data-test=report-succeed-dialog] [data-test=report-fail-dialog] [data-test=report-token]
 //               [data-test=report-output] [data-test=report-error] [data-test=report-cause]
 //               [data-test=report-key] (a task named by its correlation key: no token field)
+//   waiting:    [data-test=nav-waiting] [data-test=waiting-flow] [data-test=waiting-older]
+//               [data-test=waiting-apply] [data-test=waiting-table] [data-test=waiting-row][data-execution=NAME]
+//               [data-test=waiting-link] [data-test=waiting-more] [data-test=waiting-empty]
 //   report:     [data-test=report-succeed] [data-test=report-fail] [data-test=report-done]
 //               [data-test=report-not-allowed]
 //   roles:      [data-test=role-cannot-read] [data-test=go-report] (a worker on a reading page)
@@ -76,6 +79,7 @@ import { renderExecutions } from "./views/executions.js";
 import { renderFlow, renderFlows } from "./views/flows.js";
 import { renderReport } from "./views/report.js";
 import { renderSignIn } from "./views/signin.js";
+import { renderWaiting } from "./views/waiting.js";
 
 const main = document.getElementById("app");
 const bar = document.getElementById("session");
@@ -125,7 +129,7 @@ async function route(event) {
   }
   drawChrome();
   const home = canRead() ? "/flows" : "/report";
-  if (!canRead() && ["flows", "flow", "executions", "execution"].includes(parts[0])) {
+  if (!canRead() && ["flows", "flow", "executions", "execution", "waiting"].includes(parts[0])) {
     // The server would refuse every read; say so once instead of showing its refusals.
     fill(main, h("h1", {}, "Not for your role"),
       note("info", `Your access key's role, ${session.role}, may not read flows or executions; it may report tasks.`, "role-cannot-read"),
@@ -144,6 +148,8 @@ async function route(event) {
       case "execution":
         if (parts[1] && parts[2]) return await renderExecution(main, parts[1], parts[2], query, alive);
         break;
+      case "waiting":
+        return await renderWaiting(main, query, alive);
       case "report":
         return renderReport(main);
       default:
