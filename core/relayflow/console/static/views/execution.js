@@ -76,7 +76,7 @@ export async function renderExecution(main, flow, name, query, alive) {
   }
   if (!alive()) return;
 
-  fill(main, 
+  fill(main,
     head, live, problems, summary, waiting,
     h("div", { class: "two-columns graph-and-step" },
       section("Graph", "execution-graph", legend(), graphBox),
@@ -127,10 +127,10 @@ export async function renderExecution(main, flow, name, query, alive) {
     if (can("StartExecution")) {
       actions.push(h("button", { type: "button", "data-test": "action-start-again", onclick: () => startDialog(flow, [], [], e.Input) }, "Start again…"));
     }
-    fill(head, 
+    fill(head,
       h("h1", {}, h("span", { class: "muted" }, "Execution "), name, " ", badge(e.Status, "execution-status")),
       h("div", { class: "toolbar" }, link(`/flow/${encodeURIComponent(flow)}`, `Flow ${flow}`, { class: "button", "data-test": "execution-flow" }), actions));
-    fill(summary, 
+    fill(summary,
       facts([
         ["Flow", link(`/flow/${encodeURIComponent(flow)}`, flow)],
         ["Started", when(e.StartedTime, "execution-started")],
@@ -204,7 +204,7 @@ export async function renderExecution(main, flow, name, query, alive) {
     }
     const outcomes = Object.entries(st.outcomes || {}).map(([k, n]) => `${n} ${k.replace("_", " ")}`).join(", ");
     const name = st.name || id.split("/").pop().replace(/~1/g, "/").replace(/~0/g, "~");
-    fill(stepBox, 
+    fill(stepBox,
       h("h3", { "data-test": "step-name" }, name, " ", badge(st.state, "step-state")),
       facts([
         ["Type", st.type],
@@ -278,7 +278,7 @@ export async function renderExecution(main, flow, name, query, alive) {
     else {
       state.view = doc;
       const events = doc.events || {};
-      fill(problems, 
+      fill(problems,
         events.truncated ? note("info", `This execution has more than ${events.limit} events; the step states and the timeline show what the first ${events.read} say.`, "view-truncated") : "",
         doc.timelineTruncated ? note("info", "The timeline shows its first items only.", "timeline-truncated") : "",
         doc.definitionReadable === false ? note("info", "The definition this execution runs cannot be read, so its steps cannot be shown; the events below are complete.", "definition-unreadable") : "");

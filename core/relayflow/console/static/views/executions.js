@@ -97,7 +97,7 @@ export async function renderExecutions(main, query, alive) {
   const bulk = h("div", { class: "toolbar" });
   const reload = h("button", { type: "button", "data-test": "executions-refresh" }, "Refresh");
   bulk.append(reload);
-  fill(main, 
+  fill(main,
     h("div", { class: "page-head" }, h("h1", {}, "Executions"), bulk),
     form, counts, outcome, message,
     h("div", { class: "table-scroll" }, h("table", { class: "list", "data-test": "executions-table" },

@@ -21,7 +21,7 @@ export async function renderFlows(main, query, alive) {
     h("caption", { class: "visually-hidden" }, "Flows"),
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Mode"), h("th", { scope: "col" }, "Description"), h("th", { scope: "col" }, "Last modified"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Links")))));
   table.append(body);
-  fill(main, 
+  fill(main,
     h("div", { class: "page-head" }, h("h1", {}, "Flows"), h("div", { class: "toolbar" }, search)),
     status, h("div", { class: "table-scroll" }, table), more);
   const flows = [];
@@ -67,7 +67,7 @@ function problemLine(text) {
   return m ? Number(m[1] || m[2]) : 0;
 }
 
-function problemsOf(doc, error) {
+function problemsOf(doc) {
   const lines = new Map();
   const loose = [];
   const add = (line, sentence) => {
@@ -78,7 +78,6 @@ function problemsOf(doc, error) {
     const sentence = typeof p === "string" ? p : p.message || p.Message || JSON.stringify(p);
     add(Number(p.line) || problemLine(sentence), sentence);
   }
-  if (error && error.code !== "AccessDenied") add(problemLine(error.message), error.message);
   return { lines, loose };
 }
 
@@ -116,7 +115,7 @@ export async function renderFlow(main, name, query, alive) {
     graphError = error;
   }
   if (!alive()) return;
-  const problems = problemsOf(drawing, graphError);
+  const problems = problemsOf(drawing);
 
   const versionPick = versions.length
     ? h("select", { "aria-label": "definition to show", "data-test": "flow-version-select" },
@@ -137,7 +136,10 @@ export async function renderFlow(main, name, query, alive) {
     const wanted = node && node.name;
     if (!wanted) return;
     const pattern = new RegExp(`^\\s*-?\\s*"?name"?\\s*:\\s*["']?${wanted.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}["']?\\s*,?\\s*(#.*)?$`);
-    const line = [...code.querySelectorAll(".code-line")].find((el) => pattern.test(el.querySelector(".line-text").textContent.replace(/\n$/, "")));
+    const lines = [...code.querySelectorAll(".code-line")].filter((el) => pattern.test(el.querySelector(".line-text").textContent.replace(/\n$/, "")));
+    // Steps of one name in several lists come in the definition's order, as the nodes do.
+    const nth = drawing.nodes.filter((n) => n.name === wanted).indexOf(node);
+    const line = lines[nth] || lines[0];
     for (const el of code.querySelectorAll(".chosen")) el.classList.remove("chosen");
     if (!line) return;
     line.classList.add("chosen");
@@ -154,7 +156,7 @@ export async function renderFlow(main, name, query, alive) {
     problems.loose.map((p) => note("error", p, "definition-problem")),
     code);
 
-  fill(main, 
+  fill(main,
     h("div", { class: "page-head" },
       h("h1", {}, h("span", { class: "muted" }, "Flow "), name),
       h("div", { class: "toolbar" }, versionPick, link(`/executions?flow=${encodeURIComponent(name)}`, "Executions", { class: "button", "data-test": "flow-executions" }), start)),

@@ -12,7 +12,7 @@ export function renderReport(main) {
   const after = (result) => {
     if (result && result.EventId) fill(message, note("ok", `Reported: the task's event is number ${result.EventId} of its execution's history.`, "report-done"));
   };
-  fill(main, 
+  fill(main,
     h("div", { class: "page-head" }, h("h1", {}, "Report a task")),
     h("p", {}, "A task that waits for a callback ends when someone reports its token. When its worker cannot, report it here: the first report on a token wins, and a later one is refused."),
     allowed
