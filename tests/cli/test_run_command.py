@@ -62,11 +62,14 @@ def test_a_handler_that_does_not_load_is_one_line_exit_2(folder, spec, message):
     ("transport", "code"),
     [
         ("reddis://127.0.0.1:6379/0", "UnknownTransport"),
-        (f"redis://127.0.0.1:{free_port()}/0", "BrokerUnreachable"),
+        # the free port is picked when the test runs: a value picked at collection would
+        # differ between pytest-xdist's workers, which must collect the same tests
+        ("redis://127.0.0.1:{free_port}/0", "BrokerUnreachable"),
     ],
 )
 def test_a_broker_that_cannot_be_used_is_one_line_exit_2(folder, transport, code):
     """The same codes `relayflow worker` answers these mistakes with."""
+    transport = transport.replace("{free_port}", str(free_port()))
     config = folder / "relayflow.toml"
     config.write_text(
         f'[engine]\nstore = "memory://"\n[integrations.mns]\ntransport = "{transport}"\n'
