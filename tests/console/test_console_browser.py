@@ -8,15 +8,17 @@ RELAYFLOW_SCREENSHOTS=1 writes the pages' pictures to docs/images/console-*.png.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.api_server import KEYS
+from tests.api_server import KEYS, config_text, serving
 from tests.console.browser import (
     ENTER,
     ESCAPE,
     EVIL_PAGE,
+    HOLD_FLOW,
     PHONE,
     Browser,
     ConsoleServer,
@@ -386,3 +388,23 @@ def test_csrf_and_forged_cookies_are_refused(console_server: ConsoleServer, fres
         refused = fresh.fetch("/console/api/StopExecution", target, {"X-Relayflow-CSRF": csrf})
         assert refused["status"] in (401, 403), f"a forged cookie's stop: {refused}"
     assert server.status("manual", "target") == "Running"
+
+
+def test_without_access_keys_there_is_no_sign_in(
+    tmp_path: Path, fresh: Browser, console_server: ConsoleServer
+) -> None:
+    # A server of its own with no [[server.access_keys]] (it listens on loopback only).
+    with serving(tmp_path, config_text(plugin=False)) as keyless:
+        keyless.ok({"Action": "CreateFlow", "Name": "hold", "Definition": HOLD_FLOW, "Type": "FDL"})
+        keyless.ok({"Action": "StartExecution", "FlowName": "hold", "ExecutionName": "h-1"})
+        fresh.get(f"{keyless.url}/console/#/execution/hold/h-1")
+        fresh.find('[data-test="action-stop"]', "an admin's stop button, with no sign-in")
+        assert not fresh.visible('[data-test="signin-form"], [data-test="sign-out"]')
+        who = fresh.find('[data-test="session-key"]').text
+        assert "no sign-in" in who, who
+        # Still no POST without the CSRF header, even here.
+        bare = fresh.fetch(
+            "/console/api/StopExecution", {"FlowName": "hold", "ExecutionName": "h-1"}, {}
+        )
+        assert bare["status"] == 403, f"a keyless POST without X-Relayflow-CSRF: {bare}"
+        assert keyless.describe("hold", "h-1")["Status"] == "Running"
