@@ -39,9 +39,11 @@ def filters(
         where.append("status = %s")
         args.append(status)
     if name_prefix:
-        # The range lets the (flow_name, name) index find the start; starts_with decides.
-        where.append("name >= %s AND starts_with(name, %s)")
-        args += [name_prefix, name_prefix]
+        # The range lets the (flow_name, name) index find the start and the end (names are
+        # in "C" order, where no name that starts with the prefix sorts above the prefix and
+        # U+10FFFF); starts_with decides.
+        where.append("name >= %s AND name < %s AND starts_with(name, %s)")
+        args += [name_prefix, name_prefix + "\U0010ffff", name_prefix]
     if started_from is not None:
         where.append("started >= %s")
         args.append(started_from)

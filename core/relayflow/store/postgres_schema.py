@@ -45,6 +45,16 @@ _STOPPED: Final = (
     "CREATE INDEX IF NOT EXISTS executions_stopped ON executions (stopped) "
     "WHERE stopped IS NOT NULL"
 )
+# The console's list at scale (issue 17): a flow's executions of one status in name order,
+# counted from the index alone; and by start time, for a started-between filter.
+_BY_STATUS: Final = (
+    "CREATE INDEX IF NOT EXISTS executions_flow_status "
+    "ON executions (flow_name, status, name, started)"
+)
+_BY_STARTED: Final = (
+    "CREATE INDEX IF NOT EXISTS executions_flow_started "
+    "ON executions (flow_name, started, status, name)"
+)
 
 #: Upgrade steps, by the version each brings a store to (see `relayflow.store.versions`).
 #: PostgreSQL stores began at version 2. Each step may run again (IF NOT EXISTS), though the
@@ -62,6 +72,8 @@ UPGRADES: Final[versions.Upgrades] = {
     ),
     # Issue 15: family links and the index retention deletes by.
     4: (_LINKS, _LINKS_PARENT, _STOPPED),
+    # Issue 17: the console's list at scale (see `_BY_STATUS`).
+    5: (_BY_STATUS, _BY_STARTED),
 }
 
 #: The advisory lock that serialises making the schema ("RFLW").
@@ -115,6 +127,8 @@ SCHEMA: Final[tuple[str, ...]] = (
     _LINKS,
     _LINKS_PARENT,
     _STOPPED,
+    _BY_STATUS,
+    _BY_STARTED,
 )
 
 

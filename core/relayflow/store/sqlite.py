@@ -42,7 +42,7 @@ from relayflow.store.base import (
 )
 from relayflow.store.records import HistoryEvent
 from relayflow.store.sqlite_objects import _ObjectsMixin
-from relayflow.store.sqlite_operations import EXEC_COLUMNS, _OperationsMixin, filters
+from relayflow.store.sqlite_operations import EXEC_COLUMNS, _OperationsMixin, list_page
 from relayflow.store.versions import SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
@@ -226,15 +226,9 @@ class _Tx(_ObjectsMixin, _OperationsMixin, Transaction):
         started_from: float | None = None,
         started_to: float | None = None,
     ) -> list[ExecutionRow]:
-        terms, values = filters(status, name_prefix, started_from, started_to)
-        where = ["flow_name = ?", "name > ?", *terms]
-        args: list[Any] = [flow_name, after, *values]
-        rows = self.db.execute(
-            f"SELECT {_EXEC_COLUMNS} FROM executions WHERE {' AND '.join(where)} "
-            "ORDER BY name LIMIT ?",
-            [*args, limit],
-        ).fetchall()
-        return [ExecutionRow(*r) for r in rows]
+        return list_page(
+            self.db, flow_name, after, limit, status, name_prefix, started_from, started_to
+        )
 
     def count_executions(self, status: str | None = None) -> int:
         if status is None:

@@ -99,6 +99,8 @@ CREATE TABLE IF NOT EXISTS execution_links (
     child_id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS execution_links_parent ON execution_links (parent_id);
 CREATE INDEX IF NOT EXISTS executions_stopped ON executions (stopped) WHERE stopped IS NOT NULL;
+CREATE INDEX IF NOT EXISTS executions_flow_status ON executions (flow_name, status, name, started);
+CREATE INDEX IF NOT EXISTS executions_flow_started ON executions (flow_name, started, status, name);
 """
 
 #: A new store: the schema and the version it is at.
@@ -131,6 +133,12 @@ UPGRADES: Final[Upgrades] = {
         "CREATE TABLE execution_links (child_id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL)",
         "CREATE INDEX execution_links_parent ON execution_links (parent_id)",
         "CREATE INDEX executions_stopped ON executions (stopped) WHERE stopped IS NOT NULL",
+    ),
+    # Issue 17: the console's list at scale. A flow's executions of one status by name (and
+    # their counts, from the index alone), and by start time (a started-between filter).
+    5: (
+        "CREATE INDEX executions_flow_status ON executions (flow_name, status, name, started)",
+        "CREATE INDEX executions_flow_started ON executions (flow_name, started, status, name)",
     ),
 }
 

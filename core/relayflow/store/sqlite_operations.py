@@ -49,6 +49,92 @@ def filters(
     return where, args
 
 
+#: A started-between filter whose window holds at most this many of the flow's executions is
+#: listed from the window (the `executions_flow_started` index) and sorted by name; a wider one
+#: by walking the flow's executions in name order, where a match is then near at hand.
+WINDOW_SORT_MAX: Final = 20_000
+# The highest character: a prefix followed by it is above every name that starts with it.
+_TOP: Final = "\U0010ffff"
+
+
+def _name_bounds(after: str, name_prefix: str | None, plus: str) -> tuple[list[str], list[Any]]:
+    """One lower bound on the name (past ``after``, at the prefix) and the prefix's upper bound.
+
+    One lower bound only: given ``name > ?`` and ``name >= ?`` SQLite may seek by the looser
+    one and scan every name before the prefix.
+    """
+    if not name_prefix:
+        return [f"{plus}name > ?"], [after]
+    lower = (
+        ([f"{plus}name > ?"], [after])
+        if after >= name_prefix
+        else ([f"{plus}name >= ?"], [name_prefix])
+    )
+    return [*lower[0], f"{plus}name < ?"], [*lower[1], name_prefix + _TOP]
+
+
+def list_page(
+    db: sqlite3.Connection,
+    flow_name: str,
+    after: str,
+    limit: int,
+    status: str | None,
+    name_prefix: str | None,
+    started_from: float | None,
+    started_to: float | None,
+) -> list[ExecutionRow]:
+    """A page of a flow's executions by name after ``after``, with ListExecutions' filters.
+
+    The plan is chosen here rather than by SQLite, which has no statistics to go by: with a
+    start window of at most `WINDOW_SORT_MAX` executions (counted in the index, bounded), the
+    window's index entries are filtered and sorted by name and only the page's rows are read;
+    otherwise the flow's executions are walked in name order (by status when one is asked
+    for), the start times checked on the way (``+started`` keeps SQLite off the window index).
+    """
+    window: list[str] = []
+    window_args: list[Any] = []
+    if started_from is not None:
+        window.append("started >= ?")
+        window_args.append(started_from)
+    if started_to is not None:
+        window.append("started <= ?")
+        window_args.append(started_to)
+    narrow = False
+    if window:
+        counted = db.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM executions INDEXED BY executions_flow_started "
+            f"WHERE flow_name = ? AND {' AND '.join(window)} LIMIT ?)",
+            [flow_name, *window_args, WINDOW_SORT_MAX + 1],
+        ).fetchone()
+        narrow = int(counted[0]) <= WINDOW_SORT_MAX
+    # In the window plan the name and status terms must not pick an index ("+" hides them).
+    plus = "+" if narrow else ""
+    names, name_args = _name_bounds(after, name_prefix, plus)
+    where = ["flow_name = ?", *names]
+    args: list[Any] = [flow_name, *name_args]
+    if status:
+        where.append(f"{plus}status = ?")
+        args.append(status)
+    if narrow:
+        where += window
+        args += window_args
+        rows = db.execute(
+            f"SELECT {EXEC_COLUMNS} FROM executions WHERE id IN (SELECT id FROM executions "
+            f"INDEXED BY executions_flow_started WHERE {' AND '.join(where)} ORDER BY name "
+            "LIMIT ?) ORDER BY name",
+            [*args, limit],
+        ).fetchall()
+    else:
+        where += [f"+{term}" for term in window]
+        args += window_args
+        rows = db.execute(
+            f"SELECT {EXEC_COLUMNS} FROM executions WHERE {' AND '.join(where)} "
+            "ORDER BY name LIMIT ?",
+            [*args, limit],
+        ).fetchall()
+    return [ExecutionRow(*r) for r in rows]
+
+
 class _OperationsMixin:
     """`Transaction`'s family, filter and retention methods on a SQLite connection."""
 

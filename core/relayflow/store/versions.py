@@ -39,8 +39,9 @@ META_KEY = "schema_version"
 #: The schema this release writes. 1: the first release; 2: request nonces shared by replicas;
 #: 3: a flow's objects (schedules, aliases, published versions), its execution mode and
 #: environment, and the published version each execution runs; 4: which execution started which,
-#: and ended executions indexed by their end (retention).
-SCHEMA_VERSION = 4
+#: and ended executions indexed by their end (retention); 5: a flow's executions indexed by
+#: status and by start time (the console's list at scale).
+SCHEMA_VERSION = 5
 #: The version a store had before versions were recorded.
 FIRST_VERSION = 1
 
