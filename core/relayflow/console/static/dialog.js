@@ -63,8 +63,12 @@ export function confirmDialog(options) {
     form.addEventListener("input", refresh);
     form.addEventListener("change", refresh);
     cancel.addEventListener("click", () => dialog.close());
+    const opener = document.activeElement;
     dialog.addEventListener("close", () => {
       dialog.remove();
+      // Back to the button that opened it, or to the page when a redraw took that away.
+      if (opener && opener.isConnected && typeof opener.focus === "function") opener.focus();
+      else document.getElementById("app")?.focus({ preventScroll: true });
       resolve(result);
     });
     form.addEventListener("submit", async (event) => {

@@ -339,6 +339,8 @@ export async function renderExecution(main, flow, name, query, alive) {
     // A redrive may go on with the flow's current definition: draw the graph again.
     state.drawing = null;
     await tick();
+    // The button that opened the dialog may be gone (Stop, once stopped): keep the focus on the page.
+    if (document.activeElement === document.body) main.focus({ preventScroll: true });
   };
 
   drawHead();
