@@ -71,6 +71,24 @@ ENTER = "\ue007"
 ESCAPE = "\ue00c"
 PHONE = (390, 844)
 T = TypeVar("T")
+# The roles of what a person operates: each needs an accessible name.
+CONTROL_ROLES = frozenset(
+    {
+        "button",
+        "checkbox",
+        "combobox",
+        "dialog",
+        "link",
+        "listbox",
+        "radio",
+        "searchbox",
+        "slider",
+        "spinbutton",
+        "switch",
+        "tab",
+        "textbox",
+    }
+)
 
 # The flows every browser test may use, created once per module.
 HOLD_FLOW = """version: v1
@@ -414,6 +432,27 @@ class Browser:
         )
         assert answer["status"] == 200, f"GET /console/session answered {answer}"
         return dict(answer["body"])
+
+    def unnamed_controls(self) -> list[str]:
+        """The controls on the page with no accessible name, as Chromium computes names.
+
+        Each as `role: the start of its HTML`; a screen reader would announce them by role only.
+        """
+        tree = self.driver.execute_cdp_cmd("Accessibility.getFullAXTree", {})
+        found = []
+        for node in tree["nodes"]:
+            role = str(node.get("role", {}).get("value", ""))
+            if node.get("ignored") or role not in CONTROL_ROLES:
+                continue
+            if str(node.get("name", {}).get("value", "")).strip():
+                continue
+            html = ""
+            if "backendDOMNodeId" in node:
+                html = self.driver.execute_cdp_cmd(
+                    "DOM.getOuterHTML", {"backendNodeId": node["backendDOMNodeId"]}
+                )["outerHTML"][:160]
+            found.append(f"{role}: {html}")
+        return found
 
     def shot(self, name: str, *, tallest: int = 2000) -> None:
         """Save the page as docs/images/console-<name>.png when RELAYFLOW_SCREENSHOTS=1.

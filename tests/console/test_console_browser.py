@@ -44,6 +44,7 @@ def sign_in(page: Browser, server: ConsoleServer, role: str, *, shot: str = "") 
     page.get(server.url)
     page.find('[data-test="signin-key-id"]').send_keys(key_id)
     page.find('[data-test="signin-secret"]').send_keys(secret)
+    named(page, "the sign-in page")
     if shot:
         page.shot(shot)
     page.find('[data-test="signin-submit"]').click()
@@ -51,6 +52,12 @@ def sign_in(page: Browser, server: ConsoleServer, role: str, *, shot: str = "") 
         lambda _: any(role in e.text for e in page.visible('[data-test="session-role"]')),
         f"the console to show {role} signed in",
     )
+
+
+def named(page: Browser, where: str) -> None:
+    """Every control on the page has an accessible name (what a screen reader announces)."""
+    unnamed = page.unnamed_controls()
+    assert not unnamed, f"{where}: controls without an accessible name: {unnamed}"
 
 
 def go(page: Browser, server: ConsoleServer, route: str) -> None:
@@ -129,6 +136,7 @@ def test_each_role_sees_what_it_may_do_and_the_server_refuses_the_rest(
     fresh.find('[data-test="action-report-succeed"]', "the admin's report button").click()
     token = fresh.find('[data-test="report-token"]').get_attribute("value")
     assert token, "the report dialog of a waiting task holds its token"
+    named(fresh, "the report dialog")
     fresh.shot("report-dialog")
     fresh.driver.switch_to.active_element.send_keys(ESCAPE)
     fresh.wait(
@@ -182,10 +190,12 @@ def test_the_seed_execution_is_shown_live_from_start_to_end(
     sign_in(fresh, server, "admin")
     go(fresh, server, "/flows")
     fresh.find('[data-test="flow-row"][data-flow="seed"]', "the seed flow listed")
+    named(fresh, "the flows")
     fresh.shot("flows")
     go(fresh, server, "/flow/seed")
     fresh.find('[data-test="graph-node"]', "the seed flow's graph")
     fresh.find('[data-test="definition"]', "the seed flow's definition")
+    named(fresh, "a flow's page")
     fresh.shot("flow")
 
     # Start it from the flow's page: the JSON editor refuses bad JSON before anything is sent.
@@ -203,6 +213,7 @@ def test_the_seed_execution_is_shown_live_from_start_to_end(
     confirm = fresh.find('[data-test="dialog-confirm"]')
     fresh.wait(lambda _: confirm.is_enabled(), "the start button enabled for a JSON object")
     assert "relayflow executions start seed" in fresh.find('[data-test="cli-command"]').text
+    named(fresh, "the start dialog")
     confirm.click()
 
     # The page follows the execution: each step waits on the worker, then is done.
@@ -213,6 +224,7 @@ def test_the_seed_execution_is_shown_live_from_start_to_end(
         wait_bar(fresh, job, "running", "waiting")
         fresh.find(f'[data-test="waiting-item"][data-step="{job}"]', f"what {job} waits on")
         if job == "extract":
+            named(fresh, "a running execution's page")
             fresh.shot("execution-running")
         assert server.status("seed", "live") == "Running"
         server.open_gate("live", job)
@@ -282,6 +294,7 @@ def test_a_failed_execution_is_redriven_from_its_page(
     fresh.shot("execution-failed")
     fresh.find(REDRIVE, "the redrive button of a failed execution").click()
     fresh.find('[data-test="dialog-what"]', "what the redrive will do")
+    named(fresh, "the redrive dialog")
     assert "relayflow executions redrive seed again" in fresh.find('[data-test="cli-command"]').text
     fresh.find('[data-test="dialog-confirm"]').click()
     wait_status(fresh, "Succeeded")
@@ -311,6 +324,7 @@ def test_a_bulk_stop_from_a_filtered_list(console_server: ConsoleServer, fresh: 
     listed = server.cli(shown.replace("--yes", "--dry-run"))
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split("\n")[1:4] == ["bulk-1", "bulk-2", "bulk-3"], listed.stdout
+    named(fresh, "the bulk stop dialog")
     fresh.shot("bulk-stop")
     fresh.find('[data-test="dialog-confirm"]').click()
     fresh.find('[data-test="bulk-result"]', "the bulk stop's outcome")
