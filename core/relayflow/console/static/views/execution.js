@@ -241,9 +241,16 @@ export async function renderExecution(main, flow, name, query, alive) {
       if (ev.EventId <= state.lastEvent || state.events.length >= MAX_EVENTS) continue;
       state.lastEvent = ev.EventId;
       state.events.push(ev);
-      const detail = ev.EventDetail && ev.EventDetail !== "{}" ? h("details", { "data-test": "event-detail" },
-        h("summary", {}, h("span", { class: "visually-hidden" }, `detail of event ${ev.EventId}`), "show"),
-        h("pre", {}, pretty(ev.EventDetail))) : h("span", { class: "muted" }, "—");
+      let detail = h("span", { class: "muted" }, "—");
+      if (ev.EventDetail && ev.EventDetail !== "{}") {
+        // The detail is laid out when first opened: thousands of events stay light.
+        detail = h("details", { "data-test": "event-detail" },
+          h("summary", {}, h("span", { class: "visually-hidden" }, `detail of event ${ev.EventId}`), "show"));
+        const text = ev.EventDetail;
+        detail.addEventListener("toggle", () => {
+          if (detail.open && !detail.querySelector("pre")) detail.append(h("pre", { tabindex: "0" }, pretty(text)));
+        });
+      }
       const row = h("tr", { "data-test": "event-row", "data-event": ev.EventId, "data-type": ev.Type, "data-step": ev.StepName || "" },
         h("td", {}, String(ev.EventId)),
         h("td", {}, when(ev.Time, "event-time", { exact: true })),
