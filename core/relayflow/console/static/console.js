@@ -52,6 +52,7 @@
 //               [data-test=step-output] [data-test=step-error] [data-test=step-not-run]
 //               [data-test=step-input-cut] [data-test=step-output-cut] [data-test=step-facts]
 //               [data-test=execution-timeline] [data-test=timeline] [data-test=timeline-bar][data-node][data-kind]
+//               [data-test=timeline-empty] [data-test=timeline-capped]
 //               [data-test=events-table] [data-test=event-row][data-event=ID][data-type=TYPE][data-step=STEP]
 //               [data-test=event-detail] [data-test=event-time] [data-test=events-filter]
 //               [data-test=events-capped]

@@ -7,6 +7,7 @@ import { duration, ms, stateLook } from "./format.js";
 const ROW = 22;
 const LABEL = 190;
 const TOP = 24;
+const MAX_ROWS = 400; // past this a chart stops being read; the events list has the rest
 const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400].map((x) => x * 1000);
 
 function tickStep(span) {
@@ -26,8 +27,9 @@ function tickLabel(t, step) {
  */
 export function drawTimeline(items, { now, onSelect, width } = {}) {
   const WIDTH = Math.max(640, Math.round(width || 900));
-  const rows = (items || []).filter((i) => !Number.isNaN(ms(i.start)));
-  if (!rows.length) return h("p", { class: "muted", "data-test": "timeline-empty" }, "Nothing to draw yet.");
+  const all = (items || []).filter((i) => !Number.isNaN(ms(i.start)));
+  if (!all.length) return h("p", { class: "muted", "data-test": "timeline-empty" }, "Nothing to draw yet.");
+  const rows = all.slice(0, MAX_ROWS);
   const end = now || Date.now();
   const t0 = Math.min(...rows.map((i) => ms(i.start)));
   const t1 = Math.max(t0 + 1000, ...rows.map((i) => (i.end ? ms(i.end) : end)));
@@ -66,5 +68,6 @@ export function drawTimeline(items, { now, onSelect, width } = {}) {
   if (rows.some((i) => !i.end)) {
     svg.append(s("line", { class: "now-line", x1: x(end), x2: x(end), y1: TOP - 6, y2: height - 4 }));
   }
-  return h("div", { class: "timeline-box" }, svg);
+  return h("div", { class: "timeline-box" }, svg,
+    all.length > rows.length ? h("p", { class: "muted", "data-test": "timeline-capped" }, `The first ${rows.length} of ${all.length} items are drawn; the events below have every one.`) : null);
 }
