@@ -8,6 +8,8 @@ RELAYFLOW_SCREENSHOTS=1 writes the pages' pictures to docs/images/console-*.png.
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -287,8 +289,23 @@ def test_a_failed_execution_is_redriven_from_its_page(
     server.open_gate("again", "transform")
     server.open_gate("again", "load")
     server.start("seed", "again", {"source": "again"})
-    sign_in(fresh, server, "admin")
-    go(fresh, server, "/execution/seed/again")
+    # Times are shown in the viewer's zone (here UTC+8, which has no summer time), UTC on hover.
+    fresh.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Shanghai"})
+    try:
+        sign_in(fresh, server, "admin")
+        go(fresh, server, "/execution/seed/again")
+        wait_status(fresh, "Failed")
+        started = fresh.find('[data-test="execution-started"]')
+        utc = datetime.fromisoformat(started.get_attribute("datetime").replace("Z", "+00:00"))
+        local = utc.astimezone(timezone(timedelta(hours=8)))
+        shown = re.search(r"(\d{1,2}):(\d\d):(\d\d)\s*([AP]M)?", started.text)
+        assert shown, started.text
+        hour = int(shown[1]) % 12 + (12 if shown[4] == "PM" else 0) if shown[4] else int(shown[1])
+        assert (hour, int(shown[2])) == (local.hour, local.minute), (started.text, local)
+        assert "UTC" in started.get_attribute("title"), started.get_attribute("title")
+    finally:
+        fresh.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
+    fresh.driver.refresh()  # drawn again in the machine's zone, for the picture
     wait_status(fresh, "Failed")
     wait_state(fresh, "extract", "failed")
     fresh.shot("execution-failed")
