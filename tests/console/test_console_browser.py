@@ -194,6 +194,14 @@ def test_the_seed_execution_is_shown_live_from_start_to_end(
     fresh.find('[data-test="flow-row"][data-flow="seed"]', "the seed flow listed")
     named(fresh, "the flows")
     fresh.shot("flows")
+    fresh.find('[data-test="flows-search"]').send_keys("queue fnf")  # words of its description
+    fresh.wait(
+        lambda _: (
+            [r.get_attribute("data-flow") for r in fresh.visible('[data-test="flow-row"]')]
+            == ["seed"]
+        ),
+        "the search to leave the seed flow alone",
+    )
     go(fresh, server, "/flow/seed")
     fresh.find('[data-test="graph-node"]', "the seed flow's graph")
     fresh.find('[data-test="definition"]', "the seed flow's definition")
