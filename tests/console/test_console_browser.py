@@ -152,6 +152,11 @@ def test_each_role_sees_what_it_may_do_and_the_server_refuses_the_rest(
     fresh.find('[data-test="graph-node"]', "the execution's graph for a reader")
     fresh.find('[data-test="waiting-item"]', "what the execution waits on")
     assert not fresh.visible(f"{STOP}, {REDRIVE}, {REPORT}"), "a reader sees no action"
+    # The waiting work of every flow lists it, with a link to its page.
+    go(fresh, server, "/waiting?flow=manual")
+    fresh.find('[data-test="waiting-row"][data-execution="m-roles"]', "m-roles among the waiting")
+    named(fresh, "the waiting work")
+    fresh.shot("waiting")
     for action, params in (
         ("StopExecution", execution),
         ("ReportTaskSucceeded", {"TaskToken": token, "Output": "{}"}),
