@@ -252,6 +252,7 @@ def test_an_executions_graph_is_the_definition_it_runs(server: ApiServer) -> Non
 
         assert steps() == ["second"]
         assert steps(execution="e1") == ["only"]
+        assert reader.http.get("/console/graph?flow=console-evolving").json()["problems"] == []
         _refused(
             reader.http.get(
                 "/console/graph", params={"flow": "console-evolving", "execution": "x"}
@@ -259,6 +260,23 @@ def test_an_executions_graph_is_the_definition_it_runs(server: ApiServer) -> Non
             404,
             "ExecutionNotExists",
         )
+    finally:
+        reader.close()
+
+
+def test_the_graph_says_which_task_no_installed_integration_serves(server: ApiServer) -> None:
+    unserved = TOKEN_FLOW.replace("/queues/jobs/", "/queues/elsewhere/")
+    created = server.rpc(
+        {"Action": "CreateFlow", "Name": "console-unserved", "Definition": unserved}
+    )
+    assert created.status_code == 200, created.text
+    reader = _signed_in(server, "reader")
+    try:
+        answer = reader.http.get("/console/graph", params={"flow": "console-unserved"})
+        assert answer.status_code == 200, answer.text
+        (problem,) = answer.json()["problems"]
+        assert problem["line"] == 6 and problem["path"].endswith("resourceArn"), problem
+        assert "/queues/elsewhere/" in problem["message"]
     finally:
         reader.close()
 

@@ -24,7 +24,9 @@ HTTP API; it never opens the store. The routes, all under `/console`:
 - `GET /console/graph?flow=NAME[&version=N | &execution=NAME]`: the flow drawn as a graph
   (`relayflow.console.graph.flow_graph`): nodes with positions, edges, lanes; needs a role
   that may call DescribeFlow. With `execution`, the definition that execution runs (its
-  FlowDefinition, whose node ids `/console/view` uses; needs DescribeExecution too).
+  FlowDefinition, whose node ids `/console/view` uses; needs DescribeExecution too). Its
+  `problems` (`[{"source", "line", "path", "message"}]`, `[]` when none) are what `relayflow
+  validate --strict` says of the definition with the integrations this server has now.
 - `GET /console/view?flow=NAME&execution=NAME`: one execution as the execution page shows it
   (`relayflow.console.view.execution_view`): each step's state, the timeline, what it waits
   on; needs a role that may call GetExecutionHistory.

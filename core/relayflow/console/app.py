@@ -6,6 +6,7 @@ access keys now (`relayflow.api.auth.ROLE_ACTIONS`); nothing the page says is tr
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -596,12 +597,26 @@ class ConsoleApp:
         return _json(200, view)
 
     async def _draw(self, flow: str, definition: str) -> dict[str, Any]:
+        """The graph of ``definition``, with what `relayflow validate --strict` says of it here."""
         from relayflow.console.graph import flow_graph
+        from relayflow.engine.coverage import integration_problems
+        from relayflow.engine.engine import served
 
         # Read within the engine's own budgets, on its thread for definitions: the stored
         # text passed them when it was stored.
         parsed = await self.engine._validate_definition(flow, definition)
         result: dict[str, Any] = flow_graph(parsed)
+        # A stored definition passed every check but this one, which depends on the plugins
+        # installed now (one may have been removed since). Off the loop: it reads the text.
+        problems = await asyncio.to_thread(
+            integration_problems,
+            parsed,
+            served(self.engine.integrations),
+            definition,
+            flow,
+            self.engine._runtime.definition_limits,
+        )
+        result["problems"] = [problem.to_dict() for problem in problems]
         return result
 
     async def _view(self, flow: str, execution: str) -> dict[str, Any]:
