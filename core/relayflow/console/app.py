@@ -318,6 +318,12 @@ class ConsoleApp:
     def _signing_keys(self) -> tuple[bytes, bytes]:
         """The session and CSRF keys (derived once the engine has started)."""
         if self._keys is None:
+            if not self.engine.accepting:
+                raise _refusal(
+                    "ServiceUnavailable",
+                    "the engine is starting or stopping; retry in a moment",
+                    503,
+                )
             self._keys = (
                 self.engine.derived_key("console-session"),
                 self.engine.derived_key("console-csrf"),
