@@ -490,3 +490,14 @@ def test_without_access_keys_there_is_no_sign_in(
         )
         assert bare["status"] == 403, f"a keyless POST without X-Relayflow-CSRF: {bare}"
         assert keyless.describe("hold", "h-1")["Status"] == "Running"
+        # The stop button says what it will do and the command, and stops on confirmation.
+        fresh.find(STOP).click()
+        what = fresh.find('[data-test="stop-dialog"] [data-test="dialog-what"]').text
+        assert "h-1" in what and "Stopped" in what, what
+        shown = fresh.find('[data-test="stop-dialog"] [data-test="cli-command"]').text
+        assert shown.startswith("relayflow executions stop hold h-1"), shown
+        fresh.find('[data-test="stop-error"]').send_keys("Cancelled")
+        fresh.find('[data-test="dialog-confirm"]').click()
+        wait_status(fresh, "Stopped")
+        stopped = keyless.describe("hold", "h-1")
+        assert (stopped["Status"], stopped["Error"]) == ("Stopped", "Cancelled"), stopped
