@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 from opentelemetry.trace import SpanKind
@@ -101,9 +101,13 @@ class _Event:
         )
 
 
-@dataclass(slots=True)
-class _Open:
-    """A span that has started and not ended."""
+class _Open(NamedTuple):
+    """A span that has started and not ended.
+
+    A tuple of plain values, replaced rather than changed: thousands are open at once, for
+    seconds, and the garbage collector stops following a tuple of plain values, where it
+    would keep walking an object of a class (and count it towards its full collections).
+    """
 
     step: str
     span: int
@@ -114,7 +118,7 @@ class _Open:
     around: tuple[tuple[str, int], ...] = ()
     #: For a step: the error of its last failed task attempt (cleared by a success).
     error: tuple[str, str] | None = None
-    events: list[tuple[str, float, dict[str, Any]]] = field(default_factory=list)
+    events: tuple[tuple[str, float, dict[str, Any]], ...] = ()
     #: For a task attempt: the EventId of its step's StepEntered.
     entered: int = 0
 
@@ -144,6 +148,16 @@ class _Execution:
     #: The EventId before which the history was last replayed (0: never).
     replayed: int = 0
     unknown: bool = False  # the history could not say how it started: no spans
+
+    def ended(self) -> tuple[Any, ...]:
+        """What names its trace, should it go on after its end (a redrive), as plain values."""
+        return (self.trace, self.sampled, self.start, self.root, self.parent, self.link)
+
+    @classmethod
+    def resumed(cls, flow: str, name: str, ended: tuple[Any, ...]) -> _Execution:
+        """An execution that goes on after its end, from what `ended` kept."""
+        trace, sampled, start, root, parent, link = ended
+        return cls(flow, name, trace, sampled, start, root, parent, link)
 
     def base(self) -> dict[str, Any]:
         return {"relayflow.flow": self.flow, "relayflow.execution": self.name}
@@ -208,7 +222,9 @@ class EngineTracer:
         self._ratio = sampling_ratio
         self._executions: OrderedDict[tuple[str, str], _Execution] = OrderedDict()
         #: Executions that ended here, with what names their trace (a redrive goes on in it).
-        self._finished: OrderedDict[tuple[str, str], _Execution] = OrderedDict()
+        #: Kept as tuples of plain values (`_Execution.ended`): thousands of them, left alone
+        #: by the garbage collector.
+        self._finished: OrderedDict[tuple[str, str], tuple[Any, ...]] = OrderedDict()
         self._engine: Engine | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._reads: asyncio.Semaphore | None = None
@@ -315,7 +331,8 @@ class EngineTracer:
         key = (flow, name)
         state = self._executions.get(key)
         if state is None:
-            ended = self._finished.pop(key, None)
+            kept = self._finished.pop(key, None)
+            ended = _Execution.resumed(*key, kept) if kept is not None else None
             state = ended if ended is not None else _Execution(*key)
             self._remember(key, state)
             if event.type != "ExecutionStarted":
@@ -384,7 +401,8 @@ class EngineTracer:
         elif kind == "TaskSubmitted":
             task = state.tasks.get(event.schedule)
             if task is not None:
-                task.events.append(("submitted", event.time, {}))
+                events = (*task.events, ("submitted", event.time, {}))
+                state.tasks[event.schedule] = task._replace(events=events)
         elif kind in _COMPLETIONS:
             self._task_completed(state, event, live)
         elif kind in _ENDS:
@@ -519,8 +537,8 @@ class EngineTracer:
             error = (str(event.detail.get("error", "")), _cause(event.detail.get("cause")))
         if opened is not None:
             step = state.steps.get(opened.entered)
-            if step is not None:
-                step.error = error
+            if step is not None and step.error != error:
+                state.steps[opened.entered] = step._replace(error=error)
         if not live:
             return
         if opened is None:
@@ -607,7 +625,7 @@ class EngineTracer:
         root.attributes["relayflow.parent.flow"] = state.parent[0]
         root.attributes["relayflow.parent.execution"] = state.parent[1]
         if state.link is not None:
-            root.links.append((*state.link, {"relayflow.link": "parent"}))
+            root.links = ((*state.link, {"relayflow.link": "parent"}),)
             self._emit(root)
         elif not self._spawn(self._link_and_emit(state, root)):
             self._emit(root)
@@ -618,16 +636,7 @@ class EngineTracer:
         if self._executions.get(key) is state:
             del self._executions[key]
         self._spawns.pop(key, None)
-        self._finished[key] = _Execution(
-            state.flow,
-            state.name,
-            trace=state.trace,
-            sampled=state.sampled,
-            start=state.start,
-            root=state.root,
-            parent=state.parent,
-            link=state.link,
-        )
+        self._finished[key] = state.ended()
         while len(self._finished) > MAX_EXECUTIONS:
             self._finished.popitem(last=False)
 
@@ -732,9 +741,8 @@ class EngineTracer:
                 parent_trace = trace_id(flow, name, events[0].micros)
                 task = _child_task(events, state.flow, state.name)
                 if task:
-                    root.links.append(
-                        (parent_trace, span_id(parent_trace, task), {"relayflow.link": "parent"})
-                    )
+                    link = (parent_trace, span_id(parent_trace, task), {"relayflow.link": "parent"})
+                    root.links = (link,)
         except Exception as exc:
             log.debug("relayflow-otel cannot read the parent %s/%s: %s", flow, name, exc)
         self._emit(root)

@@ -63,9 +63,11 @@ class FinishedSpan:
     start: float
     end: float
     attributes: dict[str, Any] = field(default_factory=dict)
-    links: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
+    # Tuples, not lists: a tuple of plain values is left alone by the garbage collector, and
+    # thousands of spans wait for export at any moment.
+    links: tuple[tuple[int, int, dict[str, Any]], ...] = ()
     error: tuple[str, str] | None = None
-    events: list[tuple[str, float, dict[str, Any]]] = field(default_factory=list)
+    events: tuple[tuple[str, float, dict[str, Any]], ...] = ()
 
 
 def _ns(seconds: float) -> int:

@@ -7,12 +7,13 @@ another process does not. It imports nothing but the standard library: the few p
 messages OTLP needs are written by hand (`encode`), faster than the protobuf runtime builds them.
 
 Its stdin carries frames: 4 bytes (big-endian length) then a pickle. The first frame is the
-settings (a dict: `url`, `headers`, `timeout`, `resource`, `scope`); every other one is a list of
-span tuples (below). It exits when stdin ends (the engine closed it, or the engine's
-process is gone), a few seconds after its parent process has gone whatever holds
-stdin, and on no signal but SIGTERM/SIGKILL (Ctrl-C in a terminal reaches the engine, which
-closes the pipe). A failed export is retried with a growing pause within `timeout` seconds,
-then its spans are dropped; the first failure of a run of them is written to stderr.
+settings (a dict: `url`, `headers`, `timeout`, `resource`, `scope`); every other one is a flat
+list of the values of span tuples (below), one span after another. It exits when stdin ends (the
+engine closed it, or the engine's process is gone), a few seconds after its parent process has
+gone whatever holds stdin, and on no signal but SIGTERM/SIGKILL (Ctrl-C in a terminal reaches
+the engine, which closes the pipe). A failed export is retried with a growing pause within
+`timeout` seconds, then its spans are dropped; the first failure of a run of them is written to
+stderr.
 
 Spans come as tuples of plain values (cheap to build on the event loop and to pickle in
 batches); `encode` turns a batch of them into the bytes an OTLP/HTTP collector takes, filling
@@ -169,6 +170,12 @@ def _span(one: SpanTuple) -> bytes:
     return b"".join(parts)
 
 
+def rows(flat: list[Any]) -> list[SpanTuple]:
+    """Span tuples from a flat batch (`SPAN_FIELDS` values a span, one after another)."""
+    size = len(SPAN_FIELDS)
+    return [tuple(flat[i : i + size]) for i in range(0, len(flat) - size + 1, size)]
+
+
 def encode(
     spans: Iterable[SpanTuple],
     resource: Mapping[str, Any],
@@ -179,7 +186,7 @@ def encode(
     A span that cannot be encoded (a malformed tuple) is left out; the others go.
 
     Args:
-        spans: span tuples (see the module's docstring).
+        spans: span tuples (see the module's docstring); `rows` makes them of a flat batch.
         resource: the resource's attributes (`service.name`, ...).
         scope: the instrumentation scope's (name, version).
     """
@@ -307,7 +314,7 @@ def main() -> int:
         if batch is None:
             return 0
         try:
-            body, left_out = encode(batch, resource, (str(scope[0]), str(scope[1])))
+            body, left_out = encode(rows(batch), resource, (str(scope[0]), str(scope[1])))
         except Exception as exc:  # not a list of spans: said, dropped, the next goes on
             print(f"relayflow-otel: a batch of spans was dropped: {exc}", file=sys.stderr)
             continue

@@ -44,6 +44,8 @@ MAX_RESTARTS = 3
 #: How long closing waits for the last spans to be handed over.
 FLUSH_WAIT_SECONDS = 1.0
 _SCOPE = ("relayflow_otel", "0.1.0")
+#: Values a span takes in a batch (`exporter_process.SPAN_FIELDS`).
+_FIELDS = 11
 _STOP = object()
 
 
@@ -98,11 +100,11 @@ class PipeSink:
         # second of CPU at every start); -P keeps this folder off its path.
         script = str(Path(__file__).with_name("exporter_process.py"))
         self._command = command or [sys.executable, "-P", script]
-        self._batch_size = max(1, min(BATCH_SIZE, max_queue_size))
-        self._max_waiting = max_queue_size
+        self._batch_values = max(1, min(BATCH_SIZE, max_queue_size)) * _FIELDS
+        self._max_waiting = max_queue_size * _FIELDS
         self._lock = threading.Lock()
-        self._batch: list[tuple[Any, ...]] = []
-        self._waiting = 0  # spans in `_batches`, under `_lock`
+        self._batch: list[Any] = []  # `_FIELDS` values a span
+        self._waiting = 0  # values in `_batches`, under `_lock`
         self._batches: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._dead = False
@@ -132,22 +134,24 @@ class PipeSink:
         """Queue one ended span for export; never raises, never waits."""
         if not span.sampled or self._closed or self._dead:
             return
-        row = (
-            span.name,
-            span.trace,
-            span.span,
-            span.parent or 0,
-            span.kind._value_ + 1,  # the SDK's kinds count from 0, OTLP's from 1
-            span.start,
-            span.end,
-            span.attributes,
-            span.links,
-            span.error,
-            span.events,
-        )
         with self._lock:
-            self._batch.append(row)
-            if len(self._batch) >= self._batch_size:
+            batch = self._batch
+            # Flat, `SPAN_FIELDS` values a span: no tuple a span for the garbage collector to
+            # follow while thousands wait (its dicts of plain values it does not follow).
+            batch += (
+                span.name,
+                span.trace,
+                span.span,
+                span.parent or 0,
+                span.kind._value_ + 1,  # the SDK's kinds count from 0, OTLP's from 1
+                span.start,
+                span.end,
+                span.attributes,
+                span.links,
+                span.error,
+                span.events,
+            )
+            if len(batch) >= self._batch_values:
                 self._hand_over()
 
     def _hand_over(self) -> None:
@@ -156,7 +160,7 @@ class PipeSink:
         if not batch:
             return
         if self._waiting + len(batch) > self._max_waiting:
-            self.dropped += len(batch)
+            self.dropped += len(batch) // _FIELDS
             return
         self._waiting += len(batch)
         self._batches.put(batch)
@@ -177,7 +181,7 @@ class PipeSink:
         stdin.write(data)
         stdin.flush()
 
-    def _send(self, batch: list[tuple[Any, ...]]) -> None:
+    def _send(self, batch: list[Any]) -> None:
         """Write one batch to the exporter process, starting it again if it died."""
         data = _frame(batch)
         while not self._dead:
@@ -188,7 +192,7 @@ class PipeSink:
                 if self._closed:  # not started again to flush the last spans: dropped
                     break
                 self._restart()
-        self.dropped += len(batch)
+        self.dropped += len(batch) // _FIELDS
 
     def _restart(self) -> None:
         if self.restarts >= MAX_RESTARTS:
