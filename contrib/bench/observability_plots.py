@@ -254,67 +254,70 @@ def waterfall(spans: list[dict[str, Any]]) -> str:
 # -- the rounds ---------------------------------------------------------------------------------
 
 
+MODE_NAMES = {
+    "off": "plugins off",
+    "on": "otel 100 % + prometheus",
+    "on10": "otel 10 % + prometheus",
+    "otel": "otel 100 % alone",
+    "prometheus": "prometheus alone",
+    "down": "collector down",
+}
+
+
+def bar_panel(
+    svg: Svg, box: tuple[float, float, float, float], values: dict[str, list[float]], unit: str
+) -> None:
+    """Bars of each mode's value round by round in ``box`` (left, top, width, height)."""
+    left, top, width, height = box
+    modes = list(values)
+    ticks = nice_ticks(max(v for mode in modes for v in values[mode]) * 1.05)
+    for tick in ticks:
+        y = top + height - tick / ticks[-1] * height
+        svg.add(f'<line x1="{left}" y1="{y:.1f}" x2="{left + width}" y2="{y:.1f}" stroke="#ddd"/>')
+        svg.text(left - 6, y + 4, label(tick), "end")
+    svg.text(left, top - 8, unit, fill="#444")
+    rounds = len(values[modes[0]])
+    group = width / rounds
+    bar = group * 0.8 / len(modes)
+    for r in range(rounds):
+        for m, mode in enumerate(modes):
+            x = left + r * group + group * 0.1 + m * bar
+            h = values[mode][r] / ticks[-1] * height
+            svg.add(
+                f'<rect x="{x:.1f}" y="{top + height - h:.1f}" width="{bar - 1.5:.1f}" '
+                f'height="{h:.1f}" fill="{COLORS[m % len(COLORS)]}"/>'
+            )
+        svg.text(left + (r + 0.5) * group, top + height + 16, f"round {r + 1}", "middle")
+
+
 def overhead_bars(figures: dict[str, Any]) -> str:
-    """Executions per second by round, off and on side by side, for each measurement."""
+    """Executions per second and CPU per execution by round and configuration, for each
+    measurement: the CPU is steadier than the rate on a busy machine."""
     parts = [key for key in ("engine", "queue") if key in figures]
     modes = figures["modes"]
-    names = {
-        "off": "plugins off",
-        "on": "otel 100 % + prometheus",
-        "on10": "otel 10 % + prometheus",
-        "otel": "otel 100 % alone",
-        "prometheus": "prometheus alone",
-        "down": "collector down",
+    svg = Svg(900, 60 + 290 * len(parts))
+    for m, mode in enumerate(modes):  # one legend for all panels, across the top
+        x = 20 + m * 175
+        svg.add(f'<rect x="{x}" y="14" width="12" height="12" fill="{COLORS[m % len(COLORS)]}"/>')
+        svg.text(x + 16, 24, MODE_NAMES.get(mode, mode))
+    titles = {
+        "engine": "engine throughput (in-process, SQLite, 10 trivial tasks an execution)",
+        "queue": "seed scenario (relayflow server, 2 workers, Redis)",
     }
-    svg = Svg(820, 300 * len(parts))
     for p, key in enumerate(parts):
-        rates = figures[key]["summary"]["rates"]
-        base = p * 300
-        left, top, height = 70, base + 50, 200
-        width = svg.width - left - 190
-        peak = max(v for mode in modes for v in rates[mode])
-        ticks = nice_ticks(peak * 1.05)
-        rounds = len(rates["off"])
-        title = {
-            "engine": "engine throughput (in-process, SQLite)",
-            "queue": "seed scenario (server + workers + Redis)",
-        }[key]
-        ratio = figures[key]["summary"]["median_ratio"].get("on")
-        if ratio is not None:
-            title += f": on/off median {ratio:.2f}"
-        svg.text(left, base + 24, title, font_weight="bold", font_size="14")
-        for tick in ticks:
-            y = top + height - tick / ticks[-1] * height
-            svg.add(
-                f'<line x1="{left}" y1="{y:.1f}" x2="{left + width}" y2="{y:.1f}" stroke="#ddd"/>'
+        summary = figures[key]["summary"]
+        base = 60 + p * 290
+        title = titles[key]
+        if "on" in summary["median_ratio"]:
+            title += (
+                f": on/off {summary['median_ratio']['on']:.2f} exec/s, "
+                f"{summary['cpu_ratio']['on']:.2f} CPU"
             )
-            svg.text(left - 6, y + 4, label(tick), "end")
-        svg.text(
-            16,
-            top + height / 2,
-            "executions/s",
-            "middle",
-            transform=f"rotate(-90 16 {top + height / 2})",
-        )
-        group = width / rounds
-        bar = group * 0.7 / len(modes)
-        for r in range(rounds):
-            for m, mode in enumerate(modes):
-                value = rates[mode][r]
-                x = left + r * group + group * 0.15 + m * bar
-                h = value / ticks[-1] * height
-                svg.add(
-                    f'<rect x="{x:.1f}" y="{top + height - h:.1f}" width="{bar - 2:.1f}" '
-                    f'height="{h:.1f}" fill="{COLORS[m % len(COLORS)]}"/>'
-                )
-            svg.text(left + (r + 0.5) * group, top + height + 18, f"round {r + 1}", "middle")
-        for m, mode in enumerate(modes):
-            y = top + 10 + m * 20
-            svg.add(
-                f'<rect x="{left + width + 14}" y="{y - 8}" width="14" height="12" '
-                f'fill="{COLORS[m % len(COLORS)]}"/>'
-            )
-            svg.text(left + width + 34, y + 2, names.get(mode, mode))
+        svg.text(20, base + 14, title, font_weight="bold", font_size="14")
+        rates = {mode: summary["rates"][mode] for mode in modes}
+        cpu = {mode: summary["cpu_ms"][mode] for mode in modes}
+        bar_panel(svg, (60, base + 50, 370, 190), rates, "executions per second")
+        bar_panel(svg, (510, base + 50, 370, 190), cpu, "CPU ms per execution")
     return svg.render()
 
 
