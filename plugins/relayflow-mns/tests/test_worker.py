@@ -105,6 +105,11 @@ def queue_size(url: str, queue: str) -> int:
         return int(declared.message_count or 0)
 
 
+# Seconds a `relayflow worker` process gets to start, take a task, report or stop: a bound, not
+# a measure; a loaded machine (the suite runs on two workers) starts Python processes slowly.
+PROCESS_BOUND = 30.0
+
+
 def wait_for(check: Callable[[], Any], timeout: float = 3.0, what: str = "a condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -943,9 +948,9 @@ def test_redis_worker_process_reports_and_stops_on_sigterm(
     for n in range(3):
         publish(redis_url, queue, {"job": f"job-{n}"}, token=f"tok-{n}", headers=headers)
     with worker_process(tmp_path, queue, "worker", concurrency=2) as process:
-        wait_for(lambda: len(api.answered) == 3, 4, "three reports")
+        wait_for(lambda: len(api.answered) == 3, PROCESS_BOUND, "three reports")
         process.send_signal(signal.SIGTERM)
-        assert process.wait(3) == 0
+        assert process.wait(PROCESS_BOUND) == 0
     outputs = {token: json.loads(p["Output"]) for token, p in api.answered.items()}
     assert {token: out["job"] for token, out in outputs.items()} == {
         "tok-0": "job-0",
@@ -971,14 +976,18 @@ def test_redis_a_worker_killed_mid_task_leaves_the_message_to_another(
         worker_process(tmp_path, queue, "first") as first,
         worker_process(tmp_path, queue, "second") as second,
     ):
-        pid = int(wait_for(lambda: marker.exists() and marker.read_text(), 3, "the task to start"))
+        pid = int(
+            wait_for(
+                lambda: marker.exists() and marker.read_text(), PROCESS_BOUND, "the task to start"
+            )
+        )
         victim, survivor = (first, second) if first.pid == pid else (second, first)
         victim.send_signal(signal.SIGKILL)
-        victim.wait(2)
-        wait_for(lambda: api.answered, 4, "the report from the other worker")
+        victim.wait(PROCESS_BOUND)
+        wait_for(lambda: api.answered, PROCESS_BOUND, "the report from the other worker")
         time.sleep(0.2)
         survivor.send_signal(signal.SIGTERM)
-        assert survivor.wait(3) == 0
+        assert survivor.wait(PROCESS_BOUND) == 0
     assert len(api.attempts) == 1  # reported exactly once
     output = json.loads(api.answered["tok-kill"]["Output"])
     assert output == {"job": "hang-once", "pid": survivor.pid}
