@@ -20,7 +20,8 @@ The executions are written through the store's API (`Transaction.insert_executio
 transaction, on a thread): 90 % Succeeded, 5 % Failed, 3 % Running, 1.5 % Stopped,
 0.5 % TimedOut and none Starting (a filter that matches nothing is the worst case of a scan);
 started at random over 30 days; named by a random hex uid, a fifth of them `nightly-<hex>`.
-Filling 1,000,000 takes one to three minutes on SQLite, longer on PostgreSQL.
+On PostgreSQL the fill ends with ``VACUUM (ANALYZE) executions``, what autovacuum does after
+a bulk load (the planner's statistics, and the visibility map an index-only count needs).
 
     .venv/bin/python contrib/bench/bench_console.py [--executions 100000] [--repeat 20]
         [--walk 100] [--store sqlite|pg|postgresql://...] [--no-http] [--json]
@@ -147,6 +148,13 @@ def fill(url: str, count: int, now: float) -> float:
             print(file=sys.stderr)
     finally:
         store.close()
+    if url.startswith("postgresql"):
+        # What autovacuum does after a bulk load, done now: the planner's statistics, and the
+        # visibility map that lets a count read the index alone.
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM (ANALYZE) executions")
     return time.perf_counter() - began
 
 
@@ -161,6 +169,7 @@ class Query:
     started_from: float | None = None
     started_to: float | None = None
     token: str = ""
+    at_most: int | None = None  # a bounded count: the store's alone (the API has no bound yet)
     samples: dict[str, list[float]] = field(default_factory=dict)
     matched: int = 0
 
@@ -227,6 +236,8 @@ def queries(now: float, middle: str, last: str) -> list[Query]:
         Query("count all", count=True),
         Query("count Failed + last day", True, "Failed", None, *day),
         Query("count nightly-", True, None, "nightly-"),
+        Query("count Succeeded <= 10,000", count=True, status="Succeeded", at_most=10_000),
+        Query("count all <= 10,000", count=True, at_most=10_000),
     ]
     return out
 
@@ -263,14 +274,14 @@ def measure_store(url: str, qs: list[Query], repeat: int) -> None:
 
 def _store_query(tx: Transaction, q: Query) -> Any:
     if q.count:
-        return tx.count_matching(LISTED, **q.store_args())
+        return tx.count_matching(LISTED, **q.store_args(), at_most=q.at_most)
     return tx.list_executions(LISTED, after=q.token, limit=PAGE + 1, **q.store_args())
 
 
 async def measure_engine(url: str, qs: list[Query], repeat: int, walk: int) -> list[float]:
     """The server's side: each query as the engine's action, in process; then the walk."""
     async with Engine(open_store(url)) as engine:
-        for q in qs:
+        for q in (q for q in qs if q.at_most is None):
             samples = q.samples.setdefault("engine", [])
             for n in range(repeat + 1):
                 if q.count:
@@ -333,7 +344,7 @@ def measure_http(base: str, qs: list[Query], repeat: int) -> None:
     with httpx.Client(base_url=base, timeout=60) as http:
         me = http.get("/console/session").json()
         headers = {"Origin": base, "X-Relayflow-CSRF": me["csrf"]}
-        for q in qs:
+        for q in (q for q in qs if q.at_most is None):
             action = "CountExecutions" if q.count else "ListExecutions"
             samples = q.samples.setdefault("http", [])
             for n in range(repeat + 1):
@@ -461,7 +472,8 @@ def _print(result: dict[str, Any]) -> None:
             f"{q[k]['p50_ms']:>8.1f} /{q[k]['p99_ms']:>7.1f}  " if q.get(k) else f"{'-':>18}"
             for k in kinds
         )
-        met = q["engine"]["p99_ms"] <= result["target_ms"]
+        judged = q.get("engine") or q["store"]  # a bounded count: the store's figure
+        met = judged["p99_ms"] <= result["target_ms"]
         misses += not met
         print(f"{q['query']:<26}{q['matched']:>9,}{cells}  {'met' if met else 'MISSED'}")
     w = result["walk"]

@@ -22,7 +22,7 @@ from relayflow.store.versions import META_KEY, SCHEMA_VERSION
 from tests.store.rows import exec_row, read, write
 
 STATUSES = ("Running", "Succeeded", "Failed", "Stopped", "TimedOut")
-COUNT = 2_500
+COUNT = 2_000
 PAGE = 97
 
 
@@ -178,3 +178,15 @@ def test_a_version_4_store_gains_the_listing_indexes_at_opening(store_url: str) 
     finally:
         store.close()
     assert _indexes(store_url) == set(INDEXES)
+
+
+def test_a_bounded_count_stops_past_its_bound(seeded: Store) -> None:
+    succeeded = sum(r.status == "Succeeded" for r in ROWS)
+
+    def counts(tx: Transaction) -> list[int]:
+        return [
+            tx.count_matching("f", status="Succeeded", at_most=bound)
+            for bound in (0, 10, succeeded - 1, succeeded, 1_000_000)
+        ] + [tx.count_matching("f", name_prefix="zz", at_most=5)]
+
+    assert read(seeded, counts) == [1, 11, succeeded, succeeded, succeeded, 0]

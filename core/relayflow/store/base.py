@@ -389,8 +389,14 @@ class Transaction(ABC):
         name_prefix: str | None = None,
         started_from: float | None = None,
         started_to: float | None = None,
+        at_most: int | None = None,
     ) -> int:
-        """How many of a flow's executions `list_executions` with these filters would list."""
+        """How many of a flow's executions `list_executions` with these filters would list.
+
+        With ``at_most``, counting stops past it: ``at_most + 1`` then means "more than
+        ``at_most``". A count costs about one index entry a match, so this bounds what a
+        count of a status with a million executions costs (see docs/benchmarks.md).
+        """
 
     @abstractmethod
     def count_ended(self, ended_before: float, flow_name: str | None = None) -> int:

@@ -176,12 +176,15 @@ class _OperationsMixin:
         name_prefix: str | None = None,
         started_from: float | None = None,
         started_to: float | None = None,
+        at_most: int | None = None,
     ) -> int:
         where, args = filters(status, name_prefix, started_from, started_to)
-        row = self.db.execute(
-            f"SELECT count(*) FROM executions WHERE {' AND '.join(['flow_name = ?', *where])}",
-            [flow_name, *args],
-        ).fetchone()
+        match = f"FROM executions WHERE {' AND '.join(['flow_name = ?', *where])}"
+        sql = f"SELECT count(*) {match}"
+        if at_most is not None:  # the matches past at_most + 1 are not looked at
+            sql = f"SELECT count(*) FROM (SELECT 1 {match} LIMIT ?)"
+            args.append(at_most + 1)
+        row = self.db.execute(sql, [flow_name, *args]).fetchone()
         return int(row[0])
 
     def count_ended(self, ended_before: float, flow_name: str | None = None) -> int:
