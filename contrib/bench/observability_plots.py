@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -361,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
         written[-1].write_text(overhead_bars(figures), encoding="utf-8")
     for path in written:
         print(f"wrote {path}")
+    if not written:
+        print(
+            f"{saved} holds none of figures.json, prometheus.json, spans.jsonl "
+            "(bench_observability.py --save DIR writes them)",
+            file=sys.stderr,
+        )
     return 0 if written else 1
 
 
