@@ -242,10 +242,15 @@ class ConsoleServer:
 
 
 def console_config(redis_url: str) -> str:
-    """relayflow.toml: keys of each role, the mns integration on redis, the worker's [client]."""
+    """relayflow.toml: keys of each role, the mns integration on redis, the worker's [client].
+
+    The queues live in a redis database of their own (7), apart from other tests' queues of the
+    same names on the session's redis-server.
+    """
+    broker = redis_url.rsplit("/", 1)[0] + "/7"
     text = config_text(keys=KEYS, plugin=False)
     text += (
-        f'\n[integrations.mns]\ntransport = "{redis_url}"\n'
+        f'\n[integrations.mns]\ntransport = "{broker}"\n'
         "transport_options = { visibility_timeout = 120 }\n"
     )
     return text
