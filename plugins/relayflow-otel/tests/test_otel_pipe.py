@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 
@@ -137,3 +138,36 @@ def test_an_exporter_that_does_not_read_costs_dropped_spans_never_a_wait() -> No
     sink.process.kill()  # the feeding thread, unblocked, drops the rest and ends
     assert _wait_until(lambda: not sink._thread.is_alive())
     assert sink.restarts == 0
+
+
+def _gone(pid: int) -> bool:
+    """Whether a process has ended (a zombie no one reaps has ended too)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_the_exporter_process_ends_with_the_engines_process() -> None:
+    engine = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from relayflow_otel.pipe import PipeSink\n"
+            "sink = PipeSink('http://127.0.0.1:9/v1/traces', service_name='s')\n"
+            "print(sink.process.pid, flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert engine.stdout is not None
+        exporter = int(engine.stdout.readline())
+        assert not _gone(exporter)
+    finally:
+        engine.kill()  # no atexit, no close: only the pipe's end tells the exporter
+        engine.wait()
+    assert _wait_until(lambda: _gone(exporter))
