@@ -10,15 +10,17 @@ See the README for the table, the environment variables and the spans.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from relayflow.config import ConfigError
-from relayflow.plugins import ConfigModelRegister, hookimpl
-from relayflow_otel.config import TABLE, OtelSettings, ResolvedSettings, resolve
+# The worker's marker (the same pluggy project as relayflow.plugins.hookimpl): importing this
+# package, as `relayflow worker` does for relayflow_otel.worker, must not load the
+# configuration models, pydantic or the engine. They are imported when the engine asks.
+from relayflow.worker.hooks import hookimpl
 
 if TYPE_CHECKING:
     from relayflow.config import Config
-    from relayflow.plugins import PluginManager
+    from relayflow.plugins import ConfigModelRegister, PluginManager
+    from relayflow_otel.config import TABLE, OtelSettings, ResolvedSettings, resolve
     from relayflow_otel.engine_spans import EngineTracer
     from relayflow_otel.pipe import PipeSink
 
@@ -30,11 +32,23 @@ __version__ = "0.1.0"
 ENGINE_PLUGIN_NAME = "otel-engine"
 
 log = logging.getLogger("relayflow.otel")
+_LAZY = frozenset({"TABLE", "OtelSettings", "ResolvedSettings", "resolve"})
+
+
+def __getattr__(name: str) -> Any:
+    """The configuration's names, imported on first use (see the import of `hookimpl`)."""
+    if name in _LAZY:
+        from relayflow_otel import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @hookimpl
 def relayflow_register_config_models(register: ConfigModelRegister) -> None:
     """Own the `[otel]` table."""
+    from relayflow_otel.config import TABLE, OtelSettings
+
     register(TABLE, OtelSettings)
 
 
@@ -93,6 +107,9 @@ def _engine_sink(settings: ResolvedSettings) -> PipeSink | None:
 @hookimpl
 def relayflow_configure(config: Config, plugins: PluginManager) -> None:
     """Read `[otel]` and the `OTEL_*` variables; when tracing is on, register its hooks."""
+    from relayflow.config import ConfigError
+    from relayflow_otel.config import TABLE, OtelSettings, resolve
+
     try:
         table = plugins.settings(config, TABLE)
         settings = resolve(table if isinstance(table, OtelSettings) else OtelSettings())
