@@ -290,15 +290,27 @@ def test_the_seed_execution_is_shown_live_from_start_to_end(
     )
     assert '"seen"' in fresh.find('[data-test="step-output"]').text
     fresh.shot("execution")
-    # On a phone every page fits the screen's width (wide parts scroll inside their own box).
     fresh.resize(PHONE)
     fresh.find('[data-test="graph-node"]')
-    fits_the_width(fresh, "an execution")
     fresh.shot("execution-phone", tallest=1300)
+
+
+def test_every_page_fits_a_phone(console_server: ConsoleServer, fresh: Browser) -> None:
+    server = console_server
+    for job in ("extract", "transform", "load"):
+        server.open_gate("phone", job)
+    server.start("seed", "phone", {"source": "phone"})
+    server.start("hold", "phone-1")
+    sign_in(fresh, server, "admin")
+    # Wide parts (tables, graphs, the definition, the timeline) scroll inside their own box.
+    fresh.resize(PHONE)
     for route, ready in (
         ("/flows", '[data-test="flow-row"]'),
         ("/flow/orders", '[data-test="graph-node"]'),
-        ("/executions?flow=seed", '[data-test="execution-row"]'),
+        ("/executions?flow=hold", '[data-test="execution-row"]'),
+        ("/waiting", '[data-test="waiting-row"]'),
+        ("/execution/hold/phone-1", '[data-test="event-row"]'),
+        ("/execution/seed/phone", '[data-test="event-row"][data-type="ExecutionSucceeded"]'),
     ):
         go(fresh, server, route)
         fresh.find(ready, f"{route} on a phone")
