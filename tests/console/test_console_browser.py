@@ -1,8 +1,13 @@
 """The console driven in headless Chromium, as a person uses it (issue 17's "Done when").
 
 One browser and one server (tests/console/browser.py) serve the module: each test signs in
-as the role it needs and leaves signed out. Every wait is bounded; nothing is timed.
-RELAYFLOW_SCREENSHOTS=1 writes the pages' pictures to docs/images/console-*.png.
+as the role it needs and leaves signed out, and the tests run in any order. Every wait is
+bounded; nothing is timed. RELAYFLOW_SCREENSHOTS=1 writes the pages' pictures to
+docs/images/console-*.png (docs/console.md shows them).
+
+Besides what each test is named for, the pages and dialogs visited are checked for controls
+without an accessible name, and the commands the dialogs show for copying are checked against
+the command line (the bulk stop's is run with --dry-run and lists the same executions).
 """
 
 from __future__ import annotations
