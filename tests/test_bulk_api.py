@@ -79,6 +79,9 @@ def test_pages_of_a_bulk_stop_then_a_bulk_redrive(server: ApiServer) -> None:
 
     count = {"Action": "CountExecutions", "FlowName": flow, "Status": "Stopped"}
     assert server.ok(count, role="reader") == {"Matched": 3}
+    # A bounded count stops past MaxCount and says so; at or above the count it is exact.
+    assert server.ok({**count, "MaxCount": "2"}) == {"Matched": 2, "MoreThan": True}
+    assert server.ok({**count, "MaxCount": "3"}) == {"Matched": 3, "MoreThan": False}
     redrive = {"Action": "RedriveExecutions", "FlowName": flow, "Status": "Stopped"}
     again = server.ok({**redrive, "UseCurrentDefinition": "false"})
     assert (again["Matched"], again["Done"], again["Failed"]) == (3, ["e-1", "e-2", "e-3"], [])
@@ -119,6 +122,9 @@ def test_bad_parameters_are_refused_with_one_sentence(server: ApiServer) -> None
     redrive = server.rpc({"Action": "RedriveExecutions", "FlowName": flow})
     assert "needs a Status" in refused(redrive, "MissingParameter", 400)
     refused(server.rpc({"Action": "CountExecutions"}), "MissingParameter", 400)
+    for bad in ("0", "1000001", "ten"):
+        count = {"Action": "CountExecutions", "FlowName": flow, "MaxCount": bad}
+        refused(server.rpc(count), "InvalidArgument", 400)
     refused(
         server.rpc({"Action": "StopExecutions", "FlowName": "no_such_flow"}),
         "FlowNotExists",

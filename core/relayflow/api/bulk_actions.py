@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from relayflow.api.params import optional_bool, optional_int, optional_time, required
 from relayflow.engine.bulk import ExecutionFilter
+from relayflow.errors import EngineError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -31,10 +32,27 @@ def _filters(p: Mapping[str, str]) -> ExecutionFilter:
     )
 
 
+#: The largest `MaxCount` CountExecutions takes.
+MAX_COUNT = 1_000_000
+
+
 async def count_executions(engine: Engine, p: Mapping[str, str]) -> dict[str, Any]:
-    """`{"Matched": n}`: how many executions of `FlowName` the filter matches."""
-    matched = await engine.count_executions_matching(required(p, "FlowName"), _filters(p))
-    return {"Matched": matched}
+    """`{"Matched": n}`: how many executions of `FlowName` the filter matches.
+
+    With `MaxCount` (1 to 1,000,000) counting stops there: the answer is then
+    `{"Matched": min(n, MaxCount), "MoreThan": n > MaxCount}`.
+    """
+    at_most = optional_int(p, "MaxCount")
+    if at_most is not None and not 1 <= at_most <= MAX_COUNT:
+        raise EngineError(
+            "InvalidArgument", f"MaxCount must be from 1 to {MAX_COUNT:,}, got {at_most}", 400
+        )
+    matched = await engine.count_executions_matching(
+        required(p, "FlowName"), _filters(p), at_most=at_most
+    )
+    if at_most is None:
+        return {"Matched": matched}
+    return {"Matched": min(matched, at_most), "MoreThan": matched > at_most}
 
 
 async def stop_executions(engine: Engine, p: Mapping[str, str]) -> dict[str, Any]:

@@ -129,8 +129,13 @@ class BulkOperations:
         ) -> ExecutionInfo:
             """StopExecution (`Engine`)."""
 
-    async def count_executions_matching(self, flow_name: str, filters: ExecutionFilter) -> int:
+    async def count_executions_matching(
+        self, flow_name: str, filters: ExecutionFilter, *, at_most: int | None = None
+    ) -> int:
         """How many executions of ``flow_name`` match ``filters`` (CountExecutions).
+
+        With ``at_most``, counting stops past it and ``at_most + 1`` means "more than that":
+        a page that shows counts by status need not read a million index entries.
 
         Raises:
             EngineError: `FlowNotExists`, or `InvalidArgument` for a bad filter.
@@ -140,7 +145,7 @@ class BulkOperations:
         def count(tx: Transaction) -> int | None:
             if tx.get_flow(flow_name) is None:
                 return None
-            return tx.count_matching(flow_name, **args)
+            return tx.count_matching(flow_name, **args, at_most=at_most)
 
         found = await self._runtime.committer.read(count)
         if found is None:

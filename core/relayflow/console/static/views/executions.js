@@ -8,6 +8,8 @@ import { badge, command, duration, localToUtc, ms, utcToLocal, when } from "../f
 import { go } from "../route.js";
 
 const STATUSES = ["Running", "Succeeded", "Failed", "TimedOut", "Stopped"];
+/** Counts by status stop here and show `10000+`: see CountExecutions' MaxCount. */
+const COUNT_LIMIT = 10000;
 const REDRIVABLE = ["Failed", "TimedOut", "Stopped"];
 const PAGE = 50;
 const BULK_PAGE = 100;
@@ -143,9 +145,12 @@ export async function renderExecutions(main, query, alive) {
   const loadCounts = async () => {
     if (!can("CountExecutions")) return;
     try {
-      const each = await Promise.all(STATUSES.map((x) => call("CountExecutions", params(filter, x)).then((a) => a.Matched)));
+      // Bounded: a status holding a million executions would otherwise be counted on every load.
+      const answers = await Promise.all(STATUSES.map((x) => call("CountExecutions", { ...params(filter, x), MaxCount: COUNT_LIMIT })));
       if (!alive()) return;
-      const total = each.reduce((a, b) => a + b, 0);
+      const each = answers.map((a) => `${a.Matched}${a.MoreThan ? "+" : ""}`);
+      const more = answers.some((a) => a.MoreThan);
+      const total = `${answers.reduce((a, b) => a + b.Matched, 0)}${more ? "+" : ""}`;
       fill(counts,
         link(routeOf({ ...filter, status: "" }), `All ${total}`, { class: `count${filter.status ? "" : " active"}`, "data-test": "count-all", "aria-current": filter.status ? false : "true" }),
         STATUSES.map((x, i) => {
