@@ -8,7 +8,7 @@ PLUGINS := $(wildcard plugins/*)
 PLUGIN_PACKAGES := $(foreach plugin,$(PLUGINS),$(plugin)/$(subst -,_,$(notdir $(plugin))))
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench bench-cli bench-replicas bench-express bench-schedules bench-bulk bench-retention soak soak-replicas fuzz clean
+.PHONY: install demo test lint typecheck unit bench bench-cli bench-replicas bench-express bench-schedules bench-bulk bench-retention bench-observability bench-console screenshots soak soak-replicas fuzz clean
 
 install: $(STAMP)
 
@@ -97,6 +97,23 @@ bench-bulk: install
 # ReportTaskSucceeded latency while retention deletes 100,000 ended executions (issue 15).
 bench-retention: install
 	$(BIN)/python contrib/bench/bench_retention.py
+
+# Issue 16: relayflow-otel (100 % and 10 % sampling, to an OTLP/HTTP sink process) and
+# relayflow-prometheus (scraped every second by /usr/bin/prometheus) on and off, taking turns,
+# and with the collector down: the engine's throughput and the seed scenario on Redis.
+# 5 to 10 minutes; not part of `make bench`.
+bench-observability: install
+	$(BIN)/python contrib/bench/bench_observability.py all --rounds 3 --modes off,on,on10,down
+
+# Issue 17: the console's execution list and counts on 100,000 executions, SQLite then a
+# private PostgreSQL (about 2 minutes each); --executions 1000000 for the larger run.
+bench-console: install
+	$(BIN)/python contrib/bench/bench_console.py
+	$(BIN)/python contrib/bench/bench_console.py --store pg
+
+# The console's screenshots in docs/images/console-*.png, taken by its browser tests.
+screenshots: install
+	RELAYFLOW_SCREENSHOTS=1 $(BIN)/pytest -q -p no:randomly tests/console/test_console_browser.py
 
 # Longer runs of the crash test and the property-based tests; not part of `make test`.
 soak: install
