@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import statistics
@@ -223,16 +224,29 @@ async def bench_steps(stores: Stores, plugins: EngineHooks | None = None) -> dic
 
 
 async def bench_throughput(
-    stores: Stores | str, executions: int, steps: int, plugins: EngineHooks | None = None
+    stores: Stores | str,
+    executions: int,
+    steps: int,
+    plugins: EngineHooks | None = None,
+    *,
+    freeze_heap: bool = False,
 ) -> dict[str, Any]:
     """Step transitions per second; ``stores`` may be SQLite's `synchronous` setting alone
-    (count_transitions.py passes "normal"); ``plugins`` are the engine's (None: none)."""
+    (count_transitions.py passes "normal"); ``plugins`` are the engine's (None: none).
+
+    With ``freeze_heap`` the heap is frozen once the engine has started (`gc.freeze`), as
+    `relayflow server` does: the garbage collector's full passes then skip what lives as long
+    as the process (modules, plugins), as they do in a server.
+    """
     if isinstance(stores, str):
         stores = Stores(None, stores)
     with stores.fresh() as url:
         engine = new_engine(url, plugins=plugins)
         async with engine:
             await engine.create_flow("tasks", task_flow(steps))
+            if freeze_heap:
+                gc.collect()
+                gc.freeze()
             before = commits(url) if stores.server else 0
             # CPU is steadier than wall time on a shared machine: this process (the engine and
             # the benchmark's polls) and the PostgreSQL server's processes (its backends, WAL

@@ -255,7 +255,12 @@ async def engine_round(
         prometheus.set_targets([(f"127.0.0.1:{port}", "engine")])
         prometheus.wait_for_targets(1)
     try:
-        return await bench_throughput(Stores(None, "full"), executions, 10, plugins)
+        # Frozen after start-up in every configuration, as `relayflow server` does (server.py):
+        # otherwise full collections walk every module and plugin, the more often the more
+        # objects a plugin keeps, which a server does not pay.
+        return await bench_throughput(
+            Stores(None, "full"), executions, 10, plugins, freeze_heap=True
+        )
     finally:
         if served is not None:
             # Prometheus lets go of the target first: a scrape of a stopped server is no
