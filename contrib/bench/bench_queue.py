@@ -33,10 +33,11 @@ included.
 Scale-out (``--store pg`` for a private PostgreSQL started for the run, or ``--store
 postgresql://...`` for a server of yours, on which a fresh database is made for each
 configuration): the seed scenario on Redis with the store on PostgreSQL and 1 .. ``--replicas``
-`relayflow server` replicas behind balancer.py (round robin, /ready checks; a process of its
-own), the clients and the workers calling the balancer. The reference, in the same run and
-rounds: one replica on the embedded SQLite store behind the same balancer. Figures as above
-(executions/s by round, CPU per execution, report -> next message with 1 replica), and the
+`relayflow server` replicas behind haproxy (``--balancer haproxy``, the default when it is
+installed, set up as contrib/deploy/haproxy.cfg) or balancer.py (round robin, /ready checks; a
+process of its own), the clients and the workers calling the balancer. The reference, in the
+same run and rounds: one replica on the embedded SQLite store behind the same balancer. Figures
+as above (executions/s by round, CPU per execution, report -> next message with 1 replica), and the
 ratios to the targets: 1 replica on PostgreSQL >= 0.65 x the embedded store, N replicas >=
 0.85 x 1 replica, report -> next message p50 <= 3 ms with 1 replica.
 
@@ -77,6 +78,7 @@ from replicas import (
     Processes,
     create_database,
     drop_database,
+    haproxy_path,
     postgres_pid,
     postgres_server,
     settled_commits,
@@ -286,7 +288,7 @@ def bench_scaleout(
         lease_seconds=None,
         poll_seconds=None,
         visibility_timeout=30,
-        balancer="process",
+        balancer=args.balancer,
     )
     figures = run_cluster(cluster, args, others, full)
     figures["replicas"] = replicas
@@ -433,7 +435,7 @@ def scaleout_rounds(
 def print_scaleout(figures: dict[str, Any]) -> None:
     """The scale-out table: the embedded store, then 1 .. N replicas on PostgreSQL."""
     print(
-        f"seed scenario on Redis, balancer.py in front, {os.cpu_count()} cores; "
+        f"seed scenario on Redis, {figures['balancer']} in front, {os.cpu_count()} cores; "
         f"{figures['count']} executions, {figures['workers']} `relayflow worker` processes "
         f"x --concurrency {figures['concurrency']}, {figures['in_flight']} starts in flight"
     )
@@ -505,6 +507,13 @@ def main(argv: list[str] | None = None) -> int:
         "--store", default="sqlite", help="sqlite (default), pg (private) or a postgresql:// URL"
     )
     parser.add_argument("--replicas", type=int, default=3, help="most replicas on PostgreSQL")
+    parser.add_argument(
+        "--balancer",
+        choices=["haproxy", "process"],
+        default="haproxy" if haproxy_path() else "process",
+        help="scale-out: Debian's haproxy as contrib/deploy/haproxy.cfg sets it up (the default "
+        "when installed), or balancer.py as a process",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     scaleout = args.store != "sqlite"
@@ -522,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         "concurrency": args.concurrency,
         "workers": args.workers,
         "in_flight": args.in_flight,
+        "balancer": "haproxy" if args.balancer == "haproxy" else "balancer.py",
     }
     procs = Processes()
     stack = contextlib.ExitStack()
