@@ -482,6 +482,7 @@ async def serve(
                 address=(bound_host, bound_port),
                 session_minutes=settings.console_session_minutes,
                 secure=tls is not None,
+                max_body_bytes=settings.max_body_bytes,
             )
             if settings.console
             else None

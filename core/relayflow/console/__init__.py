@@ -39,6 +39,18 @@ Content-Security-Policy (scripts and styles from `/console/static/` only).
 
 from __future__ import annotations
 
-from relayflow.console.app import ConsoleApp
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from relayflow.console.app import ConsoleApp
 
 __all__ = ["ConsoleApp"]
+
+
+def __getattr__(name: str) -> Any:
+    """`ConsoleApp`, imported on first use: `relayflow console token` needs only `session`."""
+    if name == "ConsoleApp":
+        from relayflow.console.app import ConsoleApp
+
+        return ConsoleApp
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
