@@ -34,7 +34,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
-from pluggy._callers import _multicall
 from pydantic import BaseModel, ValidationError
 
 from relayflow.config import Config, ConfigError, describe_validation_error
@@ -60,6 +59,14 @@ _WORK_HOOKS = (
     "relayflow_outbox_dispatched",
     "relayflow_timers_fired",
 )
+# pluggy's own call loop: a hook executor that is not it means monitoring or tracing is on.
+# A pluggy that moved it gets None, and every call then goes through pluggy.
+_PLUGGY_EXEC: object | None
+try:
+    from pluggy._callers import _multicall as _PLUGGY_EXEC
+except ImportError:
+    _PLUGGY_EXEC = None
+
 #: Paths `relayflow server` serves itself; plugins may not take them.
 _RESERVED_PATHS = frozenset({"/", "/health", "/ready"})
 
@@ -295,8 +302,8 @@ class PluginManager:
         `_each`, which they see. Wrappers are refused on these hooks, so a plain call of each
         function, in order, is what pluggy would do.
         """
-        if self._pm._inner_hookexec is not _multicall:  # monitored or traced
-            return None
+        if _PLUGGY_EXEC is None or self._pm._inner_hookexec is not _PLUGGY_EXEC:
+            return None  # monitored, traced, or a pluggy whose internals are not known here
         functions = self._functions.get(hook_name)
         if functions is None:
             impls = reversed(getattr(self._pm.hook, hook_name).get_hookimpls())
@@ -477,7 +484,7 @@ class PluginManager:
     @property
     def observes_lifecycle(self) -> bool:
         """Whether any plugin implements a lifecycle hook (else the engine skips the work)."""
-        return any(getattr(self._pm.hook, name).get_hookimpls() for name in _LIFECYCLE_HOOKS)
+        return any(self.implements(name) for name in _LIFECYCLE_HOOKS)
 
     def prepare_request(self, request: TaskRequest) -> TaskRequest:
         """Pass a task request through every plugin, in pluggy's order."""
@@ -545,7 +552,7 @@ class PluginManager:
     @property
     def observes_work(self) -> bool:
         """Whether any plugin implements a work hook (else the engine skips timing its work)."""
-        return any(getattr(self._pm.hook, name).get_hookimpls() for name in _WORK_HOOKS)
+        return any(self.implements(name) for name in _WORK_HOOKS)
 
     def engine_started(self, engine: Engine) -> None:
         """Tell plugins the engine runs."""
