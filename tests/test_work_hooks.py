@@ -187,7 +187,7 @@ class WorkBlind:
     def task_outcome(self, request: TaskRequest, outcome: Any) -> None:
         pass
 
-    def notify(self, flow_name: str, execution_name: str, events: Any) -> None:
+    def notify(self, committed: Any) -> None:
         pass
 
     def engine_started(self, engine: Engine) -> None:

@@ -157,9 +157,10 @@ class Recorder:
     def task_outcome(self, request, outcome):
         self.calls.append(("outcome", type(outcome).__name__))
 
-    def notify(self, flow_name, execution_name, events):
-        for event in events:
-            self.calls.append(("event", event.type))
+    def notify(self, committed):
+        for _flow, _name, events in committed:
+            for event in events:
+                self.calls.append(("event", event.type))
 
     @property
     def observes_work(self) -> bool:

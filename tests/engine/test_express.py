@@ -309,8 +309,9 @@ class Observer:
     def task_outcome(self, request: TaskRequest, outcome: Any) -> None:
         pass
 
-    def notify(self, flow_name: str, execution_name: str, events: Any) -> None:
-        self.events.extend((execution_name, event.type) for event in events)
+    def notify(self, committed: Any) -> None:
+        for _flow, execution_name, events in committed:
+            self.events.extend((execution_name, event.type) for event in events)
 
     # The work hooks: none wanted here.
     observes_work = False
@@ -498,7 +499,7 @@ def test_sync_engine_runs_an_express_flow():
 class Broken(Observer):
     """Lifecycle hooks that fail: the execution is recorded and answered all the same."""
 
-    def notify(self, flow_name: str, execution_name: str, events: Any) -> None:
+    def notify(self, committed: Any) -> None:
         raise RuntimeError("a broken plugin")
 
 

@@ -76,7 +76,7 @@ def call_every_hook(manager: PluginManager) -> TaskRequest:
     request = manager.prepare_request(REQUEST)
     manager.task_outcome(request, Succeeded({}))
     manager.start_local_workers([], None, [])  # type: ignore[arg-type]
-    manager.notify("f", "e", [STEP_ENTERED])
+    manager.notify([("f", "e", [STEP_ENTERED])])
     return request
 
 
@@ -143,7 +143,7 @@ def test_tracing_sees_hook_calls():
     manager.pluggy_manager.trace.root.setwriter(lines.append)
     undo = manager.pluggy_manager.enable_tracing()
     try:
-        manager.notify("f", "e", [STEP_ENTERED])
+        manager.notify([("f", "e", [STEP_ENTERED])])
     finally:
         undo()
         manager.pluggy_manager.trace.root.setwriter(None)
@@ -239,7 +239,7 @@ def test_one_failing_plugin_does_not_silence_the_others(caplog):
     manager.register(Failing(), "failing")
     with caplog.at_level(logging.WARNING, "relayflow.plugins"):
         request = manager.prepare_request(REQUEST)
-        manager.notify("f", "e", [STEP_ENTERED])
+        manager.notify([("f", "e", [STEP_ENTERED])])
         specs = manager.integration_specs()
     assert request.headers == {"seen": "a"}
     assert ("step_entered", "a") in log

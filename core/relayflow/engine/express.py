@@ -254,7 +254,7 @@ class ExpressOperations:
         hooks = runtime.hooks
         if run.events and hooks is not None:  # as Standard events are: once recorded
             try:
-                hooks.notify(flow_name, exec_name, run.events)
+                hooks.notify([(flow_name, exec_name, run.events)])
             except Exception:  # recorded all the same: the caller must get its answer
                 log.exception(
                     "lifecycle hooks failed on Express %s/%s",

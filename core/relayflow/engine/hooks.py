@@ -9,7 +9,7 @@ a `WriterCommit` of this module, which the plugin manager passes on to plugins a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -64,8 +64,11 @@ class EngineHooks(Protocol):
     def task_outcome(self, request: TaskRequest, outcome: TaskOutcome) -> None:
         """Tell the plugins how a task request went, before the outcome is recorded."""
 
-    def notify(self, flow_name: str, execution_name: str, events: Iterable[HistoryEvent]) -> None:
-        """Hand committed history events of one execution to the lifecycle hooks."""
+    def notify(self, committed: Sequence[tuple[str, str, Sequence[HistoryEvent]]]) -> None:
+        """Hand what one transaction committed to the lifecycle hooks.
+
+        ``committed`` holds ``(flow_name, execution_name, events)`` an execution, in commit order.
+        """
 
     @property
     def observes_work(self) -> bool:

@@ -24,6 +24,7 @@ end on one replica wake the long polls of the others through the store's notific
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -237,12 +238,19 @@ class Runtime:
                 log.exception("integration %s failed to close", integration.name)
         self.store.close()
 
-    async def _after_commit(self, ctx: TxContext) -> None:
-        if self.hooks is not None:
-            for flow_name, execution_name, events in ctx.committed:
-                self.hooks.notify(flow_name, execution_name, events)
+    def _tell_plugins(self, ctx: TxContext) -> None:
+        """The lifecycle and work hooks for one committed batch."""
+        if self.hooks is not None and ctx.committed:
+            self.hooks.notify(ctx.committed)
         if self._work is not None and ctx.seconds is not None:
             self._work.batch_committed(WriterCommit(ctx.jobs, ctx.seconds, self._store_kind))
+
+    async def _after_commit(self, ctx: TxContext) -> None:
+        if self.hooks is not None or (self._work is not None and ctx.seconds is not None):
+            # Off the commit's path: the writer starts the next batch meanwhile. Callbacks run
+            # in the order they were scheduled, so before the tasks started below, and in
+            # commit order.
+            asyncio.get_running_loop().call_soon(self._tell_plugins, ctx)
         self.applier.committed()
         for row in ctx.outbox:
             self.dispatcher.start(row, ctx.committed_at)

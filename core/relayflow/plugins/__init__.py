@@ -9,6 +9,7 @@ from __future__ import annotations
 from relayflow.plugins.events import (
     ApiRequestEvent,
     CommitEvent,
+    CommittedHistory,
     ExecutionEvent,
     LifecycleEvent,
     StepEvent,
@@ -25,6 +26,7 @@ from relayflow.plugins.manager import IntegrationSpec, PluginInfo, PluginManager
 __all__ = [
     "ApiRequestEvent",
     "CommitEvent",
+    "CommittedHistory",
     "ConfigModelRegister",
     "ExecutionEvent",
     "IntegrationRegister",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from relayflow.store.records import HistoryEvent
 __all__ = [
     "ApiRequestEvent",
     "CommitEvent",
+    "CommittedHistory",
     "ExecutionEvent",
     "LifecycleEvent",
     "StepEvent",
@@ -83,6 +85,29 @@ class TaskEvent(LifecycleEvent):
             if self.event.type == "TaskScheduled"
             else (self.event.schedule_event_id)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedHistory:
+    """Every history event one store transaction committed, for `relayflow_history_committed`.
+
+    One object a transaction rather than one call an event: a plugin that watches most events
+    (traces, metrics) loops over them itself, which costs far less on the engine's loop.
+
+    Attributes:
+        executions: ``(flow_name, execution_name, events)`` for each execution the transaction
+            wrote history to, in the order written; ``events`` are `HistoryEvent` records in
+            EventId order, every type included (not only those with a lifecycle hook). Treat
+            all of it as read-only: the engine hands the same objects to every plugin.
+    """
+
+    executions: Sequence[tuple[str, str, Sequence[HistoryEvent]]]
+
+    def events(self) -> Iterator[tuple[str, str, HistoryEvent]]:
+        """Each event with its execution, ``(flow_name, execution_name, event)``, in order."""
+        for flow_name, execution_name, events in self.executions:
+            for event in events:
+                yield flow_name, execution_name, event
 
 
 @dataclass(frozen=True, slots=True)

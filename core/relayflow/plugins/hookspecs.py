@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from relayflow.plugins.events import (
         ApiRequestEvent,
         CommitEvent,
+        CommittedHistory,
         ExecutionEvent,
         StepEvent,
         TaskEvent,
@@ -209,6 +210,16 @@ def relayflow_task_submitted(task: TaskEvent) -> None:
 @hookspec
 def relayflow_task_completed(task: TaskEvent) -> None:
     """A task attempt succeeded, failed or timed out (`task.type` says which)."""
+
+
+@hookspec
+def relayflow_history_committed(history: CommittedHistory) -> None:
+    """Every history event one store transaction committed, in one call.
+
+    For plugins that watch most events: one call a transaction instead of one an event. Called
+    under the lifecycle hooks' rules (after the commit, in commit order, on the engine's loop,
+    at most once), after the lifecycle hooks of the same transaction.
+    """
 
 
 # -- the engine's own work, for metrics and traces --------------------------------------------

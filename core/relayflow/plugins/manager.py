@@ -27,7 +27,7 @@ import inspect
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
@@ -38,7 +38,12 @@ from pydantic import BaseModel, ValidationError
 
 from relayflow.config import Config, ConfigError, describe_validation_error
 from relayflow.plugins import hookspecs
-from relayflow.plugins.events import HOOK_FOR_EVENT, ApiRequestEvent, CommitEvent
+from relayflow.plugins.events import (
+    HOOK_FOR_EVENT,
+    ApiRequestEvent,
+    CommitEvent,
+    CommittedHistory,
+)
 
 if TYPE_CHECKING:
     import click
@@ -53,7 +58,10 @@ __all__ = ["IntegrationSpec", "PluginInfo", "PluginManager"]
 log = logging.getLogger("relayflow.plugins")
 
 ENTRY_POINT_GROUP = "relayflow"
-_LIFECYCLE_HOOKS = tuple(dict.fromkeys(hook for hook, _ in HOOK_FOR_EVENT.values()))
+_LIFECYCLE_HOOKS = (
+    *dict.fromkeys(hook for hook, _ in HOOK_FOR_EVENT.values()),
+    "relayflow_history_committed",
+)
 _WORK_HOOKS = (
     "relayflow_batch_committed",
     "relayflow_outbox_dispatched",
@@ -521,8 +529,31 @@ class PluginManager:
         """Tell plugins how a task request went."""
         self._call_direct("relayflow_task_outcome", request=request, outcome=outcome)
 
-    def notify(self, flow_name: str, execution_name: str, events: Iterable[HistoryEvent]) -> None:
-        """Call the lifecycle hooks for committed history events."""
+    def notify(self, committed: Sequence[tuple[str, str, Sequence[HistoryEvent]]]) -> None:
+        """Call the lifecycle hooks for what one transaction committed, then the batch hook.
+
+        `relayflow_history_committed` is called once, with all of it.
+
+        Args:
+            committed: ``(flow_name, execution_name, events)`` an execution, in commit order.
+        """
+        for flow_name, execution_name, events in committed:
+            self._notify_events(flow_name, execution_name, events)
+        hook_name = "relayflow_history_committed"
+        functions = self._direct(hook_name)
+        if functions is None:
+            self._call(hook_name, history=CommittedHistory(committed))
+        elif functions:
+            history = CommittedHistory(committed)
+            for plugin, function, argnames in functions:
+                try:
+                    function(history) if argnames else function()
+                except Exception as exc:  # one plugin's failure never stops the others
+                    _log_failure(plugin, hook_name, exc)
+
+    def _notify_events(
+        self, flow_name: str, execution_name: str, events: Iterable[HistoryEvent]
+    ) -> None:
         for event in events:
             target = HOOK_FOR_EVENT.get(event.type)
             if target is None:

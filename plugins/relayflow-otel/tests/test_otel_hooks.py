@@ -28,17 +28,27 @@ def _events(*rows: tuple[Any, ...]) -> list[HistoryEvent]:
 def test_an_execution_reported_in_order_makes_nested_spans() -> None:
     plugins, _tracer, spans = _manager()
     plugins.notify(
-        "f",
-        "e",
-        _events(
-            (1, 0, "ExecutionStarted", "", {"input": {}}),
-            (2, 0, "StepEntered", "a", {"input": {}}),
-            (3, 2, "TaskScheduled", "a", {"resource": "r", "pattern": "sync", "attempt": 0}),
-            (4, 3, "TaskFailed", "a", {"error": "E", "cause": "c"}),
-            (5, 2, "StepFailed", "a", {"error": "E", "cause": "c"}),
-            (6, 2, "StepExited", "a", {}),
-            (7, 0, "ExecutionFailed", "", {"error": "E", "cause": "c"}),
-        ),
+        [
+            (
+                "f",
+                "e",
+                _events(
+                    (1, 0, "ExecutionStarted", "", {"input": {}}),
+                    (2, 0, "StepEntered", "a", {"input": {}}),
+                    (
+                        3,
+                        2,
+                        "TaskScheduled",
+                        "a",
+                        {"resource": "r", "pattern": "sync", "attempt": 0},
+                    ),
+                    (4, 3, "TaskFailed", "a", {"error": "E", "cause": "c"}),
+                    (5, 2, "StepFailed", "a", {"error": "E", "cause": "c"}),
+                    (6, 2, "StepExited", "a", {}),
+                    (7, 0, "ExecutionFailed", "", {"error": "E", "cause": "c"}),
+                ),
+            )
+        ]
     )
     task, step, root = spans
     assert (task.name, step.name, root.name) == ("task a", "step a", "execution f")
@@ -50,8 +60,8 @@ def test_an_execution_reported_in_order_makes_nested_spans() -> None:
 
 def test_without_an_engine_an_execution_met_in_the_middle_is_left_alone() -> None:
     plugins, _tracer, spans = _manager()
-    plugins.notify("f", "e", _events((6, 2, "StepExited", "a", {})))
-    plugins.notify("f", "e", _events((7, 0, "ExecutionSucceeded", "", {"output": {}})))
+    plugins.notify([("f", "e", _events((6, 2, "StepExited", "a", {})))])
+    plugins.notify([("f", "e", _events((7, 0, "ExecutionSucceeded", "", {"output": {}})))])
     assert spans == []
 
 
@@ -61,12 +71,16 @@ def test_a_malformed_event_is_logged_once_and_spoils_nothing_else(
     plugins, tracer, spans = _manager()
     bad = HistoryEvent("x", 0, "StepEntered", "a", 1.0, {})  # type: ignore[arg-type]
     with caplog.at_level(logging.ERROR):
-        plugins.notify("f", "bad", [bad, bad])
+        plugins.notify([("f", "bad", [bad, bad])])
     assert tracer.failures == 2
     assert [r.name for r in caplog.records] == ["relayflow.otel"]
     plugins.notify(
-        "f",
-        "good",
-        _events((1, 0, "ExecutionStarted", "", {}), (2, 0, "ExecutionSucceeded", "", {})),
+        [
+            (
+                "f",
+                "good",
+                _events((1, 0, "ExecutionStarted", "", {}), (2, 0, "ExecutionSucceeded", "", {})),
+            )
+        ]
     )
     assert [s.name for s in spans] == ["execution f"]
