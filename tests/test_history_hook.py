@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relayflow.engine import Succeeded, TaskRequest
+from relayflow.engine import Failed, Succeeded, TaskRequest
 from relayflow.plugins import CommittedHistory, PluginManager, StepEvent, hookimpl
 from relayflow.testing import bounded, eventually, fdl, make_engine
 from tests.engine.helpers import history
@@ -111,3 +111,51 @@ def test_a_manager_with_only_the_batch_hook_observes_lifecycle() -> None:
     assert not manager.observes_lifecycle
     manager.register(Recorder(), "recorder")
     assert manager.observes_lifecycle
+
+
+RETRIED = fdl(f"""
+- type: task
+  name: flaky
+  action: {ACTION}
+  retry:
+    - errors: [Try.Again]
+      intervalSeconds: 1
+      maxAttempts: 2
+""")
+
+
+class Stamper:
+    """Adds a header in place, as relayflow-otel does, and returns None."""
+
+    def __init__(self) -> None:
+        self.fresh: list[bool] = []
+
+    @hookimpl
+    def relayflow_prepare_task_request(self, request: TaskRequest) -> None:
+        self.fresh.append("x-seen" not in request.headers)  # each attempt: a dict of its own
+        request.headers["x-seen"] = str(request.attempt)
+
+
+@bounded(seconds=30)
+async def test_a_header_set_in_place_reaches_the_integration_and_no_other_attempt(
+    tmp_path: Path,
+) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def flaky(request: TaskRequest) -> Succeeded | Failed:
+        seen.append(dict(request.headers))
+        if len(seen) == 1:
+            return Failed("Try.Again", "the first attempt fails")
+        return Succeeded({})
+
+    manager = PluginManager()
+    stamper = Stamper()
+    manager.register(stamper, "stamper")
+    engine = make_engine({ACTION: flaky}, store=f"sqlite:///{tmp_path / 'rf.db'}", plugins=manager)
+    async with engine:
+        await engine.create_flow("f", RETRIED)
+        await engine.start_execution("f", {}, name="run")
+        done = await engine.describe_execution("f", "run", wait_seconds=15)
+        assert done.status == "Succeeded"
+    assert seen == [{"x-seen": "0"}, {"x-seen": "1"}]
+    assert stamper.fresh == [True, True]

@@ -156,7 +156,8 @@ def relayflow_prepare_task_request(request: TaskRequest) -> TaskRequest | None:
     pluggy's order (the last registered first; `tryfirst` and `trylast` move a plugin), each
     seeing the previous one's result: add
     `headers` (integrations that speak HTTP or send messages pass them on), trace context, or
-    redact fields of `input`.
+    redact fields of `input`. ``request.headers`` is the attempt's own dict: a plugin that only
+    adds a header may set it in place and return None (no copy of the request).
     """
 
 
