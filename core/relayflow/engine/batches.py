@@ -126,6 +126,8 @@ class Job(Generic[T]):
     atomic: bool = True
     #: The execution the job locks first, ``(flow, name)``, when known (see `lock_order`).
     key: tuple[str, str] | None = None
+    #: Nobody waits for it and its work may wait a moment for company (`Committer.enqueue`).
+    linger: bool = False
     result: Any = None
     error: BaseException | None = None
 

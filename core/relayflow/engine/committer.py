@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from relayflow.engine.batches import Isolate, Job, TxContext, lock_order, nothing, run_batch
 from relayflow.store import Store, StoreConflict, StoreError, Transaction
 
-__all__ = ["BATCH_LIMIT", "CONFLICT_RETRIES", "SHARED_BATCH_LIMIT", "Committer"]
+__all__ = ["BATCH_LIMIT", "CONFLICT_RETRIES", "LINGER_SECONDS", "SHARED_BATCH_LIMIT", "Committer"]
 
 log = logging.getLogger("relayflow.engine")
 
@@ -38,6 +38,11 @@ BATCH_LIMIT = 1024
 #: The same where several engines share the store: a batch holds its executions' row locks
 #: until it commits, and other engines may be waiting for them.
 SHARED_BATCH_LIMIT = 256
+#: How long a batch made only of lingering jobs (a task recorded as handed over) waits for
+#: another job before it starts. A fast worker's report of that very task usually comes within
+#: a millisecond or two: it then shares the transaction instead of queueing behind it (on
+#: PostgreSQL, where a transaction takes two round trips, that wait was most of a report's).
+LINGER_SECONDS = 0.003
 #: How many times a batch the database aborted runs again before its jobs run one by one.
 CONFLICT_RETRIES = 3
 #: The same for one job alone in its transaction (after that its caller gets the conflict).
@@ -74,6 +79,7 @@ class Committer:
         self._after_rollback = after_rollback
         self._batch_limit = BATCH_LIMIT if store.single_engine else SHARED_BATCH_LIMIT
         self._ordered = not store.single_engine  # one writer needs no lock order
+        self.linger_seconds = LINGER_SECONDS
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="relayflow-store")
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="relayflow-read")
         self._queue: asyncio.Queue[Job[Any]] | None = None
@@ -162,15 +168,21 @@ class Committer:
         return await future
 
     def enqueue(
-        self, fn: Callable[[Transaction, TxContext], None], key: tuple[str, str] | None = None
+        self,
+        fn: Callable[[Transaction, TxContext], None],
+        key: tuple[str, str] | None = None,
+        *,
+        linger: bool = False,
     ) -> None:
         """Queue an internal job that nobody waits for (its failure is only logged).
 
         Used for task outcomes: if the transaction fails, the outbox row stays and is
-        dispatched again when its lease runs out. ``key`` is as for `submit`.
+        dispatched again when its lease runs out. ``key`` is as for `submit`. With ``linger``,
+        a batch that would hold only such jobs waits up to `LINGER_SECONDS` for another job
+        before it starts (for work whose commit nobody is waiting to see).
         """
         if self._queue is not None and self._task is not None:
-            self._queue.put_nowait(Job(fn, None, atomic=False, key=key))
+            self._queue.put_nowait(Job(fn, None, atomic=False, key=key, linger=linger))
 
     async def read(self, fn: Callable[[Transaction], T]) -> T:
         """Run ``fn`` on a read-only view of the store.
@@ -208,6 +220,9 @@ class Committer:
         queue = self._queue
         while True:
             batch = [await queue.get()]
+            if batch[0].linger and queue.empty():
+                with contextlib.suppress(TimeoutError):
+                    batch.append(await asyncio.wait_for(queue.get(), self.linger_seconds))
             while len(batch) < self._batch_limit and not queue.empty():
                 batch.append(queue.get_nowait())
             if self._ordered:

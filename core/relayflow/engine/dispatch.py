@@ -17,7 +17,7 @@ from relayflow.engine.applier import Applier
 from relayflow.engine.batches import TxContext
 from relayflow.engine.committer import Committer
 from relayflow.engine.hooks import EngineHooks
-from relayflow.engine.integration import Failed, Integration, TaskOutcome, TaskRequest
+from relayflow.engine.integration import Failed, Integration, Submitted, TaskOutcome, TaskRequest
 from relayflow.engine.outcomes import outcome_command
 from relayflow.errors import ERROR_RUNTIME
 from relayflow.store import OutboxRow, Transaction
@@ -158,8 +158,12 @@ class Dispatcher:
         outcome = await invoke_integration(self.integration_for(request.resource), request)
         if self._hooks is not None:
             self._hooks.task_outcome(request, outcome)
+        # A hand-over (Submitted) lingers: the worker's report of this task may come within a
+        # millisecond or two, and then both commit together.
         self._committer.enqueue(
-            lambda tx, ctx: self._complete(tx, ctx, row, outcome), execution_key(row)
+            lambda tx, ctx: self._complete(tx, ctx, row, outcome),
+            execution_key(row),
+            linger=isinstance(outcome, Submitted),
         )
 
     def _complete(
