@@ -1,9 +1,12 @@
 """The server's metrics: one registry of its own, fed by relayflow's hooks.
 
 `ServerMetrics` is registered as a plugin object only when `[prometheus] enabled = true`; its
-methods are the hooks. Each hook does a dictionary look-up and a counter or histogram update,
-which is quick enough for the engine's event loop: nothing here blocks or does I/O. The
-waiting-task gauges are read from the store in the background (see `waiting`).
+methods are the hooks. They run on the engine's event loop, several times a step, so they do
+as little as they can: the history of a whole store transaction comes in one call
+(`relayflow_history_committed`) and is read in one plain loop, and counters and histograms are
+dictionary updates (see `families`), turned into metric families only when scraped. Nothing
+here blocks or does I/O. The waiting-task gauges are read from the store in the background
+(see `waiting`).
 """
 
 from __future__ import annotations
@@ -12,30 +15,23 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
-    Histogram,
     ProcessCollector,
     generate_latest,
 )
 
 from relayflow.plugins import hookimpl
+from relayflow_prometheus.families import Families, PlainCounter, PlainHistogram
 from relayflow_prometheus.labels import BoundedLabel
 from relayflow_prometheus.waiting import WaitingCollector
 
 if TYPE_CHECKING:
     from relayflow.engine import Engine
-    from relayflow.plugins.events import (
-        ApiRequestEvent,
-        CommitEvent,
-        ExecutionEvent,
-        StepEvent,
-        TaskEvent,
-    )
+    from relayflow.plugins.events import ApiRequestEvent, CommitEvent, CommittedHistory
     from relayflow.plugins.hookspecs import RouteRegister
     from relayflow_prometheus.settings import PrometheusSettings
 
@@ -44,24 +40,31 @@ __all__ = ["ServerMetrics"]
 log = logging.getLogger("relayflow_prometheus")
 
 _TASK_OUTCOMES = {"TaskSucceeded": "succeeded", "TaskFailed": "failed", "TaskTimedOut": "timed_out"}
+_ENDED = {
+    "ExecutionSucceeded": "Succeeded",
+    "ExecutionFailed": "Failed",
+    "ExecutionTimedOut": "TimedOut",
+    "ExecutionStopped": "Stopped",
+}
 _Key = tuple[str, str, int]  # (flow, execution, event id): no label, only a memory key
+_V = TypeVar("_V")
 
 
-class _OpenStarts:
+class _OpenStarts(Generic[_V]):
     """Start times of steps and task attempts until they end, the oldest forgotten past a cap."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._items: dict[_Key, tuple[float, str, str, str]] = {}
+        self._items: dict[_Key, _V] = {}
         self.forgotten = 0
 
-    def add(self, key: _Key, value: tuple[float, str, str, str]) -> None:
+    def add(self, key: _Key, value: _V) -> None:
         self._items[key] = value
         if len(self._items) > self._limit:  # dicts keep insertion order: drop the oldest
             del self._items[next(iter(self._items))]
             self.forgotten += 1
 
-    def pop(self, key: _Key) -> tuple[float, str, str, str] | None:
+    def pop(self, key: _Key) -> _V | None:
         return self._items.pop(key, None)
 
     def __len__(self) -> int:
@@ -82,91 +85,103 @@ class ServerMetrics:
         self._resource = BoundedLabel(settings.max_resources)
         self._error = BoundedLabel(100)
         self._networks = [ipaddress.ip_network(n, strict=False) for n in settings.allow_from]
-        self._steps = _OpenStarts(settings.max_open_steps)
-        self._tasks = _OpenStarts(settings.max_open_steps)
+        #: When each open step was entered.
+        self._steps: _OpenStarts[float] = _OpenStarts(settings.max_open_steps)
+        #: When each open task attempt was scheduled, with its resource and pattern.
+        self._tasks: _OpenStarts[tuple[float, str, str]] = _OpenStarts(settings.max_open_steps)
+        #: History events no metric could be made of (the first is logged).
+        self.malformed = 0
         self._refresher: asyncio.Task[None] | None = None
         durations = settings.duration_buckets()
         latencies = settings.latency_bounds()
         reg = self.registry
         ProcessCollector(registry=reg)
-        self.started = Counter(
-            "relayflow_executions_started_total",
+        self.started = PlainCounter(
+            "relayflow_executions_started",
             "Executions started, by flow.",
             ["flow"],
-            registry=reg,
         )
-        self.ended = Counter(
-            "relayflow_executions_ended_total",
+        self.ended = PlainCounter(
+            "relayflow_executions_ended",
             "Executions ended, by flow and final status (Succeeded, Failed, TimedOut, Stopped).",
             ["flow", "status"],
-            registry=reg,
         )
-        self.step_seconds = Histogram(
+        self.step_seconds = PlainHistogram(
             "relayflow_step_duration_seconds",
             "Time from a step's StepEntered to its StepExited, by flow.",
             ["flow"],
-            buckets=durations,
-            registry=reg,
+            durations,
         )
-        self.task_seconds = Histogram(
+        self.task_seconds = PlainHistogram(
             "relayflow_task_attempt_duration_seconds",
             "Time from a task attempt's TaskScheduled to its outcome, by flow, resource, "
             "pattern and outcome (succeeded, failed, timed_out).",
             ["flow", "resource", "pattern", "outcome"],
-            buckets=durations,
-            registry=reg,
+            durations,
         )
-        self.outbox_lag = Histogram(
+        self.outbox_lag = PlainHistogram(
             "relayflow_outbox_lag_seconds",
             "Time from the commit that wrote a task request to its dispatch.",
-            buckets=latencies,
-            registry=reg,
+            [],
+            latencies,
         )
-        self.outbox_dispatched = Counter(
-            "relayflow_outbox_dispatched_total",
+        self.outbox_dispatched = PlainCounter(
+            "relayflow_outbox_dispatched",
             "Task requests that left the outbox, by resource; taken_over is 1 for requests "
             "this engine claimed from the store (after a restart, or another replica's).",
             ["resource", "taken_over"],
-            registry=reg,
         )
-        self.timer_lag = Histogram(
+        self.timer_lag = PlainHistogram(
             "relayflow_timer_lag_seconds",
             "How late a batch of timers fired (its earliest timer).",
-            buckets=latencies,
-            registry=reg,
+            [],
+            latencies,
         )
-        self.timers_fired = Counter(
-            "relayflow_timers_fired_total",
+        self.timers_fired = PlainCounter(
+            "relayflow_timers_fired",
             "Timers fired: waits, retry pauses and timeouts.",
-            registry=reg,
         )
-        self.commit_seconds = Histogram(
+        self.commit_seconds = PlainHistogram(
             "relayflow_store_commit_duration_seconds",
             "Time of one writer transaction, from its start to its COMMIT answered, by store.",
             ["store"],
-            buckets=latencies,
-            registry=reg,
+            latencies,
         )
-        self.commit_jobs = Histogram(
+        self.commit_jobs = PlainHistogram(
             "relayflow_store_commit_jobs",
             "Jobs carried by one writer transaction (its group-commit batch size), by store.",
             ["store"],
-            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
-            registry=reg,
+            (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
         )
-        self.api_requests = Counter(
-            "relayflow_api_requests_total",
+        self.api_requests = PlainCounter(
+            "relayflow_api_requests",
             "RPC requests answered, by action, HTTP status code and error code ('' on success).",
             ["action", "code", "error"],
-            registry=reg,
         )
-        self.api_seconds = Histogram(
+        self.api_seconds = PlainHistogram(
             "relayflow_api_request_duration_seconds",
             "Time from an RPC request's arrival to its answer, by action.",
             ["action"],
-            buckets=latencies,
-            registry=reg,
+            latencies,
         )
+        self.families = Families(
+            [
+                self.started,
+                self.ended,
+                self.step_seconds,
+                self.task_seconds,
+                self.outbox_lag,
+                self.outbox_dispatched,
+                self.timer_lag,
+                self.timers_fired,
+                self.commit_seconds,
+                self.commit_jobs,
+                self.api_requests,
+                self.api_seconds,
+            ]
+        )
+        reg.register(self.families)
+        self._lock = self.families.lock
         self.waiting = WaitingCollector(
             self._flow,
             self._resource,
@@ -243,86 +258,113 @@ class ServerMetrics:
             self._refresher = None
 
     @hookimpl
-    def relayflow_execution_started(self, execution: ExecutionEvent) -> None:
-        """Count an execution started."""
-        self.started.labels(self._flow(execution.flow_name)).inc()
+    def relayflow_history_committed(self, history: CommittedHistory) -> None:
+        """Count executions started and ended, and time steps and task attempts.
 
-    @hookimpl
-    def relayflow_execution_finished(self, execution: ExecutionEvent) -> None:
-        """Count an execution ended, by status."""
-        self.ended.labels(self._flow(execution.flow_name), execution.status).inc()
+        One call a store transaction: a plain loop over its events, under one hold of the
+        lock, instead of a hook call an event. Types no metric needs are passed over.
+        """
+        steps, tasks = self._steps, self._tasks
+        with self._lock:
+            for flow_name, execution_name, events in history.executions:
+                flow = None  # the execution's bounded flow label, looked up when first needed
+                for event in events:
+                    try:
+                        kind = event.type
+                        if kind == "StepEntered":
+                            steps.add((flow_name, execution_name, event.event_id), event.time)
+                        elif kind == "TaskScheduled":
+                            detail = event.detail
+                            resource = detail.get("resource")
+                            pattern = detail.get("pattern")
+                            tasks.add(
+                                (flow_name, execution_name, event.event_id),
+                                (
+                                    event.time,
+                                    resource if isinstance(resource, str) else "",
+                                    pattern if isinstance(pattern, str) else "",
+                                ),
+                            )
+                        elif kind in _TASK_OUTCOMES:
+                            task = tasks.pop((flow_name, execution_name, event.schedule_event_id))
+                            if task is not None:
+                                if flow is None:
+                                    flow = self._flow(flow_name)
+                                scheduled, resource, pattern = task
+                                key = (
+                                    flow,
+                                    self._resource(resource),
+                                    pattern[:40],  # one of three words; cut anything odd
+                                    _TASK_OUTCOMES[kind],
+                                )
+                                self.task_seconds.observe(key, max(0.0, event.time - scheduled))
+                        elif kind == "StepExited":  # it names its StepEntered as schedule event
+                            entered = steps.pop(
+                                (flow_name, execution_name, event.schedule_event_id)
+                            )
+                            if entered is not None:
+                                if flow is None:
+                                    flow = self._flow(flow_name)
+                                self.step_seconds.observe((flow,), max(0.0, event.time - entered))
+                        elif kind == "ExecutionStarted":
+                            if flow is None:
+                                flow = self._flow(flow_name)
+                            self.started.inc((flow,))
+                        elif kind in _ENDED:
+                            if flow is None:
+                                flow = self._flow(flow_name)
+                            self.ended.inc((flow, _ENDED[kind]))
+                    except Exception:  # only this event's metric is lost
+                        self._malformed(flow_name, execution_name, event)
 
-    @hookimpl
-    def relayflow_step_entered(self, step: StepEvent) -> None:
-        """Remember when a step was entered."""
-        key = (step.flow_name, step.execution_name, step.event.event_id)
-        self._steps.add(key, (step.event.time, "", "", ""))
-
-    @hookimpl
-    def relayflow_step_exited(self, step: StepEvent) -> None:
-        """Time a step from its entry (StepExited names it as its schedule event)."""
-        key = (step.flow_name, step.execution_name, step.event.schedule_event_id)
-        start = self._steps.pop(key)
-        if start is not None:
-            seconds = max(0.0, step.event.time - start[0])
-            self.step_seconds.labels(self._flow(step.flow_name)).observe(seconds)
-
-    @hookimpl
-    def relayflow_task_scheduled(self, task: TaskEvent) -> None:
-        """Remember when a task attempt was scheduled, with its resource and pattern."""
-        detail = task.detail
-        resource = detail.get("resource")
-        pattern = detail.get("pattern")
-        self._tasks.add(
-            (task.flow_name, task.execution_name, task.task_id),
-            (
-                task.event.time,
-                resource if isinstance(resource, str) else "",
-                pattern if isinstance(pattern, str) else "",
-                "",
-            ),
-        )
-
-    @hookimpl
-    def relayflow_task_completed(self, task: TaskEvent) -> None:
-        """Time a task attempt from its scheduling to its outcome."""
-        start = self._tasks.pop((task.flow_name, task.execution_name, task.task_id))
-        if start is None:
-            return
-        time, resource, pattern, _ = start
-        self.task_seconds.labels(
-            self._flow(task.flow_name),
-            self._resource(resource),
-            pattern[:40],  # a pattern is one of three words; cut anything odd
-            _TASK_OUTCOMES.get(task.type, "other"),
-        ).observe(max(0.0, task.event.time - time))
+    def _malformed(self, flow_name: object, execution_name: object, event: object) -> None:
+        """Count an event no metric could be made of; log the first one."""
+        self.malformed += 1
+        if self.malformed == 1:
+            log.warning(
+                "relayflow-prometheus: skipped a malformed %s event of %r/%r "
+                "(logged once; later ones are only counted)",
+                getattr(event, "type", "?"),
+                flow_name,
+                execution_name,
+                exc_info=True,
+            )
 
     # -- the engine's own work ----------------------------------------------------------------
 
     @hookimpl
     def relayflow_batch_committed(self, batch: CommitEvent) -> None:
         """Time a writer transaction and count its jobs."""
-        store = batch.store[:20]
-        self.commit_seconds.labels(store).observe(batch.seconds)
-        self.commit_jobs.labels(store).observe(batch.jobs)
+        key = (batch.store[:20],)
+        with self._lock:
+            self.commit_seconds.observe(key, batch.seconds)
+            self.commit_jobs.observe(key, batch.jobs)
 
     @hookimpl
     def relayflow_outbox_dispatched(self, resource: str, lag_seconds: float | None) -> None:
         """Count a dispatched task request and its lag (when it is this engine's own)."""
-        taken_over = lag_seconds is None
-        self.outbox_dispatched.labels(self._resource(resource), "1" if taken_over else "0").inc()
-        if lag_seconds is not None:
-            self.outbox_lag.observe(max(0.0, lag_seconds))
+        label = self._resource(resource)
+        with self._lock:
+            if lag_seconds is None:  # claimed from the store: taken over, no lag
+                self.outbox_dispatched.inc((label, "1"))
+            else:
+                self.outbox_dispatched.inc((label, "0"))
+                self.outbox_lag.observe((), max(0.0, lag_seconds))
 
     @hookimpl
     def relayflow_timers_fired(self, count: int, lag_seconds: float) -> None:
         """Count fired timers and how late the batch was."""
-        self.timers_fired.inc(count)
-        self.timer_lag.observe(max(0.0, lag_seconds))
+        if count < 0:
+            raise ValueError(f"a negative count of fired timers: {count}")
+        with self._lock:
+            self.timers_fired.inc((), count)
+            self.timer_lag.observe((), max(0.0, lag_seconds))
 
     @hookimpl
     def relayflow_api_request_finished(self, request: ApiRequestEvent) -> None:
         """Count an answered RPC request and time it."""
         action = request.action[:64]  # the server already maps unknown actions to Unknown
-        self.api_requests.labels(action, str(request.status), self._error(request.code)).inc()
-        self.api_seconds.labels(action).observe(request.seconds)
+        key = (action, str(request.status), self._error(request.code))
+        with self._lock:
+            self.api_requests.inc(key)
+            self.api_seconds.observe((action,), request.seconds)
