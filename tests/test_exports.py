@@ -148,6 +148,7 @@ EXPORTED: dict[str, list[str]] = {
     "relayflow.plugins": [
         "ApiRequestEvent",
         "CommitEvent",
+        "CommittedHistory",
         "ConfigModelRegister",
         "ExecutionEvent",
         "IntegrationRegister",
