@@ -84,7 +84,9 @@ def enable(settings: ResolvedSettings, plugins: PluginManager) -> EngineTracer:
             pipe.close()
             sink.close()
 
-        tracer = EngineTracer(pipe.emit, settings.sampling_ratio)
+        tracer = EngineTracer(
+            sampling_ratio=settings.sampling_ratio, emit_records=pipe.emit_records
+        )
         tracer.on_stopping = flush
         tracer.on_close = close
     plugins.register(tracer, name=ENGINE_PLUGIN_NAME)

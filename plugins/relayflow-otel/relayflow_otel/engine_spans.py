@@ -20,7 +20,6 @@ innermost open step that encloses it in the definition, which is read once per e
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import re
 from collections import OrderedDict
@@ -32,9 +31,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import yaml
 from opentelemetry.trace import SpanKind
 
-from relayflow.plugins import LifecycleEvent, hookimpl
+from relayflow.plugins import CommittedHistory, hookimpl
 from relayflow_otel.export import FinishedSpan
-from relayflow_otel.ids import is_sampled, micros, span_id, trace_id, traceparent
+from relayflow_otel.exporter_process import ABANDONED, ROOT, START_UNKNOWN, STEP, TASK, rows
+from relayflow_otel.ids import is_sampled, micros, span_id, span_id_in, trace_id
 
 if TYPE_CHECKING:
     from relayflow.engine import Engine
@@ -62,65 +62,77 @@ MAX_SPAWNS = 10_000
 _PAGE = 1_000
 _CHILD_ARN = re.compile(r"acs:fnf:[^:]*:[^:]*:flow/(?P<name>.+)")
 _CHILD_ACTION = "fnf:StartExecution"
+_CHILD_PREFIX = "acs:fnf:"
 _ENDS = frozenset(
     {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionStopped"}
 )
 _COMPLETIONS = frozenset({"TaskSucceeded", "TaskFailed", "TaskTimedOut"})
+#: The events that open or end spans (those with a lifecycle hook).
+_TRACED = frozenset(
+    {"ExecutionStarted", "StepEntered", "StepExited", "TaskScheduled", "TaskSubmitted"}
+    | _ENDS
+    | _COMPLETIONS
+)
 
 
 @dataclass(slots=True)
 class _Event:
-    """A history event, from a hook or from a history page alike."""
+    """An event of a history page, with the fields of the hook's `store.records.HistoryEvent`.
+
+    The hook's records are used as they come; a page's events (`relayflow.results`, whose times
+    are datetimes) are made these, so that the same code replays both.
+    """
 
     event_id: int
-    schedule: int
+    schedule_event_id: int
     type: str
-    step: str
-    micros: int  # the event's time, as `ids.micros` gives it
+    step_name: str
+    time: float  # seconds, to the microsecond
     detail: dict[str, Any]
-
-    @property
-    def time(self) -> float:
-        """The event's time in seconds, to the microsecond."""
-        return self.micros / 1_000_000
+    micros: int  # the event's time, as `ids.micros` gives it
 
     @classmethod
     def of(cls, event: Any) -> _Event:
-        """From a store record (`time` in seconds) or a `relayflow.results.HistoryEvent`."""
+        """From a `relayflow.results.HistoryEvent` (or a store record)."""
         when = event.time
-        if when is None:
-            when = 0.0
+        exact = micros(when) if when is not None else 0
         detail = event.detail if isinstance(event.detail, dict) else {}
         return cls(
             int(event.event_id),
             int(event.schedule_event_id),
             str(event.type),
             str(event.step_name or ""),
-            micros(when),
+            exact / 1_000_000,
             detail,
+            exact,
         )
 
 
 class _Open(NamedTuple):
-    """A span that has started and not ended.
+    """A span that has started and not ended, keyed by the EventId that opened it.
 
     A tuple of plain values, replaced rather than changed: thousands are open at once, for
     seconds, and the garbage collector stops following a tuple of plain values, where it
     would keep walking an object of a class (and count it towards its full collections).
+    Spans are named by EventIds here; the exporter derives their span ids.
     """
 
     step: str
-    span: int
     start: float
+    #: The EventId that opened the parent span; None for a step nested among open steps,
+    #: whose parent is found as it ends (`EngineTracer._step_parent`).
     parent: int | None
-    attributes: dict[str, Any]
-    #: For a step: (step name, span id) of the steps open when it was entered, latest first.
+    #: For a step: (step name, EventId) of the steps open when it was entered, latest first.
     around: tuple[tuple[str, int], ...] = ()
     #: For a step: the error of its last failed task attempt (cleared by a success).
     error: tuple[str, str] | None = None
-    events: tuple[tuple[str, float, dict[str, Any]], ...] = ()
+    #: For a task attempt: when it was handed over (TaskSubmitted), if it was.
+    submitted: tuple[float, ...] = ()
     #: For a task attempt: the EventId of its step's StepEntered.
     entered: int = 0
+    resource: str | None = None
+    pattern: str | None = None
+    attempt: int | None = None
 
 
 @dataclass(slots=True)
@@ -132,22 +144,33 @@ class _Execution:
     trace: int = 0  # 0 while the history is being read
     sampled: bool = False
     start: float = 0.0
-    root: int = 0
+    root: int = 0  # the EventId of its ExecutionStarted
     parent: tuple[str, str] | None = None
     #: (trace id, span id) of the parent's task attempt that started this child, when known.
     link: tuple[int, int] | None = None
+    #: The trace id's 16 bytes (`ids.span_id_in`) and what a `traceparent` holds around the
+    #: span id.
+    trace_bytes: bytes = b""
+    header: tuple[str, str] = ("", "")
     steps: dict[int, _Open] = field(default_factory=dict)
     tasks: dict[int, _Open] = field(default_factory=dict)
     #: Step name -> names of the steps that may enclose it ("" for the top level).
     enclosing: dict[str, frozenset[str]] | None = None
     reading_definition: bool = False
-    #: Ended steps whose parent waits for the definition.
-    waiting: list[tuple[FinishedSpan, _Open]] = field(default_factory=list)
+    #: Ended steps whose parent waits for the definition: (EventId, span, end, flags).
+    waiting: list[tuple[int, _Open, float, int]] = field(default_factory=list)
     #: Events held while the history is read (None when not reading).
-    pending: list[_Event] | None = None
+    pending: list[Any] | None = None
     #: The EventId before which the history was last replayed (0: never).
     replayed: int = 0
     unknown: bool = False  # the history could not say how it started: no spans
+
+    def named(self, trace: int, sampled: bool) -> None:
+        """Take the trace id and the sampling decision."""
+        self.trace = trace
+        self.sampled = sampled
+        self.trace_bytes = trace.to_bytes(16, "big")
+        self.header = (f"00-{trace:032x}-", "-01" if sampled else "-00")
 
     def ended(self) -> tuple[Any, ...]:
         """What names its trace, should it go on after its end (a redrive), as plain values."""
@@ -157,10 +180,9 @@ class _Execution:
     def resumed(cls, flow: str, name: str, ended: tuple[Any, ...]) -> _Execution:
         """An execution that goes on after its end, from what `ended` kept."""
         trace, sampled, start, root, parent, link = ended
-        return cls(flow, name, trace, sampled, start, root, parent, link)
-
-    def base(self) -> dict[str, Any]:
-        return {"relayflow.flow": self.flow, "relayflow.execution": self.name}
+        state = cls(flow, name, start=start, root=root, parent=parent, link=link)
+        state.named(trace, sampled)
+        return state
 
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -211,15 +233,29 @@ def _cause(text: Any) -> str:
 class EngineTracer:
     """The hooks that turn an engine's history into spans."""
 
-    def __init__(self, emit: Callable[[FinishedSpan], None], sampling_ratio: float = 1.0) -> None:
-        """Trace into ``emit``.
+    def __init__(
+        self,
+        emit: Callable[[FinishedSpan], None] | None = None,
+        sampling_ratio: float = 1.0,
+        *,
+        emit_records: Callable[[list[tuple[Any, ...]]], None] | None = None,
+    ) -> None:
+        """Trace into ``emit_records``, or else into ``emit``.
 
         Args:
-            emit: takes each ended span; must be quick (a `SpanSink.emit`).
+            emit: takes each ended span, made here (a `SpanSink.emit`); must be quick.
             sampling_ratio: the share of executions traced, 0 to 1.
+            emit_records: takes the ended spans of a hook call as the engine's records
+                (`PipeSink.emit_records`, whose exporter process makes the spans); must be quick.
         """
-        self._emit = emit
+        if emit_records is None:
+            if emit is None:
+                raise TypeError("EngineTracer needs emit or emit_records")
+            emit_records = _spans_to(emit)
+        self._emit_records = emit_records
         self._ratio = sampling_ratio
+        #: Records of ended spans, handed over at the end of each hook call or read.
+        self._records: list[tuple[Any, ...]] = []
         self._executions: OrderedDict[tuple[str, str], _Execution] = OrderedDict()
         #: Executions that ended here, with what names their trace (a redrive goes on in it).
         #: Kept as tuples of plain values (`_Execution.ended`): thousands of them, left alone
@@ -259,75 +295,61 @@ class EngineTracer:
         if engine is self._engine:
             self._engine = None
 
-    # -- lifecycle hooks ----------------------------------------------------------------------
+    # -- the hooks ----------------------------------------------------------------------------
 
     @hookimpl
-    def relayflow_execution_started(self, execution: LifecycleEvent) -> None:
-        """Open the root span."""
-        self._on(execution)
+    def relayflow_history_committed(self, history: CommittedHistory) -> None:
+        """Open and end spans as a transaction's history events say."""
+        traced = _TRACED
+        handle = self._handle
+        for flow, name, events in history.executions:
+            for event in events:
+                try:  # free unless it raises: a bad event costs only its own spans
+                    if event.type in traced:
+                        handle(flow, name, event)
+                except Exception:  # a bug here must neither stop the engine nor flood its log
+                    self._failed(event)
+        if self._records:
+            self._flush()
 
     @hookimpl
-    def relayflow_execution_finished(self, execution: LifecycleEvent) -> None:
-        """End the root span (and whatever the execution left open)."""
-        self._on(execution)
-
-    @hookimpl
-    def relayflow_step_entered(self, step: LifecycleEvent) -> None:
-        """Open a step span."""
-        self._on(step)
-
-    @hookimpl
-    def relayflow_step_exited(self, step: LifecycleEvent) -> None:
-        """End a step span."""
-        self._on(step)
-
-    @hookimpl
-    def relayflow_task_scheduled(self, task: LifecycleEvent) -> None:
-        """Open a task attempt's span."""
-        self._on(task)
-
-    @hookimpl
-    def relayflow_task_submitted(self, task: LifecycleEvent) -> None:
-        """Mark the moment the task was handed over."""
-        self._on(task)
-
-    @hookimpl
-    def relayflow_task_completed(self, task: LifecycleEvent) -> None:
-        """End a task attempt's span."""
-        self._on(task)
-
-    @hookimpl
-    def relayflow_prepare_task_request(self, request: TaskRequest) -> TaskRequest | None:
-        """Name the attempt's span in a W3C `traceparent` header of the request."""
+    def relayflow_prepare_task_request(self, request: TaskRequest) -> None:
+        """Name the attempt's span in a W3C `traceparent` header of the request (in place)."""
         state = self._executions.get((request.flow_name, request.execution_name))
         if state is None or not state.trace:
-            return None
-        task = state.tasks.get(request.task_id)
-        span = task.span if task is not None else span_id(state.trace, request.task_id)
-        child = _child_flow(request)
-        if child is not None:
-            key = (request.flow_name, request.execution_name)
-            self._spawns.setdefault(key, []).append((*child, state.trace, span))
-            self._spawns.move_to_end(key)
-            while len(self._spawns) > MAX_SPAWNS:
-                self._spawns.popitem(last=False)
-        headers = dict(request.headers)
-        headers["traceparent"] = traceparent(state.trace, span, state.sampled)
-        return _with_headers(request, headers)
+            return
+        span = span_id_in(state.trace_bytes, request.task_id)
+        resource = request.resource
+        if resource == _CHILD_ACTION or resource.startswith(_CHILD_PREFIX):
+            child = _child_flow(request)
+            if child is not None:
+                key = (request.flow_name, request.execution_name)
+                self._spawns.setdefault(key, []).append((*child, state.trace, span))
+                self._spawns.move_to_end(key)
+                while len(self._spawns) > MAX_SPAWNS:
+                    self._spawns.popitem(last=False)
+        before, after = state.header
+        request.headers["traceparent"] = f"{before}{span:016x}{after}"
 
     # -- what each event does -----------------------------------------------------------------
 
-    def _on(self, hooked: LifecycleEvent) -> None:
-        try:
-            self._handle(hooked.flow_name, hooked.execution_name, _Event.of(hooked.event))
-        except Exception:  # a bug here must neither stop the engine nor flood its log
-            self.failures += 1
-            if self.failures == 1:
-                log.exception(
-                    "relayflow-otel failed on a %s event; spans may be missing", hooked.type
-                )
+    def _failed(self, event: Any) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            kind = getattr(event, "type", "?")
+            log.exception("relayflow-otel failed on a %s event; spans may be missing", kind)
 
-    def _handle(self, flow: str, name: str, event: _Event) -> None:
+    def _flush(self) -> None:
+        """Hand the records of ended spans over."""
+        records, self._records = self._records, []
+        if not records:
+            return
+        try:
+            self._emit_records(records)
+        except Exception:  # the sink's own bug: those spans are lost, said once
+            self._failed(None)
+
+    def _handle(self, flow: str, name: str, event: Any) -> None:
         key = (flow, name)
         state = self._executions.get(key)
         if state is None:
@@ -349,41 +371,44 @@ class EngineTracer:
                 return
         else:
             self._executions.move_to_end(key)
-        if state.pending is not None:
-            if len(state.pending) < MAX_PENDING:
-                state.pending.append(event)
-            return
-        if self._missed(state, event):
-            # Another replica recorded what opened this span: read the history again.
-            state.pending = [event]
-            if self._spawn(self._catch_up(state)):
+            if state.pending is not None:
+                if len(state.pending) < MAX_PENDING:
+                    state.pending.append(event)
                 return
-            state.pending = None
+            if state.sampled and self._missed(state, event):
+                # Another replica recorded what opened this span: read the history again.
+                state.pending = [event]
+                if self._spawn(self._catch_up(state)):
+                    return
+                state.pending = None
         self._apply(state, event, live=True)
 
     @staticmethod
-    def _missed(state: _Execution, event: _Event) -> bool:
+    def _missed(state: _Execution, event: Any) -> bool:
         """Whether ``event`` ends a span this process never saw open, opened after its replay.
 
         Also an end of the execution while spans look open: another replica may have closed
         them, and a replay tells those apart from spans the end leaves open.
         """
-        if not state.sampled:
-            return False
-        if event.type in _ENDS:
+        kind = event.type
+        if kind == "StepExited":
+            return event.schedule_event_id not in state.steps and (
+                event.schedule_event_id > state.replayed
+            )
+        if kind in _COMPLETIONS:
+            return event.schedule_event_id not in state.tasks and (
+                event.schedule_event_id > state.replayed
+            )
+        if kind in _ENDS:
             return bool(state.steps or state.tasks) and event.event_id > state.replayed
-        if event.schedule <= state.replayed:
-            return False
-        if event.type == "StepExited":
-            return event.schedule not in state.steps
-        return event.type in _COMPLETIONS and event.schedule not in state.tasks
+        return False
 
     def _remember(self, key: tuple[str, str], state: _Execution) -> None:
         self._executions[key] = state
         while len(self._executions) > MAX_EXECUTIONS:
             self._executions.popitem(last=False)
 
-    def _apply(self, state: _Execution, event: _Event, *, live: bool) -> None:
+    def _apply(self, state: _Execution, event: Any, *, live: bool) -> None:
         kind = event.type
         if kind == "ExecutionStarted":
             self._started(state, event)
@@ -394,22 +419,23 @@ class EngineTracer:
                 self._forget(state)
         elif kind == "StepEntered":
             self._step_entered(state, event)
-        elif kind == "StepExited":
-            self._step_exited(state, event, live)
         elif kind == "TaskScheduled":
             self._task_scheduled(state, event)
-        elif kind == "TaskSubmitted":
-            task = state.tasks.get(event.schedule)
-            if task is not None:
-                events = (*task.events, ("submitted", event.time, {}))
-                state.tasks[event.schedule] = task._replace(events=events)
         elif kind in _COMPLETIONS:
             self._task_completed(state, event, live)
+        elif kind == "StepExited":
+            self._step_exited(state, event, live)
+        elif kind == "TaskSubmitted":
+            task = state.tasks.get(event.schedule_event_id)
+            if task is not None:
+                submitted = (*task.submitted, event.time)
+                state.tasks[event.schedule_event_id] = task._replace(submitted=submitted)
         elif kind in _ENDS:
             self._ended(state, event, live)
 
-    def _started(self, state: _Execution, event: _Event) -> None:
-        trace = trace_id(state.flow, state.name, event.micros)
+    def _started(self, state: _Execution, event: Any) -> None:
+        exact = event.micros if type(event) is _Event else micros(event.time)
+        trace = trace_id(state.flow, state.name, exact)
         if state.trace and trace != state.trace:  # the name was used again: a new execution
             state.steps.clear()
             state.tasks.clear()
@@ -419,10 +445,9 @@ class EngineTracer:
             state.reading_definition = False
             state.replayed = 0
         state.unknown = False
-        state.trace = trace
-        state.sampled = is_sampled(state.trace, self._ratio)
-        state.start = event.time
-        state.root = span_id(state.trace, event.event_id)
+        state.named(trace, is_sampled(trace, self._ratio))
+        state.start = exact / 1_000_000
+        state.root = int(event.event_id)
         parent = event.detail.get("ParentExecution")
         if isinstance(parent, dict):
             state.parent = (str(parent.get("FlowName", "")), str(parent.get("Name", "")))
@@ -443,95 +468,80 @@ class EngineTracer:
             del self._spawns[parent]
         return trace, span
 
-    def _step_entered(self, state: _Execution, event: _Event) -> None:
-        if len(state.steps) >= MAX_OPEN:
+    def _step_entered(self, state: _Execution, event: Any) -> None:
+        steps = state.steps
+        if not steps:
+            steps[event.event_id] = _Open(event.step_name, event.time, state.root)
             return
-        around = (
-            tuple(islice(((o.step, o.span) for o in reversed(state.steps.values())), 64))
-            if state.steps
-            else ()
-        )
-        attributes = {
-            "relayflow.flow": state.flow,
-            "relayflow.execution": state.name,
-            "relayflow.step": event.step,
-        }
-        span = span_id(state.trace, event.event_id)
-        state.steps[event.event_id] = _Open(event.step, span, event.time, None, attributes, around)
+        if len(steps) >= MAX_OPEN:
+            return
+        around = tuple(islice(((o.step, at) for at, o in reversed(steps.items())), 64))
+        steps[event.event_id] = _Open(event.step_name, event.time, None, around)
 
-    def _step_exited(self, state: _Execution, event: _Event, live: bool) -> None:
-        opened = state.steps.pop(event.schedule, None)
+    def _step_exited(self, state: _Execution, event: Any, live: bool) -> None:
+        entered = event.schedule_event_id
+        opened = state.steps.pop(entered, None)
         if not live:
             return
         if opened is None:  # its StepEntered was never seen: an empty span, said so
-            attributes = {
-                **state.base(),
-                "relayflow.step": event.step,
-                "relayflow.start_unknown": True,
-            }
-            span = span_id(state.trace, event.schedule)
-            opened = _Open(event.step, span, event.time, state.root, attributes)
-        self._end_step(state, opened, event.time)
+            when = event.time
+            self._records.append(
+                (STEP, state.trace, entered, state.root, when, when, state.flow, state.name,
+                 event.step_name, None, START_UNKNOWN)
+            )  # fmt: skip
+            return
+        self._end_step(state, entered, opened, event.time, 0)
 
-    def _end_step(self, state: _Execution, opened: _Open, end: float) -> None:
-        finished = FinishedSpan(
-            name=f"step {opened.step}",
-            trace=state.trace,
-            span=opened.span,
-            parent=opened.parent,
-            sampled=state.sampled,
-            kind=SpanKind.INTERNAL,
-            start=opened.start,
-            end=end,
-            attributes=opened.attributes,
-            error=opened.error,
-        )
-        if finished.parent is None:
+    def _end_step(
+        self, state: _Execution, entered: int, opened: _Open, end: float, flags: int
+    ) -> None:
+        parent = opened.parent
+        if parent is None:
             parent = self._step_parent(state, opened)
             if parent is None:  # nested among open steps: the definition says where
-                state.waiting.append((finished, opened))
+                state.waiting.append((entered, opened, end, flags))
                 self._read_definition(state)
                 return
-            finished.parent = parent
-        self._emit(finished)
+        self._records.append(
+            (STEP, state.trace, entered, parent, opened.start, end, state.flow, state.name,
+             opened.step, opened.error, flags)
+        )  # fmt: skip
 
     def _step_parent(self, state: _Execution, opened: _Open) -> int | None:
+        """The EventId that opened a step's parent; None while the definition is unknown."""
         if not opened.around:
             return state.root
         if state.enclosing is None:
             return None
         enclosers = state.enclosing.get(opened.step, frozenset())
-        for name, span in opened.around:
+        for name, entered in opened.around:
             if name in enclosers:
-                return span
+                return entered
         return state.root
 
-    def _task_scheduled(self, state: _Execution, event: _Event) -> None:
-        if len(state.tasks) >= MAX_OPEN:
+    def _task_scheduled(self, state: _Execution, event: Any) -> None:
+        tasks = state.tasks
+        if len(tasks) >= MAX_OPEN:
             return
         detail = event.detail
-        attributes = {
-            "relayflow.flow": state.flow,
-            "relayflow.execution": state.name,
-            "relayflow.step": event.step,
-            "relayflow.resource": str(detail.get("resource", "")),
-            "relayflow.pattern": str(detail.get("pattern", "")),
-            "relayflow.task_id": event.event_id,
-        }
         attempt = detail.get("attempt")
-        if isinstance(attempt, int):
-            attributes["relayflow.attempt"] = attempt
-        step = state.steps.get(event.schedule)
-        if step is not None:
-            parent = step.span
-        else:
-            parent = span_id(state.trace, event.schedule) if event.schedule else state.root
-        span = span_id(state.trace, event.event_id)
-        opened = _Open(event.step, span, event.time, parent, attributes, entered=event.schedule)
-        state.tasks[event.event_id] = opened
+        entered = event.schedule_event_id
+        tasks[event.event_id] = _Open(
+            event.step_name,
+            event.time,
+            entered if entered else state.root,
+            (),
+            None,
+            (),
+            entered,
+            str(detail.get("resource", "")),
+            str(detail.get("pattern", "")),
+            attempt if isinstance(attempt, int) else None,
+        )
 
-    def _task_completed(self, state: _Execution, event: _Event, live: bool) -> None:
-        opened = state.tasks.pop(event.schedule, None)
+    def _task_completed(self, state: _Execution, event: Any, live: bool) -> None:
+        scheduled = event.schedule_event_id
+        opened = state.tasks.pop(scheduled, None)
         error: tuple[str, str] | None = None
         if event.type != "TaskSucceeded":
             error = (str(event.detail.get("error", "")), _cause(event.detail.get("cause")))
@@ -542,93 +552,43 @@ class EngineTracer:
         if not live:
             return
         if opened is None:
-            attributes = {
-                **state.base(),
-                "relayflow.step": event.step,
-                "relayflow.task_id": event.schedule,
-                "relayflow.start_unknown": True,
-            }
-            span = span_id(state.trace, event.schedule)
-            opened = _Open(event.step, span, event.time, state.root, attributes)
-        attributes = opened.attributes
-        if error is not None:
-            attributes["relayflow.error"] = error[0]
-            attributes["relayflow.cause"] = error[1]
-        pattern = attributes.get("relayflow.pattern")
-        self._emit(
-            FinishedSpan(
-                name=f"task {opened.step}",
-                trace=state.trace,
-                span=opened.span,
-                parent=opened.parent,
-                sampled=state.sampled,
-                kind=SpanKind.PRODUCER if pattern == "waitForCallback" else SpanKind.CLIENT,
-                start=opened.start,
-                end=event.time,
-                attributes=attributes,
-                error=error,
-                events=opened.events,
-            )
-        )
+            when = event.time
+            self._records.append(
+                (TASK, state.trace, scheduled, state.root, when, when, state.flow, state.name,
+                 event.step_name, error, START_UNKNOWN, None, None, None, ())
+            )  # fmt: skip
+            return
+        self._records.append(
+            (TASK, state.trace, scheduled, opened.parent, opened.start, event.time, state.flow,
+             state.name, opened.step, error, 0, opened.resource, opened.pattern, opened.attempt,
+             opened.submitted)
+        )  # fmt: skip
 
-    def _ended(self, state: _Execution, event: _Event, live: bool) -> None:
+    def _ended(self, state: _Execution, event: Any, live: bool) -> None:
         if not live:  # an end in a replayed history (then a redrive): nothing stays open
             state.steps.clear()
             state.tasks.clear()
             return
         self._forget(state)
-        for task in state.tasks.values():  # left waiting when the execution ended
-            task.attributes["relayflow.abandoned"] = True
-            self._emit(
-                FinishedSpan(
-                    f"task {task.step}",
-                    state.trace,
-                    task.span,
-                    task.parent,
-                    state.sampled,
-                    SpanKind.CLIENT,
-                    task.start,
-                    event.time,
-                    task.attributes,
-                    events=task.events,
-                )
-            )
-        for step in reversed(state.steps.values()):
-            step.attributes["relayflow.abandoned"] = True
-            self._end_step(state, step, event.time)
+        end = event.time
+        for scheduled, task in state.tasks.items():  # left waiting when the execution ended
+            self._records.append(
+                (TASK, state.trace, scheduled, task.parent, task.start, end, state.flow,
+                 state.name, task.step, None, ABANDONED, task.resource, task.pattern,
+                 task.attempt, task.submitted)
+            )  # fmt: skip
+        for entered, step in reversed(state.steps.items()):
+            self._end_step(state, entered, step, end, ABANDONED)
         state.tasks.clear()
         state.steps.clear()
-        attributes = {
-            **state.base(),
-            "relayflow.status": event.type.removeprefix("Execution"),
-        }
         error: tuple[str, str] | None = None
         if event.type != "ExecutionSucceeded":
             error = (str(event.detail.get("error", "")), _cause(event.detail.get("cause")))
-            attributes["relayflow.error"] = error[0]
-            attributes["relayflow.cause"] = error[1]
-        root = FinishedSpan(
-            name=f"execution {state.flow}",
-            trace=state.trace,
-            span=state.root,
-            parent=None,
-            sampled=state.sampled,
-            kind=SpanKind.INTERNAL,
-            start=state.start,
-            end=event.time,
-            attributes=attributes,
-            error=error,
-        )
-        if state.parent is None:
-            self._emit(root)
-            return
-        root.attributes["relayflow.parent.flow"] = state.parent[0]
-        root.attributes["relayflow.parent.execution"] = state.parent[1]
-        if state.link is not None:
-            root.links = ((*state.link, {"relayflow.link": "parent"}),)
-            self._emit(root)
-        elif not self._spawn(self._link_and_emit(state, root)):
-            self._emit(root)
+        root = (ROOT, state.trace, state.root, state.start, end, state.flow, state.name,
+                event.type.removeprefix("Execution"), error, state.parent, state.link)  # fmt: skip
+        linked = state.parent is None or state.link is not None  # else: read the parent
+        if linked or not self._spawn(self._link_and_emit(state, root)):
+            self._records.append(root)
 
     def _forget(self, state: _Execution) -> None:
         """The execution ended: keep only what names its trace, should it go on (a redrive)."""
@@ -679,6 +639,12 @@ class EngineTracer:
 
     async def _catch_up(self, state: _Execution) -> None:
         """Replay the history before the held events, then apply them."""
+        try:
+            await self._replay(state)
+        finally:
+            self._flush()
+
+    async def _replay(self, state: _Execution) -> None:
         pending = state.pending or []
         try:
             events = await self._history(state.flow, state.name, pending[0].event_id)
@@ -691,7 +657,7 @@ class EngineTracer:
             held, state.pending = state.pending or [], None
             state.replayed = pending[0].event_id
             for event in held if state.trace else []:
-                self._apply(state, event, live=True)
+                self._apply_held(state, event)
             return
         state.steps.clear()
         state.tasks.clear()
@@ -702,7 +668,13 @@ class EngineTracer:
         state.replayed = pending[0].event_id
         held, state.pending = state.pending or [], None
         for event in held:
+            self._apply_held(state, event)
+
+    def _apply_held(self, state: _Execution, event: Any) -> None:
+        try:
             self._apply(state, event, live=True)
+        except Exception:
+            self._failed(event)
 
     def _read_definition(self, state: _Execution) -> None:
         if state.reading_definition:
@@ -723,15 +695,16 @@ class EngineTracer:
         except Exception as exc:
             log.debug("relayflow-otel cannot read %s/%s: %s", state.flow, state.name, exc)
         self._nest(state, enclosing)
+        self._flush()
 
     def _nest(self, state: _Execution, enclosing: dict[str, frozenset[str]]) -> None:
         state.enclosing = enclosing
         waiting, state.waiting = state.waiting, []
-        for finished, opened in waiting:
-            finished.parent = self._step_parent(state, opened)
-            self._emit(finished)
+        for entered, opened, end, flags in waiting:
+            parent = self._step_parent(state, opened)
+            self._end_step(state, entered, opened._replace(parent=parent), end, flags)
 
-    async def _link_and_emit(self, state: _Execution, root: FinishedSpan) -> None:
+    async def _link_and_emit(self, state: _Execution, root: tuple[Any, ...]) -> None:
         """Link a child's root span to the parent's task attempt that started it, then emit it."""
         assert state.parent is not None
         flow, name = state.parent
@@ -741,11 +714,11 @@ class EngineTracer:
                 parent_trace = trace_id(flow, name, events[0].micros)
                 task = _child_task(events, state.flow, state.name)
                 if task:
-                    link = (parent_trace, span_id(parent_trace, task), {"relayflow.link": "parent"})
-                    root.links = (link,)
+                    root = (*root[:-1], (parent_trace, span_id(parent_trace, task)))
         except Exception as exc:
             log.debug("relayflow-otel cannot read the parent %s/%s: %s", flow, name, exc)
-        self._emit(root)
+        self._records.append(root)
+        self._flush()
 
     async def drain(self) -> None:
         """Wait for the reads in flight (tests, and a clean stop)."""
@@ -753,18 +726,31 @@ class EngineTracer:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-def _with_headers(request: TaskRequest, headers: dict[str, str]) -> TaskRequest:
-    """A copy of ``request`` with other headers (`dataclasses.replace`, without its checks)."""
-    names = _REQUEST_FIELDS.get(type(request))
-    if names is None:
-        names = tuple(f.name for f in dataclasses.fields(request) if f.init)
-        _REQUEST_FIELDS[type(request)] = names
-    values = {name: getattr(request, name) for name in names}
-    values["headers"] = headers
-    return type(request)(**values)
+def _spans_to(emit: Callable[[FinishedSpan], None]) -> Callable[[list[tuple[Any, ...]]], None]:
+    """Records -> `FinishedSpan`s made in this process -> ``emit`` (the SDK's path)."""
 
+    def emit_records(records: list[tuple[Any, ...]]) -> None:
+        spans, _malformed = rows(records)
+        for one in spans:
+            name, trace, span, parent, kind, start, end, attributes, links, error, events = one
+            emit(
+                FinishedSpan(
+                    name,
+                    trace,
+                    span,
+                    parent or None,
+                    True,
+                    SpanKind(kind - 1),  # OTLP's kinds count from 1, the SDK's from 0
+                    start,
+                    end,
+                    attributes,
+                    links,
+                    error,
+                    events,
+                )
+            )
 
-_REQUEST_FIELDS: dict[type, tuple[str, ...]] = {}
+    return emit_records
 
 
 def _child_flow(request: TaskRequest) -> tuple[str, str] | None:
@@ -788,5 +774,5 @@ def _child_task(events: Iterable[_Event], flow: str, name: str) -> int:
             output = event.detail.get("output")
             for detail in (event.detail, output if isinstance(output, dict) else {}):
                 if detail.get("Name") == name and detail.get("FlowName") == flow:
-                    return event.schedule
+                    return event.schedule_event_id
     return 0

@@ -3,12 +3,14 @@
 `relayflow_otel.pipe.PipeSink` starts it (``python -P <this file>``, a script: it starts in a few
 hundredths of a second) so that encoding and sending spans costs
 the engine's process nothing but a pickle per batch: Python threads share one interpreter lock,
-another process does not. It imports nothing but the standard library: the few protobuf
-messages OTLP needs are written by hand (`encode`), faster than the protobuf runtime builds them.
+another process does not. It imports nothing but the standard library and the package's
+`ids.py` (by its path): the few protobuf messages OTLP needs are written by hand (`encode`),
+faster than the protobuf runtime builds them.
 
 Its stdin carries frames: 4 bytes (big-endian length) then a pickle. The first frame is the
-settings (a dict: `url`, `headers`, `timeout`, `resource`, `scope`); every other one is a flat
-list of the values of span tuples (below), one span after another. It exits when stdin ends (the
+settings (a dict: `url`, `headers`, `timeout`, `resource`, `scope`); every other one is a list
+of span tuples (below) and of the engine's records (`expand`), which become span tuples here.
+It exits when stdin ends (the
 engine closed it, or the engine's process is gone), a few seconds after its parent process has
 gone whatever holds stdin, and on no signal but SIGTERM/SIGKILL (Ctrl-C in a terminal reaches
 the engine, which closes the pipe). A failed export is retried with a growing pause within
@@ -38,6 +40,20 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
+
+if __spec__ is not None and __spec__.parent:  # imported from the package
+    from relayflow_otel.ids import span_id, span_id_in
+else:  # a script: the ids' module by its path, for the package would import relayflow
+    import importlib.util
+    from pathlib import Path
+
+    _spec = importlib.util.spec_from_file_location(
+        "_relayflow_otel_ids", Path(__file__).with_name("ids.py")
+    )
+    assert _spec is not None and _spec.loader is not None
+    _ids = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_ids)
+    span_id, span_id_in = _ids.span_id, _ids.span_id_in
 
 #: The fields of a span tuple, in order.
 SPAN_FIELDS = (
@@ -170,10 +186,104 @@ def _span(one: SpanTuple) -> bytes:
     return b"".join(parts)
 
 
-def rows(flat: list[Any]) -> list[SpanTuple]:
-    """Span tuples from a flat batch (`SPAN_FIELDS` values a span, one after another)."""
-    size = len(SPAN_FIELDS)
-    return [tuple(flat[i : i + size]) for i in range(0, len(flat) - size + 1, size)]
+# -- the engine's records: what its hooks hand over, made span tuples here -------------------
+# The engine's loop only notes what happened; the span ids (a hash each), names, attribute
+# dicts and kinds are made here, off its process. The ids are the ones `relayflow_otel.ids`
+# gives, so they are the same whichever process makes them.
+
+#: A step: (STEP, trace, event, parent event, start, end, flow, execution, step, error, flags).
+STEP = 1
+#: A task attempt: (TASK, trace, event, parent event, start, end, flow, execution, step, error,
+#: flags, resource, pattern, attempt, submitted times); resource None: its start is unknown.
+TASK = 2
+#: An execution: (ROOT, trace, event, start, end, flow, execution, status, error,
+#: (parent flow, parent execution) or None, (linked trace, linked span id) or None).
+ROOT = 3
+#: `flags` bits: the execution ended with the span open; its opening event was never seen.
+ABANDONED = 1
+START_UNKNOWN = 2
+_PARENT_LINK = {"relayflow.link": "parent"}
+
+
+def expand(record: tuple[Any, ...]) -> SpanTuple:
+    """The span tuple of one engine record (one of `STEP`, `TASK`, `ROOT`).
+
+    ``event`` and ``parent event`` are the EventIds of the history events that opened the span
+    and its parent; the span ids are derived from them and the trace id (`ids.span_id`).
+
+    Raises:
+        Exception: the record is malformed.
+    """
+    form = record[0]
+    if form == ROOT:
+        _, trace, event, start, end, flow, execution, status, error, parent, link = record
+        attributes = {
+            "relayflow.flow": flow,
+            "relayflow.execution": execution,
+            "relayflow.status": status,
+        }
+        if error is not None:
+            attributes["relayflow.error"] = error[0]
+            attributes["relayflow.cause"] = error[1]
+        links: tuple[Any, ...] = ()
+        if parent is not None:
+            attributes["relayflow.parent.flow"] = parent[0]
+            attributes["relayflow.parent.execution"] = parent[1]
+            if link is not None:
+                links = ((link[0], link[1], _PARENT_LINK),)
+        span = span_id(trace, event)
+        return (f"execution {flow}", trace, span, 0, KIND_INTERNAL, start, end, attributes,
+                links, error, ())  # fmt: skip
+    trace, event, parent_event, start, end, flow, execution, step, error, flags = record[1:11]
+    key = trace.to_bytes(16, "big")
+    attributes = {"relayflow.flow": flow, "relayflow.execution": execution, "relayflow.step": step}
+    kind = KIND_INTERNAL
+    events: tuple[Any, ...] = ()
+    if form == TASK:
+        resource, pattern, attempt, submitted = record[11:15]
+        kind = KIND_CLIENT
+        if resource is None:
+            attributes["relayflow.task_id"] = event
+        else:
+            attributes["relayflow.resource"] = resource
+            attributes["relayflow.pattern"] = pattern
+            attributes["relayflow.task_id"] = event
+            if attempt is not None:
+                attributes["relayflow.attempt"] = attempt
+            if pattern == "waitForCallback" and not flags & ABANDONED:
+                kind = KIND_PRODUCER
+        if error is not None:
+            attributes["relayflow.error"] = error[0]
+            attributes["relayflow.cause"] = error[1]
+        events = tuple(("submitted", when, {}) for when in submitted)
+        name = f"task {step}"
+    elif form == STEP:
+        name = f"step {step}"
+    else:
+        raise ValueError(f"not an engine record: {form!r}")
+    if flags & START_UNKNOWN:
+        attributes["relayflow.start_unknown"] = True
+    if flags & ABANDONED:
+        attributes["relayflow.abandoned"] = True
+    span = span_id_in(key, event)
+    parent = span_id_in(key, parent_event)
+    return (name, trace, span, parent, kind, start, end, attributes, (), error, events)
+
+
+def rows(batch: list[Any]) -> tuple[list[SpanTuple], int]:
+    """Span tuples from a batch, and how many of its items were malformed (left out).
+
+    A batch is a list of span tuples (`SPAN_FIELDS`, the first item a name) and engine
+    records (`expand`, the first item a number), in any mix.
+    """
+    spans: list[SpanTuple] = []
+    malformed = 0
+    for item in batch:
+        try:
+            spans.append(item if isinstance(item[0], str) else expand(item))
+        except Exception:  # one malformed record is left out, not its batch
+            malformed += 1
+    return spans, malformed
 
 
 def encode(
@@ -314,7 +424,9 @@ def main() -> int:
         if batch is None:
             return 0
         try:
-            body, left_out = encode(rows(batch), resource, (str(scope[0]), str(scope[1])))
+            spans, malformed = rows(batch)
+            body, left_out = encode(spans, resource, (str(scope[0]), str(scope[1])))
+            left_out += malformed
         except Exception as exc:  # not a list of spans: said, dropped, the next goes on
             print(f"relayflow-otel: a batch of spans was dropped: {exc}", file=sys.stderr)
             continue

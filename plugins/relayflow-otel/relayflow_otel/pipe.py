@@ -2,10 +2,11 @@
 
 Building OpenTelemetry SDK spans and encoding them costs about as much CPU as the engine's own
 work for a trivial task step, and a thread of the engine's process would take that CPU (and the
-interpreter's lock) from the event loop. So the hooks only turn each ended span into a tuple of
-plain values and append it to a list; full lists (and, once a second, the last partial one) go
-to a thread that pickles them into the stdin of `relayflow_otel.exporter_process` (a process of
-its own), which encodes them as OTLP/protobuf and posts them.
+interpreter's lock) from the event loop. So the engine's hooks only note each ended span as a
+record of plain values (`exporter_process.expand`: EventIds, times, names) and append it to a
+list; full lists (and, once a second, the last partial one) go to a thread that pickles them
+into the stdin of `relayflow_otel.exporter_process` (a process of its own), which derives the
+span ids, names and attributes, encodes the spans as OTLP/protobuf and posts them.
 
 Bounds: at most ``max_queue_size`` spans wait in this process; more are dropped (and counted),
 never waited for. A pipe that the exporter process does not read (a collector that does not
@@ -44,8 +45,6 @@ MAX_RESTARTS = 3
 #: How long closing waits for the last spans to be handed over.
 FLUSH_WAIT_SECONDS = 1.0
 _SCOPE = ("relayflow_otel", "0.1.0")
-#: Values a span takes in a batch (`exporter_process.SPAN_FIELDS`).
-_FIELDS = 11
 _STOP = object()
 
 
@@ -100,11 +99,11 @@ class PipeSink:
         # second of CPU at every start); -P keeps this folder off its path.
         script = str(Path(__file__).with_name("exporter_process.py"))
         self._command = command or [sys.executable, "-P", script]
-        self._batch_values = max(1, min(BATCH_SIZE, max_queue_size)) * _FIELDS
-        self._max_waiting = max_queue_size * _FIELDS
+        self._batch_size = max(1, min(BATCH_SIZE, max_queue_size))
+        self._max_waiting = max_queue_size
         self._lock = threading.Lock()
-        self._batch: list[Any] = []  # `_FIELDS` values a span
-        self._waiting = 0  # values in `_batches`, under `_lock`
+        self._batch: list[Any] = []  # span tuples and engine records
+        self._waiting = 0  # spans in `_batches`, under `_lock`
         self._batches: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._dead = False
@@ -134,24 +133,36 @@ class PipeSink:
         """Queue one ended span for export; never raises, never waits."""
         if not span.sampled or self._closed or self._dead:
             return
+        values = (
+            span.name,
+            span.trace,
+            span.span,
+            span.parent or 0,
+            span.kind._value_ + 1,  # the SDK's kinds count from 0, OTLP's from 1
+            span.start,
+            span.end,
+            span.attributes,
+            span.links,
+            span.error,
+            span.events,
+        )
+        with self._lock:
+            self._batch.append(values)
+            if len(self._batch) >= self._batch_size:
+                self._hand_over()
+
+    def emit_records(self, records: list[tuple[Any, ...]]) -> None:
+        """Queue the engine's records of ended spans (`exporter_process.expand`), all sampled.
+
+        The exporter process makes spans of them: the engine's loop only appends. Never
+        raises, never waits.
+        """
+        if self._closed or self._dead:
+            return
         with self._lock:
             batch = self._batch
-            # Flat, `SPAN_FIELDS` values a span: no tuple a span for the garbage collector to
-            # follow while thousands wait (its dicts of plain values it does not follow).
-            batch += (
-                span.name,
-                span.trace,
-                span.span,
-                span.parent or 0,
-                span.kind._value_ + 1,  # the SDK's kinds count from 0, OTLP's from 1
-                span.start,
-                span.end,
-                span.attributes,
-                span.links,
-                span.error,
-                span.events,
-            )
-            if len(batch) >= self._batch_values:
+            batch += records
+            if len(batch) >= self._batch_size:
                 self._hand_over()
 
     def _hand_over(self) -> None:
@@ -160,7 +171,7 @@ class PipeSink:
         if not batch:
             return
         if self._waiting + len(batch) > self._max_waiting:
-            self.dropped += len(batch) // _FIELDS
+            self.dropped += len(batch)
             return
         self._waiting += len(batch)
         self._batches.put(batch)
@@ -192,7 +203,7 @@ class PipeSink:
                 if self._closed:  # not started again to flush the last spans: dropped
                     break
                 self._restart()
-        self.dropped += len(batch) // _FIELDS
+        self.dropped += len(batch)
 
     def _restart(self) -> None:
         if self.restarts >= MAX_RESTARTS:

@@ -69,18 +69,13 @@ def test_a_malformed_event_is_logged_once_and_spoils_nothing_else(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     plugins, tracer, spans = _manager()
-    bad = HistoryEvent("x", 0, "StepEntered", "a", 1.0, {})  # type: ignore[arg-type]
+    # Live events are used as they come, unchecked: a time that is not one fails the start.
+    bad = HistoryEvent(1, 0, "ExecutionStarted", "", "x", {})  # type: ignore[arg-type]
+    good = _events((1, 0, "ExecutionStarted", "", {}), (2, 0, "ExecutionSucceeded", "", {}))
     with caplog.at_level(logging.ERROR):
-        plugins.notify([("f", "bad", [bad, bad])])
+        plugins.notify([("f", "bad", [bad, bad]), ("f", "good", good)])
     assert tracer.failures == 2
     assert [r.name for r in caplog.records] == ["relayflow.otel"]
-    plugins.notify(
-        [
-            (
-                "f",
-                "good",
-                _events((1, 0, "ExecutionStarted", "", {}), (2, 0, "ExecutionSucceeded", "", {})),
-            )
-        ]
-    )
-    assert [s.name for s in spans] == ["execution f"]
+    assert [(s.name, s.attributes["relayflow.execution"]) for s in spans] == [
+        ("execution f", "good")
+    ]

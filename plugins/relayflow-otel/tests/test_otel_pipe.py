@@ -11,7 +11,19 @@ from opentelemetry.trace import SpanKind
 from otlp_receiver import OtlpReceiver, decode
 
 from relayflow_otel.export import FinishedSpan
-from relayflow_otel.exporter_process import KIND_CLIENT, KIND_INTERNAL, encode
+from relayflow_otel.exporter_process import (
+    ABANDONED,
+    KIND_CLIENT,
+    KIND_INTERNAL,
+    KIND_PRODUCER,
+    ROOT,
+    START_UNKNOWN,
+    STEP,
+    TASK,
+    encode,
+    rows,
+)
+from relayflow_otel.ids import span_id
 from relayflow_otel.pipe import PipeSink
 
 TRACE = 0x0123456789ABCDEF0123456789ABCDEF
@@ -93,6 +105,47 @@ def test_tuples_encode_as_the_sdk_would_and_a_malformed_one_is_left_out() -> Non
     assert raw_task.flags == raw_root.flags == 0x101
     assert raw_task.links[0].flags == 0x301
     assert request.resource_spans[0].scope_spans[0].scope.version == "1"
+
+
+def test_engine_records_become_spans_named_by_the_ids_and_a_malformed_one_is_left_out() -> None:
+    base = ("f", "e", "a")
+    step = (STEP, TRACE, 2, 1, 10.0, 11.0, *base, ("E", "c"), ABANDONED)
+    task = (TASK, TRACE, 3, 2, 10.5, 10.75, *base, None, 0, "r", "waitForCallback", 0, (10.6,))
+    lost = (TASK, TRACE, 5, 1, 11.0, 11.0, *base, ("E", "c"), START_UNKNOWN, None, None, None, ())
+    root = (ROOT, TRACE, 1, 9.0, 12.0, "f", "e", "Failed", ("E", "c"), ("p", "q"), (TRACE + 1, 9))
+    malformed = (TASK, "not a trace", 3)
+    as_is = ("as is", TRACE, 7, 0, KIND_INTERNAL, 1.0, 2.0, {}, (), None, ())
+    spans, left_out = rows([step, malformed, task, lost, root, as_is])
+    assert left_out == 1
+    got_step, got_task, got_lost, got_root, got_as_is = spans
+    ids = {event: span_id(TRACE, event) for event in (1, 2, 3, 5)}
+    names = {"relayflow.flow": "f", "relayflow.execution": "e", "relayflow.step": "a"}
+    assert got_step == (
+        "step a", TRACE, ids[2], ids[1], KIND_INTERNAL, 10.0, 11.0,
+        {**names, "relayflow.abandoned": True}, (), ("E", "c"), (),
+    )  # fmt: skip
+    assert got_task == (
+        "task a", TRACE, ids[3], ids[2], KIND_PRODUCER, 10.5, 10.75,
+        {**names, "relayflow.resource": "r", "relayflow.pattern": "waitForCallback",
+         "relayflow.task_id": 3, "relayflow.attempt": 0},
+        (), None, (("submitted", 10.6, {}),),
+    )  # fmt: skip
+    assert got_lost[2:5] == (ids[5], ids[1], KIND_CLIENT)
+    assert got_lost[7] == {
+        **names,
+        "relayflow.task_id": 5,
+        "relayflow.error": "E",
+        "relayflow.cause": "c",
+        "relayflow.start_unknown": True,
+    }
+    assert got_root == (
+        "execution f", TRACE, ids[1], 0, KIND_INTERNAL, 9.0, 12.0,
+        {"relayflow.flow": "f", "relayflow.execution": "e", "relayflow.status": "Failed",
+         "relayflow.error": "E", "relayflow.cause": "c", "relayflow.parent.flow": "p",
+         "relayflow.parent.execution": "q"},
+        ((TRACE + 1, 9, {"relayflow.link": "parent"}),), ("E", "c"), (),
+    )  # fmt: skip
+    assert got_as_is == as_is
 
 
 def test_spans_reach_the_collector_and_a_dead_exporter_process_is_started_again(
