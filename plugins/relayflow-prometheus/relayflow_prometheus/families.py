@@ -120,6 +120,15 @@ class PlainHistogram:
         counts = self.series[key] = [0.0] * (len(self.bounds) + 2)
         return counts
 
+    def counts(self, key: Labels) -> list[float]:
+        """The series ``key``'s list, made when first asked for.
+
+        A hot loop may keep it and count into it itself, as `observe` does: add 1 at
+        ``bisect_left(bounds, value)`` and the value at -1 (for a value that is not NaN).
+        """
+        counts = self.series.get(key)
+        return self._new(key) if counts is None else counts
+
     def observe(self, key: Labels, value: float) -> None:
         """Count ``value`` in the series ``key`` (label values in `labelnames` order)."""
         counts = self.series.get(key)

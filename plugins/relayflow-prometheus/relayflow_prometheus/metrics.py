@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -46,29 +47,42 @@ _ENDED = {
     "ExecutionTimedOut": "TimedOut",
     "ExecutionStopped": "Stopped",
 }
+# What the history hook does with each event type; a type not here is passed over.
+_STEP_ENTERED, _TASK_SCHEDULED, _TASK_ENDED, _STEP_EXITED = 1, 2, 3, 4
+_EXECUTION_STARTED, _EXECUTION_ENDED = 5, 6
+_WATCHED = {
+    "StepEntered": _STEP_ENTERED,
+    "TaskScheduled": _TASK_SCHEDULED,
+    **dict.fromkeys(_TASK_OUTCOMES, _TASK_ENDED),
+    "StepExited": _STEP_EXITED,
+    "ExecutionStarted": _EXECUTION_STARTED,
+    **dict.fromkeys(_ENDED, _EXECUTION_ENDED),
+}
 _Key = tuple[str, str, int]  # (flow, execution, event id): no label, only a memory key
 _V = TypeVar("_V")
 
 
 class _OpenStarts(Generic[_V]):
-    """Start times of steps and task attempts until they end, the oldest forgotten past a cap."""
+    """Start times of steps and task attempts until they end, the oldest forgotten past a cap.
+
+    The history hook writes `items` itself (a method call an event shows on the engine's
+    loop), then calls `forget_oldest` when it holds more than `limit`.
+    """
 
     def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._items: dict[_Key, _V] = {}
+        self.limit = limit
+        self.items: dict[_Key, _V] = {}
         self.forgotten = 0
 
-    def add(self, key: _Key, value: _V) -> None:
-        self._items[key] = value
-        if len(self._items) > self._limit:  # dicts keep insertion order: drop the oldest
-            del self._items[next(iter(self._items))]
+    def forget_oldest(self) -> None:
+        """Drop the oldest entries past `limit` (dicts keep insertion order)."""
+        items = self.items
+        while len(items) > self.limit:
+            del items[next(iter(items))]
             self.forgotten += 1
 
-    def pop(self, key: _Key) -> _V | None:
-        return self._items.pop(key, None)
-
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
 
 class ServerMetrics:
@@ -181,6 +195,7 @@ class ServerMetrics:
             ]
         )
         reg.register(self.families)
+        self._outbox_lag_counts = self.outbox_lag.counts(())
         self._lock = self.families.lock
         self.waiting = WaitingCollector(
             self._flow,
@@ -262,58 +277,77 @@ class ServerMetrics:
         """Count executions started and ended, and time steps and task attempts.
 
         One call a store transaction: a plain loop over its events, under one hold of the
-        lock, instead of a hook call an event. Types no metric needs are passed over.
+        lock, instead of a hook call an event. Types no metric needs cost one look-up.
         """
+        watched = _WATCHED.get
         steps, tasks = self._steps, self._tasks
+        entered_at, scheduled_at = steps.items, tasks.items
+        step_seconds, task_seconds = self.step_seconds, self.task_seconds
+        bounds = step_seconds.bounds  # both histograms have the duration buckets
         with self._lock:
             for flow_name, execution_name, events in history.executions:
                 flow = None  # the execution's bounded flow label, looked up when first needed
+                step_counts = None  # its step_seconds series, likewise
                 for event in events:
                     try:
-                        kind = event.type
-                        if kind == "StepEntered":
-                            steps.add((flow_name, execution_name, event.event_id), event.time)
-                        elif kind == "TaskScheduled":
+                        what = watched(event.type)
+                        if what is None:
+                            continue
+                        if what is _STEP_ENTERED:
+                            entered_at[flow_name, execution_name, event.event_id] = event.time
+                            if len(entered_at) > steps.limit:
+                                steps.forget_oldest()
+                        elif what is _TASK_SCHEDULED:
                             detail = event.detail
                             resource = detail.get("resource")
                             pattern = detail.get("pattern")
-                            tasks.add(
-                                (flow_name, execution_name, event.event_id),
-                                (
-                                    event.time,
-                                    resource if isinstance(resource, str) else "",
-                                    pattern if isinstance(pattern, str) else "",
-                                ),
+                            scheduled_at[flow_name, execution_name, event.event_id] = (
+                                event.time,
+                                resource if isinstance(resource, str) else "",
+                                pattern if isinstance(pattern, str) else "",
                             )
-                        elif kind in _TASK_OUTCOMES:
-                            task = tasks.pop((flow_name, execution_name, event.schedule_event_id))
+                            if len(scheduled_at) > tasks.limit:
+                                tasks.forget_oldest()
+                        elif what is _STEP_EXITED:  # it names its StepEntered as schedule event
+                            start = entered_at.pop(
+                                (flow_name, execution_name, event.schedule_event_id), None
+                            )
+                            if start is not None:
+                                if step_counts is None:
+                                    if flow is None:
+                                        flow = self._flow(flow_name)
+                                    step_counts = step_seconds.counts((flow,))
+                                # PlainHistogram.observe, inline: this runs for every step.
+                                seconds = max(0.0, event.time - start)
+                                step_counts[bisect_left(bounds, seconds)] += 1
+                                step_counts[-1] += seconds
+                        elif what is _EXECUTION_STARTED:
+                            if flow is None:
+                                flow = self._flow(flow_name)
+                            self.started.inc((flow,))
+                        elif what is _EXECUTION_ENDED:
+                            if flow is None:
+                                flow = self._flow(flow_name)
+                            self.ended.inc((flow, _ENDED[event.type]))
+                        else:  # a task attempt's outcome
+                            task = scheduled_at.pop(
+                                (flow_name, execution_name, event.schedule_event_id), None
+                            )
                             if task is not None:
                                 if flow is None:
                                     flow = self._flow(flow_name)
                                 scheduled, resource, pattern = task
-                                key = (
-                                    flow,
-                                    self._resource(resource),
-                                    pattern[:40],  # one of three words; cut anything odd
-                                    _TASK_OUTCOMES[kind],
+                                task_counts = task_seconds.counts(
+                                    (
+                                        flow,
+                                        self._resource(resource),
+                                        pattern[:40],  # one of three words; cut anything odd
+                                        _TASK_OUTCOMES[event.type],
+                                    )
                                 )
-                                self.task_seconds.observe(key, max(0.0, event.time - scheduled))
-                        elif kind == "StepExited":  # it names its StepEntered as schedule event
-                            entered = steps.pop(
-                                (flow_name, execution_name, event.schedule_event_id)
-                            )
-                            if entered is not None:
-                                if flow is None:
-                                    flow = self._flow(flow_name)
-                                self.step_seconds.observe((flow,), max(0.0, event.time - entered))
-                        elif kind == "ExecutionStarted":
-                            if flow is None:
-                                flow = self._flow(flow_name)
-                            self.started.inc((flow,))
-                        elif kind in _ENDED:
-                            if flow is None:
-                                flow = self._flow(flow_name)
-                            self.ended.inc((flow, _ENDED[kind]))
+                                seconds = max(0.0, event.time - scheduled)
+                                task_counts[bisect_left(bounds, seconds)] += 1
+                                task_counts[-1] += seconds
                     except Exception:  # only this event's metric is lost
                         self._malformed(flow_name, execution_name, event)
 
@@ -347,9 +381,13 @@ class ServerMetrics:
         with self._lock:
             if lag_seconds is None:  # claimed from the store: taken over, no lag
                 self.outbox_dispatched.inc((label, "1"))
-            else:
-                self.outbox_dispatched.inc((label, "0"))
-                self.outbox_lag.observe((), max(0.0, lag_seconds))
+                return
+            self.outbox_dispatched.inc((label, "0"))
+            # PlainHistogram.observe, inline: this runs for every task request.
+            seconds = max(0.0, lag_seconds)
+            lag = self._outbox_lag_counts
+            lag[bisect_left(self.outbox_lag.bounds, seconds)] += 1
+            lag[-1] += seconds
 
     @hookimpl
     def relayflow_timers_fired(self, count: int, lag_seconds: float) -> None:
