@@ -23,7 +23,7 @@ import asyncio
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -34,7 +34,7 @@ from opentelemetry.trace import SpanKind
 from relayflow.plugins import CommittedHistory, hookimpl
 from relayflow_otel.export import FinishedSpan
 from relayflow_otel.exporter_process import ABANDONED, ROOT, START_UNKNOWN, STEP, TASK, rows
-from relayflow_otel.ids import is_sampled, micros, span_id, span_id_in, trace_id
+from relayflow_otel.ids import is_sampled, micros, span_hasher, span_id, span_id_from, trace_id
 
 if TYPE_CHECKING:
     from relayflow.engine import Engine
@@ -130,9 +130,9 @@ class _Open(NamedTuple):
     submitted: tuple[float, ...] = ()
     #: For a task attempt: the EventId of its step's StepEntered.
     entered: int = 0
-    resource: str | None = None
-    pattern: str | None = None
-    attempt: int | None = None
+    resource: Any = None
+    pattern: Any = None
+    attempt: Any = None
 
 
 @dataclass(slots=True)
@@ -148,9 +148,9 @@ class _Execution:
     parent: tuple[str, str] | None = None
     #: (trace id, span id) of the parent's task attempt that started this child, when known.
     link: tuple[int, int] | None = None
-    #: The trace id's 16 bytes (`ids.span_id_in`) and what a `traceparent` holds around the
-    #: span id.
-    trace_bytes: bytes = b""
+    #: The hash of the trace id that span ids start from (`ids.span_hasher`), and what a
+    #: `traceparent` holds around the span id.
+    hasher: Any = None
     header: tuple[str, str] = ("", "")
     steps: dict[int, _Open] = field(default_factory=dict)
     tasks: dict[int, _Open] = field(default_factory=dict)
@@ -169,7 +169,7 @@ class _Execution:
         """Take the trace id and the sampling decision."""
         self.trace = trace
         self.sampled = sampled
-        self.trace_bytes = trace.to_bytes(16, "big")
+        self.hasher = span_hasher(trace)
         self.header = (f"00-{trace:032x}-", "-01" if sampled else "-00")
 
     def ended(self) -> tuple[Any, ...]:
@@ -184,6 +184,9 @@ class _Execution:
         state.named(trace, sampled)
         return state
 
+
+#: Makes an `_Open` of all its values, skipping the named tuple's own (slower) constructor.
+_new = tuple.__new__
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -300,17 +303,61 @@ class EngineTracer:
     @hookimpl
     def relayflow_history_committed(self, history: CommittedHistory) -> None:
         """Open and end spans as a transaction's history events say."""
-        traced = _TRACED
-        handle = self._handle
+        executions = self._executions
         for flow, name, events in history.executions:
-            for event in events:
-                try:  # free unless it raises: a bad event costs only its own spans
-                    if event.type in traced:
-                        handle(flow, name, event)
-                except Exception:  # a bug here must neither stop the engine nor flood its log
-                    self._failed(event)
+            key = (flow, name)
+            state = executions.get(key)
+            start = 0
+            if state is not None and state.pending is None and state.sampled:
+                executions.move_to_end(key)
+                start = self._live(state, events)
+            if start < len(events):
+                self._each(flow, name, events, start)
         if self._records:
             self._flush()
+
+    def _each(self, flow: str, name: str, events: Sequence[Any], start: int) -> None:
+        """`_handle` each of ``events[start:]`` that opens or ends spans."""
+        traced = _TRACED
+        for index in range(start, len(events)):
+            event = events[index]
+            try:  # free unless it raises: a bad event costs only its own spans
+                if event.type in traced:
+                    self._handle(flow, name, event)
+            except Exception:  # a bug here must neither stop the engine nor flood its log
+                self._failed(event)
+
+    def _live(self, state: _Execution, events: Sequence[Any]) -> int:
+        """Apply the events of a sampled execution in step, as `_handle` would, more cheaply.
+
+        Returns:
+            The index of the first event left to `_handle`: one that starts or ends the
+            execution, or ends a span this process did not see open (all after it too).
+        """
+        index = 0
+        for event in events:
+            try:
+                kind = event.type
+                if kind == "StepEntered":
+                    self._step_entered(state, event)
+                elif kind == "TaskScheduled":
+                    self._task_scheduled(state, event)
+                elif kind in _COMPLETIONS:
+                    if event.schedule_event_id not in state.tasks:
+                        return index  # maybe missed: `_handle` decides
+                    self._task_completed(state, event, True)
+                elif kind == "StepExited":
+                    if event.schedule_event_id not in state.steps:
+                        return index
+                    self._step_exited(state, event, True)
+                elif kind == "TaskSubmitted":
+                    self._task_submitted(state, event)
+                elif kind in _TRACED:  # the execution starts or ends
+                    return index
+            except Exception:
+                self._failed(event)
+            index += 1
+        return index
 
     @hookimpl
     def relayflow_prepare_task_request(self, request: TaskRequest) -> None:
@@ -318,7 +365,7 @@ class EngineTracer:
         state = self._executions.get((request.flow_name, request.execution_name))
         if state is None or not state.trace:
             return
-        span = span_id_in(state.trace_bytes, request.task_id)
+        span = span_id_from(state.hasher, request.task_id)
         resource = request.resource
         if resource == _CHILD_ACTION or resource.startswith(_CHILD_PREFIX):
             child = _child_flow(request)
@@ -426,10 +473,7 @@ class EngineTracer:
         elif kind == "StepExited":
             self._step_exited(state, event, live)
         elif kind == "TaskSubmitted":
-            task = state.tasks.get(event.schedule_event_id)
-            if task is not None:
-                submitted = (*task.submitted, event.time)
-                state.tasks[event.schedule_event_id] = task._replace(submitted=submitted)
+            self._task_submitted(state, event)
         elif kind in _ENDS:
             self._ended(state, event, live)
 
@@ -468,15 +512,23 @@ class EngineTracer:
             del self._spawns[parent]
         return trace, span
 
+    def _task_submitted(self, state: _Execution, event: Any) -> None:
+        task = state.tasks.get(event.schedule_event_id)
+        if task is not None:
+            submitted = (*task.submitted, event.time)
+            state.tasks[event.schedule_event_id] = task._replace(submitted=submitted)
+
     def _step_entered(self, state: _Execution, event: Any) -> None:
         steps = state.steps
+        opened: tuple[Any, ...]
         if not steps:
-            steps[event.event_id] = _Open(event.step_name, event.time, state.root)
+            opened = (event.step_name, event.time, state.root, (), None, (), 0, None, None, None)
+        elif len(steps) < MAX_OPEN:
+            around = tuple(islice(((o.step, at) for at, o in reversed(steps.items())), 64))
+            opened = (event.step_name, event.time, None, around, None, (), 0, None, None, None)
+        else:
             return
-        if len(steps) >= MAX_OPEN:
-            return
-        around = tuple(islice(((o.step, at) for at, o in reversed(steps.items())), 64))
-        steps[event.event_id] = _Open(event.step_name, event.time, None, around)
+        steps[event.event_id] = _new(_Open, opened)
 
     def _step_exited(self, state: _Execution, event: Any, live: bool) -> None:
         entered = event.schedule_event_id
@@ -524,19 +576,21 @@ class EngineTracer:
         if len(tasks) >= MAX_OPEN:
             return
         detail = event.detail
-        attempt = detail.get("attempt")
         entered = event.schedule_event_id
-        tasks[event.event_id] = _Open(
-            event.step_name,
-            event.time,
-            entered if entered else state.root,
-            (),
-            None,
-            (),
-            entered,
-            str(detail.get("resource", "")),
-            str(detail.get("pattern", "")),
-            attempt if isinstance(attempt, int) else None,
+        tasks[event.event_id] = _new(
+            _Open,
+            (
+                event.step_name,
+                event.time,
+                entered if entered else state.root,
+                (),
+                None,
+                (),
+                entered,
+                detail.get("resource", ""),  # made text, and the attempt checked, by `expand`
+                detail.get("pattern", ""),
+                detail.get("attempt"),
+            ),
         )
 
     def _task_completed(self, state: _Execution, event: Any, live: bool) -> None:

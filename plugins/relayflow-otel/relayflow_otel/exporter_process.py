@@ -195,6 +195,7 @@ def _span(one: SpanTuple) -> bytes:
 STEP = 1
 #: A task attempt: (TASK, trace, event, parent event, start, end, flow, execution, step, error,
 #: flags, resource, pattern, attempt, submitted times); resource None: its start is unknown.
+#: Resource and pattern are made text here, and an attempt that is not a number left out.
 TASK = 2
 #: An execution: (ROOT, trace, event, start, end, flow, execution, status, error,
 #: (parent flow, parent execution) or None, (linked trace, linked span id) or None).
@@ -245,10 +246,10 @@ def expand(record: tuple[Any, ...]) -> SpanTuple:
         if resource is None:
             attributes["relayflow.task_id"] = event
         else:
-            attributes["relayflow.resource"] = resource
-            attributes["relayflow.pattern"] = pattern
+            attributes["relayflow.resource"] = str(resource)
+            attributes["relayflow.pattern"] = pattern = str(pattern)
             attributes["relayflow.task_id"] = event
-            if attempt is not None:
+            if isinstance(attempt, int):
                 attributes["relayflow.attempt"] = attempt
             if pattern == "waitForCallback" and not flags & ABANDONED:
                 kind = KIND_PRODUCER

@@ -19,8 +19,18 @@ from __future__ import annotations
 import hashlib
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-__all__ = ["is_sampled", "micros", "span_id", "span_id_in", "trace_id", "traceparent"]
+__all__ = [
+    "is_sampled",
+    "micros",
+    "span_hasher",
+    "span_id",
+    "span_id_from",
+    "span_id_in",
+    "trace_id",
+    "traceparent",
+]
 
 _MASK_64 = (1 << 64) - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -70,6 +80,18 @@ def span_id_in(trace: bytes, event_id: int) -> int:
     data = b"s" + trace + event_id.to_bytes(8, "big", signed=True)
     value = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
     return value or 1
+
+
+def span_hasher(trace: int) -> Any:
+    """A hash that has taken a trace id's part of every span id in it (for `span_id_from`)."""
+    return hashlib.blake2b(b"s" + trace.to_bytes(16, "big"), digest_size=8)
+
+
+def span_id_from(hasher: Any, event_id: int) -> int:
+    """`span_id` given `span_hasher` of the trace id: a copy of the hash, not a new one."""
+    one = hasher.copy()
+    one.update(event_id.to_bytes(8, "big", signed=True))
+    return int.from_bytes(one.digest(), "big") or 1
 
 
 def is_sampled(trace: int, ratio: float) -> bool:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from relayflow_otel.ids import is_sampled, micros, span_id, trace_id, traceparent
+from relayflow_otel.ids import (
+    is_sampled,
+    micros,
+    span_hasher,
+    span_id,
+    span_id_from,
+    span_id_in,
+    trace_id,
+    traceparent,
+)
 
 
 def test_a_hook_time_and_the_history_time_give_the_same_microseconds() -> None:
@@ -25,6 +34,16 @@ def test_ids_depend_on_what_they_should_and_are_never_zero() -> None:
     spans = {span_id(one, event) for event in range(1, 500)}
     assert len(spans) == 499 and 0 not in spans and max(spans) < 2**64
     assert 0 < one < 2**128
+
+
+def test_every_way_to_a_span_id_gives_the_same_id() -> None:
+    draw = random.Random(7)
+    for _ in range(500):
+        trace = draw.getrandbits(128) or 1
+        event = draw.randrange(-(2**40), 2**40)
+        expected = span_id(trace, event)
+        assert span_id_in(trace.to_bytes(16, "big"), event) == expected
+        assert span_id_from(span_hasher(trace), event) == expected
 
 
 def test_sampling_follows_the_ratio_on_the_trace_id() -> None:
