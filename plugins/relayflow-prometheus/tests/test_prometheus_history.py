@@ -13,7 +13,14 @@ import re
 import threading
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    enable_created_metrics,
+    generate_latest,
+)
 from prometheus_testkit import manager_with, metrics_of, samples, scrape, value
 
 from relayflow.store.records import HistoryEvent
@@ -47,7 +54,20 @@ def masked(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if "process_" not in line)
 
 
-def test_plain_families_render_as_prometheus_client_does():
+@pytest.fixture(params=[True, False], ids=["created", "no-created"])
+def created_series(request):
+    """With and without the `_created` series (PROMETHEUS_DISABLE_CREATED_SERIES)."""
+    if request.param:
+        yield True
+        return
+    disable_created_metrics()
+    try:
+        yield False
+    finally:
+        enable_created_metrics()
+
+
+def test_plain_families_render_as_prometheus_client_does(created_series):
     ours, theirs = CollectorRegistry(), CollectorRegistry()
     flows = PlainCounter("jobs", "Jobs, by flow.", ["flow", "status"])
     fired = PlainCounter("fired", "Fired.")
@@ -71,7 +91,9 @@ def test_plain_families_render_as_prometheus_client_does():
         ref_timed.labels(flow).observe(seconds)
     lag.observe((), math.nan)
     ref_lag.observe(math.nan)
-    assert masked(generate_latest(ours).decode()) == masked(generate_latest(theirs).decode())
+    text = generate_latest(ours).decode()
+    assert masked(text) == masked(generate_latest(theirs).decode())
+    assert ("_created" in text) is created_series
     # The registry knows the families' names, so a clash is refused as for its own metrics.
     with pytest.raises(ValueError, match="Duplicated"):
         Counter("jobs", "again", registry=ours)
