@@ -58,10 +58,9 @@ __all__ = ["IntegrationSpec", "PluginInfo", "PluginManager"]
 log = logging.getLogger("relayflow.plugins")
 
 ENTRY_POINT_GROUP = "relayflow"
-_LIFECYCLE_HOOKS = (
-    *dict.fromkeys(hook for hook, _ in HOOK_FOR_EVENT.values()),
-    "relayflow_history_committed",
-)
+#: The lifecycle hooks called once an event, and with them the one called once a transaction.
+_EVENT_HOOKS = tuple(dict.fromkeys(hook for hook, _ in HOOK_FOR_EVENT.values()))
+_LIFECYCLE_HOOKS = (*_EVENT_HOOKS, "relayflow_history_committed")
 _WORK_HOOKS = (
     "relayflow_batch_committed",
     "relayflow_outbox_dispatched",
@@ -537,8 +536,9 @@ class PluginManager:
         Args:
             committed: ``(flow_name, execution_name, events)`` an execution, in commit order.
         """
-        for flow_name, execution_name, events in committed:
-            self._notify_events(flow_name, execution_name, events)
+        if self._wants_events():
+            for flow_name, execution_name, events in committed:
+                self._notify_events(flow_name, execution_name, events)
         hook_name = "relayflow_history_committed"
         functions = self._direct(hook_name)
         if functions is None:
@@ -550,6 +550,18 @@ class PluginManager:
                     function(history) if argnames else function()
                 except Exception as exc:  # one plugin's failure never stops the others
                     _log_failure(plugin, hook_name, exc)
+
+    def _wants_events(self) -> bool:
+        """Whether any per-event lifecycle hook has a caller (monitored calls count as one).
+
+        A plugin that takes the whole transaction (`relayflow_history_committed`) then spares
+        the engine a walk over every event for nothing.
+        """
+        for hook_name in _EVENT_HOOKS:
+            functions = self._direct(hook_name)
+            if functions is None or functions:
+                return True
+        return False
 
     def _notify_events(
         self, flow_name: str, execution_name: str, events: Iterable[HistoryEvent]
