@@ -254,7 +254,8 @@ class EngineTracer:
         if emit_records is None:
             if emit is None:
                 raise TypeError("EngineTracer needs emit or emit_records")
-            emit_records = _spans_to(emit)
+            self._emit = emit
+            emit_records = self._emit_spans
         self._emit_records = emit_records
         self._ratio = sampling_ratio
         #: Records of ended spans, handed over at the end of each hook call or read.
@@ -774,20 +775,16 @@ class EngineTracer:
         self._records.append(root)
         self._flush()
 
-    async def drain(self) -> None:
-        """Wait for the reads in flight (tests, and a clean stop)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-
-def _spans_to(emit: Callable[[FinishedSpan], None]) -> Callable[[list[tuple[Any, ...]]], None]:
-    """Records -> `FinishedSpan`s made in this process -> ``emit`` (the SDK's path)."""
-
-    def emit_records(records: list[tuple[Any, ...]]) -> None:
-        spans, _malformed = rows(records)
+    def _emit_spans(self, records: list[tuple[Any, ...]]) -> None:
+        """Records -> `FinishedSpan`s made in this process -> ``emit`` (the SDK's path)."""
+        spans, malformed = rows(records)
+        if malformed:  # said once, as a failure on an event is
+            if not self.failures:
+                log.error("relayflow-otel left out %d malformed spans", malformed)
+            self.failures += malformed
         for one in spans:
             name, trace, span, parent, kind, start, end, attributes, links, error, events = one
-            emit(
+            self._emit(
                 FinishedSpan(
                     name,
                     trace,
@@ -804,7 +801,10 @@ def _spans_to(emit: Callable[[FinishedSpan], None]) -> Callable[[list[tuple[Any,
                 )
             )
 
-    return emit_records
+    async def drain(self) -> None:
+        """Wait for the reads in flight (tests, and a clean stop)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
 def _child_flow(request: TaskRequest) -> tuple[str, str] | None:

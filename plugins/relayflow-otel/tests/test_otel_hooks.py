@@ -79,3 +79,22 @@ def test_a_malformed_event_is_logged_once_and_spoils_nothing_else(
     assert [(s.name, s.attributes["relayflow.execution"]) for s in spans] == [
         ("execution f", "good")
     ]
+
+
+def test_an_event_id_that_is_not_a_number_costs_only_its_own_span(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plugins, tracer, spans = _manager()
+    entered = HistoryEvent("x", 0, "StepEntered", "b", 1_800_000_004.0, {})  # type: ignore[arg-type]
+    exited = HistoryEvent(5, "x", "StepExited", "b", 1_800_000_005.0, {})  # type: ignore[arg-type]
+    events = _events(
+        (1, 0, "ExecutionStarted", "", {}),
+        (2, 0, "StepEntered", "a", {}),
+        (3, 2, "StepExited", "a", {}),
+    )
+    with caplog.at_level(logging.ERROR):
+        plugins.notify([("f", "e", [*events, entered, exited])])
+        plugins.notify([("f", "e", _events((6, 0, "ExecutionSucceeded", "", {})))])
+    assert [s.name for s in spans] == ["step a", "execution f"]
+    assert tracer.failures == 1
+    assert [r.name for r in caplog.records] == ["relayflow.otel"]
