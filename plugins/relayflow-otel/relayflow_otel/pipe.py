@@ -166,15 +166,21 @@ class PipeSink:
                 self._hand_over()
 
     def _hand_over(self) -> None:
-        """Move the current batch to the feeding thread, or drop it when too many wait."""
+        """Move the current batch to the feeding thread, in batches of `BATCH_SIZE` at most.
+
+        What would make more than ``max_queue_size`` spans wait is dropped (a transaction's
+        records come at once, so the current batch may be longer than one).
+        """
         batch, self._batch = self._batch, []
-        if not batch:
-            return
-        if self._waiting + len(batch) > self._max_waiting:
-            self.dropped += len(batch)
-            return
-        self._waiting += len(batch)
-        self._batches.put(batch)
+        room = max(0, self._max_waiting - self._waiting)
+        if len(batch) > room:
+            self.dropped += len(batch) - room
+            del batch[room:]
+        size = self._batch_size
+        for start in range(0, len(batch), size):
+            part = batch[start : start + size] if len(batch) > size else batch
+            self._waiting += len(part)
+            self._batches.put(part)
 
     # -- the feeding thread -------------------------------------------------------------------
 

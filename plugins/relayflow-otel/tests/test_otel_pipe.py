@@ -224,3 +224,40 @@ def test_the_exporter_process_ends_with_the_engines_process() -> None:
         engine.kill()  # no atexit, no close: only the pipe's end tells the exporter
         engine.wait()
     assert _wait_until(lambda: _gone(exporter))
+
+
+def test_a_burst_of_engine_records_keeps_what_the_queue_holds_and_drops_the_rest() -> None:
+    stuck = [sys.executable, "-c", "import time; time.sleep(60)"]
+    sink = PipeSink(
+        "http://127.0.0.1:9/v1/traces", service_name="s", max_queue_size=600, command=stuck
+    )
+    record = (STEP, TRACE, 2, 1, 10.0, 11.0, "f", "e", "a", None, 0)
+    try:
+        sink.emit_records([record] * 1_000)  # one transaction's records, at once
+        sink.flush(0.1)  # handed over: what fits in the queue, the rest dropped
+        assert sink.dropped == 400
+    finally:
+        sink.close()
+
+
+def test_engine_records_reach_the_collector_as_spans(otlp: OtlpReceiver) -> None:
+    sink = PipeSink(otlp.traces_url, service_name="engine")
+    base = ("f", "e", "a")
+    try:
+        sink.emit_records(
+            [
+                (TASK, TRACE, 3, 2, 10.5, 10.75, *base, None, 0, "r", "sync", 1, ()),
+                (STEP, TRACE, 2, 1, 10.0, 11.0, *base, None, 0),
+                (ROOT, TRACE, 1, 9.0, 12.0, "f", "e", "Succeeded", None, None, None),
+            ]
+        )
+        assert sink.flush(5.0)
+        spans = otlp.wait_for(lambda spans: len(spans) >= 3)
+    finally:
+        sink.close()
+    task, step, root = spans
+    assert (task["name"], step["name"], root["name"]) == ("task a", "step a", "execution f")
+    assert task["span_id"] == f"{span_id(TRACE, 3):016x}"
+    assert task["parent_span_id"] == step["span_id"] == f"{span_id(TRACE, 2):016x}"
+    assert step["parent_span_id"] == root["span_id"] == f"{span_id(TRACE, 1):016x}"
+    assert task["attributes"]["relayflow.attempt"] == 1
