@@ -157,8 +157,10 @@ class _Execution:
     #: Step name -> names of the steps that may enclose it ("" for the top level).
     enclosing: dict[str, frozenset[str]] | None = None
     reading_definition: bool = False
-    #: Ended steps whose parent waits for the definition: (EventId, span, end, flags).
-    waiting: list[tuple[int, _Open, float, int]] = field(default_factory=list)
+    #: Ended steps whose parent waits for the definition: (EventId, span, end, flags). None
+    #: until one waits: a list for every execution would be one more object for the garbage
+    #: collector to walk.
+    waiting: list[tuple[int, _Open, float, int]] | None = None
     #: Events held while the history is read (None when not reading).
     pending: list[Any] | None = None
     #: The EventId before which the history was last replayed (0: never).
@@ -552,6 +554,8 @@ class EngineTracer:
         if parent is None:
             parent = self._step_parent(state, opened)
             if parent is None:  # nested among open steps: the definition says where
+                if state.waiting is None:
+                    state.waiting = []
                 state.waiting.append((entered, opened, end, flags))
                 self._read_definition(state)
                 return
@@ -754,7 +758,7 @@ class EngineTracer:
 
     def _nest(self, state: _Execution, enclosing: dict[str, frozenset[str]]) -> None:
         state.enclosing = enclosing
-        waiting, state.waiting = state.waiting, []
+        waiting, state.waiting = state.waiting or [], None
         for entered, opened, end, flags in waiting:
             parent = self._step_parent(state, opened)
             self._end_step(state, entered, opened._replace(parent=parent), end, flags)

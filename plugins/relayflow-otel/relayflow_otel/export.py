@@ -24,6 +24,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from relayflow_otel.config import ResolvedSettings
+from relayflow_otel.ids import micros
 
 __all__ = ["FinishedSpan", "SpanSink", "build_exporter"]
 
@@ -71,9 +72,9 @@ class FinishedSpan:
 
 
 def _ns(seconds: float) -> int:
-    # To the microsecond, as the history keeps times: a span started before a restart and
-    # ended after it has the same start whichever process reads it.
-    return round(seconds * 1_000_000) * 1000
+    # To the microsecond, as the history keeps times (`ids.micros`): a span started before a
+    # restart and ended after it has the same start whichever process reads it.
+    return micros(seconds) * 1000
 
 
 def _flags(sampled: bool) -> TraceFlags:

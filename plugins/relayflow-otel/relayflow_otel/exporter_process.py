@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 if __spec__ is not None and __spec__.parent:  # imported from the package
-    from relayflow_otel.ids import span_id, span_id_in
+    from relayflow_otel.ids import micros, span_id, span_id_in
 else:  # a script: the ids' module by its path, for the package would import relayflow
     import importlib.util
     from pathlib import Path
@@ -53,7 +53,7 @@ else:  # a script: the ids' module by its path, for the package would import rel
     assert _spec is not None and _spec.loader is not None
     _ids = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(_ids)
-    span_id, span_id_in = _ids.span_id, _ids.span_id_in
+    micros, span_id, span_id_in = _ids.micros, _ids.span_id, _ids.span_id_in
 
 #: The fields of a span tuple, in order.
 SPAN_FIELDS = (
@@ -85,8 +85,10 @@ MAX_ARRAY = 128
 
 
 def _ns(seconds: float) -> int:
-    # To the microsecond, as the history keeps times (the SDK path rounds alike).
-    return round(seconds * 1_000_000) * 1000
+    # To the microsecond as `ids.micros` rounds, as the history keeps times: the engine hands
+    # over its hooks' times as they come, and the start of a root span as `micros` gave it
+    # (the SDK path rounds alike).
+    return micros(seconds) * 1000
 
 
 # -- protobuf's wire format, by hand: the few messages and fields relayflow's spans use ---------

@@ -261,3 +261,15 @@ def test_engine_records_reach_the_collector_as_spans(otlp: OtlpReceiver) -> None
     assert task["parent_span_id"] == step["span_id"] == f"{span_id(TRACE, 2):016x}"
     assert step["parent_span_id"] == root["span_id"] == f"{span_id(TRACE, 1):016x}"
     assert task["attributes"]["relayflow.attempt"] == 1
+
+
+def test_span_times_round_as_the_history_does() -> None:
+    # Times a million that land on .5 in floating point: a hook's float must give the
+    # microsecond the history (and the root span's start, from `micros`) gives.
+    from relayflow_otel.ids import micros
+
+    when = 1796209886.5447426
+    span = ("s", TRACE, 7, 0, KIND_INTERNAL, when, when, {}, (), None, ())
+    body, _ = encode([span], {"service.name": "svc"}, ("scope", "1"))
+    (got,) = decode(body)
+    assert got["start_ns"] == got["end_ns"] == micros(when) * 1000
