@@ -64,7 +64,7 @@ class PipeSink:
         resource_attributes: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_seconds: float = 10.0,
-        max_queue_size: int = 2048,
+        max_queue_size: int = 32_768,
         command: list[str] | None = None,
     ) -> None:
         """Start the exporter process and the thread that feeds it.
