@@ -262,6 +262,11 @@ async def engine_round(
             Stores(None, "full"), executions, 10, plugins, freeze_heap=True
         )
     finally:
+        # A server ends with its process; here the next round makes new plugins, so the
+        # tracer's exporter process and threads stop now rather than pile up round after round.
+        tracer = plugins.pluggy_manager.get_plugin("otel-engine")
+        if tracer is not None:
+            tracer.close()
         if served is not None:
             # Prometheus lets go of the target first: a scrape of a stopped server is no
             # failure of the plugin's.
