@@ -21,20 +21,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Sequence
 from itertools import islice
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from opentelemetry.trace import SpanKind
 
 from relayflow.plugins import CommittedHistory, hookimpl
+from relayflow_otel.engine_state import (
+    CHILD_ACTION,
+    CHILD_PREFIX,
+    COMPLETIONS,
+    ENDS,
+    MAX_EXECUTIONS,
+    MAX_HISTORY_EVENTS,
+    MAX_OPEN,
+    MAX_PENDING,
+    MAX_READS,
+    MAX_SPAWNS,
+    PAGE,
+    TRACED,
+    ExecutionTrace,
+    HistoryRecord,
+    OpenSpan,
+    cause_text,
+    child_flow,
+    child_task,
+    enclosing_steps,
+    new_open,
+)
 from relayflow_otel.export import FinishedSpan
 from relayflow_otel.exporter_process import ABANDONED, ROOT, START_UNKNOWN, STEP, TASK, rows
-from relayflow_otel.ids import is_sampled, micros, span_hasher, span_id, span_id_from, trace_id
+from relayflow_otel.ids import is_sampled, micros, span_id, span_id_from, trace_id
 
 if TYPE_CHECKING:
     from relayflow.engine import Engine
@@ -43,196 +62,6 @@ if TYPE_CHECKING:
 __all__ = ["MAX_EXECUTIONS", "EngineTracer", "enclosing_steps"]
 
 log = logging.getLogger("relayflow.otel")
-
-#: Running executions whose open spans are kept; the least recently active is forgotten first
-#: (its later events start a replay of its history).
-MAX_EXECUTIONS = 10_000
-#: Open steps, or open task attempts, kept per execution; more are not traced.
-MAX_OPEN = 5_000
-#: History events read to catch up with an execution (pages of 1,000); later ones are skipped.
-MAX_HISTORY_EVENTS = 10_000
-#: Events held per execution while its history is read.
-MAX_PENDING = 10_000
-#: History reads running at once.
-MAX_READS = 4
-#: Characters of a cause kept in an attribute or a status.
-MAX_CAUSE = 1_000
-#: Child starts remembered (attempts of child flow tasks whose child has not started yet).
-MAX_SPAWNS = 10_000
-_PAGE = 1_000
-_CHILD_ARN = re.compile(r"acs:fnf:[^:]*:[^:]*:flow/(?P<name>.+)")
-_CHILD_ACTION = "fnf:StartExecution"
-_CHILD_PREFIX = "acs:fnf:"
-_ENDS = frozenset(
-    {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionStopped"}
-)
-_COMPLETIONS = frozenset({"TaskSucceeded", "TaskFailed", "TaskTimedOut"})
-#: The events that open or end spans (those with a lifecycle hook).
-_TRACED = frozenset(
-    {"ExecutionStarted", "StepEntered", "StepExited", "TaskScheduled", "TaskSubmitted"}
-    | _ENDS
-    | _COMPLETIONS
-)
-
-
-@dataclass(slots=True)
-class _Event:
-    """An event of a history page, with the fields of the hook's `store.records.HistoryEvent`.
-
-    The hook's records are used as they come; a page's events (`relayflow.results`, whose times
-    are datetimes) are made these, so that the same code replays both.
-    """
-
-    event_id: int
-    schedule_event_id: int
-    type: str
-    step_name: str
-    time: float  # seconds, to the microsecond
-    detail: dict[str, Any]
-    micros: int  # the event's time, as `ids.micros` gives it
-
-    @classmethod
-    def of(cls, event: Any) -> _Event:
-        """From a `relayflow.results.HistoryEvent` (or a store record)."""
-        when = event.time
-        exact = micros(when) if when is not None else 0
-        detail = event.detail if isinstance(event.detail, dict) else {}
-        return cls(
-            int(event.event_id),
-            int(event.schedule_event_id),
-            str(event.type),
-            str(event.step_name or ""),
-            exact / 1_000_000,
-            detail,
-            exact,
-        )
-
-
-class _Open(NamedTuple):
-    """A span that has started and not ended, keyed by the EventId that opened it.
-
-    A tuple of plain values, replaced rather than changed: thousands are open at once, for
-    seconds, and the garbage collector stops following a tuple of plain values, where it
-    would keep walking an object of a class (and count it towards its full collections).
-    Spans are named by EventIds here; the exporter derives their span ids.
-    """
-
-    step: str
-    start: float
-    #: The EventId that opened the parent span; None for a step nested among open steps,
-    #: whose parent is found as it ends (`EngineTracer._step_parent`).
-    parent: int | None
-    #: For a step: (step name, EventId) of the steps open when it was entered, latest first.
-    around: tuple[tuple[str, int], ...] = ()
-    #: For a step: the error of its last failed task attempt (cleared by a success).
-    error: tuple[str, str] | None = None
-    #: For a task attempt: when it was handed over (TaskSubmitted), if it was.
-    submitted: tuple[float, ...] = ()
-    #: For a task attempt: the EventId of its step's StepEntered.
-    entered: int = 0
-    resource: Any = None
-    pattern: Any = None
-    attempt: Any = None
-
-
-@dataclass(slots=True)
-class _Execution:
-    """What this process knows of one running execution."""
-
-    flow: str
-    name: str
-    trace: int = 0  # 0 while the history is being read
-    sampled: bool = False
-    start: float = 0.0
-    root: int = 0  # the EventId of its ExecutionStarted
-    parent: tuple[str, str] | None = None
-    #: (trace id, span id) of the parent's task attempt that started this child, when known.
-    link: tuple[int, int] | None = None
-    #: The hash of the trace id that span ids start from (`ids.span_hasher`), and what a
-    #: `traceparent` holds around the span id.
-    hasher: Any = None
-    header: tuple[str, str] = ("", "")
-    steps: dict[int, _Open] = field(default_factory=dict)
-    tasks: dict[int, _Open] = field(default_factory=dict)
-    #: Step name -> names of the steps that may enclose it ("" for the top level).
-    enclosing: dict[str, frozenset[str]] | None = None
-    reading_definition: bool = False
-    #: Ended steps whose parent waits for the definition: (EventId, span, end, flags). None
-    #: until one waits: a list for every execution would be one more object for the garbage
-    #: collector to walk.
-    waiting: list[tuple[int, _Open, float, int]] | None = None
-    #: Events held while the history is read (None when not reading).
-    pending: list[Any] | None = None
-    #: The EventId before which the history was last replayed (0: never).
-    replayed: int = 0
-    unknown: bool = False  # the history could not say how it started: no spans
-
-    def named(self, trace: int, sampled: bool) -> None:
-        """Take the trace id and the sampling decision."""
-        self.trace = trace
-        self.sampled = sampled
-        self.hasher = span_hasher(trace)
-        self.header = (f"00-{trace:032x}-", "-01" if sampled else "-00")
-
-    def ended(self) -> tuple[Any, ...]:
-        """What names its trace, should it go on after its end (a redrive), as plain values."""
-        return (self.trace, self.sampled, self.start, self.root, self.parent, self.link)
-
-    @classmethod
-    def resumed(cls, flow: str, name: str, ended: tuple[Any, ...]) -> _Execution:
-        """An execution that goes on after its end, from what `ended` kept."""
-        trace, sampled, start, root, parent, link = ended
-        state = cls(flow, name, start=start, root=root, parent=parent, link=link)
-        state.named(trace, sampled)
-        return state
-
-
-#: Makes an `_Open` of all its values, skipping the named tuple's own (slower) constructor.
-_new = tuple.__new__
-
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def enclosing_steps(definition: str) -> dict[str, frozenset[str]]:
-    """For each step name of an FDL definition, the names of the steps that may enclose it.
-
-    The top level is "". A name used in several places gets each place's encloser. A
-    definition that cannot be read gives an empty map (every step is then a child of the root).
-    """
-    try:
-        document = yaml.load(definition, Loader=_LOADER)  # a safe loader (C if built)
-    except yaml.YAMLError:
-        return {}
-    found: dict[str, set[str]] = {}
-
-    def walk(steps: Any, encloser: str, depth: int) -> None:
-        if not isinstance(steps, list) or depth > 64:
-            return
-        for step in steps:
-            if not isinstance(step, dict):
-                continue
-            name = step.get("name")
-            if not isinstance(name, str):
-                continue
-            found.setdefault(name, set()).add(encloser)
-            walk(step.get("steps"), name, depth + 1)  # foreach
-            for branch in step.get("branches") or []:  # parallel
-                if isinstance(branch, dict):
-                    walk(branch.get("steps"), name, depth + 1)
-            for choice in step.get("choices") or []:  # choice
-                if isinstance(choice, dict):
-                    walk(choice.get("steps"), name, depth + 1)
-            default = step.get("default")
-            if isinstance(default, dict):
-                walk(default.get("steps"), name, depth + 1)
-
-    if isinstance(document, dict):
-        walk(document.get("steps"), "", 0)
-    return {name: frozenset(where) for name, where in found.items()}
-
-
-def _cause(text: Any) -> str:
-    return str(text or "")[:MAX_CAUSE]
 
 
 class EngineTracer:
@@ -262,9 +91,9 @@ class EngineTracer:
         self._ratio = sampling_ratio
         #: Records of ended spans, handed over at the end of each hook call or read.
         self._records: list[tuple[Any, ...]] = []
-        self._executions: OrderedDict[tuple[str, str], _Execution] = OrderedDict()
+        self._executions: OrderedDict[tuple[str, str], ExecutionTrace] = OrderedDict()
         #: Executions that ended here, with what names their trace (a redrive goes on in it).
-        #: Kept as tuples of plain values (`_Execution.ended`): thousands of them, left alone
+        #: Kept as tuples of plain values (`ExecutionTrace.ended`): thousands of them, left alone
         #: by the garbage collector.
         self._finished: OrderedDict[tuple[str, str], tuple[Any, ...]] = OrderedDict()
         self._engine: Engine | None = None
@@ -321,7 +150,7 @@ class EngineTracer:
 
     def _each(self, flow: str, name: str, events: Sequence[Any], start: int) -> None:
         """`_handle` each of ``events[start:]`` that opens or ends spans."""
-        traced = _TRACED
+        traced = TRACED
         for index in range(start, len(events)):
             event = events[index]
             try:  # free unless it raises: a bad event costs only its own spans
@@ -330,7 +159,7 @@ class EngineTracer:
             except Exception:  # a bug here must neither stop the engine nor flood its log
                 self._failed(event)
 
-    def _live(self, state: _Execution, events: Sequence[Any]) -> int:
+    def _live(self, state: ExecutionTrace, events: Sequence[Any]) -> int:
         """Apply the events of a sampled execution in step, as `_handle` would, more cheaply.
 
         Returns:
@@ -345,7 +174,7 @@ class EngineTracer:
                     self._step_entered(state, event)
                 elif kind == "TaskScheduled":
                     self._task_scheduled(state, event)
-                elif kind in _COMPLETIONS:
+                elif kind in COMPLETIONS:
                     if event.schedule_event_id not in state.tasks:
                         return index  # maybe missed: `_handle` decides
                     self._task_completed(state, event, True)
@@ -355,7 +184,7 @@ class EngineTracer:
                     self._step_exited(state, event, True)
                 elif kind == "TaskSubmitted":
                     self._task_submitted(state, event)
-                elif kind in _TRACED:  # the execution starts or ends
+                elif kind in TRACED:  # the execution starts or ends
                     return index
             except Exception:
                 self._failed(event)
@@ -370,8 +199,8 @@ class EngineTracer:
             return
         span = span_id_from(state.hasher, request.task_id)
         resource = request.resource
-        if resource == _CHILD_ACTION or resource.startswith(_CHILD_PREFIX):
-            child = _child_flow(request)
+        if resource == CHILD_ACTION or resource.startswith(CHILD_PREFIX):
+            child = child_flow(request)
             if child is not None:
                 key = (request.flow_name, request.execution_name)
                 self._spawns.setdefault(key, []).append((*child, state.trace, span))
@@ -404,8 +233,8 @@ class EngineTracer:
         state = self._executions.get(key)
         if state is None:
             kept = self._finished.pop(key, None)
-            ended = _Execution.resumed(*key, kept) if kept is not None else None
-            state = ended if ended is not None else _Execution(*key)
+            ended = ExecutionTrace.resumed(*key, kept) if kept is not None else None
+            state = ended if ended is not None else ExecutionTrace(*key)
             self._remember(key, state)
             if event.type != "ExecutionStarted":
                 # Met in the middle (or going on after its end: a redrive): read how it
@@ -434,7 +263,7 @@ class EngineTracer:
         self._apply(state, event, live=True)
 
     @staticmethod
-    def _missed(state: _Execution, event: Any) -> bool:
+    def _missed(state: ExecutionTrace, event: Any) -> bool:
         """Whether ``event`` ends a span this process never saw open, opened after its replay.
 
         Also an end of the execution while spans look open: another replica may have closed
@@ -445,43 +274,43 @@ class EngineTracer:
             return event.schedule_event_id not in state.steps and (
                 event.schedule_event_id > state.replayed
             )
-        if kind in _COMPLETIONS:
+        if kind in COMPLETIONS:
             return event.schedule_event_id not in state.tasks and (
                 event.schedule_event_id > state.replayed
             )
-        if kind in _ENDS:
+        if kind in ENDS:
             return bool(state.steps or state.tasks) and event.event_id > state.replayed
         return False
 
-    def _remember(self, key: tuple[str, str], state: _Execution) -> None:
+    def _remember(self, key: tuple[str, str], state: ExecutionTrace) -> None:
         self._executions[key] = state
         while len(self._executions) > MAX_EXECUTIONS:
             self._executions.popitem(last=False)
 
-    def _apply(self, state: _Execution, event: Any, *, live: bool) -> None:
+    def _apply(self, state: ExecutionTrace, event: Any, *, live: bool) -> None:
         kind = event.type
         if kind == "ExecutionStarted":
             self._started(state, event)
         elif state.unknown or not state.trace or kind == "ExecutionRedriven":
             return  # untraced here; or a redrive, met in a replay only: the execution goes on
         elif not state.sampled:
-            if kind in _ENDS and live:
+            if kind in ENDS and live:
                 self._forget(state)
         elif kind == "StepEntered":
             self._step_entered(state, event)
         elif kind == "TaskScheduled":
             self._task_scheduled(state, event)
-        elif kind in _COMPLETIONS:
+        elif kind in COMPLETIONS:
             self._task_completed(state, event, live)
         elif kind == "StepExited":
             self._step_exited(state, event, live)
         elif kind == "TaskSubmitted":
             self._task_submitted(state, event)
-        elif kind in _ENDS:
+        elif kind in ENDS:
             self._ended(state, event, live)
 
-    def _started(self, state: _Execution, event: Any) -> None:
-        exact = event.micros if type(event) is _Event else micros(event.time)
+    def _started(self, state: ExecutionTrace, event: Any) -> None:
+        exact = event.micros if type(event) is HistoryRecord else micros(event.time)
         trace = trace_id(state.flow, state.name, exact)
         if state.trace and trace != state.trace:  # the name was used again: a new execution
             state.steps.clear()
@@ -515,13 +344,13 @@ class EngineTracer:
             del self._spawns[parent]
         return trace, span
 
-    def _task_submitted(self, state: _Execution, event: Any) -> None:
+    def _task_submitted(self, state: ExecutionTrace, event: Any) -> None:
         task = state.tasks.get(event.schedule_event_id)
         if task is not None:
             submitted = (*task.submitted, event.time)
             state.tasks[event.schedule_event_id] = task._replace(submitted=submitted)
 
-    def _step_entered(self, state: _Execution, event: Any) -> None:
+    def _step_entered(self, state: ExecutionTrace, event: Any) -> None:
         steps = state.steps
         opened: tuple[Any, ...]
         if not steps:
@@ -531,9 +360,9 @@ class EngineTracer:
             opened = (event.step_name, event.time, None, around, None, (), 0, None, None, None)
         else:
             return
-        steps[event.event_id] = _new(_Open, opened)
+        steps[event.event_id] = new_open(OpenSpan, opened)
 
-    def _step_exited(self, state: _Execution, event: Any, live: bool) -> None:
+    def _step_exited(self, state: ExecutionTrace, event: Any, live: bool) -> None:
         entered = event.schedule_event_id
         opened = state.steps.pop(entered, None)
         if not live:
@@ -548,7 +377,7 @@ class EngineTracer:
         self._end_step(state, entered, opened, event.time, 0)
 
     def _end_step(
-        self, state: _Execution, entered: int, opened: _Open, end: float, flags: int
+        self, state: ExecutionTrace, entered: int, opened: OpenSpan, end: float, flags: int
     ) -> None:
         parent = opened.parent
         if parent is None:
@@ -564,7 +393,7 @@ class EngineTracer:
              opened.step, opened.error, flags)
         )  # fmt: skip
 
-    def _step_parent(self, state: _Execution, opened: _Open) -> int | None:
+    def _step_parent(self, state: ExecutionTrace, opened: OpenSpan) -> int | None:
         """The EventId that opened a step's parent; None while the definition is unknown."""
         if not opened.around:
             return state.root
@@ -576,14 +405,14 @@ class EngineTracer:
                 return entered
         return state.root
 
-    def _task_scheduled(self, state: _Execution, event: Any) -> None:
+    def _task_scheduled(self, state: ExecutionTrace, event: Any) -> None:
         tasks = state.tasks
         if len(tasks) >= MAX_OPEN:
             return
         detail = event.detail
         entered = event.schedule_event_id
-        tasks[event.event_id] = _new(
-            _Open,
+        tasks[event.event_id] = new_open(
+            OpenSpan,
             (
                 event.step_name,
                 event.time,
@@ -598,12 +427,12 @@ class EngineTracer:
             ),
         )
 
-    def _task_completed(self, state: _Execution, event: Any, live: bool) -> None:
+    def _task_completed(self, state: ExecutionTrace, event: Any, live: bool) -> None:
         scheduled = event.schedule_event_id
         opened = state.tasks.pop(scheduled, None)
         error: tuple[str, str] | None = None
         if event.type != "TaskSucceeded":
-            error = (str(event.detail.get("error", "")), _cause(event.detail.get("cause")))
+            error = (str(event.detail.get("error", "")), cause_text(event.detail.get("cause")))
         if opened is not None:
             step = state.steps.get(opened.entered)
             if step is not None and step.error != error:
@@ -623,7 +452,7 @@ class EngineTracer:
              opened.submitted)
         )  # fmt: skip
 
-    def _ended(self, state: _Execution, event: Any, live: bool) -> None:
+    def _ended(self, state: ExecutionTrace, event: Any, live: bool) -> None:
         if not live:  # an end in a replayed history (then a redrive): nothing stays open
             state.steps.clear()
             state.tasks.clear()
@@ -642,14 +471,14 @@ class EngineTracer:
         state.steps.clear()
         error: tuple[str, str] | None = None
         if event.type != "ExecutionSucceeded":
-            error = (str(event.detail.get("error", "")), _cause(event.detail.get("cause")))
+            error = (str(event.detail.get("error", "")), cause_text(event.detail.get("cause")))
         root = (ROOT, state.trace, state.root, state.start, end, state.flow, state.name,
                 event.type.removeprefix("Execution"), error, state.parent, state.link)  # fmt: skip
         linked = state.parent is None or state.link is not None  # else: read the parent
         if linked or not self._spawn(self._link_and_emit(state, root)):
             self._records.append(root)
 
-    def _forget(self, state: _Execution) -> None:
+    def _forget(self, state: ExecutionTrace) -> None:
         """The execution ended: keep only what names its trace, should it go on (a redrive)."""
         key = (state.flow, state.name)
         if self._executions.get(key) is state:
@@ -678,32 +507,34 @@ class EngineTracer:
         task.add_done_callback(self._tasks.discard)
         return True
 
-    async def _history(self, flow: str, name: str, before: int | None = None) -> list[_Event]:
+    async def _history(
+        self, flow: str, name: str, before: int | None = None
+    ) -> list[HistoryRecord]:
         """The execution's events, oldest first, up to `MAX_HISTORY_EVENTS` (and ``before``)."""
         engine = self._engine
         assert engine is not None and self._reads is not None
-        events: list[_Event] = []
+        events: list[HistoryRecord] = []
         token = ""
         async with self._reads:
             while len(events) < MAX_HISTORY_EVENTS:
-                page = await engine.get_execution_history(flow, name, _PAGE, token)
+                page = await engine.get_execution_history(flow, name, PAGE, token)
                 for item in page.items:
                     if before is not None and item.event_id >= before:
                         return events
-                    events.append(_Event.of(item))
+                    events.append(HistoryRecord.of(item))
                 token = page.next_token or ""
                 if not token:
                     break
         return events
 
-    async def _catch_up(self, state: _Execution) -> None:
+    async def _catch_up(self, state: ExecutionTrace) -> None:
         """Replay the history before the held events, then apply them."""
         try:
             await self._replay(state)
         finally:
             self._flush()
 
-    async def _replay(self, state: _Execution) -> None:
+    async def _replay(self, state: ExecutionTrace) -> None:
         pending = state.pending or []
         try:
             events = await self._history(state.flow, state.name, pending[0].event_id)
@@ -729,20 +560,20 @@ class EngineTracer:
         for event in held:
             self._apply_held(state, event)
 
-    def _apply_held(self, state: _Execution, event: Any) -> None:
+    def _apply_held(self, state: ExecutionTrace, event: Any) -> None:
         try:
             self._apply(state, event, live=True)
         except Exception:
             self._failed(event)
 
-    def _read_definition(self, state: _Execution) -> None:
+    def _read_definition(self, state: ExecutionTrace) -> None:
         if state.reading_definition:
             return
         state.reading_definition = True
         if not self._spawn(self._definition(state)):
             self._nest(state, {})
 
-    async def _definition(self, state: _Execution) -> None:
+    async def _definition(self, state: ExecutionTrace) -> None:
         engine = self._engine
         enclosing: dict[str, frozenset[str]] = {}
         try:
@@ -756,14 +587,14 @@ class EngineTracer:
         self._nest(state, enclosing)
         self._flush()
 
-    def _nest(self, state: _Execution, enclosing: dict[str, frozenset[str]]) -> None:
+    def _nest(self, state: ExecutionTrace, enclosing: dict[str, frozenset[str]]) -> None:
         state.enclosing = enclosing
         waiting, state.waiting = state.waiting or [], None
         for entered, opened, end, flags in waiting:
             parent = self._step_parent(state, opened)
             self._end_step(state, entered, opened._replace(parent=parent), end, flags)
 
-    async def _link_and_emit(self, state: _Execution, root: tuple[Any, ...]) -> None:
+    async def _link_and_emit(self, state: ExecutionTrace, root: tuple[Any, ...]) -> None:
         """Link a child's root span to the parent's task attempt that started it, then emit it."""
         assert state.parent is not None
         flow, name = state.parent
@@ -771,7 +602,7 @@ class EngineTracer:
             events = await self._history(flow, name)
             if events and events[0].type == "ExecutionStarted":
                 parent_trace = trace_id(flow, name, events[0].micros)
-                task = _child_task(events, state.flow, state.name)
+                task = child_task(events, state.flow, state.name)
                 if task:
                     root = (*root[:-1], (parent_trace, span_id(parent_trace, task)))
         except Exception as exc:
@@ -809,28 +640,3 @@ class EngineTracer:
         """Wait for the reads in flight (tests, and a clean stop)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-
-def _child_flow(request: TaskRequest) -> tuple[str, str] | None:
-    """(child flow, its ExecutionName or "") when the request starts a child execution."""
-    params = request.service_params or {}
-    if request.resource == _CHILD_ACTION:
-        flow = params.get("FlowName")
-    else:
-        match = _CHILD_ARN.fullmatch(request.resource)
-        flow = match.group("name") if match else None
-    if not isinstance(flow, str):
-        return None
-    name = params.get("ExecutionName")
-    return flow, name if isinstance(name, str) else ""
-
-
-def _child_task(events: Iterable[_Event], flow: str, name: str) -> int:
-    """The TaskScheduled EventId of the parent's attempt that started the child, or 0."""
-    for event in events:
-        if event.type in ("TaskSubmitted", "TaskSucceeded"):
-            output = event.detail.get("output")
-            for detail in (event.detail, output if isinstance(output, dict) else {}):
-                if detail.get("Name") == name and detail.get("FlowName") == flow:
-                    return event.schedule_event_id
-    return 0
