@@ -52,7 +52,7 @@ async def say(request: TaskRequest) -> Succeeded:
     return Succeeded({"step": request.step_name})
 
 
-def relayflow_history_committed_seen(recorder: Recorder) -> dict[str, list[tuple[int, str]]]:
+def seen_by_batch_hook(recorder: Recorder) -> dict[str, list[tuple[int, str]]]:
     """(EventId, type) of every event the batch hook saw, by execution."""
     seen: dict[str, list[tuple[int, str]]] = {}
     for kind, value in recorder.calls:
@@ -81,14 +81,14 @@ async def test_every_event_reaches_the_batch_hook_once_in_order(tmp_path: Path) 
             assert done.status == "Succeeded"
 
         async def all_seen() -> bool:
-            seen = relayflow_history_committed_seen(recorder)
+            seen = seen_by_batch_hook(recorder)
             for name in names:
                 if len(seen.get(name, [])) != len(await history(engine, "f", name)):
                     return False
             return True
 
         await eventually(all_seen, what="every event in a batch")
-        seen = relayflow_history_committed_seen(recorder)
+        seen = seen_by_batch_hook(recorder)
         for name in names:
             recorded = [(e.event_id, e.type) for e in await history(engine, "f", name)]
             assert seen[name] == recorded  # all of them, once, in order, every type

@@ -64,6 +64,8 @@ from typing import Any
 
 import httpx
 
+from relayflow_otel import ENGINE_PLUGIN_NAME
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_engine import Stores, bench_throughput, load_plugins
@@ -264,7 +266,7 @@ async def engine_round(
     finally:
         # A server ends with its process; here the next round makes new plugins, so the
         # tracer's exporter process and threads stop now rather than pile up round after round.
-        tracer = plugins.pluggy_manager.get_plugin("otel-engine")
+        tracer = plugins.pluggy_manager.get_plugin(ENGINE_PLUGIN_NAME)
         if tracer is not None:
             tracer.close()
         if served is not None:

@@ -246,7 +246,9 @@ class Runtime:
             self._work.batch_committed(WriterCommit(ctx.jobs, ctx.seconds, self._store_kind))
 
     async def _after_commit(self, ctx: TxContext) -> None:
-        if self.hooks is not None or (self._work is not None and ctx.seconds is not None):
+        if (self.hooks is not None and ctx.committed) or (
+            self._work is not None and ctx.seconds is not None
+        ):
             # Off the commit's path: the writer starts the next batch meanwhile. Callbacks run
             # in the order they were scheduled, so before the tasks started below, and in
             # commit order.
