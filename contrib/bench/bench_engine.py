@@ -59,6 +59,7 @@ from replicas import (
 from relayflow.engine import Engine, FunctionIntegration, Limits, Submitted, Succeeded
 from relayflow.engine.hooks import EngineHooks
 from relayflow.engine.integration import TaskOutcome, TaskRequest
+from relayflow.heap import settle_heap
 from relayflow.plugins import PluginManager
 from relayflow.store import open_store
 
@@ -234,9 +235,10 @@ async def bench_throughput(
     """Step transitions per second; ``stores`` may be SQLite's `synchronous` setting alone
     (count_transitions.py passes "normal"); ``plugins`` are the engine's (None: none).
 
-    With ``freeze_heap`` the heap is frozen once the engine has started (`gc.freeze`), as
-    `relayflow server` does: the garbage collector's full passes then skip what lives as long
-    as the process (modules, plugins), as they do in a server.
+    With ``freeze_heap`` the garbage collector is set up once the engine has started as
+    `relayflow server` sets it up (`relayflow.heap.settle_heap`): the heap so far frozen, so
+    full passes skip what lives as long as the process (modules, plugins), and young
+    collections every `relayflow.heap.YOUNG_THRESHOLD` allocations.
     """
     if isinstance(stores, str):
         stores = Stores(None, stores)
@@ -246,7 +248,7 @@ async def bench_throughput(
             await engine.create_flow("tasks", task_flow(steps))
             if freeze_heap:
                 gc.collect()
-                gc.freeze()
+                settle_heap()
             before = commits(url) if stores.server else 0
             # CPU is steadier than wall time on a shared machine: this process (the engine and
             # the benchmark's polls) and the PostgreSQL server's processes (its backends, WAL

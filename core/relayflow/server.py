@@ -15,7 +15,6 @@ once rather than waiting for a close_notify their clients never send.
 from __future__ import annotations
 
 import asyncio
-import gc
 import http
 import ipaddress
 import json
@@ -39,6 +38,7 @@ from relayflow.config import Config, ConfigError, ServerConfig, mask_text
 from relayflow.console import ConsoleApp
 from relayflow.engine import Engine, Integration
 from relayflow.engine.coverage import settings_problems
+from relayflow.heap import settle_heap
 from relayflow.plugins import PluginManager
 from relayflow.server_tls import expiry_warning, tls_context
 
@@ -524,8 +524,8 @@ async def serve(
         loop.add_signal_handler(sig, on_signal)
     await engine.start()
     # Everything loaded so far (plugins, their libraries, the flows' code) lives as long as the
-    # process: keep it out of the garbage collector's full passes, which otherwise walk it all.
-    gc.freeze()
+    # process: keep it out of the garbage collector's passes, and make the young ones rarer.
+    settle_heap()
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)
