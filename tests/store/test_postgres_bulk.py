@@ -236,3 +236,29 @@ def test_the_batch_locks_read_the_flows_of_new_names_for_its_starts(store: Store
             tx._send = sends  # type: ignore[attr-defined]
             assert tx.get_flow("g") == flow_row("g")  # its execution exists: read
             assert tx.get_flow("none") is None
+
+
+def test_checked_deletions_keep_one_generic_plan_and_leave_the_setting_as_it_was(
+    store: Store,
+) -> None:
+    """The deletions run with PostgreSQL's generic plan (planned once, not at every EXECUTE),
+    and the rest of the transaction with the database's own plan_cache_mode."""
+    a = write(store, lambda tx: tx.insert_execution(exec_row("f", "a")))
+    for n in range(8):  # past the five custom plans PostgreSQL tries before choosing
+        row_id = write(store, lambda tx, n=n: tx.add_outbox(a, {"n": n}, "me", now() + LONG))
+        write(store, lambda tx, n=n: tx.add_timer(TimerRow(a, n, 5.0, "wait")))
+        with store.transaction() as tx:
+            tx.lock_executions([("f", "a")])
+            assert tx.delete_outbox(row_id) is True and tx.delete_timer(a, n) is True
+            tx.flush()  # type: ignore[attr-defined]
+            assert tx._all("SHOW plan_cache_mode") == [("auto",)]  # type: ignore[attr-defined]
+            plans = tx._all(  # type: ignore[attr-defined]
+                "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE name IN ('rf_delete_outboxes', 'rf_delete_timers') ORDER BY name"
+            )
+    assert [(name, custom) for name, _, custom in plans] == [
+        ("rf_delete_outboxes", 0),
+        ("rf_delete_timers", 0),
+    ]
+    assert all(generic >= 8 for _, generic, _ in plans)
+    assert read(store, lambda tx: (tx.list_outbox(a), tx.list_timers(a))) == ([], [])

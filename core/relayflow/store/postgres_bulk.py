@@ -34,8 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relayflow.store.postgres_sql import (
+    DEFAULT_PLANS,
     DELETE_OUTBOXES_CHECKED,
     DELETE_TIMERS_CHECKED,
+    GENERIC_PLANS,
     INSERT_EVENTS,
     INSERT_EXECUTIONS_CHECKED,
     INSERT_OUTBOXES,
@@ -119,11 +121,14 @@ class Bulk:
         if self.timers:
             timers = list(self.timers.values())
             out.append(render(INSERT_TIMERS, _columns(INSERT_TIMERS, timers)))
+        deletions: list[str] = []
         if self.outbox_deleted:
             ids = [(i,) for i in dict.fromkeys(self.outbox_deleted)]
             sql = DELETE_OUTBOXES_CHECKED
-            out.append(render(sql, _columns(sql, ids)))
+            deletions.append(render(sql, _columns(sql, ids)))
         if self.timers_deleted:
             sql = DELETE_TIMERS_CHECKED
-            out.append(render(sql, _columns(sql, list(self.timers_deleted))))
+            deletions.append(render(sql, _columns(sql, list(self.timers_deleted))))
+        if deletions:
+            out += [GENERIC_PLANS, *deletions, DEFAULT_PLANS]
         return out
