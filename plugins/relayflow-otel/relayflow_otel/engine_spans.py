@@ -49,11 +49,14 @@ from relayflow_otel.engine_state import (
     child_flow,
     child_task,
     enclosing_steps,
-    new_open,
+    open_step,
+    with_error,
+    with_parent,
+    with_submitted,
 )
 from relayflow_otel.export import FinishedSpan
 from relayflow_otel.exporter_process import ABANDONED, ROOT, START_UNKNOWN, STEP, TASK, rows
-from relayflow_otel.ids import is_sampled, micros, span_id, span_id_from, trace_id
+from relayflow_otel.ids import is_sampled, micros, span_id, span_id_from, span_id_hex, trace_id
 
 if TYPE_CHECKING:
     from relayflow.engine import Engine
@@ -62,6 +65,11 @@ if TYPE_CHECKING:
 __all__ = ["MAX_EXECUTIONS", "EngineTracer", "enclosing_steps"]
 
 log = logging.getLogger("relayflow.otel")
+
+#: What `_skim` stops at in an execution not traced here: while it has no trace id, a start;
+#: else a start (its name used again) or an end.
+_STARTS = frozenset({"ExecutionStarted"})
+_STARTS_OR_ENDS = _STARTS | ENDS
 
 
 class EngineTracer:
@@ -91,7 +99,14 @@ class EngineTracer:
         self._ratio = sampling_ratio
         #: Records of ended spans, handed over at the end of each hook call or read.
         self._records: list[tuple[Any, ...]] = []
-        self._executions: OrderedDict[tuple[str, str], ExecutionTrace] = OrderedDict()
+        #: The executions followed here, least recently active first, by name: under each name
+        #: the latest execution of that name, those of other flows chained behind it
+        #: (`ExecutionTrace.same_name`; `_find`). A name is a string that keeps its hash: a
+        #: (flow, name) key would be a tuple made and hashed at every lookup, and the hooks look
+        #: an execution up for every transaction and every task request.
+        self._executions: OrderedDict[str, ExecutionTrace] = OrderedDict()
+        #: How many executions `_executions` holds, chains included.
+        self._followed = 0
         #: Executions that ended here, with what names their trace (a redrive goes on in it).
         #: Kept as tuples of plain values (`ExecutionTrace.ended`): thousands of them, left alone
         #: by the garbage collector.
@@ -134,81 +149,159 @@ class EngineTracer:
 
     @hookimpl
     def relayflow_history_committed(self, history: CommittedHistory) -> None:
-        """Open and end spans as a transaction's history events say."""
+        """Open and end spans as a transaction's history events say.
+
+        An execution known here and not being read goes through a fast path (`_live` when
+        sampled, else `_skim`) up to an event that path leaves to `_handle`; after that one
+        the fast path goes on, if the execution allows it then.
+        """
         executions = self._executions
+        handle = self._handle
+        traced = TRACED
         for flow, name, events in history.executions:
-            key = (flow, name)
-            state = executions.get(key)
-            start = 0
-            if state is not None and state.pending is None and state.sampled:
-                executions.move_to_end(key)
-                start = self._live(state, events)
-            if start < len(events):
-                self._each(flow, name, events, start)
+            count = len(events)
+            index = 0
+            while index < count:
+                state = executions.get(name)
+                if state is not None and state.flow != flow:
+                    state = self._find(flow, name)
+                if state is not None and state.pending is None:
+                    executions.move_to_end(name)
+                    if state.sampled:
+                        index = self._live(state, events, index)
+                    else:
+                        index = self._skim(state, events, index)
+                    if index >= count:
+                        break
+                event = events[index]
+                index += 1
+                try:  # free unless it raises: a bad event costs only its own spans
+                    if event.type in traced:
+                        handle(flow, name, event)
+                except Exception:  # a bug here must neither stop the engine nor flood its log
+                    self._failed(event)
         if self._records:
             self._flush()
 
-    def _each(self, flow: str, name: str, events: Sequence[Any], start: int) -> None:
-        """`_handle` each of ``events[start:]`` that opens or ends spans."""
-        traced = TRACED
-        for index in range(start, len(events)):
-            event = events[index]
-            try:  # free unless it raises: a bad event costs only its own spans
-                if event.type in traced:
-                    self._handle(flow, name, event)
-            except Exception:  # a bug here must neither stop the engine nor flood its log
-                self._failed(event)
+    def _live(self, state: ExecutionTrace, events: Sequence[Any], start: int) -> int:
+        """Apply ``events[start:]`` of a sampled execution in step, as `_handle` would, cheaply.
 
-    def _live(self, state: ExecutionTrace, events: Sequence[Any]) -> int:
-        """Apply the events of a sampled execution in step, as `_handle` would, more cheaply.
+        The events every task step brings are applied inline, the execution's values read
+        once: a method call and attribute loads for each would cost as much as the work
+        itself, on the engine's loop. The rarer ones go to the methods `_apply` calls.
 
         Returns:
             The index of the first event left to `_handle`: one that starts or ends the
             execution, or ends a span this process did not see open (all after it too).
         """
-        index = 0
-        for event in events:
+        steps = state.steps
+        tasks = state.tasks
+        append = self._records.append
+        trace, root, flow, name = state.trace, state.root, state.flow, state.name
+        traced = TRACED
+        for index in range(start, len(events)):
+            event = events[index]
             try:
                 kind = event.type
+                if kind not in traced:
+                    continue
                 if kind == "StepEntered":
-                    self._step_entered(state, event)
+                    if steps:  # among open steps: `_step_entered` notes which
+                        self._step_entered(state, event)
+                    else:
+                        steps[event.event_id] = (
+                            event.step_name, event.time, root, (), None, (), 0, None, None, None
+                        )  # fmt: skip
                 elif kind == "TaskScheduled":
-                    self._task_scheduled(state, event)
+                    if len(tasks) < MAX_OPEN:
+                        detail = event.detail
+                        entered = event.schedule_event_id
+                        tasks[event.event_id] = (
+                            event.step_name, event.time, entered if entered else root, (), None,
+                            (), entered, detail.get("resource", ""), detail.get("pattern", ""),
+                            detail.get("attempt"),
+                        )  # fmt: skip
                 elif kind in COMPLETIONS:
-                    if event.schedule_event_id not in state.tasks:
+                    scheduled = event.schedule_event_id
+                    opened = tasks.pop(scheduled, None)
+                    if opened is None:
                         return index  # maybe missed: `_handle` decides
-                    self._task_completed(state, event, True)
+                    error: tuple[str, str] | None = None
+                    if kind != "TaskSucceeded":
+                        detail = event.detail
+                        error = (str(detail.get("error", "")), cause_text(detail.get("cause")))
+                    step, begun, parent, _, _, submitted, entered, resource, pattern, attempt = (
+                        opened
+                    )
+                    around = steps.get(entered)
+                    if around is not None and around[4] != error:
+                        steps[entered] = with_error(around, error)
+                    append(
+                        (TASK, trace, scheduled, parent, begun, event.time, flow, name, step,
+                         error, 0, resource, pattern, attempt, submitted)
+                    )  # fmt: skip
                 elif kind == "StepExited":
-                    if event.schedule_event_id not in state.steps:
+                    entered = event.schedule_event_id
+                    opened = steps.pop(entered, None)
+                    if opened is None:
                         return index
-                    self._step_exited(state, event, True)
+                    if opened[2] is None:  # nested among open steps: `_end_step` finds where
+                        self._end_step(state, entered, opened, event.time, 0)
+                    else:
+                        append(
+                            (STEP, trace, entered, opened[2], opened[1], event.time, flow, name,
+                             opened[0], opened[4], 0)
+                        )  # fmt: skip
                 elif kind == "TaskSubmitted":
                     self._task_submitted(state, event)
-                elif kind in TRACED:  # the execution starts or ends
+                else:  # the execution starts or ends
                     return index
             except Exception:
                 self._failed(event)
-            index += 1
-        return index
+        return len(events)
+
+    @staticmethod
+    def _skim(state: ExecutionTrace, events: Sequence[Any], start: int) -> int:
+        """Skip ``events[start:]`` of an execution that is not traced, as `_handle` would.
+
+        Returns:
+            The index of the first event that may change that, left to `_handle`: a start
+            (the name used again, or the start that could not be read), or an end (the
+            execution is then forgotten), or one it cannot read.
+        """
+        wanted = _STARTS if state.unknown or not state.trace else _STARTS_OR_ENDS
+        for index in range(start, len(events)):
+            try:
+                if events[index].type in wanted:
+                    return index
+            except Exception:  # `_handle` says so, once
+                return index
+        return len(events)
 
     @hookimpl
     def relayflow_prepare_task_request(self, request: TaskRequest) -> None:
         """Name the attempt's span in a W3C `traceparent` header of the request (in place)."""
-        state = self._executions.get((request.flow_name, request.execution_name))
+        state = self._executions.get(request.execution_name)
+        if state is not None and state.flow != request.flow_name:
+            state = self._find(request.flow_name, request.execution_name)
         if state is None or not state.trace:
             return
-        span = span_id_from(state.hasher, request.task_id)
         resource = request.resource
         if resource == CHILD_ACTION or resource.startswith(CHILD_PREFIX):
-            child = child_flow(request)
-            if child is not None:
-                key = (request.flow_name, request.execution_name)
-                self._spawns.setdefault(key, []).append((*child, state.trace, span))
-                self._spawns.move_to_end(key)
-                while len(self._spawns) > MAX_SPAWNS:
-                    self._spawns.popitem(last=False)
-        before, after = state.header
-        request.headers["traceparent"] = f"{before}{span:016x}{after}"
+            self._spawning(state, request)
+        span = span_id_hex(state.hasher, request.task_id)
+        request.headers["traceparent"] = f"{state.before}{span}{state.after}"
+
+    def _spawning(self, state: ExecutionTrace, request: TaskRequest) -> None:
+        """Note the attempt that starts a child execution, to link the child's root span to."""
+        child = child_flow(request)
+        if child is not None:
+            key = (request.flow_name, request.execution_name)
+            span = span_id_from(state.hasher, request.task_id)
+            self._spawns.setdefault(key, []).append((*child, state.trace, span))
+            self._spawns.move_to_end(key)
+            while len(self._spawns) > MAX_SPAWNS:
+                self._spawns.popitem(last=False)
 
     # -- what each event does -----------------------------------------------------------------
 
@@ -229,13 +322,12 @@ class EngineTracer:
             self._failed(None)
 
     def _handle(self, flow: str, name: str, event: Any) -> None:
-        key = (flow, name)
-        state = self._executions.get(key)
+        state = self._find(flow, name)
         if state is None:
-            kept = self._finished.pop(key, None)
-            ended = ExecutionTrace.resumed(*key, kept) if kept is not None else None
-            state = ended if ended is not None else ExecutionTrace(*key)
-            self._remember(key, state)
+            kept = self._finished.pop((flow, name), None)
+            ended = ExecutionTrace.resumed(flow, name, kept) if kept is not None else None
+            state = ended if ended is not None else ExecutionTrace(flow, name)
+            self._remember(state)
             if event.type != "ExecutionStarted":
                 # Met in the middle (or going on after its end: a redrive): read how it
                 # started, and what is open, first. An execution that ended here keeps its
@@ -249,7 +341,7 @@ class EngineTracer:
                         self._apply(state, event, live=True)
                 return
         else:
-            self._executions.move_to_end(key)
+            self._executions.move_to_end(name)
             if state.pending is not None:
                 if len(state.pending) < MAX_PENDING:
                     state.pending.append(event)
@@ -282,10 +374,49 @@ class EngineTracer:
             return bool(state.steps or state.tasks) and event.event_id > state.replayed
         return False
 
-    def _remember(self, key: tuple[str, str], state: ExecutionTrace) -> None:
-        self._executions[key] = state
-        while len(self._executions) > MAX_EXECUTIONS:
-            self._executions.popitem(last=False)
+    def _find(self, flow: str, name: str) -> ExecutionTrace | None:
+        """The execution ``flow``/``name`` if it is followed here."""
+        state = self._executions.get(name)
+        while state is not None and state.flow != flow:
+            state = state.same_name
+        return state
+
+    def _remember(self, state: ExecutionTrace) -> None:
+        """Follow ``state`` (not followed yet); past `MAX_EXECUTIONS`, forget the least active.
+
+        The executions of the least recently active name are forgotten together: one, but
+        for a name several flows use at once.
+        """
+        executions = self._executions
+        state.same_name = executions.get(state.name)
+        executions[state.name] = state
+        executions.move_to_end(state.name)
+        self._followed += 1
+        while self._followed > MAX_EXECUTIONS:
+            forgotten: ExecutionTrace | None = executions.popitem(last=False)[1]
+            while forgotten is not None:
+                self._followed -= 1
+                after = forgotten.same_name
+                forgotten.same_name = None
+                forgotten = after
+
+    def _unfollow(self, state: ExecutionTrace) -> None:
+        """Stop following ``state``; nothing if it is not followed (forgotten meanwhile)."""
+        executions = self._executions
+        first = executions.get(state.name)
+        if first is state:
+            if state.same_name is None:
+                del executions[state.name]
+            else:  # the next of its name takes its place
+                executions[state.name] = state.same_name
+        else:
+            while first is not None and first.same_name is not state:
+                first = first.same_name
+            if first is None:
+                return
+            first.same_name = state.same_name
+        state.same_name = None
+        self._followed -= 1
 
     def _apply(self, state: ExecutionTrace, event: Any, *, live: bool) -> None:
         kind = event.type
@@ -347,20 +478,18 @@ class EngineTracer:
     def _task_submitted(self, state: ExecutionTrace, event: Any) -> None:
         task = state.tasks.get(event.schedule_event_id)
         if task is not None:
-            submitted = (*task.submitted, event.time)
-            state.tasks[event.schedule_event_id] = task._replace(submitted=submitted)
+            state.tasks[event.schedule_event_id] = with_submitted(task, event.time)
 
     def _step_entered(self, state: ExecutionTrace, event: Any) -> None:
         steps = state.steps
-        opened: tuple[Any, ...]
         if not steps:
-            opened = (event.step_name, event.time, state.root, (), None, (), 0, None, None, None)
+            opened = open_step(event.step_name, event.time, state.root)
         elif len(steps) < MAX_OPEN:
-            around = tuple(islice(((o.step, at) for at, o in reversed(steps.items())), 64))
-            opened = (event.step_name, event.time, None, around, None, (), 0, None, None, None)
+            around = tuple(islice(((o[0], at) for at, o in reversed(steps.items())), 64))
+            opened = open_step(event.step_name, event.time, None, around)
         else:
             return
-        steps[event.event_id] = new_open(OpenSpan, opened)
+        steps[event.event_id] = opened
 
     def _step_exited(self, state: ExecutionTrace, event: Any, live: bool) -> None:
         entered = event.schedule_event_id
@@ -379,7 +508,7 @@ class EngineTracer:
     def _end_step(
         self, state: ExecutionTrace, entered: int, opened: OpenSpan, end: float, flags: int
     ) -> None:
-        parent = opened.parent
+        step, start, parent, error = opened[0], opened[1], opened[2], opened[4]
         if parent is None:
             parent = self._step_parent(state, opened)
             if parent is None:  # nested among open steps: the definition says where
@@ -389,18 +518,19 @@ class EngineTracer:
                 self._read_definition(state)
                 return
         self._records.append(
-            (STEP, state.trace, entered, parent, opened.start, end, state.flow, state.name,
-             opened.step, opened.error, flags)
+            (STEP, state.trace, entered, parent, start, end, state.flow, state.name, step, error,
+             flags)
         )  # fmt: skip
 
     def _step_parent(self, state: ExecutionTrace, opened: OpenSpan) -> int | None:
         """The EventId that opened a step's parent; None while the definition is unknown."""
-        if not opened.around:
+        step, around = opened[0], opened[3]
+        if not around:
             return state.root
         if state.enclosing is None:
             return None
-        enclosers = state.enclosing.get(opened.step, frozenset())
-        for name, entered in opened.around:
+        enclosers = state.enclosing.get(step, frozenset())
+        for name, entered in around:
             if name in enclosers:
                 return entered
         return state.root
@@ -411,20 +541,17 @@ class EngineTracer:
             return
         detail = event.detail
         entered = event.schedule_event_id
-        tasks[event.event_id] = new_open(
-            OpenSpan,
-            (
-                event.step_name,
-                event.time,
-                entered if entered else state.root,
-                (),
-                None,
-                (),
-                entered,
-                detail.get("resource", ""),  # made text, and the attempt checked, by `expand`
-                detail.get("pattern", ""),
-                detail.get("attempt"),
-            ),
+        tasks[event.event_id] = (
+            event.step_name,
+            event.time,
+            entered if entered else state.root,
+            (),
+            None,
+            (),
+            entered,
+            detail.get("resource", ""),  # made text, and the attempt checked, by `expand`
+            detail.get("pattern", ""),
+            detail.get("attempt"),
         )
 
     def _task_completed(self, state: ExecutionTrace, event: Any, live: bool) -> None:
@@ -434,9 +561,10 @@ class EngineTracer:
         if event.type != "TaskSucceeded":
             error = (str(event.detail.get("error", "")), cause_text(event.detail.get("cause")))
         if opened is not None:
-            step = state.steps.get(opened.entered)
-            if step is not None and step.error != error:
-                state.steps[opened.entered] = step._replace(error=error)
+            entered = opened[6]
+            step = state.steps.get(entered)
+            if step is not None and step[4] != error:
+                state.steps[entered] = with_error(step, error)
         if not live:
             return
         if opened is None:
@@ -446,10 +574,10 @@ class EngineTracer:
                  event.step_name, error, START_UNKNOWN, None, None, None, ())
             )  # fmt: skip
             return
+        name, start, parent, _, _, submitted, _, resource, pattern, attempt = opened
         self._records.append(
-            (TASK, state.trace, scheduled, opened.parent, opened.start, event.time, state.flow,
-             state.name, opened.step, error, 0, opened.resource, opened.pattern, opened.attempt,
-             opened.submitted)
+            (TASK, state.trace, scheduled, parent, start, event.time, state.flow, state.name,
+             name, error, 0, resource, pattern, attempt, submitted)
         )  # fmt: skip
 
     def _ended(self, state: ExecutionTrace, event: Any, live: bool) -> None:
@@ -460,13 +588,13 @@ class EngineTracer:
         self._forget(state)
         end = event.time
         for scheduled, task in state.tasks.items():  # left waiting when the execution ended
+            step, start, parent, _, _, submitted, _, resource, pattern, attempt = task
             self._records.append(
-                (TASK, state.trace, scheduled, task.parent, task.start, end, state.flow,
-                 state.name, task.step, None, ABANDONED, task.resource, task.pattern,
-                 task.attempt, task.submitted)
+                (TASK, state.trace, scheduled, parent, start, end, state.flow, state.name, step,
+                 None, ABANDONED, resource, pattern, attempt, submitted)
             )  # fmt: skip
-        for entered, step in reversed(state.steps.items()):
-            self._end_step(state, entered, step, end, ABANDONED)
+        for entered, opened in reversed(state.steps.items()):
+            self._end_step(state, entered, opened, end, ABANDONED)
         state.tasks.clear()
         state.steps.clear()
         error: tuple[str, str] | None = None
@@ -480,9 +608,8 @@ class EngineTracer:
 
     def _forget(self, state: ExecutionTrace) -> None:
         """The execution ended: keep only what names its trace, should it go on (a redrive)."""
+        self._unfollow(state)
         key = (state.flow, state.name)
-        if self._executions.get(key) is state:
-            del self._executions[key]
         self._spawns.pop(key, None)
         self._finished[key] = state.ended()
         while len(self._finished) > MAX_EXECUTIONS:
@@ -592,7 +719,7 @@ class EngineTracer:
         waiting, state.waiting = state.waiting or [], None
         for entered, opened, end, flags in waiting:
             parent = self._step_parent(state, opened)
-            self._end_step(state, entered, opened._replace(parent=parent), end, flags)
+            self._end_step(state, entered, with_parent(opened, parent), end, flags)
 
     async def _link_and_emit(self, state: ExecutionTrace, root: tuple[Any, ...]) -> None:
         """Link a child's root span to the parent's task attempt that started it, then emit it."""

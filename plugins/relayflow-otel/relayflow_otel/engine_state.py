@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import yaml
 
@@ -23,6 +23,7 @@ __all__ = [
     "COMPLETIONS",
     "ENDS",
     "MAX_EXECUTIONS",
+    "OPEN_FIELDS",
     "TRACED",
     "ExecutionTrace",
     "HistoryRecord",
@@ -31,7 +32,10 @@ __all__ = [
     "child_flow",
     "child_task",
     "enclosing_steps",
-    "new_open",
+    "open_step",
+    "with_error",
+    "with_parent",
+    "with_submitted",
 ]
 
 #: Running executions whose open spans are kept; the least recently active is forgotten first
@@ -96,52 +100,106 @@ class HistoryRecord:
         )
 
 
-class OpenSpan(NamedTuple):
-    """A span that has started and not ended, keyed by the EventId that opened it.
+#: A span that has started and not ended, keyed by the EventId that opened it.
+#:
+#: A plain tuple of plain values, made anew rather than changed: thousands are open at once,
+#: for seconds, and the garbage collector stops following an exact tuple of plain values at
+#: the first collection it survives (an instance of a tuple's subclass, a NamedTuple, it
+#: follows for as long as it lives). Spans are named by EventIds here; the exporter derives
+#: their span ids. Its items, in order (`OPEN_FIELDS`):
+#:
+#: - step: the step's name;
+#: - start: when it started, in seconds;
+#: - parent: the EventId that opened the parent span; None for a step nested among open
+#:   steps, whose parent is found as it ends (`EngineTracer._step_parent`);
+#: - around: for a step, (step name, EventId) of the steps open when it was entered, latest
+#:   first; () otherwise;
+#: - error: for a step, the error of its last failed task attempt (cleared by a success);
+#: - submitted: for a task attempt, when it was handed over (TaskSubmitted), if it was;
+#: - entered: for a task attempt, the EventId of its step's StepEntered (0 for a step);
+#: - resource, pattern, attempt: for a task attempt, as its TaskScheduled's detail has them
+#:   (None for a step).
+OpenSpan: TypeAlias = tuple[
+    str,
+    float,
+    int | None,
+    tuple[tuple[str, int], ...],
+    tuple[str, str] | None,
+    tuple[float, ...],
+    int,
+    Any,
+    Any,
+    Any,
+]
+#: The names of an `OpenSpan`'s items, in order.
+OPEN_FIELDS = (
+    "step",
+    "start",
+    "parent",
+    "around",
+    "error",
+    "submitted",
+    "entered",
+    "resource",
+    "pattern",
+    "attempt",
+)
 
-    A tuple of plain values, replaced rather than changed: thousands are open at once, for
-    seconds, and the garbage collector stops following a tuple of plain values, where it
-    would keep walking an object of a class (and count it towards its full collections).
-    Spans are named by EventIds here; the exporter derives their span ids.
-    """
 
-    step: str
-    start: float
-    #: The EventId that opened the parent span; None for a step nested among open steps,
-    #: whose parent is found as it ends (`EngineTracer._step_parent`).
-    parent: int | None
-    #: For a step: (step name, EventId) of the steps open when it was entered, latest first.
-    around: tuple[tuple[str, int], ...] = ()
-    #: For a step: the error of its last failed task attempt (cleared by a success).
-    error: tuple[str, str] | None = None
-    #: For a task attempt: when it was handed over (TaskSubmitted), if it was.
-    submitted: tuple[float, ...] = ()
-    #: For a task attempt: the EventId of its step's StepEntered.
-    entered: int = 0
-    resource: Any = None
-    pattern: Any = None
-    attempt: Any = None
+def open_step(
+    step: str, start: float, parent: int | None, around: tuple[tuple[str, int], ...] = ()
+) -> OpenSpan:
+    """The `OpenSpan` of a step that has been entered."""
+    return (step, start, parent, around, None, (), 0, None, None, None)
+
+
+def with_error(opened: OpenSpan, error: tuple[str, str] | None) -> OpenSpan:
+    """``opened`` with another error (a step's last failed attempt's)."""
+    step, start, parent, around, _, submitted, entered, resource, pattern, attempt = opened
+    return (step, start, parent, around, error, submitted, entered, resource, pattern, attempt)
+
+
+def with_parent(opened: OpenSpan, parent: int | None) -> OpenSpan:
+    """``opened`` with its parent found (a nested step's, once the definition is read)."""
+    step, start, _, around, error, submitted, entered, resource, pattern, attempt = opened
+    return (step, start, parent, around, error, submitted, entered, resource, pattern, attempt)
+
+
+def with_submitted(opened: OpenSpan, when: float) -> OpenSpan:
+    """``opened`` handed over once more (a task attempt's TaskSubmitted) at ``when``."""
+    step, start, parent, around, error, submitted, entered, resource, pattern, attempt = opened
+    submitted = (*submitted, when)
+    return (step, start, parent, around, error, submitted, entered, resource, pattern, attempt)
 
 
 @dataclass(slots=True)
 class ExecutionTrace:
-    """What this process knows of one running execution."""
+    """What this process knows of one running execution.
+
+    The fields every hook call reads come first, so that they share the object's first cache
+    lines: the engine's own work between two calls leaves little of the tracer in the caches.
+    """
 
     flow: str
     name: str
     trace: int = 0  # 0 while the history is being read
     sampled: bool = False
-    start: float = 0.0
+    #: Events held while the history is read (None when not reading).
+    pending: list[Any] | None = None
+    steps: dict[int, OpenSpan] = field(default_factory=dict)
+    tasks: dict[int, OpenSpan] = field(default_factory=dict)
     root: int = 0  # the EventId of its ExecutionStarted
+    #: The hash of the trace id that span ids start from (`ids.span_hasher`), and what a
+    #: `traceparent` holds before and after the span id.
+    hasher: Any = None
+    before: str = ""
+    after: str = ""
+    #: An execution of another flow with the same name, also followed here (a chain).
+    same_name: ExecutionTrace | None = None
+    start: float = 0.0
     parent: tuple[str, str] | None = None
     #: (trace id, span id) of the parent's task attempt that started this child, when known.
     link: tuple[int, int] | None = None
-    #: The hash of the trace id that span ids start from (`ids.span_hasher`), and what a
-    #: `traceparent` holds around the span id.
-    hasher: Any = None
-    header: tuple[str, str] = ("", "")
-    steps: dict[int, OpenSpan] = field(default_factory=dict)
-    tasks: dict[int, OpenSpan] = field(default_factory=dict)
     #: Step name -> names of the steps that may enclose it ("" for the top level).
     enclosing: dict[str, frozenset[str]] | None = None
     reading_definition: bool = False
@@ -149,8 +207,6 @@ class ExecutionTrace:
     #: until one waits: a list for every execution would be one more object for the garbage
     #: collector to walk.
     waiting: list[tuple[int, OpenSpan, float, int]] | None = None
-    #: Events held while the history is read (None when not reading).
-    pending: list[Any] | None = None
     #: The EventId before which the history was last replayed (0: never).
     replayed: int = 0
     unknown: bool = False  # the history could not say how it started: no spans
@@ -160,7 +216,8 @@ class ExecutionTrace:
         self.trace = trace
         self.sampled = sampled
         self.hasher = span_hasher(trace)
-        self.header = (f"00-{trace:032x}-", "-01" if sampled else "-00")
+        self.before = f"00-{trace:032x}-"
+        self.after = "-01" if sampled else "-00"
 
     def ended(self) -> tuple[Any, ...]:
         """What names its trace, should it go on after its end (a redrive), as plain values."""
@@ -174,9 +231,6 @@ class ExecutionTrace:
         state.named(trace, sampled)
         return state
 
-
-#: Makes an `OpenSpan` of all its values, skipping the named tuple's own (slower) constructor.
-new_open = tuple.__new__
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -27,12 +27,14 @@ __all__ = [
     "span_hasher",
     "span_id",
     "span_id_from",
+    "span_id_hex",
     "span_id_in",
     "trace_id",
     "traceparent",
 ]
 
 _MASK_64 = (1 << 64) - 1
+_ZERO_SPAN = bytes(8)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -92,6 +94,18 @@ def span_id_from(hasher: Any, event_id: int) -> int:
     one = hasher.copy()
     one.update(event_id.to_bytes(8, "big", signed=True))
     return int.from_bytes(one.digest(), "big") or 1
+
+
+def span_id_hex(hasher: Any, event_id: int) -> str:
+    """`span_id_from` as a `traceparent` writes it: 16 lowercase hex digits.
+
+    The digest's own hex is the id's (big-endian, as `span_id_from` reads it), so no int is
+    made and formatted: this runs for every task request, on the engine's loop.
+    """
+    one = hasher.copy()
+    one.update(event_id.to_bytes(8, "big", signed=True))
+    digest = one.digest()
+    return digest.hex() if digest != _ZERO_SPAN else "0000000000000001"
 
 
 def is_sampled(trace: int, ratio: float) -> bool:

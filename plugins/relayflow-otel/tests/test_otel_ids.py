@@ -11,6 +11,7 @@ from relayflow_otel.ids import (
     span_hasher,
     span_id,
     span_id_from,
+    span_id_hex,
     span_id_in,
     trace_id,
     traceparent,
@@ -44,6 +45,25 @@ def test_every_way_to_a_span_id_gives_the_same_id() -> None:
         expected = span_id(trace, event)
         assert span_id_in(trace.to_bytes(16, "big"), event) == expected
         assert span_id_from(span_hasher(trace), event) == expected
+        assert span_id_hex(span_hasher(trace), event) == f"{expected:016x}"
+
+
+class _ZeroHash:
+    """A hash whose digest is all zeros: the one case where a span id is not the digest."""
+
+    def copy(self) -> _ZeroHash:
+        return self
+
+    def update(self, data: bytes) -> None:
+        pass
+
+    def digest(self) -> bytes:
+        return bytes(8)
+
+
+def test_a_span_id_that_hashes_to_zero_is_one_however_it_is_read() -> None:
+    assert span_id_from(_ZeroHash(), 5) == 1
+    assert span_id_hex(_ZeroHash(), 5) == "0000000000000001"
 
 
 def test_sampling_follows_the_ratio_on_the_trace_id() -> None:
