@@ -167,10 +167,17 @@ class Families:
 
     Args:
         families: counters and histograms, in exposition order.
+        settle: called by `collect` under the lock just before it copies: a writer that
+            only queues its samples (to stay cheap on the engine's loop) counts them here.
     """
 
-    def __init__(self, families: Sequence[PlainCounter | PlainHistogram]) -> None:
+    def __init__(
+        self,
+        families: Sequence[PlainCounter | PlainHistogram],
+        settle: Callable[[], None] | None = None,
+    ) -> None:
         self.families = tuple(families)
+        self._settle = settle
         #: Held by every writer while it updates, and by `collect` while it copies.
         self.lock = threading.Lock()
 
@@ -183,6 +190,8 @@ class Families:
     def collect(self) -> Iterator[Metric]:
         """Every family as prometheus_client would render it, from a copy taken under the lock."""
         with self.lock:
+            if self._settle is not None:
+                self._settle()
             renders = [family.snapshot() for family in self.families]
         for render in renders:
             yield render()

@@ -21,21 +21,24 @@ class BoundedLabel:
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._seen: set[str] = set()
+        #: The values admitted so far. A hot loop may test ``value in admitted`` itself and
+        #: use ``value`` as it is when true (an admitted value is never cut), calling the
+        #: label only when not: that saves a call a value once it is known.
+        self.admitted: set[str] = set()
         self._lock = threading.Lock()
 
     def __call__(self, value: str) -> str:
         """The label value to use for ``value``."""
         value = value[:MAX_VALUE_CHARS]
-        if value in self._seen:  # the common case, without the lock: sets are safe to read
+        if value in self.admitted:  # the common case, without the lock: sets are safe to read
             return value
         with self._lock:
-            if value in self._seen:
+            if value in self.admitted:
                 return value
-            if len(self._seen) >= self._limit:
+            if len(self.admitted) >= self._limit:
                 return OTHER
-            self._seen.add(value)
+            self.admitted.add(value)
             return value
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self.admitted)

@@ -4,9 +4,11 @@
 methods are the hooks. They run on the engine's event loop, several times a step, so they do
 as little as they can: the history of a whole store transaction comes in one call
 (`relayflow_history_committed`) and is read in one plain loop, and counters and histograms are
-dictionary updates (see `families`), turned into metric families only when scraped. Nothing
-here blocks or does I/O. The waiting-task gauges are read from the store in the background
-(see `waiting`).
+dictionary updates (see `families`), turned into metric families only when scraped. What the
+hook keeps of steps and tasks in flight is held per execution in dictionaries of plain numbers,
+which the garbage collector does not walk, and a dispatched task request is only queued, to be
+counted with the next transaction's history or at the next scrape. Nothing here blocks or does
+I/O. The waiting-task gauges are read from the store in the background (see `waiting`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import ipaddress
 import logging
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -40,49 +42,62 @@ __all__ = ["ServerMetrics"]
 
 log = logging.getLogger("relayflow_prometheus")
 
-_TASK_OUTCOMES = {"TaskSucceeded": "succeeded", "TaskFailed": "failed", "TaskTimedOut": "timed_out"}
 _ENDED = {
     "ExecutionSucceeded": "Succeeded",
     "ExecutionFailed": "Failed",
     "ExecutionTimedOut": "TimedOut",
     "ExecutionStopped": "Stopped",
 }
-# What the history hook does with each event type; a type not here is passed over.
-_STEP_ENTERED, _TASK_SCHEDULED, _TASK_ENDED, _STEP_EXITED = 1, 2, 3, 4
-_EXECUTION_STARTED, _EXECUTION_ENDED = 5, 6
+# What the history hook does with each event type; a type not here is passed over. Those
+# below _EXECUTION_STARTED concern steps and task attempts in flight; a task attempt's
+# outcomes are _TASK_ENDED + their index in _OUTCOMES.
+_STEP_ENTERED, _TASK_SCHEDULED, _STEP_EXITED, _TASK_ENDED = 1, 2, 3, 4
+_EXECUTION_STARTED, _EXECUTION_ENDED = 7, 8
+_OUTCOMES = ("succeeded", "failed", "timed_out")
 _WATCHED = {
     "StepEntered": _STEP_ENTERED,
     "TaskScheduled": _TASK_SCHEDULED,
-    **dict.fromkeys(_TASK_OUTCOMES, _TASK_ENDED),
+    "TaskSucceeded": _TASK_ENDED,
+    "TaskFailed": _TASK_ENDED + 1,
+    "TaskTimedOut": _TASK_ENDED + 2,
     "StepExited": _STEP_EXITED,
     "ExecutionStarted": _EXECUTION_STARTED,
     **dict.fromkeys(_ENDED, _EXECUTION_ENDED),
 }
-_Key = tuple[str, str, int]  # (flow, execution, event id): no label, only a memory key
-_V = TypeVar("_V")
+#: Dispatched task requests queued past this many are counted at once (normally the next
+#: transaction's history counts them first).
+_MAX_QUEUED = 10_000
 
 
-class _OpenStarts(Generic[_V]):
-    """Start times of steps and task attempts until they end, the oldest forgotten past a cap.
+class _Open:
+    """What one execution has in flight: its open steps and task attempts, by event id.
 
-    The history hook writes `items` itself (a method call an event shows on the engine's
-    loop), then calls `forget_oldest` when it holds more than `limit`.
+    Only ints and floats: dictionaries of them are not tracked by the garbage collector, so
+    thousands of steps in flight cost it nothing.
     """
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.items: dict[_Key, _V] = {}
-        self.forgotten = 0
+    __slots__ = ("kinds", "steps", "tasks")
 
-    def forget_oldest(self) -> None:
-        """Drop the oldest entries past `limit` (dicts keep insertion order)."""
-        items = self.items
-        while len(items) > self.limit:
-            del items[next(iter(items))]
-            self.forgotten += 1
+    def __init__(self) -> None:
+        #: StepEntered's event id -> its time.
+        self.steps: dict[int, float] = {}
+        #: TaskScheduled's event id -> its time.
+        self.tasks: dict[int, float] = {}
+        #: TaskScheduled's event id -> its (resource, pattern) labels' index in `_kinds`.
+        self.kinds: dict[int, int] = {}
 
-    def __len__(self) -> int:
-        return len(self.items)
+
+class _Flow:
+    """A flow label's step and task duration series, found once per execution and batch."""
+
+    __slots__ = ("label", "steps", "tasks")
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        #: Its step_seconds series, made when its first step is timed.
+        self.steps: list[float] | None = None
+        #: Its task_seconds series by kind * 4 + the outcome's index, made when first used.
+        self.tasks: dict[int, list[float]] = {}
 
 
 class ServerMetrics:
@@ -99,11 +114,24 @@ class ServerMetrics:
         self._resource = BoundedLabel(settings.max_resources)
         self._error = BoundedLabel(100)
         self._networks = [ipaddress.ip_network(n, strict=False) for n in settings.allow_from]
-        #: When each open step was entered.
-        self._steps: _OpenStarts[float] = _OpenStarts(settings.max_open_steps)
-        #: When each open task attempt was scheduled, with its resource and pattern.
-        self._tasks: _OpenStarts[tuple[float, str, str]] = _OpenStarts(settings.max_open_steps)
-        #: History events no metric could be made of (the first is logged).
+        #: Each execution with steps or task attempts in flight, the oldest first.
+        self._open: dict[tuple[str, str], _Open] = {}
+        #: Steps and task attempts in flight, over all executions.
+        self.open_steps = 0
+        self.open_tasks = 0
+        #: Past `max_open_steps` of either, the oldest executions' are forgotten (not timed).
+        self._max_open = settings.max_open_steps
+        self.forgotten_steps = 0
+        self.forgotten_tasks = 0
+        #: The (resource, pattern) labels of task attempts, numbered in `_kinds`' order.
+        self._kinds: dict[tuple[str, str], int] = {}
+        self._kind_labels: list[tuple[str, str]] = []
+        #: Each flow label's series. A flow name that is its own label finds them with one
+        #: look-up; "(other)" cannot be a flow name, so it never finds another's.
+        self._flows: dict[str, _Flow] = {}
+        #: Dispatched task requests not counted yet: (resource, lag or None).
+        self._dispatched: list[tuple[str, float | None]] = []
+        #: History events and dispatches no metric could be made of (the first is logged).
         self.malformed = 0
         self._refresher: asyncio.Task[None] | None = None
         durations = settings.duration_buckets()
@@ -179,7 +207,8 @@ class ServerMetrics:
             latencies,
         )
         self.families = Families(
-            [
+            settle=self._count_dispatched,
+            families=[
                 self.started,
                 self.ended,
                 self.step_seconds,
@@ -192,7 +221,7 @@ class ServerMetrics:
                 self.commit_jobs,
                 self.api_requests,
                 self.api_seconds,
-            ]
+            ],
         )
         reg.register(self.families)
         self._outbox_lag_counts = self.outbox_lag.counts(())
@@ -277,90 +306,174 @@ class ServerMetrics:
         """Count executions started and ended, and time steps and task attempts.
 
         One call a store transaction: a plain loop over its events, under one hold of the
-        lock, instead of a hook call an event. Types no metric needs cost one look-up.
+        lock, instead of a hook call an event. Types no metric needs cost one look-up; what an
+        execution has in flight, its flow label and its series are looked up once for all of
+        its events in the transaction. The task requests dispatched since the last call are
+        counted first.
         """
         watched = _WATCHED.get
-        steps, tasks = self._steps, self._tasks
-        entered_at, scheduled_at = steps.items, tasks.items
-        step_seconds, task_seconds = self.step_seconds, self.task_seconds
-        bounds = step_seconds.bounds  # both histograms have the duration buckets
+        open_executions = self._open
+        flows = self._flows
+        kinds = self._kinds.get
+        bounds = self.step_seconds.bounds  # both histograms have the duration buckets
+        steps_opened = tasks_opened = 0  # the change in steps and tasks in flight
+        last_name, last_flow = "", None  # the last execution's flow, often the next one's
         with self._lock:
+            if self._dispatched:
+                self._count_dispatched()
             for flow_name, execution_name, events in history.executions:
-                flow = None  # the execution's bounded flow label, looked up when first needed
-                step_counts = None  # its step_seconds series, likewise
+                state = None  # what the execution has in flight, looked up when first needed
+                # Its flow's label and series when the name is its own label (a look-up
+                # that admits no label), else found when first needed.
+                if flow_name is not last_name:
+                    last_name, last_flow = flow_name, flows.get(flow_name)
+                flow = last_flow
                 for event in events:
                     try:
                         what = watched(event.type)
                         if what is None:
                             continue
-                        if what is _STEP_ENTERED:
-                            entered_at[flow_name, execution_name, event.event_id] = event.time
-                            if len(entered_at) > steps.limit:
-                                steps.forget_oldest()
-                        elif what is _TASK_SCHEDULED:
-                            detail = event.detail
-                            resource = detail.get("resource")
-                            pattern = detail.get("pattern")
-                            scheduled_at[flow_name, execution_name, event.event_id] = (
-                                event.time,
-                                resource if isinstance(resource, str) else "",
-                                pattern if isinstance(pattern, str) else "",
-                            )
-                            if len(scheduled_at) > tasks.limit:
-                                tasks.forget_oldest()
-                        elif what is _STEP_EXITED:  # it names its StepEntered as schedule event
-                            start = entered_at.pop(
-                                (flow_name, execution_name, event.schedule_event_id), None
-                            )
-                            if start is not None:
+                        if what < _EXECUTION_STARTED:  # a step or a task attempt
+                            if state is None:
+                                key = (flow_name, execution_name)
+                                state = open_executions.get(key)
+                                if state is None:
+                                    state = open_executions[key] = _Open()
+                            if what is _STEP_ENTERED:
+                                state.steps[event.event_id] = event.time
+                                steps_opened += 1
+                            elif what is _TASK_SCHEDULED:
+                                detail = event.detail
+                                kind = kinds(
+                                    (detail.get("resource", ""), detail.get("pattern", ""))
+                                )
+                                if kind is None:
+                                    kind = self._kind(detail)
+                                state.kinds[event.event_id] = kind
+                                state.tasks[event.event_id] = event.time
+                                tasks_opened += 1
+                            elif what is _STEP_EXITED:  # it names its StepEntered as schedule
+                                start = state.steps.pop(event.schedule_event_id, None)
+                                if start is None:
+                                    continue
+                                steps_opened -= 1
+                                if flow is None:
+                                    flow = last_flow = self._flow_of(flow_name)
+                                step_counts = flow.steps
                                 if step_counts is None:
-                                    if flow is None:
-                                        flow = self._flow(flow_name)
-                                    step_counts = step_seconds.counts((flow,))
-                                # PlainHistogram.observe, inline: this runs for every step.
-                                seconds = max(0.0, event.time - start)
+                                    step_counts = flow.steps = self.step_seconds.counts(
+                                        (flow.label,)
+                                    )
+                                # PlainHistogram.observe, inline: this runs for every step
+                                # (`x if x > 0.0 else 0.0` is max(0.0, x), NaN included).
+                                seconds = event.time - start
+                                seconds = seconds if seconds > 0.0 else 0.0
                                 step_counts[bisect_left(bounds, seconds)] += 1
                                 step_counts[-1] += seconds
-                        elif what is _EXECUTION_STARTED:
-                            if flow is None:
-                                flow = self._flow(flow_name)
-                            self.started.inc((flow,))
-                        elif what is _EXECUTION_ENDED:
-                            if flow is None:
-                                flow = self._flow(flow_name)
-                            self.ended.inc((flow, _ENDED[event.type]))
-                        else:  # a task attempt's outcome
-                            task = scheduled_at.pop(
-                                (flow_name, execution_name, event.schedule_event_id), None
-                            )
-                            if task is not None:
+                            else:  # a task attempt's outcome, named by its TaskScheduled
+                                scheduled = event.schedule_event_id
+                                start = state.tasks.pop(scheduled, None)
+                                if start is None:
+                                    continue
+                                tasks_opened -= 1
+                                code = state.kinds.pop(scheduled) * 4 + what - _TASK_ENDED
                                 if flow is None:
-                                    flow = self._flow(flow_name)
-                                scheduled, resource, pattern = task
-                                task_counts = task_seconds.counts(
-                                    (
-                                        flow,
-                                        self._resource(resource),
-                                        pattern[:40],  # one of three words; cut anything odd
-                                        _TASK_OUTCOMES[event.type],
-                                    )
-                                )
-                                seconds = max(0.0, event.time - scheduled)
+                                    flow = last_flow = self._flow_of(flow_name)
+                                task_counts = flow.tasks.get(code)
+                                if task_counts is None:
+                                    task_counts = flow.tasks[code] = self._task_counts(flow, code)
+                                seconds = event.time - start
+                                seconds = seconds if seconds > 0.0 else 0.0
                                 task_counts[bisect_left(bounds, seconds)] += 1
                                 task_counts[-1] += seconds
+                        elif what is _EXECUTION_STARTED:
+                            if flow is None:
+                                flow = last_flow = self._flow_of(flow_name)
+                            self.started.inc((flow.label,))
+                        else:
+                            if flow is None:
+                                flow = last_flow = self._flow_of(flow_name)
+                            self.ended.inc((flow.label, _ENDED[event.type]))
                     except Exception:  # only this event's metric is lost
-                        self._malformed(flow_name, execution_name, event)
+                        self._malformed(
+                            f"{getattr(event, 'type', '?')} event of "
+                            f"{flow_name!r}/{execution_name!r}"
+                        )
+                if state is not None and not state.steps and not state.tasks:
+                    del open_executions[flow_name, execution_name]  # nothing in flight
+            self.open_steps += steps_opened
+            self.open_tasks += tasks_opened
+            if self.open_steps > self._max_open or self.open_tasks > self._max_open:
+                self._forget_oldest()
 
-    def _malformed(self, flow_name: object, execution_name: object, event: object) -> None:
-        """Count an event no metric could be made of; log the first one."""
+    def _flow_of(self, flow_name: str) -> _Flow:
+        """The series of ``flow_name``'s bounded label, made when first asked for."""
+        label = self._flow(flow_name)
+        flow = self._flows.get(label)
+        if flow is None:
+            flow = self._flows[label] = _Flow(label)
+        return flow
+
+    def _kind(self, detail: dict[str, Any]) -> int:
+        """The number of a task attempt's (resource, pattern) labels, numbered when first met.
+
+        `_kinds` holds each number under its labels, which are also the raw values they stand
+        for when those are their own labels: the history hook finds those with one look-up
+        of the raw values, and comes here for the others.
+        """
+        resource = detail.get("resource")
+        pattern = detail.get("pattern")
+        labels = (
+            self._resource(resource if isinstance(resource, str) else ""),
+            pattern[:40] if isinstance(pattern, str) else "",  # one of three words; cut the odd
+        )
+        kind = self._kinds.get(labels)
+        if kind is None:
+            kind = self._kinds[labels] = len(self._kind_labels)
+            self._kind_labels.append(labels)
+        return kind
+
+    def _task_counts(self, flow: _Flow, code: int) -> list[float]:
+        """The task duration series of ``flow`` for ``code`` (kind * 4 + outcome index)."""
+        kind, outcome = divmod(code, 4)
+        resource, pattern = self._kind_labels[kind]
+        return self.task_seconds.counts((flow.label, resource, pattern, _OUTCOMES[outcome]))
+
+    def _forget_oldest(self) -> None:
+        """Forget steps and task attempts in flight past `max_open_steps`, oldest first.
+
+        The oldest execution's go first (dicts keep insertion order), until both counts are
+        within the limit.
+        """
+        limit = self._max_open
+        open_executions = self._open
+        while open_executions and (self.open_steps > limit or self.open_tasks > limit):
+            key = next(iter(open_executions))
+            state = open_executions[key]
+            # A kind over the limit if this execution has one in flight, else the other.
+            if state.steps and (self.open_steps > limit or not state.tasks):
+                del state.steps[next(iter(state.steps))]
+                self.open_steps -= 1
+                self.forgotten_steps += 1
+            else:
+                task = next(iter(state.tasks))
+                del state.tasks[task]
+                state.kinds.pop(task, None)
+                self.open_tasks -= 1
+                self.forgotten_tasks += 1
+            if not state.steps and not state.tasks:
+                del open_executions[key]
+        if not open_executions:  # the counts are kept by difference: keep them honest
+            self.open_steps = self.open_tasks = 0
+
+    def _malformed(self, what: str) -> None:
+        """Count a history event or a dispatch no metric could be made of; log the first."""
         self.malformed += 1
         if self.malformed == 1:
             log.warning(
-                "relayflow-prometheus: skipped a malformed %s event of %r/%r "
+                "relayflow-prometheus: skipped a malformed %s "
                 "(logged once; later ones are only counted)",
-                getattr(event, "type", "?"),
-                flow_name,
-                execution_name,
+                what,
                 exc_info=True,
             )
 
@@ -376,18 +489,57 @@ class ServerMetrics:
 
     @hookimpl
     def relayflow_outbox_dispatched(self, resource: str, lag_seconds: float | None) -> None:
-        """Count a dispatched task request and its lag (when it is this engine's own)."""
-        label = self._resource(resource)
-        with self._lock:
-            if lag_seconds is None:  # claimed from the store: taken over, no lag
-                self.outbox_dispatched.inc((label, "1"))
-                return
-            self.outbox_dispatched.inc((label, "0"))
-            # PlainHistogram.observe, inline: this runs for every task request.
-            seconds = max(0.0, lag_seconds)
-            lag = self._outbox_lag_counts
-            lag[bisect_left(self.outbox_lag.bounds, seconds)] += 1
-            lag[-1] += seconds
+        """Queue a dispatched task request, to be counted with the next history or scrape.
+
+        This runs for every task request: an append is all it does on the engine's loop (a
+        list's append is atomic, so no lock), and `_count_dispatched` bounds the labels and
+        finds the buckets for a whole batch at once.
+        """
+        queued = self._dispatched
+        queued.append((resource, lag_seconds))
+        if len(queued) > _MAX_QUEUED:  # nobody counted them for long: do it now
+            with self._lock:
+                self._count_dispatched()
+
+    def _count_dispatched(self) -> None:
+        """Count the queued task requests and their lags (under the lock), in their order.
+
+        Requests queued meanwhile (from another thread) stay queued for the next time: only
+        the first ``n`` are taken, and deleting them leaves the ones appended since.
+        """
+        queued = self._dispatched
+        n = len(queued)
+        if not n:
+            return
+        batch = queued[:n]
+        del queued[:n]
+        # Per resource first (in the order met, so series are made in the order dispatched),
+        # then one label and one counter update per resource: taken-over requests under a
+        # 1-tuple key, own ones under the plain name.
+        counts: dict[str | tuple[str], int] = {}
+        lag = self._outbox_lag_counts
+        bounds = self.outbox_lag.bounds
+        for resource, lag_seconds in batch:
+            try:
+                if lag_seconds is None:  # claimed from the store: taken over, no lag
+                    key: str | tuple[str] = (resource,)
+                else:
+                    seconds = lag_seconds if lag_seconds > 0.0 else 0.0  # max(0.0, lag)
+                    key = resource
+                    lag[bisect_left(bounds, seconds)] += 1
+                    lag[-1] += seconds
+                counts[key] = counts.get(key, 0) + 1
+            except Exception:  # not a number: this request is not counted
+                self._malformed(f"dispatch of {resource!r} (lag {lag_seconds!r})")
+        dispatched = self.outbox_dispatched
+        for key, count in counts.items():
+            try:
+                if isinstance(key, tuple):
+                    dispatched.inc((self._resource(key[0]), "1"), count)
+                else:
+                    dispatched.inc((self._resource(key), "0"), count)
+            except Exception:  # not a string: these requests are not counted
+                self._malformed(f"dispatch of {key!r}")
 
     @hookimpl
     def relayflow_timers_fired(self, count: int, lag_seconds: float) -> None:

@@ -164,7 +164,8 @@ async def test_the_history_hook_counts_what_the_executions_did():
     assert value(text, task, flow="ok", outcome="failed", **common) == 1
     assert value(text, task, flow="bad", outcome="timed_out", **common) == 1
     metrics = metrics_of(manager)
-    assert len(metrics._steps) == 0 and len(metrics._tasks) == 0
+    assert metrics.open_steps == 0 and metrics.open_tasks == 0
+    assert not metrics._open  # an execution with nothing in flight is not kept
 
 
 @bounded(seconds=10)
@@ -196,8 +197,9 @@ async def test_open_steps_and_tasks_are_capped():
     for i in range(150):  # steps entered and tasks scheduled that never end
         manager.notify([("f", f"e{i}", task_step(1, 0.0, 1.0, "TaskSucceeded")[:2])])
     metrics = metrics_of(manager)
-    assert len(metrics._steps) == 100 and metrics._steps.forgotten == 50
-    assert len(metrics._tasks) == 100 and metrics._tasks.forgotten == 50
+    assert metrics.open_steps == 100 and metrics.forgotten_steps == 50
+    assert metrics.open_tasks == 100 and metrics.forgotten_tasks == 50
+    assert len(metrics._open) == 100
     # The newest are remembered, the oldest forgotten: only e149's end is timed.
     manager.notify([("f", "e0", task_step(1, 0.0, 1.0, "TaskSucceeded")[3:])])
     manager.notify([("f", "e149", task_step(1, 0.0, 1.0, "TaskSucceeded")[3:])])
