@@ -75,6 +75,35 @@ async def test_a_batch_aborted_by_a_conflict_runs_again_and_every_caller_is_answ
 
 
 @bounded
+async def test_a_conflict_from_a_stale_memory_runs_again_without_the_pause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing raced a batch whose store only remembered something out of date: no wait."""
+    from relayflow.engine import committer as committer_module
+
+    pauses: list[float] = []
+    monkeypatch.setattr(committer_module, "conflict_pause", lambda: pauses.append(1) or 0.0)
+
+    def stale(times: int, runs: list[int]) -> Callable[[Transaction, TxContext], str]:
+        def job(tx: Transaction, ctx: TxContext) -> str:
+            runs.append(1)
+            if len(runs) <= times:
+                conflict = StoreConflict("the guard failed (a test's)")
+                conflict.retry_at_once = True
+                raise conflict
+            return "done"
+
+        return job
+
+    async with make_engine() as eng:
+        runs: list[int] = []
+        assert await eng._runtime.committer.submit(stale(1, runs)) == "done"
+        assert len(runs) == 2 and pauses == []
+        assert await eng._runtime.committer.submit(conflicting(1, runs := [])) == "done"
+        assert pauses == [1]
+
+
+@bounded
 async def test_a_job_that_always_conflicts_fails_alone_after_its_batch_ran_job_by_job() -> None:
     async with make_engine() as eng:
         committer = eng._runtime.committer

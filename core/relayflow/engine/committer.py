@@ -238,7 +238,8 @@ class Committer:
                 self._after_rollback()
                 if attempt < retries:
                     log.info("store transaction aborted by a conflict; running it again: %s", exc)
-                    await asyncio.sleep(conflict_pause())
+                    if not exc.retry_at_once:
+                        await asyncio.sleep(conflict_pause())
                     continue
                 if len(batch) > 1:
                     # One job may conflict every time (say, with a long lock on its execution):

@@ -85,6 +85,10 @@ class StoreConflict(StoreError):
     COMMIT was sent: in each case nothing of the transaction was written.
     """
 
+    #: Whether running the transaction again at once is right: nothing raced it, only what the
+    #: store remembered was out of date (and is forgotten now). Otherwise wait a little first.
+    retry_at_once = False
+
 
 class Listener(Protocol):
     """A subscription made by `Store.listen`; closing it ends the subscription."""

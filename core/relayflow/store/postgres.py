@@ -40,7 +40,8 @@ from relayflow.errors import first_line
 from relayflow.store import postgres_schema, versions
 from relayflow.store.base import Listener, Store, StoreConflict, StoreError, Transaction
 from relayflow.store.postgres_buffer import lost
-from relayflow.store.postgres_sql import CONFLICT_STATES, prepare_named
+from relayflow.store.postgres_memory import WriterMemory
+from relayflow.store.postgres_sql import CONFLICT_STATES, TRANSACTION_ID, prepare_named
 from relayflow.store.postgres_tx import _PgTx
 
 if TYPE_CHECKING:
@@ -146,6 +147,8 @@ class PostgresStore(Store):
         self._outbox_sequence = "outbox_id_seq"
         self._execution_ids: list[int] = []
         self._execution_sequence = "executions_id_seq"
+        #: What the writer remembers of the executions it committed (`postgres_memory`).
+        self.memory = WriterMemory()
         # The writer's connection that has `postgres_sql.NAMED` prepared.
         self._named: psycopg.Connection[Any] | None = None
         self._last_prune = float("-inf")
@@ -272,44 +275,60 @@ class PostgresStore(Store):
                 begin="BEGIN",
                 reconnect=self._reconnect_writer,
                 named=self._name_statements(conn),
+                memory=self.memory,
             )
             try:
-                yield tx
-                if tx.notices and tx.doomed is None:
-                    # Sent last, just before COMMIT: PostgreSQL delivers them when it commits,
-                    # once each (it drops duplicates in a transaction; so do we, to send fewer).
-                    notices = list(dict.fromkeys(tx.notices))
-                    tx._run(
-                        "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS n(c, p)",
-                        ([c for c, _ in notices], [p for _, p in notices]),
-                    )
-                # An error of anything held back comes here, before COMMIT, which goes with
-                # them when it can.
-                committed = tx.doomed is None and tx.flush(commit=True)
-            except StoreError:
-                # Lost with a COMMIT on its way: unknown, unless the server said why it ended
-                # the session (an error with a SQLSTATE comes before the COMMIT completes).
-                if (
-                    tx.commit_sent
-                    and tx.failed_state is None
-                    and (tx.conn.closed or tx.conn.broken)
-                ):
-                    tx.conn.close()
-                    raise StoreError(
-                        f"the connection to the PostgreSQL store {self.where} was lost during "
-                        "COMMIT: the outcome is unknown"
-                    ) from None
-                if tx.doomed is None:
+                try:
+                    yield tx
+                    if tx.notices and tx.doomed is None:
+                        # Sent last, just before COMMIT: PostgreSQL delivers them when it
+                        # commits, once each (it drops duplicates in a transaction; so do we).
+                        notices = list(dict.fromkeys(tx.notices))
+                        tx._run(
+                            "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS n(c, p)",
+                            ([c for c, _ in notices], [p for _, p in notices]),
+                        )
+                    if tx.doomed is None and tx.written_keys():
+                        tx.fetch_later(TRANSACTION_ID)  # the version of the rows it writes
+                    # An error of anything held back comes here, before COMMIT, which goes
+                    # with them when it can.
+                    committed = tx.doomed is None and tx.flush(commit=True)
+                except StoreError:
+                    # Lost with a COMMIT on its way: unknown, unless the server said why it
+                    # ended the session (an error with a SQLSTATE comes before the COMMIT
+                    # completes).
+                    if (
+                        tx.commit_sent
+                        and tx.failed_state is None
+                        and (tx.conn.closed or tx.conn.broken)
+                    ):
+                        tx.conn.close()
+                        raise StoreError(
+                            f"the connection to the PostgreSQL store {self.where} was lost "
+                            "during COMMIT: the outcome is unknown"
+                        ) from None
+                    if tx.doomed is None:
+                        self._abort(tx)
+                        raise
+                except BaseException:
                     self._abort(tx)
                     raise
+                if tx.doomed is not None:
+                    self._abort(tx)
+                    error = type(tx.doomed)(str(tx.doomed))
+                    if tx.trusted and isinstance(error, StoreConflict):
+                        # Most likely the guard: another replica wrote one of them since.
+                        self.memory.judged(False)
+                        error.retry_at_once = True
+                    raise error
+                if tx.begun and not committed:
+                    self._commit(tx.conn)
             except BaseException:
-                self._abort(tx)
+                self.memory.forget([*tx.trusted, *tx.written_keys()])
                 raise
-            if tx.doomed is not None:
-                self._abort(tx)
-                raise type(tx.doomed)(str(tx.doomed))
-            if tx.begun and not committed:
-                self._commit(tx.conn)
+            if tx.trusted:
+                self.memory.judged(True)
+            self.memory.remember(tx.written_rows())
 
     def _abort(self, tx: _PgTx) -> None:
         """Roll back what reached the server (nothing did before the first message)."""

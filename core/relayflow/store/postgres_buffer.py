@@ -8,6 +8,7 @@ and outbox ids the transaction has locked (answered from memory).
 
 from __future__ import annotations
 
+import select
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,9 @@ from relayflow.store.postgres_sql import MISSED, MISSED_STATE, execute_named, re
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["GONE_STATES", "Buffered", "lost"]
+    from relayflow.store.postgres_memory import WriterMemory
+
+__all__ = ["FETCH", "GONE_STATES", "Buffered", "lost"]
 
 
 class Buffered:
@@ -49,6 +52,8 @@ class Buffered:
         named: the connection has the writer's frequent statements prepared (and a new one
             from ``reconnect`` has them too).
         reconnect: a new connection in place of one found dead by that first message.
+        memory: the writer's memory of what it committed, to skip locking reads
+            (`relayflow.store.postgres_memory`).
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class Buffered:
         begin: str | None = None,
         reconnect: Callable[[], psycopg.Connection[Any]] | None = None,
         named: bool = False,
+        memory: WriterMemory | None = None,
     ) -> None:
         self.conn = conn
         self._cur = conn.cursor()
@@ -99,6 +105,9 @@ class Buffered:
         self._execution_sequence = execution_sequence
         # Executions the batch's `lock_executions` looked for and did not find (new names).
         self._absent: set[tuple[str, str]] = set()
+        #: The writer's memory of the executions it committed (`postgres_memory`), if used.
+        self.memory = memory
+        self._written: set[int] = set()  # executions this transaction inserted or updated
         self.doomed: StoreError | None = None
         #: Whether a COMMIT went with the held-back statements (`flush`): if the connection
         #: was then lost, whether the transaction committed is unknown.
@@ -106,6 +115,11 @@ class Buffered:
         #: The SQLSTATE of the last message that failed, if the server gave one.
         self.failed_state: str | None = None
         self.notices: list[tuple[str, str]] = []
+        #: The rows of held-back statements sent with `FETCH` (`postgres_memory`), in order.
+        self.fetched: list[list[Any]] = []
+        #: The executions this transaction took from the writer's memory instead of locking
+        #: and reading them first (`postgres_memory`); its first message guards them.
+        self.trusted: list[tuple[str, str]] = []
         self._depth = 0
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -146,7 +160,8 @@ class Buffered:
         self._pending = []
         texts = [text for text, _ in pending]
         texts += [self._render(sql, args) for sql, args in queries]
-        first = self._sends == 0 and self._reconnect is not None
+        # A message with COMMIT is never sent again: it may have committed.
+        first = self._sends == 0 and self._reconnect is not None and not self.commit_sent
         self._sends += 1 if pending else 0
         try:
             cur = self._execute(";\n".join(texts), retry=first)
@@ -154,6 +169,8 @@ class Buffered:
             for _, rows in pending:
                 if rows >= 0 and cur.rowcount != rows:
                     missed += 1
+                elif rows == FETCH:
+                    self.fetched.append(cur.fetchall())
                 cur.nextset()
             results = []
             for _ in queries:
@@ -245,15 +262,41 @@ class Buffered:
             raise self.doomed
         folds = (
             commit
-            and self._sends > 0
             and bool(self._pending)
             and all(isinstance(item, Bulk) or item[1] < 0 for item in self._pending)
+            and (self._sends > 0 or (bool(self.trusted) and self._alive()))
         )
         if folds:
             self._pending.append(("COMMIT", -1))
             self.commit_sent = True
         self._send()
         return folds
+
+    def _alive(self) -> bool:
+        """Whether the connection looks alive, replacing it first if it does not.
+
+        For a first message that carries COMMIT (a batch that trusts the writer's memory has
+        nothing to send before it): such a message is never sent again, so a connection the
+        server closed while idle (which then has its farewell or end of file to read) is
+        replaced before, not found dead by it.
+        """
+        if self._reconnect is None or self.conn.closed or self.conn.broken:
+            return False
+        try:
+            readable, _, _ = select.select([self.conn.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            readable = [True]
+        if readable:
+            try:
+                self.conn = self._reconnect()
+            except Exception:  # the message goes without COMMIT and meets the error itself
+                return False
+            self._cur = self.conn.cursor()
+        return True
+
+    def fetch_later(self, sql: str) -> None:
+        """Hold back ``sql`` (no arguments) and keep its rows in `fetched` when it is sent."""
+        self._pending.append((sql, FETCH))
 
     def _fetch(self, sql: str, args: Sequence[Any] | None, many: bool) -> Any:
         if self.doomed is not None:
@@ -370,6 +413,10 @@ class Buffered:
         self._outbox_rows.clear()
         self._locked.clear()
         self._timers.clear()
+
+
+#: The count a held-back statement carries when its rows are wanted (`Buffered.fetch_later`).
+FETCH = -2
 
 
 def _is_psycopg(exc: BaseException) -> bool:

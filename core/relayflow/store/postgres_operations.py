@@ -58,6 +58,7 @@ class _OperationsMixin:
 
     if TYPE_CHECKING:  # `Buffered`'s, which the transaction class inherits first
         _rows: dict[int, ExecutionRow]
+        _written: set[int]
 
         def _one(self, sql: str, args: Sequence[Any] | None = None) -> Any: ...
         def _all(self, sql: str, args: Sequence[Any] | None = None) -> list[Any]: ...
@@ -170,3 +171,4 @@ class _OperationsMixin:
             self._rows[execution_id] = dataclasses.replace(
                 row, flow_version=flow_version, published_version=published_version
             )
+        self._written.add(execution_id)

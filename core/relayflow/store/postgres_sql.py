@@ -300,6 +300,21 @@ def checked(sql: str) -> str:
     return f"WITH w AS ({sql}) SELECT 1 / (count(*) = %s)::int FROM w"
 
 
+#: The guard of a batch that trusts what the writer remembers (`postgres_memory`): locks the
+#: executions as the locking read would, and fails (`MISSED_STATE`) unless each row version is
+#: still the remembered one (`xmin`, as the low 32 bits of a transaction id).
+GUARD_ONE: Final = (
+    "WITH g AS (SELECT 1 FROM executions WHERE id = %s AND xmin::text::bigint = %s FOR UPDATE) "
+    "SELECT 1 / (count(*) = 1)::int FROM g"
+)
+GUARD_MANY: Final = (
+    "WITH g AS (SELECT 1 FROM executions e JOIN unnest(%s::bigint[], %s::bigint[]) AS k(id, v) "
+    "ON e.id = k.id WHERE e.xmin::text::bigint = k.v ORDER BY e.flow_name, e.name "
+    "FOR UPDATE OF e) SELECT 1 / (count(*) = %s)::int FROM g"
+)
+#: This transaction's id, whose low 32 bits are the `xmin` of the rows it writes.
+TRANSACTION_ID: Final = "SELECT txid_current()"
+
 #: Around the checked deletions: PostgreSQL judged a custom plan cheaper for them at every
 #: EXECUTE and so planned them anew each time (0.1 ms each, a fifth of a task report's server
 #: time); their generic plan is the same index scan. Only for those two, then back to the
@@ -333,6 +348,8 @@ NAMED: Final[dict[str, tuple[str, str]]] = {
     INSERT_TIMERS: ("rf_insert_timers", "bigint[], bigint[], float8[], text[]"),
     DELETE_OUTBOXES_CHECKED: ("rf_delete_outboxes", "bigint[], bigint"),
     DELETE_TIMERS_CHECKED: ("rf_delete_timers", "bigint[], bigint[], bigint"),
+    GUARD_ONE: ("rf_guard_one", "bigint, bigint"),
+    GUARD_MANY: ("rf_guard_many", "bigint[], bigint[], bigint"),
     # The reads of every batch: its locks, and what its jobs read first.
     LOCK_KEY: ("rf_lock_key", "text, text"),
     WORK_OF_KEY: ("rf_work_of_key", "text, text"),
