@@ -41,7 +41,12 @@ from relayflow.store import postgres_schema, versions
 from relayflow.store.base import Listener, Store, StoreConflict, StoreError, Transaction
 from relayflow.store.postgres_buffer import lost
 from relayflow.store.postgres_memory import WriterMemory
-from relayflow.store.postgres_sql import CONFLICT_STATES, TRANSACTION_ID, prepare_named
+from relayflow.store.postgres_sql import (
+    CONFLICT_STATES,
+    MISSED_STATE,
+    TRANSACTION_ID,
+    prepare_named,
+)
 from relayflow.store.postgres_tx import _PgTx
 
 if TYPE_CHECKING:
@@ -316,8 +321,13 @@ class PostgresStore(Store):
                 if tx.doomed is not None:
                     self._abort(tx)
                     error = type(tx.doomed)(str(tx.doomed))
-                    if tx.trusted and isinstance(error, StoreConflict):
-                        # Most likely the guard: another replica wrote one of them since.
+                    if (
+                        tx.trusted
+                        and tx.failed_state == MISSED_STATE
+                        and isinstance(error, StoreConflict)
+                    ):
+                        # The guard (or a deletion it vouched for): another replica wrote one
+                        # of them since. Nothing raced this transaction: run it again now.
                         self.memory.judged(False)
                         error.retry_at_once = True
                     raise error
