@@ -191,9 +191,11 @@ class EngineTracer:
         itself, on the engine's loop. The rarer ones go to the methods `_apply` calls.
 
         Returns:
-            The index of the first event left to `_handle`: one that starts or ends the
-            execution, or ends a span this process did not see open (all after it too).
+            The index of the first event left to `_handle`: one that starts the execution,
+            ends it with spans open, or ends a span this process did not see open (all after
+            it too); or the index after an end applied here (the execution is forgotten).
         """
+        kind = None
         steps = state.steps
         tasks = state.tasks
         append = self._records.append
@@ -254,10 +256,17 @@ class EngineTracer:
                         )  # fmt: skip
                 elif kind == "TaskSubmitted":
                     self._task_submitted(state, event)
-                else:  # the execution starts or ends
+                elif kind in ENDS and not steps and not tasks:
+                    # As `_handle` would (nothing open: nothing missed), without looking the
+                    # execution up again. It is forgotten: what follows goes to `_handle`.
+                    self._ended(state, event, True)
+                    return index + 1
+                else:  # the execution starts, or ends with spans open
                     return index
             except Exception:
                 self._failed(event)
+                if kind in ENDS:  # as `_handle` would: the execution looked up again after
+                    return index + 1
         return len(events)
 
     @staticmethod
@@ -610,7 +619,8 @@ class EngineTracer:
         """The execution ended: keep only what names its trace, should it go on (a redrive)."""
         self._unfollow(state)
         key = (state.flow, state.name)
-        self._spawns.pop(key, None)
+        if self._spawns:
+            self._spawns.pop(key, None)
         self._finished[key] = state.ended()
         while len(self._finished) > MAX_EXECUTIONS:
             self._finished.popitem(last=False)

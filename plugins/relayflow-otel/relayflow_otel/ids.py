@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,9 @@ __all__ = [
 ]
 
 _MASK_64 = (1 << 64) - 1
-_ZERO_SPAN = bytes(8)
+#: An EventId as a span id hashes it: 8 bytes, big-endian, signed.
+_EVENT_ID = struct.Struct(">q").pack
+_ZERO_HEX = "0" * 16
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -103,9 +106,9 @@ def span_id_hex(hasher: Any, event_id: int) -> str:
     made and formatted: this runs for every task request, on the engine's loop.
     """
     one = hasher.copy()
-    one.update(event_id.to_bytes(8, "big", signed=True))
-    digest = one.digest()
-    return digest.hex() if digest != _ZERO_SPAN else "0000000000000001"
+    one.update(_EVENT_ID(event_id))
+    digits = one.hexdigest()
+    return digits if digits != _ZERO_HEX else "0000000000000001"
 
 
 def is_sampled(trace: int, ratio: float) -> bool:

@@ -273,3 +273,17 @@ def test_a_start_that_cannot_be_read_is_skimmed_to_the_next_start() -> None:
         CommittedHistory([("f", "e", [_started("f", "e", T0, 6), *_step(7, "b", T0)])])
     )
     assert [(r[0], r[8]) for r in records] == [(TASK, "b"), (STEP, "b")]
+
+
+def test_an_end_that_fails_costs_what_it_costs_on_the_general_path() -> None:
+    # An end whose detail is not a mapping fails once the execution is forgotten (its root
+    # span lost): the events after it go on in its trace, as after a redrive, on either path.
+    bad_end = HistoryEvent(6, 0, "ExecutionFailed", "", T0 + 2, None)  # type: ignore[arg-type]
+    events = [_started("f", "e", T0), *_step(2, "a", T0), bad_end, *_step(7, "b", T0 + 3)]
+    outcomes = []
+    for kind in (EngineTracer, Reference):
+        tracer, records = _tracer(kind)
+        tracer.relayflow_history_committed(CommittedHistory([("f", "e", events)]))
+        outcomes.append((records, tracer.failures, tracer._followed))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][1] == 1 and [r[8] for r in outcomes[0][0]] == ["a", "a", "b", "b"]

@@ -60,6 +60,9 @@ class _ZeroHash:
     def digest(self) -> bytes:
         return bytes(8)
 
+    def hexdigest(self) -> str:
+        return self.digest().hex()
+
 
 def test_a_span_id_that_hashes_to_zero_is_one_however_it_is_read() -> None:
     assert span_id_from(_ZeroHash(), 5) == 1
