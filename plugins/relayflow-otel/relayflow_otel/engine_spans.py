@@ -8,8 +8,8 @@ span when it ends, its start taken from the history event that opened it.
 Ids come from `relayflow_otel.ids`, so a process that meets an execution in the middle (after a
 restart, or a replica that receives the report of a task another replica dispatched) reads the
 execution's history once through `Engine.get_execution_history`, replays it to learn what is
-open, and goes on in the same trace. Reads run as tasks on the engine's loop, a few at a time;
-a hook itself never waits.
+open, and goes on in the same trace. Reads run as tasks on the engine's loop, a few at a time
+(`relayflow_otel.engine_reads`); a hook itself never waits.
 
 Where a step nests: a step entered while no other step is open is a child of the root. One
 entered while others are open (inside a parallel, foreach or choice step) is a child of the
@@ -22,41 +22,37 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
 from relayflow.plugins import CommittedHistory, hookimpl
+from relayflow_otel.engine_reads import EngineReads
 from relayflow_otel.engine_state import (
     CHILD_ACTION,
     CHILD_PREFIX,
     COMPLETIONS,
     ENDS,
     MAX_EXECUTIONS,
-    MAX_HISTORY_EVENTS,
     MAX_OPEN,
     MAX_PENDING,
-    MAX_READS,
     MAX_SPAWNS,
-    PAGE,
     TRACED,
     ExecutionTrace,
     HistoryRecord,
     OpenSpan,
     cause_text,
     child_flow,
-    child_task,
     enclosing_steps,
     open_step,
     with_error,
-    with_parent,
     with_submitted,
 )
 from relayflow_otel.export import FinishedSpan
 from relayflow_otel.exporter_process import ABANDONED, ROOT, START_UNKNOWN, STEP, TASK, rows
-from relayflow_otel.ids import is_sampled, micros, span_id, span_id_from, span_id_hex, trace_id
+from relayflow_otel.ids import is_sampled, micros, span_id_from, span_id_hex, trace_id
 
 if TYPE_CHECKING:
     from relayflow.engine import Engine
@@ -72,7 +68,7 @@ _STARTS = frozenset({"ExecutionStarted"})
 _STARTS_OR_ENDS = _STARTS | ENDS
 
 
-class EngineTracer:
+class EngineTracer(EngineReads):
     """The hooks that turn an engine's history into spans."""
 
     def __init__(
@@ -625,128 +621,6 @@ class EngineTracer:
         while len(self._finished) > MAX_EXECUTIONS:
             self._finished.popitem(last=False)
 
-    # -- reading from the engine, off the hooks -----------------------------------------------
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> bool:
-        """Run ``work`` on the running loop; False (and nothing runs) without an engine or loop."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is None or self._engine is None:
-            work.close()
-            return False
-        if self._reads_loop is not loop:
-            self._reads = asyncio.Semaphore(MAX_READS)
-            self._reads_loop = loop
-        task = loop.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return True
-
-    async def _history(
-        self, flow: str, name: str, before: int | None = None
-    ) -> list[HistoryRecord]:
-        """The execution's events, oldest first, up to `MAX_HISTORY_EVENTS` (and ``before``)."""
-        engine = self._engine
-        assert engine is not None and self._reads is not None
-        events: list[HistoryRecord] = []
-        token = ""
-        async with self._reads:
-            while len(events) < MAX_HISTORY_EVENTS:
-                page = await engine.get_execution_history(flow, name, PAGE, token)
-                for item in page.items:
-                    if before is not None and item.event_id >= before:
-                        return events
-                    events.append(HistoryRecord.of(item))
-                token = page.next_token or ""
-                if not token:
-                    break
-        return events
-
-    async def _catch_up(self, state: ExecutionTrace) -> None:
-        """Replay the history before the held events, then apply them."""
-        try:
-            await self._replay(state)
-        finally:
-            self._flush()
-
-    async def _replay(self, state: ExecutionTrace) -> None:
-        pending = state.pending or []
-        try:
-            events = await self._history(state.flow, state.name, pending[0].event_id)
-        except Exception as exc:
-            log.debug("relayflow-otel cannot read %s/%s: %s", state.flow, state.name, exc)
-            events = []
-        if not events or events[0].type != "ExecutionStarted":
-            if not state.trace:
-                state.unknown = True  # no start, no trace id: untraced here
-            held, state.pending = state.pending or [], None
-            state.replayed = pending[0].event_id
-            for event in held if state.trace else []:
-                self._apply_held(state, event)
-            return
-        state.steps.clear()
-        state.tasks.clear()
-        for index, event in enumerate(events):
-            self._apply(state, event, live=False)
-            if index % 1000 == 999:
-                await asyncio.sleep(0)  # a long replay lets the engine's other work run
-        state.replayed = pending[0].event_id
-        held, state.pending = state.pending or [], None
-        for event in held:
-            self._apply_held(state, event)
-
-    def _apply_held(self, state: ExecutionTrace, event: Any) -> None:
-        try:
-            self._apply(state, event, live=True)
-        except Exception:
-            self._failed(event)
-
-    def _read_definition(self, state: ExecutionTrace) -> None:
-        if state.reading_definition:
-            return
-        state.reading_definition = True
-        if not self._spawn(self._definition(state)):
-            self._nest(state, {})
-
-    async def _definition(self, state: ExecutionTrace) -> None:
-        engine = self._engine
-        enclosing: dict[str, frozenset[str]] = {}
-        try:
-            assert engine is not None and self._reads is not None
-            async with self._reads:
-                info = await engine.describe_execution(state.flow, state.name)
-            # Parsing a large definition takes a while: not on the engine's loop.
-            enclosing = await asyncio.to_thread(enclosing_steps, info.flow_definition)
-        except Exception as exc:
-            log.debug("relayflow-otel cannot read %s/%s: %s", state.flow, state.name, exc)
-        self._nest(state, enclosing)
-        self._flush()
-
-    def _nest(self, state: ExecutionTrace, enclosing: dict[str, frozenset[str]]) -> None:
-        state.enclosing = enclosing
-        waiting, state.waiting = state.waiting or [], None
-        for entered, opened, end, flags in waiting:
-            parent = self._step_parent(state, opened)
-            self._end_step(state, entered, with_parent(opened, parent), end, flags)
-
-    async def _link_and_emit(self, state: ExecutionTrace, root: tuple[Any, ...]) -> None:
-        """Link a child's root span to the parent's task attempt that started it, then emit it."""
-        assert state.parent is not None
-        flow, name = state.parent
-        try:
-            events = await self._history(flow, name)
-            if events and events[0].type == "ExecutionStarted":
-                parent_trace = trace_id(flow, name, events[0].micros)
-                task = child_task(events, state.flow, state.name)
-                if task:
-                    root = (*root[:-1], (parent_trace, span_id(parent_trace, task)))
-        except Exception as exc:
-            log.debug("relayflow-otel cannot read the parent %s/%s: %s", flow, name, exc)
-        self._records.append(root)
-        self._flush()
-
     def _emit_spans(self, records: list[tuple[Any, ...]]) -> None:
         """Records -> `FinishedSpan`s made in this process -> ``emit`` (the SDK's path)."""
         spans, malformed = rows(records)
@@ -772,8 +646,3 @@ class EngineTracer:
                     events,
                 )
             )
-
-    async def drain(self) -> None:
-        """Wait for the reads in flight (tests, and a clean stop)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
