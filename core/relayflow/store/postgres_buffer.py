@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from relayflow.store.base import ExecutionRow, StoreConflict, StoreError
 from relayflow.store.postgres_bulk import Bulk
-from relayflow.store.postgres_sql import MISSED, MISSED_STATE, execute_named, render
+from relayflow.store.postgres_memory import XID_MASK, Remembered
+from relayflow.store.postgres_sql import (
+    GUARD_MANY,
+    GUARD_ONE,
+    MISSED,
+    MISSED_STATE,
+    Array,
+    execute_named,
+    render,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -390,6 +399,50 @@ class Buffered:
             if not _is_psycopg(exc):
                 raise
             self._failed(exc, buffered=True)
+
+    def _trust(self, recalled: Sequence[Remembered]) -> None:
+        """Take the batch's executions from the writer's memory, behind a guard.
+
+        The guard goes first in the first message: it locks them and fails the message (and its
+        COMMIT) unless each row is still the version remembered (`postgres_memory`).
+        """
+        for entry in recalled:
+            self._keep(entry.row)
+            self._know_work([("o", entry.row.id, i) for i in entry.outbox])
+            self._know_work([("t", e, t) for e, t in entry.timers])
+        if len(recalled) == 1:
+            guard = self._render(GUARD_ONE, (recalled[0].row.id, recalled[0].version))
+        else:
+            ids = Array([entry.row.id for entry in recalled], "bigint")
+            versions = Array([entry.version for entry in recalled], "bigint")
+            guard = self._render(GUARD_MANY, (ids, versions, len(recalled)))
+        self._pending.append((guard, -1))
+        self.trusted = [(entry.row.flow_name, entry.row.name) for entry in recalled]
+        self._absent = set()
+
+    def written_keys(self) -> list[tuple[str, str]]:
+        """The (flow, name) of the executions this transaction wrote, of those it knows."""
+        rows = self._rows
+        return [(r.flow_name, r.name) for r in (rows.get(i) for i in self._written) if r]
+
+    def written_rows(self) -> list[Remembered]:
+        """The executions this transaction wrote and knows, as it committed them.
+
+        Their version is this transaction's id, fetched with its last message (`TRANSACTION_ID`);
+        none without it.
+        """
+        if not self.fetched or not self.fetched[-1]:
+            return []
+        version = int(self.fetched[-1][0][0]) & XID_MASK
+        found = []
+        for execution_id in self._written:
+            row = self._rows.get(execution_id)
+            if row is None or execution_id not in self._locked:
+                continue  # forgotten after a savepoint rolled back: not known for sure
+            outbox = tuple(i for i, e in self._outbox_rows.items() if e == execution_id)
+            timers = tuple(t for t in self._timers if t[0] == execution_id)
+            found.append(Remembered(row, version, outbox, timers))
+        return found
 
     def _keep(self, row: ExecutionRow) -> None:
         """Remember a row this transaction has locked (and so nobody else changes)."""
