@@ -252,3 +252,20 @@ def test_the_memory_pauses_after_many_failed_guards() -> None:
     paused = sum(memory.recall([("f", "a")]) is None for _ in range(PAUSE))
     assert paused == PAUSE
     assert memory.recall([("f", "a")]) is not None  # trying again
+
+
+def test_a_timer_deleted_under_its_lease_is_not_remembered(stores: tuple[Store, Store]) -> None:
+    mine, _ = stores
+    key = ("f", "a")
+    with mine.transaction() as tx:
+        tx.lock_executions([key])
+        execution_id = tx.insert_execution(exec_row(*key))
+        tx.add_timer(TimerRow(execution_id, 1, 1.0, "wait"))
+    claimed = write(mine, lambda tx: tx.claim_due_timers(now(), "me", now() + LONG, 10))
+    assert [t.timer_id for t in claimed] == [1]
+    with mine.transaction() as tx:
+        tx.lock_executions([key])
+        assert tx.delete_timer(execution_id, 1, owner="me") is True
+        _update(tx, execution_id, "2")
+    (entry,) = mine.memory.recall([key])  # type: ignore[attr-defined]
+    assert entry.timers == () and entry.row.state == "2"

@@ -436,6 +436,8 @@ class _PgTx(Buffered, _ObjectsMixin, _OperationsMixin, Transaction):
                 "AND lease_owner = %s RETURNING 1",
                 (execution_id, timer_id, owner),
             )
+        if found is not None:
+            self._timers.discard((execution_id, timer_id))  # gone: not remembered as there
         return found is not None
 
     def claim_due_timers(
