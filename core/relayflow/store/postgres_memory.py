@@ -11,10 +11,10 @@ it: PostgreSQL's `xmin`, the id of the transaction that wrote that row version, 
 update by anyone changes. The batch's message begins with a guard that locks the rows
 (`FOR UPDATE`, waiting for another replica's transaction as the locking read would) and fails in
 the server, before any write and before COMMIT, unless every row still has the remembered
-version (`postgres_sql.GUARD`). Outbox rows and timers are checked as before: a deletion of one
-that is gone fails its statement (`postgres_sql.checked`). A failed guard is a
-`StoreConflict` with `retry_at_once`: the writer forgets what it remembered of the batch and
-runs it again at once, with the locking read.
+version (`postgres_sql.GUARD_ONE`, `GUARD_MANY`). Outbox rows and timers are checked as
+before: a deletion of one that is gone fails its statement (`postgres_sql.checked`). A failed
+guard is a `StoreConflict` with `retry_at_once`: the store forgets what it remembered of the
+batch and the writer runs it again at once, with the locking read.
 
 Where several replicas share the database, a report often reaches another replica than the
 one that wrote the execution last: the guard then fails, which costs a round trip. So the memory
