@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,25 @@ def pg_database(request: pytest.FixtureRequest) -> Iterator[str]:
     name = "rf_" + re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1]).lower()
     with fresh_database(server, name) as url:
         yield url
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """The module's database, dropped of every table (so each test starts with no schema)."""
+    import psycopg
+
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {PG_TABLES}")
+    return pg_database
+
+
+@pytest.fixture
+def admin(pg_url: str) -> Iterator[Any]:
+    """A connection of its own to ``pg_url``'s database, to look at and break what a store does."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        yield conn
 
 
 def _postgresql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:

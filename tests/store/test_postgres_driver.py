@@ -10,7 +10,6 @@ import asyncio
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -19,27 +18,12 @@ import pytest
 from relayflow.store import Store, StoreConflict, StoreError, open_store
 from relayflow.store.postgres import PostgresStore
 from relayflow.store.versions import META_KEY, SCHEMA_VERSION
-from tests.store.conftest import PG_TABLES
 from tests.store.rows import read, write
 
 psycopg = pytest.importorskip("psycopg")
 
 SECRET = "s3cr:t@/pw"  # a password with every character a URL treats specially
 WAIT = 30.0
-
-
-@pytest.fixture
-def pg_url(pg_database: str) -> str:
-    """The module's database, dropped of every table (so each test starts with no schema)."""
-    with psycopg.connect(pg_database, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {PG_TABLES}")
-    return pg_database
-
-
-@pytest.fixture
-def admin(pg_url: str) -> Iterator[Any]:
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        yield conn
 
 
 def _with_password(url: str, password: str) -> str:

@@ -23,17 +23,9 @@ from relayflow.store.postgres_memory import (
     Remembered,
     WriterMemory,
 )
-from tests.store.conftest import PG_TABLES
 from tests.store.rows import LONG, event, exec_row, now, read, write
 
 psycopg = pytest.importorskip("psycopg")
-
-
-@pytest.fixture
-def pg_url(pg_database: str) -> str:
-    with psycopg.connect(pg_database, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {PG_TABLES}")
-    return pg_database
 
 
 @pytest.fixture
@@ -216,12 +208,6 @@ def test_a_savepoint_rolled_back_keeps_the_guard_and_forgets_what_it_wrote(
     assert read(mine, lambda tx: tx.get_execution(*key)).state != "2"
     write(mine, lambda tx: _transition(tx, key, "3", outbox))
     assert read(mine, lambda tx: tx.get_execution(*key)).state == "3"
-
-
-@pytest.fixture
-def admin(pg_url: str) -> Iterator[Any]:
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        yield conn
 
 
 # -- the memory alone ---------------------------------------------------------------------------

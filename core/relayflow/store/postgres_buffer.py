@@ -408,8 +408,8 @@ class Buffered:
         """
         for entry in recalled:
             self._keep(entry.row)
-            self._know_work([("o", entry.row.id, i) for i in entry.outbox])
-            self._know_work([("t", e, t) for e, t in entry.timers])
+            self._outbox_rows.update(dict.fromkeys(entry.outbox, entry.row.id))
+            self._timers.update(entry.timers)
         if len(recalled) == 1:
             guard = self._render(GUARD_ONE, (recalled[0].row.id, recalled[0].version))
         else:
@@ -434,14 +434,27 @@ class Buffered:
         if not self.fetched or not self.fetched[-1]:
             return []
         version = int(self.fetched[-1][0][0]) & XID_MASK
+        # One pass over what the transaction knows, not one per execution (a batch may hold
+        # a thousand of each).
+        outbox: dict[int, list[int]] = {}
+        for outbox_id, execution_id in self._outbox_rows.items():
+            outbox.setdefault(execution_id, []).append(outbox_id)
+        timers: dict[int, list[tuple[int, int]]] = {}
+        for timer in self._timers:
+            timers.setdefault(timer[0], []).append(timer)
         found = []
         for execution_id in self._written:
             row = self._rows.get(execution_id)
             if row is None or execution_id not in self._locked:
                 continue  # forgotten after a savepoint rolled back: not known for sure
-            outbox = tuple(i for i, e in self._outbox_rows.items() if e == execution_id)
-            timers = tuple(t for t in self._timers if t[0] == execution_id)
-            found.append(Remembered(row, version, outbox, timers))
+            found.append(
+                Remembered(
+                    row,
+                    version,
+                    tuple(outbox.get(execution_id, ())),
+                    tuple(timers.get(execution_id, ())),
+                )
+            )
         return found
 
     def _keep(self, row: ExecutionRow) -> None:
