@@ -20,6 +20,7 @@ import pytest
 
 from relayflow.client import Client, ClientError
 from relayflow.client._wire import WirePool
+from relayflow.engine.tokens import mint_token
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -30,6 +31,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers["Content-Length"])
         params = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
         self.server.seen.append((self.path, params, self.client_address[1]))
+        self.server.routes.append(self.headers.get("X-Relayflow-Route"))
         body = json.dumps({"RequestId": "r", "EventId": len(self.server.seen)}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -51,6 +53,7 @@ class _Server(http.server.ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.seen: list[tuple[str, dict[str, str], int]] = []
+        self.routes: list[str | None] = []
         self.close_after_answer = False
         self.drop_idle = False
 
@@ -92,6 +95,27 @@ def test_a_connection_the_server_closed_is_not_reused(server: _Server, how: str)
             time.sleep(0.05)  # idle: the server's close arrives before the next call
     assert len(server.seen) == 4  # each request reached the server once
     assert len(connections(server)) == 4
+
+
+def test_calls_on_one_execution_carry_its_route(server: _Server) -> None:
+    token = mint_token(b"k" * 32, "orders", "order-7", "uid", 3)
+    with Client(server.url) as client:
+        client.report_task_succeeded(token, {})
+        client.report_task_failed(token, "E", "")
+        client.report_task_succeeded("not-a-token", {})
+        client.start_execution("orders", name="order-8")
+        client.start_execution("orders")
+        client.stop_execution("orders", "order-8")
+        client.report_task_succeeded(mint_token(b"k", "orders", "a\r\nX-Evil: 1", "u", 1), {})
+    assert server.routes == [
+        "orders/order-7",
+        "orders/order-7",
+        None,
+        "orders/order-8",
+        None,
+        "orders/order-8",
+        None,
+    ]
 
 
 def test_threads_share_a_client(server: _Server) -> None:

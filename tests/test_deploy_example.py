@@ -22,6 +22,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -34,11 +35,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from relayflow.client import Client
+from relayflow.client import Client, ClientError
 from relayflow.testing import bounded, make_engine
 from tests.api_server import EXE, server_env, start_server, stop_server
 from tests.helpers import ROOT
 from tests.services import _missing, free_port
+
+sys.path.insert(0, str(ROOT / "contrib" / "bench"))
+
+from replicas import local_haproxy_config
 
 DEPLOY = ROOT / "contrib" / "deploy"
 HAPROXY_CFG = DEPLOY / "haproxy.cfg"
@@ -52,6 +57,7 @@ LONGEST_POLL = 60
 # Bounds for waits on real processes: far above what they take, so a slow machine passes.
 UP_WITHIN = 30.0
 DOWN_WITHIN = 30.0
+REPLICA_NAMES = ("replica1", "replica2")
 EXIT_WITHIN = 30.0
 
 
@@ -99,42 +105,15 @@ def test_haproxy_cfg_checks_ready_and_outwaits_long_polls() -> None:
     assert timeouts["client"] > LONGEST_POLL, timeouts
     # A stopping replica answers its own pending calls: haproxy must not cut them.
     assert not [line for line in lines if "shutdown-sessions" in line]
-    assert len([line for line in lines if line.startswith("server ")]) == 3
-
-
-def haproxy_for_test(text: str, port: int, replicas: list[int], stats: Path) -> str:
-    """``text`` with its listening address, replica addresses and stats socket made local.
-
-    Only addresses change: the checks, timeouts and retries stay as the example has them.
-    Servers beyond ``replicas`` are dropped.
-
-    Raises:
-        AssertionError: the example no longer has the one bind, the three servers or the
-            stats socket this rewriting expects.
-    """
-    out: list[str] = []
-    servers = iter(replicas)
-    binds = sockets = 0
-    for line in text.splitlines():
-        words = line.split("#", 1)[0].split()
-        indent = line[: len(line) - len(line.lstrip())]
-        if words[:1] == ["bind"]:
-            binds += 1
-            line = f"{indent}bind 127.0.0.1:{port}"
-        elif words[:1] == ["server"]:
-            replica = next(servers, None)
-            if replica is None:
-                continue
-            line = f"{indent}{' '.join([*words[:2], f'127.0.0.1:{replica}', *words[3:]])}"
-        elif words[:2] == ["stats", "socket"]:
-            sockets += 1
-            line = f"{indent}{' '.join(['stats', 'socket', str(stats), *words[3:]])}"
-        elif words[:2] == ["log", "/dev/log"]:
-            continue  # no syslog in a test; haproxy's own errors go to its stderr
-        out.append(line)
-    assert binds == 1 and sockets == 1, "haproxy.cfg: expected one bind and one stats socket"
-    assert next(servers, None) is None, "haproxy.cfg: fewer servers than replicas to test"
-    return "\n".join(out) + "\n"
+    servers = [line.split() for line in lines if line.startswith("server ")]
+    # Three replicas, each a second time in the backend that routes by execution, following
+    # the first's health checks.
+    assert len(servers) == 6
+    assert [words[-2:] for words in servers[3:]] == [
+        ["track", f"replicas/{words[1]}"] for words in servers[:3]
+    ]
+    assert "balance hdr(X-Relayflow-Route)" in lines
+    assert "use_backend by_execution if { req.hdr(X-Relayflow-Route) -m found }" in lines
 
 
 @dataclass
@@ -150,8 +129,8 @@ class Haproxy:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def servers(self) -> dict[str, dict[str, str]]:
-        """`show stat` for the replicas: server name -> its fields (`status`, `stot`, ...)."""
+    def servers(self, backend: str = "replicas") -> dict[str, dict[str, str]]:
+        """`show stat` for ``backend``'s servers: name -> its fields (`status`, `stot`, ...)."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(5)
             conn.connect(str(self.stats))
@@ -165,7 +144,7 @@ class Haproxy:
         return {
             row["svname"]: row
             for row in rows
-            if row.get("pxname") == "replicas" and row["svname"] not in ("FRONTEND", "BACKEND")
+            if row.get("pxname") == backend and row["svname"] not in ("FRONTEND", "BACKEND")
         }
 
     def wait_status(self, name: str, status: str, within: float) -> None:
@@ -182,9 +161,9 @@ class Haproxy:
                 )
             time.sleep(0.1)
 
-    def sessions(self, name: str) -> int:
-        """How many requests haproxy has sent ``name`` so far."""
-        return int(self.servers()[name]["stot"])
+    def sessions(self, name: str, backend: str = "replicas") -> int:
+        """How many requests haproxy has sent ``name`` of ``backend`` so far."""
+        return int(self.servers(backend)[name]["stot"])
 
 
 def start_haproxy(folder: Path, replicas: list[int]) -> Haproxy:
@@ -195,7 +174,12 @@ def start_haproxy(folder: Path, replicas: list[int]) -> Haproxy:
     stats = Path(tempfile.mkdtemp(prefix="rf-haproxy-")) / "admin.sock"
     config = folder / "haproxy.cfg"
     config.write_text(
-        haproxy_for_test(HAPROXY_CFG.read_text(encoding="utf-8"), port, replicas, stats)
+        local_haproxy_config(
+            HAPROXY_CFG.read_text(encoding="utf-8"),
+            port,
+            [("127.0.0.1", replica) for replica in replicas],
+            stats,
+        )
     )
     checked = subprocess.run(
         [HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True, check=False
@@ -318,7 +302,7 @@ def cluster(stores: list[str], tmp_path: Path) -> Iterator[Cluster]:
             with Client(f"http://127.0.0.1:{port}", *ADMIN) as direct:
                 direct.create_flow("hello", FLOW)
         proxy = start_haproxy(tmp_path, ports)
-        for name in ("replica1", "replica2"):
+        for name in REPLICA_NAMES:
             proxy.wait_status(name, "UP", UP_WITHIN)
         with Client(proxy.endpoint, *ADMIN, timeout=30) as client:
             yield Cluster(replicas, ports, proxy, client, shared)
@@ -340,6 +324,28 @@ def calls(cluster: Cluster, count: int) -> None:
             # Any replica answers any call: the one asked may not be the one that started it.
             ended = cluster.client.describe_execution("hello", run.name, wait_seconds=10)
             assert ended.status == "Succeeded", ended
+
+
+def test_the_calls_of_one_execution_go_to_one_replica(cluster: Cluster) -> None:
+    """Starts, stops and reports name their execution; haproxy hashes on it (see _route)."""
+    proxy = cluster.haproxy
+    chosen: list[str] = []
+    for _ in range(20):
+        name = f"e-{uuid.uuid4().hex}"
+        before = {server: proxy.sessions(server, "by_execution") for server in REPLICA_NAMES}
+        cluster.client.start_execution("hello", {"n": 1}, name=name)
+        for _ in range(2):
+            with contextlib.suppress(ClientError):  # stopped already, or ended: still routed
+                cluster.client.stop_execution("hello", name)
+        grew = {
+            server: proxy.sessions(server, "by_execution") - count
+            for server, count in before.items()
+        }
+        [(server, count)] = [(server, count) for server, count in grew.items() if count]
+        assert count == 3, grew
+        chosen.append(server)
+    # Twenty executions, hashed over two replicas: both get some (or the hash is not used).
+    assert set(chosen) == set(REPLICA_NAMES), chosen
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])

@@ -289,6 +289,7 @@ def bench_scaleout(
         poll_seconds=None,
         visibility_timeout=30,
         balancer=args.balancer,
+        route=not args.no_route,
     )
     figures = run_cluster(cluster, args, others, full)
     figures["replicas"] = replicas
@@ -435,7 +436,8 @@ def scaleout_rounds(
 def print_scaleout(figures: dict[str, Any]) -> None:
     """The scale-out table: the embedded store, then 1 .. N replicas on PostgreSQL."""
     print(
-        f"seed scenario on Redis, {figures['balancer']} in front, {os.cpu_count()} cores; "
+        f"seed scenario on Redis, {figures['balancer']} in front"
+        f"{' (routing by execution)' if figures['routed'] else ''}, {os.cpu_count()} cores; "
         f"{figures['count']} executions, {figures['workers']} `relayflow worker` processes "
         f"x --concurrency {figures['concurrency']}, {figures['in_flight']} starts in flight"
     )
@@ -514,6 +516,12 @@ def main(argv: list[str] | None = None) -> int:
         help="scale-out: Debian's haproxy as contrib/deploy/haproxy.cfg sets it up (the default "
         "when installed), or balancer.py as a process",
     )
+    parser.add_argument(
+        "--no-route",
+        action="store_true",
+        help="scale-out with haproxy: send every call to the least busy replica instead of "
+        "routing the calls of one execution to one replica (the A/B of that routing)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     scaleout = args.store != "sqlite"
@@ -532,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "in_flight": args.in_flight,
         "balancer": "haproxy" if args.balancer == "haproxy" else "balancer.py",
+        "routed": args.balancer == "haproxy" and not args.no_route,
     }
     procs = Processes()
     stack = contextlib.ExitStack()

@@ -46,6 +46,7 @@ EXE = str(Path(sys.executable).with_name("relayflow"))
 QUEUE = "fnf-demo"
 SERVING = re.compile(r"serving the API on http://[^\s:]+:(?P<port>\d+)")
 BALANCING = re.compile(r"balancing on (?P<url>http://\S+)")
+DEPLOYED_HAPROXY = ROOT / "contrib" / "deploy" / "haproxy.cfg"
 
 
 def free_port() -> int:
@@ -331,6 +332,58 @@ def ready(url: str, timeout: float = 1.0) -> bool:
     return False
 
 
+def local_haproxy_config(
+    text: str,
+    port: int,
+    replicas: list[tuple[str, int]],
+    stats: Path | None = None,
+    *,
+    route: bool = True,
+) -> str:
+    """contrib/deploy/haproxy.cfg's ``text`` with only its addresses made local.
+
+    It listens on 127.0.0.1:``port``; the first backend's servers, in order, become
+    ``replicas`` (host, port), and a server of the same name in another backend follows; servers
+    beyond ``replicas`` are dropped. The stats socket moves to ``stats`` (dropped when None),
+    syslog goes (haproxy's own errors go to its stderr). The checks, timeouts, retries and
+    balancing stay as the example has them, except that ``route=False`` drops the routing by
+    execution (every call then goes to the least busy replica: the A/B of the routing).
+
+    Raises:
+        ValueError: the example no longer has the one bind, or fewer servers than ``replicas``.
+    """
+    out: list[str] = []
+    addresses: dict[str, str] = {}
+    pending = iter(replicas)
+    binds = 0
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        indent = line[: len(line) - len(line.lstrip())]
+        if words[:1] == ["bind"]:
+            binds += 1
+            line = f"{indent}bind 127.0.0.1:{port}"
+        elif words[:1] == ["server"]:
+            name = words[1]
+            if name not in addresses:
+                replica = next(pending, None)
+                addresses[name] = "" if replica is None else f"{replica[0]}:{replica[1]}"
+            if not addresses[name]:
+                continue
+            line = f"{indent}{' '.join([words[0], name, addresses[name], *words[3:]])}"
+        elif words[:2] == ["stats", "socket"]:
+            if stats is None:
+                continue
+            line = f"{indent}{' '.join(['stats', 'socket', str(stats), *words[3:]])}"
+        elif words[:2] == ["log", "/dev/log"] or (words[:1] == ["use_backend"] and not route):
+            continue
+        out.append(line)
+    if binds != 1:
+        raise ValueError(f"haproxy.cfg: expected one bind, found {binds}")
+    if next(pending, None) is not None:
+        raise ValueError("haproxy.cfg: fewer servers than replicas")
+    return "\n".join(out) + "\n"
+
+
 def haproxy_path() -> str | None:
     """Where haproxy is installed (Debian puts it in /usr/sbin, often not on PATH), or None."""
     return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
@@ -354,6 +407,8 @@ class Cluster:
             `haproxy_path`); None runs none, and `url` is the first replica's own.
         handlers: extra handler modules for the workers ({file name: source}).
         extra_toml: more configuration for every replica (tables after `[integrations.mns]`).
+        route: with haproxy, route the calls of one execution to one replica as the example
+            does (see `local_haproxy_config`); False sends each to the least busy one.
     """
 
     def __init__(
@@ -370,8 +425,10 @@ class Cluster:
         balancer: str | None = "thread",
         handlers: dict[str, str] | None = None,
         extra_toml: str = "",
+        route: bool = True,
     ) -> None:
         self.folder, self.store, self.transport = folder, store, transport
+        self.route = route
         self.count = replicas
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(EXAMPLES / "seed_worker.py", folder)
@@ -464,21 +521,11 @@ class Cluster:
         exe = haproxy_path()
         if exe is None:
             raise RuntimeError("haproxy is not installed (Debian: apt-get install haproxy)")
-        servers = "\n".join(
-            f"    server replica{i} {host}:{port}" for i, (host, port) in enumerate(backends)
-        )
         config = self.folder / "haproxy.cfg"
         config.write_text(
-            "global\n    maxconn 4096\n"
-            "defaults\n    mode http\n    timeout connect 5s\n    timeout server 75s\n"
-            "    timeout client 75s\n    timeout http-request 10s\n"
-            "    timeout http-keep-alive 10s\n    timeout queue 30s\n"
-            "    retries 3\n    option redispatch 1\n"
-            f"frontend relayflow\n    bind 127.0.0.1:{self.port}\n    default_backend replicas\n"
-            "backend replicas\n    balance leastconn\n    option httpchk GET /ready\n"
-            "    http-check expect status 200\n"
-            "    default-server check inter 1s fall 2 rise 2\n"
-            f"{servers}\n",
+            local_haproxy_config(
+                DEPLOYED_HAPROXY.read_text(encoding="utf-8"), self.port, backends, route=self.route
+            ),
             encoding="utf-8",
         )
         self.balancer_proc = spawn([exe, "-db", "-f", str(config)], self.folder, "balancer.log")

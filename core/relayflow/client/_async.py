@@ -14,6 +14,7 @@ import httpx
 from relayflow.client import _calls
 from relayflow.client._base import USER_AGENT, _Base, _client_config
 from relayflow.client._calls import Call
+from relayflow.client._route import ROUTE_HEADER
 from relayflow.flow_objects import ScheduleInfo
 from relayflow.results import (
     BulkPage,
@@ -109,8 +110,11 @@ class AsyncClient(_Base):
             ClientError: the server refused the call, or could not be reached.
         """
         data = _calls.encode(call, self.credentials)
+        headers = {ROUTE_HEADER: call.route} if call.route else None
         try:
-            response = await self._http.post("/", data=data, timeout=self._timeout(call))
+            response = await self._http.post(
+                "/", data=data, headers=headers, timeout=self._timeout(call)
+            )
         except httpx.HTTPError as exc:
             raise self._failed(call, exc) from None
         return call.parse(_calls.decode(response.status_code, response.content))

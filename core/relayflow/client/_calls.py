@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from relayflow.client._errors import ClientError
+from relayflow.client._route import route_of, token_route
 from relayflow.flow_objects import ScheduleInfo
 from relayflow.results import (
     BulkPage,
@@ -52,12 +53,16 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Call(Generic[T]):
-    """One request: the action, its parameters, how to read the answer, and extra time."""
+    """One request: the action, its parameters, how to read the answer, and extra time.
+
+    ``route`` is the execution the call changes, sent in the route header (see `_route`).
+    """
 
     action: str
     params: dict[str, str]
     parse: Callable[[dict[str, Any]], T]
     extra_timeout: float = 0.0
+    route: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,7 +287,7 @@ def start_execution(
         params["Input"] = _object_text(input, "input")
     _put(params, "CallbackFnFTaskToken", callback_token or None)
     _put(params, "Qualifier", qualifier or None)
-    return Call("StartExecution", params, ExecutionInfo.from_api)
+    return Call("StartExecution", params, ExecutionInfo.from_api, route=route_of(flow_name, name))
 
 
 #: The longest an Express execution runs; a StartSyncExecution answer may take this long.
@@ -337,7 +342,7 @@ def stop_execution(flow_name: str, name: str, error: str, cause: str) -> Call[Ex
     params = {"FlowName": flow_name, "ExecutionName": name}
     _put(params, "Error", error or None)
     _put(params, "Cause", cause or None)
-    return Call("StopExecution", params, ExecutionInfo.from_api)
+    return Call("StopExecution", params, ExecutionInfo.from_api, route=route_of(flow_name, name))
 
 
 def list_executions(
@@ -399,7 +404,7 @@ def report_task_succeeded(
     """ReportTaskSucceeded, by token or by flow and correlation key; the answer is the EventId."""
     params = _report_target(token, flow_name, correlation_key)
     params["Output"] = _object_text(output, "output")
-    return Call("ReportTaskSucceeded", params, _event_id)
+    return Call("ReportTaskSucceeded", params, _event_id, route=token_route(token))
 
 
 def report_task_failed(
@@ -416,7 +421,7 @@ def report_task_failed(
     params = _report_target(token, flow_name, correlation_key)
     params["Error"] = error
     _put(params, "Cause", cause or None)
-    return Call("ReportTaskFailed", params, _event_id)
+    return Call("ReportTaskFailed", params, _event_id, route=token_route(token))
 
 
 # relayflow's own actions: the operations of production

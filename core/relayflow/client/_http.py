@@ -14,6 +14,7 @@ import httpx
 from relayflow.client import _calls, _wire
 from relayflow.client._base import USER_AGENT, _Base, _client_config
 from relayflow.client._calls import Call
+from relayflow.client._route import ROUTE_HEADER
 from relayflow.flow_objects import ScheduleInfo
 from relayflow.results import (
     BulkPage,
@@ -122,15 +123,18 @@ class Client(_Base):
             ClientError: the server refused the call, or could not be reached.
         """
         data = _calls.encode(call, self.credentials)
+        headers = {ROUTE_HEADER: call.route} if call.route else None
         if self._wire is not None:
             try:
-                status, content = self._wire.post_form(data, self.timeout + call.extra_timeout)
+                status, content = self._wire.post_form(
+                    data, self.timeout + call.extra_timeout, headers
+                )
             except (OSError, _wire.ProtocolError, _wire.RequestTimeout) as exc:
                 raise self._failed(call, exc) from None
             return call.parse(_calls.decode(status, content))
         assert self._http is not None
         try:
-            response = self._http.post("/", data=data, timeout=self._timeout(call))
+            response = self._http.post("/", data=data, headers=headers, timeout=self._timeout(call))
         except httpx.HTTPError as exc:
             raise self._failed(call, exc) from None
         return call.parse(_calls.decode(response.status_code, response.content))

@@ -94,8 +94,12 @@ class WirePool:
         self._lock = threading.Lock()
         self._closed = False
 
-    def post_form(self, params: dict[str, str], timeout: float) -> tuple[int, bytes]:
-        """POST ``params`` form-encoded; the answer's status and body.
+    def post_form(
+        self, params: dict[str, str], timeout: float, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """POST ``params`` form-encoded, with ``headers`` besides the fixed ones; the answer.
+
+        The caller checks that header values hold no line breaks.
 
         Raises:
             RequestTimeout: no complete answer within ``timeout`` seconds.
@@ -104,7 +108,9 @@ class WirePool:
         """
         connection = self._take()
         body = urlencode(params).encode("ascii")
-        request = f"{self._head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        head = f"{self._head}{extra}Content-Length: {len(body)}\r\n\r\n"
+        request = head.encode("latin-1") + body
         try:
             connection.sock.settimeout(timeout)
             connection.sock.sendall(request)
