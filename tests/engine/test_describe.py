@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from relayflow.testing import bounded, make_engine
@@ -127,3 +129,67 @@ async def test_list_executions_by_start_time():
         assert [e.name for e in page.items] == ["x2", "x3"]
         page = await eng.list_executions("p", started_to=1_000_010.0)
         assert [e.name for e in page.items] == ["x1", "x2"]
+
+
+class _Reads:
+    """Counts the executions the engine's store reads look up, and their children lookups."""
+
+    def __init__(self, eng: Any) -> None:
+        self.reads = 0
+        self.children = 0
+        store = eng._runtime.committer._store
+        plain = store.reader
+        counter = self
+
+        class Spy:
+            def __init__(self, tx: Any) -> None:
+                self._tx = tx
+
+            def __getattr__(self, name: str) -> Any:
+                if name == "children_of":
+                    counter.children += 1
+                elif name == "get_execution":
+                    counter.reads += 1
+                return getattr(self._tx, name)
+
+        @contextlib.contextmanager
+        def reader() -> Iterator[Spy]:
+            with plain() as tx:
+                yield Spy(tx)
+
+        store.reader = reader
+
+
+@bounded
+async def test_a_long_poll_reads_once_when_ended_and_twice_when_it_ends_meanwhile():
+    worker = Worker()
+    async with make_engine({QUEUE: worker.queue}) as eng:
+        await eng.create_flow("f", CALLBACK)
+        await eng.start_execution("f", {}, name="run1")
+        request = await worker.take(1)
+        reads = _Reads(eng)
+        waiting = asyncio.create_task(eng.describe_execution("f", "run1", wait_seconds=10))
+        await asyncio.sleep(0.2)
+        assert reads.reads == 1  # the first look, then it waits for the end's commit
+        await eng.report_task_succeeded(request.token, {"done": 1})
+        assert (await waiting).status == "Succeeded"
+        assert reads.reads == 2
+        await eng.describe_execution("f", "run1", wait_seconds=10)
+        await eng.describe_execution("f", "run1")
+        assert reads.reads == 4
+
+
+@bounded
+async def test_children_are_looked_for_only_where_a_child_flow_may_start():
+    queue_named_fnf = "acs:mns:::/queues/fnf-demo/messages"
+    async with make_engine({queue_named_fnf: Worker().queue}) as eng:
+        await eng.create_flow("p", PASS)
+        await eng.create_flow("q", CALLBACK.replace(QUEUE, queue_named_fnf))
+        await eng.create_flow("c", CALLBACK.replace(QUEUE, "acs:fnf:::flow/p"))
+        await eng.start_execution("q", {}, name="r")
+        await eng.start_execution("c", {}, name="r")
+        reads = _Reads(eng)
+        await eng.describe_execution("q", "r")
+        assert reads.children == 0
+        await eng.describe_execution("c", "r")
+        assert reads.children == 1

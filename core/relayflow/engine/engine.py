@@ -583,18 +583,20 @@ class Engine(
             raise EngineError.of(
                 "InvalidArgument", f"WaitTimeSeconds must be from 0 to 60, got {wait_seconds}"
             )
-        info = await self._execution(flow_name, name, include_waiting)
-        if info.done or wait_seconds == 0:
-            return info
-        latest = info
+        if wait_seconds == 0:
+            return await self._execution(flow_name, name, include_waiting)
+        latest: ExecutionInfo | None = None
 
         async def ended() -> bool:
             nonlocal latest
             latest = await self._execution(flow_name, name, include_waiting)
             return latest.done
 
-        # After `begin_shutdown` the wait ends at once: `latest` is the state as it stands.
+        # The wait's first check is the first read: one read for an execution that has ended,
+        # two for one that ends while waited on. After `begin_shutdown` the wait ends after
+        # that check: `latest` is the state as it stands.
         await self._runtime.end_waiters.wait((flow_name, name), ended, wait_seconds)
+        assert latest is not None
         return latest
 
     async def wait_for_execution(

@@ -229,12 +229,13 @@ def with_family(tx: Transaction, row: ExecutionRow, info: ExecutionInfo) -> Exec
     """``info`` with its parent and its first `MAX_CHILDREN_SHOWN` children (oldest first).
 
     Children are looked for only where a child flow task may have started some: a definition
-    that names no `fnf` resource, never redriven from another, has none (one query saved on
-    every DescribeExecution of the many flows without child flows).
+    that names no `fnf:` resource or action (`acs:fnf:...`, `fnf:StartExecution`), never
+    redriven from another, has none (one query saved on every DescribeExecution of the many
+    flows without child flows, a queue named `fnf-demo` included).
     """
     parent = tx.parent_of(row.id)
     children: list[ExecutionRow] = []
-    if "fnf" in info.flow_definition or not info.flow_definition or info.redrive_count:
+    if "fnf:" in info.flow_definition or not info.flow_definition or info.redrive_count:
         children = tx.children_of(row.id, 0, MAX_CHILDREN_SHOWN)
     if parent is None and not children:
         return info
