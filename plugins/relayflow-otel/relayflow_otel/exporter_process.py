@@ -19,12 +19,14 @@ stderr.
 
 Spans come as tuples of plain values (cheap to build on the event loop and to pickle in
 batches); `encode` turns a batch of them into the bytes an OTLP/HTTP collector takes, filling
-the fields relayflow's spans use and nothing more. A span tuple holds, in this order (see
-`SPAN_FIELDS`): name, trace id (int, 128 bits), span id (int, 64 bits), parent span id (0 for a
-root), kind (the OTLP number, `KIND_*`), start and end in seconds since the epoch, attributes (a
-dict of plain values), links (a sequence of (trace id, span id, attributes)), error ((name,
-cause) or None: the status is then ERROR with "name: cause"), and events (a sequence of (name,
-seconds, attributes)).
+the fields relayflow's spans use and nothing more. `encode_batch` does the same for a batch of
+span tuples and engine records in one pass (what the process runs).
+
+A span tuple holds, in this order (see `SPAN_FIELDS`): name, trace id (int, 128 bits), span id
+(int, 64 bits), parent span id (0 for a root), kind (the OTLP number, `KIND_*`), start and end
+in seconds since the epoch, attributes (a dict of plain values), links (a sequence of (trace
+id, span id, attributes)), error ((name, cause) or None: the status is then ERROR with "name:
+cause"), and events (a sequence of (name, seconds, attributes)).
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
 if __spec__ is not None and __spec__.parent:  # imported from the package
@@ -310,13 +312,143 @@ def encode(
             encoded.append(_field(b"\x12", _span(one)))
         except Exception:  # one malformed span is left out, not its batch
             dropped += 1
+    return _request(encoded, resource, scope), dropped
+
+
+def encode_batch(
+    batch: list[Any], resource: Mapping[str, Any], scope: tuple[str, str]
+) -> tuple[bytes, int]:
+    """`encode` of `rows` of ``batch`` in one pass: the same bytes, about twice as fast.
+
+    The step and task records of a plain task step (what most of a batch is) are encoded
+    without their span tuple: names and attributes that repeat within an execution come
+    encoded from small caches, and span ids are hashed once a batch (a step's id is its task's
+    parent). Anything else goes the way `rows` and `encode` take it.
+    """
+    encoded = []
+    dropped = 0
+    ids: dict[tuple[int, int], bytes] = {}
+    for item in batch:
+        try:
+            if isinstance(item[0], str):
+                one = _span(item)
+            elif item[0] is not ROOT and not item[10] and item[9] is None:
+                one = _plain_record(item, ids)
+            else:
+                one = _span(expand(item))
+            encoded.append(_field(b"\x12", one))
+        except Exception:  # one malformed item is left out, not its batch
+            dropped += 1
+    return _request(encoded, resource, scope), dropped
+
+
+def _request(encoded: list[bytes], resource: Mapping[str, Any], scope: tuple[str, str]) -> bytes:
     scope_name, version = scope
     scope_spans = _field(
         b"\x0a", _field(b"\x0a", scope_name.encode()) + _field(b"\x12", version.encode())
     ) + b"".join(encoded)
     resource_spans = _field(b"\x0a", _attributes(b"\x0a", resource))
     resource_spans += _field(b"\x12", scope_spans)
-    return _field(b"\x0a", resource_spans), dropped
+    return _field(b"\x0a", resource_spans)
+
+
+_T = TypeVar("_T")
+#: Encoded (flow, execution) attributes, and a step's (task name, step name, attribute).
+_OWNERS: dict[tuple[str, str], bytes] = {}
+_STEPS: dict[str, tuple[bytes, bytes, bytes]] = {}
+#: Encoded resource and pattern attributes, and a task's kind, by (resource, pattern).
+_TASK_KINDS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_PRODUCER = b"\x30" + _varint(KIND_PRODUCER)
+_CLIENT = b"\x30" + _varint(KIND_CLIENT)
+_INTERNAL = b"\x30" + _varint(KIND_INTERNAL)
+
+
+def _cached(cache: dict[Any, _T], key: Any, make: Callable[[], _T]) -> _T:
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        found = cache[key] = make()
+    return found
+
+
+def _plain_record(record: tuple[Any, ...], ids: dict[tuple[int, int], bytes]) -> bytes:
+    """`_span(expand(record))` for a `STEP` or `TASK` record without error or flags."""
+    form = record[0]
+    trace, event, parent_event, start, end, flow, execution, step = record[1:9]
+    if not (type(flow) is type(execution) is type(step) is str) or not (
+        type(event) is type(parent_event) is int
+    ):
+        return _span(expand(record))  # values the general way turns into text, or refuses
+    key: bytes = trace.to_bytes(16, "big")
+    span = ids.get((trace, event))
+    if span is None:
+        span = ids[(trace, event)] = span_id_in(key, event).to_bytes(8, "big")
+    parent = ids.get((trace, parent_event))
+    if parent is None:
+        parent = ids[(trace, parent_event)] = span_id_in(key, parent_event).to_bytes(8, "big")
+    owner = _cached(
+        _OWNERS,
+        (flow, execution),
+        lambda: (
+            _key_value(b"\x4a", "relayflow.flow", flow)
+            + _key_value(b"\x4a", "relayflow.execution", execution)
+        ),
+    )
+    task_name, step_name, step_attribute = _cached(
+        _STEPS,
+        step,
+        lambda: (
+            _field(b"\x2a", f"task {step}".encode("utf-8", "replace")),
+            _field(b"\x2a", f"step {step}".encode("utf-8", "replace")),
+            _key_value(b"\x4a", "relayflow.step", step),
+        ),
+    )
+    begin = _ns(start)
+    head = b"\x0a\x10" + key + b"\x12\x08" + span + b"\x22\x08" + parent
+    times = b"\x39" + _FIXED64(begin) + b"\x41" + _FIXED64(max(begin, _ns(end)))
+    if form == STEP:
+        return head + step_name + _INTERNAL + times + owner + step_attribute + _SPAN_FLAGS
+    if form != TASK:
+        raise ValueError(f"not an engine record: {form!r}")
+    resource, pattern, attempt, submitted = record[11:15]
+    if resource is None:
+        kind = _CLIENT
+        described = _key_value(b"\x4a", "relayflow.task_id", event)
+    else:
+        if type(resource) is type(pattern) is str:
+            described, kind = _cached(
+                _TASK_KINDS, (resource, pattern), lambda: _task_kind(resource, pattern)
+            )
+        else:
+            described, kind = _task_kind(resource, pattern)
+        described += _key_value(b"\x4a", "relayflow.task_id", event)
+        if isinstance(attempt, int):
+            described += _key_value(b"\x4a", "relayflow.attempt", attempt)
+    events = b"".join(
+        _field(b"\x5a", b"\x09" + _FIXED64(_ns(when)) + _SUBMITTED) for when in submitted
+    )
+    return (
+        head
+        + task_name
+        + kind
+        + times
+        + owner
+        + step_attribute
+        + described
+        + events
+        + (_SPAN_FLAGS)
+    )
+
+
+_SUBMITTED = _field(b"\x12", b"submitted")
+
+
+def _task_kind(resource: Any, pattern: Any) -> tuple[bytes, bytes]:
+    text = str(pattern)
+    attributes = _key_value(b"\x4a", "relayflow.resource", str(resource))
+    attributes += _key_value(b"\x4a", "relayflow.pattern", text)
+    return attributes, _PRODUCER if text == "waitForCallback" else _CLIENT
 
 
 #: Seconds a parent that has gone is given (its pipe is normally closed at once) before exit.
@@ -427,9 +559,7 @@ def main() -> int:
         if batch is None:
             return 0
         try:
-            spans, malformed = rows(batch)
-            body, left_out = encode(spans, resource, (str(scope[0]), str(scope[1])))
-            left_out += malformed
+            body, left_out = encode_batch(batch, resource, (str(scope[0]), str(scope[1])))
         except Exception as exc:  # not a list of spans: said, dropped, the next goes on
             print(f"relayflow-otel: a batch of spans was dropped: {exc}", file=sys.stderr)
             continue

@@ -36,8 +36,9 @@ __all__ = ["BATCH_SIZE", "MAX_RESTARTS", "PipeSink"]
 
 log = logging.getLogger("relayflow.otel")
 
-#: Spans sent to the exporter process at once.
-BATCH_SIZE = 256
+#: Spans sent to the exporter process at once (one export request each; the OTLP exporter
+#: of the SDK batches as many).
+BATCH_SIZE = 512
 #: How often a partial batch is sent, in seconds.
 SEND_EVERY_SECONDS = 1.0
 #: Times a dead exporter process is started again before spans are dropped for good.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from relayflow_otel.exporter_process import (
     STEP,
     TASK,
     encode,
+    encode_batch,
     rows,
 )
 from relayflow_otel.ids import span_id
@@ -146,6 +148,48 @@ def test_engine_records_become_spans_named_by_the_ids_and_a_malformed_one_is_lef
         ((TRACE + 1, 9, {"relayflow.link": "parent"}),), ("E", "c"), (),
     )  # fmt: skip
     assert got_as_is == as_is
+
+
+def _random_item(rng: random.Random) -> tuple[object, ...]:
+    """An engine record (mostly the plain step and task ones), a span tuple, or junk."""
+    names = ["f", "e", "a", "ünï", "x" * 40, 7, None]
+    flow, execution, step = (rng.choice(names[:5]) for _ in range(3))
+    if rng.random() < 0.1:
+        flow = rng.choice(names)
+    trace = rng.choice([TRACE, TRACE + 1, 1, (1 << 128) - 1])
+    event = rng.choice([1, 2, 3, 40, True, 1.0, "3"] if rng.random() < 0.1 else [1, 2, 3, 40])
+    parent = rng.choice([1, 2, 3])
+    error = None if rng.random() < 0.7 else rng.choice([("E", "c"), ("E", ""), (1, None)])
+    flags = 0 if rng.random() < 0.8 else rng.choice([ABANDONED, START_UNKNOWN, 3])
+    start = rng.choice([10.0, 10.5, 1_800_000_000.123456, 9.9999995])
+    end = start + rng.choice([0.0, 0.25, -1.0])
+    form = rng.random()
+    if form < 0.4:
+        return (STEP, trace, event, parent, start, end, flow, execution, step, error, flags)
+    if form < 0.85:
+        resource = rng.choice(["acs:mns:::/queues/q/messages", "r", None, 5])
+        pattern = rng.choice(["requestResponse", "waitForCallback", "sync"])
+        attempt = rng.choice([0, 1, True, "2", None])
+        submitted = rng.choice([(), (10.6,), (10.6, 10.7), None])
+        return (TASK, trace, event, parent, start, end, flow, execution, step, error, flags,
+                resource, pattern, attempt, submitted)  # fmt: skip
+    if form < 0.93:
+        return (ROOT, trace, 1, start, end, "f", "e", "Succeeded", error, None, None)
+    if form < 0.97:
+        return ("as is", TRACE, 7, 0, KIND_INTERNAL, 1.0, 2.0, {"k": 1}, (), None, ())
+    return rng.choice([(TASK, "not a trace", 3), (STEP,), (9, TRACE)])
+
+
+def test_the_one_pass_encoding_is_the_two_pass_one() -> None:
+    rng = random.Random(16)
+    for _ in range(300):
+        batch = [_random_item(rng) for _ in range(rng.randint(0, 40))]
+        spans, malformed = rows(batch)
+        expected, left_out = encode(spans, {"service.name": "s"}, ("scope", "1"))
+        assert encode_batch(batch, {"service.name": "s"}, ("scope", "1")) == (
+            expected,
+            left_out + malformed,
+        ), batch
 
 
 def test_spans_reach_the_collector_and_a_dead_exporter_process_is_started_again(
