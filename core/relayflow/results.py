@@ -27,17 +27,34 @@ are not going away):
 One thing did change for the client: `Page.items` was a tuple and is now a list, as the
 engine's always was (see `Page` for why); indexing, iterating and `len` are as before.
 
-This module is a leaf: it imports only the standard library, so that the client, which
-returns these types too, stays light (`tests/test_client_imports.py`).
+This module is a leaf: it imports only the standard library and its two siblings
+(`relayflow.result_fields`, how the answers' fields are read and written, and
+`relayflow.bulk_results`, the bulk actions' and purges' results, re-exported here), so that the
+client, which returns these types too, stays light (`tests/test_client_imports.py`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+
+from relayflow.bulk_results import BulkFailure, BulkPage, BulkSkip, PurgeResult
+from relayflow.result_fields import (
+    environment_field,
+    epoch_seconds,
+    int_field,
+    invalid_answer,
+    iso_time,
+    object_list,
+    parse_object,
+    parse_time,
+    text_field,
+    utc_datetime,
+    variables_of,
+)
 
 if TYPE_CHECKING:  # only for annotations: the store and the engine are the server's side
     from relayflow.store.records import ExecutionRow, FlowRow
@@ -63,109 +80,6 @@ T = TypeVar("T")
 
 FINAL_STATUSES = frozenset({"Succeeded", "Failed", "TimedOut", "Stopped"})
 """The statuses an execution ends with; it never changes again after one of them."""
-
-
-def iso_time(value: datetime | float | None) -> str:
-    """A time as the API writes it, ISO 8601 UTC with milliseconds: `2019-01-01T01:01:01.001Z`.
-
-    Args:
-        value: an aware datetime, seconds since the epoch, or None (which gives "").
-    """
-    if value is None:
-        return ""
-    if not isinstance(value, datetime):
-        value = datetime.fromtimestamp(value, UTC)
-    elif value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _utc(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
-
-
-def _seconds(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-# -- reading the API's answers (the client's side) -------------------------------------------
-
-
-def _invalid(message: str, request_id: str = "") -> NoReturn:
-    # Imported here: only the client parses answers, and the client owns its error type.
-    from relayflow.client._errors import ClientError
-
-    raise ClientError("InvalidResponse", message, request_id=request_id)
-
-
-def _str(doc: Mapping[str, Any], key: str) -> str:
-    value = doc.get(key)
-    return "" if value is None else str(value)
-
-
-def _int(doc: Mapping[str, Any], key: str) -> int:
-    value = doc.get(key)
-    if value is None or value == "":
-        return 0
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        _invalid(f"the server sent {key} that is not a whole number: {value!r}")
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An API time (`2019-01-01T01:01:01.001Z`) as an aware datetime; None when empty.
-
-    Raises:
-        relayflow.client.ClientError: `InvalidResponse`, the text is not ISO 8601.
-    """
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        _invalid(f"the server sent a time that is not ISO 8601: {value!r}")
-
-
-def parse_object(value: Any, what: str) -> dict[str, Any]:
-    """JSON object text from the API as a dict; "" and a missing field are `{}`.
-
-    Raises:
-        relayflow.client.ClientError: `InvalidResponse`, the text is not a JSON object.
-    """
-    if value is None or value == "":
-        return {}
-    if isinstance(value, dict):
-        return value
-    try:
-        data = json.loads(value) if isinstance(value, str | bytes) else value
-    except ValueError:
-        _invalid(f"the server sent {what} that is not JSON: {str(value)[:80]!r}")
-    if not isinstance(data, dict):
-        _invalid(f"the server sent {what} that is not a JSON object: {str(value)[:80]!r}")
-    return data
-
-
-def _variables(text: str, *, descriptions: bool = True) -> dict[str, Any]:
-    """A stored Environment (JSON text, "" for none) as the API shows it: `{"Variables": [...]}`.
-
-    An execution's variables have `Name` and `Value` only (``descriptions=False``), as the
-    service's execution answers do.
-    """
-    variables = json.loads(text)["Variables"] if text else []
-    if not descriptions:
-        variables = [{"Name": v["Name"], "Value": v["Value"]} for v in variables]
-    return {"Variables": variables}
-
-
-def _environment(doc: Mapping[str, Any]) -> dict[str, Any]:
-    value = doc.get("Environment")
-    if isinstance(value, str) and value:
-        value = parse_object(value, "an Environment")
-    if not isinstance(value, dict):
-        return {"Variables": []}
-    variables = value.get("Variables")
-    return {"Variables": variables if isinstance(variables, list) else []}
 
 
 # -- the results -------------------------------------------------------------------------------
@@ -217,12 +131,12 @@ class FlowInfo:
     @property
     def created(self) -> float:
         """`created_time` as seconds since the epoch (the embedded engine's former field)."""
-        return _seconds(self.created_time) or 0.0
+        return epoch_seconds(self.created_time) or 0.0
 
     @property
     def modified(self) -> float:
         """`last_modified_time` as seconds since the epoch (the engine's former field)."""
-        return _seconds(self.last_modified_time) or 0.0
+        return epoch_seconds(self.last_modified_time) or 0.0
 
     @classmethod
     def of(cls, row: FlowRow) -> FlowInfo:
@@ -234,11 +148,11 @@ class FlowInfo:
             row.description,
             row.type,
             row.role_arn,
-            _utc(row.created),
-            _utc(row.modified),
+            utc_datetime(row.created),
+            utc_datetime(row.modified),
             row.execution_mode,
             row.version,
-            _variables(row.environment),
+            variables_of(row.environment),
         )
 
     @classmethod
@@ -249,17 +163,17 @@ class FlowInfo:
             relayflow.client.ClientError: `InvalidResponse`, a field cannot be read.
         """
         return cls(
-            name=_str(doc, "Name"),
-            id=_str(doc, "Id"),
-            definition=_str(doc, "Definition"),
-            description=_str(doc, "Description"),
-            type=_str(doc, "Type"),
-            role_arn=_str(doc, "RoleArn"),
+            name=text_field(doc, "Name"),
+            id=text_field(doc, "Id"),
+            definition=text_field(doc, "Definition"),
+            description=text_field(doc, "Description"),
+            type=text_field(doc, "Type"),
+            role_arn=text_field(doc, "RoleArn"),
             created_time=parse_time(doc.get("CreatedTime")),
             last_modified_time=parse_time(doc.get("LastModifiedTime")),
-            execution_mode=_str(doc, "ExecutionMode"),
-            environment=_environment(doc),
-            redrive_count=_int(doc, "RedriveCount") if "RedriveCount" in doc else 0,
+            execution_mode=text_field(doc, "ExecutionMode"),
+            environment=environment_field(doc),
+            redrive_count=int_field(doc, "RedriveCount") if "RedriveCount" in doc else 0,
             parent=_ref(doc.get("ParentExecution")),
             children=tuple(_refs(doc.get("ChildExecutions"), "ChildExecutions")),
             waiting=_waiting(doc.get("Waiting")),
@@ -299,7 +213,7 @@ class ExecutionRef:
     @classmethod
     def from_api(cls, doc: dict[str, Any]) -> ExecutionRef:
         """From `{"FlowName", "Name", "Status"}`."""
-        return cls(_str(doc, "FlowName"), _str(doc, "Name"), _str(doc, "Status"))
+        return cls(text_field(doc, "FlowName"), text_field(doc, "Name"), text_field(doc, "Status"))
 
     def to_api(self) -> dict[str, Any]:
         """`{"FlowName", "Name", "Status"}`."""
@@ -343,15 +257,15 @@ class WaitingWork:
         """From the fields `to_api` writes."""
         timeout = doc.get("TimeoutSeconds")
         return cls(
-            _str(doc, "FlowName"),
-            _str(doc, "ExecutionName"),
-            _str(doc, "StepName"),
-            _str(doc, "Kind"),
-            _str(doc, "Resource"),
-            _str(doc, "Pattern"),
-            _int(doc, "Attempt"),
+            text_field(doc, "FlowName"),
+            text_field(doc, "ExecutionName"),
+            text_field(doc, "StepName"),
+            text_field(doc, "Kind"),
+            text_field(doc, "Resource"),
+            text_field(doc, "Pattern"),
+            int_field(doc, "Attempt"),
             parse_time(doc.get("WaitingSince")),
-            None if timeout is None else _int(doc, "TimeoutSeconds"),
+            None if timeout is None else int_field(doc, "TimeoutSeconds"),
             parse_time(doc.get("Due")),
         )
 
@@ -438,12 +352,12 @@ class ExecutionInfo:
     @property
     def started(self) -> float:
         """`started_time` as seconds since the epoch (the embedded engine's former field)."""
-        return _seconds(self.started_time) or 0.0
+        return epoch_seconds(self.started_time) or 0.0
 
     @property
     def stopped(self) -> float | None:
         """`stopped_time` as seconds since the epoch (the embedded engine's former field)."""
-        return _seconds(self.stopped_time)
+        return epoch_seconds(self.stopped_time)
 
     @property
     def definition(self) -> str:
@@ -461,11 +375,11 @@ class ExecutionInfo:
             json.loads(row.output) if row.output else None,
             row.error,
             row.cause,
-            _utc(row.started),
-            _utc(row.stopped),
+            utc_datetime(row.started),
+            utc_datetime(row.stopped),
             definition,
             str(row.published_version) if row.published_version else "",
-            _variables(environment, descriptions=False),
+            variables_of(environment, descriptions=False),
         )
 
     @classmethod
@@ -477,19 +391,19 @@ class ExecutionInfo:
         """
         output = doc.get("Output")
         return cls(
-            name=_str(doc, "Name"),
-            flow_name=_str(doc, "FlowName"),
-            status=_str(doc, "Status"),
+            name=text_field(doc, "Name"),
+            flow_name=text_field(doc, "FlowName"),
+            status=text_field(doc, "Status"),
             input=parse_object(doc.get("Input"), "an execution Input"),
             output=None if output is None else parse_object(output, "an execution Output"),
-            error=_str(doc, "Error"),
-            cause=_str(doc, "Cause"),
+            error=text_field(doc, "Error"),
+            cause=text_field(doc, "Cause"),
             started_time=parse_time(doc.get("StartedTime")),
             stopped_time=parse_time(doc.get("StoppedTime")),
-            flow_definition=_str(doc, "FlowDefinition"),
-            flow_version=_str(doc, "FlowVersion"),
-            environment=_environment(doc),
-            redrive_count=_int(doc, "RedriveCount") if "RedriveCount" in doc else 0,
+            flow_definition=text_field(doc, "FlowDefinition"),
+            flow_version=text_field(doc, "FlowVersion"),
+            environment=environment_field(doc),
+            redrive_count=int_field(doc, "RedriveCount") if "RedriveCount" in doc else 0,
             parent=_ref(doc.get("ParentExecution")),
             children=tuple(_refs(doc.get("ChildExecutions"), "ChildExecutions")),
             waiting=_waiting(doc.get("Waiting")),
@@ -526,30 +440,22 @@ class ExecutionInfo:
         return doc
 
 
-def _objects(value: Any, key: str) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        _invalid(f"the server sent {key} that is not a list of objects")
-    return value
-
-
 def _ref(value: Any) -> ExecutionRef | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        _invalid("the server sent ParentExecution that is not an object")
+        invalid_answer("the server sent ParentExecution that is not an object")
     return ExecutionRef.from_api(value)
 
 
 def _refs(value: Any, key: str) -> list[ExecutionRef]:
-    return [ExecutionRef.from_api(v) for v in _objects(value, key)]
+    return [ExecutionRef.from_api(v) for v in object_list(value, key)]
 
 
 def _waiting(value: Any) -> tuple[WaitingWork, ...] | None:
     if value is None:
         return None
-    return tuple(WaitingWork.from_api(v) for v in _objects(value, "Waiting"))
+    return tuple(WaitingWork.from_api(v) for v in object_list(value, "Waiting"))
 
 
 @dataclass(frozen=True)
@@ -600,10 +506,10 @@ class HistoryEvent:
             relayflow.client.ClientError: `InvalidResponse`, a field cannot be read.
         """
         return cls(
-            event_id=_int(doc, "EventId"),
-            schedule_event_id=_int(doc, "ScheduleEventId"),
-            step_name=_str(doc, "StepName"),
-            type=_str(doc, "Type"),
+            event_id=int_field(doc, "EventId"),
+            schedule_event_id=int_field(doc, "ScheduleEventId"),
+            step_name=text_field(doc, "StepName"),
+            type=text_field(doc, "Type"),
             time=parse_time(doc.get("Time")),
             detail=parse_object(doc.get("EventDetail"), "an EventDetail"),
             raw=doc,
@@ -613,7 +519,7 @@ class HistoryEvent:
         """The engine's stored shape of this event (`time` in seconds since the epoch)."""
         from relayflow.store.records import HistoryEvent as Record  # the store's side, on use
 
-        when = _seconds(self.time) or 0.0
+        when = epoch_seconds(self.time) or 0.0
         return Record(
             self.event_id, self.schedule_event_id, self.type, self.step_name, when, self.detail
         )
@@ -672,8 +578,12 @@ class Page(Generic[T]):
         """
         rows = doc.get(key) or []
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-            _invalid(f"the server sent {key} that is not a list of objects", _str(doc, "RequestId"))
-        return cls([item(row) for row in rows], _str(doc, "NextToken"), _str(doc, "RequestId"))
+            invalid_answer(
+                f"the server sent {key} that is not a list of objects", text_field(doc, "RequestId")
+            )
+        return cls(
+            [item(row) for row in rows], text_field(doc, "NextToken"), text_field(doc, "RequestId")
+        )
 
 
 @dataclass(frozen=True)
@@ -719,180 +629,4 @@ class HistoryPage(Page[HistoryEvent]):
                 for e in self.items
             ],
             "NextToken": self.next_token,
-        }
-
-
-# -- the operations of production: bulk actions and purges --------------------------------------
-
-
-def _names(value: Any, key: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        _invalid(f"the server sent {key} that is not a list of names")
-    return tuple(value)
-
-
-def _flag(doc: Mapping[str, Any], key: str) -> bool:
-    value = doc.get(key)
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-@dataclass(frozen=True, slots=True)
-class BulkSkip:
-    """An execution of a bulk page left alone: it no longer matched the filter.
-
-    `relayflow.engine.bulk.Skip` is another name for it.
-
-    Attributes:
-        name: the execution's name.
-        reason: one sentence, such as `it is Stopped now`.
-    """
-
-    name: str
-    reason: str
-
-    @classmethod
-    def from_api(cls, doc: dict[str, Any]) -> BulkSkip:
-        """From `{"Name", "Reason"}`."""
-        return cls(_str(doc, "Name"), _str(doc, "Reason"))
-
-    def to_api(self) -> dict[str, str]:
-        """`{"Name", "Reason"}`."""
-        return {"Name": self.name, "Reason": self.reason}
-
-
-@dataclass(frozen=True, slots=True)
-class BulkFailure:
-    """An execution of a bulk page the action failed on, and the refusal it got.
-
-    `relayflow.engine.bulk.Failure` is another name for it.
-
-    Attributes:
-        name: the execution's name.
-        code: the refusal's code, such as `ExecutionNotRedrivable`.
-        message: its sentence.
-    """
-
-    name: str
-    code: str
-    message: str
-
-    @classmethod
-    def from_api(cls, doc: dict[str, Any]) -> BulkFailure:
-        """From `{"Name", "Code", "Message"}`."""
-        return cls(_str(doc, "Name"), _str(doc, "Code"), _str(doc, "Message"))
-
-    def to_api(self) -> dict[str, str]:
-        """`{"Name", "Code", "Message"}`."""
-        return {"Name": self.name, "Code": self.code, "Message": self.message}
-
-
-@dataclass(frozen=True)
-class BulkPage:
-    """What one StopExecutions or RedriveExecutions call did with one page of the matches.
-
-    `relayflow.engine.bulk.BulkResult` is another name for it.
-
-    Attributes:
-        matched: how many executions matched the filter when the call began (the whole flow,
-            not only this page).
-        selected: the names of the page: those acted on, or with ``dry_run`` those that would
-            have been. The engine gives them in name order; from the server's answer (which
-            lists them only on a dry run) they are the names of `done`, `skipped` and `failed`,
-            sorted.
-        done: the names acted on.
-        skipped: those left alone because they no longer matched.
-        failed: those the action failed on, each with its refusal.
-        next_token: pass it as `next_token` to act on the next page; "" after the last page.
-        dry_run: nothing was done, only selected.
-    """
-
-    matched: int
-    selected: tuple[str, ...]
-    done: tuple[str, ...] = ()
-    skipped: tuple[BulkSkip, ...] = ()
-    failed: tuple[BulkFailure, ...] = ()
-    next_token: str = ""
-    dry_run: bool = False
-
-    @property
-    def last(self) -> bool:
-        """Whether no page follows this one."""
-        return not self.next_token
-
-    @classmethod
-    def from_api(cls, doc: dict[str, Any]) -> BulkPage:
-        """From the answer's `Matched`, `Done`, `Skipped`, `Failed`, `NextToken`, `DryRun`.
-
-        Raises:
-            relayflow.client.ClientError: `InvalidResponse`, a field cannot be read.
-        """
-        done = _names(doc.get("Done"), "Done")
-        skipped = tuple(BulkSkip.from_api(d) for d in _objects(doc.get("Skipped"), "Skipped"))
-        failed = tuple(BulkFailure.from_api(d) for d in _objects(doc.get("Failed"), "Failed"))
-        dry_run = _flag(doc, "DryRun")
-        if "Selected" in doc:
-            selected = _names(doc.get("Selected"), "Selected")
-        else:
-            selected = tuple(sorted([*done, *(s.name for s in skipped), *(f.name for f in failed)]))
-        return cls(
-            _int(doc, "Matched"),
-            selected,
-            done,
-            skipped,
-            failed,
-            _str(doc, "NextToken"),
-            dry_run,
-        )
-
-    def to_api(self) -> dict[str, Any]:
-        """The answer of StopExecutions and RedriveExecutions (`Selected` on a dry run only)."""
-        doc: dict[str, Any] = {
-            "Matched": self.matched,
-            "Done": list(self.done),
-            "Skipped": [s.to_api() for s in self.skipped],
-            "Failed": [f.to_api() for f in self.failed],
-            "NextToken": self.next_token,
-            "DryRun": self.dry_run,
-        }
-        if self.dry_run:
-            doc["Selected"] = list(self.selected)
-        return doc
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeResult:
-    """What a PurgeExecutions call did (or, with ``dry_run``, would do).
-
-    `relayflow.engine.retention.PurgeResult` is the same class.
-
-    Attributes:
-        count: how many executions this call deleted (would delete).
-        remaining: how many still match afterwards (ended before the time, of the flow): the
-            next call's work. On PostgreSQL it counts those another transaction held.
-        dry_run: nothing was deleted.
-    """
-
-    count: int
-    remaining: int
-    dry_run: bool = False
-
-    @property
-    def more(self) -> bool:
-        """Whether executions that match remain (call again)."""
-        return self.remaining > 0
-
-    @classmethod
-    def from_api(cls, doc: dict[str, Any]) -> PurgeResult:
-        """From `{"Count", "Remaining", "DryRun"}` (`More` follows from `Remaining`)."""
-        return cls(_int(doc, "Count"), _int(doc, "Remaining"), _flag(doc, "DryRun"))
-
-    def to_api(self) -> dict[str, Any]:
-        """`{"Count", "Remaining", "More", "DryRun"}`, PurgeExecutions' answer."""
-        return {
-            "Count": self.count,
-            "Remaining": self.remaining,
-            "More": self.more,
-            "DryRun": self.dry_run,
         }
