@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from relayflow.results import iso_time, parse_time
+from relayflow.result_fields import iso_time, parse_time
 
 if TYPE_CHECKING:  # only for annotations: the store is the server's side
     from relayflow.store.records import FlowObjectRow

@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from relayflow.engine.arguments import (
     DEFAULT_PAGE,
     MAX_EXECUTIONS_PAGE,
-    MAX_FLOWS_PAGE,
-    check_environment,
     check_name,
     check_text,
     page_size,
@@ -37,20 +35,19 @@ from relayflow.engine.bulk import BulkOperations
 from relayflow.engine.childflows import ChildFlowIntegration
 from relayflow.engine.correlation import CorrelationOperations
 from relayflow.engine.express import (
-    EXECUTION_MODES,
     ExpressOperations,
-    check_express_flow,
     refuse_express_start,
 )
 from relayflow.engine.family import FamilyOperations, link_parent, with_family
+from relayflow.engine.flows import FlowOperations
 from relayflow.engine.hooks import EngineHooks
 from relayflow.engine.integration import Integration
 from relayflow.engine.model import ExecutionState, Start, Stop
 from relayflow.engine.outcomes import MAX_CAUSE_CHARS, MAX_ERROR_CHARS
-from relayflow.engine.records import ExecutionInfo, FlowInfo, Page
+from relayflow.engine.records import ExecutionInfo, Page
 from relayflow.engine.redrive import RedriveOperations
 from relayflow.engine.reports import ReportOperations
-from relayflow.engine.retention import FORCE_ROUNDS, RetentionOperations, busy_flow
+from relayflow.engine.retention import RetentionOperations
 from relayflow.engine.runtime import Runtime
 from relayflow.engine.schedules import ScheduleOperations
 from relayflow.engine.snapshot import dump_state
@@ -64,10 +61,9 @@ from relayflow.engine.versions import (
     resolve_qualifier,
 )
 from relayflow.engine.waiting import WaitingOperations, waiting_of
-from relayflow.errors import EngineError, already_exists, not_exists
-from relayflow.fdl import DefinitionError, Flow, load_flow
+from relayflow.errors import EngineError, not_exists
 from relayflow.limits import DEFAULT_LIMITS, DefinitionLimits, Limits
-from relayflow.store import ExecutionRow, FlowRow, Store, Transaction, open_store
+from relayflow.store import ExecutionRow, Store, Transaction, open_store
 
 if TYPE_CHECKING:
     from relayflow.config import Config
@@ -83,6 +79,7 @@ def served(integrations: Sequence[Integration]) -> list[Integration]:
 
 
 class Engine(
+    FlowOperations,
     ScheduleOperations,
     VersionOperations,
     ExpressOperations,
@@ -96,10 +93,10 @@ class Engine(
 ):
     """The embedded engine: the operations of the Serverless Workflow API on a runtime it holds.
 
-    Flows and executions are here; schedules, published versions and aliases, Express
-    executions, task reports, redrives, bulk actions, what is waiting, retention, families of
-    executions and reports by correlation key are in the modules of the classes it inherits,
-    one group each.
+    Executions are here; flows, schedules, published versions and aliases, Express executions,
+    task reports, redrives, bulk actions, what is waiting, retention, families of executions
+    and reports by correlation key are in the modules of the classes it inherits, one group
+    each.
 
     Every engine serves child flows (`relayflow.engine.childflows`) after the integrations
     it is given, so a plugin that claims `acs:fnf` resources comes first.
@@ -293,176 +290,6 @@ class Engine(
         """
         now = self._runtime.clock()
         return await self._runtime.committer.submit(lambda tx, ctx: tx.use_nonce(key, now, window))
-
-    # -- flows --------------------------------------------------------------------------------
-
-    async def _validate_definition(self, name: str, definition: str) -> Flow:
-        """Load ``definition`` on a thread of its own: a large one must not stall the API."""
-
-        def validate() -> Flow:
-            try:
-                return load_flow(definition, name, limits=self._runtime.definition_limits)
-            except DefinitionError as exc:
-                raise EngineError.of("InvalidDefinition", str(exc)) from None
-
-        return await asyncio.get_running_loop().run_in_executor(self._definitions, validate)
-
-    async def create_flow(
-        self,
-        name: str,
-        definition: str,
-        description: str = "",
-        type: str = "FDL",
-        role_arn: str = "",
-        execution_mode: str = "Standard",
-        environment: str = "",
-    ) -> FlowInfo:
-        """Create a flow (CreateFlow).
-
-        Args:
-            name: the flow's name.
-            definition: its FDL text.
-            description: free text.
-            type: `FDL`, the only type.
-            role_arn: kept and shown, not used.
-            execution_mode: `Standard` or `Express` (`relayflow.engine.express`).
-            environment: the flow's `Environment`, JSON text ("" for none).
-        """
-        check_name(name, "flow name")
-        if execution_mode not in EXECUTION_MODES:
-            raise EngineError.of(
-                "InvalidArgument",
-                f"ExecutionMode must be Standard or Express, got {execution_mode!r}",
-            )
-        environment = check_environment(environment)
-        flow = await self._validate_definition(name, definition)
-        if execution_mode == "Express":
-            check_express_flow(flow, name)
-        now = self._runtime.clock()
-
-        def create(tx: Transaction, ctx: TxContext) -> FlowInfo:
-            row = FlowRow(
-                name,
-                str(uuid.uuid4()),
-                definition,
-                description,
-                type,
-                role_arn,
-                1,
-                now,
-                now,
-                execution_mode,
-                environment,
-            )
-            # The store settles two replicas creating one name at once: one of them wins.
-            if not tx.create_flow(row):
-                raise already_exists("FlowAlreadyExists", "Flow", name)
-            return FlowInfo.of(row)
-
-        return await self._runtime.committer.submit(create)
-
-    async def update_flow(
-        self,
-        name: str,
-        definition: str | None = None,
-        description: str | None = None,
-        role_arn: str | None = None,
-        environment: str | None = None,
-    ) -> FlowInfo:
-        """Change a flow (UpdateFlow); running executions keep the definition they started with.
-
-        ``environment`` None keeps the flow's Environment; "" clears it.
-        """
-        if environment is not None:
-            environment = check_environment(environment)
-        if definition is not None:
-            checked: Flow | None = await self._validate_definition(name, definition)
-        else:
-            checked = None
-        now = self._runtime.clock()
-
-        def update(tx: Transaction, ctx: TxContext) -> FlowInfo:
-            old = tx.get_flow(name, lock=True)  # another replica's update waits: none is lost
-            if old is None:
-                raise flow_not_exists(name)
-            if checked is not None and old.execution_mode == "Express":
-                check_express_flow(checked, name)
-            row = FlowRow(
-                name,
-                old.id,
-                definition if definition is not None else old.definition,
-                description if description is not None else old.description,
-                old.type,
-                role_arn if role_arn is not None else old.role_arn,
-                old.version + (definition is not None and definition != old.definition),
-                old.created,
-                now,
-                old.execution_mode,
-                environment if environment is not None else old.environment,
-            )
-            tx.put_flow(row)
-            return FlowInfo.of(row)
-
-        return await self._runtime.committer.submit(update)
-
-    async def describe_flow(self, name: str, flow_version: str | int = "") -> FlowInfo:
-        """A flow (DescribeFlow); with ``flow_version``, as that published version has it.
-
-        A published version shows the definition, description, environment and role the flow
-        had when it was published; its name, id, type and creation time are the flow's.
-        """
-        if flow_version:
-            flow, version, definition = await self._flow_version(name, str(flow_version))
-            published = dataclasses.replace(
-                flow,
-                definition=definition,
-                description=version.flow_description,
-                role_arn=version.role_arn,
-                version=version.revision,
-                modified=version.created_time.timestamp(),
-                environment=version.environment,
-            )
-            return FlowInfo.of(published)
-        row = await self._runtime.committer.read(lambda tx: tx.get_flow(name))
-        if row is None:
-            raise flow_not_exists(name)
-        return FlowInfo.of(row)
-
-    async def list_flows(self, limit: int | None = None, next_token: str = "") -> Page[FlowInfo]:
-        """Flows by name (ListFlows); pass the page's `next_token` for the next page."""
-        size = page_size(limit, DEFAULT_PAGE, MAX_FLOWS_PAGE, "Limit")
-        rows = await self._runtime.committer.read(lambda tx: tx.list_flows(next_token, size + 1))
-        more = len(rows) > size
-        rows = rows[:size]
-        return Page([FlowInfo.of(r) for r in rows], rows[-1].name if more else "")
-
-    async def delete_flow(self, name: str, *, force: bool = False) -> None:
-        """Delete a flow with its executions and their history (DeleteFlow).
-
-        A flow with running executions is refused (`FlowHasRunningExecutions`) unless
-        ``force``, which stops them first, as StopExecution does (their running children too),
-        and then deletes. Executions started meanwhile are stopped in a further round, up to
-        `FORCE_ROUNDS` rounds.
-        """
-
-        def delete(tx: Transaction, ctx: TxContext) -> int:
-            # Counted in the transaction that deletes: on one writer, none can start between.
-            running = tx.count_matching(name, status="Running")
-            if running:
-                return running
-            if not tx.delete_flow(name):
-                raise flow_not_exists(name)
-            return 0
-
-        for _ in range(FORCE_ROUNDS):
-            if force:
-                await self._stop_all_running(name)
-            running = await self._runtime.committer.submit(delete)
-            if not running:
-                return
-            if not force:
-                break
-        raise busy_flow(name, running, force)
 
     # -- executions ---------------------------------------------------------------------------
 
