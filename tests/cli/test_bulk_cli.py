@@ -95,7 +95,7 @@ def test_stop_asks_first_refuses_without_a_terminal_and_dry_run_acts_on_nothing(
     assert (
         dry.output == f"2 executions of {flow} match; nothing was stopped (--dry-run)\na-1\na-2\n"
     )
-    dry_json = json.loads(run("executions", "stop", flow, "--dry-run", "--json").output)
+    dry_json = json.loads(run("executions", "stop", flow, "--dry-run", "--json").stdout)
     assert dry_json == {"Matched": 3, "DryRun": True, "Executions": names}
     assert statuses(api_server, flow, names) == ["Running"] * 3
 
@@ -139,7 +139,7 @@ def test_stop_with_yes_and_json_then_list_by_the_same_filters(
     ]
     later = run("executions", "list", flow, "--started-before", "2000-01-01")
     assert later.output == "no executions\n"
-    doc = json.loads(run("executions", "list", flow, "--name-prefix", "n-3", "--json").output)
+    doc = json.loads(run("executions", "list", flow, "--name-prefix", "n-3", "--json").stdout)
     assert [e["Name"] for e in doc["Executions"]] == ["n-3"]
 
 
@@ -182,7 +182,7 @@ def test_bulk_redrive_reports_each_failure_and_exits_1(run: Run, api_server: Api
     api_server.ok({"Action": "UpdateFlow", "Name": flow, "Definition": ONE_NAP, "Type": "FDL"})
 
     dry = run("executions", "redrive", flow, "--status", "Stopped", "--dry-run", "--json")
-    assert json.loads(dry.output)["Executions"] == names
+    assert json.loads(dry.stdout)["Executions"] == names
     result = run("executions", "redrive", flow, "--status", "Stopped", "--definition", "current")
     assert result.exit_code == 2  # no terminal, no --yes
     result = run(
@@ -197,7 +197,7 @@ def test_bulk_redrive_reports_each_failure_and_exits_1(run: Run, api_server: Api
 
     kept = run("executions", "redrive", flow, "--status", "stopped", "--yes", "--json")
     assert kept.exit_code == 0, kept.output
-    assert json.loads(kept.output)["Done"] == ["second-1"]
+    assert json.loads(kept.stdout)["Done"] == ["second-1"]
 
     # One by name: refused while it runs, then redriven onto the current definition.
     running = run("executions", "redrive", flow, "first-1")
@@ -205,7 +205,7 @@ def test_bulk_redrive_reports_each_failure_and_exits_1(run: Run, api_server: Api
     assert run("executions", "stop", flow, "first-1").output == "first-1: Stopped\n"
     one = run("executions", "redrive", flow, "first-1", "--definition", "current", "--json")
     assert one.exit_code == 0, one.output
-    doc = json.loads(one.output)
+    doc = json.loads(one.stdout)
     assert (doc["Name"], doc["Status"], doc["RedriveCount"]) == ("first-1", "Running", 2)
 
 

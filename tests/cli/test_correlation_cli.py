@@ -58,7 +58,7 @@ def test_succeed_and_fail_by_key(run: Run, api_server: ApiServer, flow: str) -> 
 
     failed = run("tasks", "fail", "--flow", flow, "--key", "o-2", "--error", "Declined", "--json")
     assert failed.exit_code == 0, failed.output
-    assert json.loads(failed.output)["EventId"] > 0
+    assert json.loads(failed.stdout)["EventId"] > 0
     assert status(api_server, flow, "two")["Error"] == "Declined"
 
     again = run("tasks", "succeed", "--flow", flow, "--key", "o-1", "--output", "{}")

@@ -33,7 +33,7 @@ def test_describe_shows_waiting_work_and_redrives(api_server: ApiServer, run: Ru
 
     assert run("executions", "redrive", flow, "e").exit_code == 0
     again = run("executions", "describe", flow, "e", "--waiting", "--json")
-    doc = json.loads(again.output)
+    doc = json.loads(again.stdout)
     assert doc["Status"] == "Running" and doc["RedriveCount"] == 1
     assert [w["StepName"] for w in doc["Waiting"]] == ["job"]
     plain = run("executions", "describe", flow, "e")

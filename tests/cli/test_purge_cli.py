@@ -68,14 +68,14 @@ def test_dry_run_then_purge_with_yes(run: Run, server: ApiServer) -> None:
     doc = json.loads(
         run(
             "executions", "purge", "--ended-before", cut, "--flow", flow, "--dry-run", "--json"
-        ).output
+        ).stdout
     )
     assert (doc["Count"], doc["Deleted"], doc["DryRun"], doc["FlowName"]) == (3, 0, True, flow)
     assert listed(server, flow) == 3
 
     done = run("executions", "purge", "--ended-before", cut, "--flow", flow, "--yes", "--json")
     assert done.exit_code == 0, done.output
-    doc = json.loads(done.output)
+    doc = json.loads(done.stdout)
     assert (doc["Count"], doc["Deleted"], doc["Remaining"], doc["DryRun"]) == (3, 3, 0, False)
     assert doc["EndedBefore"].endswith("Z")  # sent to the server in UTC
     assert listed(server, flow) == 0

@@ -38,7 +38,7 @@ def test_create_describe_list_update_delete(run: Run, flow: str) -> None:
     shown = run("schedules", "describe", flow, "nightly")
     assert shown.exit_code == 0, shown.output
     assert f"Cron:        {YEARLY}\n" in shown.output and "Enabled:     yes\n" in shown.output
-    doc = json.loads(run("schedules", "describe", flow, "nightly", "--json").output)
+    doc = json.loads(run("schedules", "describe", flow, "nightly", "--json").stdout)
     assert doc["Payload"] == '{"a":1}' and "RequestId" not in doc
 
     paused = run("schedules", "update", flow, "nightly", "--disable", "--description", "off")
@@ -46,7 +46,7 @@ def test_create_describe_list_update_delete(run: Run, flow: str) -> None:
     listed = run("schedules", "list", flow)
     assert listed.output.splitlines()[0].split() == ["NAME", "CRON", "ENABLED", "DESCRIPTION"]
     assert listed.output.splitlines()[1].split()[-2:] == ["no", "off"]
-    names = json.loads(run("schedules", "list", flow, "--json").output)["Schedules"]
+    names = json.loads(run("schedules", "list", flow, "--json").stdout)["Schedules"]
     assert [s["ScheduleName"] for s in names] == ["nightly"]
 
     gone = run("schedules", "delete", flow, "nightly")

@@ -46,14 +46,14 @@ def test_publish_list_describe_and_delete_versions(
     made = run("flows", "publish", flow, "--description", "first")
     assert made.exit_code == 0 and made.output == f"published version 1 of {flow}\n"
     api_server.ok({"Action": "UpdateFlow", "Name": flow, "Definition": TWO})
-    second = json.loads(run("flows", "publish", flow, "--json").output)
+    second = json.loads(run("flows", "publish", flow, "--json").stdout)
     assert second["Version"] == "2" and second["FlowName"] == flow
 
     listed = run("flows", "versions", flow).output.splitlines()
     assert listed[0].split() == ["VERSION", "CREATED", "DESCRIPTION"]
     assert [line.split()[0] for line in listed[1:]] == ["1", "2"]
     assert listed[1].split()[-1] == "first" and listed[2].split()[-1] == "-"
-    doc = json.loads(run("flows", "versions", flow, "--json").output)
+    doc = json.loads(run("flows", "versions", flow, "--json").stdout)
     assert [v["Version"] for v in doc["FlowVersions"]] == ["1", "2"]
 
     old = run("flows", "describe", flow, "--version", "1")
@@ -80,7 +80,7 @@ def test_aliases_route_starts_and_executions_show_their_version(run: Run, flow: 
     assert started.exit_code == 0 and started.output == "r1 (version 2)\n"
     shown = run("executions", "describe", flow, "r1", "--wait", "10")
     assert "Version: 2\n" in shown.output
-    doc = json.loads(run("executions", "describe", flow, "r1", "--json").output)
+    doc = json.loads(run("executions", "describe", flow, "r1", "--json").stdout)
     assert doc["FlowVersion"] == "2"
     assert run("executions", "start", flow, "--name", "r0").output == "r0\n"
 
@@ -97,7 +97,7 @@ def test_aliases_route_starts_and_executions_show_their_version(run: Run, flow: 
     table = run("aliases", "list", flow).output.splitlines()
     assert table[0].split() == ["NAME", "ROUTES", "DESCRIPTION"]
     assert table[1].split() == ["prod", "1=100", "back"]
-    as_json = json.loads(run("aliases", "list", flow, "--json").output)
+    as_json = json.loads(run("aliases", "list", flow, "--json").stdout)
     assert as_json["Aliases"][0]["RoutingConfigurations"] == [{"Version": "1", "Weight": 100}]
 
     in_use = run("flows", "delete-version", flow, "1")

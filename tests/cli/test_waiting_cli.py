@@ -55,11 +55,11 @@ def test_the_table_and_json(run: Run, flow: str) -> None:
     ]
     assert all(r.split()[-2:] == ["6d", "23h"] for r in rows)  # the default 7 days, less a bit
 
-    doc = json.loads(run("executions", "waiting", flow, "--json").output)
+    doc = json.loads(run("executions", "waiting", flow, "--json").stdout)
     assert [w["ExecutionName"] for w in doc["Waiting"]] == ["one", "two"]
     assert doc["Waiting"][0]["TimeoutSeconds"] == 604800
 
-    everything = json.loads(run("executions", "waiting", "--json").output)["Waiting"]
+    everything = json.loads(run("executions", "waiting", "--json").stdout)["Waiting"]
     assert [w["ExecutionName"] for w in everything if w["FlowName"] == flow] == ["one", "two"]
 
     old = run("executions", "waiting", flow, "--older-than", "1h")
