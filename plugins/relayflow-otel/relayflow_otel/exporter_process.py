@@ -361,6 +361,7 @@ _TASK_KINDS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 _PRODUCER = b"\x30" + _varint(KIND_PRODUCER)
 _CLIENT = b"\x30" + _varint(KIND_CLIENT)
 _INTERNAL = b"\x30" + _varint(KIND_INTERNAL)
+_SUBMITTED = _field(b"\x12", b"submitted")
 
 
 def _cached(cache: dict[Any, _T], key: Any, make: Callable[[], _T]) -> _T:
@@ -381,12 +382,8 @@ def _plain_record(record: tuple[Any, ...], ids: dict[tuple[int, int], bytes]) ->
     ):
         return _span(expand(record))  # values the general way turns into text, or refuses
     key: bytes = trace.to_bytes(16, "big")
-    span = ids.get((trace, event))
-    if span is None:
-        span = ids[(trace, event)] = span_id_in(key, event).to_bytes(8, "big")
-    parent = ids.get((trace, parent_event))
-    if parent is None:
-        parent = ids[(trace, parent_event)] = span_id_in(key, parent_event).to_bytes(8, "big")
+    span = _span_bytes(ids, trace, key, event)
+    parent = _span_bytes(ids, trace, key, parent_event)
     owner = _cached(
         _OWNERS,
         (flow, execution),
@@ -428,20 +425,16 @@ def _plain_record(record: tuple[Any, ...], ids: dict[tuple[int, int], bytes]) ->
     events = b"".join(
         _field(b"\x5a", b"\x09" + _FIXED64(_ns(when)) + _SUBMITTED) for when in submitted
     )
-    return (
-        head
-        + task_name
-        + kind
-        + times
-        + owner
-        + step_attribute
-        + described
-        + events
-        + (_SPAN_FLAGS)
-    )
+    attributes = owner + step_attribute + described
+    return head + task_name + kind + times + attributes + events + _SPAN_FLAGS
 
 
-_SUBMITTED = _field(b"\x12", b"submitted")
+def _span_bytes(ids: dict[tuple[int, int], bytes], trace: int, key: bytes, event: int) -> bytes:
+    """The 8 bytes of `span_id_in`, hashed once a batch (a step's id is its task's parent)."""
+    found = ids.get((trace, event))
+    if found is None:
+        found = ids[(trace, event)] = span_id_in(key, event).to_bytes(8, "big")
+    return found
 
 
 def _task_kind(resource: Any, pattern: Any) -> tuple[bytes, bytes]:
