@@ -26,6 +26,7 @@ from relayflow.errors import ERROR_RUNTIME
 from relayflow.fdl import parse_resource_arn
 from relayflow_mns import redis_transport
 from relayflow_mns._transports import DEFAULT_TRANSPORT, transport_problem
+from relayflow_mns.redis_publish import AsyncRedisPublisher, publishes_natively
 from relayflow_mns.sqlite_transport import mns_priority_to_kombu
 
 __all__ = [
@@ -94,6 +95,12 @@ class MnsIntegration(Integration):
         self._lock = threading.Lock()
         self._io = ThreadPoolExecutor(1, thread_name_prefix="relayflow-mns")
         self._delays_natively = self.settings.transport.startswith("relayflow-sqlite")
+        # A plain Redis broker is written to from the event loop (see `redis_publish`).
+        self._loop_publisher: AsyncRedisPublisher | None = (
+            AsyncRedisPublisher(self.settings.transport)
+            if publishes_natively(self.settings.transport, self.settings.transport_options)
+            else None
+        )
 
     def claims(self, resource: str) -> bool:
         """Every `acs:mns` queue or topic ARN."""
@@ -160,16 +167,20 @@ class MnsIntegration(Integration):
             await asyncio.sleep(delay)  # the transport cannot delay; hold the message here
         elif delay:
             headers[HEADER_DELAY] = delay
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(
-            self._io,
-            self._publish,
-            queues,
-            body,
-            content_type,
-            headers,
-            mns_priority_to_kombu(priority),
-        )
+        if self._loop_publisher is not None:
+            await self._loop_publisher.publish(
+                queues, body, content_type, headers, mns_priority_to_kombu(priority)
+            )
+        else:
+            await asyncio.get_running_loop().run_in_executor(
+                self._io,
+                self._publish,
+                queues,
+                body,
+                content_type,
+                headers,
+                mns_priority_to_kombu(priority),
+            )
         md5 = hashlib.md5(body.encode()).hexdigest().upper()
         result = {"MessageId": message_id, "MessageBodyMD5": md5}
         if request.pattern == "waitForCallback":
@@ -220,6 +231,8 @@ class MnsIntegration(Integration):
 
     async def aclose(self) -> None:
         """Release the broker connection; `Engine.close` calls this. A later send reconnects."""
+        if self._loop_publisher is not None:
+            await self._loop_publisher.aclose()
         with self._lock:
             if self._connection is not None:
                 self._connection.release()
