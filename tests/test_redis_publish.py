@@ -197,3 +197,30 @@ def test_an_absent_broker_fails_the_task_after_kombus_retries() -> None:
         assert time.monotonic() - began < 20  # bounded: retries then an answer
     finally:
         integration.close()
+
+
+def test_a_user_and_password_in_the_url_are_used_and_a_wrong_one_fails_at_once(
+    redis_url: str,
+) -> None:
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    user = f"rf-{uuid.uuid4().hex[:6]}"
+    admin.acl_setuser(user, enabled=True, passwords=["+s3cret/%"], keys=["*"], commands=["+@all"])
+    host_port = redis_url.split("//", 1)[1].rsplit("/", 1)[0]
+    name = f"auth-{uuid.uuid4().hex[:8]}"
+    try:
+        good = MnsIntegration(MnsSettings(transport=f"redis://{user}:s3cret%2F%25@{host_port}/7"))
+        assert isinstance(asyncio.run(good.invoke(request(name))), Submitted)
+        assert len(raw_documents(private_db(redis_url), queue_key(name, 15))) == 1
+        bad = MnsIntegration(MnsSettings(transport=f"redis://{user}:wrong@{host_port}/7"))
+        began = time.monotonic()
+        outcome = asyncio.run(invoke_integration(bad, request(name)))
+        assert isinstance(outcome, Failed)
+        assert "WRONGPASS" in outcome.cause
+        assert time.monotonic() - began < 2  # a refusal is not tried again
+        good.close()
+        bad.close()
+    finally:
+        admin.acl_deluser(user)
+        admin.close()
