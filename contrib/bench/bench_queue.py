@@ -9,9 +9,12 @@ and measures:
 1. ``latency``: ReportTaskSucceeded for the first task -> the second task's message received by
    a kombu consumer in this process, one execution after the other, with no worker process
    (this script is the worker). The clock starts just before the report is sent and stops
-   when the consumer has the message in hand, so it covers the HTTP round trip, the engine's
-   commit, the publish and the consumer's receive. On the embedded transport the consumer
-   is woken by the producer's doorbell (see relayflow_mns.doorbell).
+   when the consumer has the message in hand, so it covers the HTTP request, the engine's
+   commit, the publish and the consumer's receive. The consumer waits on a thread of its own
+   meanwhile, as the idle threads of a `relayflow worker` do (``--consumer after-answer``: the
+   reporting thread starts to receive only once its report is answered, which adds the rest
+   of the answer's way back and the start of a receive). On the embedded transport the
+   consumer is woken by the producer's doorbell (see relayflow_mns.doorbell).
 2. ``throughput``: ``--workers`` processes of `relayflow worker fnf-demo --handler
    seed_worker:handle --concurrency N` serve ``--count`` executions, started through
    `relayflow.client.Client` in threads (``--in-flight`` calls at once); the figure is completed
@@ -43,7 +46,8 @@ ratios to the targets: 1 replica on PostgreSQL >= 0.65 x the embedded store, N r
 
     .venv/bin/python contrib/bench/bench_queue.py [--count 500] [--concurrency 4]
         [--workers 2] [--latency 200] [--sequential 50] [--rounds 3] [--json]
-        [--store sqlite|pg|postgresql://...] [--replicas 3]
+        [--store sqlite|pg|postgresql://...] [--replicas 3] [--no-route]
+        [--consumer waiting|after-answer]
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ import argparse
 import contextlib
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -129,8 +134,88 @@ class Inbox:
         self.connection.release()
 
 
-def bench_latency(endpoint: str, transport: str, count: int, label: str) -> dict[str, Any]:
-    """Report task 1, time until task 2's message is received; then finish the execution."""
+class WaitingInbox:
+    """An `Inbox` on a thread of its own, always waiting, as an idle worker thread waits.
+
+    A `relayflow worker` with ``--concurrency`` above 1 has threads blocked in their receive
+    while one of them reports: the next task's message is taken as soon as it is in the
+    queue. `take()` gives each message with the `time.perf_counter` at which the consumer had
+    it in hand (kombu's receive and its acknowledgement bookkeeping done); the message is
+    acknowledged after that, on the consumer's own connection.
+    """
+
+    def __init__(self, transport: str) -> None:
+        self.inbox = Inbox(transport, {})
+        self.inbox.consumer.on_message = self._arrived
+        self.arrivals: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-inbox", daemon=True)
+        self._thread.start()
+
+    def _arrived(self, message: Any) -> None:
+        at = time.perf_counter()
+        headers = dict(message.headers)
+        message.ack()
+        self.arrivals.put((at, headers))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError, socket.timeout):
+                self.inbox.connection.drain_events(timeout=0.2)
+
+    def take(self, timeout: float = 10) -> tuple[float, dict[str, Any]]:
+        try:
+            return self.arrivals.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError("no message came within the timeout") from None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.inbox.close()
+
+
+def bench_latency(
+    endpoint: str, transport: str, count: int, label: str, consumer: str = "waiting"
+) -> dict[str, Any]:
+    """Report task 1, time until task 2's message is received; then finish the execution.
+
+    ``consumer`` is ``waiting`` (a `WaitingInbox`: the clock stops when the message is in a
+    waiting consumer's hands) or ``after-answer`` (the reporting thread itself starts to
+    receive once its report is answered, as this benchmark did until the eighth session).
+    """
+    if consumer == "after-answer":
+        return _latency_after_answer(endpoint, transport, count, label)
+    inbox = WaitingInbox(transport)
+    latencies: list[float] = []
+    round_trips: list[float] = []
+    try:
+        with Client(endpoint) as client:
+            for n in range(count):
+                name = f"lat-{label}-{n:05d}"
+                client.start_execution(FLOW, {"source": name}, name=name)
+                _, first = inbox.take()
+                assert first["x-relayflow-step"] == "extract", first
+                began = time.perf_counter()
+                client.report_task_succeeded(first["x-relayflow-task-token"], {"rows": [{"id": 1}]})
+                answered = time.perf_counter()
+                received, second = inbox.take()
+                assert second["x-relayflow-execution"] == name, second
+                assert second["x-relayflow-step"] == "transform", second
+                latencies.append(received - began)
+                round_trips.append(answered - began)
+                client.report_task_succeeded(second["x-relayflow-task-token"], {})
+                _, third = inbox.take()
+                client.report_task_succeeded(third["x-relayflow-task-token"], {"count": 1})
+    finally:
+        inbox.close()
+    return {
+        "report_to_next_message": summary_ms(latencies),
+        "report_round_trip": summary_ms(round_trips),
+    }
+
+
+def _latency_after_answer(endpoint: str, transport: str, count: int, label: str) -> dict[str, Any]:
     inbox = Inbox(transport, {})
     latencies: list[float] = []
     round_trips: list[float] = []
@@ -239,7 +324,13 @@ def run_cluster(
         with Client(cluster.url) as client:
             client.create_flow(FLOW, SEED)
         if full:
-            figures["latency"] = bench_latency(cluster.url, cluster.transport, args.latency, "lat")
+            figures["latency"] = bench_latency(
+                cluster.url,
+                cluster.transport,
+                args.latency,
+                "lat",
+                getattr(args, "consumer", "waiting"),
+            )
         cluster.start_workers(args.workers, args.concurrency)
         processes = {**cluster.pids(), **others}
         figures["throughput"] = bench_throughput(
@@ -304,11 +395,18 @@ def bench_scaleout(
 # -- output ---------------------------------------------------------------------------------
 
 
+CONSUMERS = {
+    "waiting": "taken by a consumer already waiting on its own thread",
+    "after-answer": "taken by the reporting thread once its report is answered",
+}
+
+
 def print_table(figures: dict[str, Any]) -> None:
     print(
         f"seed scenario (3 serial waitForCallback tasks on '{QUEUE}'), {os.cpu_count()} cores; "
         f"{figures['count']} executions, {figures['workers']} `relayflow worker` processes "
-        f"x --concurrency {figures['concurrency']}, {figures['in_flight']} starts in flight"
+        f"x --concurrency {figures['concurrency']}, {figures['in_flight']} starts in flight; "
+        f"report -> next message: {CONSUMERS[figures['consumer']]}"
     )
     rounds = figures["rounds"]
     rate_key = {"sqlite": "executions_per_s", "redis": "executions_per_s", "celery": "chains_per_s"}
@@ -439,7 +537,8 @@ def print_scaleout(figures: dict[str, Any]) -> None:
         f"seed scenario on Redis, {figures['balancer']} in front"
         f"{' (routing by execution)' if figures['routed'] else ''}, {os.cpu_count()} cores; "
         f"{figures['count']} executions, {figures['workers']} `relayflow worker` processes "
-        f"x --concurrency {figures['concurrency']}, {figures['in_flight']} starts in flight"
+        f"x --concurrency {figures['concurrency']}, {figures['in_flight']} starts in flight; "
+        f"report -> next message: {CONSUMERS[figures['consumer']]}"
     )
     rounds, keys = figures["rounds"], figures["configurations"]
 
@@ -522,6 +621,14 @@ def main(argv: list[str] | None = None) -> int:
         help="scale-out with haproxy: send every call to the least busy replica instead of "
         "routing the calls of one execution to one replica (the A/B of that routing)",
     )
+    parser.add_argument(
+        "--consumer",
+        choices=["waiting", "after-answer"],
+        default="waiting",
+        help="latency: the next message is taken by a consumer already waiting on its own "
+        "thread, as an idle worker thread takes it (the default), or by the reporting thread "
+        "once its report is answered (this benchmark's method until the eighth session)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     scaleout = args.store != "sqlite"
@@ -541,6 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         "in_flight": args.in_flight,
         "balancer": "haproxy" if args.balancer == "haproxy" else "balancer.py",
         "routed": args.balancer == "haproxy" and not args.no_route,
+        "consumer": args.consumer,
     }
     procs = Processes()
     stack = contextlib.ExitStack()
