@@ -333,14 +333,19 @@ def worker(
             raise Invalid(exc.code, exc.message, mask=True) from None
         if warning:
             log.warning("relayflow worker: %s; reports are retried as messages come", warning)
-        log.info(
-            "relayflow worker: queue %s, %d thread(s), handler %s, reporting to %s; "
-            "SIGTERM or Ctrl-C stops it",
-            ", ".join(names),
-            concurrency,
-            handler_path,
-            client.endpoint,
-        )
+
+        def started() -> None:
+            # Said once SIGTERM is handled: a supervisor that stops the worker as soon as it
+            # reads this line gets the graceful stop and exit 0, not the default death.
+            log.info(
+                "relayflow worker: queue %s, %d thread(s), handler %s, reporting to %s; "
+                "SIGTERM or Ctrl-C stops it",
+                ", ".join(names),
+                concurrency,
+                handler_path,
+                client.endpoint,
+            )
+
         try:
             stats = run_worker(
                 names,
@@ -351,6 +356,7 @@ def worker(
                 visibility_timeout=visibility,
                 transport_options=options,
                 plugins=plugins,
+                started=started,
             )
         except WorkerError as exc:
             raise Invalid(exc.code, exc.message, mask=True) from None

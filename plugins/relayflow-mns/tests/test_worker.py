@@ -53,6 +53,7 @@ from relayflow_mns.worker import (
     Worker,
     WorkerError,
     decode_message,
+    run_worker,
     visibility_hook_for,
 )
 
@@ -334,6 +335,62 @@ def test_a_message_whose_report_failed_is_back_on_the_queue_after_stop(events: l
     assert acks(events) == []
     assert queue_size(MEMORY, queue) == 1
     assert worker.stats.kept == 1
+
+
+def test_run_worker_says_it_started_only_once_sigterm_stops_it_gracefully() -> None:
+    # `relayflow worker` logs "SIGTERM or Ctrl-C stops it" from `started`; a supervisor may
+    # send SIGTERM the moment it reads that, which must find the graceful handler in place.
+    queue = new_queue()
+    publish(MEMORY, queue, {"job": "extract"})
+    reporter = FakeReporter()
+    seen: list[Any] = []
+
+    def started() -> None:
+        seen.append(signal.getsignal(signal.SIGTERM))
+        if not callable(seen[-1]):  # no handler yet: SIGTERM would kill the test run
+            raise AssertionError(f"started before SIGTERM was handled ({seen[-1]!r})")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def second_sigterm() -> None:  # bounds the test if the first one were lost
+        fallback.append(True)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    fallback: list[bool] = []
+    timer = threading.Timer(15, second_sigterm)
+    before = signal.getsignal(signal.SIGTERM)
+    timer.start()
+    try:
+        stats = run_worker(
+            queue,
+            lambda body: {},
+            transport_url=MEMORY,
+            reporter=reporter,
+            transport_options=FAST,
+            started=started,
+        )
+    finally:
+        timer.cancel()
+    assert not fallback, "the SIGTERM sent when the worker said it had started was lost"
+    assert len(seen) == 1
+    assert signal.getsignal(signal.SIGTERM) == before  # put back
+    assert stats.received <= 1  # stopped, whether or not the message was taken first
+
+
+def test_a_stop_asked_for_before_the_start_is_kept() -> None:
+    # A SIGTERM while the broker is checked, before the threads start, must not be forgotten.
+    worker = Worker(
+        new_queue(),
+        lambda body: {},
+        transport_url=MEMORY,
+        reporter=FakeReporter(),
+        transport_options=FAST,
+    )
+    worker.request_stop()
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (worker.run(), done.set()), daemon=True)
+    thread.start()
+    assert done.wait(5), "run() went on after a stop had been asked for"
+    assert not worker.running
 
 
 # -- tokens and bodies -----------------------------------------------------------------------

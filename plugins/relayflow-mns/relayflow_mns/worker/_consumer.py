@@ -247,7 +247,8 @@ class Worker:
         if self._threads:
             raise RuntimeError("this worker was started already; make a new one")
         self.check_broker()
-        self._stopping.clear()
+        # `_stopping` is not cleared: a stop asked for before the start (a SIGTERM while the
+        # broker was being checked) stops the threads at once instead of being forgotten.
         if self._plugins is not None:
             self._told_started = True
             self._plugins.started(self.info)
@@ -290,14 +291,19 @@ class Worker:
         """Block until a stop is requested; True when it was, False after ``timeout``."""
         return self._stopping.wait(timeout)
 
-    def run(self) -> None:
+    def run(self, started: Callable[[], None] | None = None) -> None:
         """Start, block until a stop is requested, then stop gracefully.
+
+        Args:
+            started: called once the threads run (after `start`), e.g. to announce them.
 
         Raises:
             WorkerError: the broker cannot be used.
         """
         self.start()
         try:
+            if started is not None:
+                started()
             # Short waits, so that signal handlers in the main thread run promptly.
             while not self._stopping.wait(0.5):
                 pass
@@ -534,11 +540,14 @@ def run_worker(
     transport_options: dict[str, Any] | None = None,
     handle_signals: bool = True,
     plugins: WorkerPlugins | None = None,
+    started: Callable[[], None] | None = None,
 ) -> WorkerStats:
     """Run a `Worker` until SIGTERM or SIGINT, then stop it gracefully.
 
     The arguments are `Worker`'s. With ``handle_signals`` (and on the main thread) SIGTERM and
-    SIGINT request a stop; the previous handlers are put back afterwards.
+    SIGINT request a stop; the previous handlers are put back afterwards. ``started`` is
+    called once they are in place and the worker's threads run: whatever it announces ("send
+    SIGTERM to stop") is then true.
 
     Returns:
         The worker's counters at the end.
@@ -569,7 +578,7 @@ def run_worker(
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
     try:
-        worker.run()
+        worker.run(started)
     finally:
         for sig, handler_before in previous.items():
             signal.signal(sig, handler_before)
