@@ -340,6 +340,8 @@ def test_a_message_whose_report_failed_is_back_on_the_queue_after_stop(events: l
 def test_run_worker_says_it_started_only_once_sigterm_stops_it_gracefully() -> None:
     # `relayflow worker` logs "SIGTERM or Ctrl-C stops it" from `started`; a supervisor may
     # send SIGTERM the moment it reads that, which must find the graceful handler in place.
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can only be installed on the main thread")
     queue = new_queue()
     publish(MEMORY, queue, {"job": "extract"})
     reporter = FakeReporter()
