@@ -353,11 +353,12 @@ def test_run_worker_says_it_started_only_once_sigterm_stops_it_gracefully() -> N
             raise AssertionError(f"started before SIGTERM was handled ({seen[-1]!r})")
         os.kill(os.getpid(), signal.SIGTERM)
 
+    fallback: list[bool] = []
+
     def second_sigterm() -> None:  # bounds the test if the first one were lost
         fallback.append(True)
         os.kill(os.getpid(), signal.SIGTERM)
 
-    fallback: list[bool] = []
     timer = threading.Timer(15, second_sigterm)
     before = signal.getsignal(signal.SIGTERM)
     timer.start()
