@@ -138,6 +138,10 @@ def test_typed_arrays_are_written_as_literal_writes_their_values() -> None:
     assert literal(Array([3, -4, None], "bigint")) == "ARRAY[3,-4,NULL]::bigint[]"
     assert literal(Array([0.5, -2.5, None], "float8")) == "ARRAY[0.5,(-2.5),NULL]::float8[]"
     assert literal(Array([], "float8")) == "'{}'::float8[]"
+    # The float8 short way writes each value as `literal` does, whatever its kind.
+    odd = [1e300, 5e-324, -0.0, 0.0, 7, -7, float("nan"), float("inf"), float("-inf"), None]
+    inner = ",".join(literal(v) for v in odd)
+    assert literal(Array(odd, "float8")) == f"ARRAY[{inner}]::float8[]"
     with pytest.raises(StoreError, match="NUL"):
         literal(Array(["a\x00b"], "text"))
 

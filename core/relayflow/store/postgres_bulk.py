@@ -53,18 +53,30 @@ __all__ = ["Bulk", "Render"]
 Render = Callable[[str, Sequence[Any]], str]
 
 
+#: Statement -> the element type of each of its array parameters, and whether it ends with
+#: a row count (a checked statement); read from `NAMED` once.
+_KINDS: dict[str, tuple[tuple[str, ...], bool]] = {}
+
+
+def _kinds(sql: str) -> tuple[tuple[str, ...], bool]:
+    known = _KINDS.get(sql)
+    if known is None:
+        types = NAMED[sql][1].split(", ")
+        arrays = tuple(kind.removesuffix("[]") for kind in types if kind.endswith("[]"))
+        known = _KINDS[sql] = (arrays, len(arrays) != len(types))
+    return known
+
+
 def _columns(sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
     """Rows as the typed array arguments of ``sql``, one a column.
 
     Then, for a checked statement, how many rows it must touch.
     """
-    types = NAMED[sql][1].split(", ")
-    arrays: list[Any] = [
-        Array([row[i] for row in rows], kind.removesuffix("[]"))
-        for i, kind in enumerate(types)
-        if kind.endswith("[]")
-    ]
-    return arrays if len(arrays) == len(types) else [*arrays, len(rows)]
+    kinds, counted = _kinds(sql)
+    # zip(*rows) turns rows into columns in C; rows are never empty here.
+    columns = zip(*rows, strict=True)
+    arrays: list[Any] = [Array(column, kind) for column, kind in zip(columns, kinds, strict=True)]
+    return [*arrays, len(rows)] if counted else arrays
 
 
 @dataclass

@@ -212,6 +212,11 @@ def _array(array: Array) -> str:
             literal("\x00")  # raises, in the words every other refusal has
     elif kind == "bigint":
         text = ",".join(["NULL" if v is None else str(int(v)) for v in values])
+    elif kind == "float8":
+        # A finite number at or above zero is its repr; `literal` writes the rest.
+        text = ",".join(
+            [repr(v) if type(v) is float and 0 <= v < math.inf else literal(v) for v in values]
+        )
     else:
         text = ",".join([literal(v) for v in values])
     return f"ARRAY[{text}]::{kind}[]"
