@@ -51,6 +51,8 @@ from replicas import (
     cpu_seconds,
     create_database,
     drop_database,
+    machine_line,
+    machine_speed,
     postgres_pid,
     postgres_server,
     settled_commits,
@@ -449,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.store != "sqlite":
             server = args.store
         figures: dict[str, Any] = {
+            "machine_at_start": machine_speed(),
             "synchronous": args.synchronous,
             "reference_sqlite_commits_per_s_full": sqlite_commits_per_second("FULL"),
             "reference_sqlite_commits_per_s_normal": sqlite_commits_per_second("NORMAL"),
@@ -460,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         # On PostgreSQL runs, the embedded store is the reference of the same run.
         kinds["sqlite"] = Stores(None, args.synchronous)
         figures.update(measure(kinds, args))
+        figures["machine_at_end"] = machine_speed()
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
@@ -483,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             / figures["sqlite"]["throughput"]["transitions_per_s"]
         )
         print(f"PostgreSQL / embedded SQLite, step transitions/s: {ratio:.2f}")
+    print(machine_line(figures["machine_at_start"], figures["machine_at_end"]))
     return 0
 
 

@@ -84,6 +84,8 @@ from replicas import (
     create_database,
     drop_database,
     haproxy_path,
+    machine_line,
+    machine_speed,
     postgres_pid,
     postgres_server,
     settled_commits,
@@ -649,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         "balancer": "haproxy" if args.balancer == "haproxy" else "balancer.py",
         "routed": args.balancer == "haproxy" and not args.no_route,
         "consumer": args.consumer,
+        "machine_at_start": machine_speed(),
     }
     procs = Processes()
     stack = contextlib.ExitStack()
@@ -683,13 +686,16 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"round {n + 1} of {args.rounds} done", file=sys.stderr)
         finally:
             procs.stop_all()
+    figures["machine_at_end"] = machine_speed()
     keys = figures["configurations"] if scaleout else ["sqlite", "redis"]
     if args.json:
         print(json.dumps(figures, indent=2))
-    elif scaleout:
+        return 0 if all(figures[k]["server_exit_code"] == 0 for k in keys) else 1
+    if scaleout:
         print_scaleout(figures)
     else:
         print_table(figures)
+    print(machine_line(figures["machine_at_start"], figures["machine_at_end"]))
     codes = [figures[k]["server_exit_code"] for k in keys]
     return 0 if all(code == 0 for code in codes) else 1
 

@@ -49,6 +49,42 @@ BALANCING = re.compile(r"balancing on (?P<url>http://\S+)")
 DEPLOYED_HAPROXY = ROOT / "contrib" / "deploy" / "haproxy.cfg"
 
 
+def machine_speed() -> dict[str, float]:
+    """How this machine runs now: a pure-Python loop's time, the load, and the CPU time so far.
+
+    A shared virtual machine changes speed from hour to hour, and figures from two runs
+    compare only when these compare too. The benchmarks take them at their start and end; the
+    CPU time lets `machine_line` say how much of the run's CPU time the hypervisor gave to
+    others (steal), which slows every wake-up without showing in the loop's time.
+    """
+    started = time.perf_counter()
+    total = 0
+    for i in range(3_000_000):
+        total += i
+    speed = {"load_average": os.getloadavg()[0], "loop_seconds": time.perf_counter() - started}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/stat") as stat:  # Linux: cpu user nice system idle iowait irq ...
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+        speed["cpu_ticks"] = float(sum(ticks[:8]))  # guest time is counted in user already
+        speed["steal_ticks"] = float(ticks[7])
+    return speed
+
+
+def machine_line(start: dict[str, float], end: dict[str, float]) -> str:
+    """`machine_speed` at a run's start and end, as the line the benchmarks print."""
+    line = (
+        "machine: a Python loop of 3 million additions took "
+        f"{start['loop_seconds']:.2f} s at the start and {end['loop_seconds']:.2f} s at the end "
+        f"(lower is faster); load average {start['load_average']:.1f} and "
+        f"{end['load_average']:.1f}"
+    )
+    if "cpu_ticks" in start and "cpu_ticks" in end and end["cpu_ticks"] > start["cpu_ticks"]:
+        stolen = end["steal_ticks"] - start["steal_ticks"]
+        share = stolen / (end["cpu_ticks"] - start["cpu_ticks"])
+        line += f"; CPU time stolen by the hypervisor during the run (vmstat's st): {share:.1%}"
+    return line
+
+
 def free_port() -> int:
     """A TCP port free on the loopback now."""
     with socket.socket() as sock:
