@@ -246,24 +246,48 @@ def test_checked_deletions_keep_one_generic_plan_and_leave_the_setting_as_it_was
     store: Store,
 ) -> None:
     """The deletions run with PostgreSQL's generic plan (planned once, not at every EXECUTE),
-    and the rest of the transaction with the database's own plan_cache_mode."""
+    and the rest of the transaction with the database's own plan_cache_mode.
+
+    Several rows' deletions (arrays) are given that plan by `GENERIC_PLANS`; one row's
+    (scalars) settle on it by themselves after the five custom plans PostgreSQL tries first.
+    """
     a = write(store, lambda tx: tx.insert_execution(exec_row("f", "a")))
-    for n in range(8):  # past the five custom plans PostgreSQL tries before choosing
-        row_id = write(store, lambda tx, n=n: tx.add_outbox(a, {"n": n}, "me", now() + LONG))
-        write(store, lambda tx, n=n: tx.add_timer(TimerRow(a, n, 5.0, "wait")))
+    plans: list[Any] = []
+    for n in range(8):
+        rows = [
+            write(
+                store, lambda tx, n=n, k=k: tx.add_outbox(a, {"n": n, "k": k}, "me", now() + LONG)
+            )
+            for k in range(3)
+        ]
+        for k in range(3):
+            write(store, lambda tx, n=n, k=k: tx.add_timer(TimerRow(a, 10 * n + k, 5.0, "wait")))
         store.memory.clear()  # type: ignore[attr-defined]  # the locking read: it sees them
-        with store.transaction() as tx:
+        with store.transaction() as tx:  # two rows of each: the array statements
             tx.lock_executions([("f", "a")])
-            assert tx.delete_outbox(row_id) is True and tx.delete_timer(a, n) is True
+            assert tx.delete_outbox(rows[0]) is True and tx.delete_outbox(rows[1]) is True
+            assert tx.delete_timer(a, 10 * n) is True and tx.delete_timer(a, 10 * n + 1) is True
+            tx.flush()  # type: ignore[attr-defined]
+            assert tx._all("SHOW plan_cache_mode") == [("auto",)]  # type: ignore[attr-defined]
+        store.memory.clear()  # type: ignore[attr-defined]
+        with store.transaction() as tx:  # one row of each: the scalar statements
+            tx.lock_executions([("f", "a")])
+            assert tx.delete_outbox(rows[2]) is True and tx.delete_timer(a, 10 * n + 2) is True
             tx.flush()  # type: ignore[attr-defined]
             assert tx._all("SHOW plan_cache_mode") == [("auto",)]  # type: ignore[attr-defined]
             plans = tx._all(  # type: ignore[attr-defined]
                 "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
-                "WHERE name IN ('rf_delete_outboxes', 'rf_delete_timers') ORDER BY name"
+                "WHERE name LIKE 'rf_delete_%' ORDER BY name"
             )
-    assert [(name, custom) for name, _, custom in plans] == [
-        ("rf_delete_outboxes", 0),
-        ("rf_delete_timers", 0),
+    found = {name: (generic, custom) for name, generic, custom in plans}
+    assert sorted(found) == [
+        "rf_delete_outbox",
+        "rf_delete_outboxes",
+        "rf_delete_timer",
+        "rf_delete_timers",
     ]
-    assert all(generic >= 8 for _, generic, _ in plans), plans
+    for name in ("rf_delete_outboxes", "rf_delete_timers"):
+        assert found[name][1] == 0 and found[name][0] >= 8, found
+    for name in ("rf_delete_outbox", "rf_delete_timer"):
+        assert found[name][1] <= 5 and found[name][0] >= 3, found
     assert read(store, lambda tx: (tx.list_outbox(a), tx.list_timers(a))) == ([], [])

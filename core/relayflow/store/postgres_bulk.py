@@ -35,7 +35,9 @@ from typing import Any
 
 from relayflow.store.postgres_sql import (
     DEFAULT_PLANS,
+    DELETE_OUTBOX_CHECKED,
     DELETE_OUTBOXES_CHECKED,
+    DELETE_TIMER_CHECKED,
     DELETE_TIMERS_CHECKED,
     GENERIC_PLANS,
     INSERT_EVENTS,
@@ -133,14 +135,20 @@ class Bulk:
         if self.timers:
             timers = list(self.timers.values())
             out.append(render(INSERT_TIMERS, _columns(INSERT_TIMERS, timers)))
+        # A single row's deletion goes alone; several rows' need GENERIC_PLANS around them.
         deletions: list[str] = []
-        if self.outbox_deleted:
-            ids = [(i,) for i in dict.fromkeys(self.outbox_deleted)]
+        outbox_ids = list(dict.fromkeys(self.outbox_deleted))
+        if len(outbox_ids) == 1:
+            out.append(render(DELETE_OUTBOX_CHECKED, (outbox_ids[0], 1)))
+        elif outbox_ids:
             sql = DELETE_OUTBOXES_CHECKED
-            deletions.append(render(sql, _columns(sql, ids)))
-        if self.timers_deleted:
+            deletions.append(render(sql, _columns(sql, [(i,) for i in outbox_ids])))
+        timers_deleted = list(self.timers_deleted)
+        if len(timers_deleted) == 1:
+            out.append(render(DELETE_TIMER_CHECKED, (*timers_deleted[0], 1)))
+        elif timers_deleted:
             sql = DELETE_TIMERS_CHECKED
-            deletions.append(render(sql, _columns(sql, list(self.timers_deleted))))
+            deletions.append(render(sql, _columns(sql, timers_deleted)))
         if deletions:
             out += [GENERIC_PLANS, *deletions, DEFAULT_PLANS]
         return out

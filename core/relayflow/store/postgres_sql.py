@@ -330,6 +330,12 @@ DEFAULT_PLANS: Final = "SET LOCAL plan_cache_mode TO DEFAULT"
 INSERT_EXECUTIONS_CHECKED: Final = checked(INSERT_EXECUTIONS)
 DELETE_OUTBOXES_CHECKED: Final = checked(DELETE_OUTBOXES)
 DELETE_TIMERS_CHECKED: Final = checked(DELETE_TIMERS)
+#: The same for one row, the commonest case (a task's report deletes its old outbox row and
+#: timer). With scalar parameters PostgreSQL settles on the generic plan by itself, so these
+#: go without GENERIC_PLANS around them: two statements fewer in a report's message, which
+#: took 7-10 % less time in the server when its message was replayed.
+DELETE_OUTBOX_CHECKED: Final = checked(DELETE_OUTBOX + " RETURNING 1")
+DELETE_TIMER_CHECKED: Final = checked(DELETE_TIMER + " RETURNING 1")
 
 #: The writer's frequent statements, prepared once on its connection (name, parameter types)
 #: and sent as ``EXECUTE name(literals)``: the server then parses and plans them once per
@@ -353,6 +359,8 @@ NAMED: Final[dict[str, tuple[str, str]]] = {
     INSERT_TIMERS: ("rf_insert_timers", "bigint[], bigint[], float8[], text[]"),
     DELETE_OUTBOXES_CHECKED: ("rf_delete_outboxes", "bigint[], bigint"),
     DELETE_TIMERS_CHECKED: ("rf_delete_timers", "bigint[], bigint[], bigint"),
+    DELETE_OUTBOX_CHECKED: ("rf_delete_outbox", "bigint, bigint"),
+    DELETE_TIMER_CHECKED: ("rf_delete_timer", "bigint, bigint, bigint"),
     GUARD_ONE: ("rf_guard_one", "bigint, bigint"),
     GUARD_MANY: ("rf_guard_many", "bigint[], bigint[], bigint"),
     # The reads of every batch: its locks, and what its jobs read first.
