@@ -131,6 +131,45 @@ def test_a_bulk_keeps_a_timer_added_after_its_deletion_for_a_later_run() -> None
     assert first.absorb(later) is True and first.events == later.events
 
 
+def test_one_row_goes_as_scalars_and_several_as_arrays() -> None:
+    from relayflow.store.postgres_sql import execute_named, render
+
+    def named(sql: str, args: Any) -> str:
+        return execute_named(sql, args) or render(sql, args)
+
+    def heads(bulk: Bulk) -> list[str]:
+        return [text.partition("(")[0] for text in bulk.statements(named)]
+
+    one = Bulk()
+    one.updates[7] = ("Running", "{}", None, "", "", None)
+    one.outbox.append((3, 7, "{}", "me", 10.0))
+    one.timers[7, 2] = (7, 2, 5.0, "timeout")
+    one.outbox_deleted.append(2)
+    one.timers_deleted[7, 1] = None
+    assert heads(one) == [
+        "EXECUTE rf_update_execution",
+        "EXECUTE rf_insert_outbox",
+        "EXECUTE rf_insert_timer",
+        "EXECUTE rf_delete_outbox",
+        "EXECUTE rf_delete_timer",
+    ]
+    two = Bulk()
+    two.updates.update({7: one.updates[7], 8: one.updates[7]})
+    two.outbox += [(3, 7, "{}", "me", 10.0), (4, 8, "{}", "me", 10.0)]
+    two.timers.update({(7, 2): (7, 2, 5.0, "timeout"), (8, 2): (8, 2, 5.0, "timeout")})
+    two.outbox_deleted += [1, 2]
+    two.timers_deleted.update({(7, 1): None, (8, 1): None})
+    assert heads(two) == [
+        "EXECUTE rf_update_executions",
+        "EXECUTE rf_insert_outboxes",
+        "EXECUTE rf_insert_timers",
+        "SET LOCAL plan_cache_mode = force_generic_plan",
+        "EXECUTE rf_delete_outboxes",
+        "EXECUTE rf_delete_timers",
+        "SET LOCAL plan_cache_mode TO DEFAULT",
+    ]
+
+
 def test_typed_arrays_are_written_as_literal_writes_their_values() -> None:
     from relayflow.store.postgres_sql import Array, literal
 
@@ -290,4 +329,10 @@ def test_checked_deletions_keep_one_generic_plan_and_leave_the_setting_as_it_was
         assert found[name][1] == 0 and found[name][0] >= 8, found
     for name in ("rf_delete_outbox", "rf_delete_timer"):
         assert found[name][1] <= 5 and found[name][0] >= 3, found
+    with store.transaction() as tx:  # the other one-row statements settle the same way
+        plans = tx._all(  # type: ignore[attr-defined]
+            "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE name IN ('rf_insert_outbox', 'rf_insert_timer')"
+        )
+    assert len(plans) == 2 and all(custom <= 5 and generic >= 3 for _, generic, custom in plans)
     assert read(store, lambda tx: (tx.list_outbox(a), tx.list_timers(a))) == ([], [])
