@@ -80,8 +80,10 @@ def test_a_batch_on_what_this_writer_wrote_last_is_one_message(
     assert len(messages) == 1, messages
     assert "rf_guard_one" in messages[0] and messages[0].endswith("COMMIT")
     assert "rf_lock_key" not in messages[0]
+    # The guard answers the transaction's id: no statement of its own for it.
+    assert "SELECT txid_current()" not in messages[0]
     write(mine, lambda tx: _transition(tx, key, "3", outbox))
-    assert len(messages) == 2
+    assert len(messages) == 2  # the id the guard answered was the rows' version
     row = read(mine, lambda tx: tx.get_execution(*key))
     assert row.state == "3"
     assert [o.id for o in read(mine, lambda tx: tx.list_outbox(row.id))] == [

@@ -293,8 +293,9 @@ class PostgresStore(Store):
                             "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS n(c, p)",
                             ([c for c, _ in notices], [p for _, p in notices]),
                         )
-                    if tx.doomed is None and tx.written_keys():
-                        tx.fetch_later(TRANSACTION_ID)  # the version of the rows it writes
+                    if tx.doomed is None and not tx.trusted and tx.written_keys():
+                        # The version of the rows it writes (a guard answered it already).
+                        tx.fetch_later(TRANSACTION_ID)
                     # An error of anything held back comes here, before COMMIT, which goes
                     # with them when it can.
                     committed = tx.doomed is None and tx.flush(commit=True)

@@ -124,7 +124,8 @@ class Buffered:
         #: The SQLSTATE of the last message that failed, if the server gave one.
         self.failed_state: str | None = None
         self.notices: list[tuple[str, str]] = []
-        #: The rows of held-back statements sent with `FETCH` (`postgres_memory`), in order.
+        #: The rows of held-back statements sent with `FETCH` (`postgres_memory`), in order:
+        #: the guard's (`trusted`) and `TRANSACTION_ID`'s, each this transaction's id.
         self.fetched: list[list[Any]] = []
         #: The executions this transaction took from the writer's memory instead of locking
         #: and reading them first (`postgres_memory`); its first message guards them.
@@ -416,7 +417,7 @@ class Buffered:
             ids = Array([entry.row.id for entry in recalled], "bigint")
             versions = Array([entry.version for entry in recalled], "bigint")
             guard = self._render(GUARD_MANY, (ids, versions, len(recalled)))
-        self._pending.append((guard, -1))
+        self._pending.append((guard, FETCH))  # it answers this transaction's id
         self.trusted = [(entry.row.flow_name, entry.row.name) for entry in recalled]
         self._absent = set()
 
@@ -428,8 +429,8 @@ class Buffered:
     def written_rows(self) -> list[Remembered]:
         """The executions this transaction wrote and knows, as it committed them.
 
-        Their version is this transaction's id, fetched with its last message (`TRANSACTION_ID`);
-        none without it.
+        Their version is this transaction's id, which the guard of its first message answers
+        (`GUARD_ONE`) or else its last message (`TRANSACTION_ID`); none without either.
         """
         if not self.fetched or not self.fetched[-1]:
             return []

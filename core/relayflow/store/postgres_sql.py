@@ -307,15 +307,17 @@ def checked(sql: str) -> str:
 
 #: The guard of a batch that trusts what the writer remembers (`postgres_memory`): locks the
 #: executions as the locking read would, and fails (`MISSED_STATE`) unless each row version is
-#: still the remembered one (`xmin`, as the low 32 bits of a transaction id).
+#: still the remembered one (`xmin`, as the low 32 bits of a transaction id). It answers what
+#: `TRANSACTION_ID` would (dividing by 1), so a guarded transaction needs no statement more
+#: for the version of the rows it writes.
 GUARD_ONE: Final = (
     "WITH g AS (SELECT 1 FROM executions WHERE id = %s AND xmin::text::bigint = %s FOR UPDATE) "
-    "SELECT 1 / (count(*) = 1)::int FROM g"
+    "SELECT txid_current() / (count(*) = 1)::int FROM g"
 )
 GUARD_MANY: Final = (
     "WITH g AS (SELECT 1 FROM executions e JOIN unnest(%s::bigint[], %s::bigint[]) AS k(id, v) "
     "ON e.id = k.id WHERE e.xmin::text::bigint = k.v ORDER BY e.flow_name, e.name "
-    "FOR UPDATE OF e) SELECT 1 / (count(*) = %s)::int FROM g"
+    "FOR UPDATE OF e) SELECT txid_current() / (count(*) = %s)::int FROM g"
 )
 #: This transaction's id, whose low 32 bits are the `xmin` of the rows it writes.
 TRANSACTION_ID: Final = "SELECT txid_current()"
