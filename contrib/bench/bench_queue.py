@@ -690,12 +690,12 @@ def main(argv: list[str] | None = None) -> int:
     keys = figures["configurations"] if scaleout else ["sqlite", "redis"]
     if args.json:
         print(json.dumps(figures, indent=2))
-        return 0 if all(figures[k]["server_exit_code"] == 0 for k in keys) else 1
-    if scaleout:
-        print_scaleout(figures)
     else:
-        print_table(figures)
-    print(machine_line(figures["machine_at_start"], figures["machine_at_end"]))
+        if scaleout:
+            print_scaleout(figures)
+        else:
+            print_table(figures)
+        print(machine_line(figures["machine_at_start"], figures["machine_at_end"]))
     codes = [figures[k]["server_exit_code"] for k in keys]
     return 0 if all(code == 0 for code in codes) else 1
 

@@ -32,6 +32,7 @@ wrong (`postgres_sql.checked`), so that the message fails before its COMMIT.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,18 +62,25 @@ __all__ = ["Bulk", "Render"]
 Render = Callable[[str, Sequence[Any]], str]
 
 
-#: Statement -> the element type of each of its array parameters, and whether it ends with
-#: a row count (a checked statement); read from `NAMED` once.
-_KINDS: dict[str, tuple[tuple[str, ...], bool]] = {}
-
-
+@functools.cache
 def _kinds(sql: str) -> tuple[tuple[str, ...], bool]:
-    known = _KINDS.get(sql)
-    if known is None:
-        types = NAMED[sql][1].split(", ")
-        arrays = tuple(kind.removesuffix("[]") for kind in types if kind.endswith("[]"))
-        known = _KINDS[sql] = (arrays, len(arrays) != len(types))
-    return known
+    """The element type of each array parameter of ``sql`` (`NAMED`), and whether it is checked.
+
+    A checked statement ends with the count of rows it must touch.
+    """
+    types = NAMED[sql][1].split(", ")
+    arrays = tuple(kind.removesuffix("[]") for kind in types if kind.endswith("[]"))
+    return arrays, len(arrays) != len(types)
+
+
+def _one_or_many(render: Render, one: str, many: str, rows: Sequence[Sequence[Any]]) -> str:
+    """``rows`` (at least one) as the scalar statement ``one``, or the array statement ``many``.
+
+    A single row goes as ``one`` (with its count, 1, when checked), several as ``many``.
+    """
+    if len(rows) == 1:
+        return render(one, (*rows[0], 1) if _kinds(many)[1] else rows[0])
+    return render(many, _columns(many, rows))
 
 
 def _columns(sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
@@ -141,29 +149,23 @@ class Bulk:
             out.append(render(UPDATE_EXECUTIONS, _columns(UPDATE_EXECUTIONS, rows)))
         if self.events:
             out.append(render(INSERT_EVENTS, _columns(INSERT_EVENTS, self.events)))
-        if len(self.outbox) == 1:
-            out.append(render(INSERT_OUTBOX, self.outbox[0]))
-        elif self.outbox:
-            out.append(render(INSERT_OUTBOXES, _columns(INSERT_OUTBOXES, self.outbox)))
-        if len(self.timers) == 1:
-            out.append(render(INSERT_TIMER, next(iter(self.timers.values()))))
-        elif self.timers:
+        if self.outbox:
+            out.append(_one_or_many(render, INSERT_OUTBOX, INSERT_OUTBOXES, self.outbox))
+        if self.timers:
             timers = list(self.timers.values())
-            out.append(render(INSERT_TIMERS, _columns(INSERT_TIMERS, timers)))
+            out.append(_one_or_many(render, INSERT_TIMER, INSERT_TIMERS, timers))
         # A single row's deletion goes alone; several rows' need GENERIC_PLANS around them.
         deletions: list[str] = []
-        outbox_ids = list(dict.fromkeys(self.outbox_deleted))
-        if len(outbox_ids) == 1:
-            out.append(render(DELETE_OUTBOX_CHECKED, (outbox_ids[0], 1)))
-        elif outbox_ids:
-            sql = DELETE_OUTBOXES_CHECKED
-            deletions.append(render(sql, _columns(sql, [(i,) for i in outbox_ids])))
-        timers_deleted = list(self.timers_deleted)
-        if len(timers_deleted) == 1:
-            out.append(render(DELETE_TIMER_CHECKED, (*timers_deleted[0], 1)))
-        elif timers_deleted:
-            sql = DELETE_TIMERS_CHECKED
-            deletions.append(render(sql, _columns(sql, timers_deleted)))
+        for one, many, rows in (
+            (
+                DELETE_OUTBOX_CHECKED,
+                DELETE_OUTBOXES_CHECKED,
+                [(i,) for i in dict.fromkeys(self.outbox_deleted)],
+            ),
+            (DELETE_TIMER_CHECKED, DELETE_TIMERS_CHECKED, list(self.timers_deleted)),
+        ):
+            if rows:
+                (out if len(rows) == 1 else deletions).append(_one_or_many(render, one, many, rows))
         if deletions:
             out += [GENERIC_PLANS, *deletions, DEFAULT_PLANS]
         return out
