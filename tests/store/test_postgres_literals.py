@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relayflow.store import FlowRow, HistoryEvent, Store, StoreError, TimerRow, open_store
-from relayflow.store.postgres import PINNED
+from relayflow.store.postgres_url import PINNED
 from tests.store.conftest import PG_TABLES
 from tests.store.rows import LONG, exec_row, now, read
 

@@ -20,26 +20,24 @@ result nobody needs and sends them with the next query in one message, locks a b
 executions in one statement (`lock_executions`) and answers its jobs' locking reads from memory
 (`relayflow.store.postgres_buffer`); its frequent writes go many rows a statement
 (`relayflow.store.postgres_bulk`). Why its values are written into the SQL as literals, and
-why that is safe, is in `relayflow.store.postgres_sql`.
+why that is safe, is in `relayflow.store.postgres_sql`. The URL is read by
+`relayflow.store.postgres_url`, notifications by `relayflow.store.postgres_listen`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
-import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote
 
 from relayflow.errors import first_line
 from relayflow.store import postgres_schema, versions
 from relayflow.store.base import Listener, Store, StoreConflict, StoreError, Transaction
 from relayflow.store.postgres_buffer import lost
+from relayflow.store.postgres_listen import PgListener
 from relayflow.store.postgres_memory import WriterMemory
 from relayflow.store.postgres_sql import (
     CONFLICT_STATES,
@@ -48,6 +46,7 @@ from relayflow.store.postgres_sql import (
     prepare_named,
 )
 from relayflow.store.postgres_tx import _PgTx
+from relayflow.store.postgres_url import PINNED, parse_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -58,58 +57,6 @@ log = logging.getLogger("relayflow.store")
 
 #: Connections `reader()` may hold at once (the engine reads on two threads).
 READERS: Final = 3
-#: Settings of every session: see the module docstring.
-SESSION: Final = (
-    "-c idle_in_transaction_session_timeout=5s -c lock_timeout=2s -c statement_timeout=30s"
-)
-#: Settings that the writer's literals rely on (`relayflow.store.postgres_sql.literal`): set
-#: after the user's `options`, and checked on every new connection.
-PINNED: Final = {"standard_conforming_strings": "on", "client_encoding": "UTF8"}
-#: The query options passed on to libpq; anything else is refused as a likely typo.
-LIBPQ_OPTIONS: Final = frozenset(
-    {
-        "application_name",
-        "channel_binding",
-        "connect_timeout",
-        "gssencmode",
-        "hostaddr",
-        "keepalives",
-        "keepalives_count",
-        "keepalives_idle",
-        "keepalives_interval",
-        "krbsrvname",
-        "load_balance_hosts",
-        "options",
-        "passfile",
-        "require_auth",
-        "service",
-        "sslcert",
-        "sslcompression",
-        "sslcrl",
-        "sslkey",
-        "sslmode",
-        "sslnegotiation",
-        "sslpassword",
-        "sslrootcert",
-        "target_session_attrs",
-        "tcp_user_timeout",
-    }
-)
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def _expand(url: str) -> str:
-    """Replace each `${NAME}` with the environment's value, URL-quoted."""
-
-    def value(match: re.Match[str]) -> str:
-        found = os.environ.get(match[1])
-        if found is None:
-            raise StoreError(
-                f"the store URL reads the environment variable {match[1]}, which is not set"
-            )
-        return quote(found, safe="")
-
-    return _VARIABLE.sub(value, url)
 
 
 def _psycopg(where: str) -> Any:
@@ -138,7 +85,7 @@ class PostgresStore(Store):
     default_lease_seconds = 10.0
 
     def __init__(self, url: str) -> None:
-        self.where, self._password, self._params = _parse(url)
+        self.where, self._password, self._params = parse_url(url)
         # The URL as it can be shown; the password lives only in the connection parameters.
         self.url = self.where
         self._psycopg = _psycopg(self.where)
@@ -146,7 +93,7 @@ class PostgresStore(Store):
         self._pool_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(READERS)
         self._idle: list[psycopg.Connection[Any]] = []
-        self._listeners: set[_PgListener] = set()
+        self._listeners: set[PgListener] = set()
         # Outbox ids taken from the sequence in blocks, for the writer (see `_PgTx.add_outbox`).
         self._outbox_ids: list[int] = []
         self._outbox_sequence = "outbox_id_seq"
@@ -445,7 +392,7 @@ class PostgresStore(Store):
         Raises:
             StoreError: the database cannot be reached.
         """
-        listener = _PgListener(self, channel, callback)
+        listener = PgListener(self, channel, callback)
         await listener.start()
         self._listeners.add(listener)
         return listener
@@ -480,140 +427,3 @@ class PostgresStore(Store):
             conn.close()
         for listener in list(self._listeners):
             listener.cancel()
-
-
-class _PgListener:
-    """A LISTEN on a connection of its own, read by a task on the event loop."""
-
-    def __init__(
-        self, store: PostgresStore, channel: str, callback: Callable[[str | None], None]
-    ) -> None:
-        self._store = store
-        self._channel = channel
-        self._callback = callback
-        self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def start(self) -> None:
-        self._conn = await self._store._listen_connection(self._channel)
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.create_task(self._run(), name=f"relayflow-listen-{self._channel}")
-
-    def _call(self, payload: str | None) -> None:
-        try:
-            self._callback(payload)
-        except Exception:
-            log.exception("a listener of %s failed", self._channel)
-
-    async def _run(self) -> None:
-        psycopg = self._store._psycopg
-        try:
-            while True:
-                assert self._conn is not None
-                try:
-                    async for note in self._conn.notifies():
-                        self._call(note.payload)
-                except psycopg.Error as exc:
-                    log.warning(
-                        "lost the notifications of %s (%s); connecting again",
-                        self._store.where,
-                        self._store._reason(exc),
-                    )
-                with contextlib.suppress(psycopg.Error):
-                    await self._conn.close()
-                self._conn = await self._reconnect()
-                self._call(None)  # anything may have changed meanwhile
-        finally:
-            if self._conn is not None:
-                with contextlib.suppress(psycopg.Error):
-                    await self._conn.close()
-                self._conn = None
-
-    async def _reconnect(self) -> psycopg.AsyncConnection[Any]:
-        delay = 0.1
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                return await self._store._listen_connection(self._channel)
-            except StoreError as exc:
-                log.debug("listening again failed: %s", exc)
-                delay = min(delay * 2, 5.0)
-
-    def cancel(self) -> None:
-        """End the task from any thread (the store is closing)."""
-        task, loop = self._task, self._loop
-        if task is not None and loop is not None and not task.done():
-            with contextlib.suppress(RuntimeError):  # the loop is closed already
-                loop.call_soon_threadsafe(task.cancel)
-
-    async def close(self) -> None:
-        """Stop listening and close the connection."""
-        self._store._listeners.discard(self)
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-
-def _parse(url: str) -> tuple[str, str, dict[str, Any]]:
-    """``(shown URL, password, connection parameters)`` of a store URL.
-
-    Raises:
-        StoreError: the URL is malformed or has an unknown option.
-    """
-    expanded = _expand(url)
-    scheme = expanded.split("://", 1)[0]
-    try:
-        parts = urlsplit(expanded)
-        port = parts.port
-        # An unquoted @, / , ? or # in a password splits the URL elsewhere: refuse it rather
-        # than show a piece of the password as a host or a database.
-        if parts.fragment or "@" in parts.path or "@" in parts.query:
-            raise ValueError("unquoted character")
-    except ValueError:
-        raise StoreError(
-            f"the store URL {scheme}://... is malformed; write "
-            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE, with @ / ? # : in the password "
-            "URL-quoted (%40 %2F %3F %23 %3A)"
-        ) from None
-    user = unquote(parts.username or "")
-    password = unquote(parts.password or "")
-    host = parts.hostname or ""
-    database = unquote(parts.path.lstrip("/"))
-    shown = f"postgresql://{user + '@' if user else ''}{host}{f':{port}' if port else ''}"
-    shown += f"/{database}"
-    params: dict[str, Any] = {
-        "application_name": "relayflow",
-        "connect_timeout": 10,
-        # A database that vanished without closing the connection is noticed in about 25 s.
-        "keepalives_idle": 10,
-        "keepalives_interval": 5,
-        "keepalives_count": 3,
-    }
-    if host:
-        params["host"] = host
-    if port:
-        params["port"] = port
-    if user:
-        params["user"] = user
-    if password:
-        params["password"] = password
-    if database:
-        params["dbname"] = database
-    options = SESSION
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in LIBPQ_OPTIONS:
-            named = repr(key) if re.fullmatch(r"[A-Za-z_]{1,40}", key) else "an option"
-            raise StoreError(
-                f"unknown option {named} in the store URL {shown}; the PostgreSQL store "
-                "passes libpq's options such as sslmode, sslrootcert, connect_timeout, options"
-            )
-        if key == "options":
-            options = f"{options} {value}"  # the user's settings come later and win
-        else:
-            params[key] = value
-    # ... except these, which come last.
-    params["options"] = options + "".join(f" -c {k}={v}" for k, v in PINNED.items())
-    params["client_encoding"] = PINNED["client_encoding"]
-    return shown, password, params

@@ -29,9 +29,9 @@ prepared statements on a ROLLBACK TO SAVEPOINT while later statements already na
 
 Why literals are safe here. Every connection is opened with `standard_conforming_strings=on`
 and `client_encoding=UTF8`, set after any options of the user's, and the store refuses a
-connection that reports anything else (`relayflow.store.postgres.PINNED`). With both, the only
-special character inside '...' is the quote, which `literal` doubles: a backslash is an
-ordinary character, and no UTF-8 multi-byte sequence contains the byte of a quote (unlike
+connection that reports anything else (`relayflow.store.postgres_url.PINNED`). With both,
+the only special character inside '...' is the quote, which `literal` doubles: a backslash is
+an ordinary character, and no UTF-8 multi-byte sequence contains the byte of a quote (unlike
 SJIS or GBK, where quote-doubling is unsafe). NUL, which text cannot hold, is refused. Numbers
 are written by Python (`repr` of a float reads back as the same float), lists as ARRAY[...].
 The SQL itself is the module's own and holds no other ``%``. tests/store/
