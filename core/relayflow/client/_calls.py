@@ -1,33 +1,40 @@
 """The actions as data: which parameters each call sends and how its answer is read.
 
 Both clients build a `Call` here and only differ in how they send it, so the protocol lives in
-one place and the sync and async clients cannot drift apart.
+one place and the sync and async clients cannot drift apart. This module holds the protocol
+(`encode`, `decode`, `Credentials`) and the service's actions (flows, executions, reports);
+relayflow's own operations and the schedules are built in `_operation_calls.py` and
+`_schedule_calls.py` and re-exported here, so every builder is still `_calls.<name>`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from datetime import datetime
+from typing import Any
 
+from relayflow.client._call import Call, object_text, put_param, request_id_of, rfc3339_text
 from relayflow.client._errors import ClientError
+
+# The `as` imports are re-exports (so mypy and ruff read them): both clients call every
+# builder as `_calls.<name>`.
+from relayflow.client._operation_calls import count_executions as count_executions
+from relayflow.client._operation_calls import execution_filters as execution_filters
+from relayflow.client._operation_calls import list_waiting as list_waiting
+from relayflow.client._operation_calls import purge_executions as purge_executions
+from relayflow.client._operation_calls import redrive_execution as redrive_execution
+from relayflow.client._operation_calls import redrive_executions as redrive_executions
+from relayflow.client._operation_calls import stop_executions as stop_executions
 from relayflow.client._route import route_of, token_route
-from relayflow.flow_objects import ScheduleInfo
-from relayflow.results import (
-    BulkPage,
-    ExecutionInfo,
-    FlowInfo,
-    HistoryEvent,
-    HistoryPage,
-    Page,
-    PurgeResult,
-    WaitingWork,
-    iso_time,
-)
+from relayflow.client._schedule_calls import create_schedule as create_schedule
+from relayflow.client._schedule_calls import delete_schedule as delete_schedule
+from relayflow.client._schedule_calls import describe_schedule as describe_schedule
+from relayflow.client._schedule_calls import list_schedules as list_schedules
+from relayflow.client._schedule_calls import update_schedule as update_schedule
+from relayflow.results import ExecutionInfo, FlowInfo, HistoryEvent, HistoryPage, Page
 from relayflow.signing import signed_params
 
 __all__ = ["API_VERSION", "Call", "Credentials", "decode", "encode"]
@@ -46,23 +53,6 @@ def next_wait(deadline: float | None) -> int:
     if deadline is None:
         return MAX_WAIT_SECONDS
     return max(0, min(MAX_WAIT_SECONDS, int(deadline - time.monotonic())))
-
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Call(Generic[T]):
-    """One request: the action, its parameters, how to read the answer, and extra time.
-
-    ``route`` is the execution the call changes, sent in the route header (see `_route`).
-    """
-
-    action: str
-    params: dict[str, str]
-    parse: Callable[[dict[str, Any]], T]
-    extra_timeout: float = 0.0
-    route: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,25 +123,6 @@ def decode(status: int, content: bytes) -> dict[str, Any]:
     return doc
 
 
-def _put(params: dict[str, str], name: str, value: object) -> None:
-    if value is not None:
-        params[name] = str(value)
-
-
-def _object_text(value: Mapping[str, Any] | None, what: str) -> str:
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{what} must be a dict (a JSON object), not {type(value).__name__}")
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _rfc3339(value: datetime | str | None, what: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if value.tzinfo is None:
-        raise ValueError(f"{what} must be timezone-aware, such as datetime.now(UTC)")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _flows(doc: dict[str, Any]) -> Page[FlowInfo]:
     return Page.from_api(doc, "Flows", FlowInfo.from_api)
 
@@ -171,12 +142,10 @@ def _event_id(doc: dict[str, Any]) -> int:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     raise ClientError(
-        "InvalidResponse", f"the server sent no EventId, but {value!r}", request_id=_request_id(doc)
+        "InvalidResponse",
+        f"the server sent no EventId, but {value!r}",
+        request_id=request_id_of(doc),
     )
-
-
-def _request_id(doc: dict[str, Any]) -> str:
-    return str(doc.get("RequestId") or "")
 
 
 def _param_text(name: str, value: object) -> str:
@@ -228,9 +197,9 @@ def create_flow(
 ) -> Call[FlowInfo]:
     """CreateFlow."""
     params = {"Name": name, "Definition": definition, "Description": description, "Type": "FDL"}
-    _put(params, "RoleArn", role_arn)
-    _put(params, "ExecutionMode", execution_mode or None)
-    _put(params, "Environment", _environment(environment))
+    put_param(params, "RoleArn", role_arn)
+    put_param(params, "ExecutionMode", execution_mode or None)
+    put_param(params, "Environment", _environment(environment))
     return Call("CreateFlow", params, FlowInfo.from_api)
 
 
@@ -243,25 +212,25 @@ def update_flow(
 ) -> Call[FlowInfo]:
     """UpdateFlow."""
     params = {"Name": name}
-    _put(params, "Definition", definition)
-    _put(params, "Description", description)
-    _put(params, "RoleArn", role_arn)
-    _put(params, "Environment", _environment(environment))
+    put_param(params, "Definition", definition)
+    put_param(params, "Description", description)
+    put_param(params, "RoleArn", role_arn)
+    put_param(params, "Environment", _environment(environment))
     return Call("UpdateFlow", params, FlowInfo.from_api)
 
 
 def describe_flow(name: str, flow_version: int | str | None = None) -> Call[FlowInfo]:
     """DescribeFlow; with ``flow_version``, as that published version has it."""
     params = {"Name": name}
-    _put(params, "FlowVersion", flow_version)
+    put_param(params, "FlowVersion", flow_version)
     return Call("DescribeFlow", params, FlowInfo.from_api)
 
 
 def list_flows(limit: int | None, next_token: str | None) -> Call[Page[FlowInfo]]:
     """ListFlows."""
     params: dict[str, str] = {}
-    _put(params, "Limit", limit)
-    _put(params, "NextToken", next_token or None)
+    put_param(params, "Limit", limit)
+    put_param(params, "NextToken", next_token or None)
     return Call("ListFlows", params, _flows)
 
 
@@ -270,7 +239,7 @@ def delete_flow(name: str, force: bool = False) -> Call[str]:
     params = {"Name": name}
     if force:
         params["Force"] = "true"
-    return Call("DeleteFlow", params, _request_id)
+    return Call("DeleteFlow", params, request_id_of)
 
 
 def start_execution(
@@ -282,11 +251,11 @@ def start_execution(
 ) -> Call[ExecutionInfo]:
     """StartExecution; ``qualifier`` is a published version or an alias."""
     params = {"FlowName": flow_name}
-    _put(params, "ExecutionName", name or None)
+    put_param(params, "ExecutionName", name or None)
     if input is not None:
-        params["Input"] = _object_text(input, "input")
-    _put(params, "CallbackFnFTaskToken", callback_token or None)
-    _put(params, "Qualifier", qualifier or None)
+        params["Input"] = object_text(input, "input")
+    put_param(params, "CallbackFnFTaskToken", callback_token or None)
+    put_param(params, "Qualifier", qualifier or None)
     return Call("StartExecution", params, ExecutionInfo.from_api, route=route_of(flow_name, name))
 
 
@@ -310,10 +279,10 @@ def start_sync_execution(
 ) -> Call[ExecutionInfo]:
     """StartSyncExecution: the answer comes when the Express execution has ended."""
     params = {"FlowName": flow_name}
-    _put(params, "ExecutionName", name or None)
+    put_param(params, "ExecutionName", name or None)
     if input is not None:
-        params["Input"] = _object_text(input, "input")
-    _put(params, "Qualifier", qualifier or None)
+        params["Input"] = object_text(input, "input")
+    put_param(params, "Qualifier", qualifier or None)
     return Call("StartSyncExecution", params, _sync_execution, extra_timeout=EXPRESS_MAX_SECONDS)
 
 
@@ -340,8 +309,8 @@ def describe_execution(
 def stop_execution(flow_name: str, name: str, error: str, cause: str) -> Call[ExecutionInfo]:
     """StopExecution; empty Error and Cause are left out."""
     params = {"FlowName": flow_name, "ExecutionName": name}
-    _put(params, "Error", error or None)
-    _put(params, "Cause", cause or None)
+    put_param(params, "Error", error or None)
+    put_param(params, "Cause", cause or None)
     return Call("StopExecution", params, ExecutionInfo.from_api, route=route_of(flow_name, name))
 
 
@@ -357,13 +326,13 @@ def list_executions(
 ) -> Call[Page[ExecutionInfo]]:
     """ListExecutions; ``qualifier`` keeps the executions of a version or an alias."""
     params = {"FlowName": flow_name}
-    _put(params, "Status", status or None)
-    _put(params, "ExecutionNamePrefix", name_prefix or None)
-    _put(params, "Limit", limit)
-    _put(params, "NextToken", next_token or None)
-    _put(params, "StartedTimeBegin", _rfc3339(started_after, "started_after"))
-    _put(params, "StartedTimeEnd", _rfc3339(started_before, "started_before"))
-    _put(params, "Qualifier", qualifier or None)
+    put_param(params, "Status", status or None)
+    put_param(params, "ExecutionNamePrefix", name_prefix or None)
+    put_param(params, "Limit", limit)
+    put_param(params, "NextToken", next_token or None)
+    put_param(params, "StartedTimeBegin", rfc3339_text(started_after, "started_after"))
+    put_param(params, "StartedTimeEnd", rfc3339_text(started_before, "started_before"))
+    put_param(params, "Qualifier", qualifier or None)
     return Call("ListExecutions", params, _executions)
 
 
@@ -372,8 +341,8 @@ def get_execution_history(
 ) -> Call[HistoryPage]:
     """GetExecutionHistory."""
     params = {"FlowName": flow_name, "ExecutionName": name}
-    _put(params, "Limit", limit)
-    _put(params, "NextToken", next_token or None)
+    put_param(params, "Limit", limit)
+    put_param(params, "NextToken", next_token or None)
     return Call("GetExecutionHistory", params, _events)
 
 
@@ -403,7 +372,7 @@ def report_task_succeeded(
 ) -> Call[int]:
     """ReportTaskSucceeded, by token or by flow and correlation key; the answer is the EventId."""
     params = _report_target(token, flow_name, correlation_key)
-    params["Output"] = _object_text(output, "output")
+    params["Output"] = object_text(output, "output")
     return Call("ReportTaskSucceeded", params, _event_id, route=token_route(token))
 
 
@@ -420,233 +389,5 @@ def report_task_failed(
     """
     params = _report_target(token, flow_name, correlation_key)
     params["Error"] = error
-    _put(params, "Cause", cause or None)
+    put_param(params, "Cause", cause or None)
     return Call("ReportTaskFailed", params, _event_id, route=token_route(token))
-
-
-# relayflow's own actions: the operations of production
-
-
-def redrive_execution(
-    flow_name: str, name: str, use_current_definition: bool
-) -> Call[ExecutionInfo]:
-    """RedriveExecution; the answer is the execution, Running again."""
-    params = {"FlowName": flow_name, "ExecutionName": name}
-    if use_current_definition:
-        params["UseCurrentDefinition"] = "true"
-    return Call("RedriveExecution", params, ExecutionInfo.from_api)
-
-
-def execution_filters(
-    flow_name: str,
-    status: str | None,
-    name_prefix: str | None,
-    started_after: datetime | str | None,
-    started_before: datetime | str | None,
-) -> dict[str, str]:
-    """ListExecutions' filters, as the bulk actions take them."""
-    params = {"FlowName": flow_name}
-    _put(params, "Status", status or None)
-    _put(params, "ExecutionNamePrefix", name_prefix or None)
-    _put(params, "StartedTimeBegin", _rfc3339(started_after, "started_after"))
-    _put(params, "StartedTimeEnd", _rfc3339(started_before, "started_before"))
-    return params
-
-
-def _page_params(
-    params: dict[str, str], limit: int | None, next_token: str | None, dry_run: bool
-) -> dict[str, str]:
-    _put(params, "Limit", limit)
-    _put(params, "NextToken", next_token or None)
-    if dry_run:
-        params["DryRun"] = "true"
-    return params
-
-
-def _matched(doc: dict[str, Any]) -> int:
-    value = doc.get("Matched")
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise ClientError(
-        "InvalidResponse",
-        f"the server sent no Matched count, but {str(value)[:40]!r}",
-        request_id=_request_id(doc),
-    )
-
-
-def count_executions(
-    flow_name: str,
-    status: str | None,
-    name_prefix: str | None,
-    started_after: datetime | str | None,
-    started_before: datetime | str | None,
-) -> Call[int]:
-    """CountExecutions; the answer is `Matched`."""
-    params = execution_filters(flow_name, status, name_prefix, started_after, started_before)
-    return Call("CountExecutions", params, _matched)
-
-
-def stop_executions(
-    filters: dict[str, str],
-    error: str,
-    cause: str,
-    limit: int | None,
-    next_token: str | None,
-    dry_run: bool,
-) -> Call[BulkPage]:
-    """StopExecutions on ``filters``; empty Error and Cause are left out."""
-    params = dict(filters)
-    _put(params, "Error", error or None)
-    _put(params, "Cause", cause or None)
-    return Call(
-        "StopExecutions", _page_params(params, limit, next_token, dry_run), BulkPage.from_api
-    )
-
-
-def redrive_executions(
-    filters: dict[str, str],
-    use_current_definition: bool,
-    limit: int | None,
-    next_token: str | None,
-    dry_run: bool,
-) -> Call[BulkPage]:
-    """RedriveExecutions on ``filters`` (from `execution_filters`)."""
-    params = dict(filters)
-    if use_current_definition:
-        params["UseCurrentDefinition"] = "true"
-    return Call(
-        "RedriveExecutions", _page_params(params, limit, next_token, dry_run), BulkPage.from_api
-    )
-
-
-def _whole_seconds(value: float | None, what: str) -> int | None:
-    """A duration the API takes in whole seconds; a fraction is refused, not rounded."""
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value != int(value)
-    ):
-        raise ValueError(f"{what} must be a whole number of seconds, got {value!r}")
-    return int(value)
-
-
-def _waiting(doc: dict[str, Any]) -> Page[WaitingWork]:
-    return Page.from_api(doc, "Waiting", WaitingWork.from_api)
-
-
-def list_waiting(
-    flow_name: str | None, older_than: float | None, limit: int | None, next_token: str | None
-) -> Call[Page[WaitingWork]]:
-    """ListWaitingWork; without ``flow_name``, every flow's executions."""
-    params: dict[str, str] = {}
-    _put(params, "FlowName", flow_name or None)
-    _put(params, "OlderThanSeconds", _whole_seconds(older_than, "older_than"))
-    _put(params, "Limit", limit)
-    _put(params, "NextToken", next_token or None)
-    return Call("ListWaitingWork", params, _waiting)
-
-
-def _when(value: datetime | str | float, what: str) -> str:
-    """A time as RFC 3339 text with milliseconds: an aware datetime, text, or epoch seconds."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"{what} must be timezone-aware, such as datetime.now(UTC)")
-        return iso_time(value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a datetime, RFC 3339 text or seconds since the epoch")
-    try:
-        return iso_time(float(value))
-    except (OverflowError, OSError, ValueError):
-        raise ValueError(f"{what} is not a time: {value!r}") from None
-
-
-def purge_executions(
-    ended_before: datetime | str | float,
-    flow_name: str | None,
-    dry_run: bool,
-    limit: int | None,
-) -> Call[PurgeResult]:
-    """PurgeExecutions."""
-    params = {"EndedBefore": _when(ended_before, "ended_before")}
-    _put(params, "FlowName", flow_name or None)
-    _put(params, "Limit", limit)
-    if dry_run:
-        params["DryRun"] = "true"
-    return Call("PurgeExecutions", params, PurgeResult.from_api)
-
-
-# schedules
-
-
-def _payload_text(payload: Mapping[str, Any] | str | None) -> str | None:
-    if payload is None or isinstance(payload, str):
-        return payload
-    return _object_text(payload, "payload")
-
-
-def create_schedule(
-    flow_name: str,
-    schedule_name: str,
-    cron_expression: str,
-    payload: Mapping[str, Any] | str | None,
-    enable: bool,
-    description: str,
-) -> Call[ScheduleInfo]:
-    """CreateSchedule."""
-    params = {
-        "FlowName": flow_name,
-        "ScheduleName": schedule_name,
-        "CronExpression": cron_expression,
-        "Enable": "true" if enable else "false",
-    }
-    _put(params, "Payload", _payload_text(payload))
-    _put(params, "Description", description or None)
-    return Call("CreateSchedule", params, lambda doc: ScheduleInfo.from_api(doc, flow_name))
-
-
-def describe_schedule(flow_name: str, schedule_name: str) -> Call[ScheduleInfo]:
-    """DescribeSchedule."""
-    params = {"FlowName": flow_name, "ScheduleName": schedule_name}
-    return Call("DescribeSchedule", params, lambda doc: ScheduleInfo.from_api(doc, flow_name))
-
-
-def list_schedules(
-    flow_name: str, limit: int | None, next_token: str | None
-) -> Call[Page[ScheduleInfo]]:
-    """ListSchedules."""
-    params = {"FlowName": flow_name}
-    _put(params, "Limit", limit)
-    _put(params, "NextToken", next_token or None)
-    return Call(
-        "ListSchedules",
-        params,
-        lambda doc: Page.from_api(doc, "Schedules", lambda d: ScheduleInfo.from_api(d, flow_name)),
-    )
-
-
-def update_schedule(
-    flow_name: str,
-    schedule_name: str,
-    cron_expression: str | None,
-    payload: Mapping[str, Any] | str | None,
-    enable: bool | None,
-    description: str | None,
-) -> Call[ScheduleInfo]:
-    """UpdateSchedule; None keeps a field."""
-    params = {"FlowName": flow_name, "ScheduleName": schedule_name}
-    _put(params, "CronExpression", cron_expression)
-    _put(params, "Payload", _payload_text(payload))
-    _put(params, "Enable", None if enable is None else ("true" if enable else "false"))
-    _put(params, "Description", description)
-    return Call("UpdateSchedule", params, lambda doc: ScheduleInfo.from_api(doc, flow_name))
-
-
-def delete_schedule(flow_name: str, schedule_name: str) -> Call[str]:
-    """DeleteSchedule; the answer is the RequestId."""
-    params = {"FlowName": flow_name, "ScheduleName": schedule_name}
-    return Call("DeleteSchedule", params, _request_id)
