@@ -66,6 +66,15 @@ def test_fields_are_the_api_keys_in_snake_case():
     assert (flow.execution_mode, flow.version) == ("Standard", 3)
 
 
+def test_a_flow_holds_only_what_describe_flow_sends():
+    # Each of its fields is a DescribeFlow key in snake case, save the engine's version and
+    # the answer itself; an execution's links (parent, children, waiting work) are not a flow's.
+    flow = results.FlowInfo.of(FlowRow("f", "id", "d", "", "FDL", "", 1, T0, T1))
+    sent = {re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower() for key in flow.to_api()}
+    fields = {f.name for f in dataclasses.fields(results.FlowInfo)}
+    assert fields - sent == {"version", "raw"}, fields - sent
+
+
 def test_the_former_field_names_still_answer():
     run = results.ExecutionInfo.of(execution_row(stopped=None), "def")
     assert run.started == pytest.approx(T0, abs=1e-6) and run.stopped is None

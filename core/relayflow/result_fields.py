@@ -1,8 +1,9 @@
 """The fields of the API's answers, read and written: times, whole numbers, JSON objects, lists.
 
-The helpers of `relayflow.results` and `relayflow.bulk_results`. Reading is the client's side:
-a field that cannot be read raises `relayflow.client.ClientError` (`InvalidResponse`). Like the
-results, this module imports only the standard library (the client stays light).
+The helpers of `relayflow.results`, `relayflow.result_pages` and `relayflow.bulk_results`.
+Reading is the client's side: a field that cannot be read raises `relayflow.client.ClientError`
+(`InvalidResponse`). Like the results, this module imports only the standard library (the
+client stays light).
 """
 
 from __future__ import annotations

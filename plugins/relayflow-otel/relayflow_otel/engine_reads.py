@@ -48,7 +48,7 @@ class EngineReads:
     _reads_loop: asyncio.AbstractEventLoop | None
     _records: list[tuple[Any, ...]]
 
-    if TYPE_CHECKING:  # `EngineTracer`'s
+    if TYPE_CHECKING:  # `EngineTracer`'s and `EngineEvents`'
 
         def _flush(self) -> None: ...
         def _failed(self, event: Any) -> None: ...

@@ -15,6 +15,11 @@ Where a step nests: a step entered while no other step is open is a child of the
 entered while others are open (inside a parallel, foreach or choice step) is a child of the
 innermost open step that encloses it in the definition, which is read once per execution
 (`Engine.describe_execution`) and only for such executions.
+
+This module holds the hooks, their fast paths (`_live`, `_skim`) and which executions are
+followed; what each event does on the general path is `relayflow_otel.engine_events`
+(`EngineEvents`), and the reads `relayflow_otel.engine_reads` (`EngineReads`), both parts of
+`EngineTracer`.
 """
 
 from __future__ import annotations
@@ -23,12 +28,12 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
 from relayflow.plugins import CommittedHistory, hookimpl
+from relayflow_otel.engine_events import EngineEvents
 from relayflow_otel.engine_reads import EngineReads
 from relayflow_otel.engine_state import (
     CHILD_ACTION,
@@ -41,18 +46,14 @@ from relayflow_otel.engine_state import (
     MAX_SPAWNS,
     TRACED,
     ExecutionTrace,
-    HistoryRecord,
-    OpenSpan,
     cause_text,
     child_flow,
     enclosing_steps,
-    open_step,
     with_error,
-    with_submitted,
 )
 from relayflow_otel.export import FinishedSpan
-from relayflow_otel.exporter_process import ABANDONED, ROOT, START_UNKNOWN, STEP, TASK, rows
-from relayflow_otel.ids import is_sampled, micros, span_id_from, span_id_hex, trace_id
+from relayflow_otel.exporter_process import STEP, TASK, rows
+from relayflow_otel.ids import span_id_from, span_id_hex
 
 if TYPE_CHECKING:
     from relayflow.engine import Engine
@@ -68,7 +69,7 @@ _STARTS = frozenset({"ExecutionStarted"})
 _STARTS_OR_ENDS = _STARTS | ENDS
 
 
-class EngineTracer(EngineReads):
+class EngineTracer(EngineEvents, EngineReads):
     """The hooks that turn an engine's history into spans."""
 
     def __init__(
@@ -308,7 +309,21 @@ class EngineTracer(EngineReads):
             while len(self._spawns) > MAX_SPAWNS:
                 self._spawns.popitem(last=False)
 
-    # -- what each event does -----------------------------------------------------------------
+    def _spawned(self, parent: tuple[str, str], flow: str, name: str) -> tuple[int, int] | None:
+        """The parent's attempt that started this child here: its name, else the oldest."""
+        spawns = self._spawns.get(parent)
+        if not spawns:
+            return None
+        candidates = [i for i, s in enumerate(spawns) if s[0] == flow and s[1] in (name, "")]
+        if not candidates:
+            return None
+        named = [i for i in candidates if spawns[i][1] == name]
+        _flow, _name, trace, span = spawns.pop((named or candidates)[0])
+        if not spawns:
+            del self._spawns[parent]
+        return trace, span
+
+    # -- the general path, and the hand-over of ended spans -----------------------------------
 
     def _failed(self, event: Any) -> None:
         self.failures += 1
@@ -379,6 +394,8 @@ class EngineTracer(EngineReads):
             return bool(state.steps or state.tasks) and event.event_id > state.replayed
         return False
 
+    # -- the executions followed --------------------------------------------------------------
+
     def _find(self, flow: str, name: str) -> ExecutionTrace | None:
         """The execution ``flow``/``name`` if it is followed here."""
         state = self._executions.get(name)
@@ -422,194 +439,6 @@ class EngineTracer(EngineReads):
             first.same_name = state.same_name
         state.same_name = None
         self._followed -= 1
-
-    def _apply(self, state: ExecutionTrace, event: Any, *, live: bool) -> None:
-        kind = event.type
-        if kind == "ExecutionStarted":
-            self._started(state, event)
-        elif state.unknown or not state.trace or kind == "ExecutionRedriven":
-            return  # untraced here; or a redrive, met in a replay only: the execution goes on
-        elif not state.sampled:
-            if kind in ENDS and live:
-                self._forget(state)
-        elif kind == "StepEntered":
-            self._step_entered(state, event)
-        elif kind == "TaskScheduled":
-            self._task_scheduled(state, event)
-        elif kind in COMPLETIONS:
-            self._task_completed(state, event, live)
-        elif kind == "StepExited":
-            self._step_exited(state, event, live)
-        elif kind == "TaskSubmitted":
-            self._task_submitted(state, event)
-        elif kind in ENDS:
-            self._ended(state, event, live)
-
-    def _started(self, state: ExecutionTrace, event: Any) -> None:
-        exact = event.micros if type(event) is HistoryRecord else micros(event.time)
-        trace = trace_id(state.flow, state.name, exact)
-        if state.trace and trace != state.trace:  # the name was used again: a new execution
-            state.steps.clear()
-            state.tasks.clear()
-            state.link = None
-            state.parent = None
-            state.enclosing = None
-            state.reading_definition = False
-            state.replayed = 0
-        state.unknown = False
-        state.named(trace, is_sampled(trace, self._ratio))
-        state.start = exact / 1_000_000
-        state.root = int(event.event_id)
-        parent = event.detail.get("ParentExecution")
-        if isinstance(parent, dict):
-            state.parent = (str(parent.get("FlowName", "")), str(parent.get("Name", "")))
-            if state.link is None:  # not again in a replay: the match was taken
-                state.link = self._spawned(state.parent, state.flow, state.name)
-
-    def _spawned(self, parent: tuple[str, str], flow: str, name: str) -> tuple[int, int] | None:
-        """The parent's attempt that started this child here: its name, else the oldest."""
-        spawns = self._spawns.get(parent)
-        if not spawns:
-            return None
-        candidates = [i for i, s in enumerate(spawns) if s[0] == flow and s[1] in (name, "")]
-        if not candidates:
-            return None
-        named = [i for i in candidates if spawns[i][1] == name]
-        _flow, _name, trace, span = spawns.pop((named or candidates)[0])
-        if not spawns:
-            del self._spawns[parent]
-        return trace, span
-
-    def _task_submitted(self, state: ExecutionTrace, event: Any) -> None:
-        task = state.tasks.get(event.schedule_event_id)
-        if task is not None:
-            state.tasks[event.schedule_event_id] = with_submitted(task, event.time)
-
-    def _step_entered(self, state: ExecutionTrace, event: Any) -> None:
-        steps = state.steps
-        if not steps:
-            opened = open_step(event.step_name, event.time, state.root)
-        elif len(steps) < MAX_OPEN:
-            around = tuple(islice(((o[0], at) for at, o in reversed(steps.items())), 64))
-            opened = open_step(event.step_name, event.time, None, around)
-        else:
-            return
-        steps[event.event_id] = opened
-
-    def _step_exited(self, state: ExecutionTrace, event: Any, live: bool) -> None:
-        entered = event.schedule_event_id
-        opened = state.steps.pop(entered, None)
-        if not live:
-            return
-        if opened is None:  # its StepEntered was never seen: an empty span, said so
-            when = event.time
-            self._records.append(
-                (STEP, state.trace, entered, state.root, when, when, state.flow, state.name,
-                 event.step_name, None, START_UNKNOWN)
-            )  # fmt: skip
-            return
-        self._end_step(state, entered, opened, event.time, 0)
-
-    def _end_step(
-        self, state: ExecutionTrace, entered: int, opened: OpenSpan, end: float, flags: int
-    ) -> None:
-        step, start, parent, error = opened[0], opened[1], opened[2], opened[4]
-        if parent is None:
-            parent = self._step_parent(state, opened)
-            if parent is None:  # nested among open steps: the definition says where
-                if state.waiting is None:
-                    state.waiting = []
-                state.waiting.append((entered, opened, end, flags))
-                self._read_definition(state)
-                return
-        self._records.append(
-            (STEP, state.trace, entered, parent, start, end, state.flow, state.name, step, error,
-             flags)
-        )  # fmt: skip
-
-    def _step_parent(self, state: ExecutionTrace, opened: OpenSpan) -> int | None:
-        """The EventId that opened a step's parent; None while the definition is unknown."""
-        step, around = opened[0], opened[3]
-        if not around:
-            return state.root
-        if state.enclosing is None:
-            return None
-        enclosers = state.enclosing.get(step, frozenset())
-        for name, entered in around:
-            if name in enclosers:
-                return entered
-        return state.root
-
-    def _task_scheduled(self, state: ExecutionTrace, event: Any) -> None:
-        tasks = state.tasks
-        if len(tasks) >= MAX_OPEN:
-            return
-        detail = event.detail
-        entered = event.schedule_event_id
-        tasks[event.event_id] = (
-            event.step_name,
-            event.time,
-            entered if entered else state.root,
-            (),
-            None,
-            (),
-            entered,
-            detail.get("resource", ""),  # made text, and the attempt checked, by `expand`
-            detail.get("pattern", ""),
-            detail.get("attempt"),
-        )
-
-    def _task_completed(self, state: ExecutionTrace, event: Any, live: bool) -> None:
-        scheduled = event.schedule_event_id
-        opened = state.tasks.pop(scheduled, None)
-        error: tuple[str, str] | None = None
-        if event.type != "TaskSucceeded":
-            error = (str(event.detail.get("error", "")), cause_text(event.detail.get("cause")))
-        if opened is not None:
-            entered = opened[6]
-            step = state.steps.get(entered)
-            if step is not None and step[4] != error:
-                state.steps[entered] = with_error(step, error)
-        if not live:
-            return
-        if opened is None:
-            when = event.time
-            self._records.append(
-                (TASK, state.trace, scheduled, state.root, when, when, state.flow, state.name,
-                 event.step_name, error, START_UNKNOWN, None, None, None, ())
-            )  # fmt: skip
-            return
-        name, start, parent, _, _, submitted, _, resource, pattern, attempt = opened
-        self._records.append(
-            (TASK, state.trace, scheduled, parent, start, event.time, state.flow, state.name,
-             name, error, 0, resource, pattern, attempt, submitted)
-        )  # fmt: skip
-
-    def _ended(self, state: ExecutionTrace, event: Any, live: bool) -> None:
-        if not live:  # an end in a replayed history (then a redrive): nothing stays open
-            state.steps.clear()
-            state.tasks.clear()
-            return
-        self._forget(state)
-        end = event.time
-        for scheduled, task in state.tasks.items():  # left waiting when the execution ended
-            step, start, parent, _, _, submitted, _, resource, pattern, attempt = task
-            self._records.append(
-                (TASK, state.trace, scheduled, parent, start, end, state.flow, state.name, step,
-                 None, ABANDONED, resource, pattern, attempt, submitted)
-            )  # fmt: skip
-        for entered, opened in reversed(state.steps.items()):
-            self._end_step(state, entered, opened, end, ABANDONED)
-        state.tasks.clear()
-        state.steps.clear()
-        error: tuple[str, str] | None = None
-        if event.type != "ExecutionSucceeded":
-            error = (str(event.detail.get("error", "")), cause_text(event.detail.get("cause")))
-        root = (ROOT, state.trace, state.root, state.start, end, state.flow, state.name,
-                event.type.removeprefix("Execution"), error, state.parent, state.link)  # fmt: skip
-        linked = state.parent is None or state.link is not None  # else: read the parent
-        if linked or not self._spawn(self._link_and_emit(state, root)):
-            self._records.append(root)
 
     def _forget(self, state: ExecutionTrace) -> None:
         """The execution ended: keep only what names its trace, should it go on (a redrive)."""
