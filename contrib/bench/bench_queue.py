@@ -42,7 +42,10 @@ process of its own), the clients and the workers calling the balancer. The refer
 same run and rounds: one replica on the embedded SQLite store behind the same balancer. Figures
 as above (executions/s by round, CPU per execution, report -> next message with 1 replica), and the
 ratios to the targets: 1 replica on PostgreSQL >= 0.65 x the embedded store, N replicas >=
-0.85 x 1 replica, report -> next message p50 <= 3 ms with 1 replica.
+0.85 x 1 replica, report -> next message p50 <= 3 ms with 1 replica. Beside the last, the
+floor under it, measured in the first round: the same report and the same kind of message
+through the same balancer, client and consumer, with floor.py's server doing only the publish
+in relayflow's place (no token, engine or store).
 
     .venv/bin/python contrib/bench/bench_queue.py [--count 500] [--concurrency 4]
         [--workers 2] [--latency 200] [--sequential 50] [--rounds 3] [--json]
@@ -56,10 +59,8 @@ import argparse
 import contextlib
 import json
 import os
-import queue
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -70,11 +71,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from kombu import Connection, Consumer, Queue
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from celery_reference import CELERY, bench_celery
+from floor import measure_floor
+from inbox import Inbox, WaitingInbox
 from replicas import (
     EXAMPLES,
     QUEUE,
@@ -102,79 +103,6 @@ SEED = (EXAMPLES / "seed-three-tasks.yaml").read_text()
 
 
 # -- 1. report -> next message --------------------------------------------------------------
-
-
-class Inbox:
-    """A kombu consumer of `fnf-demo` in this process; `take()` waits for the next message."""
-
-    def __init__(self, transport: str, options: dict[str, Any]) -> None:
-        self.connection = Connection(transport, transport_options=options)
-        self.connection.ensure_connection(max_retries=3)
-        self.messages: list[Any] = []
-        self.consumer = Consumer(
-            self.connection.channel(),
-            queues=[Queue(QUEUE, routing_key=QUEUE)],
-            on_message=self.messages.append,
-            no_ack=False,
-        )
-        self.consumer.qos(prefetch_count=1)
-        self.consumer.consume()
-
-    def take(self, timeout: float = 10) -> Any:
-        deadline = time.monotonic() + timeout
-        while not self.messages:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError("no message came within the timeout")
-            with contextlib.suppress(TimeoutError, socket.timeout):
-                self.connection.drain_events(timeout=min(left, 1.0))
-        return self.messages.pop(0)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.consumer.cancel()
-        self.connection.release()
-
-
-class WaitingInbox:
-    """An `Inbox` on a thread of its own, always waiting, as an idle worker thread waits.
-
-    A `relayflow worker` with ``--concurrency`` above 1 has threads blocked in their receive
-    while one of them reports: the next task's message is taken as soon as it is in the
-    queue. `take()` gives each message with the `time.perf_counter` at which the consumer had
-    it in hand (kombu's receive and its acknowledgement bookkeeping done); the message is
-    acknowledged after that, on the consumer's own connection.
-    """
-
-    def __init__(self, transport: str) -> None:
-        self.inbox = Inbox(transport, {})
-        self.inbox.consumer.on_message = self._arrived
-        self.arrivals: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-inbox", daemon=True)
-        self._thread.start()
-
-    def _arrived(self, message: Any) -> None:
-        at = time.perf_counter()
-        headers = dict(message.headers)
-        message.ack()
-        self.arrivals.put((at, headers))
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError, socket.timeout):
-                self.inbox.connection.drain_events(timeout=0.2)
-
-    def take(self, timeout: float = 10) -> tuple[float, dict[str, Any]]:
-        try:
-            return self.arrivals.get(timeout=timeout)
-        except queue.Empty:
-            raise RuntimeError("no message came within the timeout") from None
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.inbox.close()
 
 
 def bench_latency(
@@ -528,6 +456,10 @@ def scaleout_rounds(
                 drop_database(server, name)
         if r == 0:
             figures.update(one)
+            # The reference for the latency target: the same path with no relayflow work.
+            figures["floor"] = measure_floor(
+                folder / "floor", args.redis_db, args.latency, args.balancer, not args.no_route
+            )
         figures["rounds"].append({k: v["throughput"] for k, v in one.items()})
         print(f"round {r + 1} of {args.rounds} done", file=sys.stderr)
     return figures
@@ -582,6 +514,11 @@ def print_scaleout(figures: dict[str, Any]) -> None:
             ratios(key, "pg1", 0.85, f"PostgreSQL {key[2:]} replicas / 1 replica")
         p50 = figures["pg1"]["latency"]["report_to_next_message"]["p50_ms"]
         print(f"report -> next message p50, 1 replica on PostgreSQL: {p50:.2f} ms (target <= 3)")
+    floor = figures["floor"]["report_to_next_message"]
+    print(
+        f"  the same path without relayflow's work (floor_server.py answering and publishing, "
+        f"behind the same balancer): p50 {floor['p50_ms']:.2f} ms, p99 {floor['p99_ms']:.2f} ms"
+    )
     pg = [k for k in keys if "commits_per_execution" in figures[k]]
     if pg:
         print(

@@ -525,10 +525,7 @@ class Cluster:
 
     def start(self, timeout: float = 60) -> None:
         """Start the replicas at once (they race to create the schema), then the balancer."""
-        self.servers = [
-            spawn([EXE, "server", "--config", str(config)], self.folder, f"server{i}.log")
-            for i, config in enumerate(self.configs)
-        ]
+        self.servers = [self._spawn_server(i, config) for i, config in enumerate(self.configs)]
         for i in range(self.count):
             self._wait_until_ready(i, timeout)
         backends = [(host, self.port) for host in self.hosts]
@@ -551,6 +548,10 @@ class Cluster:
             + f'\n[client]\nendpoint = "{self.url}"\ntimeout_seconds = {self.client_timeout}\n',
             encoding="utf-8",
         )
+
+    def _spawn_server(self, index: int, config: Path) -> subprocess.Popen[bytes]:
+        """Start replica ``index`` with its configuration file (log: ``server{index}.log``)."""
+        return spawn([EXE, "server", "--config", str(config)], self.folder, f"server{index}.log")
 
     def _start_haproxy(self, backends: list[tuple[str, int]], timeout: float) -> None:
         """haproxy in front of ``backends``, as contrib/deploy/haproxy.cfg sets it up."""
