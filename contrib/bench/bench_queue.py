@@ -44,7 +44,7 @@ as above (executions/s by round, CPU per execution, report -> next message with 
 ratios to the targets: 1 replica on PostgreSQL >= 0.65 x the embedded store, N replicas >=
 0.85 x 1 replica, report -> next message p50 <= 3 ms with 1 replica. Beside the last, the
 floor under it, measured in the first round: the same report and the same kind of message
-through the same balancer, client and consumer, with floor.py's server doing only the publish
+through the same balancer, client and consumer, with floor_server.py doing only the publish
 in relayflow's place (no token, engine or store).
 
     .venv/bin/python contrib/bench/bench_queue.py [--count 500] [--concurrency 4]
