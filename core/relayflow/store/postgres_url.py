@@ -2,9 +2,9 @@
 
 `parse_url` turns `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE?options` into psycopg's
 connection parameters and the URL as it may be shown, with the password left out. It lives
-apart from the store because it is the one place that handles the password: what leaves it
-names the store as `postgresql://USER@HOST:PORT/DATABASE`, and a malformed URL is refused
-without quoting any part that could hold the password.
+apart from the store because it is where the password is taken out of the URL: what leaves
+it names the store as `postgresql://USER@HOST:PORT/DATABASE`, and a malformed URL is refused
+without quoting any part that could hold the password (the store's errors mask it too).
 """
 
 from __future__ import annotations
