@@ -45,7 +45,9 @@ ratios to the targets: 1 replica on PostgreSQL >= 0.65 x the embedded store, N r
 0.85 x 1 replica, report -> next message p50 <= 3 ms with 1 replica. Beside the last, the
 floor under it, measured in the first round: the same report and the same kind of message
 through the same balancer, client and consumer, with floor_server.py doing only the publish
-in relayflow's place (no token, engine or store).
+in relayflow's place (no token, engine or store); and again with floor_server.py committing
+one row update and one event row to the same PostgreSQL server before each publish, the least
+a durable engine on PostgreSQL must do.
 
     .venv/bin/python contrib/bench/bench_queue.py [--count 500] [--concurrency 4]
         [--workers 2] [--latency 200] [--sequential 50] [--rounds 3] [--json]
@@ -457,9 +459,24 @@ def scaleout_rounds(
         if r == 0:
             figures.update(one)
             # The reference for the latency target: the same path with no relayflow work.
+            route = not args.no_route
             figures["floor"] = measure_floor(
-                folder / "floor", args.redis_db, args.latency, args.balancer, not args.no_route
+                folder / "floor", args.redis_db, args.latency, args.balancer, route
             )
+            # And with the one commit a report needs at least, on the same PostgreSQL server.
+            name = f"bench_queue_{os.getpid()}_floor"
+            store = create_database(server, name)
+            try:
+                figures["floor_commit"] = measure_floor(
+                    folder / "floor_commit",
+                    args.redis_db,
+                    args.latency,
+                    args.balancer,
+                    route,
+                    store,
+                )
+            finally:
+                drop_database(server, name)
         figures["rounds"].append({k: v["throughput"] for k, v in one.items()})
         print(f"round {r + 1} of {args.rounds} done", file=sys.stderr)
     return figures
@@ -519,6 +536,12 @@ def print_scaleout(figures: dict[str, Any]) -> None:
         f"  the same path without relayflow's work (floor_server.py answering and publishing, "
         f"behind the same balancer): p50 {floor['p50_ms']:.2f} ms, p99 {floor['p99_ms']:.2f} ms"
     )
+    if "floor_commit" in figures:
+        floor = figures["floor_commit"]["report_to_next_message"]
+        print(
+            f"  the same, committing one row update and one event row to PostgreSQL before the "
+            f"publish (--store): p50 {floor['p50_ms']:.2f} ms, p99 {floor['p99_ms']:.2f} ms"
+        )
     pg = [k for k in keys if "commits_per_execution" in figures[k]]
     if pg:
         print(

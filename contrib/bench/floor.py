@@ -7,6 +7,10 @@ has the next message. Each sample is followed by two more reports and messages, 
 benchmark's is, so that the processes idle between samples about as long. The difference to
 relayflow's own figure is relayflow's work: the token, the engine, the store's commit, the
 dispatch.
+
+Given a PostgreSQL URL, the floor server also commits one row update and one event row there
+before each publish (`floor_server.py --store`): the least any engine that keeps its state in
+PostgreSQL must do before the next message goes out.
 """
 
 from __future__ import annotations
@@ -26,16 +30,27 @@ __all__ = ["FloorCluster", "measure_floor"]
 
 
 class FloorCluster(Cluster):
-    """A `Cluster` whose replicas are `floor_server.py` processes publishing to ``transport``."""
+    """A `Cluster` whose replicas are `floor_server.py` processes publishing to ``transport``.
+
+    A ``store`` that is a PostgreSQL URL is passed on as `--store`: each report is committed
+    there before its message goes out.
+    """
 
     def _spawn_server(self, index: int, config: Path) -> subprocess.Popen[bytes]:
         command = [sys.executable, str(HERE / "floor_server.py"), "--host", self.hosts[index]]
         command += ["--port", str(self.port), "--redis", self.transport]
+        if self.store.startswith(("postgresql://", "postgres://")):
+            command += ["--store", self.store]
         return spawn(command, self.folder, f"server{index}.log")
 
 
 def measure_floor(
-    folder: Path, transport: str, count: int, balancer: str | None, route: bool = True
+    folder: Path,
+    transport: str,
+    count: int,
+    balancer: str | None,
+    route: bool = True,
+    store: str | None = None,
 ) -> dict[str, Any]:
     """``count`` samples of report -> next message through one floor server.
 
@@ -45,10 +60,12 @@ def measure_floor(
         count: how many samples.
         balancer: as for `Cluster` (None: the server's own address).
         route: as for `Cluster`.
+        store: a PostgreSQL database's URL to commit each report to before the publish, or
+            None for no store at all.
     """
     cluster = FloorCluster(
         folder,
-        "floor",
+        store or "floor",
         transport,
         1,
         lease_seconds=None,
