@@ -45,9 +45,9 @@ ratios to the targets: 1 replica on PostgreSQL >= 0.65 x the embedded store, N r
 0.85 x 1 replica, report -> next message p50 <= 3 ms with 1 replica. Beside the last, the
 floor under it, measured in the first round: the same report and the same kind of message
 through the same balancer, client and consumer, with floor_server.py doing only the publish
-in relayflow's place (no token, engine or store); and again with floor_server.py committing
-one row update and one event row to the same PostgreSQL server before each publish, the least
-a durable engine on PostgreSQL must do.
+in relayflow's place (no token, engine or store); and, taking turns with it sample by sample,
+a second floor_server.py that commits one row update and one event row to the same PostgreSQL
+server before each publish, the least a durable engine on PostgreSQL must do.
 
     .venv/bin/python contrib/bench/bench_queue.py [--count 500] [--concurrency 4]
         [--workers 2] [--latency 200] [--sequential 50] [--rounds 3] [--json]
@@ -76,7 +76,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from celery_reference import CELERY, bench_celery
-from floor import measure_floor
+from floor import measure_floors
 from inbox import Inbox, WaitingInbox
 from replicas import (
     EXAMPLES,
@@ -458,22 +458,20 @@ def scaleout_rounds(
                 drop_database(server, name)
         if r == 0:
             figures.update(one)
-            # The reference for the latency target: the same path with no relayflow work.
-            route = not args.no_route
-            figures["floor"] = measure_floor(
-                folder / "floor", args.redis_db, args.latency, args.balancer, route
-            )
-            # And with the one commit a report needs at least, on the same PostgreSQL server.
+            # The reference for the latency target: the same path with no relayflow work, and
+            # with the one commit a report needs at least, on the same PostgreSQL server.
             name = f"bench_queue_{os.getpid()}_floor"
             store = create_database(server, name)
             try:
-                figures["floor_commit"] = measure_floor(
-                    folder / "floor_commit",
-                    args.redis_db,
-                    args.latency,
-                    args.balancer,
-                    route,
-                    store,
+                figures.update(
+                    measure_floors(
+                        folder / "floor",
+                        args.redis_db,
+                        args.latency,
+                        args.balancer,
+                        not args.no_route,
+                        {"floor": None, "floor_commit": store},
+                    )
                 )
             finally:
                 drop_database(server, name)
