@@ -1,12 +1,12 @@
 """The floor under report -> next message: the same path with `floor_server.py` for the engine.
 
-`measure_floors` starts one `floor_server.py` behind the balancer the replicas had, and times
-what bench_queue.py's latency measurement times: from just before a ReportTaskSucceeded is
-sent through `relayflow.client.Client` to the moment a waiting kombu consumer in this process
-has the next message. Each sample is followed by two more reports and messages, as each of the
-benchmark's is, so that the processes idle between samples about as long. The difference to
-relayflow's own figure is relayflow's work: the token, the engine, the store's commit, the
-dispatch.
+`measure_floors` starts `floor_server.py` processes, each behind a balancer like the one the
+replicas had, and times what bench_queue.py's latency measurement times: from just before a
+ReportTaskSucceeded is sent through `relayflow.client.Client` to the moment a waiting kombu
+consumer in this process has the next message. Each sample is followed by two more reports
+and messages, as each of the benchmark's is, so that the processes idle between samples about
+as long. The difference to relayflow's own figure is relayflow's work: the token, the engine,
+the store's commit, the dispatch.
 
 Given a PostgreSQL URL, the floor server also commits one row update and one event row there
 before each publish (`floor_server.py --store`): the least any engine that keeps its state in
