@@ -3,7 +3,7 @@
 `contrib/bench/floor.py` runs `floor_server.py` in relayflow's place: one server that only
 publishes the next message for each report, and one that first commits the report to
 PostgreSQL. A floor that skipped its commit, or published nothing, would make the benchmark's
-comparison a lie; these tests run both on the session's real Redis and PostgreSQL.
+comparison a lie; this test runs both on the session's real Redis and PostgreSQL.
 """
 
 from __future__ import annotations
