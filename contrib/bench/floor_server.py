@@ -31,10 +31,10 @@ from urllib.parse import parse_qsl
 
 import psycopg
 import uvicorn
+from replicas import QUEUE  # the queue the benchmark's consumers read (a sibling script)
 
 from relayflow_mns.redis_publish import AsyncRedisPublisher
 
-QUEUE = "fnf-demo"
 # A task token as long as the seed scenario's, and that scenario's second task's message.
 TOKEN = "djEj" + "x" * 116
 BODY = json.dumps({"job": "transform", "rows": [{"id": 1}], "taskToken": TOKEN})
